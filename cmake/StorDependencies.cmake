@@ -1,0 +1,17 @@
+# All dependencies come from Debian packages; see .ci/run for the package list.
+find_package(Threads REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing)
+find_package(Boost 1.74 REQUIRED COMPONENTS program_options)
+find_package(OpenSSL REQUIRED)
+find_package(TBB REQUIRED)
+find_package(Protobuf REQUIRED)
+
+set(STOR_HAVE_RDMA OFF)
+if(STOR_WITH_RDMA)
+  pkg_check_modules(IBVERBS IMPORTED_TARGET libibverbs)
+  if(IBVERBS_FOUND)
+    set(STOR_HAVE_RDMA ON)
+  endif()
+endif()
+message(STATUS "stor: RDMA (ibverbs) transport: ${STOR_HAVE_RDMA}")

@@ -1,0 +1,20 @@
+include(CMakePackageConfigHelpers)
+
+install(TARGETS stor EXPORT storTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY include/stor DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT storTargets NAMESPACE stor:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/stor)
+
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/storConfig.cmake.in
+  ${CMAKE_CURRENT_BINARY_DIR}/storConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/stor)
+write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/storConfigVersion.cmake
+  COMPATIBILITY SameMajorVersion)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/storConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/storConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/stor)
+
+configure_file(${CMAKE_CURRENT_LIST_DIR}/stor.pc.in ${CMAKE_CURRENT_BINARY_DIR}/stor.pc @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/stor.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,151 @@
+// The backend seam: every storage system stor reaches (local flash, the Lustre-style striped
+// file system, S3 Express, run-time plugins) implements Backend and BackendFile.
+//
+// A backend is resolved from a URI "scheme://authority/path":
+//   nvme:///data/x.bin          local file or block device (authority empty)
+//   lustre:///mnt/fs/dir/file   striped parallel file system
+//   s3express://bucket/key      S3 / S3 Express One Zone object
+// A bare path ("/data/x.bin" or "rel/x.bin") means nvme.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stor/engine.h"
+#include "stor/status.h"
+
+namespace stor {
+
+struct Uri {
+  std::string scheme;     // "nvme", "lustre", "s3express", or a plugin's scheme
+  std::string authority;  // bucket for s3express, empty for file systems
+  std::string path;       // "/a/b" for file systems, "key/with/slashes" for objects
+
+  // Rejects empty input, a missing path, NUL bytes, and "scheme:" without "//".
+  static Result<Uri> parse(std::string_view text);
+  std::string to_string() const;
+};
+
+// Backend feature bits, reported by `stctl info`.
+enum Capability : uint32_t {
+  kCapRead = 1u << 0,
+  kCapWrite = 1u << 1,
+  kCapRandomWrite = 1u << 2,  // objects stores accept only whole-object writes
+  kCapDirectIo = 1u << 3,
+  kCapDirectories = 1u << 4,
+  kCapTruncate = 1u << 5,
+  kCapStriping = 1u << 6,
+  kCapPermissions = 1u << 7,
+  kCapRename = 1u << 8,
+};
+std::string capabilities_to_string(uint32_t caps);
+
+enum class FileType : uint8_t { kRegular, kDirectory, kBlockDevice, kOther };
+
+struct FileInfo {
+  std::string path;
+  FileType type = FileType::kRegular;
+  uint64_t size = 0;
+  uint32_t mode = 0;        // POSIX permission bits where the backend has them
+  uint32_t uid = 0, gid = 0;
+  int64_t mtime_ns = 0;
+  std::string etag;         // object stores; empty elsewhere
+};
+
+struct DirEntry {
+  std::string name;         // relative to the listed directory
+  FileType type = FileType::kRegular;
+  uint64_t size = 0;
+};
+
+// Flags for Backend::open.
+enum OpenFlag : uint32_t {
+  kOpenRead = 1u << 0,
+  kOpenWrite = 1u << 1,
+  kOpenCreate = 1u << 2,
+  kOpenTruncate = 1u << 3,
+  kOpenExclusive = 1u << 4,  // with kOpenCreate: fail with AlreadyExists
+  kOpenDirect = 1u << 5,     // O_DIRECT; falls back to buffered if the file system refuses
+};
+
+struct OpenOptions {
+  uint32_t flags = kOpenRead;
+  uint32_t mode = 0644;      // permission bits for newly created files
+};
+
+class BackendFile {
+ public:
+  virtual ~BackendFile() = default;
+
+  // Asynchronous positional I/O. The callback gets the bytes transferred (a read may be short at
+  // end of file) or an error. Buffers must stay valid until the callback runs.
+  virtual void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) = 0;
+  virtual void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) = 0;
+
+  // Blocking forms, built on the async ones.
+  Result<size_t> read(void* buf, size_t len, uint64_t offset);
+  Result<size_t> write(const void* buf, size_t len, uint64_t offset);
+
+  // data_only: fdatasync semantics (file data plus the metadata needed to read it back, e.g.
+  // size), otherwise fsync (all metadata too). When it returns OK, acknowledged writes survive
+  // a crash of the process and the machine.
+  virtual Status sync(bool data_only) = 0;
+  virtual Status truncate(uint64_t size) = 0;
+  virtual Result<FileInfo> stat() = 0;
+  // Releases resources; for object stores this is where buffered writes are uploaded.
+  virtual Status close() = 0;
+
+  // True when the file is really open with O_DIRECT (the backend may have fallen back).
+  virtual bool direct() const { return false; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view scheme() const = 0;
+  virtual uint32_t capabilities() const = 0;
+
+  virtual Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) = 0;
+  virtual Result<FileInfo> stat(const Uri& uri) = 0;
+  virtual Result<std::vector<DirEntry>> list(const Uri& uri) = 0;
+  virtual Status remove(const Uri& uri) = 0;
+  virtual Status mkdir(const Uri& uri, uint32_t mode) = 0;
+  virtual Status rename(const Uri& from, const Uri& to) {
+    (void)from; (void)to;
+    return {Code::kUnsupported, std::string(scheme()) + ": rename not supported"};
+  }
+
+  // Backend-specific description for `stctl info`: "key: value" pairs (layout, targets, ...).
+  virtual std::map<std::string, std::string> describe(const Uri& uri) {
+    (void)uri;
+    return {};
+  }
+};
+
+// What a backend factory receives: the shared engine and free-form "key=value" settings
+// (from StoreOptions::settings, e.g. "s3.endpoint").
+struct BackendContext {
+  IoEngine* engine = nullptr;
+  std::map<std::string, std::string> settings;
+};
+
+using BackendFactory = std::function<Result<std::shared_ptr<Backend>>(const BackendContext&)>;
+
+// Process-wide registry of backend factories by scheme. Built-in backends register themselves
+// at library load time; plugins register when loaded.
+class BackendRegistry {
+ public:
+  static BackendRegistry& global();
+  // AlreadyExists when the scheme is taken (a plugin cannot replace a built-in backend).
+  Status add(std::string scheme, BackendFactory factory);
+  Result<BackendFactory> find(std::string_view scheme) const;
+  std::vector<std::string> schemes() const;
+};
+
+}  // namespace stor

@@ -1,0 +1,112 @@
+// IoEngine: the asynchronous I/O core every local backend submits through.
+//
+// Two implementations share this interface and one test suite:
+//   - io_uring (liburing): batched submission, registered buffers, fixed files, optional SQPOLL;
+//   - a thread pool doing pread/pwrite, chosen when io_uring is unavailable (seccomp, old kernel)
+//     or when asked for (EngineKind::kThreadPool, or STOR_ENGINE=threadpool in the environment).
+//
+// Completion callbacks run on the engine's completion thread; they must not block on other
+// requests of the same engine (submitting new ones from a callback is fine).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "stor/status.h"
+
+namespace stor {
+
+// Bytes transferred, or the error. Short transfers (EOF on read) are not errors.
+using IoCallback = std::function<void(Result<size_t>)>;
+
+enum class IoOp : uint8_t { kRead, kWrite, kFsync, kFdatasync };
+
+struct IoRequest {
+  IoOp op = IoOp::kRead;
+  int fd = -1;
+  void* buf = nullptr;      // for writes the engine only reads from it
+  size_t len = 0;
+  uint64_t offset = 0;
+  int buf_index = -1;       // >= 0: index from register_buffers(); buf must lie inside it
+  IoCallback done;
+};
+
+enum class EngineKind { kAuto, kIoUring, kThreadPool };
+
+struct EngineOptions {
+  EngineKind kind = EngineKind::kAuto;  // kAuto honours STOR_ENGINE=io_uring|threadpool
+  unsigned queue_depth = 128;           // max requests in flight; submit() waits beyond it
+  bool sqpoll = false;                  // io_uring only: kernel-side submission polling
+  unsigned threads = 4;                 // thread-pool engine only
+};
+
+struct EngineStats {
+  uint64_t submitted = 0;
+  uint64_t completed = 0;
+  uint64_t errors = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+};
+
+class IoEngine {
+ public:
+  virtual ~IoEngine() = default;
+
+  // Creates the engine named by opts (kAuto: io_uring if the kernel allows, else thread pool).
+  static Result<std::unique_ptr<IoEngine>> create(const EngineOptions& opts = {});
+
+  virtual EngineKind kind() const noexcept = 0;
+  const char* name() const noexcept { return kind() == EngineKind::kIoUring ? "io_uring" : "threadpool"; }
+  virtual unsigned queue_depth() const noexcept = 0;
+
+  // Queues every request and submits them in one go. Each request's callback is called exactly
+  // once, also when the submission itself fails. Blocks while queue_depth requests are in flight.
+  virtual void submit(std::span<IoRequest> batch) = 0;
+  void submit(IoRequest req) { submit(std::span<IoRequest>(&req, 1)); }
+
+  // Future-returning conveniences over submit().
+  std::future<Result<size_t>> read(int fd, void* buf, size_t len, uint64_t offset);
+  std::future<Result<size_t>> write(int fd, const void* buf, size_t len, uint64_t offset);
+  std::future<Result<size_t>> fsync(int fd, bool data_only = false);
+
+  // Registers memory for zero-copy fixed-buffer I/O. Replaces any earlier registration; an empty
+  // span unregisters. The thread-pool engine accepts and ignores it.
+  virtual Status register_buffers(std::span<const struct iovec> bufs) = 0;
+
+  // Waits until every submitted request has completed.
+  virtual void drain() = 0;
+
+  virtual EngineStats stats() const = 0;
+};
+
+// Whether io_uring can be set up in this process (false under seccomp filters, old kernels).
+bool io_uring_available();
+
+// Page-aligned heap buffer, as O_DIRECT needs: address, length and file offset must all be
+// multiples of the logical block size; 4096 covers every device we target.
+class AlignedBuffer {
+ public:
+  static constexpr size_t kAlignment = 4096;
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(size_t size);  // rounded up to kAlignment, zero-filled
+  ~AlignedBuffer();
+  AlignedBuffer(AlignedBuffer&& o) noexcept;
+  AlignedBuffer& operator=(AlignedBuffer&& o) noexcept;
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+
+  std::byte* data() noexcept { return data_; }
+  const std::byte* data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+
+ private:
+  std::byte* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace stor

@@ -1,0 +1,96 @@
+// stor::Store and stor::File: the application-facing C++ API.
+//
+//   auto store = stor::Store::open({}).value();
+//   auto file  = store->open("nvme:///tmp/a.bin", stor::kOpenWrite | stor::kOpenCreate).value();
+//   file.write(buf, n, 0);
+//   file.read_async(dst, n, 0, [](stor::Result<size_t> r) { ... });
+//   file.close();
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "stor/backend.h"
+#include "stor/engine.h"
+#include "stor/status.h"
+
+namespace stor {
+
+struct StoreOptions {
+  EngineOptions engine;
+  // Directory scanned for plugins (lib*.so exporting stor_plugin_init); empty: none.
+  // STOR_PLUGIN_DIR in the environment is used when this is empty.
+  std::string plugin_dir;
+  // Backend settings, "backend.key" -> value, e.g. {"s3.endpoint", "http://127.0.0.1:9000"}.
+  std::map<std::string, std::string> settings;
+};
+
+class File {
+ public:
+  File() = default;
+  explicit File(std::unique_ptr<BackendFile> impl, Uri uri) : impl_(std::move(impl)), uri_(std::move(uri)) {}
+  File(File&&) noexcept = default;
+  File& operator=(File&&) noexcept = default;
+  ~File();  // closes if still open; errors are lost: call close() to see them
+
+  bool is_open() const noexcept { return impl_ != nullptr; }
+  const Uri& uri() const noexcept { return uri_; }
+
+  Result<size_t> read(void* buf, size_t len, uint64_t offset);
+  // Reads exactly len bytes or fails with OutOfRange (the file is shorter).
+  Status read_exact(void* buf, size_t len, uint64_t offset);
+  Result<size_t> write(const void* buf, size_t len, uint64_t offset);
+  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done);
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done);
+  Status sync(bool data_only = false);
+  Status truncate(uint64_t size);
+  Result<FileInfo> stat();
+  Result<uint64_t> size();
+  bool direct() const;
+  Status close();
+
+  BackendFile* backend_file() noexcept { return impl_.get(); }
+
+ private:
+  Status check_open() const;
+  std::unique_ptr<BackendFile> impl_;
+  Uri uri_;
+};
+
+class Store {
+ public:
+  static Result<std::unique_ptr<Store>> open(const StoreOptions& opts = {});
+  ~Store();
+
+  Result<File> open(std::string_view uri, uint32_t flags = kOpenRead, uint32_t mode = 0644);
+  Result<FileInfo> stat(std::string_view uri);
+  Result<std::vector<DirEntry>> list(std::string_view uri);
+  Status remove(std::string_view uri);
+  Status mkdir(std::string_view uri, uint32_t mode = 0755);
+  Status rename(std::string_view from, std::string_view to);  // both on one backend
+  std::map<std::string, std::string> describe(std::string_view uri);
+
+  // The backend serving a URI's scheme, created on first use.
+  Result<std::shared_ptr<Backend>> backend(const Uri& uri);
+  IoEngine& engine() noexcept { return *engine_; }
+
+  // Loads one plugin shared object / every lib*.so in a directory.
+  Status load_plugin(const std::string& path);
+  Status load_plugins(const std::string& dir);
+
+ private:
+  explicit Store(StoreOptions opts, std::unique_ptr<IoEngine> engine);
+  StoreOptions opts_;
+  std::unique_ptr<IoEngine> engine_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Backend>, std::less<>> backends_;
+};
+
+// Library version, "MAJOR.MINOR.PATCH".
+const char* version();
+
+}  // namespace stor
