@@ -1,6 +1,6 @@
 // stor::Store and stor::File: the application-facing C++ API.
 //
-//   auto store = stor::Store::open({}).value();
+//   auto store = stor::Store::create({}).value();
 //   auto file  = store->open("nvme:///tmp/a.bin", stor::kOpenWrite | stor::kOpenCreate).value();
 //   file.write(buf, n, 0);
 //   file.read_async(dst, n, 0, [](stor::Result<size_t> r) { ... });
@@ -63,7 +63,8 @@ class File {
 
 class Store {
  public:
-  static Result<std::unique_ptr<Store>> open(const StoreOptions& opts = {});
+  // Creates the engine and loads plugins. Backends are created lazily, on first use of a scheme.
+  static Result<std::unique_ptr<Store>> create(const StoreOptions& opts = {});
   ~Store();
 
   Result<File> open(std::string_view uri, uint32_t flags = kOpenRead, uint32_t mode = 0644);

@@ -1,0 +1,200 @@
+// The C API: thin wrappers that turn Status into stor_code_t plus a thread-local message, and
+// catch every C++ exception (bad_alloc included) so none crosses into C callers.
+#include "stor/stor.h"
+
+#include <exception>
+#include <string>
+
+#include "stor/store.h"
+
+struct stor_store {
+  std::unique_ptr<stor::Store> store;
+};
+struct stor_file {
+  stor::File file;
+};
+
+namespace {
+
+thread_local std::string t_last_error;
+
+stor_code_t record(const stor::Status& s) {
+  t_last_error = s.is_ok() ? std::string() : s.to_string();
+  return static_cast<stor_code_t>(s.code());
+}
+
+template <typename F>
+stor_code_t guarded(F&& body) noexcept {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return record(stor::Status(stor::Code::kInternal, std::string("unexpected exception: ") + e.what()));
+  } catch (...) {
+    return record(stor::Status(stor::Code::kInternal, "unexpected exception"));
+  }
+}
+
+stor_code_t null_arg(const char* what) {
+  return record(stor::Status(stor::Code::kInvalidArgument, std::string(what) + " must not be NULL"));
+}
+
+}  // namespace
+
+extern "C" {
+
+const char* stor_version(void) { return stor::version(); }
+const char* stor_last_error(void) { return t_last_error.c_str(); }
+
+const char* stor_code_name(stor_code_t code) {
+  if (code < STOR_OK || code > STOR_EINTERNAL) return "Unknown";
+  return stor::code_name(static_cast<stor::Code>(code)).data();  // names are literals: NUL-terminated
+}
+
+stor_code_t stor_store_open(const stor_options_t* opts, stor_store_t** out) {
+  return guarded([&] {
+    if (!out) return null_arg("out");
+    *out = nullptr;
+    stor::StoreOptions o;
+    if (opts) {
+      std::string engine = opts->engine ? opts->engine : "auto";
+      if (engine == "io_uring") o.engine.kind = stor::EngineKind::kIoUring;
+      else if (engine == "threadpool") o.engine.kind = stor::EngineKind::kThreadPool;
+      else if (engine != "auto")
+        return record(stor::Status(stor::Code::kInvalidArgument, "engine must be auto, io_uring or threadpool"));
+      if (opts->queue_depth) o.engine.queue_depth = opts->queue_depth;
+      if (opts->plugin_dir) o.plugin_dir = opts->plugin_dir;
+    }
+    auto store = stor::Store::create(o);
+    if (!store.is_ok()) return record(store.status());
+    *out = new stor_store{std::move(store).value()};
+    return record({});
+  });
+}
+
+void stor_store_close(stor_store_t* store) {
+  try {
+    delete store;
+  } catch (...) {
+  }
+}
+
+const char* stor_store_engine(const stor_store_t* store) {
+  return store ? const_cast<stor_store_t*>(store)->store->engine().name() : "";
+}
+
+stor_code_t stor_file_open(stor_store_t* store, const char* uri, uint32_t flags, uint32_t mode, stor_file_t** out) {
+  return guarded([&] {
+    if (!store) return null_arg("store");
+    if (!uri) return null_arg("uri");
+    if (!out) return null_arg("out");
+    *out = nullptr;
+    auto f = store->store->open(uri, flags, mode);
+    if (!f.is_ok()) return record(f.status());
+    *out = new stor_file{std::move(f).value()};
+    return record({});
+  });
+}
+
+stor_code_t stor_file_read(stor_file_t* f, void* buf, size_t len, uint64_t off, size_t* nread) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    auto r = f->file.read(buf, len, off);
+    if (!r.is_ok()) return record(r.status());
+    if (nread) *nread = *r;
+    return record({});
+  });
+}
+
+stor_code_t stor_file_write(stor_file_t* f, const void* buf, size_t len, uint64_t off, size_t* nwritten) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    auto r = f->file.write(buf, len, off);
+    if (!r.is_ok()) return record(r.status());
+    if (nwritten) *nwritten = *r;
+    return record({});
+  });
+}
+
+static stor::IoCallback c_callback(stor_io_cb cb, void* ctx) {
+  return [cb, ctx](stor::Result<size_t> r) {
+    if (r.is_ok()) cb(ctx, STOR_OK, *r);
+    else cb(ctx, static_cast<stor_code_t>(r.status().code()), 0);
+  };
+}
+
+stor_code_t stor_file_read_async(stor_file_t* f, void* buf, size_t len, uint64_t off, stor_io_cb cb, void* ctx) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    if (!cb) return null_arg("callback");
+    f->file.read_async(buf, len, off, c_callback(cb, ctx));
+    return record({});
+  });
+}
+
+stor_code_t stor_file_write_async(stor_file_t* f, const void* buf, size_t len, uint64_t off, stor_io_cb cb,
+                                  void* ctx) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    if (!cb) return null_arg("callback");
+    f->file.write_async(buf, len, off, c_callback(cb, ctx));
+    return record({});
+  });
+}
+
+stor_code_t stor_file_sync(stor_file_t* f, int data_only) {
+  return guarded([&] { return f ? record(f->file.sync(data_only != 0)) : null_arg("file"); });
+}
+
+stor_code_t stor_file_truncate(stor_file_t* f, uint64_t size) {
+  return guarded([&] { return f ? record(f->file.truncate(size)) : null_arg("file"); });
+}
+
+stor_code_t stor_file_size(stor_file_t* f, uint64_t* size) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    if (!size) return null_arg("size");
+    auto r = f->file.size();
+    if (!r.is_ok()) return record(r.status());
+    *size = *r;
+    return record({});
+  });
+}
+
+stor_code_t stor_file_close(stor_file_t* f) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    stor::Status s = f->file.close();
+    delete f;
+    return record(s);
+  });
+}
+
+stor_code_t stor_stat_size(stor_store_t* store, const char* uri, uint64_t* size) {
+  return guarded([&] {
+    if (!store) return null_arg("store");
+    if (!uri) return null_arg("uri");
+    if (!size) return null_arg("size");
+    auto r = store->store->stat(uri);
+    if (!r.is_ok()) return record(r.status());
+    *size = r->size;
+    return record({});
+  });
+}
+
+stor_code_t stor_remove(stor_store_t* store, const char* uri) {
+  return guarded([&] {
+    if (!store) return null_arg("store");
+    if (!uri) return null_arg("uri");
+    return record(store->store->remove(uri));
+  });
+}
+
+stor_code_t stor_mkdir(stor_store_t* store, const char* uri, uint32_t mode) {
+  return guarded([&] {
+    if (!store) return null_arg("store");
+    if (!uri) return null_arg("uri");
+    return record(store->store->mkdir(uri, mode));
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,68 @@
+#include <future>
+#include <mutex>
+
+#include "stor/backend.h"
+
+namespace stor {
+
+namespace {
+struct RegistryState {
+  std::mutex mu;
+  std::map<std::string, BackendFactory, std::less<>> factories;
+};
+RegistryState& state() {
+  static RegistryState s;  // function-local: safe during static registration of backends
+  return s;
+}
+
+Result<size_t> wait_for(const std::function<void(IoCallback)>& start) {
+  std::promise<Result<size_t>> p;
+  auto f = p.get_future();
+  start([&p](Result<size_t> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+}  // namespace
+
+BackendRegistry& BackendRegistry::global() {
+  static BackendRegistry r;
+  return r;
+}
+
+Status BackendRegistry::add(std::string scheme, BackendFactory factory) {
+  auto& s = state();
+  std::lock_guard lk(s.mu);
+  if (scheme.empty()) return {Code::kInvalidArgument, "backend scheme must not be empty"};
+  if (s.factories.count(scheme)) return {Code::kAlreadyExists, "a backend for scheme '" + scheme + "' is already registered"};
+  s.factories.emplace(std::move(scheme), std::move(factory));
+  return {};
+}
+
+Result<BackendFactory> BackendRegistry::find(std::string_view scheme) const {
+  auto& s = state();
+  std::lock_guard lk(s.mu);
+  auto it = s.factories.find(scheme);
+  if (it == s.factories.end()) {
+    std::string known;
+    for (auto& [name, f] : s.factories) known += (known.empty() ? "" : ", ") + name;
+    return Status(Code::kNotFound, "unknown URI scheme '" + std::string(scheme) + "' (known: " + known + ")");
+  }
+  return it->second;
+}
+
+std::vector<std::string> BackendRegistry::schemes() const {
+  auto& s = state();
+  std::lock_guard lk(s.mu);
+  std::vector<std::string> out;
+  for (auto& [name, f] : s.factories) out.push_back(name);
+  return out;
+}
+
+Result<size_t> BackendFile::read(void* buf, size_t len, uint64_t offset) {
+  return wait_for([&](IoCallback cb) { read_async(buf, len, offset, std::move(cb)); });
+}
+
+Result<size_t> BackendFile::write(const void* buf, size_t len, uint64_t offset) {
+  return wait_for([&](IoCallback cb) { write_async(buf, len, offset, std::move(cb)); });
+}
+
+}  // namespace stor

@@ -1,0 +1,168 @@
+#include "stor/store.h"
+
+#include <cstdlib>
+
+#include "core/plugin_loader.h"
+
+namespace stor {
+
+const char* version() { return STOR_VERSION_STRING; }
+
+// ---- File ----
+
+File::~File() {
+  if (impl_) (void)impl_->close();
+}
+
+Status File::check_open() const {
+  if (!impl_) return {Code::kInvalidArgument, "file is not open"};
+  return {};
+}
+
+Result<size_t> File::read(void* buf, size_t len, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->read(buf, len, offset);
+}
+
+Status File::read_exact(void* buf, size_t len, uint64_t offset) {
+  STOR_ASSIGN_OR_RETURN(size_t n, read(buf, len, offset));
+  if (n != len)
+    return {Code::kOutOfRange, "read of " + std::to_string(len) + " bytes at offset " + std::to_string(offset) +
+                                   " of " + uri_.to_string() + " got only " + std::to_string(n) + " (end of file)"};
+  return {};
+}
+
+Result<size_t> File::write(const void* buf, size_t len, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->write(buf, len, offset);
+}
+
+void File::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
+  if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
+  impl_->read_async(buf, len, offset, std::move(done));
+}
+
+void File::write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) {
+  if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
+  impl_->write_async(buf, len, offset, std::move(done));
+}
+
+Status File::sync(bool data_only) {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->sync(data_only);
+}
+
+Status File::truncate(uint64_t size) {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->truncate(size);
+}
+
+Result<FileInfo> File::stat() {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->stat();
+}
+
+Result<uint64_t> File::size() {
+  STOR_ASSIGN_OR_RETURN(FileInfo info, stat());
+  return info.size;
+}
+
+bool File::direct() const { return impl_ && impl_->direct(); }
+
+Status File::close() {
+  if (!impl_) return {};
+  Status s = impl_->close();
+  impl_.reset();
+  return s;
+}
+
+// ---- Store ----
+
+Store::Store(StoreOptions opts, std::unique_ptr<IoEngine> engine) : opts_(std::move(opts)), engine_(std::move(engine)) {}
+
+Store::~Store() {
+  // Backends may hold files with requests in flight on the engine: let those finish first.
+  engine_->drain();
+  backends_.clear();
+}
+
+Result<std::unique_ptr<Store>> Store::create(const StoreOptions& opts) {
+  STOR_ASSIGN_OR_RETURN(auto engine, IoEngine::create(opts.engine));
+  std::unique_ptr<Store> store(new Store(opts, std::move(engine)));
+  std::string dir = opts.plugin_dir;
+  if (dir.empty()) {
+    const char* env = std::getenv("STOR_PLUGIN_DIR");
+    if (env) dir = env;
+  }
+  if (!dir.empty()) STOR_RETURN_IF_ERROR(store->load_plugins(dir));
+  return store;
+}
+
+Result<std::shared_ptr<Backend>> Store::backend(const Uri& uri) {
+  std::lock_guard lk(mu_);
+  if (auto it = backends_.find(uri.scheme); it != backends_.end()) return it->second;
+  STOR_ASSIGN_OR_RETURN(BackendFactory factory, BackendRegistry::global().find(uri.scheme));
+  BackendContext ctx{engine_.get(), opts_.settings};
+  STOR_ASSIGN_OR_RETURN(std::shared_ptr<Backend> b, factory(ctx));
+  backends_.emplace(uri.scheme, b);
+  return b;
+}
+
+Result<File> Store::open(std::string_view text, uint32_t flags, uint32_t mode) {
+  STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
+  STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
+  if (!(flags & (kOpenRead | kOpenWrite))) flags |= kOpenRead;
+  STOR_ASSIGN_OR_RETURN(auto impl, b->open(uri, OpenOptions{flags, mode}));
+  return File(std::move(impl), std::move(uri));
+}
+
+Result<FileInfo> Store::stat(std::string_view text) {
+  STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
+  STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
+  return b->stat(uri);
+}
+
+Result<std::vector<DirEntry>> Store::list(std::string_view text) {
+  STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
+  STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
+  return b->list(uri);
+}
+
+Status Store::remove(std::string_view text) {
+  STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
+  STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
+  return b->remove(uri);
+}
+
+Status Store::mkdir(std::string_view text, uint32_t mode) {
+  STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
+  STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
+  return b->mkdir(uri, mode);
+}
+
+Status Store::rename(std::string_view from, std::string_view to) {
+  STOR_ASSIGN_OR_RETURN(Uri a, Uri::parse(from));
+  STOR_ASSIGN_OR_RETURN(Uri b, Uri::parse(to));
+  if (a.scheme != b.scheme || a.authority != b.authority)
+    return {Code::kInvalidArgument, "rename across backends (" + a.scheme + "://" + a.authority + " -> " + b.scheme +
+                                        "://" + b.authority + ") is a copy: use stctl cp"};
+  STOR_ASSIGN_OR_RETURN(auto backend_ptr, backend(a));
+  return backend_ptr->rename(a, b);
+}
+
+std::map<std::string, std::string> Store::describe(std::string_view text) {
+  auto uri = Uri::parse(text);
+  if (!uri.is_ok()) return {{"error", uri.status().to_string()}};
+  auto b = backend(*uri);
+  if (!b.is_ok()) return {{"error", b.status().to_string()}};
+  auto out = (*b)->describe(*uri);
+  out["backend"] = std::string((*b)->scheme());
+  out["capabilities"] = capabilities_to_string((*b)->capabilities());
+  out["engine"] = engine_->name();
+  return out;
+}
+
+Status Store::load_plugin(const std::string& path) { return internal::load_plugin(path); }
+Status Store::load_plugins(const std::string& dir) { return internal::load_plugin_dir(dir); }
+
+}  // namespace stor

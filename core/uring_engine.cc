@@ -1,0 +1,205 @@
+#include "core/uring_engine.h"
+
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace stor {
+namespace internal {
+
+struct UringEngine::Op {
+  IoRequest req;
+  size_t done_bytes = 0;  // progress across short transfers
+};
+
+namespace {
+constexpr uint64_t kShutdownTag = 1;  // user_data of the NOP that stops the reaper; Op* are aligned
+}
+
+bool probe_io_uring() {
+  io_uring ring;
+  if (io_uring_queue_init(2, &ring, 0) != 0) return false;
+  io_uring_queue_exit(&ring);
+  return true;
+}
+
+Result<std::unique_ptr<IoEngine>> UringEngine::create(const EngineOptions& opts) {
+  std::unique_ptr<UringEngine> e(new UringEngine(opts));
+  // The CQ holds twice the SQ: in-flight never exceeds queue_depth except by callbacks on the
+  // completion thread, and the kernel buffers any overflow (IORING_FEAT_NODROP).
+  unsigned entries = opts.queue_depth;
+  int rc = -1;
+  if (opts.sqpoll) {
+    io_uring_params p{};
+    p.flags = IORING_SETUP_SQPOLL;
+    p.sq_thread_idle = 50;
+    rc = io_uring_queue_init_params(entries, &e->ring_, &p);
+    e->sqpoll_ = rc == 0;
+  }
+  if (rc != 0) rc = io_uring_queue_init(entries, &e->ring_, 0);
+  if (rc != 0) return Status::from_errno(-rc, "io_uring_queue_init");
+  e->reaper_ = std::thread([raw = e.get()] { raw->reap(); });
+  return std::unique_ptr<IoEngine>(std::move(e));
+}
+
+UringEngine::~UringEngine() {
+  drain();
+  {
+    std::lock_guard lk(sq_mu_);
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    while (!sqe) {
+      io_uring_submit(&ring_);
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    io_uring_prep_nop(sqe);
+    io_uring_sqe_set_data64(sqe, kShutdownTag);
+    ++unsubmitted_;
+    flush_locked();
+  }
+  reaper_.join();
+  io_uring_queue_exit(&ring_);
+}
+
+void UringEngine::prepare_locked(Op* op) {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (!sqe) {  // SQ full (possible with SQPOLL or completion-thread overshoot): push it out
+    io_uring_submit(&ring_);
+    unsubmitted_ = 0;
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  IoRequest& r = op->req;
+  char* buf = static_cast<char*>(r.buf) + op->done_bytes;
+  unsigned len = static_cast<unsigned>(std::min<size_t>(r.len - op->done_bytes, 1u << 30));
+  uint64_t off = r.offset + op->done_bytes;
+  switch (r.op) {
+    case IoOp::kRead:
+      if (r.buf_index >= 0) io_uring_prep_read_fixed(sqe, r.fd, buf, len, off, r.buf_index);
+      else io_uring_prep_read(sqe, r.fd, buf, len, off);
+      break;
+    case IoOp::kWrite:
+      if (r.buf_index >= 0) io_uring_prep_write_fixed(sqe, r.fd, buf, len, off, r.buf_index);
+      else io_uring_prep_write(sqe, r.fd, buf, len, off);
+      break;
+    case IoOp::kFsync: io_uring_prep_fsync(sqe, r.fd, 0); break;
+    case IoOp::kFdatasync: io_uring_prep_fsync(sqe, r.fd, IORING_FSYNC_DATASYNC); break;
+  }
+  io_uring_sqe_set_data(sqe, op);
+  ++unsubmitted_;
+}
+
+void UringEngine::flush_locked() {
+  if (unsubmitted_ == 0) return;
+  int rc;
+  do {
+    rc = io_uring_submit(&ring_);
+  } while (rc == -EINTR || rc == -EAGAIN);
+  unsubmitted_ = 0;
+}
+
+void UringEngine::submit(std::span<IoRequest> batch) {
+  std::unique_lock lk(sq_mu_);
+  for (IoRequest& r : batch) {
+    if (Status s = validate_request(r); !s.is_ok()) {
+      lk.unlock();
+      reject(r, std::move(s));
+      lk.lock();
+      continue;
+    }
+    if (r.buf_index >= 0) {
+      auto idx = static_cast<size_t>(r.buf_index);
+      bool inside = idx < registered_.size() &&
+                    static_cast<char*>(r.buf) >= static_cast<char*>(registered_[idx].iov_base) &&
+                    static_cast<char*>(r.buf) + r.len <=
+                        static_cast<char*>(registered_[idx].iov_base) + registered_[idx].iov_len;
+      if (!inside) {
+        lk.unlock();
+        reject(r, {Code::kInvalidArgument, "buffer is not inside registered buffer " + std::to_string(r.buf_index)});
+        lk.lock();
+        continue;
+      }
+    }
+    if (!try_acquire_slot()) {
+      // Full: hand what we prepared to the kernel before waiting, or nothing could complete.
+      flush_locked();
+      lk.unlock();
+      acquire_slot();
+      lk.lock();
+    }
+    prepare_locked(new Op{std::move(r), 0});
+  }
+  // On the completion thread the reaper flushes once after its whole batch of callbacks.
+  if (!on_completion_thread()) flush_locked();
+}
+
+Status UringEngine::register_buffers(std::span<const struct iovec> bufs) {
+  std::lock_guard lk(sq_mu_);
+  if (!registered_.empty()) {
+    io_uring_unregister_buffers(&ring_);
+    registered_.clear();
+  }
+  if (bufs.empty()) return {};
+  int rc = io_uring_register_buffers(&ring_, bufs.data(), static_cast<unsigned>(bufs.size()));
+  if (rc != 0) return Status::from_errno(-rc, "io_uring_register_buffers");
+  registered_.assign(bufs.begin(), bufs.end());
+  return {};
+}
+
+void UringEngine::finish(Op* op, int res) {
+  IoRequest& r = op->req;
+  if (res < 0) {
+    const char* what = r.op == IoOp::kRead ? "read" : r.op == IoOp::kWrite ? "write" : "fsync";
+    complete(r, Status::from_errno(-res, std::string("io_uring ") + what));
+    delete op;
+    return;
+  }
+  bool transfer = r.op == IoOp::kRead || r.op == IoOp::kWrite;
+  op->done_bytes += static_cast<size_t>(res);
+  // A short transfer continues where it stopped. For reads only after block-aligned progress:
+  // an unaligned short read is end of file, and continuing it would be misaligned for O_DIRECT.
+  bool may_continue = r.op == IoOp::kWrite || (op->done_bytes % AlignedBuffer::kAlignment) == 0;
+  if (transfer && op->done_bytes < r.len && res > 0 && may_continue) {
+    std::lock_guard lk(sq_mu_);
+    prepare_locked(op);
+    return;
+  }
+  if (transfer && r.op == IoOp::kWrite && op->done_bytes < r.len) {
+    complete(r, Status(Code::kIoError, "write made no progress (device full?)"));
+  } else {
+    complete(r, op->done_bytes);
+  }
+  delete op;
+}
+
+void UringEngine::reap() {
+  mark_completion_thread();
+  for (;;) {
+    io_uring_cqe* cqe = nullptr;
+    int rc = io_uring_wait_cqe(&ring_, &cqe);
+    if (rc == -EINTR) continue;
+    if (rc < 0) continue;  // transient; the ring stays valid
+    bool stop = false;
+    unsigned head, seen = 0;
+    io_uring_for_each_cqe(&ring_, head, cqe) {
+      ++seen;
+      uint64_t tag = io_uring_cqe_get_data64(cqe);
+      if (tag == kShutdownTag) { stop = true; continue; }
+      finish(reinterpret_cast<Op*>(tag), cqe->res);
+    }
+    io_uring_cq_advance(&ring_, seen);
+    {
+      std::lock_guard lk(sq_mu_);
+      flush_locked();
+    }
+    if (stop) return;
+  }
+}
+
+}  // namespace internal
+
+bool io_uring_available() {
+  static const bool available = internal::probe_io_uring();
+  return available;
+}
+
+}  // namespace stor

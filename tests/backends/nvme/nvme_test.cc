@@ -1,0 +1,222 @@
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
+#include <sys/stat.h>
+
+#include "stor/store.h"
+#include "test_util.h"
+
+using namespace stor;
+
+namespace {
+std::unique_ptr<Store> make_store(std::map<std::string, std::string> settings = {}) {
+  StoreOptions o;
+  o.settings = std::move(settings);
+  auto s = Store::create(o);
+  REQUIRE(s.is_ok());
+  return std::move(s).value();
+}
+std::string nvme(const std::string& path) { return "nvme://" + path; }
+}  // namespace
+
+TEST_CASE("nvme: create, write, read, stat, truncate") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto f = store->open(nvme(dir / "a"), kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  auto data = test::pattern(3 << 20, 11);
+  REQUIRE(*f->write(data.data(), data.size(), 0) == data.size());
+  std::vector<char> back(data.size());
+  REQUIRE(f->read_exact(back.data(), back.size(), 0).is_ok());
+  CHECK(back == data);
+  CHECK(*f->size() == data.size());
+  REQUIRE(f->truncate(1000).is_ok());
+  CHECK(*f->size() == 1000);
+  REQUIRE(f->close().is_ok());
+  auto st = store->stat(nvme(dir / "a"));
+  REQUIRE(st.is_ok());
+  CHECK(st->size == 1000);
+  CHECK(st->type == FileType::kRegular);
+  CHECK(st->mode == 0644);
+}
+
+TEST_CASE("nvme: bare paths resolve to nvme") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto f = store->open(dir / "bare", kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  REQUIRE(*f->write("x", 1, 0) == 1);
+  REQUIRE(store->stat(nvme(dir / "bare")).is_ok());
+}
+
+TEST_CASE("nvme: O_DIRECT with aligned buffers, clear error when misaligned") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto f = store->open(nvme(dir / "d"), kOpenRead | kOpenWrite | kOpenCreate | kOpenDirect);
+  REQUIRE(f.is_ok());
+  if (!f->direct()) {
+    WARN("skipped: the file system under TMPDIR refused O_DIRECT; the fallback test covers that path");
+    return;
+  }
+  AlignedBuffer buf(1 << 20);
+  auto data = test::pattern(buf.size(), 2);
+  std::memcpy(buf.data(), data.data(), data.size());
+  REQUIRE(*f->write(buf.data(), buf.size(), 0) == buf.size());
+  REQUIRE(f->sync(true).is_ok());
+  AlignedBuffer in(1 << 20);
+  REQUIRE(*f->read(in.data(), in.size(), 0) == in.size());
+  CHECK(std::memcmp(in.data(), buf.data(), in.size()) == 0);
+
+  for (auto [ptr, len, off] : {std::tuple{in.data() + 1, size_t{4096}, uint64_t{0}},
+                               std::tuple{in.data(), size_t{100}, uint64_t{0}},
+                               std::tuple{in.data(), size_t{4096}, uint64_t{512 + 1}}}) {
+    auto r = f->read(ptr, len, off);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK(r.status().message().find("O_DIRECT") != std::string::npos);
+  }
+  auto w = f->write(data.data() + 3, 4096, 0);
+  CHECK(w.status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("nvme: O_DIRECT falls back to buffered when the file system refuses it") {
+  test::TempDir dir;
+  auto store = make_store({{"nvme.refuse_direct", "1"}});
+  auto f = store->open(nvme(dir / "fb"), kOpenRead | kOpenWrite | kOpenCreate | kOpenDirect);
+  REQUIRE(f.is_ok());
+  CHECK_FALSE(f->direct());
+  // Buffered: unaligned I/O is fine.
+  REQUIRE(*f->write("abc", 3, 1) == 3);
+  char back[3];
+  REQUIRE(f->read_exact(back, 3, 1).is_ok());
+  CHECK(std::memcmp(back, "abc", 3) == 0);
+}
+
+TEST_CASE("nvme: errors for missing files, bad flags, directories, out-of-range reads") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto missing = store->open(nvme(dir / "missing"));
+  REQUIRE_FALSE(missing.is_ok());
+  CHECK(missing.status().code() == Code::kNotFound);
+  CHECK(missing.status().message().find(dir / "missing") != std::string::npos);
+
+  CHECK(store->open(nvme(dir / "x"), kOpenCreate).status().code() == Code::kInvalidArgument);
+  CHECK(store->open("nvme://host/x").status().code() == Code::kInvalidArgument);
+  CHECK(store->open(nvme(dir.path())).status().code() == Code::kIsADirectory);
+
+  auto f = store->open(nvme(dir / "short"), kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  REQUIRE(*f->write("0123456789", 10, 0) == 10);
+  char buf[32];
+  auto r = f->read(buf, sizeof buf, 5);
+  REQUIRE(r.is_ok());
+  CHECK(*r == 5);
+  auto exact = f->read_exact(buf, sizeof buf, 5);
+  CHECK(exact.code() == Code::kOutOfRange);
+  CHECK(f->read_exact(buf, 1, 100).code() == Code::kOutOfRange);
+
+  auto ro = store->open(nvme(dir / "short"), kOpenRead);
+  REQUIRE(ro.is_ok());
+  auto w = ro->write("x", 1, 0);
+  CHECK_FALSE(w.is_ok());
+  CHECK(w.status().code() == Code::kInvalidArgument);  // EBADF: not open for writing
+
+  REQUIRE(f->close().is_ok());
+  CHECK(f->read(buf, 1, 0).status().code() == Code::kInvalidArgument);
+  CHECK(store->open(nvme(dir / "short"), kOpenWrite | kOpenCreate | kOpenExclusive).status().code() ==
+        Code::kAlreadyExists);
+}
+
+TEST_CASE("nvme: permission denied for an unprivileged caller") {
+  test::TempDir dir;
+  std::string secret = dir / "secret";
+  { std::ofstream(secret) << "top secret"; }
+  REQUIRE(::chmod(secret.c_str(), 0600) == 0);
+  REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    // Root bypasses permission bits, so drop to nobody first when running as root.
+    if (::geteuid() == 0 && (::setgid(65534) != 0 || ::setuid(65534) != 0)) ::_exit(3);
+    auto store = Store::create({});
+    if (!store.is_ok()) ::_exit(4);
+    auto f = (*store)->open("nvme://" + secret);
+    ::_exit(!f.is_ok() && f.status().code() == Code::kPermissionDenied ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("nvme: sync and datasync make data readable by a fresh open") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto f = store->open(nvme(dir / "s"), kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  auto data = test::pattern(65536, 4);
+  REQUIRE(*f->write(data.data(), data.size(), 0) == data.size());
+  REQUIRE(f->sync(true).is_ok());
+  REQUIRE(*f->write(data.data(), data.size(), data.size()) == data.size());
+  REQUIRE(f->sync(false).is_ok());
+  std::ifstream in(dir / "s", std::ios::binary);
+  std::vector<char> back(2 * data.size());
+  in.read(back.data(), static_cast<std::streamsize>(back.size()));
+  CHECK(in.gcount() == static_cast<std::streamsize>(back.size()));
+  CHECK(std::equal(data.begin(), data.end(), back.begin()));
+  CHECK(std::equal(data.begin(), data.end(), back.begin() + static_cast<long>(data.size())));
+  REQUIRE(f->close().is_ok());
+  CHECK(f->sync(false).code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("nvme: directories, listing, rename, remove") {
+  test::TempDir dir;
+  auto store = make_store();
+  REQUIRE(store->mkdir(nvme(dir / "sub")).is_ok());
+  CHECK(store->mkdir(nvme(dir / "sub")).code() == Code::kAlreadyExists);
+  for (const char* name : {"b", "a", "c"}) {
+    auto f = store->open(nvme(dir / "sub/" + name), kOpenWrite | kOpenCreate);
+    REQUIRE(f.is_ok());
+    REQUIRE(*f->write(name, 1, 0) == 1);
+  }
+  auto ls = store->list(nvme(dir / "sub"));
+  REQUIRE(ls.is_ok());
+  REQUIRE(ls->size() == 3);
+  CHECK((*ls)[0].name == "a");
+  CHECK((*ls)[2].name == "c");
+  CHECK((*ls)[1].size == 1);
+  CHECK(store->remove(nvme(dir / "sub")).code() == Code::kNotEmpty);
+  REQUIRE(store->rename(nvme(dir / "sub/a"), nvme(dir / "sub/z")).is_ok());
+  CHECK(store->stat(nvme(dir / "sub/a")).status().code() == Code::kNotFound);
+  CHECK(store->rename(nvme(dir / "sub/z"), "mem://x/z").code() == Code::kInvalidArgument);
+  for (const char* name : {"b", "c", "z"}) REQUIRE(store->remove(nvme(dir / "sub/" + name)).is_ok());
+  REQUIRE(store->remove(nvme(dir / "sub")).is_ok());
+  CHECK(store->list(nvme(dir / "sub")).status().code() == Code::kNotFound);
+  CHECK(store->remove(nvme(dir / "sub")).code() == Code::kNotFound);
+}
+
+TEST_CASE("nvme: many async writes in flight land where they should") {
+  test::TempDir dir;
+  auto store = make_store();
+  auto f = store->open(nvme(dir / "q"), kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  constexpr int kBlocks = 256;
+  auto data = test::pattern(kBlocks * 4096, 8);
+  std::atomic<int> left{kBlocks}, errors{0};
+  std::promise<void> all;
+  for (int i = kBlocks - 1; i >= 0; --i) {
+    f->write_async(data.data() + i * 4096, 4096, static_cast<uint64_t>(i) * 4096, [&](Result<size_t> r) {
+      if (!r.is_ok() || *r != 4096) ++errors;
+      if (--left == 0) all.set_value();
+    });
+  }
+  all.get_future().wait();
+  CHECK(errors == 0);
+  std::vector<char> back(data.size());
+  REQUIRE(f->read_exact(back.data(), back.size(), 0).is_ok());
+  CHECK(back == data);
+  CHECK(store->describe(nvme(dir / "q")).at("backend") == "nvme");
+}

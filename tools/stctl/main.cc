@@ -1,0 +1,421 @@
+// stctl: inspect and exercise stor stores from the shell.
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <random>
+#include <sstream>
+
+#include "tools/stctl/command.h"
+
+namespace stctl {
+
+std::map<std::string, Command>& commands() {
+  static std::map<std::string, Command> c;
+  return c;
+}
+
+int fail(const stor::Status& s) {
+  std::fprintf(stderr, "stctl: %s\n", s.to_string().c_str());
+  return 1;
+}
+
+namespace {
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out;
+}
+
+void print_map(const Context& ctx, const std::map<std::string, std::string>& m) {
+  if (ctx.json) {
+    std::string out = "{";
+    for (auto& [k, v] : m) out += (out.size() > 1 ? "," : "") + ("\"" + json_escape(k) + "\":\"" + json_escape(v) + "\"");
+    std::cout << out << "}\n";
+  } else {
+    size_t w = 0;
+    for (auto& [k, v] : m) w = std::max(w, k.size());
+    for (auto& [k, v] : m) std::cout << k << std::string(w - k.size() + 2, ' ') << v << "\n";
+  }
+}
+
+// Parses "4k", "1M", "2GiB", "512" into bytes.
+stor::Result<uint64_t> parse_size(const std::string& text) {
+  if (text.empty()) return stor::Status(stor::Code::kInvalidArgument, "empty size");
+  size_t pos = 0;
+  uint64_t v = 0;
+  try {
+    v = std::stoull(text, &pos);
+  } catch (...) {
+    return stor::Status(stor::Code::kInvalidArgument, "bad size '" + text + "'");
+  }
+  std::string unit = text.substr(pos);
+  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  uint64_t mult = 1;
+  if (unit.empty() || unit == "b") mult = 1;
+  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1ull << 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1ull << 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1ull << 30;
+  else return stor::Status(stor::Code::kInvalidArgument, "bad size unit in '" + text + "'");
+  return v * mult;
+}
+
+std::string human(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
+  return buf;
+}
+
+// ---- version ----
+int cmd_version(Context& ctx, const std::vector<std::string>&) {
+  std::map<std::string, std::string> m{{"version", stor::version()}, {"engine", ctx.store.engine().name()}};
+  std::string schemes;
+  for (auto& s : stor::BackendRegistry::global().schemes()) schemes += (schemes.empty() ? "" : ",") + s;
+  m["backends"] = schemes;
+  if (ctx.json) print_map(ctx, m);
+  else std::cout << "stctl " << stor::version() << " (engine " << ctx.store.engine().name() << ", backends " << schemes << ")\n";
+  return 0;
+}
+
+// ---- info ----
+int cmd_info(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 1) return 2;
+  auto st = ctx.store.stat(args[0]);
+  if (!st.is_ok()) return fail(st.status());
+  auto m = ctx.store.describe(args[0]);
+  m["uri"] = args[0];
+  m["size"] = std::to_string(st->size);
+  m["type"] = st->type == stor::FileType::kDirectory ? "directory"
+              : st->type == stor::FileType::kBlockDevice ? "block-device"
+                                                         : "file";
+  if (st->mode) {
+    char mode[16];
+    std::snprintf(mode, sizeof mode, "%04o", st->mode);
+    m["mode"] = mode;
+  }
+  if (!st->etag.empty()) m["etag"] = st->etag;
+  print_map(ctx, m);
+  return 0;
+}
+
+// ---- cp ----
+class Progress {
+ public:
+  Progress(uint64_t total, bool enabled) : total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
+  void update(uint64_t done, bool final = false) {
+    if (!enabled_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!final && now - last_ < std::chrono::milliseconds(100)) return;
+    last_ = now;
+    double secs = std::chrono::duration<double>(now - start_).count();
+    double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
+    int width = 30, filled = static_cast<int>(frac * width);
+    std::fprintf(stderr, "\r[%s%s] %3d%% %s/s ", std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(),
+                 static_cast<int>(frac * 100), human(secs > 0 ? static_cast<double>(done) / secs : 0).c_str());
+    if (final) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  uint64_t total_;
+  bool enabled_;
+  std::chrono::steady_clock::time_point start_, last_{};
+};
+
+int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 2) return 2;
+  auto st = ctx.store.stat(args[0]);
+  if (!st.is_ok()) return fail(st.status());
+  if (st->type == stor::FileType::kDirectory)
+    return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
+  auto src = ctx.store.open(args[0], stor::kOpenRead);
+  if (!src.is_ok()) return fail(src.status());
+  auto dst = ctx.store.open(args[1], stor::kOpenWrite | stor::kOpenCreate | stor::kOpenTruncate);
+  if (!dst.is_ok()) return fail(dst.status());
+  const size_t chunk = 8u << 20;
+  std::vector<char> a(chunk), b(chunk);
+  Progress progress(st->size, isatty(STDERR_FILENO));
+  // Double-buffered: the next chunk is read while the previous one is written.
+  uint64_t off = 0;
+  auto first = src->read(a.data(), chunk, 0);
+  if (!first.is_ok()) return fail(first.status());
+  size_t have = *first;
+  while (have > 0) {
+    std::promise<stor::Result<size_t>> wrote;
+    auto wrote_f = wrote.get_future();
+    dst->write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
+    auto next = src->read(b.data(), chunk, off + have);
+    auto w = wrote_f.get();
+    if (!w.is_ok()) return fail(w.status());
+    if (*w != have) return fail({stor::Code::kIoError, "short write to " + args[1]});
+    if (!next.is_ok()) return fail(next.status());
+    off += have;
+    progress.update(off);
+    std::swap(a, b);
+    have = *next;
+  }
+  if (off != st->size)
+    return fail({stor::Code::kIoError, args[0] + " changed size during the copy (" + std::to_string(st->size) + " -> " +
+                                           std::to_string(off) + ")"});
+  if (auto s = dst->sync(false); !s.is_ok()) return fail(s);
+  if (auto s = dst->close(); !s.is_ok()) return fail(s);
+  progress.update(off, true);
+  if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", args[1]}, {"bytes", std::to_string(off)}});
+  return 0;
+}
+
+// ---- bench ----
+struct BenchSpec {
+  std::string rw = "randread";  // read | write | randread | randwrite
+  uint64_t bs = 4096;
+  unsigned qd = 32;
+  uint64_t size = 256ull << 20;
+  double runtime = 5;
+  bool direct = true;
+};
+
+int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
+  BenchSpec spec;
+  std::string uri;
+  for (size_t i = 0; i < args.size(); ++i) {
+    auto need = [&](const char* name) -> const std::string* {
+      if (i + 1 >= args.size()) {
+        std::fprintf(stderr, "stctl bench: %s needs a value\n", name);
+        return nullptr;
+      }
+      return &args[++i];
+    };
+    const std::string& a = args[i];
+    if (a == "--rw") {
+      auto v = need("--rw");
+      if (!v) return 2;
+      spec.rw = *v;
+    } else if (a == "--bs" || a == "--size") {
+      auto v = need(a.c_str());
+      if (!v) return 2;
+      auto n = parse_size(*v);
+      if (!n.is_ok()) return fail(n.status());
+      (a == "--bs" ? spec.bs : spec.size) = *n;
+    } else if (a == "--qd") {
+      auto v = need("--qd");
+      if (!v) return 2;
+      spec.qd = static_cast<unsigned>(std::atoi(v->c_str()));
+    } else if (a == "--runtime") {
+      auto v = need("--runtime");
+      if (!v) return 2;
+      spec.runtime = std::atof(v->c_str());
+    } else if (a == "--buffered") {
+      spec.direct = false;
+    } else if (!a.empty() && a[0] == '-') {
+      std::fprintf(stderr, "stctl bench: unknown option %s\n", a.c_str());
+      return 2;
+    } else {
+      uri = a;
+    }
+  }
+  bool random = spec.rw == "randread" || spec.rw == "randwrite";
+  bool writing = spec.rw == "write" || spec.rw == "randwrite";
+  if (uri.empty() || (spec.rw != "read" && spec.rw != "write" && !random)) return 2;
+  if (spec.bs == 0 || spec.qd == 0 || spec.qd > ctx.store.engine().queue_depth() || spec.size < spec.bs ||
+      spec.runtime <= 0)
+    return fail({stor::Code::kInvalidArgument, "bench needs bs > 0, size >= bs, runtime > 0 and 1 <= qd <= " +
+                                                   std::to_string(ctx.store.engine().queue_depth())});
+  spec.size -= spec.size % spec.bs;
+
+  // Reads need data there: lay the file out first if it is short.
+  auto existing = ctx.store.stat(uri);
+  if (!writing && (!existing.is_ok() || existing->size < spec.size)) {
+    auto f = ctx.store.open(uri, stor::kOpenWrite | stor::kOpenCreate);
+    if (!f.is_ok()) return fail(f.status());
+    std::vector<char> fill(std::min<uint64_t>(spec.size, 8u << 20), 'x');
+    for (uint64_t off = 0; off < spec.size; off += fill.size()) {
+      auto w = f->write(fill.data(), std::min<uint64_t>(fill.size(), spec.size - off), off);
+      if (!w.is_ok()) return fail(w.status());
+    }
+    if (auto s = f->sync(false); !s.is_ok()) return fail(s);
+  }
+  uint32_t flags = writing ? uint32_t{stor::kOpenWrite | stor::kOpenCreate} : uint32_t{stor::kOpenRead};
+  if (spec.direct) flags |= stor::kOpenDirect;
+  auto file = ctx.store.open(uri, flags);
+  if (!file.is_ok()) return fail(file.status());
+
+  std::vector<stor::AlignedBuffer> bufs;
+  for (unsigned i = 0; i < spec.qd; ++i) bufs.emplace_back(spec.bs);
+  const uint64_t blocks = spec.size / spec.bs;
+  std::mutex mu;
+  std::condition_variable cv;
+  unsigned outstanding = 0;
+  uint64_t ops = 0, next_block = 0;
+  stor::Status error;
+  std::mt19937_64 rng(42);
+  auto start = std::chrono::steady_clock::now();
+  auto deadline = start + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(spec.runtime));
+
+  // Each slot keeps one request in flight; its callback issues the slot's next request.
+  std::function<void(unsigned)> issue = [&](unsigned slot) {
+    uint64_t block;
+    {
+      std::lock_guard lk(mu);
+      block = random ? rng() % blocks : next_block++ % blocks;
+    }
+    auto cb = [&, slot](stor::Result<size_t> r) {
+      bool again;
+      {
+        std::lock_guard lk(mu);
+        if (!r.is_ok() && error.is_ok()) error = r.status();
+        else if (r.is_ok()) ++ops;
+        again = error.is_ok() && std::chrono::steady_clock::now() < deadline;
+        if (!again) --outstanding;
+      }
+      if (again) issue(slot);
+      else cv.notify_all();
+    };
+    if (writing) file->write_async(bufs[slot].data(), spec.bs, block * spec.bs, cb);
+    else file->read_async(bufs[slot].data(), spec.bs, block * spec.bs, cb);
+  };
+  outstanding = spec.qd;
+  for (unsigned i = 0; i < spec.qd; ++i) issue(i);
+  {
+    std::unique_lock lk(mu);
+    cv.wait(lk, [&] { return outstanding == 0; });
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!error.is_ok()) return fail(error);
+  double iops = static_cast<double>(ops) / secs;
+  double mbps = iops * static_cast<double>(spec.bs) / (1024.0 * 1024.0);
+  std::map<std::string, std::string> m{{"rw", spec.rw},
+                                       {"bs", std::to_string(spec.bs)},
+                                       {"qd", std::to_string(spec.qd)},
+                                       {"engine", ctx.store.engine().name()},
+                                       {"direct", file->direct() ? "true" : "false"},
+                                       {"seconds", std::to_string(secs)},
+                                       {"ops", std::to_string(ops)},
+                                       {"iops", std::to_string(static_cast<uint64_t>(iops))},
+                                       {"mib_per_s", std::to_string(mbps)}};
+  if (ctx.json) print_map(ctx, m);
+  else
+    std::printf("%s bs=%s qd=%u engine=%s direct=%s: %.0f IOPS, %.1f MiB/s (%.1f s)\n", spec.rw.c_str(),
+                human(static_cast<double>(spec.bs)).c_str(), spec.qd, ctx.store.engine().name(),
+                file->direct() ? "yes" : "no", iops, mbps, secs);
+  return 0;
+}
+
+const Registrar r_version{{"version", "version", "Print the library version, the engine in use and the known URI schemes.", cmd_version}};
+const Registrar r_info{{"info", "info URI",
+                        "Show what stor knows about URI: backend, size, type, capabilities, layout and backend-specific details.",
+                        cmd_info}};
+const Registrar r_cp{{"cp", "cp SRC DST",
+                      "Copy one file between any two backends (e.g. nvme:///a s3express://bucket/a), 8 MiB at a time, reading "
+                      "ahead while writing. Shows a progress bar when stderr is a terminal. DST is created or truncated and "
+                      "synced before stctl reports success.",
+                      cmd_cp}};
+const Registrar r_bench{{"bench", "bench [--rw read|write|randread|randwrite] [--bs SIZE] [--qd N] [--size SIZE] [--runtime SEC] [--buffered] URI",
+                         "Run a fio-style load on URI through the stor API: QD requests kept in flight with the async API, "
+                         "block size BS over the first SIZE bytes (default randread, 4k, qd 32, 256M, 5 s, O_DIRECT). "
+                         "Reads first lay the file out if it is shorter than SIZE. Prints IOPS and MiB/s.",
+                         cmd_bench}};
+
+void usage() {
+  std::printf(
+      "usage: stctl [--json] [--engine auto|io_uring|threadpool] [--qd N] [--plugins DIR] [--set KEY=VALUE]... COMMAND [ARGS]\n\n"
+      "commands:\n");
+  for (auto& [name, c] : commands()) std::printf("  %s\n", c.synopsis.c_str());
+  std::printf("\n`stctl help COMMAND` explains one command. URIs: nvme:///path, lustre:///fs/path, s3express://bucket/key,\n"
+              "or a plain path (nvme). Exit status: 0 ok, 1 error, 2 usage.\n");
+}
+
+}  // namespace
+}  // namespace stctl
+
+int main(int argc, char** argv) {
+  using namespace stctl;
+  std::vector<std::string> args(argv + 1, argv + argc);
+  stor::StoreOptions opts;
+  bool json = false;
+  size_t i = 0;
+  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-'; ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string { return i + 1 < args.size() ? args[++i] : std::string(); };
+    if (a == "--json") json = true;
+    else if (a == "--engine") {
+      std::string v = value();
+      if (v == "io_uring") opts.engine.kind = stor::EngineKind::kIoUring;
+      else if (v == "threadpool") opts.engine.kind = stor::EngineKind::kThreadPool;
+      else if (v != "auto") return std::fprintf(stderr, "stctl: --engine wants auto, io_uring or threadpool\n"), 2;
+    } else if (a == "--qd") {
+      opts.engine.queue_depth = static_cast<unsigned>(std::atoi(value().c_str()));
+    } else if (a == "--plugins") {
+      opts.plugin_dir = value();
+    } else if (a == "--set") {
+      std::string kv = value();
+      auto eq = kv.find('=');
+      if (eq == std::string::npos) return std::fprintf(stderr, "stctl: --set wants KEY=VALUE\n"), 2;
+      opts.settings[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (a == "--help" || a == "-h") {
+      usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "stctl: unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+  if (i >= args.size()) {
+    usage();
+    return 2;
+  }
+  std::string name = args[i];
+  std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+  if (name == "help") {
+    if (rest.empty()) {
+      usage();
+      return 0;
+    }
+    auto it = commands().find(rest[0]);
+    if (it == commands().end()) return std::fprintf(stderr, "stctl: no command '%s'\n", rest[0].c_str()), 2;
+    std::printf("usage: stctl %s\n\n%s\n", it->second.synopsis.c_str(), it->second.help.c_str());
+    return 0;
+  }
+  auto it = commands().find(name);
+  if (it == commands().end()) {
+    std::fprintf(stderr, "stctl: no command '%s' (see stctl --help)\n", name.c_str());
+    return 2;
+  }
+  if (std::find(rest.begin(), rest.end(), "--help") != rest.end()) {
+    std::printf("usage: stctl %s\n\n%s\n", it->second.synopsis.c_str(), it->second.help.c_str());
+    return 0;
+  }
+  auto store = stor::Store::create(opts);
+  if (!store.is_ok()) return fail(store.status());
+  Context ctx{**store, json};
+  int rc = it->second.run(ctx, rest);
+  if (rc == 2) std::fprintf(stderr, "usage: stctl %s\n", it->second.synopsis.c_str());
+  return rc;
+}
