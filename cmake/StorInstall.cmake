@@ -16,5 +16,6 @@ write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/storConfigVersion.c
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/storConfig.cmake ${CMAKE_CURRENT_BINARY_DIR}/storConfigVersion.cmake
   DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/stor)
 
+string(REGEX REPLACE "[^/]+" ".." STOR_PC_PREFIX_FROM_PCDIR "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
 configure_file(${CMAKE_CURRENT_LIST_DIR}/stor.pc.in ${CMAKE_CURRENT_BINARY_DIR}/stor.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/stor.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
