@@ -1,0 +1,25 @@
+// Hashes and encodings the S3 client needs: SHA-256 / HMAC-SHA256 for SigV4, MD5 for Content-MD5 and
+// ETag checks, CRC32C for whole-object integrity, hex and base64.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace stor::s3 {
+
+std::string to_hex(const void* data, size_t len);
+std::string base64_encode(const void* data, size_t len);
+
+// Raw 32-byte digest / MAC.
+std::string sha256(std::string_view data);
+std::string sha256_hex(std::string_view data);
+std::string hmac_sha256(std::string_view key, std::string_view data);
+// Raw 16-byte digest.
+std::string md5(const void* data, size_t len);
+
+// CRC32C (Castagnoli). `crc` is the value of the preceding bytes (0 to start).
+uint32_t crc32c(uint32_t crc, const void* data, size_t len);
+
+}  // namespace stor::s3

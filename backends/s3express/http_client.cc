@@ -1,0 +1,282 @@
+#include "backends/s3express/http_client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <cctype>
+#include <exception>
+#include <optional>
+
+namespace stor::s3 {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+// ---------------------------------------------------------------------------------------------
+// Endpoint
+
+Result<Endpoint> Endpoint::parse(const std::string& url) {
+  Endpoint ep;
+  std::string rest;
+  if (url.rfind("http://", 0) == 0) {
+    rest = url.substr(7);
+  } else if (url.rfind("https://", 0) == 0) {
+    ep.tls = true;
+    rest = url.substr(8);
+  } else {
+    return Status(Code::kInvalidArgument, "s3 endpoint must start with http:// or https://: '" + url + "'");
+  }
+  if (auto slash = rest.find('/'); slash != std::string::npos) {
+    if (rest.substr(slash) != "/") return Status(Code::kInvalidArgument, "s3 endpoint must not have a path: '" + url + "'");
+    rest.resize(slash);
+  }
+  if (rest.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
+  // "[::1]:9000" or "host:9000" or "host".
+  std::string host = rest, port;
+  if (rest.front() == '[') {
+    auto close = rest.find(']');
+    if (close == std::string::npos) return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+  } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (port.empty()) port = ep.tls ? "443" : "80";
+  for (char c : port)
+    if (!std::isdigit(static_cast<unsigned char>(c))) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
+  ep.host = host;
+  ep.port = port;
+  return ep;
+}
+
+std::string Endpoint::host_header() const {
+  bool default_port = (tls && port == "443") || (!tls && port == "80");
+  std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  return default_port ? h : h + ":" + port;
+}
+
+std::string Endpoint::to_string() const { return (tls ? "https://" : "http://") + host_header(); }
+
+std::string HttpResponse::header(const std::string& lower_name) const {
+  auto it = headers.find(lower_name);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connection: one socket (optionally TLS) with its own io_context, driven synchronously by the
+// borrowing thread. Async operations + run() give us Beast's per-operation timeouts.
+
+struct HttpClient::TlsContext {
+  asio::ssl::context ctx{asio::ssl::context::tls_client};
+};
+
+struct HttpClient::Connection {
+  asio::io_context ioc;
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  bool reused = false;  // served a request before: may have been closed by the server meanwhile
+
+  beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+
+  // Runs one asynchronous operation to completion on this thread.
+  template <typename Start>
+  error_code run(Start&& start) {
+    error_code result = asio::error::would_block;
+    start([&result](error_code ec, auto&&...) { result = ec; });
+    ioc.restart();
+    ioc.run();
+    return result;
+  }
+};
+
+namespace {
+
+Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec) {
+  Code code = ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable;
+  return Status(code, what + " " + ep.to_string() + ": " + ec.message());
+}
+
+template <typename Stream>
+Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const Endpoint& ep, const HttpOptions& opt,
+                              const HttpRequest& req, char* sink, size_t sink_len, bool* reusable,
+                              bool* failed_before_response) {
+  *reusable = false;
+  *failed_before_response = true;
+  http::request<http::buffer_body> msg;
+  msg.version(11);
+  msg.method_string(req.method);
+  msg.target(req.target);
+  msg.set(http::field::host, ep.host_header());
+  for (const auto& [k, v] : req.headers) msg.insert(k, v);
+  msg.keep_alive(true);
+  msg.body().data = const_cast<char*>(req.body);
+  msg.body().size = req.body_len;
+  msg.body().more = false;
+  if (req.body_len > 0 || req.method == "PUT" || req.method == "POST") msg.content_length(req.body_len);
+
+  c.lowest().expires_after(opt.io_timeout);
+  error_code ec = c.run([&](auto handler) { http::async_write(stream, msg, std::move(handler)); });
+  if (ec) return transport_error("send " + req.method + " to", ep, ec);
+
+  http::response_parser<http::buffer_body> parser;
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+  if (req.method == "HEAD") parser.skip(true);
+  c.lowest().expires_after(opt.io_timeout);
+  ec = c.run([&](auto handler) { http::async_read_header(stream, c.buffer, parser, std::move(handler)); });
+  if (ec) return transport_error("read response header from", ep, ec);
+  *failed_before_response = false;
+
+  HttpResponse resp;
+  resp.status = static_cast<int>(parser.get().result_int());
+  for (const auto& field : parser.get()) {
+    std::string name(field.name_string());
+    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    resp.headers[name] = std::string(field.value());
+  }
+
+  const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
+  std::vector<char> scratch;
+  if (!to_sink) scratch.resize(64 * 1024);
+  size_t got = 0;
+  while (!parser.is_done()) {
+    auto& body = parser.get().body();
+    if (to_sink) {
+      if (got == sink_len) {
+        return Status(Code::kIoError, "response body from " + ep.to_string() + " is larger than the " +
+                                          std::to_string(sink_len) + " bytes expected");
+      }
+      body.data = sink + got;
+      body.size = sink_len - got;
+    } else {
+      body.data = scratch.data();
+      body.size = scratch.size();
+    }
+    size_t offered = body.size;
+    c.lowest().expires_after(opt.io_timeout);
+    ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) return transport_error("read response body from", ep, ec);
+    size_t n = offered - parser.get().body().size;
+    if (to_sink) got += n;
+    else resp.body.append(scratch.data(), n);
+  }
+  resp.sink_bytes = got;
+  *reusable = parser.get().keep_alive();
+  return resp;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// HttpClient
+
+HttpClient::HttpClient(Endpoint endpoint, HttpOptions options)
+    : endpoint_(std::move(endpoint)), options_(std::move(options)) {
+  if (options_.max_connections == 0) options_.max_connections = 1;
+  if (endpoint_.tls) {
+    tls_ = std::make_unique<TlsContext>();
+    error_code ec;
+    tls_->ctx.set_default_verify_paths(ec);
+    if (!options_.ca_file.empty()) tls_->ctx.load_verify_file(options_.ca_file, ec);
+    tls_->ctx.set_verify_mode(options_.verify_tls ? asio::ssl::verify_peer : asio::ssl::verify_none, ec);
+  }
+}
+
+HttpClient::~HttpClient() = default;
+
+HttpStats HttpClient::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+std::unique_ptr<HttpClient::Connection> HttpClient::acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return in_use_ < options_.max_connections; });
+  ++in_use_;
+  ++stats_.requests;
+  if (!idle_.empty()) {
+    auto conn = std::move(idle_.back());
+    idle_.pop_back();
+    return conn;
+  }
+  return nullptr;  // the caller opens a new one outside the lock
+}
+
+void HttpClient::release(std::unique_ptr<Connection> conn, bool reusable) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --in_use_;
+  if (conn && reusable) {
+    conn->reused = true;
+    idle_.push_back(std::move(conn));
+  }
+  cv_.notify_one();
+}
+
+Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, size_t sink_len) {
+  try {
+    // A pooled connection the server has meanwhile closed fails before any response byte; that
+    // is not a server error, so retry once on a fresh connection.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      std::unique_ptr<Connection> conn = acquire();
+      if (!conn) {
+        conn = std::make_unique<Connection>();
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          ++stats_.connections_opened;
+        }
+        tcp::resolver resolver(conn->ioc);
+        error_code ec;
+        auto endpoints = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+        if (ec) {
+          release(nullptr, false);
+          return transport_error("resolve", endpoint_, ec);
+        }
+        if (endpoint_.tls) conn->secure.emplace(conn->ioc, tls_->ctx);
+        else conn->plain.emplace(conn->ioc);
+        conn->lowest().expires_after(options_.connect_timeout);
+        ec = conn->run([&](auto handler) { conn->lowest().async_connect(endpoints, std::move(handler)); });
+        if (ec) {
+          release(nullptr, false);
+          return transport_error("connect to", endpoint_, ec);
+        }
+        conn->lowest().socket().set_option(tcp::no_delay(true), ec);
+        if (endpoint_.tls) {
+          SSL_set_tlsext_host_name(conn->secure->native_handle(), endpoint_.host.c_str());
+          if (options_.verify_tls) conn->secure->set_verify_callback(asio::ssl::host_name_verification(endpoint_.host));
+          conn->lowest().expires_after(options_.connect_timeout);
+          ec = conn->run([&](auto handler) {
+            conn->secure->async_handshake(asio::ssl::stream_base::client, std::move(handler));
+          });
+          if (ec) {
+            release(nullptr, false);
+            return transport_error("TLS handshake with", endpoint_, ec);
+          }
+        }
+      }
+      bool reusable = false, failed_before_response = false;
+      const bool was_reused = conn->reused;
+      Result<HttpResponse> r =
+          conn->plain ? exchange(*conn, *conn->plain, endpoint_, options_, req, sink, sink_len, &reusable,
+                                 &failed_before_response)
+                      : exchange(*conn, *conn->secure, endpoint_, options_, req, sink, sink_len, &reusable,
+                                 &failed_before_response);
+      release(std::move(conn), r.is_ok() && reusable);
+      if (!r.is_ok() && was_reused && failed_before_response && r.status().code() == Code::kUnavailable) continue;
+      return r;
+    }
+    return Status(Code::kUnavailable, "connection to " + endpoint_.to_string() + " closed twice in a row");
+  } catch (const std::exception& e) {
+    return Status(Code::kInternal, std::string("http client: ") + e.what());
+  }
+}
+
+}  // namespace stor::s3

@@ -1,0 +1,414 @@
+#include "backends/s3express/s3_backend.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
+
+namespace stor::s3 {
+
+namespace {
+
+std::string describe_uri(const std::string& scheme, const std::string& bucket, const std::string& key) {
+  return scheme + "://" + bucket + (key.empty() ? "" : "/" + key);
+}
+
+// Runs fn, turning escaped exceptions (allocation failures mostly) into a Status.
+template <typename Fn>
+auto guarded(Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const std::bad_alloc&) {
+    return Status(Code::kNoSpace, "s3: out of memory");
+  } catch (const std::exception& e) {
+    return Status(Code::kInternal, std::string("s3: ") + e.what());
+  }
+}
+
+struct Shared {
+  std::shared_ptr<S3Client> client;
+  std::shared_ptr<WorkerPool> async_pool;  // runs read_async / write_async bodies
+  std::string scheme;
+};
+
+class S3File final : public BackendFile {
+ public:
+  S3File(std::shared_ptr<Shared> shared, std::string bucket, std::string key, bool writable)
+      : shared_(std::move(shared)), bucket_(std::move(bucket)), key_(std::move(key)), writable_(writable) {}
+
+  ~S3File() override {
+    if (!closed_) (void)close();
+    wait_idle();
+  }
+
+  // Read-only files: the object as it was at open.
+  void set_info(ObjectInfo info) { info_ = std::move(info); }
+  // Writable files: the initial content and whether it already differs from the store.
+  void set_buffer(std::string data, bool dirty) {
+    data_ = std::move(data);
+    dirty_ = dirty;
+  }
+
+  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    start([this, buf, len, offset] { return read_now(static_cast<char*>(buf), len, offset); }, std::move(done));
+  }
+
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    start([this, buf, len, offset] { return write_now(static_cast<const char*>(buf), len, offset); }, std::move(done));
+  }
+
+  Status sync(bool) override {
+    return guarded([&]() -> Status {
+      std::lock_guard<std::mutex> lock(mu_);
+      STOR_RETURN_IF_ERROR(check_open());
+      return upload_locked();
+    });
+  }
+
+  Status truncate(uint64_t size) override {
+    return guarded([&]() -> Status {
+      std::lock_guard<std::mutex> lock(mu_);
+      STOR_RETURN_IF_ERROR(check_open());
+      if (!writable_) return Status(Code::kInvalidArgument, name() + ": truncate on a file not opened for writing");
+      data_.resize(size, '\0');
+      dirty_ = true;
+      return Status::ok();
+    });
+  }
+
+  Result<FileInfo> stat() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    STOR_RETURN_IF_ERROR(check_open());
+    FileInfo fi;
+    fi.path = "/" + key_;
+    fi.type = FileType::kRegular;
+    fi.size = writable_ ? data_.size() : info_.size;
+    fi.mtime_ns = info_.mtime_ns;
+    fi.etag = info_.etag;
+    fi.mode = 0644;
+    return fi;
+  }
+
+  Status close() override {
+    wait_idle();
+    return guarded([&]() -> Status {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return Status::ok();
+      Status s = upload_locked();
+      closed_ = true;
+      data_.clear();
+      data_.shrink_to_fit();
+      return s;
+    });
+  }
+
+ private:
+  std::string name() const { return describe_uri(shared_->scheme, bucket_, key_); }
+
+  Status check_open() const {
+    return closed_ ? Status(Code::kInvalidArgument, name() + ": file is closed") : Status::ok();
+  }
+
+  Status upload_locked() {
+    if (!writable_ || !dirty_) return Status::ok();
+    STOR_ASSIGN_OR_RETURN(std::string etag, shared_->client->put_object(bucket_, key_, data_.data(), data_.size()));
+    info_.etag = etag;
+    info_.size = data_.size();
+    dirty_ = false;
+    return Status::ok();
+  }
+
+  Result<size_t> read_now(char* dst, size_t len, uint64_t offset) {
+    return guarded([&]() -> Result<size_t> {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        STOR_RETURN_IF_ERROR(check_open());
+        if (writable_) {
+          if (offset >= data_.size()) return size_t{0};
+          size_t n = static_cast<size_t>(std::min<uint64_t>(len, data_.size() - offset));
+          std::memcpy(dst, data_.data() + offset, n);
+          return n;
+        }
+      }
+      // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
+      return shared_->client->read_object(bucket_, key_, info_, offset, len, dst);
+    });
+  }
+
+  Result<size_t> write_now(const char* src, size_t len, uint64_t offset) {
+    return guarded([&]() -> Result<size_t> {
+      std::lock_guard<std::mutex> lock(mu_);
+      STOR_RETURN_IF_ERROR(check_open());
+      if (!writable_) return Status(Code::kInvalidArgument, name() + ": file not opened for writing");
+      if (offset + len > data_.size()) {
+        // Grow geometrically so streams of appends stay linear.
+        if (offset + len > data_.capacity()) data_.reserve(std::max<size_t>(offset + len, data_.capacity() * 2));
+        data_.resize(offset + len, '\0');
+      }
+      std::memcpy(data_.data() + offset, src, len);
+      dirty_ = true;
+      return len;
+    });
+  }
+
+  // Runs op on the async pool, keeping the file alive (close/destructor wait for it).
+  void start(std::function<Result<size_t>()> op, IoCallback done) {
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      ++pending_;
+    }
+    shared_->async_pool->post([this, op = std::move(op), done = std::move(done)] {
+      Result<size_t> r = op();
+      done(std::move(r));
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      if (--pending_ == 0) pending_cv_.notify_all();
+    });
+  }
+
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock(pending_mu_);
+    pending_cv_.wait(lock, [&] { return pending_ == 0; });
+  }
+
+  std::shared_ptr<Shared> shared_;
+  const std::string bucket_, key_;
+  const bool writable_;
+
+  std::mutex mu_;
+  bool closed_ = false;
+  ObjectInfo info_;
+  std::string data_;
+  bool dirty_ = false;
+
+  std::mutex pending_mu_;
+  std::condition_variable pending_cv_;
+  size_t pending_ = 0;
+};
+
+class S3Backend final : public Backend {
+ public:
+  explicit S3Backend(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
+
+  std::string_view scheme() const override { return shared_->scheme; }
+  uint32_t capabilities() const override { return kCapRead | kCapWrite | kCapDirectories | kCapTruncate | kCapRename; }
+
+  Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) override {
+    return guarded([&]() -> Result<std::unique_ptr<BackendFile>> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      const std::string name = describe_uri(shared_->scheme, bucket, key);
+      if (key.empty() || (!uri.path.empty() && uri.path.back() == '/'))
+        return Status(Code::kIsADirectory, name + ": is a prefix (directory), not an object");
+      S3Client& client = *shared_->client;
+      Result<ObjectInfo> head = client.head_object(bucket, key);
+      const bool exists = head.is_ok();
+      if (!exists && head.status().code() != Code::kNotFound) return head.status();
+
+      const bool writable = (opts.flags & kOpenWrite) != 0;
+      if (!writable) {
+        if (!exists) {
+          if (is_prefix(bucket, key)) return Status(Code::kIsADirectory, name + ": is a prefix (directory)");
+          return Status(Code::kNotFound, name + ": no such object");
+        }
+        auto file = std::make_unique<S3File>(shared_, bucket, key, false);
+        file->set_info(std::move(head).value());
+        return std::unique_ptr<BackendFile>(std::move(file));
+      }
+
+      if (exists && (opts.flags & kOpenCreate) && (opts.flags & kOpenExclusive))
+        return Status(Code::kAlreadyExists, name + ": object exists");
+      if (!exists && !(opts.flags & kOpenCreate)) return Status(Code::kNotFound, name + ": no such object");
+      if (!exists && is_prefix(bucket, key)) return Status(Code::kIsADirectory, name + ": is a prefix (directory)");
+      auto file = std::make_unique<S3File>(shared_, bucket, key, true);
+      if (exists && !(opts.flags & kOpenTruncate)) {
+        // Objects are rewritten whole: start from the current content so partial writes keep the rest.
+        const ObjectInfo& info = head.value();
+        std::string content(info.size, '\0');
+        STOR_ASSIGN_OR_RETURN(size_t n, client.read_object(bucket, key, info, 0, content.size(), content.data()));
+        content.resize(n);
+        file->set_info(info);
+        file->set_buffer(std::move(content), false);
+      } else {
+        file->set_buffer({}, true);  // a new or truncated object exists once closed, even if empty
+      }
+      return std::unique_ptr<BackendFile>(std::move(file));
+    });
+  }
+
+  Result<FileInfo> stat(const Uri& uri) override {
+    return guarded([&]() -> Result<FileInfo> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      FileInfo fi;
+      fi.path = key.empty() ? "/" : "/" + key;
+      fi.type = FileType::kDirectory;
+      fi.mode = 0755;
+      if (key.empty()) return fi;
+      Result<ObjectInfo> head = shared_->client->head_object(bucket, key);
+      if (head.is_ok()) {
+        fi.type = FileType::kRegular;
+        fi.mode = 0644;
+        fi.size = head->size;
+        fi.mtime_ns = head->mtime_ns;
+        fi.etag = head->etag;
+        return fi;
+      }
+      if (head.status().code() != Code::kNotFound) return head.status();
+      if (is_prefix(bucket, key)) return fi;
+      return Status(Code::kNotFound, describe_uri(shared_->scheme, bucket, key) + ": no such object or prefix");
+    });
+  }
+
+  Result<std::vector<DirEntry>> list(const Uri& uri) override {
+    return guarded([&]() -> Result<std::vector<DirEntry>> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      const std::string prefix = key.empty() ? "" : key + "/";
+      STOR_ASSIGN_OR_RETURN(ListPage page, shared_->client->list_all(bucket, prefix, "/"));
+      std::vector<DirEntry> out;
+      for (const auto& p : page.common_prefixes) {
+        std::string name = p.substr(prefix.size());
+        if (!name.empty() && name.back() == '/') name.pop_back();
+        if (!name.empty()) out.push_back({name, FileType::kDirectory, 0});
+      }
+      for (const auto& o : page.objects) {
+        std::string name = o.key.substr(prefix.size());
+        if (!name.empty()) out.push_back({name, FileType::kRegular, o.size});  // "" is the directory marker
+      }
+      if (page.objects.empty() && page.common_prefixes.empty() && !key.empty()) {
+        const std::string name = describe_uri(shared_->scheme, bucket, key);
+        Result<ObjectInfo> head = shared_->client->head_object(bucket, key);
+        if (head.is_ok()) return Status(Code::kNotADirectory, name + ": is an object, not a prefix");
+        return Status(Code::kNotFound, name + ": no such prefix");
+      }
+      std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+      return out;
+    });
+  }
+
+  Status remove(const Uri& uri) override {
+    return guarded([&]() -> Status {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      const std::string name = describe_uri(shared_->scheme, bucket, key);
+      if (key.empty()) return Status(Code::kInvalidArgument, name + ": refusing to remove a bucket root");
+      S3Client& client = *shared_->client;
+      Result<ObjectInfo> head = client.head_object(bucket, key);
+      if (head.is_ok()) return client.delete_object(bucket, key);
+      if (head.status().code() != Code::kNotFound) return head.status();
+      // A directory: only an empty one (nothing but its marker) may go.
+      STOR_ASSIGN_OR_RETURN(ListPage page, client.list_objects_v2(bucket, key + "/", "/", "", 2));
+      bool has_marker = false, has_children = !page.common_prefixes.empty();
+      for (const auto& o : page.objects) {
+        if (o.key == key + "/") has_marker = true;
+        else has_children = true;
+      }
+      if (has_children) return Status(Code::kNotEmpty, name + ": prefix is not empty");
+      if (has_marker) return client.delete_object(bucket, key + "/");
+      return Status(Code::kNotFound, name + ": no such object or prefix");
+    });
+  }
+
+  Status mkdir(const Uri& uri, uint32_t) override {
+    return guarded([&]() -> Status {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      const std::string name = describe_uri(shared_->scheme, bucket, key);
+      if (key.empty()) return Status(Code::kAlreadyExists, name + ": bucket root exists");
+      S3Client& client = *shared_->client;
+      Result<ObjectInfo> head = client.head_object(bucket, key);
+      if (head.is_ok()) return Status(Code::kAlreadyExists, name + ": an object has this name");
+      if (head.status().code() != Code::kNotFound) return head.status();
+      if (is_prefix(bucket, key)) return Status(Code::kAlreadyExists, name + ": prefix exists");
+      // Prefixes exist implicitly; an empty "key/" marker object makes an empty one visible.
+      return client.put_object_single(bucket, key + "/", "", 0).status();
+    });
+  }
+
+  Status rename(const Uri& from, const Uri& to) override {
+    return guarded([&]() -> Status {
+      std::string src_bucket, src_key, dst_bucket, dst_key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(from, &src_bucket, &src_key));
+      STOR_RETURN_IF_ERROR(bucket_and_key(to, &dst_bucket, &dst_key));
+      const std::string name = describe_uri(shared_->scheme, src_bucket, src_key);
+      if (src_key.empty() || dst_key.empty()) return Status(Code::kInvalidArgument, name + ": cannot rename a bucket root");
+      S3Client& client = *shared_->client;
+      Result<ObjectInfo> head = client.head_object(src_bucket, src_key);
+      if (!head.is_ok()) {
+        if (head.status().code() == Code::kNotFound && is_prefix(src_bucket, src_key))
+          return Status(Code::kUnsupported, name + ": renaming a prefix is not supported");
+        return head.status();
+      }
+      // Object stores have no rename: copy server-side, then delete the source.
+      STOR_RETURN_IF_ERROR(client.copy_object(src_bucket, src_key, dst_bucket, dst_key).status());
+      return client.delete_object(src_bucket, src_key);
+    });
+  }
+
+  std::map<std::string, std::string> describe(const Uri& uri) override {
+    std::map<std::string, std::string> out;
+    const S3Config& c = shared_->client->config();
+    out["endpoint"] = c.endpoint;
+    out["region"] = c.region;
+    out["addressing"] = c.path_style ? "path" : "virtual-host";
+    out["part_size"] = std::to_string(c.part_size);
+    out["max_connections"] = std::to_string(c.max_connections);
+    out["session"] = c.session == SessionMode::kOn ? "on" : c.session == SessionMode::kOff ? "off" : "auto";
+    std::string bucket, key;
+    if (bucket_and_key(uri, &bucket, &key).is_ok()) {
+      out["bucket"] = bucket;
+      out["auth"] = shared_->client->auth_mode(bucket);
+    }
+    return out;
+  }
+
+ private:
+  bool is_prefix(const std::string& bucket, const std::string& key) {
+    Result<ListPage> page = shared_->client->list_objects_v2(bucket, key + "/", "/", "", 1);
+    return page.is_ok() && (!page->objects.empty() || !page->common_prefixes.empty());
+  }
+
+  std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace
+
+Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
+  if (uri.authority.empty())
+    return Status(Code::kInvalidArgument, "'" + uri.to_string() + "': an S3 URI needs a bucket (scheme://bucket/key)");
+  *bucket = uri.authority;
+  std::string k = uri.path;
+  while (!k.empty() && k.front() == '/') k.erase(k.begin());
+  while (!k.empty() && k.back() == '/') k.pop_back();
+  *key = k;
+  return Status::ok();
+}
+
+Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, const BackendContext& ctx) {
+  return guarded([&]() -> Result<std::shared_ptr<Backend>> {
+    STOR_ASSIGN_OR_RETURN(S3Config config, S3Config::from_settings(ctx.settings, scheme == "s3express"));
+    STOR_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> client, S3Client::create(std::move(config)));
+    auto shared = std::make_shared<Shared>();
+    shared->client = std::move(client);
+    shared->async_pool = std::make_shared<WorkerPool>(4);
+    shared->scheme = scheme;
+    return std::shared_ptr<Backend>(std::make_shared<S3Backend>(std::move(shared)));
+  });
+}
+
+namespace {
+
+const bool registered = [] {
+  (void)BackendRegistry::global().add("s3express", [](const BackendContext& ctx) {
+    return make_s3_backend("s3express", ctx);
+  });
+  (void)BackendRegistry::global().add("s3", [](const BackendContext& ctx) { return make_s3_backend("s3", ctx); });
+  return true;
+}();
+
+}  // namespace
+
+}  // namespace stor::s3

@@ -1,0 +1,24 @@
+// The s3express:// and s3:// backends: objects as files, "/"-delimited prefixes as directories.
+//
+// Reads are ranged GETs fanned out over the connection pool. Objects are written whole: an open
+// file buffers its content in memory (loading the existing object first unless truncated) and
+// uploads it on sync() and close(), as one PutObject or a parallel multipart upload. Reads of a
+// file opened for writing see the buffered bytes.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "backends/s3express/s3_client.h"
+#include "stor/backend.h"
+
+namespace stor::s3 {
+
+// Builds a backend for `scheme` ("s3express" turns CreateSession on by default, "s3" does not)
+// from the context's "s3.*" settings and the AWS_* environment.
+Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, const BackendContext& ctx);
+
+// Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped).
+Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key);
+
+}  // namespace stor::s3

@@ -1,0 +1,719 @@
+#include "backends/s3express/s3_client.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+#include <thread>
+
+#include "backends/s3express/crypto.h"
+
+namespace stor::s3 {
+
+namespace {
+
+constexpr const char* kCrcMetaKey = "stor-crc32c";
+constexpr size_t kMaxSignedPayload = 64 * 1024;  // larger bodies go UNSIGNED-PAYLOAD (+ Content-MD5)
+constexpr uint64_t kMaxParts = 10000;
+
+std::string env_or(const char* name, const std::string& fallback = {}) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::string(v) : fallback;
+}
+
+Result<uint64_t> parse_size(const std::string& key, const std::string& text) {
+  if (text.empty()) return Status(Code::kInvalidArgument, key + ": empty value");
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+  if (errno != 0 || end == text.c_str()) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
+  std::string suffix(end);
+  uint64_t mult = 1;
+  if (suffix == "" || suffix == "B") mult = 1;
+  else if (suffix == "K" || suffix == "KiB" || suffix == "k") mult = 1ull << 10;
+  else if (suffix == "M" || suffix == "MiB" || suffix == "m") mult = 1ull << 20;
+  else if (suffix == "G" || suffix == "GiB" || suffix == "g") mult = 1ull << 30;
+  else return Status(Code::kInvalidArgument, key + ": bad size suffix in '" + text + "'");
+  return static_cast<uint64_t>(v) * mult;
+}
+
+Result<bool> parse_bool(const std::string& key, const std::string& text) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return Status(Code::kInvalidArgument, key + ": expected true/false, got '" + text + "'");
+}
+
+std::string strip_quotes(std::string s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  return s;
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+
+bool is_plain_md5_etag(const std::string& etag) {
+  if (etag.size() != 32) return false;
+  return std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+}
+
+int64_t parse_http_date_ns(const std::string& text) {
+  std::tm tm{};
+  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return 0;
+  return static_cast<int64_t>(timegm(&tm)) * 1000000000;
+}
+
+std::string object_name(const std::string& bucket, const std::string& key) {
+  return "s3://" + bucket + (key.empty() ? "" : "/" + key);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+
+Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string>& settings, bool express) {
+  S3Config c;
+  auto get = [&](const char* key, const std::string& fallback = {}) {
+    auto it = settings.find(key);
+    return it != settings.end() ? it->second : fallback;
+  };
+  c.endpoint = get("s3.endpoint", env_or("AWS_ENDPOINT_URL_S3", env_or("AWS_ENDPOINT_URL")));
+  c.region = get("s3.region", env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION", "us-east-1")));
+  c.credentials.access_key = get("s3.access_key", env_or("AWS_ACCESS_KEY_ID"));
+  c.credentials.secret_key = get("s3.secret_key", env_or("AWS_SECRET_ACCESS_KEY"));
+  c.credentials.session_token = get("s3.session_token", env_or("AWS_SESSION_TOKEN"));
+  c.session = express ? SessionMode::kAuto : SessionMode::kOff;
+
+  // A custom endpoint is usually a local server: path-style unless told otherwise.
+  c.path_style = !c.endpoint.empty();
+  if (std::string v = get("s3.addressing"); !v.empty()) {
+    if (v == "path") c.path_style = true;
+    else if (v == "virtual") c.path_style = false;
+    else return Status(Code::kInvalidArgument, "s3.addressing: expected path or virtual, got '" + v + "'");
+  }
+  if (c.endpoint.empty()) c.endpoint = "https://s3." + c.region + ".amazonaws.com";
+
+  if (std::string v = get("s3.max_connections"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_connections", v));
+    if (n == 0 || n > 1024) return Status(Code::kInvalidArgument, "s3.max_connections must be 1..1024");
+    c.max_connections = static_cast<unsigned>(n);
+  }
+  if (std::string v = get("s3.part_size"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.part_size", v));
+    if (n < 4096 || n > (5ull << 30)) return Status(Code::kInvalidArgument, "s3.part_size must be 4 KiB..5 GiB");
+    c.part_size = n;
+  }
+  if (std::string v = get("s3.max_attempts"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_attempts", v));
+    if (n == 0 || n > 100) return Status(Code::kInvalidArgument, "s3.max_attempts must be 1..100");
+    c.max_attempts = static_cast<unsigned>(n);
+  }
+  if (std::string v = get("s3.retry_base_ms"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.retry_base_ms", v));
+    c.retry_base = std::chrono::milliseconds(n);
+  }
+  if (std::string v = get("s3.connect_timeout_ms"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.connect_timeout_ms", v));
+    c.connect_timeout = std::chrono::milliseconds(n);
+  }
+  if (std::string v = get("s3.timeout_ms"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.timeout_ms", v));
+    c.io_timeout = std::chrono::milliseconds(n);
+  }
+  if (std::string v = get("s3.session"); !v.empty()) {
+    if (v == "auto") c.session = SessionMode::kAuto;
+    else if (v == "on") c.session = SessionMode::kOn;
+    else if (v == "off") c.session = SessionMode::kOff;
+    else return Status(Code::kInvalidArgument, "s3.session: expected auto, on or off, got '" + v + "'");
+  }
+  if (std::string v = get("s3.session_renew_seconds"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.session_renew_seconds", v));
+    c.session_renew_margin = std::chrono::seconds(n);
+  }
+  if (std::string v = get("s3.verify_tls"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.verify_tls, parse_bool("s3.verify_tls", v));
+  }
+  c.ca_file = get("s3.ca_file", env_or("AWS_CA_BUNDLE"));
+  if (std::string v = get("s3.content_md5"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.content_md5, parse_bool("s3.content_md5", v));
+  }
+  if (std::string v = get("s3.verify_checksums"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.verify_checksums, parse_bool("s3.verify_checksums", v));
+  }
+  return c;
+}
+
+Code code_for_s3_error(int status, const std::string& c) {
+  if (c == "NoSuchKey" || c == "NoSuchBucket" || c == "NoSuchUpload" || c == "NotFound") return Code::kNotFound;
+  if (c == "AccessDenied" || c == "InvalidAccessKeyId" || c == "SignatureDoesNotMatch" || c == "ExpiredToken" ||
+      c == "InvalidToken")
+    return Code::kPermissionDenied;
+  if (c == "BucketAlreadyExists" || c == "BucketAlreadyOwnedByYou") return Code::kAlreadyExists;
+  if (c == "BucketNotEmpty") return Code::kNotEmpty;
+  if (c == "InvalidRange") return Code::kOutOfRange;
+  if (c == "BadDigest") return Code::kCorruption;
+  if (c == "NotImplemented" || c == "MethodNotAllowed") return Code::kUnsupported;
+  if (c == "SlowDown" || c == "InternalError" || c == "ServiceUnavailable") return Code::kUnavailable;
+  if (c == "RequestTimeout") return Code::kTimeout;
+  if (c == "PreconditionFailed") return Code::kAborted;
+  switch (status) {
+    case 400: return Code::kInvalidArgument;
+    case 401:
+    case 403: return Code::kPermissionDenied;
+    case 404: return Code::kNotFound;
+    case 405:
+    case 501: return Code::kUnsupported;
+    case 409: return Code::kAlreadyExists;
+    case 412: return Code::kAborted;
+    case 416: return Code::kOutOfRange;
+    case 429: return Code::kUnavailable;
+    default: break;
+  }
+  if (status >= 500) return Code::kUnavailable;
+  return Code::kIoError;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+struct S3Client::Session {
+  enum class State { kUnknown, kActive, kUnsupported };
+  std::mutex mu;  // held while (re)creating, so concurrent requests share one CreateSession
+  State state = State::kUnknown;
+  SessionCredentials creds;
+};
+
+S3Client::S3Client(S3Config config, Endpoint endpoint) : config_(std::move(config)), endpoint_(std::move(endpoint)) {
+  pool_ = std::make_unique<WorkerPool>(config_.max_connections);
+}
+
+S3Client::~S3Client() = default;
+
+Result<std::unique_ptr<S3Client>> S3Client::create(S3Config config) {
+  STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(config.endpoint));
+  if (config.part_size == 0) return Status(Code::kInvalidArgument, "s3 part size must be > 0");
+  return std::unique_ptr<S3Client>(new S3Client(std::move(config), std::move(ep)));
+}
+
+S3Stats S3Client::stats() const {
+  S3Stats s;
+  s.requests = requests_.load();
+  s.retries = retries_.load();
+  s.sessions_created = sessions_created_.load();
+  std::lock_guard<std::mutex> lock(const_cast<std::mutex&>(clients_mu_));
+  if (path_client_) s.connections_opened += path_client_->stats().connections_opened;
+  for (const auto& [b, c] : vhost_clients_) s.connections_opened += c->stats().connections_opened;
+  return s;
+}
+
+HttpClient& S3Client::http_for(const std::string& bucket) {
+  HttpOptions opts;
+  opts.max_connections = config_.max_connections;
+  opts.connect_timeout = config_.connect_timeout;
+  opts.io_timeout = config_.io_timeout;
+  opts.verify_tls = config_.verify_tls;
+  opts.ca_file = config_.ca_file;
+  std::lock_guard<std::mutex> lock(clients_mu_);
+  if (config_.path_style || bucket.empty()) {
+    if (!path_client_) path_client_ = std::make_unique<HttpClient>(endpoint_, opts);
+    return *path_client_;
+  }
+  auto& c = vhost_clients_[bucket];
+  if (!c) {
+    Endpoint ep = endpoint_;
+    ep.host = bucket + "." + ep.host;
+    c = std::make_unique<HttpClient>(ep, opts);
+  }
+  return *c;
+}
+
+void S3Client::backoff(unsigned attempt) {
+  // Exponential with "equal jitter": half fixed, half random, so retries spread out but never
+  // collapse to zero delay.
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  double cap = static_cast<double>(config_.retry_max.count());
+  double exp = std::min(cap, static_cast<double>(config_.retry_base.count()) * static_cast<double>(1u << std::min(attempt, 16u)));
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(exp * jitter(rng) * 1000.0)));
+}
+
+void S3Client::invalidate_session(const std::string& bucket) {
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    auto it = sessions_.find(bucket);
+    if (it == sessions_.end()) return;
+    s = it->second;
+  }
+  std::lock_guard<std::mutex> lock(s->mu);
+  if (s->state == Session::State::kActive) s->state = Session::State::kUnknown;
+}
+
+Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, bool* is_session) {
+  *creds = config_.credentials;
+  *is_session = false;
+  if (config_.session == SessionMode::kOff || bucket.empty()) return Status::ok();
+  std::shared_ptr<Session> s;
+  {
+    std::lock_guard<std::mutex> lock(sessions_mu_);
+    auto& slot = sessions_[bucket];
+    if (!slot) slot = std::make_shared<Session>();
+    s = slot;
+  }
+  std::lock_guard<std::mutex> lock(s->mu);
+  auto use_session = [&] {
+    creds->access_key = s->creds.access_key;
+    creds->secret_key = s->creds.secret_key;
+    creds->session_token = s->creds.session_token;
+    *is_session = true;
+    return Status::ok();
+  };
+  if (s->state == Session::State::kUnsupported) return Status::ok();
+  const auto now = std::chrono::system_clock::now();
+  if (s->state == Session::State::kActive && now + config_.session_renew_margin < s->creds.expiration)
+    return use_session();
+
+  Request req;
+  req.op = "CreateSession";
+  req.method = "GET";
+  req.bucket = bucket;
+  req.query = {{"session", ""}};
+  req.create_session = true;
+  Result<HttpResponse> resp = send(req);
+  Status failure;
+  if (resp.is_ok()) {
+    Result<SessionCredentials> parsed = parse_create_session(resp->body);
+    if (parsed.is_ok()) {
+      s->creds = std::move(parsed).value();
+      s->state = Session::State::kActive;
+      sessions_created_.fetch_add(1);
+      return use_session();
+    }
+    // 200 with something else: the server ignores "?session" (plain S3, local servers).
+    failure = Status(Code::kUnsupported, "CreateSession on " + object_name(bucket, "") +
+                                             " is not supported by the server: " + parsed.status().message());
+  } else {
+    failure = resp.status();
+  }
+  const Code code = failure.code();
+  const bool transient = code == Code::kUnavailable || code == Code::kTimeout;
+  // A still-valid token outlives a failed early renewal.
+  if (s->state == Session::State::kActive && now < s->creds.expiration && transient) return use_session();
+  if (config_.session == SessionMode::kOn) return failure;
+  if (transient) return failure;
+  if (code == Code::kNotFound) return Status::ok();  // bucket missing: ask again next time
+  s->state = Session::State::kUnsupported;           // fall back to plain SigV4 for good
+  return Status::ok();
+}
+
+std::string S3Client::auth_mode(const std::string& bucket) {
+  Credentials creds;
+  bool is_session = false;
+  if (!credentials_for(bucket, &creds, &is_session).is_ok()) return "unresolved";
+  return is_session ? "session" : "sigv4";
+}
+
+Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t sink_len, bool* retryable) {
+  *retryable = false;
+  HttpClient& http = http_for(req.bucket);
+  Credentials creds = config_.credentials;
+  bool is_session = false;
+  if (!req.create_session) STOR_RETURN_IF_ERROR(credentials_for(req.bucket, &creds, &is_session));
+
+  std::string path;
+  if (config_.path_style || req.bucket.empty()) {
+    path = "/" + uri_encode(req.bucket, true);
+    if (!req.key.empty()) path += "/" + uri_encode(req.key, false);
+  } else {
+    path = "/" + uri_encode(req.key, false);
+  }
+
+  HeaderList headers = req.headers;
+  const std::string date = amz_date(std::chrono::system_clock::now());
+  std::string payload_hash;
+  if (req.body_len == 0) payload_hash = std::string(kEmptyPayloadSha256);
+  else if (req.body_len <= kMaxSignedPayload) payload_hash = sha256_hex(std::string_view(req.body, req.body_len));
+  else payload_hash = "UNSIGNED-PAYLOAD";
+  headers.emplace_back("x-amz-date", date);
+  headers.emplace_back("x-amz-content-sha256", payload_hash);
+  if (is_session) headers.emplace_back("x-amz-s3session-token", creds.session_token);
+  else if (!creds.session_token.empty()) headers.emplace_back("x-amz-security-token", creds.session_token);
+
+  if (!creds.access_key.empty()) {
+    SignRequest sr;
+    sr.method = req.method;
+    sr.path = path;
+    sr.query = req.query;
+    sr.headers = headers;
+    sr.headers.emplace_back("host", http.endpoint().host_header());
+    sr.payload_hash = payload_hash;
+    sr.amz_date = date;
+    sr.region = config_.region;
+    sr.service = (is_session || req.create_session) ? "s3express" : "s3";
+    headers.emplace_back("Authorization", authorization_header(sr, creds));
+  }
+
+  HttpRequest hr;
+  hr.method = req.method;
+  hr.target = path;
+  if (!req.query.empty()) hr.target += "?" + canonical_query(req.query);
+  hr.headers = std::move(headers);
+  hr.body = req.body;
+  hr.body_len = req.body_len;
+
+  requests_.fetch_add(1);
+  const std::string what = std::string("S3 ") + req.op + " " + object_name(req.bucket, req.key);
+  Result<HttpResponse> r = http.execute(hr, sink, sink_len);
+  if (!r.is_ok()) {
+    Code code = r.status().code();
+    *retryable = code == Code::kUnavailable || code == Code::kTimeout || code == Code::kIoError;
+    return Status(code, what + ": " + r.status().message());
+  }
+  HttpResponse resp = std::move(r).value();
+  if (resp.status >= 200 && resp.status < 300) return resp;
+
+  ErrorDoc err;
+  if (!parse_error(resp.body, &err)) {
+    // HEAD answers and some proxies carry no XML body.
+    err.code = resp.status == 404 ? "NotFound" : "HTTP" + std::to_string(resp.status);
+    err.message = resp.body.size() < 200 ? resp.body : resp.body.substr(0, 200);
+  }
+  *retryable = (resp.status >= 500 && resp.status != 501) || resp.status == 429 || err.code == "SlowDown" || err.code == "RequestTimeout" ||
+               err.code == "InternalError";
+  if (is_session && (err.code == "ExpiredToken" || err.code == "InvalidToken")) {
+    invalidate_session(req.bucket);
+    *retryable = true;
+  }
+  std::string msg = what + ": " + err.code;
+  if (!err.message.empty()) msg += ": " + err.message;
+  msg += " (HTTP " + std::to_string(resp.status);
+  if (!err.request_id.empty()) msg += ", request " + err.request_id;
+  msg += ")";
+  return Status(code_for_s3_error(resp.status, err.code), msg);
+}
+
+Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_len) {
+  for (unsigned attempt = 0;; ++attempt) {
+    if (attempt > 0) {
+      retries_.fetch_add(1);
+      backoff(attempt - 1);
+    }
+    bool retryable = false;
+    Result<HttpResponse> r = send_once(req, sink, sink_len, &retryable);
+    if (r.is_ok() || !retryable) return r;
+    if (attempt + 1 >= config_.max_attempts) {
+      return Status(r.status().code(),
+                    r.status().message() + " (gave up after " + std::to_string(attempt + 1) + " attempts)");
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operations
+
+Status S3Client::create_bucket(const std::string& bucket) {
+  Request req;
+  req.op = "CreateBucket";
+  req.method = "PUT";
+  req.bucket = bucket;
+  return send(req).status();
+}
+
+Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::string& key) {
+  Request req;
+  req.op = "HeadObject";
+  req.method = "HEAD";
+  req.bucket = bucket;
+  req.key = key;
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  ObjectInfo info;
+  std::string len = resp.header("content-length");
+  info.size = len.empty() ? 0 : std::strtoull(len.c_str(), nullptr, 10);
+  info.etag = strip_quotes(resp.header("etag"));
+  info.mtime_ns = parse_http_date_ns(resp.header("last-modified"));
+  for (const auto& [name, value] : resp.headers)
+    if (name.rfind("x-amz-meta-", 0) == 0) info.metadata[name.substr(11)] = value;
+  return info;
+}
+
+Result<size_t> S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t offset, size_t len,
+                                   char* dst, const std::string& etag) {
+  if (len == 0) return size_t{0};
+  Request req;
+  req.op = "GetObject";
+  req.method = "GET";
+  req.bucket = bucket;
+  req.key = key;
+  req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
+  if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
+  if (resp.status == 206) {
+    // "bytes START-END/TOTAL": the server must answer the range we asked for.
+    std::string cr = resp.header("content-range");
+    unsigned long long start = 0;
+    if (std::sscanf(cr.c_str(), "bytes %llu-", &start) != 1 || start != offset) {
+      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for bytes from " +
+                                        std::to_string(offset) + ", got Content-Range '" + cr + "'");
+    }
+  } else if (offset != 0) {
+    return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
+  }
+  return resp.sink_bytes;
+}
+
+Result<size_t> S3Client::read_object(const std::string& bucket, const std::string& key, const ObjectInfo& info,
+                                     uint64_t offset, size_t len, char* dst) {
+  if (offset >= info.size || len == 0) return size_t{0};
+  len = static_cast<size_t>(std::min<uint64_t>(len, info.size - offset));
+  const uint64_t part = config_.part_size;
+  const size_t parts = static_cast<size_t>((len + part - 1) / part);
+  Status st = parallel_for(*pool_, parts, config_.max_connections, [&](size_t i) -> Status {
+    const uint64_t off = i * part;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(part, len - off));
+    STOR_ASSIGN_OR_RETURN(size_t got, get_range(bucket, key, offset + off, n, dst + off, info.etag));
+    if (got != n) {
+      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": short read at offset " +
+                                        std::to_string(offset + off) + ": " + std::to_string(got) + " of " +
+                                        std::to_string(n) + " bytes");
+    }
+    return Status::ok();
+  });
+  STOR_RETURN_IF_ERROR(st);
+
+  if (config_.verify_checksums && offset == 0 && len == info.size) {
+    if (auto it = info.metadata.find(kCrcMetaKey); it != info.metadata.end()) {
+      std::string actual = hex32(crc32c(0, dst, len));
+      if (actual != it->second) {
+        return Status(Code::kCorruption, "S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
+                                             it->second + ", read " + actual + ")");
+      }
+    } else if (is_plain_md5_etag(info.etag)) {
+      std::string raw = md5(dst, len);
+      std::string actual = to_hex(raw.data(), raw.size());
+      if (actual != info.etag) {
+        return Status(Code::kCorruption, "S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " +
+                                             info.etag + ", read " + actual + ")");
+      }
+    }
+  }
+  return len;
+}
+
+Result<std::string> S3Client::get_object(const std::string& bucket, const std::string& key) {
+  STOR_ASSIGN_OR_RETURN(ObjectInfo info, head_object(bucket, key));
+  std::string out(info.size, '\0');
+  STOR_ASSIGN_OR_RETURN(size_t n, read_object(bucket, key, info, 0, out.size(), out.data()));
+  out.resize(n);
+  return out;
+}
+
+Result<std::string> S3Client::put_object(const std::string& bucket, const std::string& key, const char* data,
+                                         size_t len) {
+  std::map<std::string, std::string> meta{{kCrcMetaKey, hex32(crc32c(0, data, len))}};
+  if (len > config_.part_size) return put_object_multipart(bucket, key, data, len, meta);
+  return put_object_single(bucket, key, data, len, meta);
+}
+
+Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
+                                                size_t len, const std::map<std::string, std::string>& metadata) {
+  Request req;
+  req.op = "PutObject";
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.key = key;
+  req.body = data;
+  req.body_len = len;
+  req.headers.emplace_back("Content-Type", "application/octet-stream");
+  std::string md5_hex;
+  if (config_.content_md5) {
+    std::string raw = md5(data, len);
+    md5_hex = to_hex(raw.data(), raw.size());
+    req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
+  }
+  for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  std::string etag = strip_quotes(resp.header("etag"));
+  if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
+    return Status(Code::kCorruption, "S3 PutObject " + object_name(bucket, key) + ": server stored MD5 " + etag +
+                                         ", sent " + md5_hex);
+  }
+  return etag;
+}
+
+Result<std::string> S3Client::create_multipart_upload(const std::string& bucket, const std::string& key,
+                                                      const std::map<std::string, std::string>& metadata) {
+  Request req;
+  req.op = "CreateMultipartUpload";
+  req.method = "POST";
+  req.bucket = bucket;
+  req.key = key;
+  req.query = {{"uploads", ""}};
+  req.headers.emplace_back("Content-Type", "application/octet-stream");
+  for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  return parse_initiate_multipart_upload(resp.body);
+}
+
+Result<std::string> S3Client::upload_part(const std::string& bucket, const std::string& key,
+                                          const std::string& upload_id, int part_number, const char* data,
+                                          size_t len) {
+  Request req;
+  req.op = "UploadPart";
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.key = key;
+  req.query = {{"partNumber", std::to_string(part_number)}, {"uploadId", upload_id}};
+  req.body = data;
+  req.body_len = len;
+  std::string md5_hex;
+  if (config_.content_md5) {
+    std::string raw = md5(data, len);
+    md5_hex = to_hex(raw.data(), raw.size());
+    req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
+  }
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  std::string etag = strip_quotes(resp.header("etag"));
+  if (etag.empty()) return Status(Code::kIoError, "S3 UploadPart " + object_name(bucket, key) + ": no ETag in answer");
+  if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
+    return Status(Code::kCorruption, "S3 UploadPart " + object_name(bucket, key) + " part " +
+                                         std::to_string(part_number) + ": server stored MD5 " + etag + ", sent " +
+                                         md5_hex);
+  }
+  return etag;
+}
+
+Result<std::string> S3Client::complete_multipart_upload(const std::string& bucket, const std::string& key,
+                                                        const std::string& upload_id,
+                                                        const std::vector<std::string>& etags) {
+  std::string body = build_complete_multipart_upload(etags);
+  Request req;
+  req.op = "CompleteMultipartUpload";
+  req.method = "POST";
+  req.bucket = bucket;
+  req.key = key;
+  req.query = {{"uploadId", upload_id}};
+  req.headers.emplace_back("Content-Type", "application/xml");
+  req.body = body.data();
+  req.body_len = body.size();
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  return parse_complete_multipart_upload(resp.body);
+}
+
+Status S3Client::abort_multipart_upload(const std::string& bucket, const std::string& key,
+                                        const std::string& upload_id) {
+  Request req;
+  req.op = "AbortMultipartUpload";
+  req.method = "DELETE";
+  req.bucket = bucket;
+  req.key = key;
+  req.query = {{"uploadId", upload_id}};
+  return send(req).status();
+}
+
+Result<std::string> S3Client::put_object_multipart(const std::string& bucket, const std::string& key,
+                                                   const char* data, size_t len,
+                                                   const std::map<std::string, std::string>& metadata) {
+  // S3 allows at most 10000 parts: grow the part size for huge objects.
+  uint64_t part = std::max<uint64_t>(config_.part_size, (len + kMaxParts - 1) / kMaxParts);
+  size_t parts = std::max<size_t>(1, static_cast<size_t>((len + part - 1) / part));
+  STOR_ASSIGN_OR_RETURN(std::string upload_id, create_multipart_upload(bucket, key, metadata));
+  std::vector<std::string> etags(parts);
+  Status st = parallel_for(*pool_, parts, config_.max_connections, [&](size_t i) -> Status {
+    const uint64_t off = i * part;
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(part, len - off));
+    STOR_ASSIGN_OR_RETURN(etags[i], upload_part(bucket, key, upload_id, static_cast<int>(i + 1), data + off, n));
+    return Status::ok();
+  });
+  Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, etags)
+                                        : Result<std::string>(st);
+  if (done.is_ok()) return done;
+  // Leave nothing behind: parts of an unfinished upload are billed and never become an object.
+  Status aborted = abort_multipart_upload(bucket, key, upload_id);
+  std::string note = aborted.is_ok() ? " (upload aborted)" : " (abort also failed: " + aborted.message() + ")";
+  return Status(done.status().code(), done.status().message() + note);
+}
+
+Status S3Client::delete_object(const std::string& bucket, const std::string& key) {
+  Request req;
+  req.op = "DeleteObject";
+  req.method = "DELETE";
+  req.bucket = bucket;
+  req.key = key;
+  return send(req).status();
+}
+
+Result<std::vector<DeleteFailure>> S3Client::delete_objects(const std::string& bucket,
+                                                            const std::vector<std::string>& keys) {
+  std::vector<DeleteFailure> failures;
+  for (size_t start = 0; start < keys.size(); start += 1000) {
+    std::vector<std::string> batch(keys.begin() + start, keys.begin() + std::min(keys.size(), start + 1000));
+    std::string body = build_delete_objects(batch, true);
+    std::string raw = md5(body.data(), body.size());
+    Request req;
+    req.op = "DeleteObjects";
+    req.method = "POST";
+    req.bucket = bucket;
+    req.query = {{"delete", ""}};
+    req.headers.emplace_back("Content-Type", "application/xml");
+    req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));  // required by S3
+    req.body = body.data();
+    req.body_len = body.size();
+    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+    STOR_ASSIGN_OR_RETURN(auto f, parse_delete_result(resp.body));
+    failures.insert(failures.end(), f.begin(), f.end());
+  }
+  return failures;
+}
+
+Result<ListPage> S3Client::list_objects_v2(const std::string& bucket, const std::string& prefix,
+                                           const std::string& delimiter, const std::string& continuation_token,
+                                           unsigned max_keys) {
+  Request req;
+  req.op = "ListObjectsV2";
+  req.method = "GET";
+  req.bucket = bucket;
+  req.query = {{"list-type", "2"}, {"max-keys", std::to_string(max_keys)}};
+  if (!prefix.empty()) req.query.emplace_back("prefix", prefix);
+  if (!delimiter.empty()) req.query.emplace_back("delimiter", delimiter);
+  if (!continuation_token.empty()) req.query.emplace_back("continuation-token", continuation_token);
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  return parse_list_objects_v2(resp.body);
+}
+
+Result<ListPage> S3Client::list_all(const std::string& bucket, const std::string& prefix,
+                                    const std::string& delimiter, unsigned page_size, unsigned* pages) {
+  ListPage all;
+  std::string token;
+  unsigned n = 0;
+  do {
+    STOR_ASSIGN_OR_RETURN(ListPage page, list_objects_v2(bucket, prefix, delimiter, token, page_size));
+    ++n;
+    all.objects.insert(all.objects.end(), page.objects.begin(), page.objects.end());
+    all.common_prefixes.insert(all.common_prefixes.end(), page.common_prefixes.begin(), page.common_prefixes.end());
+    token = page.truncated ? page.next_continuation_token : std::string();
+  } while (!token.empty());
+  // Some servers repeat common prefixes on every page.
+  std::sort(all.common_prefixes.begin(), all.common_prefixes.end());
+  all.common_prefixes.erase(std::unique(all.common_prefixes.begin(), all.common_prefixes.end()),
+                            all.common_prefixes.end());
+  if (pages) *pages = n;
+  return all;
+}
+
+Result<std::string> S3Client::copy_object(const std::string& src_bucket, const std::string& src_key,
+                                          const std::string& dst_bucket, const std::string& dst_key) {
+  Request req;
+  req.op = "CopyObject";
+  req.method = "PUT";
+  req.bucket = dst_bucket;
+  req.key = dst_key;
+  req.headers.emplace_back("x-amz-copy-source", "/" + uri_encode(src_bucket, true) + "/" + uri_encode(src_key, false));
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  return parse_copy_object(resp.body);
+}
+
+}  // namespace stor::s3

@@ -1,0 +1,60 @@
+// Parsing of S3 XML responses (Boost.PropertyTree) and building of request bodies.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "stor/status.h"
+
+namespace stor::s3 {
+
+struct ErrorDoc {
+  std::string code;      // "NoSuchKey"
+  std::string message;
+  std::string request_id;
+};
+// False when the body is not an <Error> document.
+bool parse_error(const std::string& body, ErrorDoc* out);
+
+struct ObjectEntry {
+  std::string key;
+  uint64_t size = 0;
+  std::string etag;
+  int64_t mtime_ns = 0;
+};
+
+struct ListPage {
+  std::vector<ObjectEntry> objects;
+  std::vector<std::string> common_prefixes;
+  bool truncated = false;
+  std::string next_continuation_token;
+};
+Result<ListPage> parse_list_objects_v2(const std::string& body);
+
+Result<std::string> parse_initiate_multipart_upload(const std::string& body);  // UploadId
+Result<std::string> parse_complete_multipart_upload(const std::string& body);  // ETag
+Result<std::string> parse_copy_object(const std::string& body);                // ETag
+
+struct DeleteFailure {
+  std::string key, code, message;
+};
+Result<std::vector<DeleteFailure>> parse_delete_result(const std::string& body);
+
+struct SessionCredentials {
+  std::string access_key;
+  std::string secret_key;
+  std::string session_token;
+  std::chrono::system_clock::time_point expiration;
+};
+Result<SessionCredentials> parse_create_session(const std::string& body);
+
+std::string xml_escape(const std::string& s);
+std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags);  // parts 1..N
+std::string build_delete_objects(const std::vector<std::string>& keys, bool quiet);
+
+// "2024-01-02T03:04:05.678Z" -> time point; false when malformed.
+bool parse_iso8601(const std::string& text, std::chrono::system_clock::time_point* out);
+
+}  // namespace stor::s3

@@ -1,0 +1,259 @@
+// S3Client against a real s3rver (started by the fixture), directly and through a fault proxy.
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <fstream>
+#include <random>
+
+#include "s3_test_support.h"
+
+using namespace stor;
+using namespace stor::s3;
+using namespace stor::s3::test;
+
+#define REQUIRE_S3RVER()                                    \
+  auto& server = S3rver::instance();                        \
+  if (!server.available()) {                                \
+    WARN("skipping S3 test: " << server.skip_reason());     \
+    return;                                                 \
+  }                                                         \
+  REQUIRE(server.error() == "")
+
+namespace {
+
+std::string as_string(const std::vector<char>& v) { return std::string(v.begin(), v.end()); }
+
+}  // namespace
+
+TEST_CASE("s3 client: round trips of 0 B, 1 B, 5 MiB+1 and 64 MiB objects") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint(), {{"s3.max_connections", "8"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("roundtrip");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  // s3rver has no CreateSession: the s3express default (auto) must fall back to plain SigV4.
+  CHECK(client->auth_mode(bucket) == "sigv4");
+
+  const size_t sizes[] = {0, 1, (5u << 20) + 1, 64u << 20};
+  uint64_t seed = 1;
+  for (size_t size : sizes) {
+    INFO("size " << size);
+    const std::string key = "objects/size-" + std::to_string(size);
+    std::vector<char> data = stor::test::pattern(size, seed++);
+    auto put = client->put_object(bucket, key, data.data(), data.size());
+    REQUIRE(put.is_ok());
+    auto head = client->head_object(bucket, key);
+    REQUIRE(head.is_ok());
+    CHECK(head->size == size);
+    CHECK(head->metadata.count("stor-crc32c") == 1);
+    auto got = client->get_object(bucket, key);
+    REQUIRE(got.is_ok());
+    CHECK(got->size() == size);
+    CHECK(got.value() == as_string(data));
+  }
+  // 64 MiB went up as 8 parts and came down as 8 ranged GETs over several connections.
+  CHECK(client->stats().connections_opened > 1);
+}
+
+TEST_CASE("s3 client: ranged reads at random offsets match the source") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint(), {{"s3.part_size", "1M"}, {"s3.max_connections", "6"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("ranges");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  const size_t size = (20u << 20) + 123;
+  std::vector<char> data = stor::test::pattern(size, 99);
+  REQUIRE(client->put_object(bucket, "blob", data.data(), data.size()).is_ok());
+  auto info = client->head_object(bucket, "blob");
+  REQUIRE(info.is_ok());
+
+  std::mt19937_64 rng(2024);
+  std::vector<char> buf(6u << 20);
+  for (int i = 0; i < 40; ++i) {
+    uint64_t offset = rng() % size;
+    size_t len = 1 + rng() % buf.size();
+    INFO("offset " << offset << " len " << len);
+    auto n = client->read_object(bucket, "blob", info.value(), offset, len, buf.data());
+    REQUIRE(n.is_ok());
+    size_t expect = std::min<uint64_t>(len, size - offset);
+    REQUIRE(n.value() == expect);
+    CHECK(std::memcmp(buf.data(), data.data() + offset, expect) == 0);
+  }
+  // At and past the end: nothing, and no error.
+  auto at_end = client->read_object(bucket, "blob", info.value(), size, 10, buf.data());
+  REQUIRE(at_end.is_ok());
+  CHECK(at_end.value() == 0);
+  // A single small GET.
+  auto one = client->get_range(bucket, "blob", 1000, 10, buf.data());
+  REQUIRE(one.is_ok());
+  CHECK(one.value() == 10);
+  CHECK(std::memcmp(buf.data(), data.data() + 1000, 10) == 0);
+}
+
+TEST_CASE("s3 client: listing follows continuation tokens over 3 pages, with delimiter and prefix") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint());
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("listing");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  std::vector<std::string> keys;
+  for (int i = 0; i < 25; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "dir/f%02d", i);
+    keys.push_back(name);
+  }
+  keys.push_back("dir/sub1/x");
+  keys.push_back("dir/sub2/y");
+  keys.push_back("other/z");
+  for (const auto& k : keys) REQUIRE(client->put_object(bucket, k, k.data(), k.size()).is_ok());
+
+  unsigned pages = 0;
+  auto flat = client->list_all(bucket, "dir/", "", 10, &pages);
+  REQUIRE(flat.is_ok());
+  CHECK(pages == 3);
+  CHECK(flat->objects.size() == 27);
+  CHECK(flat->common_prefixes.empty());
+
+  auto delimited = client->list_all(bucket, "dir/", "/", 10, &pages);
+  REQUIRE(delimited.is_ok());
+  CHECK(pages == 3);
+  CHECK(delimited->objects.size() == 25);
+  CHECK(delimited->objects.front().key == "dir/f00");
+  CHECK(delimited->objects.back().key == "dir/f24");
+  CHECK(delimited->objects.front().size == 7);
+  CHECK(delimited->common_prefixes == std::vector<std::string>{"dir/sub1/", "dir/sub2/"});
+
+  auto top = client->list_all(bucket, "", "/");
+  REQUIRE(top.is_ok());
+  CHECK(top->objects.empty());
+  CHECK(top->common_prefixes == std::vector<std::string>{"dir/", "other/"});
+}
+
+TEST_CASE("s3 client: copy, delete, multi-delete and error mapping keep the S3 code") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint());
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("ops");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  const std::string text = "copy me";
+  REQUIRE(client->put_object(bucket, "a", text.data(), text.size()).is_ok());
+  REQUIRE(client->copy_object(bucket, "a", bucket, "b b").is_ok());
+  auto copied = client->get_object(bucket, "b b");
+  REQUIRE(copied.is_ok());
+  CHECK(copied.value() == text);
+
+  auto failures = client->delete_objects(bucket, {"a", "b b"});
+  REQUIRE(failures.is_ok());
+  CHECK(failures->empty());
+  auto gone = client->head_object(bucket, "a");
+  CHECK(gone.status().code() == Code::kNotFound);
+
+  char buf[8];
+  auto missing = client->get_range(bucket, "nope", 0, 8, buf);
+  CHECK(missing.status().code() == Code::kNotFound);
+  CHECK(missing.status().message().find("NoSuchKey") != std::string::npos);
+  auto no_bucket = client->get_range("no-such-bucket-x", "k", 0, 8, buf);
+  CHECK(no_bucket.status().code() == Code::kNotFound);
+  CHECK(no_bucket.status().message().find("NoSuchBucket") != std::string::npos);
+
+  REQUIRE(client->put_object(bucket, "single", text.data(), text.size()).is_ok());
+  CHECK(client->delete_object(bucket, "single").is_ok());
+  CHECK(client->head_object(bucket, "single").status().code() == Code::kNotFound);
+
+  // Unknown access key: 403 with the server's code in the message. (s3rver checks the key id but
+  // not SigV4 signatures; the signer is checked against the AWS test vectors in sigv4_test.)
+  auto bad = make_client(server.endpoint(), {{"s3.access_key", "NOBODY"}});
+  REQUIRE(client->put_object(bucket, "guarded", text.data(), text.size()).is_ok());
+  auto denied = bad->get_range(bucket, "guarded", 0, 4, buf);
+  INFO(denied.status().to_string());
+  CHECK(denied.status().code() == Code::kPermissionDenied);
+  CHECK(denied.status().message().find("InvalidAccessKeyId") != std::string::npos);
+}
+
+TEST_CASE("s3 client: corrupted stored data is detected, not returned") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint(), {{"s3.part_size", "1M"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("corrupt");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  std::vector<char> data = stor::test::pattern(3u << 20, 5);
+  REQUIRE(client->put_object(bucket, "victim", data.data(), data.size()).is_ok());
+  REQUIRE(client->get_object(bucket, "victim").is_ok());
+  // Flip one byte in s3rver's backing file (same length, so only the checksum can tell).
+  const std::string path = server.data_dir() + "/data/" + bucket + "/victim._S3rver_object";
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    REQUIRE(f.good());
+    f.seekp(1234567);
+    f.put(static_cast<char>(data[1234567] ^ 0x5a));
+  }
+  auto got = client->get_object(bucket, "victim");
+  REQUIRE_FALSE(got.is_ok());
+  CHECK(got.status().code() == Code::kCorruption);
+  CHECK(got.status().message().find("CRC32C mismatch") != std::string::npos);
+}
+
+TEST_CASE("s3 client: a failed multipart upload is aborted and leaves no object") {
+  REQUIRE_S3RVER();
+  FaultProxy::Options opts;
+  opts.fail_matching = "partNumber=3";  // every try of part 3 gets a non-retryable 400
+  FaultProxy proxy(server.port(), opts);
+  auto client = make_client(proxy.endpoint(), {{"s3.part_size", "1M"}, {"s3.max_connections", "4"}});
+  auto direct = make_client(server.endpoint());
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("abort");
+  REQUIRE(direct->create_bucket(bucket).is_ok());
+  std::vector<char> data = stor::test::pattern(6u << 20, 8);
+  auto put = client->put_object(bucket, "never", data.data(), data.size());
+  REQUIRE_FALSE(put.is_ok());
+  CHECK(put.status().code() == Code::kInvalidArgument);
+  CHECK(put.status().message().find("InvalidRequest") != std::string::npos);
+  CHECK(put.status().message().find("abort") != std::string::npos);
+  CHECK(direct->head_object(bucket, "never").status().code() == Code::kNotFound);
+  auto listing = direct->list_all(bucket, "", "");
+  REQUIRE(listing.is_ok());
+  CHECK(listing->objects.empty());
+}
+
+TEST_CASE("s3 client: connection resets and 503 SlowDown are retried and the bytes stay correct") {
+  REQUIRE_S3RVER();
+  FaultProxy::Options opts;
+  opts.reset_fraction = 0.10;
+  opts.slowdown_fraction = 0.15;
+  opts.seed = 7;
+  FaultProxy proxy(server.port(), opts);
+  auto client = make_client(proxy.endpoint(),
+                            {{"s3.part_size", "1M"}, {"s3.max_connections", "4"}, {"s3.max_attempts", "12"}});
+  auto direct = make_client(server.endpoint());
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("faults");
+  REQUIRE(direct->create_bucket(bucket).is_ok());
+
+  std::vector<char> big = stor::test::pattern((12u << 20) + 17, 11);
+  REQUIRE(client->put_object(bucket, "big", big.data(), big.size()).is_ok());
+  for (int round = 0; round < 3; ++round) {
+    auto got = client->get_object(bucket, "big");
+    REQUIRE(got.is_ok());
+    CHECK(got.value() == as_string(big));
+  }
+  // What the proxy let through unharmed is what s3rver stored.
+  auto stored = direct->get_object(bucket, "big");
+  REQUIRE(stored.is_ok());
+  CHECK(stored.value() == as_string(big));
+
+  for (int i = 0; i < 20; ++i) {
+    std::vector<char> small = stor::test::pattern(100 + i * 37, 100 + i);
+    const std::string key = "small/" + std::to_string(i);
+    REQUIRE(client->put_object(bucket, key, small.data(), small.size()).is_ok());
+    auto got = client->get_object(bucket, key);
+    REQUIRE(got.is_ok());
+    CHECK(got.value() == as_string(small));
+  }
+  auto listing = client->list_all(bucket, "small/", "", 7);
+  REQUIRE(listing.is_ok());
+  CHECK(listing->objects.size() == 20);
+
+  INFO("proxy saw " << proxy.requests() << " requests, injected " << proxy.injected() << " faults");
+  CHECK(proxy.injected() > 5);
+  CHECK(client->stats().retries > 0);
+}

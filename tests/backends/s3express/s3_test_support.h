@@ -1,0 +1,93 @@
+// Test fixtures for the S3 suites: a real s3rver process, a fault-injecting proxy in front of it,
+// and a tiny server that implements CreateSession.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/s3express/s3_client.h"
+#include "test_util.h"
+
+namespace stor::s3::test {
+
+// One s3rver per test process, started on first use on 127.0.0.1 with a free port and a temp
+// directory, stopped at exit. available() is false (with the reason in skip_reason()) only when
+// node is not installed; a missing s3rver package is a hard failure.
+class S3rver {
+ public:
+  static S3rver& instance();
+  bool available() const { return available_; }
+  const std::string& skip_reason() const { return skip_reason_; }
+  const std::string& error() const { return error_; }  // non-empty: node is there but s3rver failed
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  const std::string& data_dir() const { return dir_.path(); }
+  ~S3rver();
+
+ private:
+  S3rver();
+  stor::test::TempDir dir_;
+  bool available_ = false;
+  std::string skip_reason_, error_;
+  int pid_ = -1;
+  int port_ = 0;
+};
+
+// Settings for a client of `endpoint` with s3rver's fixed credentials.
+std::map<std::string, std::string> s3rver_settings(const std::string& endpoint);
+std::unique_ptr<S3Client> make_client(const std::string& endpoint, std::map<std::string, std::string> extra = {});
+// A bucket name unique within this process run.
+std::string unique_bucket(const std::string& stem);
+
+// TCP proxy on 127.0.0.1 forwarding HTTP/1.1 to an upstream, injecting faults for a seeded,
+// deterministic fraction of requests: connection resets (before or in the middle of the response)
+// and 503 SlowDown answers. `fail_matching` answers 400 to every request whose target contains it.
+class FaultProxy {
+ public:
+  struct Options {
+    double reset_fraction = 0.0;
+    double slowdown_fraction = 0.0;
+    uint64_t seed = 42;
+    std::string fail_matching;
+  };
+  FaultProxy(int upstream_port, Options opts);
+  ~FaultProxy();
+  int port() const { return port_; }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  uint64_t requests() const { return requests_.load(); }
+  uint64_t injected() const { return injected_.load(); }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+  std::atomic<uint64_t> requests_{0}, injected_{0};
+};
+
+// Minimal S3 Express look-alike: GET /bucket?session issues tokens (lifetime configurable); other
+// requests must carry a live x-amz-s3session-token and get a fixed body. Tokens can be revoked
+// to exercise the ExpiredToken path. With sessions_supported=false it answers 501 NotImplemented.
+class SessionServer {
+ public:
+  SessionServer(int token_lifetime_seconds, bool sessions_supported);
+  ~SessionServer();
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int sessions_issued() const;
+  std::vector<std::string> tokens_seen() const;  // x-amz-s3session-token of each data request
+  std::vector<std::string> auth_services() const;  // service in each request's credential scope
+  void revoke_all();
+  static constexpr const char* kBody = "session-protected-content";
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  int port_ = 0;
+};
+
+}  // namespace stor::s3::test
