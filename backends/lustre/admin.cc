@@ -1,0 +1,241 @@
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/layout_driver.h"
+#include "backends/lustre/lustre_admin.h"
+#include "backends/lustre/wal.h"
+
+namespace stor::lustre {
+
+namespace fsys = std::filesystem;
+
+pb::Layout to_layout(const LayoutSpec& spec) {
+  pb::Layout l;
+  uint64_t start = 0;
+  for (size_t i = 0; i < spec.size(); ++i) {
+    const auto& s = spec[i];
+    auto* c = l.add_components();
+    c->set_extent_start(start);
+    c->set_extent_end(i + 1 == spec.size() && s.extent_end == 0 ? kEof : s.extent_end);
+    c->set_stripe_count(s.stripe_count);
+    c->set_stripe_size(s.stripe_size);
+    c->set_stripe_offset(s.stripe_offset);
+    start = c->extent_end();
+  }
+  return l;
+}
+
+std::string host_path_of(const std::string& p) {
+  static const std::string prefix = "lustre://";
+  if (p.rfind(prefix, 0) == 0) return p.substr(prefix.size());
+  return p;
+}
+
+namespace {
+Status from_fs_error(const std::error_code& ec, const std::string& what) {
+  return Status::from_errno(ec.value(), what);
+}
+// Absolute, lexically normal path without resolving symlinks (the file may not exist yet).
+std::string absolute_path(const std::string& p) {
+  std::error_code ec;
+  auto a = fsys::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
+}
+}  // namespace
+
+Status mkfs(const std::string& dir_in, const MkfsOptions& opts) {
+  std::string dir = absolute_path(host_path_of(dir_in));
+  if (opts.targets == 0 || opts.targets > 4096)
+    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1..4096");
+  pb::Layout def = to_layout(opts.default_layout);
+  STOR_RETURN_IF_ERROR(validate_layout(def, opts.targets));
+  std::error_code ec;
+  fsys::create_directories(dir, ec);
+  if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir);
+  if (fsys::exists(dir + "/" + kMarkerName, ec))
+    return Status(Code::kAlreadyExists, "lustre mkfs: " + dir + " already holds a file system");
+  if (fsys::exists(dir + "/mdt", ec))
+    return Status(Code::kAlreadyExists, "lustre mkfs: " + dir + "/mdt exists; refusing to overwrite");
+  for (const auto& parent : {fsys::path(dir).parent_path()}) {
+    auto loc = FileSystem::locate(parent.string());
+    if (loc) return Status(Code::kInvalidArgument, "lustre mkfs: " + dir + " is inside the file system at " + loc->first);
+  }
+  fsys::create_directories(dir + "/mdt", ec);
+  if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir + "/mdt");
+  for (uint32_t t = 0; t < opts.targets; ++t) {
+    std::string ost = dir + "/ost" + std::to_string(t);
+    for (unsigned sub = 0; sub < 256; ++sub) {
+      char name[8];
+      std::snprintf(name, sizeof name, "/%02x", sub);
+      fsys::create_directories(ost + name, ec);
+      if (ec) return from_fs_error(ec, "lustre mkfs: create " + ost + name);
+    }
+  }
+  STOR_RETURN_IF_ERROR(Mds::format(dir + "/mdt", ::getuid(), ::getgid(), opts.root_mode));
+  pb::Superblock sb;
+  sb.set_format_version(1);
+  sb.set_fsname(opts.fsname);
+  sb.set_target_count(opts.targets);
+  sb.set_created_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch()).count());
+  *sb.mutable_default_layout() = def;
+  // The marker goes last: a half-made file system is never found by locate().
+  return write_file_atomic(dir + "/" + kMarkerName, sb.SerializeAsString());
+}
+
+Status setstripe(const std::string& path_in, const LayoutSpec& spec, const Identity& id) {
+  std::string path = absolute_path(host_path_of(path_in));
+  pb::Layout tmpl = to_layout(spec);
+  auto loc = FileSystem::locate(path);
+  if (!loc) {
+    auto drv = detect_layout_driver(path);
+    if (drv.native) return drv.native->set_layout(path, tmpl);
+    return Status(loc.status().code(), loc.status().message() + " (" + drv.reason + ")");
+  }
+  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc->first));
+  STOR_RETURN_IF_ERROR(validate_layout(tmpl, fs->target_count()));
+  auto st = fs->mds().stat(id, loc->second);
+  if (!st && st.status().code() == Code::kNotFound) {
+    STOR_ASSIGN_OR_RETURN(auto opened, fs->mds().open_file(id, loc->second, kOpenWrite | kOpenCreate | kOpenExclusive,
+                                                           0644, &tmpl));
+    fs->mds().close_file(opened.inode);
+    return Status::ok();
+  }
+  if (!st) return st.status();
+  return fs->mds().set_layout(id, loc->second, tmpl);
+}
+
+Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
+  std::string path = absolute_path(host_path_of(path_in));
+  StripeInfo info;
+  info.path = path;
+  auto loc = FileSystem::locate(path);
+  if (!loc) {
+    auto drv = detect_layout_driver(path);
+    if (!drv.native) return Status(loc.status().code(), loc.status().message() + " (" + drv.reason + ")");
+    STOR_ASSIGN_OR_RETURN(info.layout, drv.native->get_layout(path));
+    std::error_code ec;
+    info.is_dir = fsys::is_directory(path, ec);
+    info.size = info.is_dir ? 0 : fsys::file_size(path, ec);
+    info.driver = "llapi";
+    return info;
+  }
+  info.driver = "emulated";
+  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc->first));
+  STOR_ASSIGN_OR_RETURN(auto fi, fs->mds().stat(id, loc->second));
+  STOR_ASSIGN_OR_RETURN(auto lay, fs->mds().get_layout(id, loc->second));
+  info.is_dir = lay.second;
+  info.size = fi.size;
+  info.layout = lay.first;
+  if (info.is_dir && info.layout.components_size() == 0) {
+    info.inherited = true;
+    info.layout = fs->superblock().default_layout();
+  }
+  if (!info.is_dir) {
+    // The inode number is part of every object name; find it through the MDS's file list.
+    uint64_t ino = 0;
+    // A cheap way to the inode: reopen read-less (no permission bits needed) and close again.
+    auto opened = fs->mds().open_file(id, loc->second, 0, 0);
+    if (opened) {
+      ino = opened->inode->ino;
+      fs->mds().close_file(opened->inode);
+    }
+    for (int c = 0; c < info.layout.components_size(); ++c) {
+      const auto& comp = info.layout.components(c);
+      for (int s = 0; s < comp.targets_size(); ++s) {
+        ObjectInfo o;
+        o.component = static_cast<uint32_t>(c);
+        o.stripe = static_cast<uint32_t>(s);
+        o.target = comp.targets(s);
+        o.path = fs->object_path(o.target, ino, o.component, o.stripe);
+        struct stat st {};
+        o.exists = ::stat(o.path.c_str(), &st) == 0;
+        o.size = o.exists ? static_cast<uint64_t>(st.st_size) : 0;
+        info.objects.push_back(std::move(o));
+      }
+    }
+  }
+  return info;
+}
+
+std::string format_stripe_info(const StripeInfo& info) {
+  std::string out = info.path + "\n";
+  char line[256];
+  if (info.is_dir) out += info.inherited ? "  default layout (inherited from the file system):\n" : "  default layout:\n";
+  else {
+    std::snprintf(line, sizeof line, "  size: %llu\n", static_cast<unsigned long long>(info.size));
+    out += line;
+  }
+  out += "  layout driver: " + info.driver + "\n";
+  for (int c = 0; c < info.layout.components_size(); ++c) {
+    const auto& comp = info.layout.components(c);
+    std::snprintf(line, sizeof line, "  component %d: extent [%s, %s) stripe_count %d stripe_size %s stripe_offset %d\n", c,
+                  format_size(comp.extent_start()).c_str(), format_size(comp.extent_end()).c_str(), comp.stripe_count(),
+                  format_size(comp.stripe_size()).c_str(), comp.targets_size() ? static_cast<int>(comp.targets(0)) : comp.stripe_offset());
+    out += line;
+    bool header = false;
+    for (const auto& o : info.objects) {
+      if (o.component != static_cast<uint32_t>(c)) continue;
+      if (!header) out += "    stripe  obdidx  object                      size\n";
+      header = true;
+      std::snprintf(line, sizeof line, "    %6u  %6u  %-26s  %s\n", o.stripe, o.target,
+                    o.path.substr(o.path.rfind('/') + 1).c_str(),
+                    o.exists ? std::to_string(o.size).c_str() : "(not allocated)");
+      out += line;
+    }
+  }
+  return out;
+}
+
+Result<DfReport> df(const std::string& path_in) {
+  std::string path = absolute_path(host_path_of(path_in));
+  STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
+  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
+  DfReport r;
+  r.root = fs->root();
+  r.fsname = fs->superblock().fsname();
+  r.inodes = fs->mds().inode_count();
+  r.wal_bytes = fs->mds().wal_bytes();
+  for (uint32_t t = 0; t < fs->target_count(); ++t) {
+    TargetUsage u;
+    u.index = t;
+    u.path = fs->target_dir(t);
+    std::error_code ec;
+    for (auto it = fsys::recursive_directory_iterator(u.path, ec); !ec && it != fsys::recursive_directory_iterator();
+         it.increment(ec)) {
+      struct stat st {};
+      if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+      ++u.objects;
+      u.apparent_bytes += static_cast<uint64_t>(st.st_size);
+      u.used_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    }
+    if (ec) return from_fs_error(ec, "lustre df: scan " + u.path);
+    struct statvfs sv {};
+    if (::statvfs(u.path.c_str(), &sv) == 0) {
+      u.fs_total = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+      u.fs_avail = static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize;
+    }
+    r.targets.push_back(std::move(u));
+  }
+  return r;
+}
+
+DriverInfo layout_driver_for(const std::string& path_in) {
+  std::string path = absolute_path(host_path_of(path_in));
+  auto drv = detect_layout_driver(path);
+  auto loc = FileSystem::locate(path);
+  if (loc) {
+    // A stor file system always uses its own MDS, even if it happens to sit on Lustre.
+    return {"emulated", loc->first + " holds a stor emulated Lustre file system (" + kMarkerName + "); " + drv.reason};
+  }
+  if (drv.native) return {"llapi", drv.reason};
+  return {"emulated", drv.reason};
+}
+
+}  // namespace stor::lustre

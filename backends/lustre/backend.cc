@@ -1,0 +1,396 @@
+// The lustre:// backend: namespace operations go to the MDS, data is striped over object files
+// in the target directories, each piece submitted through the shared IoEngine so the stripes of
+// one request transfer in parallel.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <future>
+#include <mutex>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/layout.h"
+#include "backends/lustre/layout_driver.h"
+#include "backends/lustre/lustre_admin.h"
+#include "stor/backend.h"
+
+namespace stor::lustre {
+
+namespace {
+
+// Joins the per-stripe completions of one request: the first error wins, otherwise the caller
+// gets the full byte count once every piece is done.
+class PendingIo {
+ public:
+  PendingIo(size_t bytes, IoCallback done, std::function<Status()> on_success)
+      : bytes_(bytes), done_(std::move(done)), on_success_(std::move(on_success)) {}
+  void set_pieces(size_t n) { remaining_.store(n + 1); }  // +1: the submitter's guard
+  void fail(Status s) {
+    std::lock_guard lk(mu_);
+    if (error_.is_ok()) error_ = std::move(s);
+  }
+  void finish_one() {
+    if (remaining_.fetch_sub(1) != 1) return;
+    Status err;
+    {
+      std::lock_guard lk(mu_);
+      err = error_;
+    }
+    if (err.is_ok() && on_success_) err = on_success_();
+    if (!err.is_ok()) done_(std::move(err));
+    else done_(bytes_);
+  }
+
+ private:
+  const size_t bytes_;
+  IoCallback done_;
+  std::function<Status()> on_success_;
+  std::atomic<size_t> remaining_{1};
+  std::mutex mu_;
+  Status error_;
+};
+
+class LustreFile final : public BackendFile {
+ public:
+  LustreFile(std::shared_ptr<FileSystem> fs, InodeRef inode, IoEngine* engine, uint32_t flags, std::string path)
+      : fs_(std::move(fs)), inode_(std::move(inode)), engine_(engine), flags_(flags), path_(std::move(path)) {
+    std::shared_lock lk(inode_->mu);
+    layout_ = inode_->layout;
+    for (int c = 0; c < layout_.components_size(); ++c) {
+      comp_base_.push_back(fds_.size());
+      fds_.resize(fds_.size() + static_cast<size_t>(layout_.components(c).targets_size()), -1);
+    }
+  }
+  ~LustreFile() override { (void)close(); }
+
+  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    if (closed_) return done(Status(Code::kInvalidArgument, "lustre: read on a closed file"));
+    if (!(flags_ & kOpenRead))
+      return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for reading"));
+    uint64_t size = current_size();
+    if (offset >= size || len == 0) return done(size_t{0});
+    len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+    auto pieces = map_range(layout_, offset, len);
+    auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
+    std::vector<IoRequest> reqs;
+    reqs.reserve(pieces.size());
+    char* base = static_cast<char*>(buf);
+    for (const auto& p : pieces) {
+      char* dst = base + (p.file_offset - offset);
+      auto fd = object_fd(p, /*create=*/false);
+      if (!fd) {
+        op->fail(fd.status());
+        break;
+      }
+      if (*fd < 0) {  // object never written: a hole
+        std::memset(dst, 0, p.length);
+        continue;
+      }
+      size_t want = p.length;
+      reqs.push_back(IoRequest{IoOp::kRead, *fd, dst, want, p.object_offset, -1, [op, dst, want](Result<size_t> r) {
+                                 if (!r) op->fail(r.status());
+                                 else if (*r < want) std::memset(dst + *r, 0, want - *r);  // object ends early: sparse tail
+                                 op->finish_one();
+                               }});
+    }
+    op->set_pieces(reqs.size());
+    if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));
+    op->finish_one();
+  }
+
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    if (closed_) return done(Status(Code::kInvalidArgument, "lustre: write on a closed file"));
+    if (!(flags_ & kOpenWrite))
+      return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
+    if (len == 0) return done(size_t{0});
+    if (offset + len < offset) return done(Status(Code::kInvalidArgument, "lustre: write range overflows"));
+    auto pieces = map_range(layout_, offset, len);
+    uint64_t end = offset + len;
+    auto op = std::make_shared<PendingIo>(len, std::move(done),
+                                          [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
+    std::vector<IoRequest> reqs;
+    reqs.reserve(pieces.size());
+    const char* base = static_cast<const char*>(buf);
+    for (const auto& p : pieces) {
+      auto fd = object_fd(p, /*create=*/true);
+      if (!fd) {
+        op->fail(fd.status());
+        break;
+      }
+      size_t want = p.length;
+      reqs.push_back(IoRequest{IoOp::kWrite, *fd, const_cast<char*>(base + (p.file_offset - offset)), want,
+                               p.object_offset, -1, [op, want](Result<size_t> r) {
+                                 if (!r) op->fail(r.status());
+                                 else if (*r != want)
+                                   op->fail(Status(Code::kIoError, "lustre: short write to a stripe object"));
+                                 op->finish_one();
+                               }});
+    }
+    op->set_pieces(reqs.size());
+    if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));
+    op->finish_one();
+  }
+
+  Status sync(bool data_only) override {
+    if (closed_) return Status(Code::kInvalidArgument, "lustre: sync on a closed file");
+    std::vector<std::future<Result<size_t>>> waits;
+    {
+      std::lock_guard lk(fd_mu_);
+      for (int fd : fds_)
+        if (fd >= 0) waits.push_back(engine_->fsync(fd, data_only));
+    }
+    Status first;
+    for (auto& w : waits) {
+      auto r = w.get();
+      if (!r && first.is_ok()) first = r.status();
+    }
+    STOR_RETURN_IF_ERROR(first);
+    return fs_->mds().sync();  // the file size lives in the metadata log
+  }
+
+  Status truncate(uint64_t size) override {
+    if (closed_) return Status(Code::kInvalidArgument, "lustre: truncate on a closed file");
+    if (!(flags_ & kOpenWrite))
+      return Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing");
+    // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
+    uint64_t keep = std::min(current_size(), size);
+    for (int c = 0; c < layout_.components_size(); ++c) {
+      const auto& comp = layout_.components(c);
+      for (int s = 0; s < comp.targets_size(); ++s) {
+        uint64_t want = object_size_for(layout_, static_cast<uint32_t>(c), static_cast<uint32_t>(s), keep);
+        std::string obj = fs_->object_path(comp.targets(s), inode_->ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s));
+        struct stat st {};
+        if (::stat(obj.c_str(), &st) != 0) continue;  // never written: nothing to cut
+        if (static_cast<uint64_t>(st.st_size) > want && ::truncate(obj.c_str(), static_cast<off_t>(want)) != 0)
+          return Status::from_errno(errno, "lustre: truncate object " + obj);
+      }
+    }
+    return fs_->mds().set_size(*inode_, size);
+  }
+
+  Result<FileInfo> stat() override {
+    std::shared_lock lk(inode_->mu);
+    FileInfo fi;
+    fi.path = path_;
+    fi.type = FileType::kRegular;
+    fi.size = inode_->size;
+    fi.mode = inode_->mode;
+    fi.uid = inode_->uid;
+    fi.gid = inode_->gid;
+    fi.mtime_ns = inode_->mtime_ns;
+    return fi;
+  }
+
+  Status close() override {
+    if (closed_.exchange(true)) return Status::ok();
+    Status first;
+    {
+      std::lock_guard lk(fd_mu_);
+      for (int& fd : fds_) {
+        if (fd >= 0 && ::close(fd) != 0 && first.is_ok()) first = Status::from_errno(errno, "lustre: close object");
+        fd = -1;
+      }
+    }
+    fs_->mds().close_file(inode_);
+    return first;
+  }
+
+ private:
+  uint64_t current_size() const {
+    std::shared_lock lk(inode_->mu);
+    return inode_->size;
+  }
+
+  // The object's fd, opened on first use; -1 when it does not exist and create is false.
+  Result<int> object_fd(const StripePiece& p, bool create) {
+    size_t idx = comp_base_[p.component] + p.stripe;
+    std::lock_guard lk(fd_mu_);
+    if (fds_[idx] >= 0) return fds_[idx];
+    std::string obj = fs_->object_path(p.target, inode_->ino, p.component, p.stripe);
+    int oflags = ((flags_ & kOpenWrite) ? O_RDWR : O_RDONLY) | O_CLOEXEC | (create ? O_CREAT : 0);
+    int fd = ::open(obj.c_str(), oflags, 0600);
+    if (fd < 0) {
+      if (errno == ENOENT && !create) return -1;
+      return Status::from_errno(errno, "lustre: open object " + obj);
+    }
+    fds_[idx] = fd;
+    return fd;
+  }
+
+  std::shared_ptr<FileSystem> fs_;
+  InodeRef inode_;
+  IoEngine* engine_;
+  const uint32_t flags_;
+  const std::string path_;
+  pb::Layout layout_;  // fixed while open: set_layout refuses files with data
+  std::vector<size_t> comp_base_;
+  std::mutex fd_mu_;
+  std::vector<int> fds_;
+  std::atomic<bool> closed_{false};
+};
+
+class LustreBackend final : public Backend {
+ public:
+  LustreBackend(IoEngine* engine, BackendOptions opts) : engine_(engine), opts_(std::move(opts)) {}
+
+  std::string_view scheme() const override { return "lustre"; }
+  uint32_t capabilities() const override {
+    return kCapRead | kCapWrite | kCapRandomWrite | kCapDirectories | kCapTruncate | kCapStriping |
+           kCapPermissions | kCapRename;
+  }
+
+  Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
+    STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    STOR_ASSIGN_OR_RETURN(auto opened, t.fs->mds().open_file(opts_.identity, t.path, o.flags, o.mode));
+    auto file = std::make_unique<LustreFile>(t.fs, opened.inode, engine_, o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0}),
+                                             uri.to_string());
+    if ((o.flags & kOpenTruncate) && !opened.created) STOR_RETURN_IF_ERROR(file->truncate(0));
+    return std::unique_ptr<BackendFile>(std::move(file));
+  }
+
+  Result<FileInfo> stat(const Uri& uri) override {
+    STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    STOR_ASSIGN_OR_RETURN(FileInfo fi, t.fs->mds().stat(opts_.identity, t.path));
+    fi.path = uri.path;
+    return fi;
+  }
+
+  Result<std::vector<DirEntry>> list(const Uri& uri) override {
+    STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    return t.fs->mds().readdir(opts_.identity, t.path);
+  }
+
+  Status remove(const Uri& uri) override {
+    STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    return t.fs->mds().remove(opts_.identity, t.path);
+  }
+
+  Status mkdir(const Uri& uri, uint32_t mode) override {
+    STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    return t.fs->mds().mkdir(opts_.identity, t.path, mode);
+  }
+
+  Status rename(const Uri& from, const Uri& to) override {
+    STOR_ASSIGN_OR_RETURN(auto a, resolve(from));
+    STOR_ASSIGN_OR_RETURN(auto b, resolve(to));
+    if (a.fs != b.fs)
+      return Status(Code::kInvalidArgument, "lustre: cannot rename across file systems (" + a.fs->root() + " and " +
+                                                b.fs->root() + ")");
+    return a.fs->mds().rename(opts_.identity, a.path, b.path);
+  }
+
+  std::map<std::string, std::string> describe(const Uri& uri) override {
+    std::map<std::string, std::string> out;
+    auto drv = layout_driver_for(uri.path);
+    out["lustre.layout_driver"] = drv.driver;
+    out["lustre.layout_driver_reason"] = drv.reason;
+    auto t = resolve(uri);
+    if (!t) {
+      out["lustre.error"] = t.status().to_string();
+      return out;
+    }
+    const auto& sb = t->fs->superblock();
+    out["lustre.root"] = t->fs->root();
+    out["lustre.fsname"] = sb.fsname();
+    out["lustre.targets"] = std::to_string(sb.target_count());
+    out["lustre.default_layout"] = describe_layout(sb.default_layout());
+    out["lustre.inodes"] = std::to_string(t->fs->mds().inode_count());
+    out["lustre.uid"] = std::to_string(opts_.identity.uid);
+    if (auto l = t->fs->mds().get_layout(opts_.identity, t->path))
+      out["lustre.layout"] = l->first.components_size() ? describe_layout(l->first) : "(inherits the file system default)";
+    return out;
+  }
+
+ private:
+  struct Target {
+    std::shared_ptr<FileSystem> fs;
+    std::string path;
+  };
+  Result<Target> resolve(const Uri& uri) {
+    if (!uri.authority.empty())
+      return Status(Code::kInvalidArgument, "lustre: URI '" + uri.to_string() +
+                                                "' has an authority; want lustre:///absolute/host/path");
+    STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(uri.path));
+    std::lock_guard lk(mu_);
+    auto& fs = mounted_[loc.first];
+    if (!fs) {
+      MountOptions mo;
+      mo.mds = opts_.mds;
+      auto m = FileSystem::mount(loc.first, mo);
+      if (!m) {
+        mounted_.erase(loc.first);
+        return m.status();
+      }
+      fs = std::move(*m);
+    }
+    return Target{fs, std::move(loc.second)};
+  }
+
+  IoEngine* engine_;
+  BackendOptions opts_;
+  // Keeps file systems mounted for the backend's lifetime (mounting replays the log).
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<FileSystem>> mounted_;
+};
+
+Result<uint32_t> parse_u32(const std::string& key, const std::string& v) {
+  try {
+    size_t idx = 0;
+    unsigned long x = std::stoul(v, &idx);
+    if (idx == v.size() && x <= UINT32_MAX) return static_cast<uint32_t>(x);
+  } catch (...) {
+  }
+  return Status(Code::kInvalidArgument, "lustre: setting " + key + "='" + v + "' is not a 32-bit unsigned number");
+}
+
+}  // namespace
+
+Result<BackendOptions> backend_options_from_settings(const std::map<std::string, std::string>& settings) {
+  BackendOptions o;
+  if (auto it = settings.find("lustre.uid"); it != settings.end()) {
+    STOR_ASSIGN_OR_RETURN(o.identity.uid, parse_u32(it->first, it->second));
+    o.identity.gids.clear();
+    o.identity.gids.push_back(o.identity.uid);  // like a user-private group, until lustre.gids says otherwise
+  }
+  if (auto it = settings.find("lustre.gids"); it != settings.end()) {
+    o.identity.gids.clear();
+    std::string v = it->second;
+    size_t i = 0;
+    while (i <= v.size()) {
+      size_t j = v.find(',', i);
+      if (j == std::string::npos) j = v.size();
+      if (j > i) {
+        STOR_ASSIGN_OR_RETURN(uint32_t g, parse_u32(it->first, v.substr(i, j - i)));
+        o.identity.gids.push_back(g);
+      }
+      i = j + 1;
+    }
+  }
+  if (auto it = settings.find("lustre.checkpoint_bytes"); it != settings.end()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t b, parse_size(it->second));
+    o.mds.checkpoint_bytes = b;
+  }
+  if (auto it = settings.find("lustre.sync_metadata"); it != settings.end())
+    o.mds.sync_each_op = it->second == "1" || it->second == "true" || it->second == "yes";
+  return o;
+}
+
+Result<std::shared_ptr<Backend>> make_backend(IoEngine* engine, const BackendOptions& opts) {
+  if (!engine) return Status(Code::kInvalidArgument, "lustre: backend needs an IoEngine");
+  return std::shared_ptr<Backend>(std::make_shared<LustreBackend>(engine, opts));
+}
+
+namespace {
+const bool registered = [] {
+  (void)BackendRegistry::global().add("lustre", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
+    STOR_ASSIGN_OR_RETURN(auto opts, backend_options_from_settings(ctx.settings));
+    return make_backend(ctx.engine, opts);
+  });
+  return true;
+}();
+}  // namespace
+
+}  // namespace stor::lustre

@@ -1,0 +1,107 @@
+#include "backends/lustre/fs.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "backends/lustre/wal.h"
+
+namespace stor::lustre {
+
+namespace {
+std::mutex g_mounts_mu;
+std::map<std::string, std::weak_ptr<FileSystem>>& mounts() {
+  static auto* m = new std::map<std::string, std::weak_ptr<FileSystem>>();  // never destroyed: safe at exit
+  return *m;
+}
+}  // namespace
+
+Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string& host_path) {
+  if (host_path.empty() || host_path[0] != '/')
+    return Status(Code::kInvalidArgument, "lustre: path '" + host_path + "' must be absolute (lustre:///dir/...)");
+  STOR_ASSIGN_OR_RETURN(auto comps, split_path(host_path));  // rejects ".."
+  std::error_code ec;
+  for (size_t n = comps.size() + 1; n-- > 0;) {
+    std::string dir;
+    for (size_t i = 0; i < n; ++i) dir += "/" + comps[i];
+    if (std::filesystem::exists((dir.empty() ? std::string() : dir) + "/" + kMarkerName, ec)) {
+      std::string rest;
+      for (size_t i = n; i < comps.size(); ++i) rest += "/" + comps[i];
+      return std::make_pair(dir.empty() ? std::string("/") : dir, rest.empty() ? std::string("/") : rest);
+    }
+  }
+  return Status(Code::kNotFound, "lustre: no file system (" + std::string(kMarkerName) + ") above '" + host_path +
+                                     "'; create one with `stctl mkfs`");
+}
+
+Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in, const MountOptions& opts) {
+  // One instance per root, whatever spelling ("/a//b/", "/a/./b") names it.
+  STOR_ASSIGN_OR_RETURN(auto comps, split_path(root_in));
+  std::string root_dir;
+  for (auto& c : comps) root_dir += "/" + c;
+  if (root_dir.empty()) root_dir = "/";
+  if (root_in.empty() || root_in[0] != '/')
+    return Status(Code::kInvalidArgument, "lustre: file system root '" + root_in + "' must be absolute");
+  std::lock_guard lk(g_mounts_mu);
+  if (auto it = mounts().find(root_dir); it != mounts().end())
+    if (auto fs = it->second.lock()) return fs;
+
+  std::shared_ptr<FileSystem> fs(new FileSystem());
+  fs->root_ = root_dir;
+  auto sb = read_file(root_dir + "/" + kMarkerName);
+  if (!sb) return sb.status();
+  if (!fs->sb_.ParseFromString(*sb) || fs->sb_.target_count() == 0)
+    return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " is malformed");
+  if (fs->sb_.format_version() != 1)
+    return Status(Code::kUnsupported, "lustre: superblock format " + std::to_string(fs->sb_.format_version()) +
+                                          " is newer than this library understands");
+  std::string lock_path = root_dir + "/mdt/lock";
+  fs->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fs->lock_fd_ < 0) return Status::from_errno(errno, "lustre: open " + lock_path);
+  // An expired entry means this process is still unmounting it (checkpoint, then unlock): wait.
+  bool unmounting = mounts().count(root_dir) != 0;
+  for (int tries = 0; ::flock(fs->lock_fd_, LOCK_EX | LOCK_NB) != 0; ++tries) {
+    if (!unmounting || tries > 500)
+      return Status(Code::kBusy, "lustre: file system " + root_dir + " is mounted by another process");
+    ::usleep(10000);
+  }
+  FileSystem* raw = fs.get();
+  auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
+                       [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
+  if (!mds) return mds.status();
+  fs->mds_ = std::move(*mds);
+  mounts()[root_dir] = fs;
+  return fs;
+}
+
+FileSystem::~FileSystem() {
+  if (mds_) {
+    // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
+    (void)mds_->checkpoint();
+    mds_.reset();
+  }
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+std::string FileSystem::target_dir(uint32_t target) const { return root_ + "/ost" + std::to_string(target); }
+
+std::string FileSystem::object_path(uint32_t target, uint64_t ino, uint32_t component, uint32_t stripe) const {
+  char sub[8];
+  std::snprintf(sub, sizeof sub, "/%02x/", static_cast<unsigned>(ino & 0xff));
+  return target_dir(target) + sub + std::to_string(ino) + "." + std::to_string(component) + "." +
+         std::to_string(stripe);
+}
+
+void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
+  for (int c = 0; c < layout.components_size(); ++c)
+    for (int s = 0; s < layout.components(c).targets_size(); ++s)
+      ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
+}
+
+}  // namespace stor::lustre

@@ -1,0 +1,54 @@
+// A mounted Lustre-style file system: superblock, metadata service and object targets.
+//
+// On-disk (host) layout made by mkfs:
+//   ROOT/.stor-lustre           Superblock (protobuf)
+//   ROOT/mdt/checkpoint, wal.N  metadata checkpoint + write-ahead log; mdt/lock is flock()ed
+//   ROOT/ostK/XX/INO.C.S        object of stripe S of component C of inode INO (XX = INO % 256)
+#pragma once
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "backends/lustre/lustre.pb.h"
+#include "backends/lustre/mds.h"
+#include "stor/status.h"
+
+namespace stor::lustre {
+
+inline constexpr const char* kMarkerName = ".stor-lustre";
+
+struct MountOptions {
+  MdsOptions mds;
+};
+
+class FileSystem {
+ public:
+  // Returns the process-wide instance for root_dir, mounting it on first use. The mount holds an
+  // flock on mdt/lock, so a second process gets Busy instead of corrupting the log.
+  static Result<std::shared_ptr<FileSystem>> mount(const std::string& root_dir, const MountOptions& opts = {});
+  // Finds the file system holding host_path by walking up to the nearest directory with the
+  // marker. Returns {root, in-fs path ("/" for the root)}. Rejects ".." components.
+  static Result<std::pair<std::string, std::string>> locate(const std::string& host_path);
+
+  ~FileSystem();
+
+  const std::string& root() const { return root_; }
+  const pb::Superblock& superblock() const { return sb_; }
+  uint32_t target_count() const { return sb_.target_count(); }
+  Mds& mds() { return *mds_; }
+
+  std::string target_dir(uint32_t target) const;
+  std::string object_path(uint32_t target, uint64_t ino, uint32_t component, uint32_t stripe) const;
+  // Deletes every object of a file (unlinked, or re-laid-out while empty).
+  void remove_objects(uint64_t ino, const pb::Layout& layout) const;
+
+ private:
+  FileSystem() = default;
+  std::string root_;
+  pb::Superblock sb_;
+  std::unique_ptr<Mds> mds_;
+  int lock_fd_ = -1;
+};
+
+}  // namespace stor::lustre

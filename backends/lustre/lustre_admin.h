@@ -1,0 +1,101 @@
+// Administration API of the Lustre-style backend (`lustre://` scheme), used by stctl and tests:
+// mkfs, setstripe/getstripe, df, and opening the backend as a chosen identity.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/lustre/layout.h"
+#include "backends/lustre/lustre.pb.h"
+#include "backends/lustre/mds.h"
+#include "stor/backend.h"
+#include "stor/engine.h"
+#include "stor/status.h"
+
+namespace stor::lustre {
+
+// One component of a layout request. A LayoutSpec with several components is progressive
+// (PFL): each covers the file up to its extent_end, the last one to EOF.
+struct StripeSpec {
+  int32_t stripe_count = 1;                 // -1: all targets
+  uint64_t stripe_size = kDefaultStripeSize;  // multiple of 64 KiB
+  int32_t stripe_offset = -1;               // first target; -1: allocator's choice
+  uint64_t extent_end = kEof;
+};
+using LayoutSpec = std::vector<StripeSpec>;
+
+// Builds the layout template (extents chained from 0); validation happens against a file system.
+pb::Layout to_layout(const LayoutSpec& spec);
+
+struct MkfsOptions {
+  uint32_t targets = 4;
+  LayoutSpec default_layout{StripeSpec{}};
+  uint32_t root_mode = 0755;
+  std::string fsname = "stor";
+};
+// Creates a new file system in `dir` (created if missing; must not already hold one) with
+// `targets` object targets. The root directory belongs to the calling process's uid/gid.
+Status mkfs(const std::string& dir, const MkfsOptions& opts);
+
+// The directory default (directory), the layout of an empty file, or a new empty file with the
+// layout (missing path). Path is a host path or lustre:// URI.
+Status setstripe(const std::string& path, const LayoutSpec& spec, const Identity& id = Identity::process());
+
+struct ObjectInfo {
+  uint32_t component = 0, stripe = 0, target = 0;
+  std::string path;
+  bool exists = false;
+  uint64_t size = 0;
+};
+struct StripeInfo {
+  std::string path;
+  bool is_dir = false;
+  bool inherited = false;   // directory without its own default: shows the file system default
+  pb::Layout layout;
+  uint64_t size = 0;
+  std::vector<ObjectInfo> objects;
+  std::string driver;       // "emulated" or "llapi"
+};
+Result<StripeInfo> getstripe(const std::string& path, const Identity& id = Identity::process());
+std::string format_stripe_info(const StripeInfo& info);
+
+struct TargetUsage {
+  uint32_t index = 0;
+  std::string path;
+  uint64_t objects = 0;
+  uint64_t used_bytes = 0;      // allocated blocks of the objects
+  uint64_t apparent_bytes = 0;  // sum of object sizes (sparse files count their holes)
+  uint64_t fs_total = 0, fs_avail = 0;  // of the host file system holding the target
+};
+struct DfReport {
+  std::string root, fsname;
+  uint64_t inodes = 0;
+  uint64_t wal_bytes = 0;
+  std::vector<TargetUsage> targets;
+};
+Result<DfReport> df(const std::string& path);
+
+struct BackendOptions {
+  Identity identity = Identity::process();
+  MdsOptions mds;
+};
+// Settings: lustre.uid, lustre.gids ("100,27", first is primary), lustre.checkpoint_bytes,
+// lustre.sync_metadata ("1": fdatasync the metadata log before acknowledging each operation).
+Result<BackendOptions> backend_options_from_settings(const std::map<std::string, std::string>& settings);
+// A lustre:// backend acting as opts.identity (tests use it to check EACCES as non-root).
+Result<std::shared_ptr<Backend>> make_backend(IoEngine* engine, const BackendOptions& opts);
+
+// Which layout driver serves a host path ("emulated" or "llapi") and why.
+struct DriverInfo {
+  std::string driver;
+  std::string reason;
+};
+DriverInfo layout_driver_for(const std::string& path);
+
+// "lustre:///a/b" -> "/a/b"; host paths pass through.
+std::string host_path_of(const std::string& path_or_uri);
+
+}  // namespace stor::lustre

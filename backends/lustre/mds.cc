@@ -1,0 +1,787 @@
+#include "backends/lustre/mds.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "backends/lustre/layout.h"
+
+namespace stor::lustre {
+
+namespace {
+
+constexpr uint32_t kAttrMode = 1, kAttrUid = 2, kAttrGid = 4, kAttrSize = 8, kAttrMtime = 16;
+constexpr int kPermR = 4, kPermW = 2, kPermX = 1;
+constexpr uint64_t kRootIno = 1;
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string wal_path(const std::string& dir, uint64_t gen) { return dir + "/wal." + std::to_string(gen); }
+
+bool permitted(const Inode& n, const Identity& id, int want) {
+  if (id.uid == 0) {
+    // root bypasses permission bits, except that executing needs some x bit on non-directories.
+    return !(want & kPermX) || n.is_dir() || (n.mode & 0111);
+  }
+  uint32_t bits = id.uid == n.uid ? (n.mode >> 6) : id.in_group(n.gid) ? (n.mode >> 3) : n.mode;
+  return (static_cast<int>(bits & 7) & want) == want;
+}
+
+std::string perm_name(int want) {
+  std::string s;
+  if (want & kPermR) s += "read";
+  if (want & kPermW) s += s.empty() ? "write" : "+write";
+  if (want & kPermX) s += s.empty() ? "search" : "+search";
+  return s;
+}
+
+Status denied(int want, std::string_view path, const Identity& id) {
+  return Status(Code::kPermissionDenied, "lustre: " + perm_name(want) + " permission denied on '" +
+                                             std::string(path) + "' for uid " + std::to_string(id.uid));
+}
+
+// Sticky directories (like /tmp): only the owner of the entry or of the directory, or root, may
+// remove or rename the entry.
+bool sticky_allows(const Inode& dir, const Inode& victim, const Identity& id) {
+  if (!(dir.mode & S_ISVTX) || id.uid == 0) return true;
+  return id.uid == dir.uid || id.uid == victim.uid;
+}
+
+FileType to_file_type(pb::InodeType t) { return t == pb::DIRECTORY ? FileType::kDirectory : FileType::kRegular; }
+
+std::string join(const std::vector<std::string>& comps, size_t n) {
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += "/" + comps[i];
+  return s.empty() ? "/" : s;
+}
+
+bool is_ancestor(const Inode* maybe_ancestor, InodeRef node) {
+  while (node) {
+    if (node.get() == maybe_ancestor) return true;
+    node = node->parent.lock();
+  }
+  return false;
+}
+
+void fill_inode_pb(const Inode& n, pb::Inode* out) {
+  out->set_ino(n.ino);
+  out->set_type(n.type);
+  out->set_mode(n.mode);
+  out->set_uid(n.uid);
+  out->set_gid(n.gid);
+  out->set_size(n.size);
+  out->set_mtime_ns(n.mtime_ns);
+  out->set_ctime_ns(n.ctime_ns);
+  if (n.is_dir()) *out->mutable_dir_default() = n.dir_default;
+  else *out->mutable_layout() = n.layout;
+}
+
+}  // namespace
+
+Identity Identity::process() {
+  Identity id;
+  id.uid = ::getuid();
+  id.gids.push_back(::getgid());
+  int n = ::getgroups(0, nullptr);
+  if (n > 0) {
+    std::vector<gid_t> g(static_cast<size_t>(n));
+    n = ::getgroups(n, g.data());
+    for (int i = 0; i < n; ++i)
+      if (g[static_cast<size_t>(i)] != id.gids.front()) id.gids.push_back(g[static_cast<size_t>(i)]);
+  }
+  return id;
+}
+
+bool Identity::in_group(uint32_t gid) const { return std::find(gids.begin(), gids.end(), gid) != gids.end(); }
+
+Result<std::vector<std::string>> split_path(std::string_view path) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i <= path.size()) {
+    size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    std::string_view c = path.substr(i, j - i);
+    if (c == "..")
+      return Status(Code::kInvalidArgument, "lustre: path '" + std::string(path) +
+                                                "' contains '..'; paths may not escape their directory");
+    if (c.find('\0') != std::string_view::npos) return Status(Code::kInvalidArgument, "lustre: path contains NUL");
+    if (!c.empty() && c != ".") {
+      if (c.size() > 255) return Status(Code::kInvalidArgument, "lustre: path component longer than 255 bytes");
+      out.emplace_back(c);
+    }
+    i = j + 1;
+  }
+  return out;
+}
+
+Mds::Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper)
+    : dir_(std::move(mdt_dir)), target_count_(target_count), fs_default_(std::move(fs_default)), opts_(opts),
+      reaper_(std::move(reaper)) {}
+
+Mds::~Mds() { wal_.close(); }
+
+Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode) {
+  pb::Checkpoint cp;
+  cp.set_next_ino(kRootIno + 1);
+  cp.set_wal_generation(1);
+  auto* root = cp.add_inodes();
+  root->set_ino(kRootIno);
+  root->set_type(pb::DIRECTORY);
+  root->set_mode(root_mode & 07777);
+  root->set_uid(root_uid);
+  root->set_gid(root_gid);
+  root->set_mtime_ns(now_ns());
+  root->set_ctime_ns(root->mtime_ns());
+  return write_file_atomic(mdt_dir + "/checkpoint", cp.SerializeAsString());
+}
+
+Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t target_count, pb::Layout fs_default,
+                                       MdsOptions opts, ObjectReaper reaper) {
+  std::unique_ptr<Mds> m(new Mds(mdt_dir, target_count, std::move(fs_default), opts, std::move(reaper)));
+  auto cp = read_file(mdt_dir + "/checkpoint");
+  if (!cp) {
+    if (cp.status().code() == Code::kNotFound)
+      return Status(Code::kCorruption, "lustre: metadata checkpoint " + mdt_dir + "/checkpoint is missing");
+    return cp.status();
+  }
+  STOR_RETURN_IF_ERROR(m->load(*cp));
+  std::string wal = wal_path(mdt_dir, m->wal_generation_);
+  auto valid = replay_wal(wal, [&](std::string_view p) { return m->replay(p); });
+  if (!valid) return valid.status();
+  STOR_RETURN_IF_ERROR(m->wal_.open(wal, *valid));
+  // Logs of other generations are leftovers of a checkpoint interrupted by a crash.
+  std::error_code ec;
+  for (auto& e : std::filesystem::directory_iterator(mdt_dir, ec)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("wal.", 0) == 0 && e.path().string() != wal) std::filesystem::remove(e.path(), ec);
+  }
+  return m;
+}
+
+Status Mds::load(const std::string& data) {
+  pb::Checkpoint cp;
+  if (!cp.ParseFromString(data)) return Status(Code::kCorruption, "lustre: metadata checkpoint does not parse");
+  next_ino_ = cp.next_ino();
+  wal_generation_ = cp.wal_generation();
+  for (const auto& in : cp.inodes()) {
+    auto n = std::make_shared<Inode>(in.ino());
+    n->type = in.type();
+    n->mode = in.mode();
+    n->uid = in.uid();
+    n->gid = in.gid();
+    n->size = in.size();
+    n->mtime_ns = in.mtime_ns();
+    n->ctime_ns = in.ctime_ns();
+    n->layout = in.layout();
+    n->dir_default = in.dir_default();
+    inodes_.insert({in.ino(), n});
+    if (in.ino() == kRootIno) root_ = n;
+  }
+  if (!root_) return Status(Code::kCorruption, "lustre: checkpoint has no root directory");
+  for (const auto& d : cp.dirents()) {
+    decltype(inodes_)::const_accessor pa, ca;
+    if (!inodes_.find(pa, d.parent()) || !inodes_.find(ca, d.ino()) || !pa->second->is_dir())
+      return Status(Code::kCorruption, "lustre: checkpoint entry '" + d.name() + "' links missing inodes");
+    pa->second->children[d.name()] = ca->second;
+    ca->second->parent = pa->second;
+  }
+  return Status::ok();
+}
+
+Status Mds::replay(std::string_view payload) {
+  pb::WalRecord rec;
+  if (!rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
+    return Status(Code::kCorruption, "lustre: WAL record with a valid checksum does not parse");
+  auto find = [&](uint64_t ino) -> InodeRef {
+    decltype(inodes_)::const_accessor a;
+    return inodes_.find(a, ino) ? a->second : nullptr;
+  };
+  switch (rec.op()) {
+    case pb::WalRecord::CREATE: {
+      InodeRef p = find(rec.parent());
+      if (!p || !p->is_dir())
+        return Status(Code::kCorruption, "lustre: WAL creates '" + rec.name() + "' in missing directory " +
+                                             std::to_string(rec.parent()));
+      apply_create(p, rec.name(), rec.inode());
+      break;
+    }
+    case pb::WalRecord::UNLINK: {
+      if (InodeRef p = find(rec.parent())) {
+        if (InodeRef dead = apply_unlink(*p, rec.name())) reap({dead});
+      }
+      break;
+    }
+    case pb::WalRecord::RENAME: {
+      InodeRef sp = find(rec.parent()), dp = find(rec.new_parent());
+      if (!sp || !dp) return Status(Code::kCorruption, "lustre: WAL renames between missing directories");
+      auto it = sp->children.find(rec.name());
+      if (it == sp->children.end()) return Status(Code::kCorruption, "lustre: WAL renames missing '" + rec.name() + "'");
+      InodeRef src = it->second;
+      sp->children.erase(it);
+      if (auto d = dp->children.find(rec.new_name()); d != dp->children.end() && d->second != src) {
+        if (InodeRef dead = apply_unlink(*dp, rec.new_name())) reap({dead});
+      }
+      dp->children[rec.new_name()] = src;
+      src->parent = dp;
+      break;
+    }
+    case pb::WalRecord::SET_ATTR:
+      // Records for files unlinked later in the log have nothing to apply to.
+      if (InodeRef n = find(rec.inode().ino())) apply_setattr(*n, rec);
+      break;
+    case pb::WalRecord::SET_LAYOUT:
+      if (InodeRef n = find(rec.inode().ino())) {
+        if (n->is_dir()) n->dir_default = rec.inode().dir_default();
+        else n->layout = rec.inode().layout();
+      }
+      break;
+    default:
+      return Status(Code::kCorruption, "lustre: unknown WAL operation " + std::to_string(rec.op()));
+  }
+  return Status::ok();
+}
+
+InodeRef Mds::apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in) {
+  auto n = std::make_shared<Inode>(in.ino());
+  n->type = in.type();
+  n->mode = in.mode();
+  n->uid = in.uid();
+  n->gid = in.gid();
+  n->size = in.size();
+  n->mtime_ns = in.mtime_ns();
+  n->ctime_ns = in.ctime_ns();
+  n->layout = in.layout();
+  n->dir_default = in.dir_default();
+  inodes_.insert({n->ino, n});
+  // Set before the entry is published (under the parent's lock), so renames walking parent
+  // pointers under rename_mu_ never race with this write.
+  n->parent = parent;
+  parent->children[name] = n;
+  parent->mtime_ns = in.ctime_ns();
+  uint64_t want = in.ino() + 1, cur = next_ino_.load();
+  while (cur < want && !next_ino_.compare_exchange_weak(cur, want)) {
+  }
+  return n;
+}
+
+InodeRef Mds::apply_unlink(Inode& parent, const std::string& name) {
+  auto it = parent.children.find(name);
+  if (it == parent.children.end()) return nullptr;
+  InodeRef victim = it->second;
+  parent.children.erase(it);
+  inodes_.erase(victim->ino);
+  victim->linked = false;
+  if (!victim->is_dir() && victim->open_count == 0) return victim;
+  return nullptr;
+}
+
+void Mds::apply_setattr(Inode& n, const pb::WalRecord& rec) {
+  const auto& in = rec.inode();
+  uint32_t m = rec.attr_mask();
+  if (m & kAttrMode) n.mode = in.mode();
+  if (m & kAttrUid) n.uid = in.uid();
+  if (m & kAttrGid) n.gid = in.gid();
+  if (m & kAttrSize) n.size = in.size();
+  if (m & kAttrMtime) n.mtime_ns = in.mtime_ns();
+  n.ctime_ns = in.ctime_ns() ? in.ctime_ns() : n.ctime_ns;
+}
+
+void Mds::reap(const std::vector<InodeRef>& dead) {
+  if (!reaper_) return;
+  for (const auto& n : dead)
+    if (n) reaper_(n->ino, n->layout);
+}
+
+Status Mds::log(const pb::WalRecord& rec) {
+  STOR_RETURN_IF_ERROR(wal_.append(rec.SerializeAsString()));
+  if (opts_.sync_each_op) return wal_.sync();
+  return Status::ok();
+}
+
+void Mds::maybe_checkpoint() {
+  if (wal_.size() < opts_.checkpoint_bytes) return;
+  bool expected = false;
+  if (!checkpointing_.compare_exchange_strong(expected, true)) return;
+  // A failed checkpoint is harmless: the WAL still holds everything and we retry later.
+  (void)checkpoint();
+  checkpointing_ = false;
+}
+
+Status Mds::checkpoint() {
+  std::unique_lock lk(state_mu_);
+  pb::Checkpoint cp;
+  const uint64_t gen = wal_generation_ + 1;
+  cp.set_next_ino(next_ino_.load());
+  cp.set_wal_generation(gen);
+  // Depth-first walk; no other mutation runs while we hold state_mu_ exclusively.
+  std::vector<InodeRef> stack{root_};
+  while (!stack.empty()) {
+    InodeRef n = stack.back();
+    stack.pop_back();
+    fill_inode_pb(*n, cp.add_inodes());
+    for (auto& [name, child] : n->children) {
+      auto* d = cp.add_dirents();
+      d->set_parent(n->ino);
+      d->set_name(name);
+      d->set_ino(child->ino);
+      stack.push_back(child);
+    }
+  }
+  // New empty log first, then the checkpoint that names it: a crash in between leaves the old
+  // checkpoint + old log, which are complete.
+  WalWriter fresh_check;
+  std::string next = wal_path(dir_, gen);
+  STOR_RETURN_IF_ERROR(fresh_check.open(next, 0));
+  fresh_check.close();
+  STOR_RETURN_IF_ERROR(fsync_dir(dir_));
+  STOR_RETURN_IF_ERROR(write_file_atomic(dir_ + "/checkpoint", cp.SerializeAsString()));
+  std::string old = wal_path(dir_, wal_generation_);
+  STOR_RETURN_IF_ERROR(wal_.open(next, 0));
+  wal_generation_ = gen;
+  ::unlink(old.c_str());
+  return Status::ok();
+}
+
+Status Mds::sync() { return wal_.sync(); }
+
+Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& comps, size_t n,
+                           std::string_view path) const {
+  InodeRef cur = root_;
+  for (size_t i = 0; i < n; ++i) {
+    std::shared_lock lk(cur->mu);
+    if (!cur->is_dir())
+      return Status(Code::kNotADirectory, "lustre: '" + join(comps, i) + "' in path '" + std::string(path) +
+                                              "' is not a directory");
+    if (!permitted(*cur, id, kPermX)) return denied(kPermX, join(comps, i), id);
+    auto it = cur->children.find(comps[i]);
+    if (it == cur->children.end())
+      return Status(Code::kNotFound, "lustre: '" + join(comps, i + 1) + "' does not exist");
+    InodeRef next = it->second;
+    lk.unlock();
+    cur = std::move(next);
+  }
+  return cur;
+}
+
+Result<InodeRef> Mds::lookup(const Identity& id, std::string_view path) const {
+  STOR_ASSIGN_OR_RETURN(auto comps, split_path(path));
+  return walk(id, comps, comps.size(), path);
+}
+
+Result<Mds::Parent> Mds::resolve_parent(const Identity& id, std::string_view path) const {
+  STOR_ASSIGN_OR_RETURN(auto comps, split_path(path));
+  if (comps.empty())
+    return Status(Code::kInvalidArgument, "lustre: operation not allowed on the file system root");
+  STOR_ASSIGN_OR_RETURN(InodeRef dir, walk(id, comps, comps.size() - 1, path));
+  return Parent{std::move(dir), comps.back()};
+}
+
+// Checks, with the directory locked, that an entry may be added to or removed from it.
+static Status check_dir_writable(const Inode& dir, const Identity& id, std::string_view path) {
+  if (!dir.is_dir())
+    return Status(Code::kNotADirectory, "lustre: parent of '" + std::string(path) + "' is not a directory");
+  if (!dir.linked)
+    return Status(Code::kNotFound, "lustre: parent directory of '" + std::string(path) + "' was removed");
+  if (!permitted(dir, id, kPermW | kPermX)) return denied(kPermW | kPermX, std::string(path) + "/..", id);
+  return Status::ok();
+}
+
+Result<FileInfo> Mds::stat(const Identity& id, std::string_view path) {
+  STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+  std::shared_lock lk(n->mu);
+  FileInfo fi;
+  fi.path = std::string(path);
+  fi.type = to_file_type(n->type);
+  fi.size = n->size;
+  fi.mode = n->mode;
+  fi.uid = n->uid;
+  fi.gid = n->gid;
+  fi.mtime_ns = n->mtime_ns;
+  return fi;
+}
+
+Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view path) {
+  STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+  std::vector<InodeRef> kids;
+  std::vector<DirEntry> out;
+  {
+    std::shared_lock lk(n->mu);
+    if (!n->is_dir()) return Status(Code::kNotADirectory, "lustre: '" + std::string(path) + "' is not a directory");
+    if (!permitted(*n, id, kPermR)) return denied(kPermR, path, id);
+    out.reserve(n->children.size());
+    kids.reserve(n->children.size());
+    for (auto& [name, child] : n->children) {
+      out.push_back(DirEntry{name, to_file_type(child->type), 0});
+      kids.push_back(child);
+    }
+  }
+  for (size_t i = 0; i < kids.size(); ++i) {
+    if (out[i].type != FileType::kRegular) continue;
+    std::shared_lock lk(kids[i]->mu);
+    out[i].size = kids[i]->size;
+  }
+  return out;
+}
+
+Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    std::unique_lock lk(p.dir->mu);
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    if (p.dir->children.count(p.name))
+      return Status(Code::kAlreadyExists, "lustre: '" + std::string(path) + "' already exists");
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::CREATE);
+    rec.set_parent(p.dir->ino);
+    rec.set_name(p.name);
+    auto* in = rec.mutable_inode();
+    in->set_ino(next_ino_.fetch_add(1));
+    in->set_type(pb::DIRECTORY);
+    in->set_mode(mode & 07777);
+    in->set_uid(id.uid);
+    // BSD/setgid-directory semantics: a setgid parent hands its group down.
+    in->set_gid((p.dir->mode & S_ISGID) ? p.dir->gid : id.primary_gid());
+    if (p.dir->mode & S_ISGID) in->set_mode(in->mode() | S_ISGID);
+    in->set_mtime_ns(now_ns());
+    in->set_ctime_ns(in->mtime_ns());
+    *in->mutable_dir_default() = p.dir->dir_default;  // subdirectories inherit the default layout
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_create(p.dir, p.name, *in);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::remove(const Identity& id, std::string_view path) {
+  InodeRef dead;
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    std::unique_lock lk(p.dir->mu);
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    auto it = p.dir->children.find(p.name);
+    if (it == p.dir->children.end())
+      return Status(Code::kNotFound, "lustre: '" + std::string(path) + "' does not exist");
+    InodeRef victim = it->second;
+    std::unique_lock vlk(victim->mu);
+    if (!sticky_allows(*p.dir, *victim, id))
+      return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+                                                 " may not remove '" + std::string(path) + "'");
+    if (victim->is_dir() && !victim->children.empty())
+      return Status(Code::kNotEmpty, "lustre: directory '" + std::string(path) + "' is not empty");
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::UNLINK);
+    rec.set_parent(p.dir->ino);
+    rec.set_name(p.name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    dead = apply_unlink(*p.dir, p.name);
+  }
+  reap({dead});
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::rename(const Identity& id, std::string_view from, std::string_view to) {
+  InodeRef dead;
+  {
+    std::lock_guard rl(rename_mu_);
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent sp, resolve_parent(id, from));
+    STOR_ASSIGN_OR_RETURN(Parent dp, resolve_parent(id, to));
+    // Lock parents ancestor-first (others lock parent before child); unrelated ones in any
+    // order, as only renames hold two unrelated directories and they are serialised.
+    std::unique_lock<std::shared_mutex> l1, l2;
+    if (sp.dir == dp.dir) {
+      l1 = std::unique_lock(sp.dir->mu);
+    } else if (is_ancestor(dp.dir.get(), sp.dir)) {
+      l1 = std::unique_lock(dp.dir->mu);
+      l2 = std::unique_lock(sp.dir->mu);
+    } else {
+      l1 = std::unique_lock(sp.dir->mu);
+      l2 = std::unique_lock(dp.dir->mu);
+    }
+    STOR_RETURN_IF_ERROR(check_dir_writable(*sp.dir, id, from));
+    STOR_RETURN_IF_ERROR(check_dir_writable(*dp.dir, id, to));
+    auto sit = sp.dir->children.find(sp.name);
+    if (sit == sp.dir->children.end())
+      return Status(Code::kNotFound, "lustre: rename source '" + std::string(from) + "' does not exist");
+    InodeRef src = sit->second;
+    if (src->is_dir() && is_ancestor(src.get(), dp.dir))
+      return Status(Code::kInvalidArgument, "lustre: cannot move directory '" + std::string(from) +
+                                                "' into itself ('" + std::string(to) + "')");
+    InodeRef dst;
+    if (auto dit = dp.dir->children.find(dp.name); dit != dp.dir->children.end()) dst = dit->second;
+    if (dst == src) return Status::ok();
+    {
+      std::shared_lock slk(src->mu);
+      if (!sticky_allows(*sp.dir, *src, id))
+        return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+                                                   " may not rename '" + std::string(from) + "'");
+    }
+    std::unique_lock<std::shared_mutex> dlk;
+    if (dst) {
+      if (is_ancestor(dst.get(), sp.dir))
+        return Status(Code::kNotEmpty, "lustre: rename target '" + std::string(to) + "' is a non-empty directory");
+      dlk = std::unique_lock(dst->mu);
+      if (!sticky_allows(*dp.dir, *dst, id))
+        return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+                                                   " may not replace '" + std::string(to) + "'");
+      if (src->is_dir() && !dst->is_dir())
+        return Status(Code::kNotADirectory, "lustre: rename target '" + std::string(to) + "' is not a directory");
+      if (!src->is_dir() && dst->is_dir())
+        return Status(Code::kIsADirectory, "lustre: rename target '" + std::string(to) + "' is a directory");
+      if (dst->is_dir() && !dst->children.empty())
+        return Status(Code::kNotEmpty, "lustre: rename target '" + std::string(to) + "' is a non-empty directory");
+    }
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::RENAME);
+    rec.set_parent(sp.dir->ino);
+    rec.set_name(sp.name);
+    rec.set_new_parent(dp.dir->ino);
+    rec.set_new_name(dp.name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    // One in-memory step under both directory locks: observers see old or new, never neither.
+    sp.dir->children.erase(sp.name);
+    if (dst) dead = apply_unlink(*dp.dir, dp.name);
+    dp.dir->children[dp.name] = src;
+    src->parent = dp.dir;
+    int64_t t = now_ns();
+    sp.dir->mtime_ns = dp.dir->mtime_ns = t;
+  }
+  reap({dead});
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::chmod(const Identity& id, std::string_view path, uint32_t mode) {
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+    std::unique_lock lk(n->mu);
+    if (id.uid != 0 && id.uid != n->uid)
+      return Status(Code::kPermissionDenied, "lustre: only the owner or root may chmod '" + std::string(path) + "'");
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::SET_ATTR);
+    rec.set_attr_mask(kAttrMode);
+    rec.mutable_inode()->set_ino(n->ino);
+    uint32_t m = mode & 07777;
+    // Like the kernel: a non-member may not leave the setgid bit on a file.
+    if (id.uid != 0 && !n->is_dir() && !id.in_group(n->gid)) m &= ~static_cast<uint32_t>(S_ISGID);
+    rec.mutable_inode()->set_mode(m);
+    rec.mutable_inode()->set_ctime_ns(now_ns());
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_setattr(*n, rec);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::chown(const Identity& id, std::string_view path, uint32_t uid, uint32_t gid) {
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+    std::unique_lock lk(n->mu);
+    if (id.uid != 0) {
+      if (uid != UINT32_MAX && uid != n->uid)
+        return Status(Code::kPermissionDenied, "lustre: only root may change the owner of '" + std::string(path) + "'");
+      if (id.uid != n->uid)
+        return Status(Code::kPermissionDenied, "lustre: only the owner or root may change the group of '" +
+                                                   std::string(path) + "'");
+      if (gid != UINT32_MAX && !id.in_group(gid))
+        return Status(Code::kPermissionDenied, "lustre: uid " + std::to_string(id.uid) + " is not in group " +
+                                                   std::to_string(gid));
+    }
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::SET_ATTR);
+    uint32_t mask = 0;
+    if (uid != UINT32_MAX) mask |= kAttrUid, rec.mutable_inode()->set_uid(uid);
+    if (gid != UINT32_MAX) mask |= kAttrGid, rec.mutable_inode()->set_gid(gid);
+    uint32_t mode = n->mode;
+    // Ownership changes by non-root drop setuid/setgid on files, as POSIX requires.
+    if (!n->is_dir() && (mode & (S_ISUID | S_ISGID))) {
+      mode &= ~static_cast<uint32_t>(S_ISUID | S_ISGID);
+      mask |= kAttrMode;
+      rec.mutable_inode()->set_mode(mode);
+    }
+    rec.set_attr_mask(mask);
+    rec.mutable_inode()->set_ino(n->ino);
+    rec.mutable_inode()->set_ctime_ns(now_ns());
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_setattr(*n, rec);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, uint32_t flags, uint32_t mode,
+                                   const pb::Layout* layout_template) {
+  int want = 0;
+  if (flags & kOpenRead) want |= kPermR;
+  if (flags & (kOpenWrite | kOpenTruncate)) want |= kPermW;
+  auto check_existing = [&](Inode& n) -> Status {
+    if (n.is_dir()) return Status(Code::kIsADirectory, "lustre: '" + std::string(path) + "' is a directory");
+    if (want && !permitted(n, id, want)) return denied(want, path, id);
+    return Status::ok();
+  };
+  if (layout_template) STOR_RETURN_IF_ERROR(validate_layout(*layout_template, target_count_));
+
+  if (!(flags & kOpenCreate)) {
+    STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+    std::unique_lock lk(n->mu);
+    STOR_RETURN_IF_ERROR(check_existing(*n));
+    ++n->open_count;
+    return Opened{n, false};
+  }
+
+  Opened out;
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    std::unique_lock lk(p.dir->mu);
+    if (!p.dir->is_dir())
+      return Status(Code::kNotADirectory, "lustre: parent of '" + std::string(path) + "' is not a directory");
+    if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
+      if (flags & kOpenExclusive)
+        return Status(Code::kAlreadyExists, "lustre: '" + std::string(path) + "' already exists");
+      InodeRef n = it->second;
+      std::unique_lock nlk(n->mu);
+      STOR_RETURN_IF_ERROR(check_existing(*n));
+      ++n->open_count;
+      return Opened{n, false};
+    }
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    const pb::Layout& tmpl = layout_template                        ? *layout_template
+                             : p.dir->dir_default.components_size() ? p.dir->dir_default
+                                                                    : fs_default_;
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::CREATE);
+    rec.set_parent(p.dir->ino);
+    rec.set_name(p.name);
+    auto* in = rec.mutable_inode();
+    in->set_ino(next_ino_.fetch_add(1));
+    in->set_type(pb::REGULAR);
+    in->set_mode(mode & 07777);
+    in->set_uid(id.uid);
+    in->set_gid((p.dir->mode & S_ISGID) ? p.dir->gid : id.primary_gid());
+    in->set_mtime_ns(now_ns());
+    in->set_ctime_ns(in->mtime_ns());
+    *in->mutable_layout() = resolve_layout(tmpl, target_count_, rr_.fetch_add(1) % target_count_);
+    STOR_RETURN_IF_ERROR(log(rec));
+    out.inode = apply_create(p.dir, p.name, *in);
+    out.inode->open_count = 1;
+    out.created = true;
+  }
+  maybe_checkpoint();
+  return out;
+}
+
+void Mds::close_file(const InodeRef& n) {
+  if (!n) return;
+  bool reap_now;
+  {
+    std::unique_lock lk(n->mu);
+    reap_now = --n->open_count == 0 && !n->linked;
+  }
+  if (reap_now) reap({n});
+}
+
+Status Mds::set_layout(const Identity& id, std::string_view path, const pb::Layout& tmpl) {
+  STOR_RETURN_IF_ERROR(validate_layout(tmpl, target_count_));
+  pb::Layout old;
+  uint64_t ino = 0;
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+    std::unique_lock lk(n->mu);
+    if (id.uid != 0 && id.uid != n->uid && !permitted(*n, id, kPermW)) return denied(kPermW, path, id);
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::SET_LAYOUT);
+    rec.mutable_inode()->set_ino(n->ino);
+    if (n->is_dir()) {
+      *rec.mutable_inode()->mutable_dir_default() = tmpl;
+    } else {
+      if (n->size != 0)
+        return Status(Code::kBusy, "lustre: '" + std::string(path) +
+                                       "' has data; a layout can only be set on an empty file");
+      *rec.mutable_inode()->mutable_layout() = resolve_layout(tmpl, target_count_, rr_.fetch_add(1) % target_count_);
+    }
+    STOR_RETURN_IF_ERROR(log(rec));
+    if (n->is_dir()) {
+      n->dir_default = rec.inode().dir_default();
+    } else {
+      old = n->layout;
+      ino = n->ino;
+      n->layout = rec.inode().layout();
+    }
+  }
+  // The old layout's objects hold no data (size was 0) but may exist; drop them.
+  if (ino && reaper_) reaper_(ino, old);
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Result<std::pair<pb::Layout, bool>> Mds::get_layout(const Identity& id, std::string_view path) {
+  STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+  std::shared_lock lk(n->mu);
+  if (n->is_dir()) return std::make_pair(n->dir_default, true);
+  return std::make_pair(n->layout, false);
+}
+
+Status Mds::extend_size(Inode& n, uint64_t end) {
+  {
+    std::shared_lock st(state_mu_);
+    std::unique_lock lk(n.mu);
+    int64_t t = now_ns();
+    if (end <= n.size || !n.linked) {
+      n.mtime_ns = t;  // in memory only: mtime of overwrites is not worth a log record each
+      return Status::ok();
+    }
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::SET_ATTR);
+    rec.set_attr_mask(kAttrSize | kAttrMtime);
+    rec.mutable_inode()->set_ino(n.ino);
+    rec.mutable_inode()->set_size(end);
+    rec.mutable_inode()->set_mtime_ns(t);
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_setattr(n, rec);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::set_size(Inode& n, uint64_t size) {
+  {
+    std::shared_lock st(state_mu_);
+    std::unique_lock lk(n.mu);
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::SET_ATTR);
+    rec.set_attr_mask(kAttrSize | kAttrMtime);
+    rec.mutable_inode()->set_ino(n.ino);
+    rec.mutable_inode()->set_size(size);
+    rec.mutable_inode()->set_mtime_ns(now_ns());
+    if (n.linked) STOR_RETURN_IF_ERROR(log(rec));
+    apply_setattr(n, rec);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+std::vector<std::pair<uint64_t, pb::Layout>> Mds::files() const {
+  // concurrent_hash_map may not be iterated during inserts/erases: exclude mutations.
+  std::unique_lock st(state_mu_);
+  std::vector<std::pair<uint64_t, pb::Layout>> out;
+  for (auto it = inodes_.begin(); it != inodes_.end(); ++it) {
+    std::shared_lock lk(it->second->mu);
+    if (!it->second->is_dir()) out.emplace_back(it->first, it->second->layout);
+  }
+  return out;
+}
+
+}  // namespace stor::lustre

@@ -1,0 +1,160 @@
+// The metadata service of the Lustre-style backend: namespace tree, POSIX permissions, and the
+// inode -> layout map, made crash consistent by a write-ahead log plus periodic checkpoints.
+//
+// Concurrency: every inode has its own shared_mutex; lookups take shared locks one directory at
+// a time, so creates in different directories and all lookups/stats run in parallel. A mutation
+// logs its WAL record while holding the exclusive lock of the directory it changes, so any later
+// operation that can observe the change is also logged after it: replay in log order is valid.
+// Locks are taken parent before child; renames are serialised by one mutex (like the VFS's
+// s_vfs_rename_mutex) which also keeps the parent pointers used for loop checks stable.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <tbb/concurrent_hash_map.h>
+
+#include "backends/lustre/lustre.pb.h"
+#include "backends/lustre/wal.h"
+#include "stor/backend.h"
+#include "stor/status.h"
+
+namespace stor::lustre {
+
+// Who performs an operation; permission checks use it like the kernel uses fsuid/fsgid/groups.
+struct Identity {
+  uint32_t uid = 0;
+  std::vector<uint32_t> gids;  // the first one is the primary group (owner group of new files)
+  static Identity process();   // real uid, gid and supplementary groups of this process
+  bool in_group(uint32_t gid) const;
+  uint32_t primary_gid() const { return gids.empty() ? 0 : gids.front(); }
+};
+
+struct Inode {
+  explicit Inode(uint64_t n) : ino(n) {}
+  const uint64_t ino;
+  mutable std::shared_mutex mu;
+  // Guarded by mu.
+  pb::InodeType type = pb::REGULAR;
+  uint32_t mode = 0;
+  uint32_t uid = 0, gid = 0;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
+  pb::Layout layout;       // regular files
+  pb::Layout dir_default;  // directories; empty: inherit the file system default
+  std::unordered_map<std::string, std::shared_ptr<Inode>> children;
+  bool linked = true;      // false once unlinked (objects go when the last opener closes)
+  int open_count = 0;
+  // Guarded by Mds::rename_mu_ (written only by mkdir-time creation and rename).
+  std::weak_ptr<Inode> parent;
+
+  bool is_dir() const { return type == pb::DIRECTORY; }
+};
+using InodeRef = std::shared_ptr<Inode>;
+
+struct MdsOptions {
+  uint64_t checkpoint_bytes = 64ull << 20;  // checkpoint once the WAL grows past this
+  bool sync_each_op = false;                // fdatasync the WAL before acknowledging (power-loss safety)
+};
+
+// Called with the inode number and layout of a file whose data objects may be deleted.
+using ObjectReaper = std::function<void(uint64_t ino, const pb::Layout& layout)>;
+
+class Mds {
+ public:
+  // Writes the initial checkpoint of an empty namespace (root directory only) into mdt_dir.
+  static Status format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode);
+  // Loads the checkpoint, replays the WAL and opens it for appending.
+  static Result<std::unique_ptr<Mds>> open(const std::string& mdt_dir, uint32_t target_count,
+                                           pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
+  ~Mds();
+
+  Result<FileInfo> stat(const Identity& id, std::string_view path);
+  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path);
+  Status mkdir(const Identity& id, std::string_view path, uint32_t mode);
+  // Removes a file (unlink) or an empty directory (rmdir).
+  Status remove(const Identity& id, std::string_view path);
+  Status rename(const Identity& id, std::string_view from, std::string_view to);
+  Status chmod(const Identity& id, std::string_view path, uint32_t mode);
+  // UINT32_MAX leaves that id unchanged.
+  Status chown(const Identity& id, std::string_view path, uint32_t uid, uint32_t gid);
+
+  struct Opened {
+    InodeRef inode;
+    bool created = false;
+  };
+  // Opens a regular file for the access kOpenRead/kOpenWrite ask for, creating it with kOpenCreate
+  // (with `layout_template`, else the directory / file system default). Pair with close_file().
+  Result<Opened> open_file(const Identity& id, std::string_view path, uint32_t flags, uint32_t mode,
+                           const pb::Layout* layout_template = nullptr);
+  void close_file(const InodeRef& inode);
+
+  // setstripe: the default layout of a directory, or the layout of an empty regular file.
+  Status set_layout(const Identity& id, std::string_view path, const pb::Layout& layout_template);
+  // The layout of a file (resolved) or a directory's default (empty when it inherits), and type.
+  Result<std::pair<pb::Layout, bool /*is_dir*/>> get_layout(const Identity& id, std::string_view path);
+
+  // Data path hooks. Sizes are logged, so acknowledged writes keep their file size after a crash.
+  Status extend_size(Inode& inode, uint64_t end_offset);
+  Status set_size(Inode& inode, uint64_t size);
+
+  Status checkpoint();
+  Status sync();  // makes every logged operation durable against power loss
+
+  const pb::Layout& fs_default() const { return fs_default_; }
+  uint32_t target_count() const { return target_count_; }
+  uint64_t inode_count() const { return inodes_.size(); }
+  uint64_t wal_bytes() const { return wal_.size(); }
+  // Every regular file's (ino, layout), for df/fsck.
+  std::vector<std::pair<uint64_t, pb::Layout>> files() const;
+
+ private:
+  Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
+  struct Parent {
+    InodeRef dir;
+    std::string name;
+  };
+  Result<InodeRef> walk(const Identity& id, const std::vector<std::string>& comps, size_t n, std::string_view path) const;
+  Result<InodeRef> lookup(const Identity& id, std::string_view path) const;
+  Result<Parent> resolve_parent(const Identity& id, std::string_view path) const;
+  Status log(const pb::WalRecord& rec);
+  void maybe_checkpoint();
+  Status load(const std::string& checkpoint_data);
+  Status replay(std::string_view payload);
+
+  InodeRef apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in);
+  // Detaches parent/name; returns the detached inode when its objects can be reaped now.
+  InodeRef apply_unlink(Inode& parent, const std::string& name);
+  void apply_setattr(Inode& n, const pb::WalRecord& rec);
+  void reap(const std::vector<InodeRef>& dead);
+
+  const std::string dir_;
+  const uint32_t target_count_;
+  const pb::Layout fs_default_;
+  const MdsOptions opts_;
+  const ObjectReaper reaper_;
+
+  InodeRef root_;
+  tbb::concurrent_hash_map<uint64_t, InodeRef> inodes_;
+  std::atomic<uint64_t> next_ino_{2};
+  std::atomic<uint32_t> rr_{0};  // round-robin start target for new files
+
+  mutable std::shared_mutex state_mu_;  // mutations shared, checkpoint and iteration exclusive
+  std::mutex rename_mu_;
+  std::atomic<bool> checkpointing_{false};
+  WalWriter wal_;
+  uint64_t wal_generation_ = 1;
+};
+
+// Splits an in-fs path into components, dropping "" and "."; ".." is rejected.
+Result<std::vector<std::string>> split_path(std::string_view path);
+
+}  // namespace stor::lustre

@@ -1,0 +1,253 @@
+// The lustre:// backend through stor::Store: striped I/O against a flat reference, holes and
+// truncation, objects per target, identities from settings, bad input, driver detection.
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <random>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/layout_driver.h"
+#include "backends/lustre/lustre_admin.h"
+#include "stor/store.h"
+#include "test_util.h"
+
+using namespace stor;
+using namespace stor::lustre;
+
+namespace {
+
+struct Fixture {
+  stor::test::TempDir dir;
+  std::string root = dir.path() + "/fs";
+  std::unique_ptr<Store> store;
+  explicit Fixture(uint32_t targets = 4, std::map<std::string, std::string> settings = {}) {
+    MkfsOptions o;
+    o.targets = targets;
+    o.root_mode = 0777;
+    REQUIRE(mkfs(root, o).is_ok());
+    StoreOptions so;
+    so.settings = std::move(settings);
+    auto s = Store::create(so);
+    REQUIRE(s.is_ok());
+    store = std::move(*s);
+  }
+  std::string uri(const std::string& p) const { return "lustre://" + root + p; }
+};
+
+}  // namespace
+
+TEST_CASE("striped file I/O matches a flat reference under random writes, reads and truncates", "[lustre][io]") {
+  Fixture fx(8);
+  const std::vector<LayoutSpec> layouts = {
+      {{1, 64 << 10}},
+      {{4, 64 << 10}},
+      {{-1, 128 << 10, 3}},
+      {{1, 64 << 10, -1, 256 << 10}, {2, 64 << 10, -1, 1 << 20}, {-1, 64 << 10}},  // PFL
+  };
+  std::mt19937_64 rng(1234);
+  for (size_t li = 0; li < layouts.size(); ++li) {
+    std::string name = "/file" + std::to_string(li);
+    REQUIRE(setstripe(fx.root + name, layouts[li]).is_ok());
+    auto f = fx.store->open(fx.uri(name), kOpenRead | kOpenWrite);
+    REQUIRE(f.is_ok());
+    std::vector<char> flat;
+    for (int op = 0; op < 120; ++op) {
+      int kind = static_cast<int>(rng() % 10);
+      if (kind < 5) {  // write, often unaligned and sometimes far past EOF (sparse)
+        uint64_t off = rng() % (kind == 0 ? (6 << 20) : (2 << 20));
+        size_t len = 1 + rng() % (300 << 10);
+        auto data = stor::test::pattern(len, rng());
+        auto w = f->write(data.data(), len, off);
+        REQUIRE(w.is_ok());
+        REQUIRE(*w == len);
+        if (flat.size() < off + len) flat.resize(off + len, 0);
+        std::copy(data.begin(), data.end(), flat.begin() + static_cast<long>(off));
+      } else if (kind < 9) {  // read, possibly past EOF
+        uint64_t off = rng() % (flat.size() + 100000);
+        size_t len = 1 + rng() % (400 << 10);
+        std::vector<char> got(len, 'X');
+        auto r = f->read(got.data(), len, off);
+        REQUIRE(r.is_ok());
+        size_t expect = off >= flat.size() ? 0 : std::min<size_t>(len, flat.size() - off);
+        REQUIRE(*r == expect);
+        REQUIRE(std::equal(got.begin(), got.begin() + static_cast<long>(expect), flat.begin() + static_cast<long>(off)));
+      } else {  // truncate down or up: the cut-off part must read back as zeros
+        uint64_t size = rng() % (flat.size() + (1 << 20));
+        REQUIRE(f->truncate(size).is_ok());
+        flat.resize(size, 0);
+      }
+      REQUIRE(*f->size() == flat.size());
+    }
+    REQUIRE(f->close().is_ok());
+    // Reopen and read everything back in one request: all stripes in parallel.
+    auto g = fx.store->open(fx.uri(name), kOpenRead);
+    REQUIRE(g.is_ok());
+    std::vector<char> all(flat.size());
+    REQUIRE(g->read_exact(all.data(), all.size(), 0).is_ok());
+    REQUIRE(all == flat);
+  }
+}
+
+TEST_CASE("holes read as zeros and objects are allocated lazily", "[lustre][io]") {
+  Fixture fx(4);
+  REQUIRE(setstripe(fx.root + "/sparse", {{4, 1 << 20}}).is_ok());
+  auto f = fx.store->open(fx.uri("/sparse"), kOpenRead | kOpenWrite);
+  REQUIRE(f.is_ok());
+  auto data = stor::test::pattern(1000, 5);
+  REQUIRE(f->write(data.data(), data.size(), (3u << 20) + 17).is_ok());  // lands on stripe 3 only
+  REQUIRE(*f->size() == (3u << 20) + 17 + 1000);
+  auto info = getstripe(fx.root + "/sparse");
+  REQUIRE(info.is_ok());
+  REQUIRE(info->objects.size() == 4);
+  int allocated = 0;
+  for (auto& o : info->objects) allocated += o.exists;
+  REQUIRE(allocated == 1);
+  std::vector<char> buf(3u << 20, 'X');
+  REQUIRE(f->read_exact(buf.data(), buf.size(), 0).is_ok());
+  REQUIRE(std::all_of(buf.begin(), buf.end(), [](char c) { return c == 0; }));
+  REQUIRE(f->truncate(10u << 20).is_ok());  // extend: the tail is a hole too
+  std::vector<char> tail(1 << 20, 'X');
+  REQUIRE(f->read_exact(tail.data(), tail.size(), 9u << 20).is_ok());
+  REQUIRE(std::all_of(tail.begin(), tail.end(), [](char c) { return c == 0; }));
+  REQUIRE(f->close().is_ok());
+}
+
+TEST_CASE("a striped file puts one object per stripe on distinct targets; unlink frees them", "[lustre][io]") {
+  Fixture fx(4);
+  REQUIRE(setstripe(fx.root + "/wide", {{4, 1 << 20, 0}}).is_ok());
+  auto f = fx.store->open(fx.uri("/wide"), kOpenWrite);
+  REQUIRE(f.is_ok());
+  auto data = stor::test::pattern(4u << 20, 9);
+  REQUIRE(f->write(data.data(), data.size(), 0).is_ok());
+  REQUIRE(f->sync().is_ok());
+  auto info = getstripe(fx.root + "/wide");
+  REQUIRE(info.is_ok());
+  for (uint32_t s = 0; s < 4; ++s) {
+    REQUIRE(info->objects[s].target == s);
+    REQUIRE(info->objects[s].exists);
+    REQUIRE(info->objects[s].size == (1u << 20));
+  }
+  REQUIRE_THAT(format_stripe_info(*info), Catch::Contains("obdidx"));
+  auto usage = df(fx.root);
+  REQUIRE(usage.is_ok());
+  REQUIRE(usage->targets.size() == 4);
+  for (auto& t : usage->targets) REQUIRE(t.apparent_bytes == (1u << 20));
+  // Unlinked while open: data stays readable until the last close, then the objects go.
+  auto r = fx.store->open(fx.uri("/wide"), kOpenRead);
+  REQUIRE(r.is_ok());
+  REQUIRE(f->close().is_ok());
+  REQUIRE(fx.store->remove(fx.uri("/wide")).is_ok());
+  std::vector<char> back(data.size());
+  REQUIRE(r->read_exact(back.data(), back.size(), 0).is_ok());
+  REQUIRE(back == data);
+  REQUIRE(r->close().is_ok());
+  for (auto& o : info->objects) REQUIRE_FALSE(std::filesystem::exists(o.path));
+}
+
+TEST_CASE("many async reads in flight over all stripes", "[lustre][io]") {
+  Fixture fx(4);
+  REQUIRE(setstripe(fx.root + "/big", {{-1, 64 << 10}}).is_ok());
+  auto f = fx.store->open(fx.uri("/big"), kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  auto data = stor::test::pattern(8u << 20, 3);
+  REQUIRE(f->write(data.data(), data.size(), 0).is_ok());
+  const int kReqs = 64;
+  std::vector<std::vector<char>> bufs(kReqs, std::vector<char>(200000));
+  std::mutex mu;
+  std::condition_variable cv;
+  int done = 0, errors = 0;
+  for (int i = 0; i < kReqs; ++i) {
+    uint64_t off = static_cast<uint64_t>(i) * 123457;
+    f->read_async(bufs[i].data(), bufs[i].size(), off, [&, i, off](Result<size_t> r) {
+      std::lock_guard lk(mu);
+      if (!r || *r != bufs[i].size() || !std::equal(bufs[i].begin(), bufs[i].end(), data.begin() + static_cast<long>(off)))
+        ++errors;
+      ++done;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return done == kReqs; });
+  REQUIRE(errors == 0);
+}
+
+TEST_CASE("the identity comes from lustre.uid / lustre.gids settings", "[lustre][perm]") {
+  Fixture admin(2);
+  REQUIRE(admin.store->mkdir(admin.uri("/private"), 0700).is_ok());
+  REQUIRE(admin.store->mkdir(admin.uri("/open"), 0777).is_ok());
+  StoreOptions so;
+  so.settings = {{"lustre.uid", "1000"}, {"lustre.gids", "1000,50"}};
+  auto user = Store::create(so);
+  REQUIRE(user.is_ok());
+  auto denied = (*user)->open(admin.uri("/private/f"), kOpenWrite | kOpenCreate);
+  REQUIRE(denied.status().code() == Code::kPermissionDenied);
+  REQUIRE((*user)->list(admin.uri("/private")).status().code() == Code::kPermissionDenied);
+  auto mine = (*user)->open(admin.uri("/open/f"), kOpenWrite | kOpenCreate, 0600);
+  REQUIRE(mine.is_ok());
+  REQUIRE(mine->close().is_ok());
+  auto st = admin.store->stat(admin.uri("/open/f"));
+  REQUIRE(st.is_ok());
+  REQUIRE(st->uid == 1000);
+  REQUIRE(st->gid == 1000);
+  REQUIRE(st->mode == 0600);
+  // make_backend: the same through the admin API.
+  BackendOptions bo;
+  bo.identity = Identity{2000, {2000}};
+  auto be = make_backend(&admin.store->engine(), bo);
+  REQUIRE(be.is_ok());
+  auto uri = Uri::parse(admin.uri("/open/f"));
+  OpenOptions oo;
+  oo.flags = kOpenRead;
+  REQUIRE((*be)->open(*uri, oo).status().code() == Code::kPermissionDenied);
+  StoreOptions bad;
+  bad.settings = {{"lustre.uid", "alice"}};
+  auto b = Store::create(bad);
+  REQUIRE(b.is_ok());
+  REQUIRE((*b)->stat(admin.uri("/open/f")).status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("bad input gets clear errors", "[lustre][errors]") {
+  Fixture fx(2);
+  auto s = fx.store->stat("lustre://" + fx.root + "/../etc/passwd");
+  REQUIRE(s.status().code() == Code::kInvalidArgument);
+  REQUIRE_THAT(s.status().message(), Catch::Contains("escape"));
+  REQUIRE(fx.store->open("lustre://" + fx.root + "/a/../../x", kOpenWrite | kOpenCreate).status().code() ==
+          Code::kInvalidArgument);
+  REQUIRE(fx.store->stat("lustre://host" + fx.root + "/x").status().code() == Code::kInvalidArgument);
+  auto nofs = fx.store->stat("lustre://" + fx.dir.path() + "/elsewhere/x");
+  REQUIRE(nofs.status().code() == Code::kNotFound);
+  REQUIRE_THAT(nofs.status().message(), Catch::Contains("mkfs"));
+  auto ss = setstripe(fx.root + "/f", {{1, 1000}});
+  REQUIRE(ss.code() == Code::kInvalidArgument);
+  REQUIRE_THAT(ss.message(), Catch::Contains("64 KiB"));
+  ss = setstripe(fx.root + "/f", {{3, 1 << 20}});
+  REQUIRE_THAT(ss.message(), Catch::Contains("exceeds the 2 targets"));
+  // A file with data keeps its layout.
+  auto f = fx.store->open(fx.uri("/g"), kOpenWrite | kOpenCreate);
+  REQUIRE(f->write("x", 1, 0).is_ok());
+  REQUIRE(setstripe(fx.root + "/g", {{2, 1 << 20}}).code() == Code::kBusy);
+  MkfsOptions o;
+  REQUIRE(mkfs(fx.root, o).code() == Code::kAlreadyExists);
+  o.targets = 0;
+  REQUIRE(mkfs(fx.dir.path() + "/other", o).code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("layout driver detection falls back to the emulation off Lustre", "[lustre][driver]") {
+  Fixture fx(2);
+  auto d = detect_layout_driver(fx.root);
+  REQUIRE(d.native == nullptr);
+  REQUIRE_THAT(d.reason, Catch::Contains("not on a Lustre mount"));
+  REQUIRE_THAT(d.reason, Catch::Contains("0xbd00bd0"));
+  auto missing = detect_layout_driver(fx.dir.path() + "/does/not/exist/yet", "libstor-no-such-lustreapi.so");
+  REQUIRE(missing.native == nullptr);
+  auto info = layout_driver_for(fx.root + "/x");
+  REQUIRE(info.driver == "emulated");
+  REQUIRE_THAT(info.reason, Catch::Contains(".stor-lustre"));
+  auto desc = fx.store->describe(fx.uri("/"));
+  REQUIRE(desc["lustre.layout_driver"] == "emulated");
+  REQUIRE(desc["lustre.targets"] == "2");
+}
