@@ -1,6 +1,7 @@
 #include "backends/s3express/http_client.h"
 
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
@@ -82,7 +83,7 @@ struct HttpClient::Connection {
   asio::io_context ioc;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-  beast::flat_buffer buffer;
+  beast::flat_buffer buffer;  // reserved below: Beast sizes each socket read by its free capacity
   bool reused = false;  // served a request before: may have been closed by the server meanwhile
 
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
@@ -144,6 +145,28 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   }
 
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
+  if (to_sink && parser.content_length() && !parser.chunked()) {
+    // Fast path for object data: bypass the parser and read the body straight from the socket
+    // into the caller's buffer (no intermediate copy, large reads).
+    const uint64_t length = *parser.content_length();
+    if (length > sink_len) {
+      return Status(Code::kIoError, "response body from " + ep.to_string() + " has " + std::to_string(length) +
+                                        " bytes, more than the " + std::to_string(sink_len) + " expected");
+    }
+    const size_t have = std::min<size_t>(c.buffer.size(), static_cast<size_t>(length));
+    asio::buffer_copy(asio::buffer(sink, have), c.buffer.data());
+    c.buffer.consume(have);
+    if (length > have) {
+      c.lowest().expires_after(opt.io_timeout);
+      ec = c.run([&](auto handler) {
+        asio::async_read(stream, asio::buffer(sink + have, static_cast<size_t>(length) - have), std::move(handler));
+      });
+      if (ec) return transport_error("read response body from", ep, ec);
+    }
+    resp.sink_bytes = static_cast<size_t>(length);
+    *reusable = parser.get().keep_alive();
+    return resp;
+  }
   std::vector<char> scratch;
   if (!to_sink) scratch.resize(64 * 1024);
   size_t got = 0;
@@ -229,6 +252,7 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       std::unique_ptr<Connection> conn = acquire();
       if (!conn) {
         conn = std::make_unique<Connection>();
+        conn->buffer.reserve(64 * 1024);
         {
           std::lock_guard<std::mutex> lock(mu_);
           ++stats_.connections_opened;
