@@ -10,6 +10,7 @@
 #include <cstring>
 #include <future>
 #include <mutex>
+#include <shared_mutex>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/layout.h"
@@ -313,8 +314,22 @@ class LustreBackend final : public Backend {
     if (!uri.authority.empty())
       return Status(Code::kInvalidArgument, "lustre: URI '" + uri.to_string() +
                                                 "' has an authority; want lustre:///absolute/host/path");
+    // Fast path: a path under an already mounted root needs no walk up the host directories.
+    STOR_ASSIGN_OR_RETURN(auto comps, split_path(uri.path));
+    if (uri.path.empty() || uri.path[0] != '/')
+      return Status(Code::kInvalidArgument, "lustre: path '" + uri.path + "' must be absolute (lustre:///dir/...)");
+    std::string norm;
+    for (auto& c : comps) norm += "/" + c;
+    {
+      std::shared_lock lk(mu_);
+      for (auto& [root, fs] : mounted_) {
+        if (norm.size() >= root.size() && norm.compare(0, root.size(), root) == 0 &&
+            (norm.size() == root.size() || norm[root.size()] == '/' || root == "/"))
+          return Target{fs, norm.size() == root.size() ? std::string("/") : norm.substr(root == "/" ? 0 : root.size())};
+      }
+    }
     STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(uri.path));
-    std::lock_guard lk(mu_);
+    std::unique_lock lk(mu_);
     auto& fs = mounted_[loc.first];
     if (!fs) {
       MountOptions mo;
@@ -332,7 +347,7 @@ class LustreBackend final : public Backend {
   IoEngine* engine_;
   BackendOptions opts_;
   // Keeps file systems mounted for the backend's lifetime (mounting replays the log).
-  std::mutex mu_;
+  std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<FileSystem>> mounted_;
 };
 
