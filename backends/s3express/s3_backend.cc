@@ -8,6 +8,8 @@
 #include <new>
 #include <vector>
 
+#include "backends/s3express/write_buffer.h"
+
 namespace stor::s3 {
 
 namespace {
@@ -37,7 +39,8 @@ struct Shared {
 class S3File final : public BackendFile {
  public:
   S3File(std::shared_ptr<Shared> shared, std::string bucket, std::string key, bool writable)
-      : shared_(std::move(shared)), bucket_(std::move(bucket)), key_(std::move(key)), writable_(writable) {}
+      : shared_(std::move(shared)), bucket_(std::move(bucket)), key_(std::move(key)), writable_(writable),
+        data_(shared_->client->config().write_buffer_memory, shared_->client->config().tmp_dir) {}
 
   ~S3File() override {
     if (!closed_) (void)close();
@@ -47,9 +50,9 @@ class S3File final : public BackendFile {
   // Read-only files: the object as it was at open.
   void set_info(ObjectInfo info) { info_ = std::move(info); }
   // Writable files: the initial content and whether it already differs from the store.
-  void set_buffer(std::string data, bool dirty) {
-    data_ = std::move(data);
+  Status set_buffer(std::string data, bool dirty) {
     dirty_ = dirty;
+    return data_.assign(std::move(data));
   }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
@@ -73,7 +76,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status(Code::kInvalidArgument, name() + ": truncate on a file not opened for writing");
-      data_.resize(size, '\0');
+      STOR_RETURN_IF_ERROR(data_.resize(size));
       dirty_ = true;
       return Status::ok();
     });
@@ -100,7 +103,6 @@ class S3File final : public BackendFile {
       Status s = upload_locked();
       closed_ = true;
       data_.clear();
-      data_.shrink_to_fit();
       return s;
     });
   }
@@ -114,9 +116,11 @@ class S3File final : public BackendFile {
 
   Status upload_locked() {
     if (!writable_ || !dirty_) return Status::ok();
-    STOR_ASSIGN_OR_RETURN(std::string etag, shared_->client->put_object(bucket_, key_, data_.data(), data_.size()));
-    info_.etag = etag;
-    info_.size = data_.size();
+    STOR_RETURN_IF_ERROR(data_.with_contiguous([&](const char* p, size_t n) -> Status {
+      STOR_ASSIGN_OR_RETURN(info_.etag, shared_->client->put_object(bucket_, key_, p, n));
+      info_.size = n;
+      return Status::ok();
+    }));
     dirty_ = false;
     return Status::ok();
   }
@@ -126,12 +130,7 @@ class S3File final : public BackendFile {
       {
         std::lock_guard<std::mutex> lock(mu_);
         STOR_RETURN_IF_ERROR(check_open());
-        if (writable_) {
-          if (offset >= data_.size()) return size_t{0};
-          size_t n = static_cast<size_t>(std::min<uint64_t>(len, data_.size() - offset));
-          std::memcpy(dst, data_.data() + offset, n);
-          return n;
-        }
+        if (writable_) return data_.read(dst, len, offset);
       }
       // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
       return shared_->client->read_object(bucket_, key_, info_, offset, len, dst);
@@ -143,12 +142,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status(Code::kInvalidArgument, name() + ": file not opened for writing");
-      if (offset + len > data_.size()) {
-        // Grow geometrically so streams of appends stay linear.
-        if (offset + len > data_.capacity()) data_.reserve(std::max<size_t>(offset + len, data_.capacity() * 2));
-        data_.resize(offset + len, '\0');
-      }
-      std::memcpy(data_.data() + offset, src, len);
+      STOR_RETURN_IF_ERROR(data_.write(src, len, offset));
       dirty_ = true;
       return len;
     });
@@ -180,7 +174,7 @@ class S3File final : public BackendFile {
   std::mutex mu_;
   bool closed_ = false;
   ObjectInfo info_;
-  std::string data_;
+  WriteBuffer data_;  // writable files only
   bool dirty_ = false;
 
   std::mutex pending_mu_;
@@ -192,6 +186,7 @@ class S3Backend final : public Backend {
  public:
   explicit S3Backend(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
 
+  S3Client& client() { return *shared_->client; }
   std::string_view scheme() const override { return shared_->scheme; }
   uint32_t capabilities() const override { return kCapRead | kCapWrite | kCapDirectories | kCapTruncate | kCapRename; }
 
@@ -230,9 +225,9 @@ class S3Backend final : public Backend {
         STOR_ASSIGN_OR_RETURN(size_t n, client.read_object(bucket, key, info, 0, content.size(), content.data()));
         content.resize(n);
         file->set_info(info);
-        file->set_buffer(std::move(content), false);
+        STOR_RETURN_IF_ERROR(file->set_buffer(std::move(content), false));
       } else {
-        file->set_buffer({}, true);  // a new or truncated object exists once closed, even if empty
+        STOR_RETURN_IF_ERROR(file->set_buffer({}, true));  // a new or truncated object exists once closed
       }
       return std::unique_ptr<BackendFile>(std::move(file));
     });
@@ -385,6 +380,11 @@ Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
   while (!k.empty() && k.back() == '/') k.pop_back();
   *key = k;
   return Status::ok();
+}
+
+S3Client* s3_client_of(Backend& backend) {
+  auto* s3 = dynamic_cast<S3Backend*>(&backend);
+  return s3 ? &s3->client() : nullptr;
 }
 
 Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, const BackendContext& ctx) {

@@ -18,6 +18,10 @@ namespace stor::s3 {
 // from the context's "s3.*" settings and the AWS_* environment.
 Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, const BackendContext& ctx);
 
+// The client behind an s3express:// or s3:// backend, nullptr for any other backend (for tools
+// such as `stctl mb`). Valid while the backend lives.
+S3Client* s3_client_of(Backend& backend);
+
 // Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped).
 Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key);
 

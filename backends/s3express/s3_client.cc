@@ -55,6 +55,14 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
+// x-amz-checksum-crc32c: base64 of the big-endian CRC.
+std::string crc32c_base64(const char* data, size_t len) {
+  uint32_t crc = crc32c(0, data, len);
+  unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
+                         static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
+  return base64_encode(be, 4);
+}
+
 bool is_plain_md5_etag(const std::string& etag) {
   if (etag.size() != 32) return false;
   return std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
@@ -138,9 +146,16 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
     STOR_ASSIGN_OR_RETURN(c.verify_tls, parse_bool("s3.verify_tls", v));
   }
   c.ca_file = get("s3.ca_file", env_or("AWS_CA_BUNDLE"));
+  if (std::string v = get("s3.checksum_crc32c"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.checksum_crc32c, parse_bool("s3.checksum_crc32c", v));
+  }
   if (std::string v = get("s3.content_md5"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(c.content_md5, parse_bool("s3.content_md5", v));
   }
+  if (std::string v = get("s3.write_buffer_memory"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.write_buffer_memory, parse_size("s3.write_buffer_memory", v));
+  }
+  c.tmp_dir = get("s3.tmp_dir", env_or("TMPDIR", "/tmp"));
   if (std::string v = get("s3.verify_checksums"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(c.verify_checksums, parse_bool("s3.verify_checksums", v));
   }
@@ -534,6 +549,7 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
     md5_hex = to_hex(raw.data(), raw.size());
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
+  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   std::string etag = strip_quotes(resp.header("etag"));
@@ -553,14 +569,16 @@ Result<std::string> S3Client::create_multipart_upload(const std::string& bucket,
   req.key = key;
   req.query = {{"uploads", ""}};
   req.headers.emplace_back("Content-Type", "application/octet-stream");
+  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-algorithm", "CRC32C");
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   return parse_initiate_multipart_upload(resp.body);
 }
 
-Result<std::string> S3Client::upload_part(const std::string& bucket, const std::string& key,
-                                          const std::string& upload_id, int part_number, const char* data,
-                                          size_t len) {
+Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, const std::string& key,
+                                                    const std::string& upload_id, int part_number, const char* data,
+                                                    size_t len) {
+  UploadedPart part;
   Request req;
   req.op = "UploadPart";
   req.method = "PUT";
@@ -575,6 +593,10 @@ Result<std::string> S3Client::upload_part(const std::string& bucket, const std::
     md5_hex = to_hex(raw.data(), raw.size());
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
+  if (config_.checksum_crc32c) {
+    part.checksum_crc32c = crc32c_base64(data, len);
+    req.headers.emplace_back("x-amz-checksum-crc32c", part.checksum_crc32c);
+  }
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   std::string etag = strip_quotes(resp.header("etag"));
   if (etag.empty()) return Status(Code::kIoError, "S3 UploadPart " + object_name(bucket, key) + ": no ETag in answer");
@@ -583,13 +605,19 @@ Result<std::string> S3Client::upload_part(const std::string& bucket, const std::
                                          std::to_string(part_number) + ": server stored MD5 " + etag + ", sent " +
                                          md5_hex);
   }
-  return etag;
+  part.etag = etag;
+  return part;
 }
 
 Result<std::string> S3Client::complete_multipart_upload(const std::string& bucket, const std::string& key,
                                                         const std::string& upload_id,
-                                                        const std::vector<std::string>& etags) {
-  std::string body = build_complete_multipart_upload(etags);
+                                                        const std::vector<UploadedPart>& parts) {
+  std::vector<std::string> etags, checksums;
+  for (const auto& p : parts) {
+    etags.push_back(p.etag);
+    checksums.push_back(p.checksum_crc32c);
+  }
+  std::string body = build_complete_multipart_upload(etags, checksums);
   Request req;
   req.op = "CompleteMultipartUpload";
   req.method = "POST";
@@ -621,14 +649,14 @@ Result<std::string> S3Client::put_object_multipart(const std::string& bucket, co
   uint64_t part = std::max<uint64_t>(config_.part_size, (len + kMaxParts - 1) / kMaxParts);
   size_t parts = std::max<size_t>(1, static_cast<size_t>((len + part - 1) / part));
   STOR_ASSIGN_OR_RETURN(std::string upload_id, create_multipart_upload(bucket, key, metadata));
-  std::vector<std::string> etags(parts);
+  std::vector<UploadedPart> uploaded(parts);
   Status st = parallel_for(*pool_, parts, config_.max_connections, [&](size_t i) -> Status {
     const uint64_t off = i * part;
     const size_t n = static_cast<size_t>(std::min<uint64_t>(part, len - off));
-    STOR_ASSIGN_OR_RETURN(etags[i], upload_part(bucket, key, upload_id, static_cast<int>(i + 1), data + off, n));
+    STOR_ASSIGN_OR_RETURN(uploaded[i], upload_part(bucket, key, upload_id, static_cast<int>(i + 1), data + off, n));
     return Status::ok();
   });
-  Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, etags)
+  Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, uploaded)
                                         : Result<std::string>(st);
   if (done.is_ok()) return done;
   // Leave nothing behind: parts of an unfinished upload are billed and never become an object.

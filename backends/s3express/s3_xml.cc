@@ -177,11 +177,15 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
-std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags) {
+std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags,
+                                            const std::vector<std::string>& part_crc32c) {
   std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (size_t i = 0; i < part_etags.size(); ++i) {
     out += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>\"" + xml_escape(part_etags[i]) +
-           "\"</ETag></Part>";
+           "\"</ETag>";
+    if (i < part_crc32c.size() && !part_crc32c[i].empty())
+      out += "<ChecksumCRC32C>" + xml_escape(part_crc32c[i]) + "</ChecksumCRC32C>";
+    out += "</Part>";
   }
   return out + "</CompleteMultipartUpload>";
 }

@@ -51,7 +51,9 @@ struct SessionCredentials {
 Result<SessionCredentials> parse_create_session(const std::string& body);
 
 std::string xml_escape(const std::string& s);
-std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags);  // parts 1..N
+// Parts 1..N; checksums (base64 CRC32C) may be empty or hold one per part.
+std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags,
+                                            const std::vector<std::string>& part_crc32c = {});
 std::string build_delete_objects(const std::vector<std::string>& keys, bool quiet);
 
 // "2024-01-02T03:04:05.678Z" -> time point; false when malformed.

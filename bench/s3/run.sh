@@ -34,7 +34,7 @@ trap cleanup EXIT
 port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
 mkdir -p "$work/data"
 # s3rver's list tokens use DES, which OpenSSL 3 keeps in the legacy provider.
-node --openssl-legacy-provider "$s3rver_js" -d "$work/data" -a 127.0.0.1 -p "$port" --silent &
+node --openssl-legacy-provider "$s3rver_js" -d "$work/data" -a 127.0.0.1 -p "$port" --silent >/dev/null &
 pid=$!
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
@@ -42,6 +42,7 @@ for _ in $(seq 1 100); do
 done
 endpoint="http://127.0.0.1:$port"
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
+export NODE_NO_WARNINGS=1  # the SDK's "node >= 22 soon" notice
 
 common=(--endpoint "$endpoint" --bucket bench --part-size "$PART_SIZE")
 "$bench" "${common[@]}" --key download-source --op upload --size "$SIZE" --connections 16 --create-bucket >/dev/null

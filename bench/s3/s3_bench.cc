@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -83,8 +84,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "s3_bench: download: %s\n", info.status().to_string().c_str());
       return 1;
     }
-    buf.resize(info->size);
-    auto r = client.read_object(bucket, key, info.value(), 0, buf.size(), buf.data());
+    // Uninitialised, like the SDK side's Buffer.allocUnsafe: no zero-fill inside the timing.
+    std::unique_ptr<char[]> dst(new char[info->size]);
+    auto r = client.read_object(bucket, key, info.value(), 0, info->size, dst.get());
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!r.is_ok()) {
       std::fprintf(stderr, "s3_bench: download: %s\n", r.status().to_string().c_str());

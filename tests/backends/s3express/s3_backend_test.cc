@@ -54,7 +54,9 @@ TEST_CASE("s3 backend: registered for s3express and s3") {
 
 TEST_CASE("s3 backend: write, read back before and after close, stat") {
   REQUIRE_S3RVER();
-  auto store = open_store(server.endpoint(), {{"s3.part_size", "1M"}});
+  const std::string buffer_memory = GENERATE(as<std::string>{}, "256M", "1M");  // in memory / spilled
+  INFO("s3.write_buffer_memory=" << buffer_memory);
+  auto store = open_store(server.endpoint(), {{"s3.part_size", "1M"}, {"s3.write_buffer_memory", buffer_memory}});
   const std::string bucket = make_bucket(server.endpoint(), "backend");
   const std::string uri = "s3express://" + bucket + "/dir/a.bin";
 
@@ -179,7 +181,8 @@ TEST_CASE("s3 backend: prefixes behave as directories") {
 
 TEST_CASE("s3 backend: copy nvme -> s3 -> nvme keeps every byte (what stctl cp does)") {
   REQUIRE_S3RVER();
-  auto store = open_store(server.endpoint(), {{"s3.part_size", "2M"}});
+  // A 1 MiB write buffer: the 9 MiB object spills to a temporary file and uploads from a mapping.
+  auto store = open_store(server.endpoint(), {{"s3.part_size", "2M"}, {"s3.write_buffer_memory", "1M"}});
   const std::string bucket = make_bucket(server.endpoint(), "copy");
   stor::test::TempDir tmp;
   std::vector<char> data = stor::test::pattern((9u << 20) + 333, 21);

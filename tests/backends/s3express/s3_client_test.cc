@@ -55,6 +55,22 @@ TEST_CASE("s3 client: round trips of 0 B, 1 B, 5 MiB+1 and 64 MiB objects") {
   CHECK(client->stats().connections_opened > 1);
 }
 
+TEST_CASE("s3 client: Content-MD5 mode checks the ETags the server returns") {
+  REQUIRE_S3RVER();
+  auto client = make_client(server.endpoint(), {{"s3.content_md5", "true"}, {"s3.part_size", "1M"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("md5");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  for (size_t size : {size_t{10}, size_t{(3u << 20) + 7}}) {
+    std::vector<char> data = stor::test::pattern(size, size);
+    auto etag = client->put_object(bucket, "obj", data.data(), data.size());
+    REQUIRE(etag.is_ok());
+    auto got = client->get_object(bucket, "obj");
+    REQUIRE(got.is_ok());
+    CHECK(got.value() == as_string(data));
+  }
+}
+
 TEST_CASE("s3 client: ranged reads at random offsets match the source") {
   REQUIRE_S3RVER();
   auto client = make_client(server.endpoint(), {{"s3.part_size", "1M"}, {"s3.max_connections", "6"}});
