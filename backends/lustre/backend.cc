@@ -74,7 +74,7 @@ class LustreFile final : public BackendFile {
     uint64_t size = current_size();
     if (offset >= size || len == 0) return done(size_t{0});
     len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
-    auto pieces = map_range(layout_, offset, len);
+    auto pieces = coalesce(map_range(layout_, offset, len));
     auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
     std::vector<IoRequest> reqs;
     reqs.reserve(pieces.size());
@@ -108,7 +108,7 @@ class LustreFile final : public BackendFile {
       return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
     if (len == 0) return done(size_t{0});
     if (offset + len < offset) return done(Status(Code::kInvalidArgument, "lustre: write range overflows"));
-    auto pieces = map_range(layout_, offset, len);
+    auto pieces = coalesce(map_range(layout_, offset, len));
     uint64_t end = offset + len;
     auto op = std::make_shared<PendingIo>(len, std::move(done),
                                           [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });

@@ -102,6 +102,23 @@ std::vector<StripePiece> map_range(const pb::Layout& layout, uint64_t offset, ui
   return out;
 }
 
+std::vector<StripePiece> coalesce(std::vector<StripePiece> pieces) {
+  std::vector<StripePiece> out;
+  out.reserve(pieces.size());
+  for (const auto& p : pieces) {
+    if (!out.empty()) {
+      auto& last = out.back();
+      if (last.component == p.component && last.stripe == p.stripe &&
+          last.object_offset + last.length == p.object_offset && last.file_offset + last.length == p.file_offset) {
+        last.length += p.length;
+        continue;
+      }
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
 uint64_t object_size_for(const pb::Layout& layout, uint32_t component, uint32_t stripe, uint64_t file_size) {
   const auto& c = layout.components(static_cast<int>(component));
   if (file_size <= c.extent_start()) return 0;

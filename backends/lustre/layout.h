@@ -44,6 +44,10 @@ struct StripePiece {
 // file order. Pieces never cross a stripe boundary.
 std::vector<StripePiece> map_range(const pb::Layout& layout, uint64_t offset, uint64_t length);
 
+// Merges neighbouring pieces that continue each other in the same object (a 1-stripe extent, or
+// a request inside one stripe column), so each object gets one request per contiguous run.
+std::vector<StripePiece> coalesce(std::vector<StripePiece> pieces);
+
 // Size the object of (component, stripe) has when the file is `file_size` bytes long and dense.
 uint64_t object_size_for(const pb::Layout& layout, uint32_t component, uint32_t stripe, uint64_t file_size);
 

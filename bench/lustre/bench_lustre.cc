@@ -2,13 +2,14 @@
 // (create, stat, readdir) with 1 and 2 threads against the same operations on the host file
 // system, all in one run. Prints ratios; absolute numbers depend on the machine.
 //
-//   bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N]
-//   defaults: --dir /dev/shm (tmpfs) --size 256M --files 100000 --bs 8M --qd 4
+//   bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N] [--reps N]
+//   defaults: --dir /dev/shm (tmpfs) --size 256M --files 100000 --bs 8M --qd 4 --reps 3 (medians)
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -78,8 +79,22 @@ double parallel_ops(int threads, size_t n, const std::function<void(int, size_t,
 }
 
 struct MetaRates {
-  double create = 0, stat = 0, readdir = 0;
+  double create = 0, stat = 0, readdir = 0, unlink = 0;
 };
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+MetaRates median(const std::vector<MetaRates>& runs) {
+  auto pick = [&](double MetaRates::*f) {
+    std::vector<double> v;
+    for (auto& r : runs) v.push_back(r.*f);
+    return median(v);
+  };
+  return {pick(&MetaRates::create), pick(&MetaRates::stat), pick(&MetaRates::readdir), pick(&MetaRates::unlink)};
+}
 
 MetaRates lustre_meta(stor::Store& store, const std::string& base, int threads, size_t files) {
   MetaRates r;
@@ -100,6 +115,10 @@ MetaRates lustre_meta(stor::Store& store, const std::string& base, int threads, 
   r.readdir = parallel_ops(threads, files, [&](int t, size_t, size_t) {
     auto l = store.list(base + "/t" + std::to_string(t));
     if (!l.is_ok()) die("readdir", l.status());
+  });
+  r.unlink = parallel_ops(threads, files, [&](int t, size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      if (auto s = store.remove(name(t, i)); !s.is_ok()) die("unlink", s);
   });
   return r;
 }
@@ -127,6 +146,10 @@ MetaRates host_meta(const std::string& base, int threads, size_t files) {
     while (auto* e = ::readdir(d)) names.emplace_back(e->d_name);
     ::closedir(d);
   });
+  r.unlink = parallel_ops(threads, files, [&](int t, size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      if (::unlink(name(t, i).c_str()) != 0) die("host unlink", stor::Status::from_errno(errno, name(t, i)));
+  });
   return r;
 }
 
@@ -136,7 +159,7 @@ int main(int argc, char** argv) {
   std::string dir = std::filesystem::exists("/dev/shm") ? "/dev/shm" : "/tmp";
   uint64_t size = 256ull << 20;
   size_t files = 100000, bs = 8u << 20;
-  int qd = 4;
+  int qd = 4, reps = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--dir") dir = v;
@@ -144,8 +167,9 @@ int main(int argc, char** argv) {
     else if (a == "--files") files = std::stoul(v);
     else if (a == "--bs") bs = lu::parse_size(v).value();
     else if (a == "--qd") qd = std::stoi(v);
+    else if (a == "--reps") reps = std::max(1, std::stoi(v));
     else {
-      std::fprintf(stderr, "usage: bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N]\n");
+      std::fprintf(stderr, "usage: bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N] [--reps N]\n");
       return 2;
     }
   }
@@ -157,8 +181,9 @@ int main(int argc, char** argv) {
   auto store_r = stor::Store::create();
   if (!store_r.is_ok()) die("store", store_r.status());
   auto& store = **store_r;
-  std::printf("bench_lustre: dir %s, engine %s, %u CPUs, file %s, request %s x qd %d\n", dir.c_str(), store.engine().name(),
-              std::thread::hardware_concurrency(), lu::format_size(size).c_str(), lu::format_size(bs).c_str(), qd);
+  std::printf("bench_lustre: dir %s, engine %s, %u CPUs, file %s, request %s x qd %d, median of %d runs\n", dir.c_str(),
+              store.engine().name(), std::thread::hardware_concurrency(), lu::format_size(size).c_str(),
+              lu::format_size(bs).c_str(), qd, reps);
 
   std::printf("\nStriped sequential throughput (stripe size 1M; each request spans all stripes)\n");
   std::printf("%-8s %12s %12s %12s %12s\n", "targets", "write MB/s", "read MB/s", "write x1", "read x1");
@@ -170,9 +195,14 @@ int main(int argc, char** argv) {
     if (auto s = lu::setstripe(path, {{n, 1u << 20}}); !s.is_ok()) die("setstripe", s);
     auto f = store.open("lustre://" + path, stor::kOpenRead | stor::kOpenWrite);
     if (!f.is_ok()) die("open", f.status());
-    double w = stream(*f, true, size, bs, qd, buf);
-    if (auto s = f->sync(); !s.is_ok()) die("sync", s);
-    double r = stream(*f, false, size, bs, qd, buf);
+    std::vector<double> ws, rs;
+    for (int rep = 0; rep < reps; ++rep) {
+      if (auto s = f->truncate(0); !s.is_ok()) die("truncate", s);  // every write pass allocates afresh
+      ws.push_back(stream(*f, true, size, bs, qd, buf));
+      if (auto s = f->sync(); !s.is_ok()) die("sync", s);
+      rs.push_back(stream(*f, false, size, bs, qd, buf));
+    }
+    double w = median(ws), r = median(rs);
     (void)f->close();
     (void)store.remove("lustre://" + path);  // keep tmpfs usage bounded
     if (n == 1) w1 = w, r1 = r;
@@ -180,24 +210,29 @@ int main(int argc, char** argv) {
   }
 
   std::printf("\nMetadata ops/s, %zu files (each thread in its own directory), lustre MDS vs host fs in %s\n", files, dir.c_str());
-  std::printf("%-8s %-8s %12s %12s %12s\n", "threads", "where", "create/s", "stat/s", "readdir/s");
+  std::printf("%-8s %-8s %12s %12s %12s %12s\n", "threads", "where", "create/s", "stat/s", "readdir/s", "unlink/s");
   MetaRates l[2], h[2];
   for (int threads : {1, 2}) {
-    std::string lbase = "lustre://" + root + "/meta" + std::to_string(threads);
-    if (auto s = store.mkdir(lbase); !s.is_ok()) die("mkdir", s);
-    l[threads - 1] = lustre_meta(store, lbase, threads, files);
-    h[threads - 1] = host_meta(work + "/host" + std::to_string(threads), threads, files);
-    std::printf("%-8d %-8s %12.0f %12.0f %12.0f\n", threads, "lustre", l[threads - 1].create, l[threads - 1].stat,
-                l[threads - 1].readdir);
-    std::printf("%-8d %-8s %12.0f %12.0f %12.0f\n", threads, "host", h[threads - 1].create, h[threads - 1].stat,
-                h[threads - 1].readdir);
+    std::vector<MetaRates> lr, hr;
+    for (int rep = 0; rep < reps; ++rep) {  // alternate, so background load hits both alike
+      std::string tag = std::to_string(threads) + "_" + std::to_string(rep);
+      std::string lbase = "lustre://" + root + "/meta" + tag;
+      if (auto s = store.mkdir(lbase); !s.is_ok()) die("mkdir", s);
+      lr.push_back(lustre_meta(store, lbase, threads, files));
+      hr.push_back(host_meta(work + "/host" + tag, threads, files));
+    }
+    l[threads - 1] = median(lr);
+    h[threads - 1] = median(hr);
+    for (auto [where, m] : {std::pair{"lustre", l[threads - 1]}, std::pair{"host", h[threads - 1]}})
+      std::printf("%-8d %-8s %12.0f %12.0f %12.0f %12.0f\n", threads, where, m.create, m.stat, m.readdir, m.unlink);
   }
-  std::printf("\nScaling 2 threads / 1 thread:  lustre create %.2fx stat %.2fx readdir %.2fx | host create %.2fx stat %.2fx readdir %.2fx\n",
-              l[1].create / l[0].create, l[1].stat / l[0].stat, l[1].readdir / l[0].readdir, h[1].create / h[0].create,
-              h[1].stat / h[0].stat, h[1].readdir / h[0].readdir);
+  std::printf("\nScaling 2 threads / 1 thread:   lustre create %.2fx stat %.2fx readdir %.2fx unlink %.2fx\n",
+              l[1].create / l[0].create, l[1].stat / l[0].stat, l[1].readdir / l[0].readdir, l[1].unlink / l[0].unlink);
+  std::printf("                                host   create %.2fx stat %.2fx readdir %.2fx unlink %.2fx\n",
+              h[1].create / h[0].create, h[1].stat / h[0].stat, h[1].readdir / h[0].readdir, h[1].unlink / h[0].unlink);
   for (int t = 0; t < 2; ++t)
-    std::printf("lustre / host, %d thread(s):     create %.2fx stat %.2fx readdir %.2fx\n", t + 1, l[t].create / h[t].create,
-                l[t].stat / h[t].stat, l[t].readdir / h[t].readdir);
+    std::printf("lustre / host, %d thread(s):    create %.2fx stat %.2fx readdir %.2fx unlink %.2fx\n", t + 1,
+                l[t].create / h[t].create, l[t].stat / h[t].stat, l[t].readdir / h[t].readdir, l[t].unlink / h[t].unlink);
   store_r->reset();
   std::error_code ec;
   std::filesystem::remove_all(work, ec);

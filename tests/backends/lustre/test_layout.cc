@@ -36,7 +36,7 @@ pb::Layout random_layout(std::mt19937_64& rng, uint32_t targets) {
 using Objects = std::map<std::pair<uint32_t, uint32_t>, std::vector<char>>;
 
 void write_striped(Objects& objs, const pb::Layout& l, uint64_t off, const std::vector<char>& data) {
-  for (const auto& p : map_range(l, off, data.size())) {
+  for (const auto& p : coalesce(map_range(l, off, data.size()))) {
     auto& o = objs[{p.component, p.stripe}];
     if (o.size() < p.object_offset + p.length) o.resize(p.object_offset + p.length, 0);
     std::copy_n(data.begin() + static_cast<long>(p.file_offset - off), p.length, o.begin() + static_cast<long>(p.object_offset));
@@ -45,7 +45,7 @@ void write_striped(Objects& objs, const pb::Layout& l, uint64_t off, const std::
 
 std::vector<char> read_striped(Objects& objs, const pb::Layout& l, uint64_t off, uint64_t len) {
   std::vector<char> out(len, 0);
-  for (const auto& p : map_range(l, off, len)) {
+  for (const auto& p : coalesce(map_range(l, off, len))) {
     auto& o = objs[{p.component, p.stripe}];
     for (uint64_t i = 0; i < p.length; ++i) {
       uint64_t oo = p.object_offset + i;
@@ -103,6 +103,16 @@ TEST_CASE("striped writes and reads match a flat reference file", "[lustre][layo
       REQUIRE(std::equal(got.begin(), got.end(), flat.begin() + static_cast<long>(off)));
     }
   }
+}
+
+TEST_CASE("coalesce merges only runs that continue in the same object", "[lustre][layout]") {
+  pb::Layout one = resolve_layout(make_layout(1, 64 << 10), 4, 0);
+  auto merged = coalesce(map_range(one, 1000, 1 << 20));
+  REQUIRE(merged.size() == 1);
+  REQUIRE(merged[0].length == (1u << 20));
+  REQUIRE(merged[0].object_offset == 1000);
+  pb::Layout four = resolve_layout(make_layout(4, 64 << 10), 4, 0);
+  REQUIRE(coalesce(map_range(four, 0, 1 << 20)).size() == 16);  // every unit switches object
 }
 
 TEST_CASE("object_size_for matches the objects of a densely written file", "[lustre][layout]") {
