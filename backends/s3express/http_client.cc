@@ -274,7 +274,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
         }
         conn->lowest().socket().set_option(tcp::no_delay(true), ec);
         if (endpoint_.tls) {
-          SSL_set_tlsext_host_name(conn->secure->native_handle(), endpoint_.host.c_str());
+          error_code addr_ec;
+          asio::ip::make_address(endpoint_.host, addr_ec);
+          if (addr_ec) SSL_set_tlsext_host_name(conn->secure->native_handle(), endpoint_.host.c_str());  // SNI: names only
           if (options_.verify_tls) conn->secure->set_verify_callback(asio::ssl::host_name_verification(endpoint_.host));
           conn->lowest().expires_after(options_.connect_timeout);
           ec = conn->run([&](auto handler) {

@@ -1,6 +1,7 @@
 // S3Client against a real s3rver (started by the fixture), directly and through a fault proxy.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -272,4 +273,44 @@ TEST_CASE("s3 client: connection resets and 503 SlowDown are retried and the byt
   INFO("proxy saw " << proxy.requests() << " requests, injected " << proxy.injected() << " faults");
   CHECK(proxy.injected() > 5);
   CHECK(client->stats().retries > 0);
+}
+
+TEST_CASE("s3 client: https endpoints use TLS and verify the server certificate") {
+  REQUIRE_S3RVER();
+  const std::string openssl = find_in_path("openssl");
+  if (openssl.empty()) {
+    WARN("skipping TLS test: the openssl command is not installed (needed to make a test certificate)");
+    return;
+  }
+  stor::test::TempDir pki;
+  const std::string key = pki / "key.pem", cert = pki / "cert.pem";
+  const std::string cmd = openssl + " req -x509 -newkey rsa:2048 -nodes -keyout " + key + " -out " + cert +
+                          " -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  S3rver tls_server(key, cert);
+  REQUIRE(tls_server.error() == "");
+  REQUIRE(tls_server.endpoint().rfind("https://", 0) == 0);
+
+  // Trusting the test CA: everything works over TLS.
+  auto client = make_client(tls_server.endpoint(), {{"s3.ca_file", cert}, {"s3.part_size", "1M"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("tls");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  std::vector<char> data = stor::test::pattern((3u << 20) + 1, 77);
+  REQUIRE(client->put_object(bucket, "secret", data.data(), data.size()).is_ok());
+  auto got = client->get_object(bucket, "secret");
+  REQUIRE(got.is_ok());
+  CHECK(got.value() == as_string(data));
+
+  // Without the CA the handshake must fail verification, not silently proceed.
+  auto untrusting = make_client(tls_server.endpoint(), {{"s3.max_attempts", "1"}});
+  auto refused = untrusting->head_object(bucket, "secret");
+  REQUIRE_FALSE(refused.is_ok());
+  CHECK(refused.status().message().find("TLS handshake") != std::string::npos);
+
+  // Explicitly turning verification off is allowed (self-signed local servers).
+  auto insecure = make_client(tls_server.endpoint(), {{"s3.verify_tls", "false"}});
+  auto head = insecure->head_object(bucket, "secret");
+  REQUIRE(head.is_ok());
+  CHECK(head->size == data.size());
 }

@@ -36,8 +36,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
-namespace {
-
 std::string find_in_path(const std::string& name) {
   const char* path = std::getenv("PATH");
   std::stringstream ss(path ? path : "/usr/local/bin:/usr/bin:/bin");
@@ -48,6 +46,8 @@ std::string find_in_path(const std::string& name) {
   }
   return {};
 }
+
+namespace {
 
 int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -61,6 +61,17 @@ int free_port() {
   int port = ntohs(addr.sin_port);
   ::close(fd);
   return port;
+}
+
+bool accepts_connections(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
 }
 
 // True once something on the port answers an HTTP request.
@@ -182,7 +193,7 @@ S3rver& S3rver::instance() {
   return server;
 }
 
-S3rver::S3rver() {
+S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file) : tls_(!tls_key_file.empty()) {
   std::string node = find_in_path("node");
   if (node.empty()) {
     skip_reason_ = "node is not installed: the S3 tests need node and `npm install --prefix tools/node` (s3rver)";
@@ -208,8 +219,13 @@ S3rver::S3rver() {
       ::dup2(fd, 2);
     }
     // s3rver's continuation tokens use DES, which OpenSSL 3 only has in its legacy provider.
-    ::execl(node.c_str(), "node", "--openssl-legacy-provider", js.c_str(), "-d", data.c_str(), "-a", "127.0.0.1",
-            "-p", port.c_str(), "--silent", static_cast<char*>(nullptr));
+    std::vector<const char*> argv = {"node", "--openssl-legacy-provider", js.c_str(), "-d", data.c_str(), "-a",
+                                     "127.0.0.1", "-p", port.c_str(), "--silent"};
+    if (tls_) {
+      for (const char* a : {"--key", tls_key_file.c_str(), "--cert", tls_cert_file.c_str()}) argv.push_back(a);
+    }
+    argv.push_back(nullptr);
+    ::execv(node.c_str(), const_cast<char* const*>(argv.data()));
     ::_exit(127);
   }
   if (pid < 0) {
@@ -219,7 +235,7 @@ S3rver::S3rver() {
   pid_ = pid;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (answers_http(port_)) return;
+    if (tls_ ? accepts_connections(port_) : answers_http(port_)) return;
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;

@@ -22,22 +22,29 @@ namespace stor::s3::test {
 class S3rver {
  public:
   static S3rver& instance();
+  // A separate server; with a key and certificate (PEM files) it serves https.
+  explicit S3rver(const std::string& tls_key_file = {}, const std::string& tls_cert_file = {});
   bool available() const { return available_; }
   const std::string& skip_reason() const { return skip_reason_; }
   const std::string& error() const { return error_; }  // non-empty: node is there but s3rver failed
   int port() const { return port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string endpoint() const { return (tls_ ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port_); }
   const std::string& data_dir() const { return dir_.path(); }
   ~S3rver();
+  S3rver(const S3rver&) = delete;
+  S3rver& operator=(const S3rver&) = delete;
 
  private:
-  S3rver();
   stor::test::TempDir dir_;
+  bool tls_ = false;
   bool available_ = false;
   std::string skip_reason_, error_;
   int pid_ = -1;
   int port_ = 0;
 };
+
+// Path of an executable in $PATH, or "".
+std::string find_in_path(const std::string& name);
 
 // Settings for a client of `endpoint` with s3rver's fixed credentials.
 std::map<std::string, std::string> s3rver_settings(const std::string& endpoint);
