@@ -8,6 +8,7 @@
 #include <new>
 #include <vector>
 
+#include "backends/s3express/read_ahead.h"
 #include "backends/s3express/write_buffer.h"
 
 namespace stor::s3 {
@@ -48,7 +49,12 @@ class S3File final : public BackendFile {
   }
 
   // Read-only files: the object as it was at open.
-  void set_info(ObjectInfo info) { info_ = std::move(info); }
+  void set_info(ObjectInfo info) {
+    const S3Config& c = shared_->client->config();
+    if (!writable_ && c.readahead > 0 && info.size > c.part_size)
+      read_ahead_ = std::make_unique<ReadAhead>(shared_->client, bucket_, key_, info, c.readahead);
+    info_ = std::move(info);
+  }
   // Writable files: the initial content and whether it already differs from the store.
   Status set_buffer(std::string data, bool dirty) {
     dirty_ = dirty;
@@ -103,6 +109,7 @@ class S3File final : public BackendFile {
       Status s = upload_locked();
       closed_ = true;
       data_.clear();
+      read_ahead_.reset();  // waits for its fetches
       return s;
     });
   }
@@ -133,6 +140,7 @@ class S3File final : public BackendFile {
         if (writable_) return data_.read(dst, len, offset);
       }
       // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
+      if (read_ahead_) return read_ahead_->read(dst, len, offset);
       return shared_->client->read_object(bucket_, key_, info_, offset, len, dst);
     });
   }
@@ -175,6 +183,7 @@ class S3File final : public BackendFile {
   bool closed_ = false;
   ObjectInfo info_;
   WriteBuffer data_;  // writable files only
+  std::unique_ptr<ReadAhead> read_ahead_;  // large read-only files only
   bool dirty_ = false;
 
   std::mutex pending_mu_;

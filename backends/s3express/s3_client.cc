@@ -156,6 +156,9 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
     STOR_ASSIGN_OR_RETURN(c.write_buffer_memory, parse_size("s3.write_buffer_memory", v));
   }
   c.tmp_dir = get("s3.tmp_dir", env_or("TMPDIR", "/tmp"));
+  if (std::string v = get("s3.readahead"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(c.readahead, parse_size("s3.readahead", v));
+  }
   if (std::string v = get("s3.verify_checksums"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(c.verify_checksums, parse_bool("s3.verify_checksums", v));
   }

@@ -54,6 +54,8 @@ struct S3Config {
   // Files opened for writing keep their content in memory up to this size, then in an unlinked
   // temporary file under tmp_dir (uploaded from a read-only mapping).
   uint64_t write_buffer_memory = 256ull << 20;
+  // Sequential readers of a read-only object get this many bytes fetched ahead (0: off).
+  uint64_t readahead = 64ull << 20;
   std::string tmp_dir;  // empty: $TMPDIR or /tmp
 
   // Reads "s3.*" settings, falling back to AWS_* environment variables. `express` selects the

@@ -1,0 +1,131 @@
+#include "backends/s3express/read_ahead.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+#include "backends/s3express/crypto.h"
+
+namespace stor::s3 {
+
+struct ReadAhead::Chunk {
+  uint64_t offset = 0;
+  size_t len = 0;
+  std::vector<char> data;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  Status status;
+
+  Status wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+    return status;
+  }
+};
+
+ReadAhead::ReadAhead(std::shared_ptr<S3Client> client, std::string bucket, std::string key, ObjectInfo info,
+                     uint64_t window)
+    : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)), info_(std::move(info)),
+      window_(window), chunk_size_(client_->config().part_size) {}
+
+ReadAhead::~ReadAhead() {
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_cv_.wait(lock, [&] { return in_flight_ == 0; });
+}
+
+std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, size_t len) {
+  auto chunk = std::make_shared<Chunk>();
+  chunk->offset = offset;
+  chunk->len = len;
+  chunk->data.resize(len);
+  ++in_flight_;
+  client_->pool().post([this, chunk] {
+    Result<size_t> got = client_->get_range(bucket_, key_, chunk->offset, chunk->len, chunk->data.data(), info_.etag);
+    Status s = got.status();
+    if (s.is_ok() && got.value() != chunk->len) {
+      s = Status(Code::kIoError, "S3 GetObject s3://" + bucket_ + "/" + key_ + ": short read-ahead at offset " +
+                                     std::to_string(chunk->offset));
+    }
+    {
+      std::lock_guard<std::mutex> lock(chunk->mu);
+      chunk->status = s;
+      chunk->done = true;
+    }
+    chunk->cv.notify_all();
+    std::lock_guard<std::mutex> lock(mu_);  // last touch of `this`: the destructor waits for it
+    if (--in_flight_ == 0) idle_cv_.notify_all();
+  });
+  return chunk;
+}
+
+Status ReadAhead::check_crc_locked(const char* data, size_t n, uint64_t offset) {
+  if (offset != crc_offset_ || n == 0) return Status::ok();
+  running_crc_ = crc32c(running_crc_, data, n);
+  crc_offset_ += n;
+  if (crc_offset_ != info_.size || !client_->config().verify_checksums) return Status::ok();
+  auto it = info_.metadata.find("stor-crc32c");
+  if (it == info_.metadata.end()) return Status::ok();
+  char actual[16];
+  std::snprintf(actual, sizeof actual, "%08x", running_crc_);
+  if (it->second != actual) {
+    return Status(Code::kCorruption, "S3 GetObject s3://" + bucket_ + "/" + key_ + ": CRC32C mismatch (stored " +
+                                         it->second + ", read " + actual + ")");
+  }
+  return Status::ok();
+}
+
+Result<size_t> ReadAhead::read(char* dst, size_t len, uint64_t offset) {
+  if (offset >= info_.size || len == 0) return size_t{0};
+  len = static_cast<size_t>(std::min<uint64_t>(len, info_.size - offset));
+  const uint64_t end = offset + len;
+
+  std::vector<std::shared_ptr<Chunk>> needed;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const bool in_window = !chunks_.empty() && offset >= chunks_.front()->offset &&
+                           offset <= chunks_.back()->offset + chunks_.back()->len;
+    const bool sequential = offset == next_offset_ || in_window;
+    next_offset_ = end;
+    sequential_reads_ = sequential ? sequential_reads_ + 1 : 0;
+    if (!sequential) chunks_.clear();  // a seek: in-flight chunks finish on their own
+    if (sequential_reads_ >= 2) {
+      while (!chunks_.empty() && chunks_.front()->offset + chunks_.front()->len <= offset) chunks_.pop_front();
+      uint64_t from = chunks_.empty() ? offset / chunk_size_ * chunk_size_ : chunks_.back()->offset + chunks_.back()->len;
+      const uint64_t target = std::min<uint64_t>(info_.size, end + window_);
+      while (from < target) {
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(chunk_size_, info_.size - from));
+        chunks_.push_back(schedule_locked(from, n));
+        from += n;
+      }
+      for (const auto& c : chunks_) {
+        if (c->offset >= end) break;
+        if (c->offset + c->len > offset) needed.push_back(c);
+      }
+    }
+  }
+
+  if (needed.empty()) {
+    // Random access (or the first read): plain parallel ranged GETs.
+    STOR_ASSIGN_OR_RETURN(size_t n, client_->read_object(bucket_, key_, info_, offset, len, dst));
+    std::lock_guard<std::mutex> lock(mu_);
+    STOR_RETURN_IF_ERROR(check_crc_locked(dst, n, offset));
+    return n;
+  }
+  for (const auto& c : needed) {
+    Status s = c->wait();
+    if (!s.is_ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      chunks_.clear();  // refetch on the next read
+      return s;
+    }
+    const uint64_t from = std::max(offset, c->offset);
+    const uint64_t to = std::min(end, c->offset + c->len);
+    std::memcpy(dst + (from - offset), c->data.data() + (from - c->offset), static_cast<size_t>(to - from));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  STOR_RETURN_IF_ERROR(check_crc_locked(dst, len, offset));
+  return len;
+}
+
+}  // namespace stor::s3
