@@ -17,12 +17,12 @@ thread_local bool t_completion_thread = false;
 }
 
 void EngineBase::mark_completion_thread() { t_completion_thread = true; }
-bool EngineBase::on_completion_thread() { return t_completion_thread; }
 
 void EngineBase::acquire_slot() {
   std::unique_lock lk(mu_);
   if (!t_completion_thread) cv_.wait(lk, [this] { return in_flight_ < queue_depth_; });
   ++in_flight_;
+  ++unfinished_;
   submitted_.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -30,6 +30,7 @@ bool EngineBase::try_acquire_slot() {
   std::lock_guard lk(mu_);
   if (in_flight_ >= queue_depth_ && !t_completion_thread) return false;
   ++in_flight_;
+  ++unfinished_;
   submitted_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }
@@ -49,6 +50,12 @@ void EngineBase::complete(IoRequest& req, Result<size_t> result) {
   }
   cv_.notify_all();
   if (done) done(std::move(result));
+  bool idle;
+  {
+    std::lock_guard lk(mu_);
+    idle = --unfinished_ == 0;
+  }
+  if (idle) cv_.notify_all();
 }
 
 void EngineBase::reject(IoRequest& req, Status status) {
@@ -58,7 +65,7 @@ void EngineBase::reject(IoRequest& req, Status status) {
 
 void EngineBase::drain() {
   std::unique_lock lk(mu_);
-  cv_.wait(lk, [this] { return in_flight_ == 0; });
+  cv_.wait(lk, [this] { return unfinished_ == 0; });
 }
 
 EngineStats EngineBase::stats() const {

@@ -28,13 +28,13 @@ class EngineBase : public IoEngine {
 
   // Marks the calling thread as one of this engine's completion threads.
   static void mark_completion_thread();
-  static bool on_completion_thread();
 
  private:
   const unsigned queue_depth_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  unsigned in_flight_ = 0;
+  unsigned in_flight_ = 0;   // bounded by queue_depth_; released before the callback runs
+  unsigned unfinished_ = 0;  // released after the callback returned: what drain() waits for
   std::atomic<uint64_t> submitted_{0}, completed_{0}, errors_{0}, bytes_read_{0}, bytes_written_{0};
 };
 

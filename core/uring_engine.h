@@ -10,9 +10,8 @@
 
 namespace stor::internal {
 
-// io_uring engine: callers fill SQEs under a mutex; one completion thread reaps CQEs, finishes
-// short transfers, and runs callbacks. SQEs queued from that thread (callbacks resubmitting) are
-// flushed in one io_uring_submit per batch of completions.
+// io_uring engine: callers fill and submit SQEs under a mutex; one completion thread reaps CQEs,
+// continues short transfers, and runs callbacks.
 class UringEngine final : public EngineBase {
  public:
   static Result<std::unique_ptr<IoEngine>> create(const EngineOptions& opts);

@@ -78,7 +78,8 @@ class IoEngine {
   // span unregisters. The thread-pool engine accepts and ignores it.
   virtual Status register_buffers(std::span<const struct iovec> bufs) = 0;
 
-  // Waits until every submitted request has completed.
+  // Waits until every submitted request has completed and its callback has returned. Must not be
+  // called from a completion callback (it would wait for itself).
   virtual void drain() = 0;
 
   virtual EngineStats stats() const = 0;
