@@ -226,6 +226,19 @@ Result<DfReport> df(const std::string& path_in) {
   return r;
 }
 
+Result<FsckReport> fsck(const std::string& path_in, bool repair) {
+  std::string path = absolute_path(host_path_of(path_in));
+  STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
+  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
+  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
+  FsckReport r;
+  r.inodes = fs->mds().inode_count();
+  r.objects = scan.objects;
+  r.orphans = scan.orphans;
+  r.orphan_paths = std::move(scan.orphan_paths);
+  return r;
+}
+
 DriverInfo layout_driver_for(const std::string& path_in) {
   std::string path = absolute_path(host_path_of(path_in));
   auto drv = detect_layout_driver(path);

@@ -76,6 +76,12 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
                        [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
   if (!mds) return mds.status();
   fs->mds_ = std::move(*mds);
+  // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
+  std::string clean = root_dir + "/mdt/clean";
+  if (::unlink(clean.c_str()) != 0) {
+    auto scan = fs->scan_objects(/*remove=*/true);
+    if (!scan) return scan.status();
+  }
   mounts()[root_dir] = fs;
   return fs;
 }
@@ -83,7 +89,10 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
 FileSystem::~FileSystem() {
   if (mds_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
-    (void)mds_->checkpoint();
+    if (mds_->checkpoint().is_ok()) {
+      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd >= 0) ::close(fd);
+    }
     mds_.reset();
   }
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
@@ -102,6 +111,30 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
   for (int c = 0; c < layout.components_size(); ++c)
     for (int s = 0; s < layout.components(c).targets_size(); ++s)
       ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
+}
+
+Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool remove) {
+  ObjectScan scan;
+  for (uint32_t t = 0; t < target_count(); ++t) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      ++scan.objects;
+      std::string name = it->path().filename().string();
+      unsigned long long ino = 0;
+      unsigned comp = 0, stripe = 0;
+      int used = 0;
+      bool parsed = std::sscanf(name.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
+                    static_cast<size_t>(used) == name.size();
+      if (parsed && mds_->object_in_use(ino, comp, stripe, t)) continue;
+      ++scan.orphans;
+      scan.orphan_paths.push_back(it->path().string());
+      if (remove) ::unlink(it->path().c_str());
+    }
+    if (ec) return Status::from_errno(ec.value(), "lustre: scan target " + target_dir(t));
+  }
+  return scan;
 }
 
 }  // namespace stor::lustre

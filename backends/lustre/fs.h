@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
@@ -42,6 +43,15 @@ class FileSystem {
   std::string object_path(uint32_t target, uint64_t ino, uint32_t component, uint32_t stripe) const;
   // Deletes every object of a file (unlinked, or re-laid-out while empty).
   void remove_objects(uint64_t ino, const pb::Layout& layout) const;
+
+  struct ObjectScan {
+    uint64_t objects = 0;
+    uint64_t orphans = 0;  // objects no live file's layout names
+    std::vector<std::string> orphan_paths;
+  };
+  // Walks every target; with remove, deletes the orphans (left by a crash between an unlink's log
+  // record and its object deletion, or by files unlinked while open).
+  Result<ObjectScan> scan_objects(bool remove);
 
  private:
   FileSystem() = default;

@@ -78,6 +78,13 @@ struct DfReport {
 };
 Result<DfReport> df(const std::string& path);
 
+// Consistency check: every object must belong to a live file's layout. With repair, orphans go.
+struct FsckReport {
+  uint64_t inodes = 0, objects = 0, orphans = 0;
+  std::vector<std::string> orphan_paths;
+};
+Result<FsckReport> fsck(const std::string& path, bool repair = false);
+
 struct BackendOptions {
   Identity identity = Identity::process();
   MdsOptions mds;

@@ -785,3 +785,17 @@ std::vector<std::pair<uint64_t, pb::Layout>> Mds::files() const {
 }
 
 }  // namespace stor::lustre
+
+namespace stor::lustre {
+
+bool Mds::object_in_use(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const {
+  decltype(inodes_)::const_accessor a;
+  if (!inodes_.find(a, ino)) return false;
+  std::shared_lock lk(a->second->mu);
+  const auto& l = a->second->layout;
+  if (a->second->is_dir() || static_cast<int>(component) >= l.components_size()) return false;
+  const auto& c = l.components(static_cast<int>(component));
+  return static_cast<int>(stripe) < c.targets_size() && c.targets(static_cast<int>(stripe)) == target;
+}
+
+}  // namespace stor::lustre

@@ -194,6 +194,28 @@ int cmd_df(Context& ctx, const std::vector<std::string>& args) {
   return 0;
 }
 
+int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
+  bool repair = false;
+  std::vector<std::string> pos;
+  for (const auto& a : args) {
+    if (a == "--repair") repair = true;
+    else if (!a.empty() && a[0] == '-') return 2;
+    else pos.push_back(a);
+  }
+  if (pos.size() != 1) return 2;
+  auto r = lu::fsck(pos[0], repair);
+  if (!r.is_ok()) return fail(r.status());
+  if (ctx.json) {
+    std::cout << "{\"inodes\":" << r->inodes << ",\"objects\":" << r->objects << ",\"orphans\":" << r->orphans
+              << ",\"repaired\":" << (repair ? "true" : "false") << "}\n";
+  } else {
+    for (const auto& p : r->orphan_paths) std::cout << (repair ? "removed orphan " : "orphan ") << p << "\n";
+    std::cout << r->inodes << " inodes, " << r->objects << " objects, " << r->orphans << " orphan(s)"
+              << (repair && r->orphans ? " removed" : "") << "\n";
+  }
+  return r->orphans && !repair ? 1 : 0;
+}
+
 const char* kMkfsHelp =
     "Create a Lustre-style file system in DIR with N object targets (ost0..ostN-1, default 4), a metadata\n"
     "target (mdt/: write-ahead log + checkpoint) and the .stor-lustre superblock. -c/-S/-i/-E set the\n"
@@ -212,6 +234,10 @@ const Registrar r_getstripe{{"getstripe", "getstripe PATH",
                              "Show the layout of a lustre:// file (components, and per stripe the target and object with\n"
                              "its size) or the default layout of a directory, and which layout driver serves it.",
                              cmd_getstripe}};
+const Registrar r_fsck{{"fsck", "fsck [--repair] PATH",
+                        "Check that every object on the targets of the Lustre-style file system holding PATH belongs\n"
+                        "to a live file's layout; --repair deletes orphans. Exit status 1 when orphans remain.",
+                        cmd_fsck}};
 const Registrar r_df{{"df", "df PATH",
                       "Per-target usage of the Lustre-style file system holding PATH: objects, allocated and apparent\n"
                       "bytes, and the host file system's size and free space.",

@@ -251,3 +251,35 @@ TEST_CASE("layout driver detection falls back to the emulation off Lustre", "[lu
   REQUIRE(desc["lustre.layout_driver"] == "emulated");
   REQUIRE(desc["lustre.targets"] == "2");
 }
+
+TEST_CASE("fsck finds orphan objects; an unclean mount sweeps them", "[lustre][fsck]") {
+  std::string orphan;
+  stor::test::TempDir dir;
+  std::string root = dir.path() + "/fs";
+  REQUIRE(mkfs(root, MkfsOptions{}).is_ok());
+  {
+    auto fs = FileSystem::mount(root);
+    REQUIRE(fs.is_ok());
+    REQUIRE(setstripe(root + "/f", {{2, 64 << 10}}).is_ok());
+    orphan = (*fs)->object_path(1, 424242, 0, 0);
+    FILE* f = std::fopen(orphan.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("stale", f);
+    std::fclose(f);
+    auto r = fsck(root);
+    REQUIRE(r.is_ok());
+    REQUIRE(r->orphans == 1);
+    REQUIRE(r->orphan_paths.at(0) == orphan);
+  }
+  // Clean unmount: the next mount trusts the targets and does not scan.
+  { REQUIRE(FileSystem::mount(root).is_ok()); }
+  REQUIRE(std::filesystem::exists(orphan));
+  // Pretend the last mount crashed: no clean marker.
+  std::filesystem::remove(root + "/mdt/clean");
+  {
+    auto fs = FileSystem::mount(root);
+    REQUIRE(fs.is_ok());
+    REQUIRE_FALSE(std::filesystem::exists(orphan));
+    REQUIRE(fsck(root)->orphans == 0);
+  }
+}

@@ -220,6 +220,11 @@ TEST_CASE("acknowledged operations survive SIGKILL mid-workload", "[lustre][cras
         REQUIRE(seen.count(name));
       }
     }
+    // Recovery left no object that no file owns.
+    auto check = fsck(root);
+    REQUIRE(check.is_ok());
+    REQUIRE(check->orphans == 0);
+    REQUIRE(check->objects > 0);
     // The recovered file system keeps working.
     auto probe = (*store)->open("lustre://" + root + "/probe" + std::to_string(round), kOpenWrite | kOpenCreate | kOpenExclusive);
     REQUIRE(probe.is_ok());
