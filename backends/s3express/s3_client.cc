@@ -662,6 +662,15 @@ Result<std::string> S3Client::put_object_multipart(const std::string& bucket, co
   Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, uploaded)
                                         : Result<std::string>(st);
   if (done.is_ok()) return done;
+  if (auto ours = metadata.find(kCrcMetaKey); st.is_ok() && ours != metadata.end()) {
+    // The answer to a Complete that did succeed can be lost (connection reset); its retry then
+    // fails (S3: NoSuchUpload, s3rver: 500). If the object is there with our size and CRC32C,
+    // the upload worked.
+    Result<ObjectInfo> head = head_object(bucket, key);
+    if (head.is_ok() && head->size == len && head->metadata.count(kCrcMetaKey) &&
+        head->metadata.at(kCrcMetaKey) == ours->second)
+      return head->etag;
+  }
   // Leave nothing behind: parts of an unfinished upload are billed and never become an object.
   Status aborted = abort_multipart_upload(bucket, key, upload_id);
   std::string note = aborted.is_ok() ? " (upload aborted)" : " (abort also failed: " + aborted.message() + ")";

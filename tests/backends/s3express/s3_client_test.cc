@@ -232,6 +232,25 @@ TEST_CASE("s3 client: a failed multipart upload is aborted and leaves no object"
   CHECK(listing->objects.empty());
 }
 
+TEST_CASE("s3 client: a lost CompleteMultipartUpload answer is recognised as success") {
+  REQUIRE_S3RVER();
+  FaultProxy::Options opts;
+  opts.lose_first_post_answer_matching = "uploadId=";  // the Complete call
+  FaultProxy proxy(server.port(), opts);
+  auto client = make_client(proxy.endpoint(), {{"s3.part_size", "1M"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("lostanswer");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  std::vector<char> data = stor::test::pattern((3u << 20) + 3, 12);
+  auto put = client->put_object(bucket, "obj", data.data(), data.size());
+  INFO(put.status().to_string());
+  REQUIRE(put.is_ok());
+  CHECK(proxy.injected() == 1);
+  auto got = client->get_object(bucket, "obj");
+  REQUIRE(got.is_ok());
+  CHECK(got.value() == as_string(data));
+}
+
 TEST_CASE("s3 client: connection resets and 503 SlowDown are retried and the bytes stay correct") {
   REQUIRE_S3RVER();
   FaultProxy::Options opts;

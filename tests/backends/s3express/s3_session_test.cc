@@ -53,14 +53,15 @@ TEST_CASE("s3 session: one CreateSession token is cached and reused") {
 }
 
 TEST_CASE("s3 session: the token is renewed before it expires") {
-  // Tokens live 4 s and are renewed when less than 2 s remain: reused during the first ~2 s.
-  SessionServer server(4, true);
-  auto client = session_client(server.endpoint(), "2");
+  // Tokens live 6 s and are renewed when less than 3 s remain: reused during the first 2-3 s
+  // (the expiration is sent with whole seconds).
+  SessionServer server(6, true);
+  auto client = session_client(server.endpoint(), "3");
   std::string body;
   REQUIRE(fetch(*client, &body).is_ok());
   REQUIRE(fetch(*client, &body).is_ok());
   CHECK(server.sessions_issued() == 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
   REQUIRE(fetch(*client, &body).is_ok());
   CHECK(server.sessions_issued() == 2);
   auto tokens = server.tokens_seen();

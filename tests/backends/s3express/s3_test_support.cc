@@ -287,10 +287,16 @@ struct FaultProxy::Impl {
       : owner(owner), upstream_port(upstream_port), opts(std::move(opts)), rng(this->opts.seed),
         server([this](std::shared_ptr<tcp::socket> s) { serve(std::move(s)); }) {}
 
-  Fault decide(const std::string& target) {
+  Fault decide(const std::string& target, bool is_post) {
     std::lock_guard<std::mutex> lock(mu);
     owner->requests_.fetch_add(1);
     Fault f = Fault::kNone;
+    if (is_post && !answer_lost && !opts.lose_first_post_answer_matching.empty() &&
+        target.find(opts.lose_first_post_answer_matching) != std::string::npos) {
+      answer_lost = true;
+      owner->injected_.fetch_add(1);
+      return Fault::kResetMidResponse;
+    }
     double x = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
     bool coin = (rng() & 1) != 0;
     if (!opts.fail_matching.empty() && target.find(opts.fail_matching) != std::string::npos) f = Fault::kFail;
@@ -311,7 +317,7 @@ struct FaultProxy::Impl {
       http::read(*client, client_buf, rp, ec);
       if (ec) break;
       http::request<http::string_body> req = rp.release();
-      Fault f = decide(std::string(req.target()));
+      Fault f = decide(std::string(req.target()), req.method() == http::verb::post);
       if (f == Fault::kResetBefore) {
         reset(*client);
         break;
@@ -364,6 +370,7 @@ struct FaultProxy::Impl {
   Options opts;
   std::mutex mu;
   std::mt19937_64 rng;
+  bool answer_lost = false;
   ThreadedServer server;  // last: starts serving once everything above exists
 };
 

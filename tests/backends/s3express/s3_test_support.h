@@ -62,6 +62,8 @@ class FaultProxy {
     double slowdown_fraction = 0.0;
     uint64_t seed = 42;
     std::string fail_matching;
+    // The first POST whose target contains this is forwarded, then its answer is cut off.
+    std::string lose_first_post_answer_matching;
   };
   FaultProxy(int upstream_port, Options opts);
   ~FaultProxy();
