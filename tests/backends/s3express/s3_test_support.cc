@@ -210,6 +210,14 @@ S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file
   const std::string log = dir_ / "s3rver.log";
   port_ = free_port();
   const std::string port = std::to_string(port_);
+  // s3rver's continuation tokens use DES, which OpenSSL 3 only has in its legacy provider.
+  // Everything is prepared before fork(): the child of a threaded process may only make syscalls.
+  std::vector<const char*> argv = {"node", "--openssl-legacy-provider", js.c_str(), "-d", data.c_str(), "-a",
+                                   "127.0.0.1", "-p", port.c_str(), "--silent"};
+  if (tls_) {
+    for (const char* a : {"--key", tls_key_file.c_str(), "--cert", tls_cert_file.c_str()}) argv.push_back(a);
+  }
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test process
@@ -218,13 +226,6 @@ S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file
       ::dup2(fd, 1);
       ::dup2(fd, 2);
     }
-    // s3rver's continuation tokens use DES, which OpenSSL 3 only has in its legacy provider.
-    std::vector<const char*> argv = {"node", "--openssl-legacy-provider", js.c_str(), "-d", data.c_str(), "-a",
-                                     "127.0.0.1", "-p", port.c_str(), "--silent"};
-    if (tls_) {
-      for (const char* a : {"--key", tls_key_file.c_str(), "--cert", tls_cert_file.c_str()}) argv.push_back(a);
-    }
-    argv.push_back(nullptr);
     ::execv(node.c_str(), const_cast<char* const*>(argv.data()));
     ::_exit(127);
   }
