@@ -3,12 +3,45 @@
 #include <cstdlib>
 
 #include "core/plugin_loader.h"
+#include "core/stats.h"
 
 namespace stor {
 
 const char* version() { return STOR_VERSION_STRING; }
 
 // ---- File ----
+
+File::File(std::unique_ptr<BackendFile> impl, Uri uri, std::shared_ptr<internal::StatsRegistry> stats)
+    : impl_(std::move(impl)), uri_(std::move(uri)), stats_(std::move(stats)) {
+  if (stats_) counters_ = stats_->counters(uri_.scheme);
+}
+
+namespace {
+void add_io(internal::SchemeCounters* c, bool write, const Result<size_t>& r) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  if (!r.is_ok()) {
+    c->errors.fetch_add(1, relaxed);
+  } else if (write) {
+    c->write_ops.fetch_add(1, relaxed);
+    c->write_bytes.fetch_add(*r, relaxed);
+  } else {
+    c->read_ops.fetch_add(1, relaxed);
+    c->read_bytes.fetch_add(*r, relaxed);
+  }
+}
+}  // namespace
+
+void File::count(bool write, const Result<size_t>& r) {
+  if (counters_) add_io(counters_, write, r);
+}
+
+IoCallback File::counted(bool write, IoCallback done) {
+  if (!counters_) return done;
+  return [c = counters_, write, done = std::move(done)](Result<size_t> r) {
+    add_io(c, write, r);
+    done(std::move(r));
+  };
+}
 
 File::~File() {
   if (impl_) (void)impl_->close();
@@ -21,7 +54,9 @@ Status File::check_open() const {
 
 Result<size_t> File::read(void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(check_open());
-  return impl_->read(buf, len, offset);
+  auto r = impl_->read(buf, len, offset);
+  count(false, r);
+  return r;
 }
 
 Status File::read_exact(void* buf, size_t len, uint64_t offset) {
@@ -34,17 +69,19 @@ Status File::read_exact(void* buf, size_t len, uint64_t offset) {
 
 Result<size_t> File::write(const void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(check_open());
-  return impl_->write(buf, len, offset);
+  auto r = impl_->write(buf, len, offset);
+  count(true, r);
+  return r;
 }
 
 void File::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
   if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
-  impl_->read_async(buf, len, offset, std::move(done));
+  impl_->read_async(buf, len, offset, counted(false, std::move(done)));
 }
 
 void File::write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) {
   if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
-  impl_->write_async(buf, len, offset, std::move(done));
+  impl_->write_async(buf, len, offset, counted(true, std::move(done)));
 }
 
 Status File::sync(bool data_only) {
@@ -78,7 +115,10 @@ Status File::close() {
 
 // ---- Store ----
 
-Store::Store(StoreOptions opts, std::unique_ptr<IoEngine> engine) : opts_(std::move(opts)), engine_(std::move(engine)) {}
+Store::Store(StoreOptions opts, std::unique_ptr<IoEngine> engine)
+    : opts_(std::move(opts)), engine_(std::move(engine)), stats_(internal::StatsRegistry::create(opts_.publish_stats)) {}
+
+std::vector<BackendStats> Store::stats() const { return stats_->snapshot(); }
 
 Store::~Store() {
   // Backends may hold files with requests in flight on the engine: let those finish first.
@@ -113,7 +153,7 @@ Result<File> Store::open(std::string_view text, uint32_t flags, uint32_t mode) {
   STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
   if (!(flags & (kOpenRead | kOpenWrite))) flags |= kOpenRead;
   STOR_ASSIGN_OR_RETURN(auto impl, b->open(uri, OpenOptions{flags, mode}));
-  return File(std::move(impl), std::move(uri));
+  return File(std::move(impl), std::move(uri), stats_);
 }
 
 Result<FileInfo> Store::stat(std::string_view text) {

@@ -16,9 +16,15 @@
 
 #include "stor/backend.h"
 #include "stor/engine.h"
+#include "stor/stats.h"
 #include "stor/status.h"
 
 namespace stor {
+
+namespace internal {
+struct SchemeCounters;
+class StatsRegistry;
+}  // namespace internal
 
 struct StoreOptions {
   EngineOptions engine;
@@ -27,12 +33,14 @@ struct StoreOptions {
   std::string plugin_dir;
   // Backend settings, "backend.key" -> value, e.g. {"s3.endpoint", "http://127.0.0.1:9000"}.
   std::map<std::string, std::string> settings;
+  // Publish per-backend counters in /dev/shm for `stctl top`.
+  bool publish_stats = true;
 };
 
 class File {
  public:
   File() = default;
-  explicit File(std::unique_ptr<BackendFile> impl, Uri uri) : impl_(std::move(impl)), uri_(std::move(uri)) {}
+  File(std::unique_ptr<BackendFile> impl, Uri uri, std::shared_ptr<internal::StatsRegistry> stats = nullptr);
   File(File&&) noexcept = default;
   File& operator=(File&&) noexcept = default;
   ~File();  // closes if still open; errors are lost: call close() to see them
@@ -57,8 +65,12 @@ class File {
 
  private:
   Status check_open() const;
+  void count(bool write, const Result<size_t>& r);
+  IoCallback counted(bool write, IoCallback done);
   std::unique_ptr<BackendFile> impl_;
   Uri uri_;
+  std::shared_ptr<internal::StatsRegistry> stats_;  // keeps counters_ alive
+  internal::SchemeCounters* counters_ = nullptr;
 };
 
 class Store {
@@ -78,6 +90,8 @@ class Store {
   // The backend serving a URI's scheme, created on first use.
   Result<std::shared_ptr<Backend>> backend(const Uri& uri);
   IoEngine& engine() noexcept { return *engine_; }
+  // This store's I/O counters per scheme (also published for `stctl top`).
+  std::vector<BackendStats> stats() const;
 
   // Loads one plugin shared object / every lib*.so in a directory.
   Status load_plugin(const std::string& path);
@@ -87,6 +101,7 @@ class Store {
   explicit Store(StoreOptions opts, std::unique_ptr<IoEngine> engine);
   StoreOptions opts_;
   std::unique_ptr<IoEngine> engine_;
+  std::shared_ptr<internal::StatsRegistry> stats_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Backend>, std::less<>> backends_;
 };

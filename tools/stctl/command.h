@@ -33,4 +33,14 @@ struct Registrar {
 // Prints "stctl: <status>" to stderr and returns 1.
 int fail(const stor::Status& s);
 
+// Output helpers shared by all commands, so --json looks the same everywhere.
+std::string json_escape(const std::string& s);
+// A flat object: {"k":"v",...} with --json, else aligned "key  value" lines.
+void print_map(const Context& ctx, const std::map<std::string, std::string>& m);
+// Rows of a table: a JSON array of objects with --json, else aligned columns with a header.
+void print_table(const Context& ctx, const std::vector<std::string>& columns,
+                 const std::vector<std::vector<std::string>>& rows);
+std::string human_size(double bytes);  // "1.5 MiB"
+stor::Result<uint64_t> parse_size(const std::string& text);  // "4k", "1M", "2GiB", "512"
+
 }  // namespace stctl

@@ -26,8 +26,6 @@ int fail(const stor::Status& s) {
   return 1;
 }
 
-namespace {
-
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -81,7 +79,7 @@ stor::Result<uint64_t> parse_size(const std::string& text) {
   return v * mult;
 }
 
-std::string human(double bytes) {
+std::string human_size(double bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   int u = 0;
   while (bytes >= 1024 && u < 4) {
@@ -92,6 +90,44 @@ std::string human(double bytes) {
   std::snprintf(buf, sizeof buf, "%.1f %s", bytes, units[u]);
   return buf;
 }
+
+void print_table(const Context& ctx, const std::vector<std::string>& columns,
+                 const std::vector<std::vector<std::string>>& rows) {
+  if (ctx.json) {
+    std::string out = "[";
+    for (size_t r = 0; r < rows.size(); ++r) {
+      out += r ? ",{" : "{";
+      for (size_t c = 0; c < columns.size() && c < rows[r].size(); ++c)
+        out += (c ? ",\"" : "\"") + json_escape(columns[c]) + "\":\"" + json_escape(rows[r][c]) + "\"";
+      out += "}";
+    }
+    std::cout << out << "]\n";
+    return;
+  }
+  std::vector<size_t> width(columns.size());
+  for (size_t c = 0; c < columns.size(); ++c) width[c] = columns[c].size();
+  for (auto& row : rows)
+    for (size_t c = 0; c < columns.size() && c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (size_t c = 0; c < columns.size(); ++c) {
+      std::string cell = c < cells.size() ? cells[c] : "";
+      out += cell;
+      if (c + 1 < columns.size()) out += std::string(width[c] - cell.size() + 2, ' ');
+    }
+    std::cout << out << "\n";
+  };
+  std::vector<std::string> header;
+  for (auto& c : columns) {
+    std::string h = c;
+    for (auto& ch : h) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    header.push_back(h);
+  }
+  line(header);
+  for (auto& row : rows) line(row);
+}
+
+namespace {
 
 // ---- version ----
 int cmd_version(Context& ctx, const std::vector<std::string>&) {
@@ -138,7 +174,7 @@ class Progress {
     double frac = total_ ? static_cast<double>(done) / static_cast<double>(total_) : 1.0;
     int width = 30, filled = static_cast<int>(frac * width);
     std::fprintf(stderr, "\r[%s%s] %3d%% %s/s ", std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(),
-                 static_cast<int>(frac * 100), human(secs > 0 ? static_cast<double>(done) / secs : 0).c_str());
+                 static_cast<int>(frac * 100), human_size(secs > 0 ? static_cast<double>(done) / secs : 0).c_str());
     if (final) std::fprintf(stderr, "\n");
     std::fflush(stderr);
   }
@@ -323,7 +359,7 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   if (ctx.json) print_map(ctx, m);
   else
     std::printf("%s bs=%s qd=%u engine=%s direct=%s: %.0f IOPS, %.1f MiB/s (%.1f s)\n", spec.rw.c_str(),
-                human(static_cast<double>(spec.bs)).c_str(), spec.qd, ctx.store.engine().name(),
+                human_size(static_cast<double>(spec.bs)).c_str(), spec.qd, ctx.store.engine().name(),
                 file->direct() ? "yes" : "no", iops, mbps, secs);
   return 0;
 }
@@ -343,13 +379,37 @@ const Registrar r_bench{{"bench", "bench [--rw read|write|randread|randwrite] [-
                          "Reads first lay the file out if it is shorter than SIZE. Prints IOPS and MiB/s.",
                          cmd_bench}};
 
+// Man-page style: `stctl --help`.
 void usage() {
   std::printf(
-      "usage: stctl [--json] [--engine auto|io_uring|threadpool] [--qd N] [--plugins DIR] [--set KEY=VALUE]... COMMAND [ARGS]\n\n"
-      "commands:\n");
-  for (auto& [name, c] : commands()) std::printf("  %s\n", c.synopsis.c_str());
-  std::printf("\n`stctl help COMMAND` explains one command. URIs: nvme:///path, lustre:///fs/path, s3express://bucket/key,\n"
-              "or a plain path (nvme). Exit status: 0 ok, 1 error, 2 usage.\n");
+      "NAME\n"
+      "    stctl - inspect and exercise stor storage: files, layouts, stripes, cache and tier state, live I/O\n\n"
+      "SYNOPSIS\n"
+      "    stctl [--json] [--engine auto|io_uring|threadpool] [--qd N] [--plugins DIR] [--set KEY=VALUE]...\n"
+      "          COMMAND [ARGS]\n\n"
+      "DESCRIPTION\n"
+      "    Every command takes stor URIs: nvme:///path (or a plain path), lustre:///fsroot/path,\n"
+      "    s3express://bucket/key, or a plugin's scheme. stctl opens one stor::Store for the run.\n\n"
+      "COMMANDS\n");
+  for (auto& [name, c] : commands()) std::printf("    %s\n", c.synopsis.c_str());
+  std::printf(
+      "\n    `stctl help COMMAND` (or `stctl COMMAND --help`) describes one command.\n\n"
+      "OPTIONS\n"
+      "    --json            machine-readable output (one JSON object or array) on every command\n"
+      "    --engine KIND     I/O engine: auto (io_uring when the kernel allows), io_uring, threadpool\n"
+      "    --qd N            engine queue depth (default 128)\n"
+      "    --plugins DIR     load backend plugins (lib*.so exporting stor_plugin_init) from DIR\n"
+      "    --set KEY=VALUE   backend setting, e.g. --set s3.endpoint=http://127.0.0.1:9000\n\n"
+      "ENVIRONMENT\n"
+      "    STOR_ENGINE       io_uring | threadpool | auto, when --engine is not given\n"
+      "    STOR_PLUGIN_DIR   plugin directory, when --plugins is not given\n"
+      "    AWS_*             credentials, region and endpoint for s3express:// URIs\n\n"
+      "EXIT STATUS\n"
+      "    0 success, 1 the operation failed (the message says why), 2 usage error\n\n"
+      "EXAMPLES\n"
+      "    stctl cp /data/train.bin s3express://bucket/train.bin\n"
+      "    stctl --json bench --rw randread --bs 4k --qd 32 /data/file\n"
+      "    stctl ls -l lustre:///mnt/fs/run1\n");
 }
 
 }  // namespace

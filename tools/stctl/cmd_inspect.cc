@@ -1,0 +1,172 @@
+// stctl stat, ls and top: looking at files and at live I/O.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <thread>
+
+#include "stor/stats.h"
+#include "tools/stctl/command.h"
+
+namespace stctl {
+namespace {
+
+std::string type_name(stor::FileType t) {
+  switch (t) {
+    case stor::FileType::kRegular: return "file";
+    case stor::FileType::kDirectory: return "directory";
+    case stor::FileType::kBlockDevice: return "block-device";
+    case stor::FileType::kOther: return "other";
+  }
+  return "other";
+}
+
+std::string mode_string(stor::FileType t, uint32_t mode) {
+  std::string s(10, '-');
+  s[0] = t == stor::FileType::kDirectory ? 'd' : t == stor::FileType::kBlockDevice ? 'b' : '-';
+  const char* rwx = "rwxrwxrwx";
+  for (int i = 0; i < 9; ++i)
+    if (mode & (1u << (8 - i))) s[static_cast<size_t>(i) + 1] = rwx[i];
+  return s;
+}
+
+std::string time_string(int64_t ns) {
+  if (ns == 0) return "-";
+  time_t secs = static_cast<time_t>(ns / 1000000000);
+  struct tm tm {};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string child_uri(const std::string& dir, const std::string& name) {
+  return !dir.empty() && dir.back() == '/' ? dir + name : dir + "/" + name;
+}
+
+// A backend's describe() may carry "layout" and "tier"; other backends show "-".
+std::string described(const std::map<std::string, std::string>& d, const char* key) {
+  auto it = d.find(key);
+  return it == d.end() || it->second.empty() ? "-" : it->second;
+}
+
+int cmd_stat(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 1) return 2;
+  auto st = ctx.store.stat(args[0]);
+  if (!st.is_ok()) return fail(st.status());
+  auto m = ctx.store.describe(args[0]);
+  m.erase("error");
+  m["uri"] = args[0];
+  m["type"] = type_name(st->type);
+  m["size"] = std::to_string(st->size);
+  char mode[16];
+  std::snprintf(mode, sizeof mode, "%04o", st->mode);
+  m["mode"] = mode;
+  m["uid"] = std::to_string(st->uid);
+  m["gid"] = std::to_string(st->gid);
+  m["mtime"] = time_string(st->mtime_ns);
+  if (!st->etag.empty()) m["etag"] = st->etag;
+  print_map(ctx, m);
+  return 0;
+}
+
+int cmd_ls(Context& ctx, const std::vector<std::string>& args) {
+  bool long_form = false;
+  std::string uri;
+  for (auto& a : args) {
+    if (a == "-l") long_form = true;
+    else if (!a.empty() && a[0] == '-') return 2;
+    else if (uri.empty()) uri = a;
+    else return 2;
+  }
+  if (uri.empty()) return 2;
+  auto entries = ctx.store.list(uri);
+  if (!entries.is_ok()) return fail(entries.status());
+  std::vector<std::vector<std::string>> rows;
+  for (auto& e : *entries) {
+    if (!long_form) {
+      rows.push_back({e.name + (e.type == stor::FileType::kDirectory ? "/" : "")});
+      continue;
+    }
+    std::string child = child_uri(uri, e.name);
+    auto st = ctx.store.stat(child);
+    auto d = ctx.store.describe(child);
+    rows.push_back({st.is_ok() ? mode_string(e.type, st->mode) : mode_string(e.type, 0), std::to_string(e.size),
+                    st.is_ok() ? time_string(st->mtime_ns) : "-", described(d, "layout"), described(d, "tier"),
+                    e.name + (e.type == stor::FileType::kDirectory ? "/" : "")});
+  }
+  if (long_form) print_table(ctx, {"mode", "size", "mtime", "layout", "tier", "name"}, rows);
+  else if (ctx.json) print_table(ctx, {"name"}, rows);
+  else
+    for (auto& r : rows) std::cout << r[0] << "\n";
+  return 0;
+}
+
+int cmd_top(Context& ctx, const std::vector<std::string>& args) {
+  double interval = 1.0;
+  long count = isatty(STDOUT_FILENO) ? -1 : 1;  // on a terminal: until interrupted
+  std::string dir = "/dev/shm";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--interval" && i + 1 < args.size()) interval = std::atof(args[++i].c_str());
+    else if (args[i] == "--count" && i + 1 < args.size()) count = std::atol(args[++i].c_str());
+    else if (args[i] == "--dir" && i + 1 < args.size()) dir = args[++i];
+    else return 2;
+  }
+  if (interval <= 0 || count == 0)
+    return fail({stor::Code::kInvalidArgument, "top needs --interval > 0 and --count >= 1"});
+  auto key = [](int pid, const std::string& scheme) { return std::to_string(pid) + "/" + scheme; };
+  auto before = stor::read_published_stats(dir);
+  if (!before.is_ok()) return fail(before.status());
+  for (long round = 0; count < 0 || round < count; ++round) {
+    std::this_thread::sleep_for(std::chrono::duration<double>(interval));
+    auto after = stor::read_published_stats(dir);
+    if (!after.is_ok()) return fail(after.status());
+    std::map<std::string, stor::BackendStats> prev;
+    for (auto& p : *before)
+      for (auto& b : p.backends) prev[key(p.pid, b.scheme)] = b;
+    std::vector<std::vector<std::string>> rows;
+    char buf[64];
+    for (auto& p : *after) {
+      if (p.pid == ::getpid()) continue;  // stctl's own store
+      for (auto& b : p.backends) {
+        stor::BackendStats o = prev.count(key(p.pid, b.scheme)) ? prev[key(p.pid, b.scheme)] : stor::BackendStats{};
+        auto rate = [&](uint64_t now, uint64_t then) { return static_cast<double>(now - std::min(now, then)) / interval; };
+        std::vector<std::string> row{std::to_string(p.pid), b.scheme};
+        std::snprintf(buf, sizeof buf, "%.0f", rate(b.read_ops, o.read_ops));
+        row.push_back(buf);
+        std::snprintf(buf, sizeof buf, "%.1f", rate(b.read_bytes, o.read_bytes) / (1 << 20));
+        row.push_back(buf);
+        std::snprintf(buf, sizeof buf, "%.0f", rate(b.write_ops, o.write_ops));
+        row.push_back(buf);
+        std::snprintf(buf, sizeof buf, "%.1f", rate(b.write_bytes, o.write_bytes) / (1 << 20));
+        row.push_back(buf);
+        row.push_back(std::to_string(b.errors));
+        rows.push_back(std::move(row));
+      }
+    }
+    if (!ctx.json && count != 1 && isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
+    print_table(ctx, {"pid", "backend", "read_ops_s", "read_mib_s", "write_ops_s", "write_mib_s", "errors"}, rows);
+    std::cout.flush();
+    before = std::move(after);
+  }
+  return 0;
+}
+
+const Registrar r_stat{{"stat", "stat URI",
+                        "Show one file's metadata: type, size, mode, owner, mtime, ETag for objects, and what the "
+                        "backend reports about it (layout, tier, capabilities).",
+                        cmd_stat}};
+const Registrar r_ls{{"ls", "ls [-l] URI",
+                      "List a directory (or an object prefix). With -l: mode, size, mtime, layout and tier columns; "
+                      "backends without striping or tiering show '-' there.",
+                      cmd_ls}};
+const Registrar r_top{{"top", "top [--interval SEC] [--count N] [--dir DIR]",
+                       "Live ops/s and MiB/s per process and backend, read from the counters every stor process "
+                       "publishes in /dev/shm (stor-stats.<pid>.<n>). Refreshes every SEC seconds (default 1) until "
+                       "interrupted on a terminal; N rounds otherwise (default 1). Files of dead processes are removed.",
+                       cmd_top}};
+
+}  // namespace
+}  // namespace stctl
