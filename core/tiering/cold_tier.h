@@ -1,0 +1,42 @@
+// Access to the cold root of a tiered namespace. Any Backend works (list + stat, file reads);
+// for s3express:// / s3:// roots the S3 client is used directly so that a listing is one
+// ListObjectsV2 per 1000 keys (with ETags, no HEADs) and a ranged read is exactly one GET.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "stor/backend.h"
+
+namespace stor::tiering::internal {
+
+struct ColdObject {
+  std::string path;  // relative to the cold root
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string etag;  // "" when the backend has none: then "size:mtime" stands in
+};
+
+class ColdTier {
+ public:
+  virtual ~ColdTier() = default;
+  static Result<std::unique_ptr<ColdTier>> make(std::shared_ptr<Backend> backend, const std::string& root_uri);
+
+  virtual Result<std::vector<ColdObject>> list_all() = 0;
+  virtual Result<ColdObject> stat(const std::string& rel) = 0;
+  // Reads [offset, offset+len) of the object as described by `known`; fails if it has changed.
+  virtual Result<size_t> read(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
+                              char* dst) = 0;
+  // Copies the whole object into dst (from offset 0) in pieces of `chunk` bytes. For S3 each
+  // piece is split into s3.part_size ranged GETs run in parallel.
+  Status fetch_into(const std::string& rel, const ColdObject& known, BackendFile& dst, uint64_t chunk, uint32_t* crc);
+  // Uploads `size` bytes from src (offset 0 on); returns the new object's description. The CRC32
+  // of the bytes sent is stored in *crc.
+  virtual Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) = 0;
+  virtual Status remove(const std::string& rel) = 0;
+  virtual std::string uri_of(const std::string& rel) const = 0;
+};
+
+}  // namespace stor::tiering::internal

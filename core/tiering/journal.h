@@ -1,0 +1,52 @@
+// Persisted tiering state: a checkpoint file plus an append-only journal, both lines of
+// "CRC32 payload". A torn last line (crash mid-append) fails its CRC and is ignored; that record
+// was never acknowledged. Compaction writes checkpoint.tmp, fsyncs it, renames it over the
+// checkpoint, fsyncs the directory, then empties the journal.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "stor/status.h"
+#include "stor/tiering.h"
+
+namespace stor::tiering::internal {
+
+struct Record {
+  std::string path;
+  Residency residency = Residency::kDirty;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string cold_etag;      // validator of the cold copy as of the last import/export ("" = none)
+  int64_t cold_mtime_ns = 0;
+  int64_t last_access_ns = 0;
+  uint64_t reads = 0;
+};
+
+uint32_t crc32(const void* data, size_t len, uint32_t crc = 0);
+
+class Journal {
+ public:
+  // Loads dir/checkpoint and replays dir/journal into *records (creates dir if needed).
+  static Result<std::unique_ptr<Journal>> open(const std::string& dir, std::map<std::string, Record>* records);
+  ~Journal();
+
+  // durable: fsync before returning (for records whose loss could lose data).
+  Status put(const Record& r, bool durable);
+  Status erase(const std::string& path, bool durable);
+  // Rewrites the checkpoint from `records` and empties the journal.
+  Status compact(const std::map<std::string, Record>& records);
+  uint64_t appended_since_compaction() const;
+
+ private:
+  Journal(std::string dir, int fd) : dir_(std::move(dir)), fd_(fd) {}
+  Status append(const std::string& payload, bool durable);
+  std::string dir_;
+  int fd_ = -1;
+  mutable std::mutex mu_;
+  uint64_t appended_ = 0;
+};
+
+}  // namespace stor::tiering::internal

@@ -1,0 +1,205 @@
+// tier:///DIR/...: linked directories (a local fast tier plus the cold root named in
+// DIR/.stor-tier/config) served as one namespace.
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+
+#include "core/tiering/tiered_store.h"
+#include "stor/tiering.h"
+
+namespace stor::tiering {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Config keys: cold, demote_after (seconds), high_watermark, low_watermark (bytes), auto_export.
+Result<std::map<std::string, std::string>> read_config(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status(Code::kNotFound, "cannot read " + path);
+  std::map<std::string, std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    auto eq = line.find('=');
+    if (eq == std::string::npos) return Status(Code::kCorruption, path + ": malformed line '" + line + "'");
+    out[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  if (!out.count("cold")) return Status(Code::kCorruption, path + ": no 'cold=' line");
+  return out;
+}
+
+Result<uint64_t> parse_number(const std::string& key, const std::string& v) {
+  try {
+    size_t used = 0;
+    const unsigned long long n = std::stoull(v, &used);
+    if (used != v.size()) throw std::invalid_argument(v);
+    return static_cast<uint64_t>(n);
+  } catch (...) {
+    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number");
+  }
+}
+
+class TierBackend final : public Backend {
+ public:
+  explicit TierBackend(BackendContext ctx) : ctx_(std::move(ctx)) {}
+
+  std::string_view scheme() const override { return "tier"; }
+  uint32_t capabilities() const override { return kCapRead | kCapWrite | kCapRandomWrite | kCapTruncate; }
+
+  Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) override {
+    std::string rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
+    return ns->open_file(rel, opts);
+  }
+  Result<FileInfo> stat(const Uri& uri) override {
+    std::string rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
+    return ns->stat(rel);
+  }
+  Result<std::vector<DirEntry>> list(const Uri& uri) override {
+    std::string rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
+    return ns->list(rel);
+  }
+  Status remove(const Uri& uri) override {
+    std::string rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
+    return ns->remove(rel);
+  }
+  Status mkdir(const Uri& uri, uint32_t) override {
+    return {Code::kUnsupported, "tier: directories are implicit (a file's parents exist while it does): " + uri.to_string()};
+  }
+  std::map<std::string, std::string> describe(const Uri& uri) override {
+    std::map<std::string, std::string> out;
+    std::string rel;
+    auto ns = namespace_for(uri.path, &rel);
+    if (!ns.is_ok()) return {{"error", ns.status().to_string()}};
+    const TierStats s = (*ns)->stats();
+    out["tier.files"] = std::to_string(s.files);
+    out["tier.fast_bytes"] = std::to_string(s.fast_bytes);
+    if (auto st = (*ns)->status(rel); st.is_ok()) out["tier.state"] = residency_name(st->residency);
+    return out;
+  }
+
+  Result<std::shared_ptr<TieredStore>> namespace_for(const std::string& path, std::string* rel) {
+    if (path.empty() || path[0] != '/') return Status(Code::kInvalidArgument, "tier: needs an absolute path, got '" + path + "'");
+    fs::path p = fs::path(path).lexically_normal();
+    for (fs::path dir = p;; dir = dir.parent_path()) {
+      std::error_code ec;
+      if (fs::exists(dir / internal::kStateDirName / "config", ec)) {
+        *rel = fs::relative(p, dir).generic_string();
+        if (*rel == ".") rel->clear();
+        return open_root(dir.string());
+      }
+      if (dir == dir.root_path() || dir.empty()) break;
+    }
+    return Status(Code::kNotFound, "tier: no linked directory (with " + std::string(internal::kStateDirName) +
+                                       "/config) contains " + path + "; create one with `stctl link`");
+  }
+
+  Result<std::shared_ptr<TieredStore>> open_root(const std::string& root) {
+    std::lock_guard lk(mu_);
+    if (auto it = namespaces_.find(root); it != namespaces_.end()) return it->second;
+    const std::string state_dir = root + "/" + internal::kStateDirName;
+    STOR_ASSIGN_OR_RETURN(auto config, read_config(state_dir + "/config"));
+    // Settings given to the store override the directory's config.
+    for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export"})
+      if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
+    TierOptions o;
+    STOR_ASSIGN_OR_RETURN(o.fast, backend_locked("nvme"));
+    o.fast_root = "nvme://" + root;
+    o.cold_root = config["cold"];
+    STOR_ASSIGN_OR_RETURN(Uri cold_uri, Uri::parse(o.cold_root));
+    STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
+    o.state_dir = state_dir;
+    if (config.count("demote_after")) {
+      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"]));
+      o.demote_after_ns = static_cast<int64_t>(secs) * 1'000'000'000;
+    }
+    if (config.count("high_watermark")) {
+      STOR_ASSIGN_OR_RETURN(o.high_watermark_bytes, parse_number("high_watermark", config["high_watermark"]));
+    }
+    if (config.count("low_watermark")) {
+      STOR_ASSIGN_OR_RETURN(o.low_watermark_bytes, parse_number("low_watermark", config["low_watermark"]));
+    }
+    o.auto_export = config["auto_export"] == "1" || config["auto_export"] == "true";
+    STOR_ASSIGN_OR_RETURN(auto ns, TieredStore::open(std::move(o)));
+    namespaces_[root] = ns;
+    return ns;
+  }
+
+ private:
+  Result<std::shared_ptr<Backend>> backend_locked(const std::string& scheme) {
+    if (scheme == "tier") return Status(Code::kInvalidArgument, "tier: a cold tier cannot itself be tier://");
+    if (auto it = backends_.find(scheme); it != backends_.end()) return it->second;
+    STOR_ASSIGN_OR_RETURN(BackendFactory factory, BackendRegistry::global().find(scheme));
+    STOR_ASSIGN_OR_RETURN(std::shared_ptr<Backend> b, factory(ctx_));
+    backends_[scheme] = b;
+    return b;
+  }
+
+  BackendContext ctx_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<Backend>> backends_;
+  std::map<std::string, std::shared_ptr<TieredStore>> namespaces_;
+};
+
+TierBackend* as_tier(Backend& b) { return dynamic_cast<TierBackend*>(&b); }
+
+const bool registered = [] {
+  (void)BackendRegistry::global().add("tier", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
+    return std::shared_ptr<Backend>(std::make_shared<TierBackend>(ctx));
+  });
+  return true;
+}();
+
+}  // namespace
+
+Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root) {
+  TierBackend* tb = as_tier(tier_backend);
+  if (!tb) return Status(Code::kInvalidArgument, "create_link needs the tier:// backend");
+  STOR_ASSIGN_OR_RETURN(Uri cold, Uri::parse(cold_root));
+  if (cold.scheme == "tier") return Status(Code::kInvalidArgument, "cannot link to a tier:// URI");
+  std::error_code ec;
+  const fs::path root = fs::absolute(fs::path(fast_dir), ec).lexically_normal();
+  if (ec) return Status(Code::kInvalidArgument, "link: bad path " + fast_dir + ": " + ec.message());
+  std::string root_s = root.string();
+  while (root_s.size() > 1 && root_s.back() == '/') root_s.pop_back();
+  const fs::path state = fs::path(root_s) / internal::kStateDirName;
+  fs::create_directories(state, ec);
+  if (ec) return Status(Code::kIoError, "link: create " + state.string() + ": " + ec.message());
+  const fs::path config = state / "config";
+  if (fs::exists(config, ec)) {
+    STOR_ASSIGN_OR_RETURN(auto existing, read_config(config.string()));
+    if (existing["cold"] != cold_root)
+      return Status(Code::kAlreadyExists, root_s + " is already linked to " + existing["cold"]);
+  } else {
+    // Written whole then renamed: a crash leaves no half config.
+    const fs::path tmp = state / "config.tmp";
+    {
+      std::ofstream out(tmp);
+      out << "# stor tiered namespace: fast tier = this directory\ncold=" << cold_root << "\n";
+      if (!out.flush()) return Status(Code::kIoError, "link: write " + tmp.string());
+    }
+    fs::rename(tmp, config, ec);
+    if (ec) return Status(Code::kIoError, "link: rename " + tmp.string() + ": " + ec.message());
+  }
+  STOR_ASSIGN_OR_RETURN(auto ns, tb->open_root(root_s));
+  STOR_ASSIGN_OR_RETURN(size_t imported, ns->import_listing());
+  return LinkResult{ns, imported};
+}
+
+Result<std::shared_ptr<TieredStore>> namespace_of(Backend& tier_backend, const std::string& path, std::string* rel) {
+  TierBackend* tb = as_tier(tier_backend);
+  if (!tb) return Status(Code::kInvalidArgument, "namespace_of needs the tier:// backend");
+  std::error_code ec;
+  const std::string abs = fs::absolute(fs::path(path), ec).lexically_normal().string();
+  if (ec) return Status(Code::kInvalidArgument, "bad path " + path + ": " + ec.message());
+  return tb->namespace_for(abs, rel);
+}
+
+}  // namespace stor::tiering
