@@ -1,0 +1,299 @@
+// S3 link against s3rver: nvme fast tier, s3express:// bucket as the cold tier. Request counts
+// come from the S3 client's own counter (every HTTP request it sends, retries included).
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+#include "backends/s3express/s3_backend.h"
+#include "s3_test_support.h"
+#include "stor/store.h"
+#include "stor/tiering.h"
+
+using namespace stor;
+using namespace stor::tiering;
+using namespace stor::s3::test;
+namespace fs = std::filesystem;
+
+#define REQUIRE_S3RVER()                                \
+  auto& server = S3rver::instance();                    \
+  if (!server.available()) {                            \
+    WARN("skipping S3 test: " << server.skip_reason()); \
+    return;                                             \
+  }                                                     \
+  REQUIRE(server.error() == "")
+
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+struct LinkEnv {
+  explicit LinkEnv(const std::string& endpoint, const std::string& stem) {
+    StoreOptions so;
+    so.settings = s3rver_settings(endpoint);
+    so.settings["s3.session"] = "off";  // s3rver has no CreateSession: keep the counts exact
+    so.settings["s3.part_size"] = "1M";
+    store = Store::create(so).value();
+    nvme = store->backend(Uri::parse("nvme:///").value()).value();
+    cold = store->backend(Uri::parse("s3express://b/x").value()).value();
+    client = s3::s3_client_of(*cold);
+    REQUIRE(client);
+    uploader = make_client(endpoint, {{"s3.session", "off"}});
+    REQUIRE(uploader);
+    bucket = unique_bucket(stem);
+    REQUIRE(uploader->create_bucket(bucket).is_ok());
+    fs::create_directories(fast_dir);
+  }
+
+  TierOptions options(const std::string& prefix = "data") {
+    TierOptions o;
+    o.fast = nvme;
+    o.fast_root = "nvme://" + fast_dir;
+    o.cold = cold;
+    o.cold_root = "s3express://" + bucket + "/" + prefix;
+    o.state_dir = fast_dir + "/.stor-tier";
+    o.clock = [this] { return now.load(); };
+    o.demote_after_ns = 60 * kSecond;
+    return o;
+  }
+  std::shared_ptr<TieredStore> open(const std::string& prefix = "data") {
+    auto t = TieredStore::open(options(prefix));
+    REQUIRE(t.is_ok());
+    return *t;
+  }
+  void put(const std::string& key, const std::string& body) {
+    REQUIRE(uploader->put_object(bucket, key, body.data(), body.size()).is_ok());
+  }
+  uint64_t requests() const { return client->stats().requests; }
+
+  stor::test::TempDir dir;
+  std::string fast_dir = dir / "fast";
+  std::unique_ptr<Store> store;
+  std::shared_ptr<Backend> nvme, cold;
+  s3::S3Client* client = nullptr;
+  std::unique_ptr<s3::S3Client> uploader;
+  std::string bucket;
+  std::atomic<int64_t> now{1000 * kSecond};
+};
+
+std::string body_of(int i, size_t n = 100) {
+  auto p = stor::test::pattern(n, 1000 + i);
+  return std::string(p.begin(), p.end());
+}
+
+std::string read_whole(TieredStore& t, const std::string& path) {
+  auto f = t.open_file(path, {kOpenRead});
+  REQUIRE(f.is_ok());
+  const uint64_t size = (*f)->stat()->size;
+  std::string out(size, '\0');
+  auto n = (*f)->read(out.data(), out.size(), 0);
+  REQUIRE(n.is_ok());
+  out.resize(*n);
+  REQUIRE((*f)->close().is_ok());
+  return out;
+}
+
+void write_whole(TieredStore& t, const std::string& path, const std::string& data) {
+  auto f = t.open_file(path, {kOpenWrite | kOpenCreate | kOpenTruncate});
+  REQUIRE(f.is_ok());
+  REQUIRE((*f)->write(data.data(), data.size(), 0).is_ok());
+  REQUIRE((*f)->close().is_ok());
+}
+
+// A file shaped like parquet: data, then a footer of footer_len bytes, its length, "PAR1".
+std::string fake_parquet(size_t data_len, uint32_t footer_len, uint64_t seed) {
+  auto p = stor::test::pattern(data_len + footer_len, seed);
+  std::string out(p.begin(), p.end());
+  for (int i = 0; i < 4; ++i) out += static_cast<char>((footer_len >> (8 * i)) & 0xFF);
+  return out + "PAR1";
+}
+
+}  // namespace
+
+TEST_CASE("s3 link: 1000 objects appear as files after one listing request, no GETs") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "link1000");
+  constexpr int kObjects = 1000;
+  {
+    std::vector<std::thread> threads;
+    std::atomic<int> failures{0};
+    for (int t = 0; t < 8; ++t) {
+      threads.emplace_back([&, t] {
+        auto c = make_client(server.endpoint(), {{"s3.session", "off"}});
+        for (int i = t; i < kObjects; i += 8) {
+          const std::string key = "data/d" + std::to_string(i % 10) + "/obj" + std::to_string(i);
+          const std::string body = body_of(i, 50 + i);
+          if (!c->put_object(env.bucket, key, body.data(), body.size()).is_ok()) ++failures;
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    REQUIRE(failures == 0);
+  }
+  env.put("elsewhere/not-linked", "outside the prefix");
+  auto t = env.open();
+  const uint64_t before = env.requests();
+  auto imported = t->import_listing();
+  REQUIRE(imported.is_ok());
+  CHECK(*imported == kObjects);
+  CHECK(env.requests() - before == 1);  // one ListObjectsV2 page, no HEAD, no GET
+  auto all = t->status_all("");
+  REQUIRE(all.size() == kObjects);
+  for (const auto& s : all) {
+    CHECK(s.residency == Residency::kUncached);
+    CHECK(!s.cold_etag.empty());
+  }
+  CHECK(t->status("d3/obj13")->size == 63);
+  auto root = t->list("");
+  REQUIRE(root.is_ok());
+  CHECK(root->size() == 10);
+  CHECK(t->list("d7")->size() == 100);
+  CHECK(t->stat("d7/obj997")->size == 50 + 997);
+  CHECK(env.requests() - before == 1);  // listing and stat are served from the records
+  CHECK(t->stats().fetches == 0);
+}
+
+TEST_CASE("s3 link: first read fetches with ranged GETs, the second read makes no request") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkread");
+  const std::string small = body_of(1, 200'000);
+  const std::string large = body_of(2, 3'500'000);  // 4 parts of s3.part_size=1M
+  env.put("data/small.bin", small);
+  env.put("data/large.bin", large);
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+
+  uint64_t before = env.requests();
+  CHECK(read_whole(*t, "small.bin") == small);
+  CHECK(env.requests() - before == 1);
+  before = env.requests();
+  CHECK(read_whole(*t, "large.bin") == large);
+  CHECK(env.requests() - before == 4);  // ranged GETs, in parallel
+  before = env.requests();
+  CHECK(read_whole(*t, "small.bin") == small);
+  CHECK(read_whole(*t, "large.bin") == large);
+  CHECK(env.requests() - before == 0);
+  CHECK(t->status("large.bin")->residency == Residency::kCached);
+
+  // A later run (new process state, same fast tier) reads from the cache too.
+  t.reset();
+  auto again = env.open();
+  before = env.requests();
+  CHECK(read_whole(*again, "large.bin") == large);
+  CHECK(env.requests() - before == 0);
+}
+
+TEST_CASE("s3 link: export round trip (single and multipart), demotion into the bucket") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkexport");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  const std::string small = "hello bucket";
+  const std::string large = body_of(3, 2'600'000);  // > part_size: multipart upload
+  write_whole(*t, "out/small.txt", small);
+  write_whole(*t, "out/large.bin", large);
+  CHECK(t->status("out/large.bin")->residency == Residency::kDirty);
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  CHECK(report->exported.size() == 2);
+  CHECK(env.uploader->get_object(env.bucket, "data/out/small.txt").value() == small);
+  CHECK(env.uploader->get_object(env.bucket, "data/out/large.bin").value() == large);
+  CHECK(t->status("out/large.bin")->residency == Residency::kCached);
+
+  // Policy: idle files go to the bucket; the exported ones need no upload.
+  write_whole(*t, "out/dirty.bin", body_of(4, 300'000));
+  env.now += 120 * kSecond;
+  auto policy = t->run_policy();
+  REQUIRE(policy.is_ok());
+  CHECK(policy->failed.empty());
+  CHECK(policy->demoted.size() == 3);
+  CHECK(!fs::exists(env.fast_dir + "/out/large.bin"));
+  CHECK(env.uploader->get_object(env.bucket, "data/out/dirty.bin").value() == body_of(4, 300'000));
+  const uint64_t before = env.requests();
+  CHECK(read_whole(*t, "out/large.bin") == large);  // promoted on read
+  CHECK(env.requests() - before == 3);
+  CHECK(t->status("out/large.bin")->residency == Residency::kCached);
+}
+
+TEST_CASE("s3 link: bucket-side changes, deletions and new objects are imported by sync") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkimport");
+  env.put("data/a.txt", "a v1");
+  env.put("data/b.txt", "b v1");
+  env.put("data/c.txt", "c v1");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  CHECK(read_whole(*t, "a.txt") == "a v1");
+  write_whole(*t, "c.txt", "c local");
+  env.put("data/a.txt", "a v2 from another client");
+  REQUIRE(env.uploader->delete_object(env.bucket, "data/b.txt").is_ok());
+  env.put("data/new.txt", "brand new");
+  env.put("data/c.txt", "c v2 in the bucket");
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  CHECK(report->imported_changed == std::vector<std::string>{"a.txt"});
+  CHECK(report->deleted_locally == std::vector<std::string>{"b.txt"});
+  CHECK(report->imported_new == std::vector<std::string>{"new.txt"});
+  REQUIRE(report->conflicts.size() == 1);
+  CHECK(report->conflicts[0].find("c.txt (changed in the bucket and locally") == 0);
+  CHECK(read_whole(*t, "a.txt") == "a v2 from another client");
+  CHECK(read_whole(*t, "new.txt") == "brand new");
+  CHECK(read_whole(*t, "c.txt") == "c v2 in the bucket");
+  CHECK(read_whole(*t, "c.txt.stor-conflict") == "c local");
+  CHECK(env.uploader->get_object(env.bucket, "data/c.txt.stor-conflict").value() == "c local");
+  CHECK(t->stat("b.txt").status().code() == Code::kNotFound);
+}
+
+TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cached") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkparquet");
+  const std::string small_footer = fake_parquet(500'000, 3'000, 5);
+  const std::string big_footer = fake_parquet(300'000, 150'000, 6);  // footer beyond the 64 KiB tail
+  env.put("data/t/small.parquet", small_footer);
+  env.put("data/t/big.parquet", big_footer);
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+
+  uint64_t before = env.requests();
+  auto f = t->open_file("t/small.parquet", {kOpenRead});
+  REQUIRE(f.is_ok());
+  CHECK(env.requests() - before == 1);
+  // A reader's footer access: length, then the footer itself.
+  char tail[8];
+  REQUIRE((*f)->read(tail, 8, small_footer.size() - 8).value() == 8);
+  CHECK(std::memcmp(tail + 4, "PAR1", 4) == 0);
+  std::string footer(3'000, '\0');
+  REQUIRE((*f)->read(footer.data(), footer.size(), small_footer.size() - 8 - 3'000).value() == 3'000);
+  CHECK(footer == small_footer.substr(small_footer.size() - 8 - 3'000, 3'000));
+  CHECK(env.requests() - before == 1);
+  REQUIRE((*f)->close().is_ok());
+  // Repeated opens: no request at all.
+  for (int i = 0; i < 3; ++i) {
+    auto g = t->open_file("t/small.parquet", {kOpenRead});
+    REQUIRE(g.is_ok());
+    REQUIRE((*g)->read(tail, 8, small_footer.size() - 8).is_ok());
+    REQUIRE((*g)->close().is_ok());
+  }
+  CHECK(env.requests() - before == 1);
+  CHECK(t->stats().footer_prefetches == 1);
+
+  before = env.requests();
+  auto big = t->open_file("t/big.parquet", {kOpenRead});
+  REQUIRE(big.is_ok());
+  CHECK(env.requests() - before == 2);  // the tail, then the rest of the long footer
+  std::string big_footer_bytes(150'000, '\0');
+  REQUIRE((*big)->read(big_footer_bytes.data(), big_footer_bytes.size(), 300'000).value() == 150'000);
+  CHECK(big_footer_bytes == big_footer.substr(300'000, 150'000));
+  CHECK(env.requests() - before == 2);
+  // Reading the data pages fetches the file; from then on it is local.
+  std::string head(1000, '\0');
+  REQUIRE((*big)->read(head.data(), head.size(), 0).value() == 1000);
+  CHECK(head == big_footer.substr(0, 1000));
+  CHECK(env.requests() - before == 3);
+  REQUIRE((*big)->close().is_ok());
+  CHECK(t->status("t/big.parquet")->residency == Residency::kCached);
+}
