@@ -123,7 +123,7 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
     std::error_code ec;
     info.is_dir = fsys::is_directory(path, ec);
     info.size = info.is_dir ? 0 : fsys::file_size(path, ec);
-    info.driver = "llapi";
+    info.driver = std::string(drv.native->name());
     return info;
   }
   info.driver = "emulated";
@@ -235,6 +235,7 @@ Result<FsckReport> fsck(const std::string& path_in, bool repair) {
   r.inodes = fs->mds().inode_count();
   r.objects = scan.objects;
   r.orphans = scan.orphans;
+  r.overlong = scan.overlong;
   r.orphan_paths = std::move(scan.orphan_paths);
   return r;
 }
@@ -247,7 +248,7 @@ DriverInfo layout_driver_for(const std::string& path_in) {
     // A stor file system always uses its own MDS, even if it happens to sit on Lustre.
     return {"emulated", loc->first + " holds a stor emulated Lustre file system (" + kMarkerName + "); " + drv.reason};
   }
-  if (drv.native) return {"llapi", drv.reason};
+  if (drv.native) return {std::string(drv.native->name()), drv.reason};
   return {"emulated", drv.reason};
 }
 

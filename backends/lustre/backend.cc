@@ -16,6 +16,7 @@
 #include "backends/lustre/layout.h"
 #include "backends/lustre/layout_driver.h"
 #include "backends/lustre/lustre_admin.h"
+#include "backends/lustre/native.h"
 #include "stor/backend.h"
 
 namespace stor::lustre {
@@ -245,6 +246,7 @@ class LustreBackend final : public Backend {
 
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    if (!t.fs) return native::open(engine_, t.path, o, uri.to_string());
     STOR_ASSIGN_OR_RETURN(auto opened, t.fs->mds().open_file(opts_.identity, t.path, o.flags, o.mode));
     auto file = std::make_unique<LustreFile>(t.fs, opened.inode, engine_, o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0}),
                                              uri.to_string());
@@ -254,6 +256,7 @@ class LustreBackend final : public Backend {
 
   Result<FileInfo> stat(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    if (!t.fs) return native::stat(t.path);
     STOR_ASSIGN_OR_RETURN(FileInfo fi, t.fs->mds().stat(opts_.identity, t.path));
     fi.path = uri.path;
     return fi;
@@ -261,25 +264,29 @@ class LustreBackend final : public Backend {
 
   Result<std::vector<DirEntry>> list(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    if (!t.fs) return native::list(t.path);
     return t.fs->mds().readdir(opts_.identity, t.path);
   }
 
   Status remove(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    if (!t.fs) return native::remove(t.path);
     return t.fs->mds().remove(opts_.identity, t.path);
   }
 
   Status mkdir(const Uri& uri, uint32_t mode) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
+    if (!t.fs) return native::mkdir(t.path, mode);
     return t.fs->mds().mkdir(opts_.identity, t.path, mode);
   }
 
   Status rename(const Uri& from, const Uri& to) override {
     STOR_ASSIGN_OR_RETURN(auto a, resolve(from));
     STOR_ASSIGN_OR_RETURN(auto b, resolve(to));
+    if (!a.fs && !b.fs) return native::rename(a.path, b.path);
     if (a.fs != b.fs)
-      return Status(Code::kInvalidArgument, "lustre: cannot rename across file systems (" + a.fs->root() + " and " +
-                                                b.fs->root() + ")");
+      return Status(Code::kInvalidArgument, "lustre: cannot rename across file systems ('" + from.path + "' and '" +
+                                                to.path + "')");
     return a.fs->mds().rename(opts_.identity, a.path, b.path);
   }
 
@@ -293,6 +300,13 @@ class LustreBackend final : public Backend {
       out["lustre.error"] = t.status().to_string();
       return out;
     }
+    if (!t->fs) {
+      out["lustre.mode"] = "native";
+      auto l = getstripe(t->path);
+      if (l.is_ok()) out["lustre.layout"] = describe_layout(l->layout);
+      return out;
+    }
+    out["lustre.mode"] = "emulated";
     const auto& sb = t->fs->superblock();
     out["lustre.root"] = t->fs->root();
     out["lustre.fsname"] = sb.fsname();
@@ -307,8 +321,8 @@ class LustreBackend final : public Backend {
 
  private:
   struct Target {
-    std::shared_ptr<FileSystem> fs;
-    std::string path;
+    std::shared_ptr<FileSystem> fs;  // null: native Lustre, and path is the host path
+    std::string path;                // in-fs path of the emulated file system
   };
   Result<Target> resolve(const Uri& uri) {
     if (!uri.authority.empty())
@@ -328,7 +342,15 @@ class LustreBackend final : public Backend {
           return Target{fs, norm.size() == root.size() ? std::string("/") : norm.substr(root == "/" ? 0 : root.size())};
       }
     }
-    STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(uri.path));
+    auto located = FileSystem::locate(uri.path);
+    if (!located) {
+      // No emulated file system here: a real Lustre mount with liblustreapi is served natively.
+      if (located.status().code() != Code::kNotFound) return located.status();
+      auto drv = detect_layout_driver(norm);
+      if (drv.native) return Target{nullptr, norm};
+      return Status(Code::kNotFound, located.status().message() + " (" + drv.reason + ")");
+    }
+    auto& loc = *located;
     std::unique_lock lk(mu_);
     auto& fs = mounted_[loc.first];
     if (!fs) {

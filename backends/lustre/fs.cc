@@ -79,7 +79,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
   std::string clean = root_dir + "/mdt/clean";
   if (::unlink(clean.c_str()) != 0) {
-    auto scan = fs->scan_objects(/*remove=*/true);
+    auto scan = fs->scan_objects(/*repair=*/true);
     if (!scan) return scan.status();
   }
   mounts()[root_dir] = fs;
@@ -113,7 +113,7 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
       ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
 }
 
-Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool remove) {
+Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
   ObjectScan scan;
   for (uint32_t t = 0; t < target_count(); ++t) {
     std::error_code ec;
@@ -127,10 +127,19 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool remove) {
       int used = 0;
       bool parsed = std::sscanf(name.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
                     static_cast<size_t>(used) == name.size();
-      if (parsed && mds_->object_in_use(ino, comp, stripe, t)) continue;
+      int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
+      if (limit >= 0) {
+        std::error_code size_ec;
+        auto size = it->file_size(size_ec);
+        if (!size_ec && size > static_cast<uint64_t>(limit)) {
+          ++scan.overlong;
+          if (repair) (void)::truncate(it->path().c_str(), static_cast<off_t>(limit));
+        }
+        continue;
+      }
       ++scan.orphans;
       scan.orphan_paths.push_back(it->path().string());
-      if (remove) ::unlink(it->path().c_str());
+      if (repair) ::unlink(it->path().c_str());
     }
     if (ec) return Status::from_errno(ec.value(), "lustre: scan target " + target_dir(t));
   }

@@ -47,11 +47,14 @@ class FileSystem {
   struct ObjectScan {
     uint64_t objects = 0;
     uint64_t orphans = 0;  // objects no live file's layout names
+    uint64_t overlong = 0; // objects holding bytes beyond their file's size
     std::vector<std::string> orphan_paths;
   };
-  // Walks every target; with remove, deletes the orphans (left by a crash between an unlink's log
-  // record and its object deletion, or by files unlinked while open).
-  Result<ObjectScan> scan_objects(bool remove);
+  // Walks every target. With repair, deletes orphans (left by a crash between an unlink's log
+  // record and its object deletion, or by files unlinked while open) and cuts objects back to
+  // their file's size (bytes of writes that were never acknowledged, so that a later write past
+  // them cannot expose them instead of zeros).
+  Result<ObjectScan> scan_objects(bool repair);
 
  private:
   FileSystem() = default;

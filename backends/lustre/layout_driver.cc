@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "backends/lustre/layout.h"
 
@@ -139,7 +140,28 @@ class LlapiDriver final : public LayoutDriver {
 
 }  // namespace
 
+namespace {
+std::mutex g_probe_mu;
+LayoutDriverProbe& probe_override() {
+  static auto* p = new LayoutDriverProbe();
+  return *p;
+}
+}  // namespace
+
+void set_layout_driver_probe_for_testing(LayoutDriverProbe probe) {
+  std::lock_guard lk(g_probe_mu);
+  probe_override() = std::move(probe);
+}
+
 LayoutDriverChoice detect_layout_driver(const std::string& host_path, const std::string& library) {
+  {
+    LayoutDriverProbe probe;
+    {
+      std::lock_guard lk(g_probe_mu);
+      probe = probe_override();
+    }
+    if (probe) return probe(host_path);
+  }
   LayoutDriverChoice out;
   // Probe the nearest existing ancestor: the file itself may not exist yet.
   std::filesystem::path p = host_path.empty() ? "/" : host_path;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -31,6 +32,11 @@ struct LayoutDriverChoice {
   std::unique_ptr<LayoutDriver> native;  // the llapi driver, or null: use the emulation
   std::string reason;                    // why, for `stctl info`
 };
+
+// Tests only: replaces the probe (statfs + dlopen) used by detect_layout_driver(); an empty
+// function restores it. Lets tests drive the native-Lustre code paths with a fake driver.
+using LayoutDriverProbe = std::function<LayoutDriverChoice(const std::string& host_path)>;
+void set_layout_driver_probe_for_testing(LayoutDriverProbe probe);
 
 // Picks the llapi driver for host_path when it is on a Lustre mount and the library loads.
 // `library` overrides the dlopen name (tests use it to force the library-missing branch).

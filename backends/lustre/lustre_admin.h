@@ -78,9 +78,11 @@ struct DfReport {
 };
 Result<DfReport> df(const std::string& path);
 
-// Consistency check: every object must belong to a live file's layout. With repair, orphans go.
+// Consistency check: every object must belong to a live file's layout and hold nothing past the
+// file's size. With repair, orphans are deleted and overlong objects cut back.
 struct FsckReport {
   uint64_t inodes = 0, objects = 0, orphans = 0;
+  uint64_t overlong = 0;  // objects with bytes past their file's size (unacknowledged writes)
   std::vector<std::string> orphan_paths;
 };
 Result<FsckReport> fsck(const std::string& path, bool repair = false);

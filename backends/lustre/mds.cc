@@ -788,14 +788,15 @@ std::vector<std::pair<uint64_t, pb::Layout>> Mds::files() const {
 
 namespace stor::lustre {
 
-bool Mds::object_in_use(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const {
+int64_t Mds::object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const {
   decltype(inodes_)::const_accessor a;
-  if (!inodes_.find(a, ino)) return false;
+  if (!inodes_.find(a, ino)) return -1;
   std::shared_lock lk(a->second->mu);
   const auto& l = a->second->layout;
-  if (a->second->is_dir() || static_cast<int>(component) >= l.components_size()) return false;
+  if (a->second->is_dir() || static_cast<int>(component) >= l.components_size()) return -1;
   const auto& c = l.components(static_cast<int>(component));
-  return static_cast<int>(stripe) < c.targets_size() && c.targets(static_cast<int>(stripe)) == target;
+  if (static_cast<int>(stripe) >= c.targets_size() || c.targets(static_cast<int>(stripe)) != target) return -1;
+  return static_cast<int64_t>(object_size_for(l, component, stripe, a->second->size));
 }
 
 }  // namespace stor::lustre

@@ -113,9 +113,9 @@ class Mds {
   uint32_t target_count() const { return target_count_; }
   uint64_t inode_count() const { return inodes_.size(); }
   uint64_t wal_bytes() const { return wal_.size(); }
-  // Whether object (component, stripe) on `target` belongs to a live file. Not for concurrent use
-  // with mutations (called at mount and by fsck).
-  bool object_in_use(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const;
+  // The largest size object (component, stripe) on `target` may have given its file's size, or -1
+  // when no live file's layout names the object (an orphan).
+  int64_t object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const;
   // Every regular file's (ino, layout), for df/fsck.
   std::vector<std::pair<uint64_t, pb::Layout>> files() const;
 

@@ -253,7 +253,7 @@ TEST_CASE("layout driver detection falls back to the emulation off Lustre", "[lu
 }
 
 TEST_CASE("fsck finds orphan objects; an unclean mount sweeps them", "[lustre][fsck]") {
-  std::string orphan;
+  std::string orphan, overlong;
   stor::test::TempDir dir;
   std::string root = dir.path() + "/fs";
   REQUIRE(mkfs(root, MkfsOptions{}).is_ok());
@@ -266,10 +266,17 @@ TEST_CASE("fsck finds orphan objects; an unclean mount sweeps them", "[lustre][f
     REQUIRE(f);
     std::fputs("stale", f);
     std::fclose(f);
+    // Bytes past the file's size in a live object: a write that was never acknowledged.
+    overlong = getstripe(root + "/f")->objects.at(1).path;
+    f = std::fopen(overlong.c_str(), "w");
+    REQUIRE(f);
+    std::fputs("unacknowledged", f);
+    std::fclose(f);
     auto r = fsck(root);
     REQUIRE(r.is_ok());
     REQUIRE(r->orphans == 1);
     REQUIRE(r->orphan_paths.at(0) == orphan);
+    REQUIRE(r->overlong == 1);
   }
   // Clean unmount: the next mount trusts the targets and does not scan.
   { REQUIRE(FileSystem::mount(root).is_ok()); }
@@ -280,6 +287,89 @@ TEST_CASE("fsck finds orphan objects; an unclean mount sweeps them", "[lustre][f
     auto fs = FileSystem::mount(root);
     REQUIRE(fs.is_ok());
     REQUIRE_FALSE(std::filesystem::exists(orphan));
+    REQUIRE(std::filesystem::file_size(overlong) == 0);
     REQUIRE(fsck(root)->orphans == 0);
+    REQUIRE(fsck(root)->overlong == 0);
   }
+}
+
+namespace {
+// Stands in for liblustreapi: remembers layouts per path.
+class FakeLlapi final : public LayoutDriver {
+ public:
+  explicit FakeLlapi(std::shared_ptr<std::map<std::string, pb::Layout>> store) : store_(std::move(store)) {}
+  std::string_view name() const override { return "fake-llapi"; }
+  Status set_layout(const std::string& path, const pb::Layout& l) override {
+    if (!std::filesystem::exists(path)) {
+      FILE* f = std::fopen(path.c_str(), "w");
+      if (!f) return Status::from_errno(errno, path);
+      std::fclose(f);
+    }
+    (*store_)[path] = l;
+    return Status::ok();
+  }
+  Result<pb::Layout> get_layout(const std::string& path) override {
+    auto it = store_->find(path);
+    if (it == store_->end()) return Status(Code::kNotFound, "no layout for " + path);
+    return it->second;
+  }
+
+ private:
+  std::shared_ptr<std::map<std::string, pb::Layout>> store_;
+};
+
+struct ProbeGuard {
+  ~ProbeGuard() { set_layout_driver_probe_for_testing(nullptr); }
+};
+}  // namespace
+
+TEST_CASE("on a (simulated) Lustre mount the backend runs natively and layouts go to the driver", "[lustre][driver]") {
+  stor::test::TempDir dir;
+  std::string mnt = dir.path() + "/mnt";
+  std::filesystem::create_directories(mnt);
+  auto layouts = std::make_shared<std::map<std::string, pb::Layout>>();
+  ProbeGuard guard;
+  set_layout_driver_probe_for_testing([&](const std::string& p) {
+    LayoutDriverChoice c;
+    if (p.rfind(mnt, 0) == 0) {
+      c.native = std::make_unique<FakeLlapi>(layouts);
+      c.reason = p + " is on a (simulated) Lustre mount";
+    } else {
+      c.reason = p + " is not on a Lustre mount";
+    }
+    return c;
+  });
+  auto store = Store::create();
+  REQUIRE(store.is_ok());
+  auto& s = **store;
+  std::string u = "lustre://" + mnt;
+  REQUIRE(s.mkdir(u + "/d").is_ok());
+  auto f = s.open(u + "/d/a", kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  auto data = stor::test::pattern(300000, 4);
+  REQUIRE(f->write(data.data(), data.size(), 0).is_ok());
+  std::vector<char> back(data.size());
+  REQUIRE(f->read_exact(back.data(), back.size(), 0).is_ok());
+  REQUIRE(back == data);
+  REQUIRE(f->close().is_ok());
+  REQUIRE(std::filesystem::file_size(mnt + "/d/a") == data.size());  // a plain file: Lustre stripes it
+  REQUIRE(s.rename(u + "/d/a", u + "/d/b").is_ok());
+  auto l = s.list(u + "/d");
+  REQUIRE(l.is_ok());
+  REQUIRE(l->size() == 1);
+  REQUIRE(l->at(0).name == "b");
+  REQUIRE(setstripe(mnt + "/d/striped", {{4, 1 << 20}}).is_ok());
+  auto gs = getstripe(mnt + "/d/striped");
+  REQUIRE(gs.is_ok());
+  REQUIRE(gs->driver == "fake-llapi");
+  REQUIRE(gs->layout.components(0).stripe_count() == 4);
+  auto desc = s.describe(u + "/d/striped");
+  REQUIRE(desc["lustre.mode"] == "native");
+  REQUIRE(desc["lustre.layout_driver"] == "fake-llapi");
+  REQUIRE(s.remove(u + "/d/b").is_ok());
+  REQUIRE(s.stat(u + "/d/b").status().code() == Code::kNotFound);
+  // Outside the mount: no emulated file system either, and the error says why.
+  auto off = s.stat("lustre://" + dir.path() + "/elsewhere");
+  REQUIRE(off.status().code() == Code::kNotFound);
+  REQUIRE_THAT(off.status().message(), Catch::Contains("not on a Lustre mount"));
 }

@@ -224,6 +224,7 @@ TEST_CASE("acknowledged operations survive SIGKILL mid-workload", "[lustre][cras
     auto check = fsck(root);
     REQUIRE(check.is_ok());
     REQUIRE(check->orphans == 0);
+    REQUIRE(check->overlong == 0);
     REQUIRE(check->objects > 0);
     // The recovered file system keeps working.
     auto probe = (*store)->open("lustre://" + root + "/probe" + std::to_string(round), kOpenWrite | kOpenCreate | kOpenExclusive);
