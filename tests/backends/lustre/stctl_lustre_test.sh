@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# End-to-end check of the lustre stctl commands: mkfs, setstripe (plain and PFL), cp, getstripe,
+# df, fsck, info, and their errors on bad input.
+set -euo pipefail
+STCTL="$1"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/stctl-lustre-XXXXXX")"
+trap 'rm -rf "$WORK"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$STCTL" mkfs -t 4 "$WORK/fs" | grep -q "4 targets" || fail "mkfs"
+"$STCTL" mkfs -t 4 "$WORK/fs" 2>/dev/null && fail "mkfs over an existing file system succeeded"
+"$STCTL" init -t 2 -c -1 -S 128K "$WORK/fs2" >/dev/null || fail "init"
+"$STCTL" getstripe "$WORK/fs2" | grep -q "stripe_count -1 stripe_size 128K" || fail "init default layout"
+
+"$STCTL" setstripe -c 4 -S 1M "$WORK/fs/wide" || fail "setstripe"
+"$STCTL" setstripe -E 64M -c 1 -E -1 -c -1 "lustre://$WORK/fs/pfl" || fail "setstripe PFL"
+head -c 3000000 /dev/urandom > "$WORK/src.bin"
+"$STCTL" cp "$WORK/src.bin" "lustre://$WORK/fs/wide" >/dev/null 2>&1 || fail "cp in"
+"$STCTL" cp "lustre://$WORK/fs/wide" "$WORK/back.bin" >/dev/null 2>&1 || fail "cp out"
+cmp -s "$WORK/src.bin" "$WORK/back.bin" || fail "data differs after a round trip"
+
+out="$("$STCTL" getstripe "$WORK/fs/wide")"
+echo "$out" | grep -q "stripe_count 4 stripe_size 1M" || fail "getstripe layout: $out"
+[ "$(echo "$out" | grep -c '1048576')" -ge 2 ] || fail "getstripe object sizes: $out"
+"$STCTL" getstripe "$WORK/fs/pfl" | grep -q "component 1: extent \[64M, EOF) stripe_count 4" || fail "getstripe PFL"
+"$STCTL" --json getstripe "$WORK/fs/wide" | grep -q '"allocated":true' || fail "getstripe --json"
+
+"$STCTL" df "$WORK/fs" | grep -q "stor-OST3" || fail "df"
+"$STCTL" --json df "$WORK/fs" | grep -q '"objects":1' || fail "df --json"
+"$STCTL" fsck "$WORK/fs" | grep -q "0 orphan" || fail "fsck"
+"$STCTL" info "lustre://$WORK/fs/wide" | grep -q "lustre.layout_driver *emulated" || fail "info driver"
+
+err="$("$STCTL" setstripe -S 100000 "$WORK/fs/x" 2>&1)" && fail "bad stripe size accepted"
+echo "$err" | grep -q "multiple of 64 KiB" || fail "bad stripe size message: $err"
+err="$("$STCTL" setstripe -c 5 "$WORK/fs/x" 2>&1)" && fail "count > targets accepted"
+echo "$err" | grep -q "exceeds the 4 targets" || fail "count message: $err"
+err="$("$STCTL" info "lustre://$WORK/fs/../etc" 2>&1)" && fail "path escape accepted"
+echo "$err" | grep -q "InvalidArgument" || fail "escape message: $err"
+echo "stctl lustre commands: ok"
