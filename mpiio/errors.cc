@@ -1,0 +1,99 @@
+// Error translation: stor::Status -> MPI error codes of the closest MPI error class that carry
+// stor's message, so MPI_Error_class gives the class and MPI_Error_string says what went wrong.
+// MPI_Add_error_code cannot do this: MPICH 4.0 gives codes under predefined classes no message
+// slot (MPI_Error_string prints an unrelated message). MPICH's own MPIR_Err_create_code (what
+// ROMIO calls; exported by libmpich) builds a proper code with an error stack.
+#include <cstdio>
+#include <cstring>
+
+#include "mpiio_internal.h"
+
+extern "C" int MPIR_Err_create_code(int lastcode, int fatal, const char fcname[], int line, int error_class,
+                                    const char generic_msg[], const char specific_msg[], ...);
+
+namespace stor::mpiio {
+
+namespace {
+
+int error_class_of(Code c) {
+  switch (c) {
+    case Code::kOk: return MPI_SUCCESS;
+    case Code::kInvalidArgument: return MPI_ERR_BAD_FILE;
+    case Code::kNotFound: return MPI_ERR_NO_SUCH_FILE;
+    case Code::kPermissionDenied: return MPI_ERR_ACCESS;
+    case Code::kAlreadyExists: return MPI_ERR_FILE_EXISTS;
+    case Code::kNoSpace: return MPI_ERR_NO_SPACE;
+    case Code::kBusy: return MPI_ERR_FILE_IN_USE;
+    case Code::kUnsupported: return MPI_ERR_UNSUPPORTED_OPERATION;
+    case Code::kNotADirectory:
+    case Code::kIsADirectory: return MPI_ERR_BAD_FILE;
+    default: return MPI_ERR_IO;
+  }
+}
+
+}  // namespace
+
+int mpi_error(int error_class, const std::string& message) {
+  if (error_class == MPI_SUCCESS) return MPI_SUCCESS;
+  std::string text = "stor: " + message;
+  // "**io %s" is an MPICH message key ("Other I/O error %s") that carries free text.
+  return MPIR_Err_create_code(MPI_SUCCESS, /*MPIR_ERR_RECOVERABLE*/ 0, "libstor_mpiio", 0, error_class, "**io",
+                              "**io %s", text.c_str());
+}
+
+int to_mpi_error(const Status& s) {
+  if (s.is_ok()) return MPI_SUCCESS;
+  return mpi_error(error_class_of(s.code()), s.to_string());
+}
+
+int report(StorFile* f, int code) {
+  if (code == MPI_SUCCESS) return code;
+  MPI_Errhandler eh = MPI_ERRORS_RETURN;
+  if (f) {
+    eh = f->errhandler;
+  } else {
+    // Errors without a file (open, delete) go to MPI_FILE_NULL's handler.
+    PMPI_File_get_errhandler(MPI_FILE_NULL, &eh);
+  }
+  if (eh == MPI_ERRORS_ARE_FATAL) {
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    PMPI_Error_string(code, text, &len);
+    std::fprintf(stderr, "libstor_mpiio: fatal error (MPI_ERRORS_ARE_FATAL): %s\n", text);
+    PMPI_Abort(f ? f->comm : MPI_COMM_WORLD, code);
+  } else if (!f && eh != MPI_ERRORS_RETURN) {
+    // A user handler on MPI_FILE_NULL: the standard says it is called with MPI_FILE_NULL.
+    PMPI_File_call_errhandler(MPI_FILE_NULL, code);
+  }
+  return code;
+}
+
+int refuse(MPI_File fh, const char* call) {
+  StorFile* f = lookup(fh);
+  return report(f, mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
+                             std::string(call) + " is not implemented for stor files (" + (f ? f->name : "?") +
+                                 "); see docs/mpiio.md for the supported calls"));
+}
+
+Status agree(MPI_Comm comm, Status local) {
+  int rank = 0;
+  PMPI_Comm_rank(comm, &rank);
+  struct {
+    int failed;
+    int rank;
+  } mine{local.is_ok() ? 0 : 1, rank}, first{};
+  // MAXLOC picks the lowest rank among those that failed.
+  PMPI_Allreduce(&mine, &first, 1, MPI_2INT, MPI_MAXLOC, comm);
+  if (!first.failed) return Status::ok();
+  int code = static_cast<int>(local.code());
+  PMPI_Bcast(&code, 1, MPI_INT, first.rank, comm);
+  std::string msg = local.message();
+  int len = static_cast<int>(msg.size());
+  PMPI_Bcast(&len, 1, MPI_INT, first.rank, comm);
+  msg.resize(static_cast<size_t>(len));
+  PMPI_Bcast(msg.data(), len, MPI_CHAR, first.rank, comm);
+  if (rank != first.rank) msg += " (on rank " + std::to_string(first.rank) + ")";
+  return Status(static_cast<Code>(code), msg);
+}
+
+}  // namespace stor::mpiio

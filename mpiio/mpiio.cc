@@ -1,0 +1,777 @@
+// libstor_mpiio.so: MPI-IO through stor for files named "stor:<stor uri>", e.g.
+// MPI_File_open(comm, "stor:lustre:///fs/run/out.bin", ...). Every other file goes to MPICH's
+// ROMIO unchanged (PMPI_ entry points). Load it with LD_PRELOAD or link it before -lmpich.
+//
+// A stor file's MPI_File is a pointer to our own StorFile; the handle table tells the two kinds
+// apart, so a stor handle never reaches ROMIO. MPI_File_* calls implemented here are listed in
+// docs/mpiio.md; all others refuse stor handles with MPI_ERR_UNSUPPORTED_OPERATION
+// (refused_calls.inc).
+#include <strings.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <unordered_set>
+
+#include "mpiio_internal.h"
+
+#ifdef STOR_MPIIO_WITH_LUSTRE
+#include "backends/lustre/lustre_admin.h"
+#endif
+
+namespace stor::mpiio {
+
+namespace {
+
+constexpr const char* kPrefix = "stor:";
+constexpr int64_t kDefaultDomainUnit = 1 << 20;
+
+std::mutex g_mu;
+std::unique_ptr<stor::Store> g_store;  // one per process, created by the first stor open
+std::unordered_set<StorFile*>& handles() {
+  static auto* h = new std::unordered_set<StorFile*>();  // never destroyed: usable at exit
+  return *h;
+}
+
+bool is_stor_name(const char* name) { return name && std::strncmp(name, kPrefix, std::strlen(kPrefix)) == 0; }
+
+Result<stor::Store*> store() {
+  std::lock_guard lk(g_mu);
+  if (!g_store) {
+    auto s = stor::Store::create({});
+    if (!s) return s.status();
+    g_store = std::move(*s);
+  }
+  return g_store.get();
+}
+
+bool is_named(MPI_Datatype t) {
+  int ni, na, nd, combiner;
+  PMPI_Type_get_envelope(t, &ni, &na, &nd, &combiner);
+  return combiner == MPI_COMBINER_NAMED;
+}
+
+// Our own reference to a datatype kept by a view (the caller may free theirs).
+MPI_Datatype keep_type(MPI_Datatype t) {
+  if (is_named(t)) return t;
+  MPI_Datatype dup = MPI_DATATYPE_NULL;
+  PMPI_Type_dup(t, &dup);
+  return dup;
+}
+void release_type(MPI_Datatype& t) {
+  if (t != MPI_DATATYPE_NULL && !is_named(t)) PMPI_Type_free(&t);
+  t = MPI_DATATYPE_NULL;
+}
+
+void release(StorFile* f) {
+  release_type(f->view.etype);
+  release_type(f->view.filetype);
+  if (f->comm != MPI_COMM_NULL) PMPI_Comm_free(&f->comm);
+  {
+    std::lock_guard lk(g_mu);
+    handles().erase(f);
+  }
+  delete f;
+}
+
+// ---- hints ----
+
+int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
+  if (info == MPI_INFO_NULL) return fallback;
+  char value[MPI_MAX_INFO_VAL + 1];
+  int flag = 0;
+  PMPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag);
+  if (!flag) return fallback;
+  char* end = nullptr;
+  long long v = std::strtoll(value, &end, 10);
+  if (end == value || v < 0) return fallback;  // a hint that does not parse is ignored, as ROMIO does
+  return v;
+}
+
+void read_hints(MPI_Info info, Hints* h) {
+  h->cb_nodes = static_cast<int>(info_int(info, "cb_nodes", h->cb_nodes));
+  h->striping_unit = info_int(info, "striping_unit", h->striping_unit);
+  h->striping_factor = static_cast<int>(info_int(info, "striping_factor", h->striping_factor));
+}
+
+// Aggregators: cb_nodes (default min(nprocs, stripe count or 2)) ranks spread evenly over the
+// ranks that hold a handle.
+void choose_aggregators(StorFile* f, int stripe_count) {
+  int n_io = static_cast<int>(f->io_ranks.size());
+  int want = f->hints.cb_nodes > 0 ? f->hints.cb_nodes : std::min(f->nprocs, stripe_count > 0 ? stripe_count : 2);
+  int naggs = std::clamp(want, 1, std::max(1, n_io));
+  f->aggregators.clear();
+  for (int i = 0; i < naggs; ++i) f->aggregators.push_back(f->io_ranks[static_cast<size_t>(i) * n_io / naggs]);
+  f->hints.cb_nodes = naggs;
+}
+
+// ---- open ----
+
+Status check_amode(int amode) {
+  int access = (amode & MPI_MODE_RDONLY ? 1 : 0) + (amode & MPI_MODE_WRONLY ? 1 : 0) + (amode & MPI_MODE_RDWR ? 1 : 0);
+  if (access != 1) return {Code::kInvalidArgument, "amode needs exactly one of MPI_MODE_RDONLY, MPI_MODE_WRONLY, MPI_MODE_RDWR"};
+  if ((amode & MPI_MODE_RDONLY) && (amode & (MPI_MODE_CREATE | MPI_MODE_EXCL)))
+    return {Code::kInvalidArgument, "MPI_MODE_RDONLY cannot be combined with MPI_MODE_CREATE or MPI_MODE_EXCL"};
+  if ((amode & MPI_MODE_RDWR) && (amode & MPI_MODE_SEQUENTIAL))
+    return {Code::kInvalidArgument, "MPI_MODE_RDWR cannot be combined with MPI_MODE_SEQUENTIAL"};
+  return Status::ok();
+}
+
+uint32_t access_flags(int amode) {
+  if (amode & MPI_MODE_RDONLY) return kOpenRead;
+  if (amode & MPI_MODE_WRONLY) return kOpenWrite;
+  return kOpenRead | kOpenWrite;
+}
+
+struct StripeGeometry {
+  int64_t unit = 0;
+  int64_t count = 0;
+};
+
+// Rank 0, before creating: striping hints become the new file's lustre layout.
+Status apply_striping_hints(stor::Store& st, const Uri& uri, const std::string& text, int amode, const Hints& h) {
+#ifdef STOR_MPIIO_WITH_LUSTRE
+  if (uri.scheme != "lustre" || !(amode & MPI_MODE_CREATE) || (h.striping_factor <= 0 && h.striping_unit <= 0))
+    return Status::ok();
+  auto existing = st.stat(text);
+  if (existing.is_ok()) return Status::ok();  // a layout is fixed at creation, as on Lustre
+  lustre::StripeSpec spec;
+  if (h.striping_factor > 0) spec.stripe_count = h.striping_factor;
+  if (h.striping_unit > 0) spec.stripe_size = static_cast<uint64_t>(h.striping_unit);
+  Status s = lustre::setstripe(text, lustre::LayoutSpec{spec});
+  if (s.code() == Code::kInvalidArgument) {
+    // Hints may be ignored; a bad one must not fail the open. Say so, though.
+    std::fprintf(stderr, "libstor_mpiio: ignoring striping hints for %s: %s\n", text.c_str(), s.to_string().c_str());
+    return Status::ok();
+  }
+  return s;
+#else
+  (void)st; (void)uri; (void)text; (void)amode; (void)h;
+  return Status::ok();
+#endif
+}
+
+StripeGeometry stripe_geometry(const Uri& uri, const std::string& text) {
+#ifdef STOR_MPIIO_WITH_LUSTRE
+  if (uri.scheme == "lustre") {
+    auto info = lustre::getstripe(text);
+    if (info.is_ok() && info->layout.components_size() > 0) {
+      const auto& c = info->layout.components(0);
+      return {static_cast<int64_t>(c.stripe_size()), c.targets_size()};
+    }
+  }
+#else
+  (void)uri; (void)text;
+#endif
+  return {};
+}
+
+int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {
+  int inter = 0;
+  PMPI_Comm_test_inter(comm, &inter);
+  if (inter) return mpi_error(MPI_ERR_COMM, std::string("MPI_File_open of ") + filename + " needs an intracommunicator");
+  if (Status s = check_amode(amode); !s.is_ok()) return mpi_error(MPI_ERR_AMODE, s.message() + " (" + filename + ")");
+
+  auto* f = new StorFile();
+  PMPI_Comm_dup(comm, &f->comm);
+  PMPI_Comm_rank(f->comm, &f->rank);
+  PMPI_Comm_size(f->comm, &f->nprocs);
+  f->name = filename;
+  f->uri = f->name.substr(std::strlen(kPrefix));
+  f->amode = amode;
+  read_hints(info, &f->hints);
+  int64_t hint_vals[3] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor};
+  PMPI_Bcast(hint_vals, 3, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
+  f->hints = {static_cast<int>(hint_vals[0]), hint_vals[1], static_cast<int>(hint_vals[2])};
+
+  auto fail = [&](const Status& s) {
+    if (f->file) (void)f->file->close();
+    f->file.reset();
+    int code = to_mpi_error(s);
+    release(f);
+    return code;
+  };
+
+  // Rank 0 creates (and applies striping hints) before anyone else opens.
+  Status s;
+  StripeGeometry geo;
+  if (f->rank == 0) {
+    auto st = store();
+    auto uri = Uri::parse(f->uri);
+    if (!st.is_ok()) s = st.status();
+    else if (!uri.is_ok()) s = Status(uri.status().code(), uri.status().message() + " (in '" + f->name + "')");
+    else s = apply_striping_hints(**st, *uri, f->uri, amode, f->hints);
+    if (s.is_ok()) {
+      uint32_t flags = access_flags(amode);
+      if (amode & MPI_MODE_CREATE) flags |= kOpenCreate;
+      if (amode & MPI_MODE_EXCL) flags |= kOpenExclusive;
+      auto file = (*st)->open(f->uri, flags);
+      if (file.is_ok()) f->file = std::move(*file);
+      else s = file.status();
+    }
+    if (s.is_ok()) geo = stripe_geometry(*uri, f->uri);
+  }
+  s = agree(f->comm, s);
+  if (!s.is_ok()) return fail(s);
+
+  // Everyone else opens the existing file. Busy means the backend admits one process (the
+  // emulated lustre mount is held by rank 0's process): that rank then does collective I/O only.
+  if (f->rank != 0) {
+    auto st = store();
+    if (!st.is_ok()) {
+      s = st.status();
+    } else {
+      auto file = (*st)->open(f->uri, access_flags(amode));
+      if (file.is_ok()) f->file = std::move(*file);
+      else if (file.status().code() != Code::kBusy) s = file.status();
+    }
+  }
+  s = agree(f->comm, s);
+  if (!s.is_ok()) return fail(s);
+
+  std::vector<int> has(static_cast<size_t>(f->nprocs));
+  int mine = f->file ? 1 : 0;
+  PMPI_Allgather(&mine, 1, MPI_INT, has.data(), 1, MPI_INT, f->comm);
+  for (int r = 0; r < f->nprocs; ++r)
+    if (has[static_cast<size_t>(r)]) f->io_ranks.push_back(r);
+
+  int64_t geo_vals[2] = {geo.unit, geo.count};
+  PMPI_Bcast(geo_vals, 2, MPI_INT64_T, 0, f->comm);
+  geo = {geo_vals[0], geo_vals[1]};
+  // File domains follow the real stripe size when the backend has one, else the hint.
+  f->domain_unit = geo.unit > 0 ? geo.unit : (f->hints.striping_unit > 0 ? f->hints.striping_unit : kDefaultDomainUnit);
+  f->hints.striping_unit = f->domain_unit;
+  if (geo.count > 0) f->hints.striping_factor = static_cast<int>(geo.count);
+  choose_aggregators(f, static_cast<int>(geo.count));
+
+  f->view.flat.blocks = {{0, 1}};
+  f->view.flat.size = f->view.flat.extent = 1;
+  f->view.stream_start = {0};
+  MPI_Errhandler eh = MPI_ERRORS_RETURN;
+  PMPI_File_get_errhandler(MPI_FILE_NULL, &eh);  // new files inherit MPI_FILE_NULL's handler
+  f->errhandler = eh;
+
+  if (amode & MPI_MODE_APPEND) {
+    // The individual pointer starts at the end (the default view counts bytes).
+    int64_t size = 0;
+    if (f->file) {
+      auto sz = f->file->size();
+      if (sz.is_ok()) size = static_cast<int64_t>(*sz);
+    }
+    PMPI_Bcast(&size, 1, MPI_INT64_T, f->io_ranks.front(), f->comm);
+    f->position = size;
+  }
+  {
+    std::lock_guard lk(g_mu);
+    handles().insert(f);
+  }
+  *fh = reinterpret_cast<MPI_File>(f);
+  return MPI_SUCCESS;
+}
+
+// ---- data access ----
+
+// The caller's memory buffer (count x datatype) as a byte stream.
+struct MemoryLayout {
+  FlatType flat;
+  int64_t count = 0;
+  int64_t bytes = 0;
+  bool direct = false;  // the stream is the buffer itself (at offset `direct_off`)
+  int64_t direct_off = 0;
+};
+
+Status memory_layout(int count, MPI_Datatype type, MemoryLayout* m) {
+  if (count < 0) return {Code::kInvalidArgument, "negative count"};
+  if (type == MPI_DATATYPE_NULL) return {Code::kInvalidArgument, "MPI_DATATYPE_NULL as buffer type"};
+  STOR_RETURN_IF_ERROR(flatten(type, &m->flat));
+  m->count = count;
+  m->bytes = m->flat.size * count;
+  if (m->flat.contiguous()) {
+    m->direct = true;
+  } else if (count <= 1 && m->flat.blocks.size() <= 1) {
+    m->direct = true;
+    m->direct_off = m->flat.blocks.empty() ? 0 : m->flat.blocks[0].off;
+  }
+  return Status::ok();
+}
+
+void pack(const MemoryLayout& m, const char* buf, char* stream) {
+  for (int64_t i = 0; i < m.count; ++i)
+    for (const auto& b : m.flat.blocks) {
+      std::memcpy(stream, buf + i * m.flat.extent + b.off, static_cast<size_t>(b.len));
+      stream += b.len;
+    }
+}
+
+// Copies the first `bytes` stream bytes back into the buffer (a short read fills a prefix).
+void unpack(const MemoryLayout& m, const char* stream, char* buf, int64_t bytes) {
+  for (int64_t i = 0; i < m.count && bytes > 0; ++i)
+    for (const auto& b : m.flat.blocks) {
+      int64_t n = std::min(b.len, bytes);
+      std::memcpy(buf + i * m.flat.extent + b.off, stream, static_cast<size_t>(n));
+      stream += n;
+      bytes -= n;
+      if (bytes == 0) break;
+    }
+}
+
+void set_status(MPI_Status* status, int64_t bytes) {
+  if (status == MPI_STATUS_IGNORE) return;
+  PMPI_Status_set_elements_x(status, MPI_BYTE, bytes);
+  PMPI_Status_set_cancelled(status, 0);
+}
+
+Status no_local_handle(const StorFile& f) {
+  return {Code::kUnsupported,
+          "rank " + std::to_string(f.rank) + " has no handle on " + f.uri +
+              ": the backend admits one process per file system (here rank " + std::to_string(f.io_ranks.front()) +
+              "); use the collective calls (MPI_File_*_all) on this rank"};
+}
+
+// One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
+// agree on errors so no rank is left waiting in a collective the others skipped.
+int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+           bool collective, int64_t* moved_bytes = nullptr) {
+  Status s;
+  MemoryLayout mem;
+  if (offset < 0) s = Status(Code::kInvalidArgument, "negative file offset");
+  else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_RDONLY");
+  else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_WRONLY");
+  else s = memory_layout(count, type, &mem);
+  if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
+    s = Status(Code::kInvalidArgument, "only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
+                                           " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
+  if (s.is_ok() && !collective && !f->file) s = no_local_handle(*f);
+  if (collective) s = agree(f->comm, s);
+  if (!s.is_ok()) {
+    int cls = s.code() == Code::kPermissionDenied ? (write ? MPI_ERR_READ_ONLY : MPI_ERR_ACCESS)
+              : s.code() == Code::kUnsupported   ? MPI_ERR_UNSUPPORTED_OPERATION
+                                                  : MPI_ERR_ARG;
+    return report(f, mpi_error(cls, s.message()));
+  }
+
+  std::vector<Block> segments;
+  f->view.map(offset * f->view.etype_size, mem.bytes, &segments);
+  std::vector<char> packed;
+  char* stream = static_cast<char*>(buf) + mem.direct_off;
+  if (!mem.direct) {
+    packed.resize(static_cast<size_t>(mem.bytes));
+    stream = packed.data();
+    if (write) pack(mem, static_cast<const char*>(buf), stream);
+  }
+  int64_t moved = mem.bytes;
+  if (write) {
+    if (collective) {
+      s = collective_write(*f, segments, stream);
+    } else {
+      auto r = write_segments(*f->file, segments, stream);
+      s = r.status();
+    }
+  } else {
+    if (collective) {
+      s = collective_read(*f, segments, stream);  // like ROMIO: reports the full count
+    } else {
+      auto r = read_segments(*f->file, segments, stream);
+      s = r.status();
+      if (r.is_ok()) moved = *r;
+    }
+    if (s.is_ok() && !mem.direct) unpack(mem, stream, static_cast<char*>(buf), moved);
+  }
+  if (!s.is_ok()) return report(f, to_mpi_error(s));
+  set_status(status, moved);
+  if (moved_bytes) *moved_bytes = moved;
+  return MPI_SUCCESS;
+}
+
+// Individual-file-pointer forms: access at the pointer, then advance it by what moved.
+int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+                      bool collective) {
+  int64_t moved = 0;
+  int rc = access(f, f->position, buf, count, type, status, write, collective, &moved);
+  if (rc == MPI_SUCCESS) f->position += moved / f->view.etype_size;
+  return rc;
+}
+
+// Stream offset (bytes of view data) of the first byte at or past file offset `size`.
+int64_t stream_offset_of_eof(const View& v, int64_t size) {
+  int64_t rel = size - v.disp;
+  if (rel <= 0) return 0;
+  if (v.flat.contiguous()) return rel;
+  int64_t tile = rel / v.flat.extent;
+  int64_t r = rel - tile * v.flat.extent;
+  int64_t stream = tile * v.flat.size;
+  for (const auto& b : v.flat.blocks) stream += std::clamp<int64_t>(r - b.off, 0, b.len);
+  return stream;
+}
+
+int first_io_rank(const StorFile* f) { return f->io_ranks.front(); }
+
+}  // namespace
+
+bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
+
+StorFile* lookup(MPI_File fh) {
+  auto* f = reinterpret_cast<StorFile*>(fh);
+  std::lock_guard lk(g_mu);
+  return handles().count(f) ? f : nullptr;
+}
+
+// ---- the MPI entry points (bodies; the extern "C" symbols are below) ----
+
+int file_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {
+  if (!is_stor_name(filename)) return PMPI_File_open(comm, filename, amode, info, fh);
+  if (!fh) return report(nullptr, mpi_error(MPI_ERR_ARG, "MPI_File_open: null file handle pointer"));
+  *fh = MPI_FILE_NULL;
+  return report(nullptr, open_stor(comm, filename, amode, info, fh));
+}
+
+int file_close(MPI_File* fh) {
+  StorFile* f = fh ? lookup(*fh) : nullptr;
+  if (!f) return PMPI_File_close(fh);
+  Status s;
+  if (f->file) s = f->file->close();
+  f->file.reset();
+  s = agree(f->comm, s);
+  if (s.is_ok() && (f->amode & MPI_MODE_DELETE_ON_CLOSE)) {
+    Status r;
+    if (f->rank == 0) {
+      auto st = store();
+      r = st.is_ok() ? (*st)->remove(f->uri) : st.status();
+    }
+    s = agree(f->comm, r);
+  }
+  int code = report(f, to_mpi_error(s));
+  release(f);
+  *fh = MPI_FILE_NULL;
+  return code;
+}
+
+int file_delete(const char* filename, MPI_Info info) {
+  if (!is_stor_name(filename)) return PMPI_File_delete(filename, info);
+  auto st = store();
+  Status s = st.is_ok() ? (*st)->remove(filename + std::strlen(kPrefix)) : st.status();
+  return report(nullptr, to_mpi_error(s));
+}
+
+int file_set_size(StorFile* f, MPI_Offset size, bool at_least) {
+  Status s;
+  if (size < 0) s = Status(Code::kInvalidArgument, "negative file size");
+  else if (f->amode & MPI_MODE_RDONLY) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_RDONLY");
+  s = agree(f->comm, s);
+  if (!s.is_ok()) return report(f, mpi_error(s.code() == Code::kPermissionDenied ? MPI_ERR_READ_ONLY : MPI_ERR_ARG, s.message()));
+  if (f->rank == first_io_rank(f)) {
+    if (at_least) {  // preallocate: grow only
+      auto cur = f->file->size();
+      if (!cur.is_ok()) s = cur.status();
+      else if (static_cast<int64_t>(*cur) < size) s = f->file->truncate(static_cast<uint64_t>(size));
+    } else {
+      s = f->file->truncate(static_cast<uint64_t>(size));
+    }
+  }
+  return report(f, to_mpi_error(agree(f->comm, s)));
+}
+
+int file_get_size(StorFile* f, MPI_Offset* size) {
+  if (!f->file) return report(f, to_mpi_error(no_local_handle(*f)));
+  auto sz = f->file->size();
+  if (!sz.is_ok()) return report(f, to_mpi_error(sz.status()));
+  *size = static_cast<MPI_Offset>(*sz);
+  return MPI_SUCCESS;
+}
+
+int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype, const char* datarep) {
+  Status s;
+  int cls = MPI_ERR_ARG;
+  View v;
+  if (!datarep || strcasecmp(datarep, "native") != 0) {
+    cls = MPI_ERR_UNSUPPORTED_DATAREP;
+    s = Status(Code::kUnsupported, std::string("data representation '") + (datarep ? datarep : "(null)") +
+                                       "' (stor files support \"native\")");
+  } else if (disp < 0) {
+    s = Status(Code::kInvalidArgument, "negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
+  } else {
+    FlatType eflat;
+    s = flatten(etype, &eflat);
+    if (s.is_ok()) s = flatten(filetype, &v.flat);
+    if (s.is_ok()) {
+      cls = MPI_ERR_TYPE;
+      v.etype_size = eflat.size;
+      if (eflat.size <= 0) s = Status(Code::kInvalidArgument, "etype has size 0");
+      else if (v.flat.size <= 0) s = Status(Code::kInvalidArgument, "filetype has size 0");
+      else if (v.flat.size % eflat.size != 0)
+        s = Status(Code::kInvalidArgument, "filetype size is not a multiple of the etype size");
+      for (size_t i = 0; s.is_ok() && i < v.flat.blocks.size(); ++i) {
+        if (v.flat.blocks[i].off < 0 || (i > 0 && v.flat.blocks[i].off < v.flat.blocks[i - 1].off + v.flat.blocks[i - 1].len))
+          s = Status(Code::kInvalidArgument, "filetype displacements must be non-negative and monotonically increasing");
+      }
+    } else if (s.code() == Code::kUnsupported) {
+      cls = MPI_ERR_UNSUPPORTED_OPERATION;
+    }
+  }
+  Status all = agree(f->comm, s);
+  if (!all.is_ok()) return report(f, mpi_error(s.is_ok() ? MPI_ERR_ARG : cls, all.message()));
+  v.disp = disp;
+  v.etype = keep_type(etype);
+  v.filetype = keep_type(filetype);
+  int64_t pos = 0;
+  for (const auto& b : v.flat.blocks) {
+    v.stream_start.push_back(pos);
+    pos += b.len;
+  }
+  release_type(f->view.etype);
+  release_type(f->view.filetype);
+  f->view = std::move(v);
+  f->position = 0;
+  return MPI_SUCCESS;
+}
+
+int file_get_view(StorFile* f, MPI_Offset* disp, MPI_Datatype* etype, MPI_Datatype* filetype, char* datarep) {
+  if (disp) *disp = f->view.disp;
+  if (etype) *etype = keep_type(f->view.etype);  // derived types come back as new handles
+  if (filetype) *filetype = keep_type(f->view.filetype);
+  if (datarep) std::strcpy(datarep, "native");
+  return MPI_SUCCESS;
+}
+
+int file_seek(StorFile* f, MPI_Offset offset, int whence) {
+  int64_t pos = 0;
+  if (whence == MPI_SEEK_SET) {
+    pos = offset;
+  } else if (whence == MPI_SEEK_CUR) {
+    pos = f->position + offset;
+  } else if (whence == MPI_SEEK_END) {
+    if (!f->file) return report(f, to_mpi_error(no_local_handle(*f)));
+    auto sz = f->file->size();
+    if (!sz.is_ok()) return report(f, to_mpi_error(sz.status()));
+    int64_t eof = stream_offset_of_eof(f->view, static_cast<int64_t>(*sz));
+    pos = (eof + f->view.etype_size - 1) / f->view.etype_size + offset;
+  } else {
+    return report(f, mpi_error(MPI_ERR_ARG, "MPI_File_seek: whence must be MPI_SEEK_SET, MPI_SEEK_CUR or MPI_SEEK_END"));
+  }
+  if (pos < 0) return report(f, mpi_error(MPI_ERR_ARG, "MPI_File_seek: resulting position is negative"));
+  f->position = pos;
+  return MPI_SUCCESS;
+}
+
+int file_get_info(StorFile* f, MPI_Info* info) {
+  PMPI_Info_create(info);
+  auto put = [&](const char* k, const std::string& v) { PMPI_Info_set(*info, k, v.c_str()); };
+  put("cb_nodes", std::to_string(f->hints.cb_nodes));
+  put("striping_unit", std::to_string(f->hints.striping_unit));
+  if (f->hints.striping_factor > 0) put("striping_factor", std::to_string(f->hints.striping_factor));
+  put("romio_cb_write", "enable");
+  put("romio_cb_read", "enable");
+  put("stor_uri", f->uri);
+  put("stor_io_ranks", std::to_string(f->io_ranks.size()));
+  return MPI_SUCCESS;
+}
+
+int file_set_info(StorFile* f, MPI_Info info) {
+  // Only cb_nodes can change after open; striping is fixed at creation (as on Lustre).
+  Hints h = f->hints;
+  h.cb_nodes = 0;
+  read_hints(info, &h);
+  int cb = h.cb_nodes;
+  PMPI_Bcast(&cb, 1, MPI_INT, 0, f->comm);
+  if (cb > 0) {
+    f->hints.cb_nodes = cb;
+    choose_aggregators(f, f->hints.striping_factor);
+  }
+  return MPI_SUCCESS;
+}
+
+int file_sync(StorFile* f) {
+  if (f->amode & MPI_MODE_RDONLY) {
+    // ROMIO syncs read-only files without complaint; so do we (nothing to flush).
+    return report(f, to_mpi_error(agree(f->comm, Status::ok())));
+  }
+  Status s;
+  if (f->file) s = f->file->sync(false);
+  return report(f, to_mpi_error(agree(f->comm, s)));
+}
+
+int file_set_errhandler(StorFile* f, MPI_Errhandler eh) {
+  if (eh != MPI_ERRORS_RETURN && eh != MPI_ERRORS_ARE_FATAL && eh != MPI_ERRORS_ABORT)
+    return report(f, mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
+                               "user-defined error handlers on stor files (use MPI_ERRORS_RETURN or MPI_ERRORS_ARE_FATAL)"));
+  f->errhandler = eh == MPI_ERRORS_ABORT ? MPI_ERRORS_ARE_FATAL : eh;
+  return MPI_SUCCESS;
+}
+
+void finalize_files() {
+  std::vector<StorFile*> open;
+  {
+    std::lock_guard lk(g_mu);
+    open.assign(handles().begin(), handles().end());
+  }
+  for (StorFile* f : open) {
+    std::fprintf(stderr, "libstor_mpiio: %s was not closed before MPI_Finalize; closing it\n", f->name.c_str());
+    if (f->file) (void)f->file->close();
+    f->file.reset();
+    release(f);
+  }
+  std::lock_guard lk(g_mu);
+  g_store.reset();  // unmounts (the emulated lustre fs checkpoints and unlocks here)
+}
+
+}  // namespace stor::mpiio
+
+// ---- exported symbols ----
+
+using stor::mpiio::lookup;
+using stor::mpiio::StorFile;
+
+#define STOR_FILE_OR_FORWARD(fh, forward) \
+  StorFile* f = lookup(fh);               \
+  if (!f) return forward;
+
+extern "C" {
+
+int MPI_File_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {
+  return stor::mpiio::file_open(comm, filename, amode, info, fh);
+}
+int MPI_File_close(MPI_File* fh) { return stor::mpiio::file_close(fh); }
+int MPI_File_delete(const char* filename, MPI_Info info) { return stor::mpiio::file_delete(filename, info); }
+
+int MPI_File_set_size(MPI_File fh, MPI_Offset size) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_set_size(fh, size));
+  return stor::mpiio::file_set_size(f, size, false);
+}
+int MPI_File_preallocate(MPI_File fh, MPI_Offset size) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_preallocate(fh, size));
+  return stor::mpiio::file_set_size(f, size, true);
+}
+int MPI_File_get_size(MPI_File fh, MPI_Offset* size) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_size(fh, size));
+  return stor::mpiio::file_get_size(f, size);
+}
+int MPI_File_get_group(MPI_File fh, MPI_Group* group) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_group(fh, group));
+  return PMPI_Comm_group(f->comm, group);
+}
+int MPI_File_get_amode(MPI_File fh, int* amode) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_amode(fh, amode));
+  *amode = f->amode;
+  return MPI_SUCCESS;
+}
+int MPI_File_set_info(MPI_File fh, MPI_Info info) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_set_info(fh, info));
+  return stor::mpiio::file_set_info(f, info);
+}
+int MPI_File_get_info(MPI_File fh, MPI_Info* info) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_info(fh, info));
+  return stor::mpiio::file_get_info(f, info);
+}
+int MPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype, const char* datarep,
+                      MPI_Info info) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_set_view(fh, disp, etype, filetype, datarep, info));
+  return stor::mpiio::file_set_view(f, disp, etype, filetype, datarep);
+}
+int MPI_File_get_view(MPI_File fh, MPI_Offset* disp, MPI_Datatype* etype, MPI_Datatype* filetype, char* datarep) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_view(fh, disp, etype, filetype, datarep));
+  return stor::mpiio::file_get_view(f, disp, etype, filetype, datarep);
+}
+
+int MPI_File_read_at(MPI_File fh, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_at(fh, offset, buf, count, type, status));
+  return stor::mpiio::access(f, offset, buf, count, type, status, false, false);
+}
+int MPI_File_write_at(MPI_File fh, MPI_Offset offset, const void* buf, int count, MPI_Datatype type,
+                      MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_at(fh, offset, buf, count, type, status));
+  return stor::mpiio::access(f, offset, const_cast<void*>(buf), count, type, status, true, false);
+}
+int MPI_File_read_at_all(MPI_File fh, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_at_all(fh, offset, buf, count, type, status));
+  return stor::mpiio::access(f, offset, buf, count, type, status, false, true);
+}
+int MPI_File_write_at_all(MPI_File fh, MPI_Offset offset, const void* buf, int count, MPI_Datatype type,
+                          MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_at_all(fh, offset, buf, count, type, status));
+  return stor::mpiio::access(f, offset, const_cast<void*>(buf), count, type, status, true, true);
+}
+int MPI_File_read(MPI_File fh, void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read(fh, buf, count, type, status));
+  return stor::mpiio::access_at_pointer(f, buf, count, type, status, false, false);
+}
+int MPI_File_write(MPI_File fh, const void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write(fh, buf, count, type, status));
+  return stor::mpiio::access_at_pointer(f, const_cast<void*>(buf), count, type, status, true, false);
+}
+int MPI_File_read_all(MPI_File fh, void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_all(fh, buf, count, type, status));
+  return stor::mpiio::access_at_pointer(f, buf, count, type, status, false, true);
+}
+int MPI_File_write_all(MPI_File fh, const void* buf, int count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_all(fh, buf, count, type, status));
+  return stor::mpiio::access_at_pointer(f, const_cast<void*>(buf), count, type, status, true, true);
+}
+
+int MPI_File_seek(MPI_File fh, MPI_Offset offset, int whence) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_seek(fh, offset, whence));
+  return stor::mpiio::file_seek(f, offset, whence);
+}
+int MPI_File_get_position(MPI_File fh, MPI_Offset* offset) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_position(fh, offset));
+  *offset = f->position;
+  return MPI_SUCCESS;
+}
+int MPI_File_get_byte_offset(MPI_File fh, MPI_Offset offset, MPI_Offset* disp) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_byte_offset(fh, offset, disp));
+  if (offset < 0) return stor::mpiio::report(f, stor::mpiio::mpi_error(MPI_ERR_ARG, "negative offset"));
+  *disp = f->view.byte_offset(offset * f->view.etype_size);
+  return MPI_SUCCESS;
+}
+int MPI_File_get_type_extent(MPI_File fh, MPI_Datatype type, MPI_Aint* extent) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_type_extent(fh, type, extent));
+  MPI_Aint lb = 0;
+  return PMPI_Type_get_extent(type, &lb, extent);  // "native": the memory extent
+}
+int MPI_File_set_atomicity(MPI_File fh, int flag) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_set_atomicity(fh, flag));
+  if (flag)
+    return stor::mpiio::report(f, stor::mpiio::mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
+                                                         "atomic mode is not implemented for stor files"));
+  f->atomic = false;
+  return MPI_SUCCESS;
+}
+int MPI_File_get_atomicity(MPI_File fh, int* flag) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_atomicity(fh, flag));
+  *flag = f->atomic ? 1 : 0;
+  return MPI_SUCCESS;
+}
+int MPI_File_sync(MPI_File fh) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_sync(fh));
+  return stor::mpiio::file_sync(f);
+}
+int MPI_File_set_errhandler(MPI_File fh, MPI_Errhandler eh) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_set_errhandler(fh, eh));
+  return stor::mpiio::file_set_errhandler(f, eh);
+}
+int MPI_File_get_errhandler(MPI_File fh, MPI_Errhandler* eh) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_get_errhandler(fh, eh));
+  *eh = f->errhandler;
+  return MPI_SUCCESS;
+}
+int MPI_File_call_errhandler(MPI_File fh, int code) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_call_errhandler(fh, code));
+  stor::mpiio::report(f, code);
+  return MPI_SUCCESS;
+}
+MPI_Fint MPI_File_c2f(MPI_File fh) {
+  StorFile* f = lookup(fh);
+  if (!f) return PMPI_File_c2f(fh);
+  std::fprintf(stderr, "libstor_mpiio: MPI_File_c2f: stor file %s has no Fortran handle (returning MPI_FILE_NULL)\n",
+               f->name.c_str());
+  return 0;
+}
+
+int MPI_Finalize(void) {
+  stor::mpiio::finalize_files();
+  return PMPI_Finalize();
+}
+
+}  // extern "C"
+
+#include "refused_calls.inc"
