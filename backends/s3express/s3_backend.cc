@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
 
+#include "backends/s3express/crypto.h"
 #include "backends/s3express/read_ahead.h"
 #include "backends/s3express/write_buffer.h"
 
@@ -55,6 +57,31 @@ class S3File final : public BackendFile {
       read_ahead_ = std::make_unique<ReadAhead>(shared_->client, bucket_, key_, info, c.readahead);
     info_ = std::move(info);
   }
+  // Writable files opened without O_TRUNC: copies the object into the write buffer, a window at
+  // a time so memory stays bounded, checking its CRC32C on the way.
+  Status load_existing() {
+    const S3Config& c = shared_->client->config();
+    const uint64_t window = std::max<uint64_t>(c.part_size, std::min<uint64_t>(info_.size, 64ull << 20));
+    std::string chunk(static_cast<size_t>(std::min<uint64_t>(window, info_.size)), '\0');
+    uint32_t crc = 0;
+    for (uint64_t off = 0; off < info_.size;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), info_.size - off));
+      STOR_ASSIGN_OR_RETURN(size_t n, shared_->client->read_object(bucket_, key_, info_, off, want, chunk.data()));
+      if (n != want) return Status(Code::kIoError, name() + ": object shrank while being loaded");
+      STOR_RETURN_IF_ERROR(data_.write(chunk.data(), n, off));
+      crc = crc32c(crc, chunk.data(), n);
+      off += n;
+    }
+    if (auto it = info_.metadata.find("stor-crc32c"); c.verify_checksums && it != info_.metadata.end()) {
+      char actual[16];
+      std::snprintf(actual, sizeof actual, "%08x", crc);
+      if (it->second != actual)
+        return Status(Code::kCorruption, name() + ": CRC32C mismatch (stored " + it->second + ", read " + actual + ")");
+    }
+    dirty_ = false;
+    return Status::ok();
+  }
+
   // Writable files: the initial content and whether it already differs from the store.
   Status set_buffer(std::string data, bool dirty) {
     dirty_ = dirty;
@@ -229,12 +256,8 @@ class S3Backend final : public Backend {
       auto file = std::make_unique<S3File>(shared_, bucket, key, true);
       if (exists && !(opts.flags & kOpenTruncate)) {
         // Objects are rewritten whole: start from the current content so partial writes keep the rest.
-        const ObjectInfo& info = head.value();
-        std::string content(info.size, '\0');
-        STOR_ASSIGN_OR_RETURN(size_t n, client.read_object(bucket, key, info, 0, content.size(), content.data()));
-        content.resize(n);
-        file->set_info(info);
-        STOR_RETURN_IF_ERROR(file->set_buffer(std::move(content), false));
+        file->set_info(head.value());
+        STOR_RETURN_IF_ERROR(file->load_existing());
       } else {
         STOR_RETURN_IF_ERROR(file->set_buffer({}, true));  // a new or truncated object exists once closed
       }
