@@ -2,7 +2,11 @@
 // us-east-1, service "service", 20150830T123600Z) and the S3 documentation's GET example.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
+
 #include "backends/s3express/crypto.h"
+#include "backends/s3express/http_client.h"
+#include "backends/s3express/s3_client.h"
 #include "backends/s3express/s3_xml.h"
 #include "backends/s3express/sigv4.h"
 
@@ -166,4 +170,70 @@ TEST_CASE("xml: S3 documents parse with a real parser") {
   auto completed = parse_complete_multipart_upload("<Error><Code>InternalError</Code><Message>m</Message></Error>");
   CHECK_FALSE(completed.is_ok());
   CHECK(build_delete_objects({"a&b"}, true).find("<Key>a&amp;b</Key>") != std::string::npos);
+}
+
+TEST_CASE("config: settings win over AWS_* environment variables, which fill the gaps") {
+  ::setenv("AWS_ACCESS_KEY_ID", "ENVKEY", 1);
+  ::setenv("AWS_SECRET_ACCESS_KEY", "envsecret", 1);
+  ::setenv("AWS_SESSION_TOKEN", "envtoken", 1);
+  ::setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9000", 1);
+  ::setenv("AWS_REGION", "eu-west-1", 1);
+  auto from_env = S3Config::from_settings({}, true);
+  REQUIRE(from_env.is_ok());
+  CHECK(from_env->credentials.access_key == "ENVKEY");
+  CHECK(from_env->credentials.secret_key == "envsecret");
+  CHECK(from_env->credentials.session_token == "envtoken");
+  CHECK(from_env->endpoint == "http://127.0.0.1:9000");
+  CHECK(from_env->region == "eu-west-1");
+  CHECK(from_env->path_style);  // custom endpoint: path-style
+  CHECK(from_env->session == SessionMode::kAuto);
+  CHECK(from_env->part_size == (8u << 20));
+
+  auto from_settings = S3Config::from_settings({{"s3.access_key", "SETKEY"},
+                                                {"s3.region", "us-west-2"},
+                                                {"s3.part_size", "16M"},
+                                                {"s3.max_connections", "4"},
+                                                {"s3.addressing", "virtual"},
+                                                {"s3.session", "off"}},
+                                               true);
+  REQUIRE(from_settings.is_ok());
+  CHECK(from_settings->credentials.access_key == "SETKEY");
+  CHECK(from_settings->credentials.secret_key == "envsecret");
+  CHECK(from_settings->region == "us-west-2");
+  CHECK(from_settings->part_size == (16u << 20));
+  CHECK(from_settings->max_connections == 4);
+  CHECK_FALSE(from_settings->path_style);
+  CHECK(from_settings->session == SessionMode::kOff);
+
+  CHECK(S3Config::from_settings({}, false)->session == SessionMode::kOff);  // s3:// never uses sessions
+  CHECK(S3Config::from_settings({{"s3.part_size", "lots"}}, true).status().code() == stor::Code::kInvalidArgument);
+  CHECK(S3Config::from_settings({{"s3.session", "maybe"}}, true).status().code() == stor::Code::kInvalidArgument);
+
+  for (const char* v : {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_REGION"})
+    ::unsetenv(v);
+  auto aws_default = S3Config::from_settings({}, true);
+  REQUIRE(aws_default.is_ok());
+  CHECK(aws_default->endpoint == "https://s3.us-east-1.amazonaws.com");
+  CHECK_FALSE(aws_default->path_style);
+}
+
+TEST_CASE("endpoint: URLs parse into scheme, host and port") {
+  auto local = Endpoint::parse("http://127.0.0.1:9000");
+  REQUIRE(local.is_ok());
+  CHECK_FALSE(local->tls);
+  CHECK(local->host == "127.0.0.1");
+  CHECK(local->port == "9000");
+  CHECK(local->host_header() == "127.0.0.1:9000");
+  auto aws = Endpoint::parse("https://s3express-usw2-az1.us-west-2.amazonaws.com/");
+  REQUIRE(aws.is_ok());
+  CHECK(aws->tls);
+  CHECK(aws->port == "443");
+  CHECK(aws->host_header() == "s3express-usw2-az1.us-west-2.amazonaws.com");
+  auto v6 = Endpoint::parse("http://[::1]:8080");
+  REQUIRE(v6.is_ok());
+  CHECK(v6->host == "::1");
+  CHECK(v6->host_header() == "[::1]:8080");
+  CHECK_FALSE(Endpoint::parse("ftp://x").is_ok());
+  CHECK_FALSE(Endpoint::parse("http://host/path").is_ok());
+  CHECK_FALSE(Endpoint::parse("http://host:port").is_ok());
 }
