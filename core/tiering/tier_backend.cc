@@ -81,7 +81,8 @@ class TierBackend final : public Backend {
     const TierStats s = (*ns)->stats();
     out["tier.files"] = std::to_string(s.files);
     out["tier.fast_bytes"] = std::to_string(s.fast_bytes);
-    if (auto st = (*ns)->status(rel); st.is_ok()) out["tier.state"] = residency_name(st->residency);
+    // "tier" is the column `stctl ls -l` shows.
+    if (auto st = (*ns)->status(rel); st.is_ok()) out["tier"] = residency_name(st->residency);
     return out;
   }
 

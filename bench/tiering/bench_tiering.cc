@@ -1,0 +1,215 @@
+// Epoch-style read of a data set through an S3-linked namespace (run.sh starts s3rver):
+//   epoch 1: cold, every file fetched from the bucket into the fast tier;
+//   epoch 2: the same files again, now from the fast tier;
+//   copy-first: download everything to a local directory first, then read it there.
+// Prints times, MiB/s, S3 request counts and the ratios.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/s3express/s3_backend.h"
+#include "stor/store.h"
+#include "stor/tiering.h"
+
+using namespace stor;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Args {
+  std::string endpoint;
+  std::string bucket = "tierbench";
+  std::string work_dir;
+  unsigned files = 2000;
+  uint64_t file_size = 256 * 1024;
+  unsigned threads = 8;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string name_of(unsigned i) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "shard%02u/sample%05u.bin", i % 16, i);
+  return buf;
+}
+
+// Runs work(i) for i in order (shuffled by the caller) over `threads` threads; false on any error.
+bool parallel(const std::vector<unsigned>& order, unsigned threads, const std::function<Status(unsigned)>& work) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> ok{true};
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      std::vector<char> buf;
+      for (size_t k; (k = next.fetch_add(1)) < order.size();) {
+        Status s = work(order[k]);
+        if (!s.is_ok()) {
+          std::fprintf(stderr, "bench_tiering: %s\n", s.to_string().c_str());
+          ok = false;
+          return;
+        }
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  return ok;
+}
+
+Status read_fully(BackendFile& f, uint64_t expect, std::vector<char>& buf) {
+  buf.resize(expect + 1);
+  STOR_ASSIGN_OR_RETURN(size_t n, f.read(buf.data(), buf.size(), 0));
+  if (n != expect) return Status(Code::kIoError, "read " + std::to_string(n) + " bytes, expected " + std::to_string(expect));
+  return {};
+}
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: bench_tiering --endpoint URL [--bucket B] [--files N] [--size BYTES] [--threads T] "
+               "[--work-dir DIR]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string k = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (k == "--endpoint") a.endpoint = next();
+    else if (k == "--bucket") a.bucket = next();
+    else if (k == "--files") a.files = static_cast<unsigned>(std::stoul(next()));
+    else if (k == "--size") a.file_size = std::stoull(next());
+    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
+    else if (k == "--work-dir") a.work_dir = next();
+    else return usage();
+  }
+  if (a.endpoint.empty() || a.files == 0 || a.threads == 0) return usage();
+  if (a.work_dir.empty()) a.work_dir = fs::temp_directory_path() / ("stor-tier-bench-" + std::to_string(::getpid()));
+  fs::remove_all(a.work_dir);
+  const std::string fast_dir = a.work_dir + "/linked", copy_dir = a.work_dir + "/copy";
+  fs::create_directories(fast_dir);
+  fs::create_directories(copy_dir);
+
+  StoreOptions so;
+  so.settings = {{"s3.endpoint", a.endpoint}, {"s3.access_key", "S3RVER"}, {"s3.secret_key", "S3RVER"},
+                 {"s3.region", "us-east-1"}, {"s3.session", "off"}};
+  auto store = Store::create(so).value();
+  auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
+  auto cold = store->backend(Uri::parse("s3express://" + a.bucket + "/x").value()).value();
+  s3::S3Client* client = s3::s3_client_of(*cold);
+  if (Status s = client->create_bucket(a.bucket); !s.is_ok() && s.code() != Code::kAlreadyExists) {
+    std::fprintf(stderr, "bench_tiering: create bucket: %s\n", s.to_string().c_str());
+    return 1;
+  }
+
+  std::vector<unsigned> order(a.files);
+  for (unsigned i = 0; i < a.files; ++i) order[i] = i;
+  std::printf("data set: %u files x %llu KiB in s3rver (%s), %u reader threads\n", a.files,
+              static_cast<unsigned long long>(a.file_size >> 10), a.endpoint.c_str(), a.threads);
+  auto t0 = std::chrono::steady_clock::now();
+  if (!parallel(order, a.threads, [&](unsigned i) -> Status {
+        std::vector<char> body(a.file_size, static_cast<char>('a' + i % 26));
+        std::memcpy(body.data(), &i, sizeof i);
+        return client->put_object(a.bucket, "ds/" + name_of(i), body.data(), body.size()).status();
+      }))
+    return 1;
+  std::printf("upload (setup): %.2f s\n", seconds_since(t0));
+
+  tiering::TierOptions o;
+  o.fast = nvme;
+  o.fast_root = "nvme://" + fast_dir;
+  o.cold = cold;
+  o.cold_root = "s3express://" + a.bucket + "/ds";
+  o.state_dir = fast_dir + "/.stor-tier";
+  auto opened = tiering::TieredStore::open(o);
+  if (!opened.is_ok()) return std::fprintf(stderr, "bench_tiering: %s\n", opened.status().to_string().c_str()), 1;
+  auto ns = *opened;
+  uint64_t req0 = client->stats().requests;
+  t0 = std::chrono::steady_clock::now();
+  auto imported = ns->import_listing();
+  if (!imported.is_ok() || *imported != a.files) {
+    std::fprintf(stderr, "bench_tiering: import: %s\n", imported.status().to_string().c_str());
+    return 1;
+  }
+  const double link_s = seconds_since(t0);
+  std::printf("link (import listing): %.3f s, %llu requests\n", link_s,
+              static_cast<unsigned long long>(client->stats().requests - req0));
+
+  auto epoch = [&](unsigned seed, uint64_t* requests) -> double {
+    std::vector<unsigned> shuffled = order;
+    std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(seed));
+    const uint64_t before = client->stats().requests;
+    auto start = std::chrono::steady_clock::now();
+    thread_local std::vector<char> buf;
+    bool ok = parallel(shuffled, a.threads, [&](unsigned i) -> Status {
+      STOR_ASSIGN_OR_RETURN(auto f, ns->open_file(name_of(i), {kOpenRead}));
+      Status s = read_fully(*f, a.file_size, buf);
+      Status c = f->close();
+      return s.is_ok() ? c : s;
+    });
+    const double secs = seconds_since(start);
+    *requests = client->stats().requests - before;
+    return ok ? secs : -1;
+  };
+  uint64_t req1 = 0, req2 = 0;
+  const double epoch1 = epoch(1, &req1);
+  const double epoch2 = epoch(2, &req2);
+  if (epoch1 < 0 || epoch2 < 0) return 1;
+
+  // Copy-first: download every object to a local directory, then read them there.
+  const uint64_t before_copy = client->stats().requests;
+  t0 = std::chrono::steady_clock::now();
+  thread_local std::vector<char> cbuf;
+  bool ok = parallel(order, a.threads, [&](unsigned i) -> Status {
+    const std::string local = copy_dir + "/" + name_of(i);
+    std::error_code ec;
+    fs::create_directories(fs::path(local).parent_path(), ec);
+    STOR_ASSIGN_OR_RETURN(auto src, store->open("s3express://" + a.bucket + "/ds/" + name_of(i)));
+    STOR_RETURN_IF_ERROR(src.read_exact((cbuf.resize(a.file_size), cbuf.data()), a.file_size, 0));
+    STOR_RETURN_IF_ERROR(src.close());
+    STOR_ASSIGN_OR_RETURN(auto dst, store->open("nvme://" + local, kOpenWrite | kOpenCreate | kOpenTruncate));
+    STOR_ASSIGN_OR_RETURN(size_t n, dst.write(cbuf.data(), a.file_size, 0));
+    if (n != a.file_size) return Status(Code::kIoError, "short local write");
+    return dst.close();
+  });
+  const double copy_s = seconds_since(t0);
+  const uint64_t copy_requests = client->stats().requests - before_copy;
+  t0 = std::chrono::steady_clock::now();
+  ok = ok && parallel(order, a.threads, [&](unsigned i) -> Status {
+    STOR_ASSIGN_OR_RETURN(auto f, store->open("nvme://" + copy_dir + "/" + name_of(i)));
+    thread_local std::vector<char> rbuf;
+    Status s = read_fully(*f.backend_file(), a.file_size, rbuf);
+    Status c = f.close();
+    return s.is_ok() ? c : s;
+  });
+  const double local_read_s = seconds_since(t0);
+  if (!ok) return 1;
+  const double copy_first = copy_s + local_read_s;
+
+  const double mib = static_cast<double>(a.files) * static_cast<double>(a.file_size) / (1 << 20);
+  std::printf("\n%-28s %9s %9s %10s\n", "phase", "seconds", "MiB/s", "S3 requests");
+  std::printf("%-28s %9.3f %9.1f %10llu\n", "epoch 1 (cold, linked)", epoch1, mib / epoch1,
+              static_cast<unsigned long long>(req1));
+  std::printf("%-28s %9.3f %9.1f %10llu\n", "epoch 2 (cached, linked)", epoch2, mib / epoch2,
+              static_cast<unsigned long long>(req2));
+  std::printf("%-28s %9.3f %9.1f %10llu\n", "copy-first: download", copy_s, mib / copy_s,
+              static_cast<unsigned long long>(copy_requests));
+  std::printf("%-28s %9.3f %9.1f %10d\n", "copy-first: local read", local_read_s, mib / local_read_s, 0);
+  std::printf("%-28s %9.3f %9.1f\n", "copy-first: total", copy_first, mib / copy_first);
+  std::printf("\nepoch1/epoch2 = %.2fx (target >= 3x)   copy-first/epoch1 = %.2fx   copy-first/epoch2 = %.2fx\n",
+              epoch1 / epoch2, copy_first / epoch1, copy_first / epoch2);
+  std::printf("time to first sample: linked %.3f s (listing) vs copy-first %.3f s (whole download)\n", link_s, copy_s);
+  ns.reset();
+  fs::remove_all(a.work_dir);
+  return epoch1 / epoch2 >= 3.0 ? 0 : 3;
+}
