@@ -425,7 +425,8 @@ Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, cons
     STOR_ASSIGN_OR_RETURN(std::unique_ptr<S3Client> client, S3Client::create(std::move(config)));
     auto shared = std::make_shared<Shared>();
     shared->client = std::move(client);
-    shared->async_pool = std::make_shared<WorkerPool>(4);
+    // One thread per connection: each async request holds a thread for its (blocking) exchange.
+    shared->async_pool = std::make_shared<WorkerPool>(std::max(4u, shared->client->config().max_connections));
     shared->scheme = scheme;
     return std::shared_ptr<Backend>(std::make_shared<S3Backend>(std::move(shared)));
   });
