@@ -57,6 +57,7 @@ using internal::Journal;
 using internal::Record;
 
 constexpr uint64_t kFooterTail = 64 * 1024;
+constexpr uint64_t kCompactEvery = 20'000;  // journal lines between checkpoints
 
 bool fast_resident(Residency r) { return r == Residency::kDirty || r == Residency::kCached; }
 
@@ -487,6 +488,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
           it->second.size = local->size;
           it->second.mtime_ns = local->mtime_ns;
           s = journal_->put(it->second, false);
+          maybe_compact();
         } else {
           s = local.status();
         }
@@ -528,6 +530,11 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     return it != records_.end() && it->first.compare(0, rel.size() + 1, rel + "/") == 0;
   }
 
+  // Caller holds mu_. Keeps the journal short: replay time and disk use stay bounded.
+  void maybe_compact() {
+    if (journal_->appended_since_compaction() >= kCompactEvery) (void)journal_->compact(records_);
+  }
+
   // Caller holds mu_.
   void note_access(const std::string& rel, int64_t now) {
     auto it = records_.find(rel);
@@ -538,6 +545,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     if (now - persisted >= opts_.access_persist_interval_ns) {
       persisted = now;
       (void)journal_->put(it->second, false);  // steers the policy only; losing it loses nothing
+      maybe_compact();
     }
   }
 
@@ -574,7 +582,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     stats_.fetched_bytes += cur.size;
     footers_.erase(rel);
     // Not durable: if lost, the file is fetched again.
-    return journal_->put(cur, false);
+    STOR_RETURN_IF_ERROR(journal_->put(cur, false));
+    maybe_compact();
+    return {};
   }
 
   // Caller holds the op lock of rel.
@@ -604,7 +614,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     cur.cold_mtime_ns = obj->mtime_ns;
     ++stats_.exports;
     stats_.exported_bytes += info->size;
-    return journal_->put(cur, false);  // if lost, the file is exported again
+    STOR_RETURN_IF_ERROR(journal_->put(cur, false));  // if lost, the file is exported again
+    maybe_compact();
+    return {};
   }
 
   void hook(const std::string& rel, const char* step) {

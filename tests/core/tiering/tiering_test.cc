@@ -455,3 +455,44 @@ TEST_CASE("tiering: tier:// URIs through a Store after create_link") {
   CHECK(store->open("tier://" + dir.path() + "/unlinked/x").status().code() == Code::kNotFound);
   CHECK(store->mkdir("tier://" + fast + "/newdir").code() == Code::kUnsupported);
 }
+
+TEST_CASE("tiering: auto_export uploads a file when its last writer closes") {
+  Env env;
+  auto o = env.options();
+  o.auto_export = true;
+  auto t = env.open(o);
+  auto f = t->open_file("auto.txt", {kOpenWrite | kOpenCreate}).value();
+  auto g = t->open_file("auto.txt", {kOpenWrite}).value();
+  REQUIRE(f->write("first", 5, 0).is_ok());
+  REQUIRE(f->close().is_ok());
+  CHECK(!fs::exists(env.cold_dir + "/auto.txt"));  // another writer still has it open
+  REQUIRE(g->write("FIRST", 5, 0).is_ok());
+  REQUIRE(g->close().is_ok());
+  CHECK(slurp(env.cold_dir + "/auto.txt") == as_vec("FIRST"));
+  CHECK(residency(*t, "auto.txt") == Residency::kCached);
+}
+
+TEST_CASE("tiering: journal replay after many updates, torn tail ignored") {
+  Env env;
+  {
+    auto t = env.open();
+    for (int i = 0; i < 50; ++i) write_whole(*t, "j/" + std::to_string(i), as_vec(std::to_string(i)));
+    for (int i = 0; i < 50; i += 2) REQUIRE(t->remove("j/" + std::to_string(i)).is_ok());
+  }
+  {
+    // A crash in the middle of an append leaves a partial line.
+    std::ofstream j(env.fast_dir + "/.stor-tier/journal", std::ios::app);
+    j << "deadbeef P\tj/half";
+  }
+  auto t = env.open();
+  CHECK(t->status_all("j").size() == 25);
+  CHECK(read_whole(*t, "j/7") == as_vec("7"));
+  CHECK(t->status("j/8").status().code() == Code::kNotFound);
+  // A damaged checkpoint is reported, not silently dropped.
+  t.reset();
+  {
+    std::ofstream c(env.fast_dir + "/.stor-tier/checkpoint", std::ios::app);
+    c << "garbage line\nmore\n";
+  }
+  CHECK(TieredStore::open(env.options()).status().code() == Code::kCorruption);
+}
