@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
+#include <memory>
 #include <mutex>
 
 #include "mpiio_internal.h"
@@ -237,35 +238,34 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
   Status s = plan_exchange(f, segments, x);
   if (!s.is_ok()) return agree(f.comm, s);
   // Phase one: the data, in piece order, to the aggregators.
-  std::vector<char> send_data(static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back()));
+  std::unique_ptr<char[]> send_data(new char[static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back())]);
   {  // pieces are laid out peer by peer in send_meta order; their bytes follow the same order
     int64_t out = 0;
     for (size_t k = 0; k < x.send_stream_pos.size(); ++k) {
-      std::memcpy(send_data.data() + out, stream + x.send_stream_pos[k], static_cast<size_t>(x.send_meta[2 * k + 1]));
+      std::memcpy(send_data.get() + out, stream + x.send_stream_pos[k], static_cast<size_t>(x.send_meta[2 * k + 1]));
       out += x.send_meta[2 * k + 1];
     }
   }
-  std::vector<char> recv_data(static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back()));
-  int rc = PMPI_Alltoallv_c(send_data.data(), x.send_bytes.data(), x.send_byte_displ.data(), MPI_BYTE,
-                            recv_data.data(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, f.comm);
+  std::unique_ptr<char[]> recv_data(new char[static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back())]);
+  int rc = PMPI_Alltoallv_c(send_data.get(), x.send_bytes.data(), x.send_byte_displ.data(), MPI_BYTE,
+                            recv_data.get(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, f.comm);
   if (rc != MPI_SUCCESS) return agree(f.comm, Status(Code::kIoError, "collective write: MPI_Alltoallv of data failed"));
-  send_data = {};
+  send_data.reset();
 
   // Phase two: aggregators write merged runs.
-  auto pieces = received_pieces(x, recv_data.data());
+  auto pieces = received_pieces(x, recv_data.get());
   if (!pieces.empty()) {
     if (!f.file) {
       s = no_handle(f);
     } else {
       IoBatch batch(*f.file);
-      std::vector<std::vector<char>> staging;
-      staging.reserve(pieces.size());
+      std::vector<std::unique_ptr<char[]>> staging;
       for_each_run(pieces, [&](size_t i, size_t j, int64_t start, int64_t end) {
         if (j == i + 1) return batch.write(pieces[i].data, pieces[i].len, start);
-        auto& buf = staging.emplace_back(static_cast<size_t>(end - start));
+        char* buf = staging.emplace_back(new char[static_cast<size_t>(end - start)]).get();
         for (size_t k = i; k < j; ++k)
-          std::memcpy(buf.data() + (pieces[k].off - start), pieces[k].data, static_cast<size_t>(pieces[k].len));
-        batch.write(buf.data(), end - start, start);
+          std::memcpy(buf + (pieces[k].off - start), pieces[k].data, static_cast<size_t>(pieces[k].len));
+        batch.write(buf, end - start, start);
       });
       s = batch.wait();
     }
@@ -279,42 +279,52 @@ Status collective_read(StorFile& f, const std::vector<Block>& segments, char* st
   if (!s.is_ok()) return agree(f.comm, s);
   // Aggregators read the merged runs into a buffer laid out like the reply (pieces in received
   // order); bytes past end of file read as zeros.
-  std::vector<char> reply(static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back()), 0);
-  auto pieces = received_pieces(x, reply.data());
+  std::unique_ptr<char[]> reply(new char[static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back())]);
+  auto pieces = received_pieces(x, reply.get());
   if (!pieces.empty()) {
     if (!f.file) {
       s = no_handle(f);
     } else {
-      IoBatch batch(*f.file);
-      std::vector<std::vector<char>> runs;
-      std::vector<std::pair<size_t, size_t>> run_pieces;
-      std::vector<int64_t> got;
+      // A run of one piece is read straight into the reply; longer runs (pieces that touch or
+      // overlap) are read once into a staging buffer and copied out.
+      struct Run {
+        size_t first, last;
+        int64_t start, len;
+        char* dest;
+        std::unique_ptr<char[]> staging;
+        int64_t got = 0;
+      };
+      std::vector<Run> runs;
       runs.reserve(pieces.size());
-      got.reserve(pieces.size());
+      IoBatch batch(*f.file);
       for_each_run(pieces, [&](size_t i, size_t j, int64_t start, int64_t end) {
-        auto& buf = runs.emplace_back(static_cast<size_t>(end - start), 0);
-        got.push_back(0);
-        run_pieces.emplace_back(i, j);
-        batch.read(buf.data(), end - start, start, &got.back());
+        Run& run = runs.emplace_back(Run{i, j, start, end - start, pieces[i].data, nullptr});
+        if (j != i + 1) {
+          run.staging.reset(new char[static_cast<size_t>(run.len)]);
+          run.dest = run.staging.get();
+        }
+        batch.read(run.dest, run.len, start, &run.got);
       });
       s = batch.wait();
-      for (size_t r = 0; r < runs.size() && s.is_ok(); ++r) {
-        auto [i, j] = run_pieces[r];
-        int64_t start = pieces[i].off;
-        for (size_t k = i; k < j; ++k)
-          std::memcpy(pieces[k].data, runs[r].data() + (pieces[k].off - start), static_cast<size_t>(pieces[k].len));
+      for (auto& run : runs) {
+        if (!s.is_ok()) break;
+        // Past end of file reads as zeros (the requests of a collective read always complete).
+        if (run.got < run.len) std::memset(run.dest + run.got, 0, static_cast<size_t>(run.len - run.got));
+        if (!run.staging) continue;
+        for (size_t k = run.first; k < run.last; ++k)
+          std::memcpy(pieces[k].data, run.dest + (pieces[k].off - run.start), static_cast<size_t>(pieces[k].len));
       }
     }
   }
   s = agree(f.comm, s);
   if (!s.is_ok()) return s;
-  std::vector<char> mine(static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back()));
-  int rc = PMPI_Alltoallv_c(reply.data(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, mine.data(),
+  std::unique_ptr<char[]> mine(new char[static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back())]);
+  int rc = PMPI_Alltoallv_c(reply.get(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, mine.get(),
                             x.send_bytes.data(), x.send_byte_displ.data(), MPI_BYTE, f.comm);
   if (rc != MPI_SUCCESS) return {Code::kIoError, "collective read: MPI_Alltoallv of data failed"};
   int64_t in = 0;
   for (size_t k = 0; k < x.send_stream_pos.size(); ++k) {
-    std::memcpy(stream + x.send_stream_pos[k], mine.data() + in, static_cast<size_t>(x.send_meta[2 * k + 1]));
+    std::memcpy(stream + x.send_stream_pos[k], mine.get() + in, static_cast<size_t>(x.send_meta[2 * k + 1]));
     in += x.send_meta[2 * k + 1];
   }
   return Status::ok();

@@ -95,11 +95,13 @@ void read_hints(MPI_Info info, Hints* h) {
   h->striping_factor = static_cast<int>(info_int(info, "striping_factor", h->striping_factor));
 }
 
-// Aggregators: cb_nodes (default min(nprocs, stripe count or 2)) ranks spread evenly over the
-// ranks that hold a handle.
+// Aggregators: cb_nodes ranks spread evenly over the ranks that hold a handle. Default, as
+// ROMIO: one per stripe (at most one per rank) on striped files, else one per node (on one node
+// more aggregators only add exchange traffic: measured, see docs/mpiio.md).
 void choose_aggregators(StorFile* f, int stripe_count) {
   int n_io = static_cast<int>(f->io_ranks.size());
-  int want = f->hints.cb_nodes > 0 ? f->hints.cb_nodes : std::min(f->nprocs, stripe_count > 0 ? stripe_count : 2);
+  int want = f->hints.cb_nodes > 0 ? f->hints.cb_nodes
+                                   : (stripe_count > 0 ? std::min(f->nprocs, stripe_count) : f->nodes);
   int naggs = std::clamp(want, 1, std::max(1, n_io));
   f->aggregators.clear();
   for (int i = 0; i < naggs; ++i) f->aggregators.push_back(f->io_ranks[static_cast<size_t>(i) * n_io / naggs]);
@@ -230,6 +232,15 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   s = agree(f->comm, s);
   if (!s.is_ok()) return fail(s);
 
+  {  // nodes = ranks that lead their shared-memory group
+    MPI_Comm node;
+    PMPI_Comm_split_type(f->comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    int node_rank = 0, leader = 0;
+    PMPI_Comm_rank(node, &node_rank);
+    leader = node_rank == 0 ? 1 : 0;
+    PMPI_Allreduce(&leader, &f->nodes, 1, MPI_INT, MPI_SUM, f->comm);
+    PMPI_Comm_free(&node);
+  }
   std::vector<int> has(static_cast<size_t>(f->nprocs));
   int mine = f->file ? 1 : 0;
   PMPI_Allgather(&mine, 1, MPI_INT, has.data(), 1, MPI_INT, f->comm);

@@ -67,6 +67,7 @@ struct StorFile {
   uint64_t magic = kMagic;
   MPI_Comm comm = MPI_COMM_NULL;   // private duplicate of the open communicator
   int rank = 0, nprocs = 1;
+  int nodes = 1;                   // distinct shared-memory nodes in comm
   std::string name;                // as given to MPI_File_open, "stor:..."
   std::string uri;                 // without the "stor:" prefix
   int amode = 0;

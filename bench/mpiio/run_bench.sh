@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# stor vs plain ROMIO, same program, same run: bench_mpiio on 4 ranks with libstor_mpiio.so
+# preloaded writes/reads a plain local file (ROMIO) and stor: files (nvme, and lustre when the
+# backend is built), then prints MiB/s and the ratio against ROMIO.
+#   bench/mpiio/run_bench.sh [BUILD_DIR (default build)] [bench_mpiio options, e.g. -b 8388608 -s 8]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=$(cd "${1:-$root/build}" && pwd); shift || true
+lib=$build/mpiio/libstor_mpiio.so
+bench=$build/bench/mpiio/bench_mpiio
+stctl=$build/tools/stctl/stctl
+for f in "$lib" "$bench"; do [ -e "$f" ] || { echo "missing $f: build targets stor_mpiio bench_mpiio" >&2; exit 1; }; done
+work=${BENCH_DIR:-/tmp/stor-bench-mpiio}
+rm -rf "$work"; mkdir -p "$work"
+targets=("$work/romio.bin" "stor:nvme://$work/stor.bin")
+if [ -x "$stctl" ] && "$stctl" mkfs -t 4 "$work/fs" >/dev/null 2>&1; then
+  targets+=("stor:lustre://$work/fs/stor.bin")
+fi
+mpiexec.mpich -n "${NPROCS:-4}" -hosts 127.0.0.1 -genv LD_PRELOAD "$lib" "$bench" "$@" "${targets[@]}"
+rm -rf "$work"
