@@ -52,68 +52,61 @@ Status WalWriter::open(const std::string& path, uint64_t valid_length) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::from_errno(errno, "open WAL " + path);
   // Cut off a torn tail so new records follow the last intact one.
-  if (::ftruncate(fd, static_cast<off_t>(valid_length)) != 0 ||
-      ::lseek(fd, static_cast<off_t>(valid_length), SEEK_SET) < 0) {
+  if (::ftruncate(fd, static_cast<off_t>(valid_length)) != 0) {
     int e = errno;
     ::close(fd);
     return Status::from_errno(e, "truncate WAL " + path);
   }
-  std::lock_guard lk(mu_);
-  fd_ = fd;
   path_ = path;
-  size_ = valid_length;
+  next_offset_ = valid_length;
+  fd_ = fd;
   return Status::ok();
 }
 
 Status WalWriter::append(std::string_view payload) {
+  if (payload.empty()) return Status(Code::kInternal, "empty WAL record");
   std::string frame(8 + payload.size(), '\0');
   uint32_t len = static_cast<uint32_t>(payload.size());
   uint32_t crc = crc32c(payload.data(), payload.size());
   std::memcpy(frame.data(), &len, 4);
   std::memcpy(frame.data() + 4, &crc, 4);
   std::memcpy(frame.data() + 8, payload.data(), payload.size());
-  std::lock_guard lk(mu_);
-  if (fd_ < 0) return Status(Code::kInternal, "WAL is closed");
-  Status s = write_all(fd_, frame.data(), frame.size(), "WAL " + path_);
-  if (!s) {
-    // Leave no partial frame behind: later records must follow an intact prefix.
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0) (void)::lseek(fd_, static_cast<off_t>(size_), SEEK_SET);
-    return s;
+  int fd = fd_.load();
+  if (fd < 0) return Status(Code::kInternal, "WAL is closed");
+  uint64_t off = next_offset_.fetch_add(frame.size());
+  const char* p = frame.data();
+  size_t n = frame.size();
+  while (n) {
+    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      // The reserved range stays a zero gap (or a torn frame that recovery stops at); the
+      // operation is not acknowledged.
+      return Status::from_errno(errno, "write WAL " + path_);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    off += static_cast<uint64_t>(w);
   }
-  size_ += frame.size();
-  ++appended_seq_;
   return Status::ok();
 }
 
 Status WalWriter::sync() {
-  uint64_t want;
-  int fd;
-  {
-    std::lock_guard lk(mu_);
-    want = appended_seq_;
-    fd = fd_;
-  }
+  // Request numbers are taken after the caller's record was written; an fdatasync that starts
+  // after request N was numbered covers every record of requests <= N.
+  uint64_t mine = sync_requests_.fetch_add(1) + 1;
   std::lock_guard sk(sync_mu_);
-  if (synced_seq_ >= want) return Status::ok();  // someone else's flush covered us
-  uint64_t covering;
-  {
-    std::lock_guard lk(mu_);
-    covering = appended_seq_;
-  }
+  if (synced_requests_ >= mine) return Status::ok();
+  uint64_t covering = sync_requests_.load();
+  int fd = fd_.load();
   if (fd >= 0 && ::fdatasync(fd) != 0) return Status::from_errno(errno, "fdatasync WAL " + path_);
-  synced_seq_ = covering;
+  synced_requests_ = covering;
   return Status::ok();
 }
 
-uint64_t WalWriter::size() const {
-  std::lock_guard lk(mu_);
-  return size_;
-}
-
 void WalWriter::close() {
-  std::lock_guard lk(mu_);
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  int fd = fd_.exchange(-1);
+  if (fd >= 0) ::close(fd);
 }
 
 Result<std::string> read_file(const std::string& path) {
@@ -143,18 +136,42 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
     return data.status();
   }
   const std::string& d = *data;
-  size_t pos = 0;
-  while (pos + 8 <= d.size()) {
+  auto frame_at = [&](size_t pos, std::string_view* payload) {
+    if (pos + 8 > d.size()) return false;
     uint32_t len, crc;
     std::memcpy(&len, d.data() + pos, 4);
     std::memcpy(&crc, d.data() + pos + 4, 4);
-    if (len > d.size() - pos - 8) break;  // torn tail
-    std::string_view payload(d.data() + pos + 8, len);
-    if (crc32c(payload.data(), payload.size()) != crc) break;  // torn or corrupt tail
-    STOR_RETURN_IF_ERROR(apply(payload));
-    pos += 8 + len;
+    if (len == 0 || len > d.size() - pos - 8) return false;
+    *payload = std::string_view(d.data() + pos + 8, len);
+    return crc32c(payload->data(), payload->size()) == crc;
+  };
+  size_t pos = 0, valid_end = 0;
+  while (pos < d.size()) {
+    std::string_view payload;
+    if (frame_at(pos, &payload)) {
+      STOR_RETURN_IF_ERROR(apply(payload));
+      pos += 8 + payload.size();
+      valid_end = pos;
+      continue;
+    }
+    // A zero run is the reservation of a record whose writer died before writing it: skip to
+    // the next intact frame, if any. Anything else is a torn or corrupt tail.
+    if (d[pos] != '\0') break;
+    size_t z = pos;
+    while (z < d.size() && d[z] == '\0') ++z;
+    // A frame may itself start with zero bytes (its length's high bytes): try each start.
+    size_t next = std::string::npos;
+    for (size_t cand = pos + 1; cand <= z && cand < d.size(); ++cand) {
+      std::string_view p2;
+      if (frame_at(cand, &p2)) {
+        next = cand;
+        break;
+      }
+    }
+    if (next == std::string::npos) break;
+    pos = next;
   }
-  return static_cast<uint64_t>(pos);
+  return static_cast<uint64_t>(valid_end);
 }
 
 Status fsync_dir(const std::string& dir) {

@@ -3,12 +3,14 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstring>
 #include <atomic>
 #include <set>
 #include <thread>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
+#include "backends/lustre/wal.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -228,4 +230,52 @@ TEST_CASE("layouts persist: directory defaults are inherited by new files and su
   auto d = (*again)->mds().get_layout(kRoot, "/wide/sub");
   REQUIRE(d->second);
   REQUIRE(d->first.components(0).stripe_count() == -1);
+}
+
+TEST_CASE("WAL replay skips the zero gap of a record whose writer died, stops at a torn tail", "[lustre][wal]") {
+  stor::test::TempDir dir;
+  std::string path = dir / "wal.1";
+  {
+    WalWriter w;
+    REQUIRE(w.open(path, 0).is_ok());
+    for (const char* rec : {"first", "second-record-that-dies", "third"}) REQUIRE(w.append(rec).is_ok());
+    REQUIRE(w.sync().is_ok());
+  }
+  auto replay = [&] {
+    std::vector<std::string> got;
+    auto end = replay_wal(path, [&](std::string_view p) {
+      got.emplace_back(p);
+      return Status::ok();
+    });
+    REQUIRE(end.is_ok());
+    return std::make_pair(got, *end);
+  };
+  auto [all, full_end] = replay();
+  REQUIRE(all == std::vector<std::string>{"first", "second-record-that-dies", "third"});
+  // Zero the second frame: as if its pwrite never happened after the range was reserved.
+  {
+    FILE* f = std::fopen(path.c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, 8 + 5, SEEK_SET);
+    std::string zeros(8 + std::strlen("second-record-that-dies"), '\0');
+    std::fwrite(zeros.data(), 1, zeros.size(), f);
+    std::fclose(f);
+  }
+  auto [gapped, gapped_end] = replay();
+  REQUIRE(gapped == std::vector<std::string>{"first", "third"});
+  REQUIRE(gapped_end == full_end);
+  // A torn frame at the end is cut off; appending continues after the last intact record.
+  {
+    FILE* f = std::fopen(path.c_str(), "ab");
+    std::fwrite("\x40\x00\x00\x00garbage", 1, 11, f);
+    std::fclose(f);
+  }
+  auto [torn, torn_end] = replay();
+  REQUIRE(torn == std::vector<std::string>{"first", "third"});
+  REQUIRE(torn_end == full_end);
+  WalWriter w;
+  REQUIRE(w.open(path, torn_end).is_ok());
+  REQUIRE(w.append("fourth").is_ok());
+  w.close();
+  REQUIRE(replay().first == std::vector<std::string>{"first", "third", "fourth"});
 }
