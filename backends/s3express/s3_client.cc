@@ -430,6 +430,20 @@ Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_
   }
 }
 
+Result<HttpResponse> S3Client::send_allowing_late_errors(const Request& req) {
+  // CompleteMultipartUpload and CopyObject answer 200 first and may still fail in the body;
+  // a transient <Error> there is retried like a 5xx.
+  for (unsigned attempt = 0;; ++attempt) {
+    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+    ErrorDoc err;
+    const bool transient = parse_error(resp.body, &err) && (err.code == "InternalError" || err.code == "SlowDown" ||
+                                                            err.code == "ServiceUnavailable");
+    if (!transient || attempt + 1 >= config_.max_attempts) return resp;
+    retries_.fetch_add(1);
+    backoff(attempt);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Operations
 
@@ -630,7 +644,7 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.headers.emplace_back("Content-Type", "application/xml");
   req.body = body.data();
   req.body_len = body.size();
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req));
   return parse_complete_multipart_upload(resp.body);
 }
 
@@ -752,7 +766,7 @@ Result<std::string> S3Client::copy_object(const std::string& src_bucket, const s
   req.bucket = dst_bucket;
   req.key = dst_key;
   req.headers.emplace_back("x-amz-copy-source", "/" + uri_encode(src_bucket, true) + "/" + uri_encode(src_key, false));
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req));
   return parse_copy_object(resp.body);
 }
 

@@ -155,6 +155,7 @@ class S3Client {
   HttpClient& http_for(const std::string& bucket);
   // Signs, sends and retries; non-2xx answers become Status with the S3 code and message.
   Result<HttpResponse> send(const Request& req, char* sink = nullptr, size_t sink_len = 0);
+  Result<HttpResponse> send_allowing_late_errors(const Request& req);
   Result<HttpResponse> send_once(const Request& req, char* sink, size_t sink_len, bool* retryable);
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
   Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session);

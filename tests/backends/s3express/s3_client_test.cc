@@ -251,6 +251,26 @@ TEST_CASE("s3 client: a lost CompleteMultipartUpload answer is recognised as suc
   CHECK(got.value() == as_string(data));
 }
 
+TEST_CASE("s3 client: an InternalError inside a 200 CompleteMultipartUpload answer is retried") {
+  REQUIRE_S3RVER();
+  FaultProxy::Options opts;
+  opts.error_in_200_first_post_matching = "uploadId=";
+  FaultProxy proxy(server.port(), opts);
+  auto client = make_client(proxy.endpoint(), {{"s3.part_size", "1M"}});
+  REQUIRE(client);
+  const std::string bucket = unique_bucket("late-error");
+  REQUIRE(client->create_bucket(bucket).is_ok());
+  std::vector<char> data = stor::test::pattern((2u << 20) + 9, 13);
+  auto put = client->put_object(bucket, "obj", data.data(), data.size());
+  INFO(put.status().to_string());
+  REQUIRE(put.is_ok());
+  CHECK(proxy.injected() == 1);
+  CHECK(client->stats().retries >= 1);
+  auto got = client->get_object(bucket, "obj");
+  REQUIRE(got.is_ok());
+  CHECK(got.value() == as_string(data));
+}
+
 TEST_CASE("s3 client: connection resets and 503 SlowDown are retried and the bytes stay correct") {
   REQUIRE_S3RVER();
   FaultProxy::Options opts;

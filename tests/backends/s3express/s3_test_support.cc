@@ -282,7 +282,7 @@ std::string unique_bucket(const std::string& stem) {
 // FaultProxy
 
 struct FaultProxy::Impl {
-  enum class Fault { kNone, kResetBefore, kResetMidResponse, kSlowDown, kFail };
+  enum class Fault { kNone, kResetBefore, kResetMidResponse, kSlowDown, kFail, kErrorIn200 };
 
   Impl(FaultProxy* owner, int upstream_port, Options opts)
       : owner(owner), upstream_port(upstream_port), opts(std::move(opts)), rng(this->opts.seed),
@@ -292,6 +292,12 @@ struct FaultProxy::Impl {
     std::lock_guard<std::mutex> lock(mu);
     owner->requests_.fetch_add(1);
     Fault f = Fault::kNone;
+    if (is_post && !error_sent && !opts.error_in_200_first_post_matching.empty() &&
+        target.find(opts.error_in_200_first_post_matching) != std::string::npos) {
+      error_sent = true;
+      owner->injected_.fetch_add(1);
+      return Fault::kErrorIn200;
+    }
     if (is_post && !answer_lost && !opts.lose_first_post_answer_matching.empty() &&
         target.find(opts.lose_first_post_answer_matching) != std::string::npos) {
       answer_lost = true;
@@ -322,6 +328,14 @@ struct FaultProxy::Impl {
       if (f == Fault::kResetBefore) {
         reset(*client);
         break;
+      }
+      if (f == Fault::kErrorIn200) {
+        auto r = xml_answer(http::status::ok,
+                            "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>",
+                            req.keep_alive());
+        http::write(*client, r, ec);
+        if (ec || !req.keep_alive()) break;
+        continue;
       }
       if (f == Fault::kSlowDown || f == Fault::kFail) {
         auto r = f == Fault::kSlowDown
@@ -372,6 +386,7 @@ struct FaultProxy::Impl {
   std::mutex mu;
   std::mt19937_64 rng;
   bool answer_lost = false;
+  bool error_sent = false;
   ThreadedServer server;  // last: starts serving once everything above exists
 };
 

@@ -64,6 +64,9 @@ class FaultProxy {
     std::string fail_matching;
     // The first POST whose target contains this is forwarded, then its answer is cut off.
     std::string lose_first_post_answer_matching;
+    // The first POST whose target contains this is answered "200 OK" with an InternalError body
+    // (as S3 may do for CompleteMultipartUpload) without being forwarded.
+    std::string error_in_200_first_post_matching;
   };
   FaultProxy(int upstream_port, Options opts);
   ~FaultProxy();
