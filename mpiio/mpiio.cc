@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -273,6 +274,7 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
     PMPI_Bcast(&size, 1, MPI_INT64_T, f->io_ranks.front(), f->comm);
     f->position = size;
   }
+  start_delegation(*f);
   {
     std::lock_guard lk(g_mu);
     handles().insert(f);
@@ -333,11 +335,12 @@ void set_status(MPI_Status* status, int64_t bytes) {
   PMPI_Status_set_cancelled(status, 0);
 }
 
-Status no_local_handle(const StorFile& f) {
-  return {Code::kUnsupported,
-          "rank " + std::to_string(f.rank) + " has no handle on " + f.uri +
-              ": the backend admits one process per file system (here rank " + std::to_string(f.io_ranks.front()) +
-              "); use the collective calls (MPI_File_*_all) on this rank"};
+// The file size, asked of the delegate on ranks without a handle.
+Result<int64_t> current_size(StorFile* f) {
+  if (!f->file) return delegate(*f, DelegatedOp::kSize, {}, nullptr, 0);
+  auto sz = f->file->size();
+  if (!sz.is_ok()) return sz.status();
+  return static_cast<int64_t>(*sz);
 }
 
 // One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
@@ -353,7 +356,6 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
     s = Status(Code::kInvalidArgument, "only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
                                            " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
-  if (s.is_ok() && !collective && !f->file) s = no_local_handle(*f);
   if (collective) s = agree(f->comm, s);
   if (!s.is_ok()) {
     int cls = s.code() == Code::kPermissionDenied ? (write ? MPI_ERR_READ_ONLY : MPI_ERR_ACCESS)
@@ -376,14 +378,16 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
     if (collective) {
       s = collective_write(*f, segments, stream);
     } else {
-      auto r = write_segments(*f->file, segments, stream);
+      auto r = f->file ? write_segments(*f->file, segments, stream)
+                       : delegate(*f, DelegatedOp::kWrite, segments, stream, mem.bytes);
       s = r.status();
     }
   } else {
     if (collective) {
       s = collective_read(*f, segments, stream);  // like ROMIO: reports the full count
     } else {
-      auto r = read_segments(*f->file, segments, stream);
+      auto r = f->file ? read_segments(*f->file, segments, stream)
+                       : delegate(*f, DelegatedOp::kRead, segments, stream, mem.bytes);
       s = r.status();
       if (r.is_ok()) moved = *r;
     }
@@ -440,6 +444,9 @@ int file_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
 int file_close(MPI_File* fh) {
   StorFile* f = fh ? lookup(*fh) : nullptr;
   if (!f) return PMPI_File_close(fh);
+  // Independent requests other ranks delegated are answered before they can get here.
+  PMPI_Barrier(f->comm);
+  stop_delegation(*f);
   Status s;
   if (f->file) s = f->file->close();
   f->file.reset();
@@ -484,8 +491,7 @@ int file_set_size(StorFile* f, MPI_Offset size, bool at_least) {
 }
 
 int file_get_size(StorFile* f, MPI_Offset* size) {
-  if (!f->file) return report(f, to_mpi_error(no_local_handle(*f)));
-  auto sz = f->file->size();
+  auto sz = current_size(f);
   if (!sz.is_ok()) return report(f, to_mpi_error(sz.status()));
   *size = static_cast<MPI_Offset>(*sz);
   return MPI_SUCCESS;
@@ -552,8 +558,7 @@ int file_seek(StorFile* f, MPI_Offset offset, int whence) {
   } else if (whence == MPI_SEEK_CUR) {
     pos = f->position + offset;
   } else if (whence == MPI_SEEK_END) {
-    if (!f->file) return report(f, to_mpi_error(no_local_handle(*f)));
-    auto sz = f->file->size();
+    auto sz = current_size(f);
     if (!sz.is_ok()) return report(f, to_mpi_error(sz.status()));
     int64_t eof = stream_offset_of_eof(f->view, static_cast<int64_t>(*sz));
     pos = (eof + f->view.etype_size - 1) / f->view.etype_size + offset;
@@ -618,6 +623,7 @@ void finalize_files() {
   }
   for (StorFile* f : open) {
     std::fprintf(stderr, "libstor_mpiio: %s was not closed before MPI_Finalize; closing it\n", f->name.c_str());
+    stop_delegation(*f);
     if (f->file) (void)f->file->close();
     f->file.reset();
     release(f);
@@ -776,6 +782,22 @@ MPI_Fint MPI_File_c2f(MPI_File fh) {
   std::fprintf(stderr, "libstor_mpiio: MPI_File_c2f: stor file %s has no Fortran handle (returning MPI_FILE_NULL)\n",
                f->name.c_str());
   return 0;
+}
+
+// Delegated independent I/O needs a service thread, hence MPI_THREAD_MULTIPLE (a higher level
+// than asked for is allowed by the standard).
+static int init_thread(int* argc, char*** argv, int required, int* provided) {
+  const char* env = std::getenv("STOR_MPIIO_DELEGATION");
+  bool want = !(env && std::strcmp(env, "0") == 0);
+  int got = MPI_THREAD_SINGLE;
+  int rc = PMPI_Init_thread(argc, argv, want ? std::max(required, static_cast<int>(MPI_THREAD_MULTIPLE)) : required, &got);
+  stor::mpiio::set_delegation_available(rc == MPI_SUCCESS && got == MPI_THREAD_MULTIPLE);
+  if (provided) *provided = got;
+  return rc;
+}
+int MPI_Init(int* argc, char*** argv) { return init_thread(argc, argv, MPI_THREAD_SINGLE, nullptr); }
+int MPI_Init_thread(int* argc, char*** argv, int required, int* provided) {
+  return init_thread(argc, argv, required, provided);
 }
 
 int MPI_Finalize(void) {

@@ -4,7 +4,9 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdint>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -75,6 +77,11 @@ struct StorFile {
   // emulated lustre file system is mounted by one process): collective calls still work there.
   std::optional<stor::File> file;
   std::vector<int> io_ranks;       // ranks holding a handle, ascending
+  // Independent I/O of ranks without a handle is delegated to io_ranks.front(), whose service
+  // thread answers on service_comm (needs MPI_THREAD_MULTIPLE, requested at MPI_Init).
+  MPI_Comm service_comm = MPI_COMM_NULL;
+  std::thread service;
+  std::atomic<bool> stop_service{false};
   std::vector<int> aggregators;    // collective-I/O aggregators, a subset of io_ranks
   int64_t domain_unit = 1 << 20;   // collective file domains: units dealt round-robin to aggregators
   Hints hints;
@@ -107,5 +114,17 @@ Status collective_read(StorFile& f, const std::vector<Block>& segments, char* st
 // to the first short segment (end of file).
 Result<int64_t> write_segments(stor::File& file, const std::vector<Block>& segments, const char* stream);
 Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segments, char* stream);
+
+// Delegation (delegate.cc): true when MPI runs with MPI_THREAD_MULTIPLE (see MPI_Init below).
+bool delegation_available();
+void set_delegation_available(bool on);
+// Collective, after the io ranks are known: creates service_comm and starts the service thread
+// on the delegate when some rank has no handle.
+void start_delegation(StorFile& f);
+// Collective part of close: stops and joins the service thread, frees service_comm.
+void stop_delegation(StorFile& f);
+enum class DelegatedOp : int64_t { kRead = 1, kWrite = 2, kSize = 3 };
+// Runs op on the delegate: bytes moved (read/write) or the file size.
+Result<int64_t> delegate(StorFile& f, DelegatedOp op, const std::vector<Block>& segments, char* stream, int64_t bytes);
 
 }  // namespace stor::mpiio

@@ -30,7 +30,7 @@ case "$mode" in
     cmp "$work/romio.bin" "$work/stor.copy.bin"
     # The striping hints (striping_factor=2, striping_unit=65536) became the file's layout.
     "$stctl" getstripe "$work/fs/stor.bin" | tee "$work/getstripe.txt"
-    grep -Eq "count=2" "$work/getstripe.txt"
-    grep -Eq "size=64K" "$work/getstripe.txt" ;;
+    grep -Eq "stripe_count 2 " "$work/getstripe.txt"
+    grep -Eq "stripe_size 64K " "$work/getstripe.txt" ;;
 esac
 echo "byte-identical: OK"
