@@ -52,8 +52,12 @@ TEST_CASE("s3 client: round trips of 0 B, 1 B, 5 MiB+1 and 64 MiB objects") {
     CHECK(got->size() == size);
     CHECK(got.value() == as_string(data));
   }
-  // 64 MiB went up as 8 parts and came down as 8 ranged GETs over several connections.
-  CHECK(client->stats().connections_opened > 1);
+  // 64 MiB went up as 8 parts and came down as 8 ranged GETs over several connections, never
+  // more than s3.max_connections, each kept alive across requests.
+  const S3Stats stats = client->stats();
+  CHECK(stats.connections_opened > 1);
+  CHECK(stats.connections_opened <= 8);
+  CHECK(stats.requests > 3 * stats.connections_opened);
 }
 
 TEST_CASE("s3 client: Content-MD5 mode checks the ETags the server returns") {
