@@ -115,12 +115,12 @@ void for_each_run(const std::vector<Piece>& sorted, Fn&& fn) {
 // Phase one, shared by read and write: who sends what to which aggregator.
 struct Exchange {
   std::vector<MPI_Count> send_pieces, send_bytes, recv_pieces, recv_bytes;
-  std::vector<MPI_Aint> send_piece_displ, send_byte_displ, recv_piece_displ, recv_byte_displ;
-  std::vector<int64_t> send_meta, recv_meta;  // (off, len) pairs grouped by peer
-  std::vector<int64_t> send_stream_pos;       // stream position of each sent piece, same order
+  std::vector<MPI_Aint> send_piece_displ;
+  std::vector<int64_t> send_meta;        // (off, len) pairs grouped by peer
+  std::vector<int64_t> send_stream_pos;  // stream position of each sent piece, same order
 };
 
-Status plan_exchange(StorFile& f, const std::vector<Block>& segments, Exchange& x) {
+void plan(const StorFile& f, const std::vector<Block>& segments, Exchange& x) {
   const int P = f.nprocs;
   const size_t naggs = f.aggregators.size();
   x.send_pieces.assign(P, 0);
@@ -131,11 +131,7 @@ Status plan_exchange(StorFile& f, const std::vector<Block>& segments, Exchange& 
       x.send_bytes[f.aggregators[a]] += n;
     });
   x.send_piece_displ.assign(P, 0);
-  x.send_byte_displ.assign(P, 0);
-  for (int r = 1; r < P; ++r) {
-    x.send_piece_displ[r] = x.send_piece_displ[r - 1] + x.send_pieces[r - 1];
-    x.send_byte_displ[r] = x.send_byte_displ[r - 1] + x.send_bytes[r - 1];
-  }
+  for (int r = 1; r < P; ++r) x.send_piece_displ[r] = x.send_piece_displ[r - 1] + x.send_pieces[r - 1];
   const int64_t total_pieces = x.send_piece_displ[P - 1] + x.send_pieces[P - 1];
   x.send_meta.resize(2 * total_pieces);
   x.send_stream_pos.resize(total_pieces);
@@ -149,54 +145,41 @@ Status plan_exchange(StorFile& f, const std::vector<Block>& segments, Exchange& 
       x.send_stream_pos[k] = stream_pos;
       stream_pos += n;
     });
-
-  // Counts, then the piece lists.
-  std::vector<int64_t> counts_out(2 * P), counts_in(2 * P);
-  for (int r = 0; r < P; ++r) {
-    counts_out[2 * r] = x.send_pieces[r];
-    counts_out[2 * r + 1] = x.send_bytes[r];
-  }
-  int rc = PMPI_Alltoall(counts_out.data(), 2, MPI_INT64_T, counts_in.data(), 2, MPI_INT64_T, f.comm);
-  if (rc != MPI_SUCCESS) return {Code::kIoError, "collective I/O: MPI_Alltoall of piece counts failed"};
-  x.recv_pieces.resize(P);
-  x.recv_bytes.resize(P);
-  x.recv_piece_displ.assign(P, 0);
-  x.recv_byte_displ.assign(P, 0);
-  for (int r = 0; r < P; ++r) {
-    x.recv_pieces[r] = counts_in[2 * r];
-    x.recv_bytes[r] = counts_in[2 * r + 1];
-    if (r > 0) {
-      x.recv_piece_displ[r] = x.recv_piece_displ[r - 1] + x.recv_pieces[r - 1];
-      x.recv_byte_displ[r] = x.recv_byte_displ[r - 1] + x.recv_bytes[r - 1];
-    }
-  }
-  const int64_t recv_total = x.recv_piece_displ[P - 1] + x.recv_pieces[P - 1];
-  x.recv_meta.resize(2 * recv_total);
-  std::vector<MPI_Count> sc(P), rcnt(P);
-  std::vector<MPI_Aint> sd(P), rd(P);
-  for (int r = 0; r < P; ++r) {
-    sc[r] = 2 * x.send_pieces[r];
-    sd[r] = 2 * x.send_piece_displ[r];
-    rcnt[r] = 2 * x.recv_pieces[r];
-    rd[r] = 2 * x.recv_piece_displ[r];
-  }
-  rc = PMPI_Alltoallv_c(x.send_meta.data(), sc.data(), sd.data(), MPI_INT64_T, x.recv_meta.data(), rcnt.data(),
-                        rd.data(), MPI_INT64_T, f.comm);
-  if (rc != MPI_SUCCESS) return {Code::kIoError, "collective I/O: MPI_Alltoallv of piece lists failed"};
-  return Status::ok();
 }
 
-// The received pieces, sorted by file offset (ties: lower rank first, so overlapping writes
-// resolve the same way every time).
-std::vector<Piece> received_pieces(const Exchange& x, char* data) {
-  std::vector<Piece> pieces(x.recv_meta.size() / 2);
-  int64_t pos = 0;
-  for (size_t k = 0; k < pieces.size(); ++k) {
-    pieces[k] = {x.recv_meta[2 * k], x.recv_meta[2 * k + 1], data + pos};
-    pos += pieces[k].len;
+// Piece and byte counts to every peer, with a failure flag riding along, so the ranks agree on
+// a local error (bad arguments on one rank) without a collective of its own. Returns true when
+// some rank failed (the same answer everywhere).
+bool exchange_counts(const StorFile& f, Exchange& x, bool failed) {
+  const int P = f.nprocs;
+  std::vector<int64_t> out(3 * P), in(3 * P);
+  for (int r = 0; r < P; ++r) {
+    out[3 * r] = x.send_pieces[r];
+    out[3 * r + 1] = x.send_bytes[r];
+    out[3 * r + 2] = failed ? 1 : 0;
   }
+  PMPI_Alltoall(out.data(), 3, MPI_INT64_T, in.data(), 3, MPI_INT64_T, f.comm);
+  x.recv_pieces.resize(P);
+  x.recv_bytes.resize(P);
+  bool any = false;
+  for (int r = 0; r < P; ++r) {
+    x.recv_pieces[r] = in[3 * r];
+    x.recv_bytes[r] = in[3 * r + 1];
+    any = any || in[3 * r + 2] != 0;
+  }
+  return any;
+}
+
+int64_t load_i64(const char* p) {
+  int64_t v;
+  std::memcpy(&v, p, sizeof v);  // the exchange buffer packs them at any alignment
+  return v;
+}
+
+// Sorts by file offset (ties: lower rank first, so overlapping writes resolve the same way
+// every time).
+void sort_pieces(std::vector<Piece>& pieces) {
   std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.off < b.off; });
-  return pieces;
 }
 
 Status no_handle(const StorFile& f) {
@@ -233,27 +216,54 @@ Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segmen
   return total;
 }
 
-Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream) {
+Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local) {
+  const int P = f.nprocs;
   Exchange x;
-  Status s = plan_exchange(f, segments, x);
-  if (!s.is_ok()) return agree(f.comm, s);
-  // Phase one: the data, in piece order, to the aggregators.
-  std::unique_ptr<char[]> send_data(new char[static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back())]);
-  {  // pieces are laid out peer by peer in send_meta order; their bytes follow the same order
-    int64_t out = 0;
-    for (size_t k = 0; k < x.send_stream_pos.size(); ++k) {
-      std::memcpy(send_data.get() + out, stream + x.send_stream_pos[k], static_cast<size_t>(x.send_meta[2 * k + 1]));
+  if (local.is_ok()) plan(f, segments, x);
+  else plan(f, {}, x);
+  if (exchange_counts(f, x, !local.is_ok())) return agree(f.comm, local);
+
+  // Phase one, one Alltoallv: to each aggregator its (offset, length) list, then the bytes.
+  std::vector<MPI_Count> sc(P), rc(P);
+  std::vector<MPI_Aint> sd(P), rd(P);
+  MPI_Aint send_total = 0, recv_total = 0;
+  for (int r = 0; r < P; ++r) {
+    sc[r] = 16 * x.send_pieces[r] + x.send_bytes[r];
+    rc[r] = 16 * x.recv_pieces[r] + x.recv_bytes[r];
+    sd[r] = send_total;
+    rd[r] = recv_total;
+    send_total += sc[r];
+    recv_total += rc[r];
+  }
+  std::unique_ptr<char[]> send(new char[static_cast<size_t>(std::max<MPI_Aint>(send_total, 1))]);
+  for (int r = 0; r < P; ++r) {
+    char* out = send.get() + sd[r];
+    const MPI_Aint first = x.send_piece_displ[r];
+    std::memcpy(out, x.send_meta.data() + 2 * first, static_cast<size_t>(16 * x.send_pieces[r]));
+    out += 16 * x.send_pieces[r];
+    for (MPI_Aint k = first; k < first + x.send_pieces[r]; ++k) {
+      std::memcpy(out, stream + x.send_stream_pos[k], static_cast<size_t>(x.send_meta[2 * k + 1]));
       out += x.send_meta[2 * k + 1];
     }
   }
-  std::unique_ptr<char[]> recv_data(new char[static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back())]);
-  int rc = PMPI_Alltoallv_c(send_data.get(), x.send_bytes.data(), x.send_byte_displ.data(), MPI_BYTE,
-                            recv_data.get(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, f.comm);
-  if (rc != MPI_SUCCESS) return agree(f.comm, Status(Code::kIoError, "collective write: MPI_Alltoallv of data failed"));
-  send_data.reset();
+  std::unique_ptr<char[]> recv(new char[static_cast<size_t>(std::max<MPI_Aint>(recv_total, 1))]);
+  PMPI_Alltoallv_c(send.get(), sc.data(), sd.data(), MPI_BYTE, recv.get(), rc.data(), rd.data(), MPI_BYTE, f.comm);
+  send.reset();
+
+  std::vector<Piece> pieces;
+  for (int r = 0; r < P; ++r) {
+    const char* meta = recv.get() + rd[r];
+    char* data = recv.get() + rd[r] + 16 * x.recv_pieces[r];
+    for (MPI_Count k = 0; k < x.recv_pieces[r]; ++k) {
+      Piece p{load_i64(meta + 16 * k), load_i64(meta + 16 * k + 8), data};
+      data += p.len;
+      pieces.push_back(p);
+    }
+  }
+  sort_pieces(pieces);
 
   // Phase two: aggregators write merged runs.
-  auto pieces = received_pieces(x, recv_data.get());
+  Status s;
   if (!pieces.empty()) {
     if (!f.file) {
       s = no_handle(f);
@@ -273,14 +283,54 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
   return agree(f.comm, s);
 }
 
-Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream) {
+Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local) {
+  const int P = f.nprocs;
   Exchange x;
-  Status s = plan_exchange(f, segments, x);
-  if (!s.is_ok()) return agree(f.comm, s);
-  // Aggregators read the merged runs into a buffer laid out like the reply (pieces in received
-  // order); bytes past end of file read as zeros.
-  std::unique_ptr<char[]> reply(new char[static_cast<size_t>(x.recv_byte_displ.back() + x.recv_bytes.back())]);
-  auto pieces = received_pieces(x, reply.get());
+  if (local.is_ok()) plan(f, segments, x);
+  else plan(f, {}, x);
+  if (exchange_counts(f, x, !local.is_ok())) return agree(f.comm, local);
+
+  // The piece lists to the aggregators.
+  std::vector<MPI_Count> sc(P), rc(P);
+  std::vector<MPI_Aint> sd(P), rd(P);
+  MPI_Aint recv_pieces_total = 0;
+  for (int r = 0; r < P; ++r) {
+    sc[r] = 2 * x.send_pieces[r];
+    sd[r] = 2 * x.send_piece_displ[r];
+    rc[r] = 2 * x.recv_pieces[r];
+    rd[r] = 2 * recv_pieces_total;
+    recv_pieces_total += x.recv_pieces[r];
+  }
+  std::vector<int64_t> recv_meta(static_cast<size_t>(2 * recv_pieces_total));
+  PMPI_Alltoallv_c(x.send_meta.data(), sc.data(), sd.data(), MPI_INT64_T, recv_meta.data(), rc.data(), rd.data(),
+                   MPI_INT64_T, f.comm);
+
+  // The reply to each peer: an 8-byte status word (every peer gets one, so all ranks learn
+  // whether any aggregator failed), then the requested bytes in request order.
+  std::vector<MPI_Count> reply_count(P), mine_count(P);
+  std::vector<MPI_Aint> reply_displ(P), mine_displ(P);
+  MPI_Aint reply_total = 0, mine_total = 0;
+  for (int r = 0; r < P; ++r) {
+    reply_count[r] = 8 + x.recv_bytes[r];
+    mine_count[r] = 8 + x.send_bytes[r];
+    reply_displ[r] = reply_total;
+    mine_displ[r] = mine_total;
+    reply_total += reply_count[r];
+    mine_total += mine_count[r];
+  }
+  std::unique_ptr<char[]> reply(new char[static_cast<size_t>(reply_total)]);
+  std::vector<Piece> pieces;
+  pieces.reserve(static_cast<size_t>(recv_pieces_total));
+  for (int r = 0, k = 0; r < P; ++r) {
+    char* data = reply.get() + reply_displ[r] + 8;
+    for (MPI_Count i = 0; i < x.recv_pieces[r]; ++i, ++k) {
+      pieces.push_back({recv_meta[2 * k], recv_meta[2 * k + 1], data});
+      data += recv_meta[2 * k + 1];
+    }
+  }
+  sort_pieces(pieces);
+
+  Status s;
   if (!pieces.empty()) {
     if (!f.file) {
       s = no_handle(f);
@@ -316,16 +366,21 @@ Status collective_read(StorFile& f, const std::vector<Block>& segments, char* st
       }
     }
   }
-  s = agree(f.comm, s);
-  if (!s.is_ok()) return s;
-  std::unique_ptr<char[]> mine(new char[static_cast<size_t>(x.send_byte_displ.back() + x.send_bytes.back())]);
-  int rc = PMPI_Alltoallv_c(reply.get(), x.recv_bytes.data(), x.recv_byte_displ.data(), MPI_BYTE, mine.get(),
-                            x.send_bytes.data(), x.send_byte_displ.data(), MPI_BYTE, f.comm);
-  if (rc != MPI_SUCCESS) return {Code::kIoError, "collective read: MPI_Alltoallv of data failed"};
-  int64_t in = 0;
-  for (size_t k = 0; k < x.send_stream_pos.size(); ++k) {
-    std::memcpy(stream + x.send_stream_pos[k], mine.get() + in, static_cast<size_t>(x.send_meta[2 * k + 1]));
-    in += x.send_meta[2 * k + 1];
+  const int64_t status_word = s.is_ok() ? 0 : 1;
+  for (int r = 0; r < P; ++r) std::memcpy(reply.get() + reply_displ[r], &status_word, 8);
+  std::unique_ptr<char[]> mine(new char[static_cast<size_t>(mine_total)]);
+  PMPI_Alltoallv_c(reply.get(), reply_count.data(), reply_displ.data(), MPI_BYTE, mine.get(), mine_count.data(),
+                   mine_displ.data(), MPI_BYTE, f.comm);
+  bool failed = false;
+  for (int r = 0; r < P; ++r) failed = failed || load_i64(mine.get() + mine_displ[r]) != 0;
+  if (failed) return agree(f.comm, s);
+
+  for (int r = 0; r < P; ++r) {
+    const char* in = mine.get() + mine_displ[r] + 8;
+    for (MPI_Aint k = x.send_piece_displ[r]; k < x.send_piece_displ[r] + x.send_pieces[r]; ++k) {
+      std::memcpy(stream + x.send_stream_pos[k], in, static_cast<size_t>(x.send_meta[2 * k + 1]));
+      in += x.send_meta[2 * k + 1];
+    }
   }
   return Status::ok();
 }

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <unordered_set>
 
@@ -343,6 +344,14 @@ Result<int64_t> current_size(StorFile* f) {
   return static_cast<int64_t>(*sz);
 }
 
+int access_error(const Status& s, bool write) {
+  switch (s.code()) {
+    case Code::kPermissionDenied: return mpi_error(write ? MPI_ERR_READ_ONLY : MPI_ERR_ACCESS, s.to_string());
+    case Code::kInvalidArgument: return mpi_error(MPI_ERR_ARG, s.to_string());
+    default: return to_mpi_error(s);
+  }
+}
+
 // One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
 // agree on errors so no rank is left waiting in a collective the others skipped.
 int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
@@ -356,27 +365,25 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
     s = Status(Code::kInvalidArgument, "only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
                                            " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
-  if (collective) s = agree(f->comm, s);
-  if (!s.is_ok()) {
-    int cls = s.code() == Code::kPermissionDenied ? (write ? MPI_ERR_READ_ONLY : MPI_ERR_ACCESS)
-              : s.code() == Code::kUnsupported   ? MPI_ERR_UNSUPPORTED_OPERATION
-                                                  : MPI_ERR_ARG;
-    return report(f, mpi_error(cls, s.message()));
-  }
+  // Collective calls settle a failed check inside the exchange (every rank returns the error).
+  const Status check = s;
+  if (!check.is_ok() && !collective) return report(f, access_error(check, write));
 
   std::vector<Block> segments;
-  f->view.map(offset * f->view.etype_size, mem.bytes, &segments);
-  std::vector<char> packed;
+  std::unique_ptr<char[]> packed;
   char* stream = static_cast<char*>(buf) + mem.direct_off;
-  if (!mem.direct) {
-    packed.resize(static_cast<size_t>(mem.bytes));
-    stream = packed.data();
-    if (write) pack(mem, static_cast<const char*>(buf), stream);
+  if (check.is_ok()) {
+    f->view.map(offset * f->view.etype_size, mem.bytes, &segments);
+    if (!mem.direct) {
+      packed.reset(new char[static_cast<size_t>(std::max<int64_t>(mem.bytes, 1))]);
+      stream = packed.get();
+      if (write) pack(mem, static_cast<const char*>(buf), stream);
+    }
   }
   int64_t moved = mem.bytes;
   if (write) {
     if (collective) {
-      s = collective_write(*f, segments, stream);
+      s = collective_write(*f, segments, stream, check);
     } else {
       auto r = f->file ? write_segments(*f->file, segments, stream)
                        : delegate(*f, DelegatedOp::kWrite, segments, stream, mem.bytes);
@@ -384,7 +391,7 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
     }
   } else {
     if (collective) {
-      s = collective_read(*f, segments, stream);  // like ROMIO: reports the full count
+      s = collective_read(*f, segments, stream, check);  // like ROMIO: reports the full count
     } else {
       auto r = f->file ? read_segments(*f->file, segments, stream)
                        : delegate(*f, DelegatedOp::kRead, segments, stream, mem.bytes);
@@ -393,7 +400,7 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
     }
     if (s.is_ok() && !mem.direct) unpack(mem, stream, static_cast<char*>(buf), moved);
   }
-  if (!s.is_ok()) return report(f, to_mpi_error(s));
+  if (!s.is_ok()) return report(f, access_error(s, write));
   set_status(status, moved);
   if (moved_bytes) *moved_bytes = moved;
   return MPI_SUCCESS;

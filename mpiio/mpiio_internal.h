@@ -106,9 +106,10 @@ int refuse(MPI_File fh, const char* call);
 Status agree(MPI_Comm comm, Status local);
 
 // Two-phase collective I/O over the file's view. `stream` is the caller's data in view order
-// (packed); `segments` are the file segments of that data in stream order.
-Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream);
-Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream);
+// (packed); `segments` are the file segments of that data in stream order. `local` is this
+// rank's argument check: if any rank's failed, all return the first failure, having done no I/O.
+Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local);
+Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local);
 
 // Independent I/O of segments through this process's stor handle. Reads return bytes read up
 // to the first short segment (end of file).
