@@ -213,6 +213,8 @@ class LustreFile final : public BackendFile {
     if (fds_[idx] >= 0) return fds_[idx];
     std::string obj = fs_->object_path(p.target, inode_->ino, p.component, p.stripe);
     int oflags = ((flags_ & kOpenWrite) ? O_RDWR : O_RDONLY) | O_CLOEXEC | (create ? O_CREAT : 0);
+    // Set before the object can exist; unlink cannot reap while we hold the file open.
+    if (create) inode_->may_have_objects = true;
     int fd = ::open(obj.c_str(), oflags, 0600);
     if (fd < 0) {
       if (errno == ENOENT && !create) return -1;

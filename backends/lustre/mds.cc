@@ -295,7 +295,7 @@ void Mds::apply_setattr(Inode& n, const pb::WalRecord& rec) {
 void Mds::reap(const std::vector<InodeRef>& dead) {
   if (!reaper_) return;
   for (const auto& n : dead)
-    if (n) reaper_(n->ino, n->layout);
+    if (n && n->may_have_objects.load()) reaper_(n->ino, n->layout);
 }
 
 Status Mds::log(const pb::WalRecord& rec) {
@@ -654,7 +654,7 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
       std::unique_lock nlk(n->mu);
       STOR_RETURN_IF_ERROR(check_existing(*n));
       ++n->open_count;
-      return Opened{n, false};
+        return Opened{n, false};
     }
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
     const pb::Layout& tmpl = layout_template                        ? *layout_template
@@ -676,6 +676,7 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
     STOR_RETURN_IF_ERROR(log(rec));
     out.inode = apply_create(p.dir, p.name, *in);
     out.inode->open_count = 1;
+    out.inode->may_have_objects = false;  // objects are created on first write
     out.created = true;
   }
   maybe_checkpoint();

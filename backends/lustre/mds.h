@@ -53,6 +53,10 @@ struct Inode {
   std::unordered_map<std::string, std::shared_ptr<Inode>> children;
   bool linked = true;      // false once unlinked (objects go when the last opener closes)
   int open_count = 0;
+  // False only for files created by this mount that never had an object created (the data path
+  // sets it before creating one): their unlink skips deleting objects that cannot exist.
+  // Conservatively true after a remount.
+  std::atomic<bool> may_have_objects{true};
   // Guarded by Mds::rename_mu_ (written only by mkdir-time creation and rename).
   std::weak_ptr<Inode> parent;
 
