@@ -208,7 +208,15 @@ S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file
   const std::string data = dir_ / "data";
   std::filesystem::create_directories(data);
   const std::string log = dir_ / "s3rver.log";
-  port_ = free_port();
+  // A free port can be taken by someone else before s3rver binds it: try a few.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (start_on(free_port(), node, js, data, log, tls_key_file, tls_cert_file)) return;
+  }
+}
+
+bool S3rver::start_on(int port_number, const std::string& node, const std::string& js, const std::string& data,
+                      const std::string& log, const std::string& tls_key_file, const std::string& tls_cert_file) {
+  port_ = port_number;
   const std::string port = std::to_string(port_);
   // s3rver's continuation tokens use DES, which OpenSSL 3 only has in its legacy provider.
   // Everything is prepared before fork(): the child of a threaded process may only make syscalls.
@@ -231,21 +239,32 @@ S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file
   }
   if (pid < 0) {
     error_ = "fork failed";
-    return;
+    return true;  // not worth retrying
   }
   pid_ = pid;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (tls_ ? accepts_connections(port_) : answers_http(port_)) return;
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
       error_ = "s3rver exited during start-up: " + read_file(log);
-      return;
+      return false;
+    }
+    if (tls_ ? accepts_connections(port_) : answers_http(port_)) {
+      // Still ours? (Another process answering on a stolen port would leave s3rver dead.)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        error_ = "s3rver exited during start-up: " + read_file(log);
+        return false;
+      }
+      error_.clear();
+      return true;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   error_ = "s3rver did not answer on port " + port + " within 30 s: " + read_file(log);
+  return true;
 }
 
 S3rver::~S3rver() {

@@ -35,6 +35,8 @@ class S3rver {
   S3rver& operator=(const S3rver&) = delete;
 
  private:
+  bool start_on(int port, const std::string& node, const std::string& js, const std::string& data,
+                const std::string& log, const std::string& tls_key_file, const std::string& tls_cert_file);
   stor::test::TempDir dir_;
   bool tls_ = false;
   bool available_ = false;
