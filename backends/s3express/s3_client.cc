@@ -400,8 +400,13 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
     err.code = resp.status == 404 ? "NotFound" : "HTTP" + std::to_string(resp.status);
     err.message = resp.body.size() < 200 ? resp.body : resp.body.substr(0, 200);
   }
-  *retryable = (resp.status >= 500 && resp.status != 501) || resp.status == 429 || err.code == "SlowDown" || err.code == "RequestTimeout" ||
-               err.code == "InternalError";
+  *retryable = (resp.status >= 500 && resp.status != 501) || resp.status == 429 || err.code == "SlowDown" ||
+               err.code == "RequestTimeout" || err.code == "InternalError";
+  if (std::string region = resp.header("x-amz-bucket-region"); !region.empty() && region != config_.region) {
+    // A redirect or 400 for a bucket in another region: say what to configure.
+    err.message += (err.message.empty() ? "" : "; ") + std::string("the bucket is in region ") + region +
+                   ", set s3.region=" + region;
+  }
   if (is_session && (err.code == "ExpiredToken" || err.code == "InvalidToken")) {
     invalidate_session(req.bucket);
     *retryable = true;
