@@ -4,6 +4,7 @@
 // ROMIO's Lustre driver deals stripes); aggregators then write (or read) merged contiguous runs.
 #include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -182,6 +183,36 @@ void sort_pieces(std::vector<Piece>& pieces) {
   std::stable_sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) { return a.off < b.off; });
 }
 
+enum class Path { kFailed, kIndependent, kTwoPhase };
+
+// ROMIO's rule for romio_cb_write / romio_cb_read = automatic: collective buffering only pays
+// when the ranks' file ranges interleave; otherwise each rank accesses its own range directly.
+// Ranks without a handle always need aggregators. One Allgather also settles failed checks.
+Path choose_path(const StorFile& f, const std::vector<Block>& segments, bool failed, CollectiveBuffering mode) {
+  int64_t start = INT64_MAX, end = 0;
+  for (const auto& b : segments) {
+    start = std::min(start, b.off);
+    end = std::max(end, b.off + b.len);
+  }
+  int64_t mine[4] = {start, end, failed ? 1 : 0, (!segments.empty() && !f.file) ? 1 : 0};
+  std::vector<int64_t> all(static_cast<size_t>(4 * f.nprocs));
+  PMPI_Allgather(mine, 4, MPI_INT64_T, all.data(), 4, MPI_INT64_T, f.comm);
+  bool needs_aggregator = false;
+  std::vector<std::pair<int64_t, int64_t>> ranges;
+  for (int r = 0; r < f.nprocs; ++r) {
+    const int64_t* e = &all[static_cast<size_t>(4 * r)];
+    if (e[2]) return Path::kFailed;
+    needs_aggregator = needs_aggregator || e[3];
+    if (e[1] > e[0]) ranges.emplace_back(e[0], e[1]);
+  }
+  if (mode == CollectiveBuffering::kEnable || needs_aggregator) return Path::kTwoPhase;
+  if (mode == CollectiveBuffering::kDisable) return Path::kIndependent;
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second) return Path::kTwoPhase;
+  return Path::kIndependent;
+}
+
 Status no_handle(const StorFile& f) {
   return {Code::kInternal, "collective I/O: aggregator rank " + std::to_string(f.rank) + " has no handle on " + f.uri};
 }
@@ -218,10 +249,14 @@ Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segmen
 
 Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local) {
   const int P = f.nprocs;
+  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write)) {
+    case Path::kFailed: return agree(f.comm, local);
+    case Path::kIndependent: return agree(f.comm, segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status());
+    case Path::kTwoPhase: break;
+  }
   Exchange x;
-  if (local.is_ok()) plan(f, segments, x);
-  else plan(f, {}, x);
-  if (exchange_counts(f, x, !local.is_ok())) return agree(f.comm, local);
+  plan(f, segments, x);
+  exchange_counts(f, x, false);
 
   // Phase one, one Alltoallv: to each aggregator its (offset, length) list, then the bytes.
   std::vector<MPI_Count> sc(P), rc(P);
@@ -285,10 +320,25 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
 
 Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local) {
   const int P = f.nprocs;
+  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_read)) {
+    case Path::kFailed: return agree(f.comm, local);
+    case Path::kIndependent: {
+      Status s;
+      if (!segments.empty()) {
+        auto got = read_segments(*f.file, segments, stream);
+        s = got.status();
+        int64_t total = 0;
+        for (const auto& b : segments) total += b.len;
+        // Past end of file reads as zeros, as on the two-phase path.
+        if (got.is_ok() && *got < total) std::memset(stream + *got, 0, static_cast<size_t>(total - *got));
+      }
+      return agree(f.comm, s);
+    }
+    case Path::kTwoPhase: break;
+  }
   Exchange x;
-  if (local.is_ok()) plan(f, segments, x);
-  else plan(f, {}, x);
-  if (exchange_counts(f, x, !local.is_ok())) return agree(f.comm, local);
+  plan(f, segments, x);
+  exchange_counts(f, x, false);
 
   // The piece lists to the aggregators.
   std::vector<MPI_Count> sc(P), rc(P);

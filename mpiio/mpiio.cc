@@ -91,7 +91,25 @@ int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
   return v;
 }
 
+CollectiveBuffering info_cb(MPI_Info info, const char* key, CollectiveBuffering fallback) {
+  if (info == MPI_INFO_NULL) return fallback;
+  char value[MPI_MAX_INFO_VAL + 1];
+  int flag = 0;
+  PMPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag);
+  if (!flag) return fallback;
+  if (strcasecmp(value, "enable") == 0) return CollectiveBuffering::kEnable;
+  if (strcasecmp(value, "disable") == 0) return CollectiveBuffering::kDisable;
+  if (strcasecmp(value, "automatic") == 0) return CollectiveBuffering::kAutomatic;
+  return fallback;
+}
+
+const char* cb_name(CollectiveBuffering m) {
+  return m == CollectiveBuffering::kEnable ? "enable" : m == CollectiveBuffering::kDisable ? "disable" : "automatic";
+}
+
 void read_hints(MPI_Info info, Hints* h) {
+  h->cb_write = info_cb(info, "romio_cb_write", h->cb_write);
+  h->cb_read = info_cb(info, "romio_cb_read", h->cb_read);
   h->cb_nodes = static_cast<int>(info_int(info, "cb_nodes", h->cb_nodes));
   h->striping_unit = info_int(info, "striping_unit", h->striping_unit);
   h->striping_factor = static_cast<int>(info_int(info, "striping_factor", h->striping_factor));
@@ -185,9 +203,14 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   f->uri = f->name.substr(std::strlen(kPrefix));
   f->amode = amode;
   read_hints(info, &f->hints);
-  int64_t hint_vals[3] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor};
-  PMPI_Bcast(hint_vals, 3, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
-  f->hints = {static_cast<int>(hint_vals[0]), hint_vals[1], static_cast<int>(hint_vals[2])};
+  int64_t hint_vals[5] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor,
+                          static_cast<int64_t>(f->hints.cb_write), static_cast<int64_t>(f->hints.cb_read)};
+  PMPI_Bcast(hint_vals, 5, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
+  f->hints.cb_nodes = static_cast<int>(hint_vals[0]);
+  f->hints.striping_unit = hint_vals[1];
+  f->hints.striping_factor = static_cast<int>(hint_vals[2]);
+  f->hints.cb_write = static_cast<CollectiveBuffering>(hint_vals[3]);
+  f->hints.cb_read = static_cast<CollectiveBuffering>(hint_vals[4]);
 
   auto fail = [&](const Status& s) {
     if (f->file) (void)f->file->close();
@@ -583,8 +606,8 @@ int file_get_info(StorFile* f, MPI_Info* info) {
   put("cb_nodes", std::to_string(f->hints.cb_nodes));
   put("striping_unit", std::to_string(f->hints.striping_unit));
   if (f->hints.striping_factor > 0) put("striping_factor", std::to_string(f->hints.striping_factor));
-  put("romio_cb_write", "enable");
-  put("romio_cb_read", "enable");
+  put("romio_cb_write", cb_name(f->hints.cb_write));
+  put("romio_cb_read", cb_name(f->hints.cb_read));
   put("stor_uri", f->uri);
   put("stor_io_ranks", std::to_string(f->io_ranks.size()));
   return MPI_SUCCESS;
@@ -595,8 +618,11 @@ int file_set_info(StorFile* f, MPI_Info info) {
   Hints h = f->hints;
   h.cb_nodes = 0;
   read_hints(info, &h);
-  int cb = h.cb_nodes;
-  PMPI_Bcast(&cb, 1, MPI_INT, 0, f->comm);
+  int vals[3] = {h.cb_nodes, static_cast<int>(h.cb_write), static_cast<int>(h.cb_read)};
+  PMPI_Bcast(vals, 3, MPI_INT, 0, f->comm);
+  f->hints.cb_write = static_cast<CollectiveBuffering>(vals[1]);
+  f->hints.cb_read = static_cast<CollectiveBuffering>(vals[2]);
+  int cb = vals[0];
   if (cb > 0) {
     f->hints.cb_nodes = cb;
     choose_aggregators(f, f->hints.striping_factor);

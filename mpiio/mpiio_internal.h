@@ -56,8 +56,12 @@ struct View {
   int64_t byte_offset(int64_t stream_off) const;
 };
 
+enum class CollectiveBuffering { kAutomatic, kEnable, kDisable };  // romio_cb_write / romio_cb_read
+
 // Hints in effect for one open file (MPI_File_get_info reports them).
 struct Hints {
+  CollectiveBuffering cb_write = CollectiveBuffering::kAutomatic;
+  CollectiveBuffering cb_read = CollectiveBuffering::kAutomatic;
   int cb_nodes = 0;             // aggregators for collective I/O; 0: default
   int64_t striping_unit = 0;    // bytes; file-domain granule of collective I/O
   int striping_factor = 0;      // stripe count (lustre)

@@ -1,7 +1,8 @@
 /* An ordinary MPI-IO program (it knows nothing about stor): a 3-D array of doubles is written
  * collectively through a subarray file view from ghost-celled memory (a subarray memory type),
  * two time steps, then read back collectively and independently; a record region uses an
- * indexed_block + resized view; set_size/get_size/sync; error paths. Rank 0 finally dumps the
+ * indexed_block + resized view; non-interleaved collective chunks; set_size/get_size/sync; error
+ * paths. Rank 0 finally dumps the
  * whole file to DUMP so runs through ROMIO and through libstor_mpiio can be compared byte by byte.
  *
  *   mpiexec -n 4 mpiio_roundtrip FILE DUMP BAD_NAME
@@ -13,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { NX = 37, NY = 29, NZ = 23, HEADER = 256, RECORD_INTS = 4, RECORDS = 3 };
+enum { NX = 37, NY = 29, NZ = 23, HEADER = 256, RECORD_INTS = 4, RECORDS = 3, TAIL = 1000 };
 
 static int rank, nprocs, failures;
 
@@ -178,9 +179,19 @@ int main(int argc, char** argv) {
   CHECK(byte_off == array_end + (MPI_Offset)(nprocs + rank) * RECORD_INTS * (MPI_Offset)sizeof(int),
         "get_byte_offset %lld", (long long)byte_off);
 
-  /* Sizes: exact after the writes; set_size grows (zeros) and shrinks. */
+  /* Per-rank tail chunks, collective but not interleaved (ROMIO then skips two-phase I/O). */
   check_rc(MPI_File_set_view(fh, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL), "set_view bytes");
-  const MPI_Offset data_end = array_end + (MPI_Offset)RECORDS * nprocs * RECORD_INTS * sizeof(int);
+  const MPI_Offset records_end = array_end + (MPI_Offset)RECORDS * nprocs * RECORD_INTS * sizeof(int);
+  char chunk[TAIL], chunk_in[TAIL];
+  for (int x = 0; x < TAIL; ++x) chunk[x] = (char)('a' + (rank + x) % 26);
+  check_rc(MPI_File_write_at_all(fh, records_end + (MPI_Offset)rank * TAIL, chunk, TAIL, MPI_CHAR, MPI_STATUS_IGNORE),
+           "write tail chunk");
+  check_rc(MPI_File_read_at_all(fh, records_end + (MPI_Offset)rank * TAIL, chunk_in, TAIL, MPI_CHAR, MPI_STATUS_IGNORE),
+           "read tail chunk");
+  CHECK(memcmp(chunk, chunk_in, TAIL) == 0, "tail chunk differs after read back");
+
+  /* Sizes: exact after the writes; set_size grows (zeros) and shrinks. */
+  const MPI_Offset data_end = records_end + (MPI_Offset)nprocs * TAIL;
   MPI_Offset size = -1;
   check_rc(MPI_File_get_size(fh, &size), "get_size");
   CHECK(size == data_end, "size %lld, expected %lld", (long long)size, (long long)data_end);
