@@ -46,6 +46,10 @@ Result<std::unique_ptr<IoEngine>> UringEngine::create(const EngineOptions& opts)
   }
   if (rc != 0) rc = io_uring_queue_init(entries, &e->ring_, 0);
   if (rc != 0) return Status::from_errno(-rc, "io_uring_queue_init");
+  if (io_uring_register_files_sparse(&e->ring_, kFileSlots) == 0) {
+    e->file_table_ = true;
+    for (int slot = kFileSlots - 1; slot >= 0; --slot) e->free_slots_.push_back(slot);
+  }
   e->reaper_ = std::thread([raw = e.get()] { raw->reap(); });
   return std::unique_ptr<IoEngine>(std::move(e));
 }
@@ -90,6 +94,10 @@ void UringEngine::prepare_locked(Op* op) {
       break;
     case IoOp::kFsync: io_uring_prep_fsync(sqe, r.fd, 0); break;
     case IoOp::kFdatasync: io_uring_prep_fsync(sqe, r.fd, IORING_FSYNC_DATASYNC); break;
+  }
+  if (r.file_slot >= 0) {
+    sqe->fd = r.file_slot;
+    sqe->flags |= IOSQE_FIXED_FILE;
   }
   io_uring_sqe_set_data(sqe, op);
   ++unsubmitted_;
@@ -152,6 +160,24 @@ Status UringEngine::register_buffers(std::span<const struct iovec> bufs) {
   if (rc != 0) return Status::from_errno(-rc, "io_uring_register_buffers");
   registered_.assign(bufs.begin(), bufs.end());
   return {};
+}
+
+Result<int> UringEngine::register_file(int fd) {
+  std::lock_guard lk(sq_mu_);
+  if (!file_table_) return Status(Code::kUnsupported, "io_uring: kernel has no sparse fixed-file table");
+  if (free_slots_.empty()) return Status(Code::kBusy, "io_uring: all " + std::to_string(kFileSlots) + " fixed-file slots in use");
+  int slot = free_slots_.back();
+  int rc = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1);
+  if (rc < 0) return Status::from_errno(-rc, "io_uring_register_files_update");
+  free_slots_.pop_back();
+  return slot;
+}
+
+void UringEngine::unregister_file(int slot) {
+  std::lock_guard lk(sq_mu_);
+  if (!file_table_ || slot < 0 || slot >= static_cast<int>(kFileSlots)) return;
+  int none = -1;  // requests in flight keep their own reference to the file
+  if (io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &none, 1) >= 0) free_slots_.push_back(slot);
 }
 
 void UringEngine::finish(Op* op, int res) {

@@ -20,6 +20,8 @@ class UringEngine final : public EngineBase {
   EngineKind kind() const noexcept override { return EngineKind::kIoUring; }
   void submit(std::span<IoRequest> batch) override;
   Status register_buffers(std::span<const struct iovec> bufs) override;
+  Result<int> register_file(int fd) override;
+  void unregister_file(int slot) override;
   bool sqpoll() const noexcept { return sqpoll_; }
 
  private:
@@ -36,6 +38,9 @@ class UringEngine final : public EngineBase {
   std::mutex sq_mu_;
   unsigned unsubmitted_ = 0;  // SQEs prepared but not yet handed to the kernel
   std::vector<struct iovec> registered_;
+  static constexpr unsigned kFileSlots = 4096;
+  bool file_table_ = false;        // sparse fixed-file table registered at setup
+  std::vector<int> free_slots_;    // guarded by sq_mu_
   std::thread reaper_;
 };
 

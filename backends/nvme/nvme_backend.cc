@@ -64,7 +64,10 @@ uint32_t direct_alignment(int fd) {
 class NvmeFile final : public BackendFile {
  public:
   NvmeFile(IoEngine* engine, int fd, bool direct, std::string path)
-      : engine_(engine), fd_(fd), direct_(direct), align_(direct ? direct_alignment(fd) : 1), path_(std::move(path)) {}
+      : engine_(engine), fd_(fd), direct_(direct), align_(direct ? direct_alignment(fd) : 1), path_(std::move(path)) {
+    auto slot = engine_->register_file(fd_);  // optional: plain fds work everywhere
+    if (slot.is_ok()) file_slot_ = *slot;
+  }
   ~NvmeFile() override { (void)close(); }
 
   void read_async(void* buf, size_t len, uint64_t off, IoCallback done) override {
@@ -92,6 +95,8 @@ class NvmeFile final : public BackendFile {
     if (fd_ < 0) return {};
     int fd = fd_;
     fd_ = -1;
+    if (file_slot_ >= 0) engine_->unregister_file(file_slot_);
+    file_slot_ = -1;
     if (::close(fd) != 0) return Status::from_errno(errno, "close " + path_);
     return {};
   }
@@ -111,7 +116,7 @@ class NvmeFile final : public BackendFile {
                                std::to_string(align_) + " (use stor::AlignedBuffer)"));
       }
     }
-    engine_->submit(IoRequest{op, fd_, buf, len, off, -1, std::move(done)});
+    engine_->submit(IoRequest{op, fd_, buf, len, off, -1, std::move(done), file_slot_});
   }
 
   IoEngine* engine_;
@@ -119,6 +124,7 @@ class NvmeFile final : public BackendFile {
   bool direct_;
   uint32_t align_;
   std::string path_;
+  int file_slot_ = -1;
 };
 
 class NvmeBackend final : public Backend {

@@ -34,6 +34,7 @@ struct IoRequest {
   uint64_t offset = 0;
   int buf_index = -1;       // >= 0: index from register_buffers(); buf must lie inside it
   IoCallback done;
+  int file_slot = -1;       // >= 0: slot from register_file(fd) for this fd; saves a file lookup
 };
 
 enum class EngineKind { kAuto, kIoUring, kThreadPool };
@@ -77,6 +78,14 @@ class IoEngine {
   // Registers memory for zero-copy fixed-buffer I/O. Replaces any earlier registration; an empty
   // span unregisters. The thread-pool engine accepts and ignores it.
   virtual Status register_buffers(std::span<const struct iovec> bufs) = 0;
+
+  // Enters fd in the engine's fixed-file table and returns its slot, for IoRequest::file_slot.
+  // Unsupported where the engine has no such table (thread pool, kernels without sparse tables).
+  virtual Result<int> register_file(int fd) {
+    (void)fd;
+    return Status(Code::kUnsupported, std::string(name()) + " engine has no fixed-file table");
+  }
+  virtual void unregister_file(int slot) { (void)slot; }
 
   // Waits until every submitted request has completed and its callback has returned. Must not be
   // called from a completion callback (it would wait for itself).

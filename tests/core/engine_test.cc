@@ -245,3 +245,30 @@ TEST_CASE("SQPOLL is optional and works when granted") {
   CHECK(back == data);
   ::close(fd);
 }
+
+TEST_CASE("fixed files: requests through a registered slot") {
+  test::TempDir dir;
+  auto e = make_engine();
+  int fd = open_file(dir / "fixed");
+  auto data = test::pattern(16384, 12);
+  REQUIRE(::pwrite(fd, data.data(), data.size(), 0) == 16384);
+  auto slot = e->register_file(fd);
+  if (e->kind() == EngineKind::kThreadPool) {
+    CHECK(slot.status().code() == Code::kUnsupported);
+    ::close(fd);
+    return;
+  }
+  REQUIRE(slot.is_ok());
+  std::vector<char> back(16384);
+  std::promise<Result<size_t>> p;
+  IoRequest r{IoOp::kRead, fd, back.data(), back.size(), 0, -1, [&](Result<size_t> res) { p.set_value(res); }, *slot};
+  e->submit(std::move(r));
+  REQUIRE(*p.get_future().get() == 16384);
+  CHECK(back == data);
+  e->unregister_file(*slot);
+  // The slot is free again and can take another file.
+  auto again = e->register_file(fd);
+  REQUIRE(again.is_ok());
+  e->unregister_file(*again);
+  ::close(fd);
+}
