@@ -1,0 +1,148 @@
+/* libstor_mpiio specifics, run with the library preloaded on 4 ranks:
+ *   mpiio_stor_errors STOR_FILE PLAIN_FILE [LUSTRE_FILE delegation|no-delegation]
+ * refused calls on stor handles, unsupported atomicity/datarep/darray/error handlers, amode and
+ * EXCL errors, hints in MPI_File_get_info, MPI_File_delete, a plain ROMIO file in the same run,
+ * and (with LUSTRE_FILE) independent I/O of ranks that cannot mount the emulated file system:
+ * delegated to rank 0, or refused when delegation is off (STOR_MPIIO_DELEGATION=0). */
+#include <mpi.h>
+#include <stdio.h>
+#include <string.h>
+
+static int rank, failures;
+
+#define CHECK(cond, ...)                                 \
+  do {                                                   \
+    if (!(cond)) {                                       \
+      fprintf(stderr, "rank %d: FAILED: ", rank);        \
+      fprintf(stderr, __VA_ARGS__);                      \
+      fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__); \
+      ++failures;                                        \
+    }                                                    \
+  } while (0)
+
+static int error_class(int rc) {
+  int cls = MPI_SUCCESS;
+  if (rc != MPI_SUCCESS) MPI_Error_class(rc, &cls);
+  return cls;
+}
+
+static int message_has(int rc, const char* needle) {
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  return strstr(msg, needle) != NULL;
+}
+
+static void ok(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char msg[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, msg, &len);
+  fprintf(stderr, "rank %d: FAILED: %s: %s\n", rank, what, msg);
+  ++failures;
+}
+
+static void my_handler(MPI_File* fh, int* code, ...) { (void)fh; (void)code; }
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  if (argc != 3 && argc != 5) {
+    if (rank == 0) fprintf(stderr, "usage: %s STOR_FILE PLAIN_FILE [LUSTRE_FILE delegation|no-delegation]\n", argv[0]);
+    MPI_Abort(MPI_COMM_WORLD, 2);
+  }
+  const char* stor_file = argv[1];
+  const char* plain_file = argv[2];
+  MPI_File fh;
+  int rc;
+
+  ok(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
+  int value = rank;
+  ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "write_at_all");
+
+  /* A call libstor_mpiio does not implement must refuse the stor handle, never reach ROMIO. */
+  MPIO_Request req;
+  rc = MPI_File_iread_at(fh, 0, &value, 1, MPI_INT, &req);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "iread_at: class %d", error_class(rc));
+  CHECK(rc == MPI_SUCCESS || message_has(rc, "MPI_File_iread_at"), "iread_at message does not name the call");
+  rc = MPI_File_set_atomicity(fh, 1);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "set_atomicity(1): class %d", error_class(rc));
+  rc = MPI_File_set_view(fh, 0, MPI_INT, MPI_INT, "external32", MPI_INFO_NULL);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_DATAREP, "external32: class %d", error_class(rc));
+  int gsizes[1] = {16}, distribs[1] = {MPI_DISTRIBUTE_BLOCK}, dargs[1] = {MPI_DISTRIBUTE_DFLT_DARG}, psizes[1] = {4};
+  MPI_Datatype darray;
+  MPI_Type_create_darray(4, rank, 1, gsizes, distribs, dargs, psizes, MPI_ORDER_C, MPI_INT, &darray);
+  MPI_Type_commit(&darray);
+  rc = MPI_File_set_view(fh, 0, MPI_INT, darray, "native", MPI_INFO_NULL);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "darray view: class %d", error_class(rc));
+  MPI_Type_free(&darray);
+  MPI_Errhandler custom;
+  MPI_File_create_errhandler(my_handler, &custom);
+  rc = MPI_File_set_errhandler(fh, custom);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "custom errhandler: class %d", error_class(rc));
+  MPI_Errhandler_free(&custom);
+  ok(MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN), "set_errhandler(MPI_ERRORS_RETURN)");
+
+  MPI_Info used;
+  ok(MPI_File_get_info(fh, &used), "get_info");
+  char v[MPI_MAX_INFO_VAL + 1];
+  int flag = 0;
+  MPI_Info_get(used, "cb_nodes", MPI_MAX_INFO_VAL, v, &flag);
+  CHECK(flag, "get_info has no cb_nodes");
+  MPI_Info_get(used, "striping_unit", MPI_MAX_INFO_VAL, v, &flag);
+  CHECK(flag, "get_info has no striping_unit");
+  MPI_Info_free(&used);
+  int amode = 0;
+  ok(MPI_File_get_amode(fh, &amode), "get_amode");
+  CHECK(amode == (MPI_MODE_CREATE | MPI_MODE_RDWR), "amode %d", amode);
+  ok(MPI_File_close(&fh), "close");
+
+  rc = MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
+  CHECK(error_class(rc) == MPI_ERR_FILE_EXISTS, "EXCL on an existing file: class %d", error_class(rc));
+  ok(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh), "open read-only");
+  rc = MPI_File_write_at(fh, 0, &value, 1, MPI_INT, MPI_STATUS_IGNORE);
+  CHECK(error_class(rc) == MPI_ERR_READ_ONLY, "write on a read-only file: class %d", error_class(rc));
+  int back = -1;
+  ok(MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE), "read_at");
+  CHECK(back == rank, "read back %d", back);
+  ok(MPI_File_close(&fh), "close read-only");
+
+  /* A plain file in the same run goes to ROMIO. */
+  ok(MPI_File_open(MPI_COMM_WORLD, plain_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open plain");
+  ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "plain write");
+  MPI_Offset size = 0;
+  ok(MPI_File_get_size(fh, &size), "plain get_size");
+  ok(MPI_File_close(&fh), "close plain");
+
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) ok(MPI_File_delete(stor_file, MPI_INFO_NULL), "delete");
+  MPI_Barrier(MPI_COMM_WORLD);
+  rc = MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh);
+  CHECK(error_class(rc) == MPI_ERR_NO_SUCH_FILE, "open after delete: class %d", error_class(rc));
+
+  if (argc == 5) {
+    const int delegation = strcmp(argv[4], "delegation") == 0;
+    ok(MPI_File_open(MPI_COMM_WORLD, argv[3], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open lustre");
+    ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE),
+       "lustre write_at_all");
+    back = -1;
+    rc = MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE);
+    if (rank == 0 || delegation) {
+      ok(rc, "lustre read_at");
+      CHECK(back == rank, "lustre read back %d", back);
+    } else {
+      CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "read_at without delegation: class %d", error_class(rc));
+    }
+    back = -1;
+    ok(MPI_File_read_at_all(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE),
+       "lustre read_at_all");
+    CHECK(back == rank, "lustre read_at_all back %d", back);
+    ok(MPI_File_close(&fh), "close lustre");
+  }
+
+  int all = 0;
+  MPI_Allreduce(&failures, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  if (rank == 0) printf("%s\n", all ? "FAILED" : "OK");
+  MPI_Finalize();
+  return all ? 1 : 0;
+}
