@@ -1,12 +1,13 @@
 # Finds Debian's MPICH explicitly (openmpi may also be installed and own the mpicc/mpiexec
 # alternatives). Included by mpiio/, tests/mpiio/ and bench/mpiio/; sets STOR_MPICH_FOUND,
-# STOR_MPIEXEC and the PkgConfig::MPICH target.
+# STOR_MPIEXEC and the PkgConfig::MPICH target, and says once per configure what it decided.
 option(STOR_WITH_MPI "Build the MPI-IO interposition library (libstor_mpiio.so) when MPICH is found" ON)
 set(STOR_MPICH_FOUND OFF)
+get_property(stor_mpich_reported GLOBAL PROPERTY STOR_MPICH_REPORTED)
+set_property(GLOBAL PROPERTY STOR_MPICH_REPORTED ON)
 if(NOT STOR_WITH_MPI)
-  if(NOT STOR_MPICH_REPORTED)
+  if(NOT stor_mpich_reported)
     message(STATUS "stor MPI-IO: disabled (STOR_WITH_MPI=OFF)")
-    set(STOR_MPICH_REPORTED ON CACHE INTERNAL "")
   endif()
   return()
 endif()
@@ -17,8 +18,10 @@ endif()
 find_program(STOR_MPIEXEC NAMES mpiexec.mpich)
 if(TARGET PkgConfig::MPICH AND STOR_MPIEXEC)
   set(STOR_MPICH_FOUND ON)
-elseif(NOT STOR_MPICH_REPORTED)
+  if(NOT stor_mpich_reported)
+    message(STATUS "stor MPI-IO: MPICH ${MPICH_VERSION} (${STOR_MPIEXEC}): building libstor_mpiio")
+  endif()
+elseif(NOT stor_mpich_reported)
   message(STATUS "stor MPI-IO: not built: MPICH not found (need pkg-config module 'mpich' and "
                  "mpiexec.mpich; apt-get install mpich libmpich-dev)")
-  set(STOR_MPICH_REPORTED ON CACHE INTERNAL "")
 endif()
