@@ -68,14 +68,11 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts) {
   }
   fsys::create_directories(dir + "/mdt", ec);
   if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir + "/mdt");
+  // Object subdirectories (ostK/XX) are made on first use, which keeps mkfs fast.
   for (uint32_t t = 0; t < opts.targets; ++t) {
     std::string ost = dir + "/ost" + std::to_string(t);
-    for (unsigned sub = 0; sub < 256; ++sub) {
-      char name[8];
-      std::snprintf(name, sizeof name, "/%02x", sub);
-      fsys::create_directories(ost + name, ec);
-      if (ec) return from_fs_error(ec, "lustre mkfs: create " + ost + name);
-    }
+    fsys::create_directories(ost, ec);
+    if (ec) return from_fs_error(ec, "lustre mkfs: create " + ost);
   }
   STOR_RETURN_IF_ERROR(Mds::format(dir + "/mdt", ::getuid(), ::getgid(), opts.root_mode));
   pb::Superblock sb;

@@ -216,6 +216,13 @@ class LustreFile final : public BackendFile {
     // Set before the object can exist; unlink cannot reap while we hold the file open.
     if (create) inode_->may_have_objects = true;
     int fd = ::open(obj.c_str(), oflags, 0600);
+    if (fd < 0 && errno == ENOENT && create) {
+      // First object in this ostK/XX subdirectory: make it (a racing creator may beat us to it).
+      std::string sub = obj.substr(0, obj.rfind('/'));
+      if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST)
+        return Status::from_errno(errno, "lustre: create object directory " + sub);
+      fd = ::open(obj.c_str(), oflags, 0600);
+    }
     if (fd < 0) {
       if (errno == ENOENT && !create) return -1;
       return Status::from_errno(errno, "lustre: open object " + obj);

@@ -3,7 +3,8 @@
 // On-disk (host) layout made by mkfs:
 //   ROOT/.stor-lustre           Superblock (protobuf)
 //   ROOT/mdt/checkpoint, wal.N  metadata checkpoint + write-ahead log; mdt/lock is flock()ed
-//   ROOT/ostK/XX/INO.C.S        object of stripe S of component C of inode INO (XX = INO % 256)
+//   ROOT/ostK/XX/INO.C.S        object of stripe S of component C of inode INO (XX = INO % 256,
+//                               made on first use)
 #pragma once
 
 #include <memory>

@@ -262,12 +262,14 @@ TEST_CASE("fsck finds orphan objects; an unclean mount sweeps them", "[lustre][f
     REQUIRE(fs.is_ok());
     REQUIRE(setstripe(root + "/f", {{2, 64 << 10}}).is_ok());
     orphan = (*fs)->object_path(1, 424242, 0, 0);
+    std::filesystem::create_directories(std::filesystem::path(orphan).parent_path());
     FILE* f = std::fopen(orphan.c_str(), "w");
     REQUIRE(f);
     std::fputs("stale", f);
     std::fclose(f);
     // Bytes past the file's size in a live object: a write that was never acknowledged.
     overlong = getstripe(root + "/f")->objects.at(1).path;
+    std::filesystem::create_directories(std::filesystem::path(overlong).parent_path());
     f = std::fopen(overlong.c_str(), "w");
     REQUIRE(f);
     std::fputs("unacknowledged", f);
