@@ -1,6 +1,7 @@
 #include "core/tiering/journal.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -150,6 +151,20 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status(Code::kIoError, "create tiering state directory " + dir + ": " + ec.message());
+  const std::string lock_path = dir + "/lock";
+  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd < 0) return Status::from_errno(errno, "open " + lock_path);
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd);
+    if (err == EWOULDBLOCK)
+      return Status(Code::kBusy, "tiered namespace state " + dir + " is in use by another process (or another open)");
+    return Status::from_errno(err, "flock " + lock_path);
+  }
+  auto fail = [&](Status s) {
+    ::close(lock_fd);
+    return s;
+  };
   for (const char* name : {"checkpoint", "journal"}) {
     std::ifstream in(dir + "/" + name, std::ios::binary);
     if (!in) continue;
@@ -158,17 +173,17 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
     while (std::getline(in, line)) {
       if (torn) {
         // A bad line followed by more lines is not a torn tail: the state is damaged.
-        return Status(Code::kCorruption, dir + "/" + name + ": damaged record before the last line");
+        return fail(Status(Code::kCorruption, dir + "/" + name + ": damaged record before the last line"));
       }
       if (!apply_line(line, records)) torn = true;
     }
     if (torn && std::string(name) == "checkpoint")
-      return Status(Code::kCorruption, dir + "/checkpoint: damaged last record (checkpoints are written whole)");
+      return fail(Status(Code::kCorruption, dir + "/checkpoint: damaged last record (checkpoints are written whole)"));
   }
   const std::string jpath = dir + "/journal";
   int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::from_errno(errno, "open " + jpath);
-  std::unique_ptr<Journal> j(new Journal(dir, fd));
+  if (fd < 0) return fail(Status::from_errno(errno, "open " + jpath));
+  std::unique_ptr<Journal> j(new Journal(dir, fd, lock_fd));
   // Start from a clean journal: fold what was replayed (including dropping a torn tail).
   STOR_RETURN_IF_ERROR(j->compact(*records));
   return j;
@@ -176,6 +191,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
 
 Journal::~Journal() {
   if (fd_ >= 0) ::close(fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
 }
 
 Status Journal::append(const std::string& payload, bool durable) {

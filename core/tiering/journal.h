@@ -29,7 +29,8 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc = 0);
 
 class Journal {
  public:
-  // Loads dir/checkpoint and replays dir/journal into *records (creates dir if needed).
+  // Locks dir/lock (Busy when another process or instance holds it), loads dir/checkpoint and
+  // replays dir/journal into *records (creates dir if needed).
   static Result<std::unique_ptr<Journal>> open(const std::string& dir, std::map<std::string, Record>* records);
   ~Journal();
 
@@ -41,10 +42,11 @@ class Journal {
   uint64_t appended_since_compaction() const;
 
  private:
-  Journal(std::string dir, int fd) : dir_(std::move(dir)), fd_(fd) {}
+  Journal(std::string dir, int fd, int lock_fd) : dir_(std::move(dir)), fd_(fd), lock_fd_(lock_fd) {}
   Status append(const std::string& payload, bool durable);
   std::string dir_;
   int fd_ = -1;
+  int lock_fd_ = -1;  // flock()ed: one process owns the state at a time
   mutable std::mutex mu_;
   uint64_t appended_ = 0;
 };

@@ -16,7 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Config keys: cold, demote_after (seconds), high_watermark, low_watermark (bytes), auto_export.
+// Config keys: cold, fast (optional), demote_after (seconds), high_watermark, low_watermark
+// (bytes), auto_export.
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status(Code::kNotFound, "cannot read " + path);
@@ -111,8 +112,11 @@ class TierBackend final : public Backend {
     for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
-    STOR_ASSIGN_OR_RETURN(o.fast, backend_locked("nvme"));
-    o.fast_root = "nvme://" + root;
+    // The fast tier is the linked directory itself unless the config names another root
+    // (e.g. fast=lustre:///mnt/fs/ns); the state stays in the linked directory.
+    o.fast_root = config.count("fast") ? config["fast"] : "nvme://" + root;
+    STOR_ASSIGN_OR_RETURN(Uri fast_uri, Uri::parse(o.fast_root));
+    STOR_ASSIGN_OR_RETURN(o.fast, backend_locked(fast_uri.scheme));
     o.cold_root = config["cold"];
     STOR_ASSIGN_OR_RETURN(Uri cold_uri, Uri::parse(o.cold_root));
     STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
@@ -160,11 +164,16 @@ const bool registered = [] {
 
 }  // namespace
 
-Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root) {
+Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root,
+                               const std::string& fast_root) {
   TierBackend* tb = as_tier(tier_backend);
   if (!tb) return Status(Code::kInvalidArgument, "create_link needs the tier:// backend");
   STOR_ASSIGN_OR_RETURN(Uri cold, Uri::parse(cold_root));
   if (cold.scheme == "tier") return Status(Code::kInvalidArgument, "cannot link to a tier:// URI");
+  if (!fast_root.empty()) {
+    STOR_ASSIGN_OR_RETURN(Uri fast, Uri::parse(fast_root));
+    if (fast.scheme == "tier") return Status(Code::kInvalidArgument, "the fast tier cannot be a tier:// URI");
+  }
   std::error_code ec;
   const fs::path root = fs::absolute(fs::path(fast_dir), ec).lexically_normal();
   if (ec) return Status(Code::kInvalidArgument, "link: bad path " + fast_dir + ": " + ec.message());
@@ -176,14 +185,16 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
   const fs::path config = state / "config";
   if (fs::exists(config, ec)) {
     STOR_ASSIGN_OR_RETURN(auto existing, read_config(config.string()));
-    if (existing["cold"] != cold_root)
-      return Status(Code::kAlreadyExists, root_s + " is already linked to " + existing["cold"]);
+    if (existing["cold"] != cold_root || (!fast_root.empty() && existing["fast"] != fast_root))
+      return Status(Code::kAlreadyExists, root_s + " is already linked to " + existing["cold"] +
+                                              (existing.count("fast") ? " (fast tier " + existing["fast"] + ")" : ""));
   } else {
     // Written whole then renamed: a crash leaves no half config.
     const fs::path tmp = state / "config.tmp";
     {
       std::ofstream out(tmp);
-      out << "# stor tiered namespace: fast tier = this directory\ncold=" << cold_root << "\n";
+      out << "# stor tiered namespace (docs/tiering.md)\ncold=" << cold_root << "\n";
+      if (!fast_root.empty()) out << "fast=" << fast_root << "\n";
       if (!out.flush()) return Status(Code::kIoError, "link: write " + tmp.string());
     }
     fs::rename(tmp, config, ec);

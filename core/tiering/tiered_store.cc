@@ -119,10 +119,14 @@ class TierFile final : public BackendFile {
     fast_->write_async(buf, len, offset, std::move(done));
   }
   Status sync(bool data_only) override {
+    std::lock_guard lk(mu_);
+    if (!open_) return {Code::kInvalidArgument, "tiered file " + rel_ + " is closed"};
     if (!fast_) return {};  // nothing local to sync: the data lives in the cold tier
     return fast_->sync(data_only);
   }
   Status truncate(uint64_t size) override {
+    std::lock_guard lk(mu_);
+    if (!open_) return {Code::kInvalidArgument, "tiered file " + rel_ + " is closed"};
     if (!writable_) return {Code::kPermissionDenied, rel_ + " was not opened for writing"};
     wrote_ = true;
     return fast_->truncate(size);
@@ -850,11 +854,14 @@ void TierFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback don
 }
 
 Result<FileInfo> TierFile::stat() {
+  std::shared_ptr<TieredStoreImpl> store;
   {
     std::lock_guard lk(mu_);
+    if (!open_) return Status(Code::kInvalidArgument, "tiered file " + rel_ + " is closed");
     if (fast_ && writable_) return fast_->stat();
+    store = store_;
   }
-  return store_->stat(rel_);
+  return store->stat(rel_);
 }
 
 Status TierFile::close() {
@@ -867,6 +874,7 @@ Status TierFile::close() {
   }
   Status s = fast ? fast->close() : Status::ok();
   Status c = store_->closed(rel_, wrote_);
+  store_.reset();  // a closed handle must not keep the namespace (and its state lock) alive
   return s.is_ok() ? c : s;
 }
 

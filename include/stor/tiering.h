@@ -26,8 +26,8 @@
 // (path, ETag), so reads inside the footer and later opens make no cold-tier request.
 //
 // URI scheme tier:///ABS/DIR/file: DIR is the nearest ancestor holding ".stor-tier/" (created by
-// `stctl link` / TieredStore::create_link). Its fast tier is that directory (nvme), its cold tier
-// the URI recorded in .stor-tier/config. Settings: tier.demote_after (seconds),
+// `stctl link` / create_link). Its fast tier is that directory (nvme) unless .stor-tier/config
+// names another root (fast=lustre:///...), its cold tier the URI recorded there (cold=...). Settings: tier.demote_after (seconds),
 // tier.high_watermark / tier.low_watermark (bytes).
 #pragma once
 
@@ -133,7 +133,9 @@ struct LinkResult {
   std::shared_ptr<TieredStore> store;
   size_t imported = 0;
 };
-Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root);
+// fast_root: the fast tier's root when it is not fast_dir itself (e.g. "lustre:///mnt/fs/ns").
+Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root,
+                               const std::string& fast_root = {});
 
 // The namespace holding local path `path` (its nearest ancestor with .stor-tier); *rel receives
 // the path relative to the namespace root. Instances are shared per root within the backend.

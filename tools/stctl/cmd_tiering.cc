@@ -38,15 +38,28 @@ std::string time_string(int64_t ns) {
   return buf;
 }
 
-int cmd_link(Context& ctx, const std::vector<std::string>& args) {
+int cmd_link(Context& ctx, const std::vector<std::string>& all) {
+  std::vector<std::string> args;
+  std::string fast;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == "--fast") {
+      if (i + 1 == all.size()) return 2;
+      fast = all[++i];
+    } else if (!all[i].empty() && all[i][0] == '-') {
+      return 2;
+    } else {
+      args.push_back(all[i]);
+    }
+  }
   if (args.size() != 2) return 2;
   auto backend = tier_backend(ctx);
   if (!backend.is_ok()) return fail(backend.status());
-  auto linked = tier::create_link(**backend, local_path(args[0]), args[1]);
+  auto linked = tier::create_link(**backend, local_path(args[0]), args[1], fast);
   if (!linked.is_ok()) return fail(linked.status());
   const tier::TierStats s = linked->store->stats();
   print_map(ctx, {{"path", args[0]},
                   {"cold", args[1]},
+                  {"fast", fast.empty() ? "nvme://" + std::filesystem::absolute(local_path(args[0])).lexically_normal().string() : fast},
                   {"imported", std::to_string(linked->imported)},
                   {"files", std::to_string(s.files)},
                   {"uri", "tier://" + std::filesystem::absolute(local_path(args[0])).lexically_normal().string()}});
@@ -139,11 +152,11 @@ int cmd_promote(Context& ctx, const std::vector<std::string>& args) {
   return 0;
 }
 
-const Registrar r_link{{"link", "link FS_PATH COLD_URI",
+const Registrar r_link{{"link", "link [--fast FAST_URI] FS_PATH COLD_URI",
                         "Link the local directory FS_PATH to COLD_URI (s3express://bucket/prefix, or any backend "
                         "directory): the listing is imported as files (size, mtime, ETag) without reading data, and "
                         "the namespace is reachable as tier://FS_PATH/... . Data is fetched on first read and kept "
-                        "in FS_PATH. Policy settings: --set tier.demote_after=SECONDS, tier.high_watermark=BYTES, "
+                        "in FS_PATH, or under FAST_URI (e.g. lustre:///mnt/fs/ns) with --fast. Policy settings: --set tier.demote_after=SECONDS, tier.high_watermark=BYTES, "
                         "tier.low_watermark=BYTES, tier.auto_export=1. See docs/tiering.md.",
                         cmd_link}};
 const Registrar r_sync{{"sync", "sync PATH",

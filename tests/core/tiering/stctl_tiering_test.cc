@@ -92,3 +92,35 @@ TEST_CASE("stctl: link, status, cp through tier://, sync, demote, promote") {
   CHECK(stctl("status " + dir / "elsewhere").code == 1);
   CHECK(stctl("link " + ns).code == 2);
 }
+
+TEST_CASE("stctl: a linked namespace with its fast tier on lustre://") {
+  stor::test::TempDir dir;
+  const std::string fsdir = dir / "lfs", ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/deep/x.bin", "from the cold tier");
+  auto mkfs = stctl("mkfs -t 4 " + fsdir);
+  INFO(mkfs.out);
+  REQUIRE(mkfs.code == 0);
+  auto link = stctl("link --fast lustre://" + fsdir + " " + ns + " nvme://" + cold);
+  INFO(link.out);
+  REQUIRE(link.code == 0);
+  CHECK(contains(link.out, "lustre://" + fsdir));
+  REQUIRE(stctl("cp tier://" + ns + "/deep/x.bin " + dir / "x.out").code == 0);
+  std::ifstream in(dir / "x.out");
+  CHECK(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()) == "from the cold tier");
+  // The fetched copy lives in the striped file system, not in the linked directory.
+  CHECK(!fs::exists(ns + "/deep/x.bin"));
+  auto ls = stctl("ls lustre://" + fsdir + "/deep");
+  INFO(ls.out);
+  CHECK(contains(ls.out, "x.bin"));
+  put(dir / "y.txt", "written to lustre first");
+  REQUIRE(stctl("cp " + dir / "y.txt" + " tier://" + ns + "/y.txt").code == 0);
+  CHECK(contains(stctl("status " + ns + "/y.txt").out, "dirty"));
+  auto demote = stctl("demote " + ns + "/y.txt");
+  INFO(demote.out);
+  REQUIRE(demote.code == 0);
+  std::ifstream y(cold + "/y.txt");
+  CHECK(std::string((std::istreambuf_iterator<char>(y)), std::istreambuf_iterator<char>()) == "written to lustre first");
+  CHECK(!contains(stctl("ls lustre://" + fsdir).out, "y.txt"));  // released from the fast tier
+  CHECK(stctl("link --fast lustre:///other " + ns + " nvme://" + cold).code == 1);  // already linked otherwise
+}

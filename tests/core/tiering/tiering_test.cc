@@ -496,3 +496,11 @@ TEST_CASE("tiering: journal replay after many updates, torn tail ignored") {
   }
   CHECK(TieredStore::open(env.options()).status().code() == Code::kCorruption);
 }
+
+TEST_CASE("tiering: one owner of a namespace's state at a time") {
+  Env env;
+  auto t = env.open();
+  CHECK(TieredStore::open(env.options()).status().code() == Code::kBusy);
+  t.reset();
+  CHECK(TieredStore::open(env.options()).is_ok());
+}
