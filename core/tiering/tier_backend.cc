@@ -17,7 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Config keys: cold, fast (optional), demote_after (seconds), high_watermark, low_watermark
-// (bytes), auto_export.
+// (bytes), auto_export, policy_interval (seconds; 0 = only on demand).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status(Code::kNotFound, "cannot read " + path);
@@ -109,7 +109,7 @@ class TierBackend final : public Backend {
     const std::string state_dir = root + "/" + internal::kStateDirName;
     STOR_ASSIGN_OR_RETURN(auto config, read_config(state_dir + "/config"));
     // Settings given to the store override the directory's config.
-    for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export"})
+    for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -132,6 +132,12 @@ class TierBackend final : public Backend {
       STOR_ASSIGN_OR_RETURN(o.low_watermark_bytes, parse_number("low_watermark", config["low_watermark"]));
     }
     o.auto_export = config["auto_export"] == "1" || config["auto_export"] == "true";
+    // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
+    uint64_t policy_secs = 300;
+    if (config.count("policy_interval")) {
+      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"]));
+    }
+    o.policy_interval_ns = static_cast<int64_t>(policy_secs) * 1'000'000'000;
     STOR_ASSIGN_OR_RETURN(auto ns, TieredStore::open(std::move(o)));
     namespaces_[root] = ns;
     return ns;

@@ -6,8 +6,10 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <condition_variable>
 #include <mutex>
 #include <optional>
+#include <thread>
 
 #include "core/tiering/cold_tier.h"
 #include "core/tiering/journal.h"
@@ -151,6 +153,47 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
  public:
   TieredStoreImpl(TierOptions opts, Uri fast_root, std::unique_ptr<ColdTier> cold)
       : opts_(std::move(opts)), fast_root_(std::move(fast_root)), cold_(std::move(cold)) {}
+
+  ~TieredStoreImpl() override {
+    {
+      std::lock_guard lk(policy_mu_);
+      stopping_ = true;
+    }
+    policy_cv_.notify_all();
+    if (policy_thread_.joinable()) policy_thread_.join();
+  }
+
+  // The background policy: every policy_interval_ns, or when kicked by a full fast tier.
+  void start_policy_thread() {
+    if (opts_.policy_interval_ns <= 0) return;
+    policy_thread_ = std::thread([this] {
+      std::unique_lock lk(policy_mu_);
+      while (!stopping_) {
+        policy_cv_.wait_for(lk, std::chrono::nanoseconds(opts_.policy_interval_ns), [&] { return stopping_ || kicked_; });
+        if (stopping_) break;
+        kicked_ = false;
+        lk.unlock();
+        auto report = run_policy();
+        lk.lock();
+        ++policy_runs_;
+        if (report.is_ok()) last_policy_ = *report;
+      }
+    });
+  }
+
+  // Caller holds mu_.
+  void kick_policy_if_full() {
+    if (opts_.policy_interval_ns <= 0 || opts_.high_watermark_bytes == 0) return;
+    uint64_t fast_bytes = 0;
+    for (auto& [p, r] : records_)
+      if (fast_resident(r.residency)) fast_bytes += r.size;
+    if (fast_bytes <= opts_.high_watermark_bytes) return;
+    {
+      std::lock_guard lk(policy_mu_);
+      kicked_ = true;
+    }
+    policy_cv_.notify_all();
+  }
 
   Status init() {
     STOR_ASSIGN_OR_RETURN(journal_, Journal::open(opts_.state_dir, &records_));
@@ -493,6 +536,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
           it->second.mtime_ns = local->mtime_ns;
           s = journal_->put(it->second, false);
           maybe_compact();
+          kick_policy_if_full();
         } else {
           s = local.status();
         }
@@ -584,6 +628,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     cur.residency = Residency::kCached;
     ++stats_.fetches;
     stats_.fetched_bytes += cur.size;
+    kick_policy_if_full();
     footers_.erase(rel);
     // Not durable: if lost, the file is fetched again.
     STOR_RETURN_IF_ERROR(journal_->put(cur, false));
@@ -825,6 +870,13 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::map<std::string, int64_t> persisted_access_;
   std::map<std::string, std::shared_ptr<const Footer>> footers_;
   TierStats stats_;
+
+  std::mutex policy_mu_;
+  std::condition_variable policy_cv_;
+  bool stopping_ = false, kicked_ = false;
+  uint64_t policy_runs_ = 0;
+  PolicyReport last_policy_;
+  std::thread policy_thread_;  // last member: started after everything else is built
 };
 
 Status TierFile::ensure_fast() {
@@ -891,6 +943,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root));
   auto store = std::make_shared<TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
+  store->start_policy_thread();
   return std::shared_ptr<TieredStore>(store);
 }
 

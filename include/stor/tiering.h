@@ -63,6 +63,9 @@ struct TierOptions {
   uint64_t fetch_chunk = 64ull << 20;
   // Access times are persisted at most this often per file (they only steer the policy).
   int64_t access_persist_interval_ns = 60ll * 1'000'000'000;
+  // > 0: a background thread applies the policy this often (wall time), and right away when a
+  // fetch or a write pushes the fast tier over the high watermark. 0: only run_policy() does.
+  int64_t policy_interval_ns = 0;
   // Test seam: called at each step of a demotion ("copied", "verified", "switched", "released").
   std::function<void(const std::string& path, const char* step)> demote_hook;
 };

@@ -504,3 +504,29 @@ TEST_CASE("tiering: one owner of a namespace's state at a time") {
   t.reset();
   CHECK(TieredStore::open(env.options()).is_ok());
 }
+
+TEST_CASE("tiering: the background policy demotes idle files and drains an over-full fast tier") {
+  Env env;
+  auto o = env.options();
+  o.policy_interval_ns = 20'000'000;  // 20 ms
+  o.high_watermark_bytes = 25'000;
+  o.low_watermark_bytes = 10'000;
+  auto t = env.open(o);
+  auto wait_for = [](const std::function<bool()>& cond) {
+    for (int i = 0; i < 300 && !cond(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return cond();
+  };
+  write_whole(*t, "a", stor::test::pattern(10'000, 1));
+  env.now += kSecond;
+  write_whole(*t, "b", stor::test::pattern(10'000, 2));
+  CHECK(residency(*t, "a") == Residency::kDirty);  // under the watermark, not idle yet
+  env.now += kSecond;
+  write_whole(*t, "c", stor::test::pattern(10'000, 3));  // 30,000 > 25,000: drain to 10,000
+  CHECK(wait_for([&] { return t->stats().fast_bytes <= 10'000; }));
+  CHECK(residency(*t, "a") == Residency::kDemoted);
+  CHECK(residency(*t, "b") == Residency::kDemoted);
+  CHECK(residency(*t, "c") == Residency::kDirty);
+  env.now += 60 * kSecond;  // c is now idle past demote_after
+  CHECK(wait_for([&] { return t->stats().fast_bytes == 0; }));
+  CHECK(read_whole(*t, "b") == stor::test::pattern(10'000, 2));
+}
