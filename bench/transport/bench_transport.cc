@@ -1,0 +1,133 @@
+// Throughput of 1 MiB reads served by stor-target over the TCP transport (1 and 2 targets on
+// 127.0.0.1) relative to reading the same files locally through the IoEngine, at the same
+// number of requests in flight. Files are read once first, so both sides read from the page
+// cache and the ratio is the cost of the transport itself. Prints ratios only (median of reps).
+//
+//   bench_transport [--mib N] [--reps N] [--qd N]
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/transport/remote_object.h"
+#include "stor/engine.h"
+#include "tests/core/transport/target_process.h"
+#include "tests/test_util.h"
+
+using namespace stor;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr size_t kChunk = 1 << 20;
+
+// Keeps up to qd reads in flight; issue(i, buf, done) starts chunk i of `chunks`.
+double run_reads(size_t chunks, unsigned qd, const std::function<void(size_t, char*, IoCallback)>& issue) {
+  std::vector<std::vector<char>> bufs(qd, std::vector<char>(kChunk));
+  std::vector<size_t> free_bufs;
+  for (size_t i = 0; i < qd; ++i) free_bufs.push_back(i);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool failed = false;
+  auto start = Clock::now();
+  for (size_t i = 0; i < chunks; ++i) {
+    size_t b;
+    {
+      std::unique_lock lk(mu);
+      cv.wait(lk, [&] { return !free_bufs.empty(); });
+      b = free_bufs.back();
+      free_bufs.pop_back();
+    }
+    issue(i, bufs[b].data(), [&, b](Result<size_t> r) {
+      std::lock_guard lk(mu);
+      if (!r || *r != kChunk) failed = true;
+      free_bufs.push_back(b);
+      cv.notify_all();
+    });
+  }
+  std::unique_lock lk(mu);
+  cv.wait(lk, [&] { return free_bufs.size() == qd; });
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  if (failed) {
+    std::fprintf(stderr, "bench_transport: a read failed\n");
+    std::exit(1);
+  }
+  return static_cast<double>(chunks * kChunk) / secs;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  size_t mib = 256;
+  int reps = 5;
+  unsigned qd = 4;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--mib") mib = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--reps") reps = std::atoi(argv[i + 1]);
+    else if (a == "--qd") qd = static_cast<unsigned>(std::atoi(argv[i + 1]));
+  }
+  if (mib == 0 || reps <= 0 || qd == 0) return 2;
+
+  stor::test::TempDir d0, d1;
+  std::vector<std::string> dirs = {d0.path(), d1.path()};
+  std::vector<int> fds;
+  auto data = stor::test::pattern(kChunk, 9);
+  for (auto& d : dirs) {
+    int fd = ::open((d + "/obj").c_str(), O_RDWR | O_CREAT, 0600);
+    for (size_t i = 0; i < mib; ++i)
+      if (::pwrite(fd, data.data(), kChunk, static_cast<off_t>(i * kChunk)) != static_cast<ssize_t>(kChunk)) return 1;
+    fds.push_back(fd);
+  }
+
+  auto engine = IoEngine::create().value();
+  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d0.path());
+  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d1.path());
+  transport::RemoteTargetOptions ro;
+  ro.connections = qd;
+  ro.transport.max_payload = kChunk;
+  std::vector<std::shared_ptr<transport::RemoteObjectTarget>> targets = {
+      transport::RemoteObjectTarget::connect(p0.endpoint(), ro).value(),
+      transport::RemoteObjectTarget::connect(p1.endpoint(), ro).value()};
+
+  auto local = [&](unsigned ntargets) {
+    return run_reads(mib * ntargets, qd * ntargets, [&](size_t i, char* buf, IoCallback done) {
+      engine->submit(IoRequest{IoOp::kRead, fds[i % ntargets], buf, kChunk, (i / ntargets) * kChunk, -1, std::move(done)});
+    });
+  };
+  auto remote = [&](unsigned ntargets) {
+    return run_reads(mib * ntargets, qd * ntargets, [&](size_t i, char* buf, IoCallback done) {
+      targets[i % ntargets]->read_async("obj", buf, kChunk, (i / ntargets) * kChunk, std::move(done));
+    });
+  };
+  local(2);  // warm the page cache
+  remote(2);  // and the connections
+
+  std::printf("bench_transport: %zu MiB per target, 1 MiB reads, %u in flight per target, median of %d\n", mib, qd, reps);
+  for (unsigned n : {1u, 2u}) {
+    std::vector<double> ratios;
+    for (int r = 0; r < reps; ++r) {
+      double rem = remote(n), loc = local(n);
+      if (std::getenv("STOR_BENCH_VERBOSE"))
+        std::fprintf(stderr, "  %u target(s): remote %.0f MiB/s, local %.0f MiB/s\n", n, rem / (1 << 20), loc / (1 << 20));
+      ratios.push_back(rem / loc);
+    }
+    std::printf("tcp transport, %u target%s / local read: %.2f\n", n, n == 1 ? " " : "s", median(ratios));
+  }
+  for (int fd : fds) ::close(fd);
+  return (p0.stop_cleanly() && p1.stop_cleanly()) ? 0 : 1;
+}

@@ -1,0 +1,136 @@
+#include "core/transport/remote_object.h"
+
+#include <future>
+
+namespace stor::transport {
+
+Result<std::shared_ptr<RemoteObjectTarget>> RemoteObjectTarget::connect(std::string_view endpoint,
+                                                                         const RemoteTargetOptions& opts) {
+  STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(endpoint));
+  STOR_ASSIGN_OR_RETURN(auto transport, Transport::create(ep.scheme, opts.transport));
+  STOR_ASSIGN_OR_RETURN(auto first, transport->connect(ep));
+  auto t = std::shared_ptr<RemoteObjectTarget>(new RemoteObjectTarget(ep.to_string(), std::move(transport), opts));
+  t->release(std::move(first));
+  return t;
+}
+
+RemoteObjectTarget::RemoteObjectTarget(std::string endpoint, std::unique_ptr<Transport> transport,
+                                       const RemoteTargetOptions& opts)
+    : endpoint_(std::move(endpoint)), transport_(std::move(transport)), opts_(opts) {
+  pool_ = std::make_unique<internal::TaskPool>(opts_.connections ? opts_.connections : 1);
+}
+
+RemoteObjectTarget::~RemoteObjectTarget() { pool_.reset(); }
+
+Result<std::unique_ptr<Channel>> RemoteObjectTarget::acquire() {
+  {
+    std::lock_guard lk(mu_);
+    if (!idle_.empty()) {
+      auto ch = std::move(idle_.back());
+      idle_.pop_back();
+      return ch;
+    }
+  }
+  return transport_->connect(Endpoint::parse(endpoint_).value());
+}
+
+void RemoteObjectTarget::release(std::unique_ptr<Channel> ch) {
+  if (!ch || ch->broken()) return;  // a failed connection is not reused
+  std::lock_guard lk(mu_);
+  idle_.push_back(std::move(ch));
+}
+
+Result<Reply> RemoteObjectTarget::call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload,
+                                       std::span<std::byte> reply) {
+  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  auto r = ch->call(static_cast<uint16_t>(op), encode_object_call(c), payload, reply);
+  release(std::move(ch));
+  return r;
+}
+
+Result<size_t> RemoteObjectTarget::read(const std::string& object, void* buf, size_t len, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  auto* dst = static_cast<std::byte*>(buf);
+  size_t done = 0;
+  Status err;
+  while (done < len) {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - done, ch->max_payload()));
+    ObjectCall c{object, offset + done, chunk, 0};
+    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {},
+                      std::span<std::byte>(dst + done, chunk));
+    if (!r) {
+      err = r.status();
+      break;
+    }
+    done += r->payload_len;
+    if (r->payload_len < chunk) break;  // end of object
+  }
+  if (len == 0) {  // still tell a missing object apart
+    ObjectCall c{object, offset, 0, 0};
+    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {}, {});
+    if (!r) err = r.status();
+  }
+  release(std::move(ch));
+  if (!err.is_ok()) return err;
+  return done;
+}
+
+Result<size_t> RemoteObjectTarget::write(const std::string& object, const void* buf, size_t len, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  auto* src = static_cast<const std::byte*>(buf);
+  size_t done = 0;
+  Status err;
+  do {
+    size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - done, ch->max_payload()));
+    ObjectCall c{object, offset + done, chunk, 0};
+    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kWrite), encode_object_call(c),
+                      std::span<const std::byte>(src + done, chunk), {});
+    if (!r) {
+      err = r.status();
+      break;
+    }
+    done += chunk;
+  } while (done < len);
+  release(std::move(ch));
+  if (!err.is_ok()) return err;
+  return done;
+}
+
+void RemoteObjectTarget::read_async(std::string object, void* buf, size_t len, uint64_t offset, IoCallback done) {
+  pool_->post([this, object = std::move(object), buf, len, offset, done = std::move(done)] {
+    done(read(object, buf, len, offset));
+  });
+}
+
+void RemoteObjectTarget::write_async(std::string object, const void* buf, size_t len, uint64_t offset, IoCallback done) {
+  pool_->post([this, object = std::move(object), buf, len, offset, done = std::move(done)] {
+    done(write(object, buf, len, offset));
+  });
+}
+
+Status RemoteObjectTarget::sync(const std::string& object, bool data_only) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  return call(ObjectOp::kSync, ObjectCall{object, 0, 0, data_only ? kSyncDataOnly : 0}, {}, {}).status();
+}
+
+Status RemoteObjectTarget::truncate(const std::string& object, uint64_t size) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  return call(ObjectOp::kTruncate, ObjectCall{object, 0, size, 0}, {}, {}).status();
+}
+
+Result<ObjectInfo> RemoteObjectTarget::stat(const std::string& object) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  STOR_ASSIGN_OR_RETURN(Reply r, call(ObjectOp::kStat, ObjectCall{object, 0, 0, 0}, {}, {}));
+  auto info = decode_object_info(r.control);
+  if (!info) return Status(Code::kCorruption, endpoint_ + ": " + info.status().message());
+  return info;
+}
+
+Status RemoteObjectTarget::remove(const std::string& object) {
+  STOR_RETURN_IF_ERROR(validate_object_name(object));
+  return call(ObjectOp::kRemove, ObjectCall{object, 0, 0, 0}, {}, {}).status();
+}
+
+}  // namespace stor::transport

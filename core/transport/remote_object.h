@@ -1,0 +1,64 @@
+// Client of one stor-target: object I/O over a pool of transport channels.
+//
+// The async calls queue onto the target's own worker threads, one per connection, so a striped
+// client issues its pieces to several targets (and several pieces to one target) in parallel and
+// joins the callbacks, as it does with IoEngine requests. Transfers larger than a channel's
+// max_payload are split into calls of that size.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/task_pool.h"
+#include "core/transport/object_protocol.h"
+#include "core/transport/transport.h"
+#include "stor/engine.h"
+
+namespace stor::transport {
+
+struct RemoteTargetOptions {
+  TransportOptions transport;
+  unsigned connections = 4;  // parallel calls to this target
+};
+
+class RemoteObjectTarget {
+ public:
+  // Connects once to check the target is reachable (Unavailable/Timeout otherwise); further
+  // connections open on demand. A connection that failed is dropped and replaced on next use.
+  static Result<std::shared_ptr<RemoteObjectTarget>> connect(std::string_view endpoint,
+                                                             const RemoteTargetOptions& opts = {});
+  ~RemoteObjectTarget();
+
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Callbacks run on one of this target's worker threads. Reads are short at the end of the
+  // object; reading a missing object fails with NotFound. Buffers stay valid until the callback.
+  void read_async(std::string object, void* buf, size_t len, uint64_t offset, IoCallback done);
+  void write_async(std::string object, const void* buf, size_t len, uint64_t offset, IoCallback done);
+
+  Result<size_t> read(const std::string& object, void* buf, size_t len, uint64_t offset);
+  Result<size_t> write(const std::string& object, const void* buf, size_t len, uint64_t offset);
+  Status sync(const std::string& object, bool data_only);
+  Status truncate(const std::string& object, uint64_t size);
+  Result<ObjectInfo> stat(const std::string& object);
+  Status remove(const std::string& object);
+
+ private:
+  RemoteObjectTarget(std::string endpoint, std::unique_ptr<Transport> transport, const RemoteTargetOptions& opts);
+  // A pooled channel (new one if none idle); give it back with release().
+  Result<std::unique_ptr<Channel>> acquire();
+  void release(std::unique_ptr<Channel> ch);
+  // One call on a pooled channel.
+  Result<Reply> call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload, std::span<std::byte> reply);
+
+  const std::string endpoint_;
+  std::unique_ptr<Transport> transport_;
+  RemoteTargetOptions opts_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Channel>> idle_;
+  std::unique_ptr<internal::TaskPool> pool_;  // destroyed first: its tasks use the members above
+};
+
+}  // namespace stor::transport

@@ -1,0 +1,210 @@
+// TCP transport: each frame is header + control bytes + payload on one stream socket.
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "core/transport/acceptor.h"
+#include "core/transport/socket_io.h"
+#include "core/transport/transport_internal.h"
+#include "core/transport/wire.h"
+
+namespace stor::transport {
+
+namespace {
+
+class TcpChannel final : public Channel {
+ public:
+  TcpChannel(int fd, std::unique_ptr<SocketIo> io, std::string peer, const TransportOptions& opts)
+      : fd_(fd), io_(std::move(io)), peer_(std::move(peer)), opts_(opts) {}
+  ~TcpChannel() override { ::close(fd_); }
+
+  Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
+                     std::span<std::byte> reply_payload) override {
+    if (broken_) return Status(Code::kUnavailable, "transport: connection to " + peer_ + " failed earlier: " + broken_why_);
+    if (control.size() > kMaxControlBytes || payload.size() > max_payload() || reply_payload.size() > max_payload())
+      return Status(Code::kInvalidArgument, "transport: call to " + peer_ + " exceeds the frame limits (control " +
+                                                std::to_string(control.size()) + ", payload " +
+                                                std::to_string(payload.size()) + ", reply " +
+                                                std::to_string(reply_payload.size()) + " bytes)");
+    auto r = do_call(opcode, control, payload, reply_payload);
+    if (!r && r.status().code() != Code::kOk && transport_failed_) {
+      broken_ = true;
+      broken_why_ = r.status().to_string();
+    }
+    return r;
+  }
+
+  uint64_t max_payload() const override { return std::min(opts_.max_payload, kMaxPayloadLimit); }
+  bool broken() const override { return broken_; }
+  const std::string& peer() const override { return peer_; }
+
+ private:
+  Result<Reply> do_call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
+                        std::span<std::byte> reply_payload) {
+    transport_failed_ = true;  // until the reply frame was read completely
+    Deadline dl = deadline_after(opts_.timeout);
+    FrameHeader h;
+    h.opcode = opcode;
+    h.request_id = ++next_request_id_;
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.payload_len = payload.size();
+    h.reply_capacity = reply_payload.size();
+    FrameBytes hb = encode_frame_header(h);
+    auto ctx = [&](Status s) { return Status(s.code(), s.message() + " (" + peer_ + ")"); };
+    bool more_after_header = !control.empty() || !payload.empty();
+    if (Status s = io_->send_all(fd_, hb.data(), hb.size(), dl, more_after_header); !s.is_ok()) return ctx(s);
+    if (!control.empty())
+      if (Status s = io_->send_all(fd_, control.data(), control.size(), dl, !payload.empty()); !s.is_ok()) return ctx(s);
+    if (!payload.empty())
+      if (Status s = io_->send_all(fd_, payload.data(), payload.size(), dl); !s.is_ok()) return ctx(s);
+
+    FrameBytes rb;
+    if (Status s = io_->recv_all(fd_, rb.data(), rb.size(), dl); !s.is_ok()) return ctx(s);
+    STOR_ASSIGN_OR_RETURN(FrameHeader rh, decode_frame_header(rb, peer_));
+    auto bad = [&](const std::string& what) { return Status(Code::kCorruption, "transport: bad reply from " + peer_ + ": " + what); };
+    if (!(rh.flags & kFrameReply)) return bad("not marked as a reply");
+    if (rh.request_id == 0 && rh.status != 0 && rh.payload_len == 0 && rh.control_len > 0) {
+      // The server rejected the connection as a whole (it could not parse our frame): report its
+      // words; the stream stays marked as failed.
+      std::string why(rh.control_len, '\0');
+      if (Status s = io_->recv_all(fd_, why.data(), why.size(), dl); !s.is_ok()) return ctx(s);
+      return Status(static_cast<Code>(rh.status), peer_ + " closed the connection: " + why);
+    }
+    if (rh.request_id != h.request_id)
+      return bad("request id " + std::to_string(rh.request_id) + ", expected " + std::to_string(h.request_id));
+    if (rh.opcode != opcode) return bad("opcode " + std::to_string(rh.opcode) + ", expected " + std::to_string(opcode));
+    if (rh.payload_len > reply_payload.size())
+      return bad(std::to_string(rh.payload_len) + " payload bytes for a " + std::to_string(reply_payload.size()) +
+                 "-byte buffer");
+    if (rh.status != 0 && rh.payload_len != 0) return bad("error reply with a payload");
+    Reply reply;
+    reply.control.resize(rh.control_len);
+    if (Status s = io_->recv_all(fd_, reply.control.data(), rh.control_len, dl); !s.is_ok()) return ctx(s);
+    if (rh.payload_len)
+      if (Status s = io_->recv_all(fd_, reply_payload.data(), rh.payload_len, dl); !s.is_ok()) return ctx(s);
+    transport_failed_ = false;  // the stream is in sync again, whatever the status says
+    reply.payload_len = rh.payload_len;
+    if (rh.status != 0) return Status(static_cast<Code>(rh.status), peer_ + ": " + reply.control);
+    return reply;
+  }
+
+  int fd_;
+  std::unique_ptr<SocketIo> io_;
+  std::string peer_;
+  TransportOptions opts_;
+  uint64_t next_request_id_ = 0;
+  bool transport_failed_ = false;
+  bool broken_ = false;
+  std::string broken_why_;
+};
+
+// Serves one TCP connection until the peer leaves, a frame is bad, or the listener stops.
+void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions& opts) {
+  auto io = SocketIo::create(opts.io_uring);
+  std::string peer = "tcp client fd " + std::to_string(fd);
+  std::vector<std::byte> in_payload, reply_buffer;
+  std::string control;
+  for (;;) {
+    FrameBytes hb;
+    // Idle connections wait without a deadline; once a header arrived the rest must follow.
+    if (!io->recv_all(fd, hb.data(), hb.size(), kNoDeadline).is_ok()) return;
+    Deadline dl = deadline_after(opts.timeout);
+    auto h = decode_frame_header(hb, peer);
+    FrameHeader reply;
+    reply.flags = kFrameReply;
+    ServerResult result;
+    bool fatal = false;  // the stream cannot be trusted any more: answer, then hang up
+    if (!h) {
+      result.status = h.status();
+      fatal = true;
+    } else if (h->flags & kFrameReply) {
+      result.status = Status(Code::kCorruption, "transport: server got a reply frame");
+      fatal = true;
+    } else {
+      reply.opcode = h->opcode;
+      reply.request_id = h->request_id;
+      control.resize(h->control_len);
+      if (!io->recv_all(fd, control.data(), control.size(), dl).is_ok()) return;
+      if (in_payload.size() < h->payload_len) in_payload.resize(h->payload_len);
+      if (!io->recv_all(fd, in_payload.data(), h->payload_len, dl).is_ok()) return;
+      uint64_t capacity = std::min<uint64_t>(h->reply_capacity, kMaxPayloadLimit);
+      if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
+      ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
+                      std::span<std::byte>(reply_buffer.data(), capacity)};
+      result = handler(call);
+      if (result.status.is_ok() && result.payload_len > capacity)
+        result = ServerResult{Status(Code::kInternal, "transport: handler returned more than the reply capacity"), {}, 0};
+    }
+    if (!result.status.is_ok()) {
+      result.control = result.status.message().substr(0, kMaxControlBytes);
+      result.payload_len = 0;
+      reply.status = static_cast<uint32_t>(result.status.code());
+    }
+    if (result.control.size() > kMaxControlBytes) {
+      result = ServerResult{};
+      result.control = "transport: handler reply control bytes exceed the limit";
+      reply.status = static_cast<uint32_t>(Code::kInternal);
+    }
+    reply.control_len = static_cast<uint32_t>(result.control.size());
+    reply.payload_len = result.payload_len;
+    FrameBytes rb = encode_frame_header(reply);
+    // MSG_MORE only when bytes follow: a corked header alone would wait for the cork timer.
+    bool more = !result.control.empty() || result.payload_len > 0;
+    if (!io->send_all(fd, rb.data(), rb.size(), dl, more).is_ok()) return;
+    if (!io->send_all(fd, result.control.data(), result.control.size(), dl, result.payload_len > 0).is_ok()) return;
+    if (result.payload_len && !io->send_all(fd, reply_buffer.data(), result.payload_len, dl).is_ok()) return;
+    if (fatal) return;
+  }
+}
+
+class TcpListener final : public Listener {
+ public:
+  TcpListener(std::unique_ptr<Acceptor> acceptor, std::string endpoint)
+      : acceptor_(std::move(acceptor)), endpoint_(std::move(endpoint)) {}
+  ~TcpListener() override { stop(); }
+  const std::string& endpoint() const override { return endpoint_; }
+  void stop() override { acceptor_->stop(); }
+
+ private:
+  std::unique_ptr<Acceptor> acceptor_;
+  std::string endpoint_;
+};
+
+class TcpTransport final : public Transport {
+ public:
+  explicit TcpTransport(const TransportOptions& opts) : opts_(opts) {}
+  std::string_view kind() const override { return "tcp"; }
+
+  Result<std::unique_ptr<Channel>> connect(const Endpoint& ep) override {
+    if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot reach " + ep.to_string());
+    auto io = SocketIo::create(opts_.io_uring);
+    std::string peer = ep.to_string();
+    STOR_ASSIGN_OR_RETURN(int fd, tcp_connect(*io, ep.host, ep.port, deadline_after(opts_.timeout), peer));
+    return std::unique_ptr<Channel>(std::make_unique<TcpChannel>(fd, std::move(io), peer, opts_));
+  }
+
+  Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
+    if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot listen on " + ep.to_string());
+    auto opts = opts_;
+    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_.io_uring, [handler = std::move(handler), opts](int fd) {
+                            serve_tcp_connection(fd, handler, opts);
+                          }));
+    Endpoint bound = ep;
+    bound.port = acceptor->port();
+    return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor), bound.to_string()));
+  }
+
+ private:
+  TransportOptions opts_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_tcp_transport(const TransportOptions& opts) {
+  return std::make_unique<TcpTransport>(opts);
+}
+
+}  // namespace stor::transport

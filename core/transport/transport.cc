@@ -1,0 +1,64 @@
+#include <charconv>
+
+#include "core/transport/transport.h"
+#include "core/transport/transport_internal.h"
+
+namespace stor::transport {
+
+Result<Endpoint> Endpoint::parse(std::string_view uri) {
+  auto bad = [&](const std::string& why) {
+    return Status(Code::kInvalidArgument, "transport: endpoint '" + std::string(uri) + "' " + why +
+                                              " (want tcp://HOST:PORT or verbs://HOST:PORT)");
+  };
+  size_t sep = uri.find("://");
+  if (sep == std::string_view::npos) return bad("has no scheme");
+  Endpoint ep;
+  ep.scheme = std::string(uri.substr(0, sep));
+  if (ep.scheme != "tcp" && ep.scheme != "verbs") return bad("has an unknown scheme");
+  std::string_view rest = uri.substr(sep + 3);
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return bad("needs HOST:PORT");
+  std::string_view host = rest.substr(0, colon), port = rest.substr(colon + 1);
+  if (host.find_first_of("/@?#[] ") != std::string_view::npos) return bad("has a bad host");
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (port.empty() || ec != std::errc() || p != port.data() + port.size() || value > 65535) return bad("has a bad port");
+  ep.host = std::string(host);
+  ep.port = static_cast<uint16_t>(value);
+  return ep;
+}
+
+std::string Endpoint::to_string() const { return scheme + "://" + host + ":" + std::to_string(port); }
+
+Result<std::unique_ptr<Transport>> Transport::create(std::string_view kind, const TransportOptions& opts) {
+  if (opts.max_payload == 0 || opts.max_payload > kMaxPayloadLimit)
+    return Status(Code::kInvalidArgument, "transport: max_payload must be 1.." + std::to_string(kMaxPayloadLimit));
+  if (kind == "tcp") return make_tcp_transport(opts);
+  if (kind == "verbs") return make_verbs_transport(opts);
+  return Status(Code::kInvalidArgument, "transport: unknown kind '" + std::string(kind) + "' (tcp or verbs)");
+}
+
+Result<std::unique_ptr<Transport>> Transport::for_endpoint(std::string_view uri, const TransportOptions& opts) {
+  STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(uri));
+  return create(ep.scheme, opts);
+}
+
+Result<std::unique_ptr<Channel>> Transport::connect(std::string_view uri) {
+  STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(uri));
+  return connect(ep);
+}
+
+Result<std::unique_ptr<Listener>> Transport::listen(std::string_view uri, Handler handler) {
+  STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(uri));
+  return listen(ep, std::move(handler));
+}
+
+#ifndef STOR_HAVE_RDMA
+bool verbs_compiled() { return false; }
+Result<std::unique_ptr<Transport>> make_verbs_transport(const TransportOptions&) {
+  return Status(Code::kUnavailable, "transport: verbs support not built (rdma-core/libibverbs was not found at configure time)");
+}
+#endif
+
+}  // namespace stor::transport

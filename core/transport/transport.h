@@ -1,0 +1,127 @@
+// The transport seam: how a stor client reaches remote object targets (tools/stor-target).
+//
+// A Transport makes client Channels (connect) and server Listeners (listen) for one kind of
+// network. Endpoints are URIs:
+//   tcp://127.0.0.1:7000    TCP sockets; socket I/O through io_uring (plain send/recv fallback)
+//   verbs://10.0.0.1:7000   ibverbs RC queue pairs; the TCP address is the side channel used to
+//                           exchange QP numbers, LIDs/GIDs and rkeys
+//
+// The model is RPC: a call sends an opcode, a few control bytes and an optional bulk payload, and
+// gets back a status, control bytes and an optional bulk payload written into the caller's
+// buffer. Over TCP the bulk bytes follow the frame; over verbs they move by RDMA READ (request
+// payload, pulled by the server) and RDMA WRITE (reply payload, pushed by the server) between
+// registered buffers, and only the control frames travel by send/recv. docs/transport.md has
+// the wire format.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "stor/status.h"
+
+namespace stor::transport {
+
+struct Endpoint {
+  std::string scheme;  // "tcp" or "verbs"
+  std::string host;    // IPv4 address or a name resolving to one
+  uint16_t port = 0;   // 0 in listen(): any free port
+
+  // "tcp://127.0.0.1:7000". InvalidArgument on anything else (no path, no user info).
+  static Result<Endpoint> parse(std::string_view uri);
+  std::string to_string() const;
+};
+
+struct TransportOptions {
+  // Deadline of one call (client) or of the rest of a frame once its header arrived (server).
+  std::chrono::milliseconds timeout{30000};
+  // Largest bulk payload of one call, each way. Callers split bigger transfers (Channel::
+  // max_payload()). Over verbs this is also the size of each registered bulk buffer.
+  uint64_t max_payload = 4ull << 20;
+  // TCP: do socket I/O through io_uring when the kernel allows; false forces send/recv.
+  bool io_uring = true;
+};
+
+// Protocol-wide bounds, checked on every frame read from the wire.
+inline constexpr uint64_t kMaxPayloadLimit = 64ull << 20;
+inline constexpr uint32_t kMaxControlBytes = 64 * 1024;
+
+struct Reply {
+  std::string control;     // reply control bytes (opcode-specific)
+  size_t payload_len = 0;  // bulk bytes written into the caller's reply buffer
+};
+
+// Client end of one connection. One call at a time: callers wanting parallel calls use several
+// channels (see RemoteObjectTarget). After a transport failure (reset, timeout, bad frame) the
+// channel is broken() and every later call fails at once; an error status sent by the server
+// leaves it usable.
+class Channel {
+ public:
+  virtual ~Channel() = default;
+
+  // Sends (opcode, control, payload) and waits for the reply; reply payload bytes land in
+  // reply_payload (at most its size; the server is told that capacity). payload.size() and
+  // reply_payload.size() must be <= max_payload(). A server-side error comes back as that status.
+  virtual Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
+                             std::span<std::byte> reply_payload) = 0;
+
+  virtual uint64_t max_payload() const = 0;
+  virtual bool broken() const = 0;
+  virtual const std::string& peer() const = 0;  // endpoint URI, for messages
+};
+
+// What a server handler sees of one request.
+struct ServerCall {
+  uint16_t opcode = 0;
+  std::string_view control;
+  std::span<const std::byte> payload;  // request bulk bytes
+  std::span<std::byte> reply_buffer;   // room for reply bulk bytes (the caller's capacity)
+};
+
+struct ServerResult {
+  Status status;           // sent to the caller; its message travels as the reply control bytes
+  std::string control;     // reply control bytes when status is OK
+  size_t payload_len = 0;  // bytes of reply_buffer to send back (OK only)
+};
+
+// Called on the connection's thread; connections run concurrently, so it must be thread-safe.
+using Handler = std::function<ServerResult(const ServerCall&)>;
+
+// Serves connections until stop() or destruction. Each connection has its own thread.
+class Listener {
+ public:
+  virtual ~Listener() = default;
+  // The bound endpoint, with the real port when listen() was given port 0.
+  virtual const std::string& endpoint() const = 0;
+  // Stops accepting, closes every connection and waits for their threads. Idempotent.
+  virtual void stop() = 0;
+};
+
+class Transport {
+ public:
+  virtual ~Transport() = default;
+
+  // kind "tcp" or "verbs". verbs: Unavailable when stor was built without rdma-core or no RDMA
+  // device exists; the message says which.
+  static Result<std::unique_ptr<Transport>> create(std::string_view kind, const TransportOptions& opts = {});
+  // The transport an endpoint URI's scheme names.
+  static Result<std::unique_ptr<Transport>> for_endpoint(std::string_view uri, const TransportOptions& opts = {});
+
+  virtual std::string_view kind() const = 0;
+  // Unavailable when refused/unreachable, Timeout past the deadline.
+  virtual Result<std::unique_ptr<Channel>> connect(const Endpoint& ep) = 0;
+  virtual Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) = 0;
+
+  Result<std::unique_ptr<Channel>> connect(std::string_view uri);
+  Result<std::unique_ptr<Listener>> listen(std::string_view uri, Handler handler);
+};
+
+// Whether this build has the ibverbs transport (rdma-core found at configure time).
+bool verbs_compiled();
+
+}  // namespace stor::transport

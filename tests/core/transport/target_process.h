@@ -1,0 +1,93 @@
+// A stor-target child process for tests and benchmarks: fork/exec, read the bound endpoint from
+// its first stdout line, SIGTERM (clean stop) or SIGKILL (crash) it.
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace stor::test {
+
+class TargetProcess {
+ public:
+  // Starts `binary --listen listen --dir dir extra...`; throws when it does not print its
+  // endpoint within 10 s.
+  TargetProcess(const std::string& binary, const std::string& listen, const std::string& dir,
+                std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {binary, "--listen", listen, "--dir", dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;  // built before fork: no allocation in the child
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::close(out[0]);
+      ::close(out[1]);
+      ::execv(argv[0], argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    pid_ = pid;
+    stdout_fd_ = out[0];
+    endpoint_ = read_line(std::chrono::seconds(10));
+    if (endpoint_.empty()) {
+      kill(SIGKILL);
+      throw std::runtime_error("stor-target did not print its endpoint");
+    }
+  }
+  ~TargetProcess() {
+    if (pid_ > 0) kill(SIGKILL);
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  }
+  TargetProcess(const TargetProcess&) = delete;
+  TargetProcess& operator=(const TargetProcess&) = delete;
+
+  const std::string& endpoint() const { return endpoint_; }
+
+  // Sends sig and reaps the child; returns its wait status, or -1 if already reaped.
+  int kill(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  // True when it exited 0 after SIGTERM.
+  bool stop_cleanly() {
+    int st = kill(SIGTERM);
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+
+ private:
+  std::string read_line(std::chrono::milliseconds limit) {
+    std::string line;
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < end) {
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char c;
+      ssize_t n = ::read(stdout_fd_, &c, 1);
+      if (n <= 0) return {};
+      if (c == '\n') return line;
+      line += c;
+    }
+    return {};
+  }
+
+  pid_t pid_ = -1;
+  int stdout_fd_ = -1;
+  std::string endpoint_;
+};
+
+}  // namespace stor::test
