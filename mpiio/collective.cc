@@ -251,7 +251,9 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
   const int P = f.nprocs;
   switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write)) {
     case Path::kFailed: return agree(f.comm, local);
-    case Path::kIndependent: return agree(f.comm, segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status());
+    case Path::kIndependent:
+      // Like ROMIO's independent branch: no closing agreement, an error is this rank's own.
+      return segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status();
     case Path::kTwoPhase: break;
   }
   Exchange x;
@@ -332,7 +334,7 @@ Status collective_read(StorFile& f, const std::vector<Block>& segments, char* st
         // Past end of file reads as zeros, as on the two-phase path.
         if (got.is_ok() && *got < total) std::memset(stream + *got, 0, static_cast<size_t>(total - *got));
       }
-      return agree(f.comm, s);
+      return s;  // no closing agreement, as ROMIO
     }
     case Path::kTwoPhase: break;
   }
