@@ -72,8 +72,8 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  size_t mib = 256;
-  int reps = 5;
+  size_t mib = 128;
+  int reps = 9;
   unsigned qd = 4;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
