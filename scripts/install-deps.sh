@@ -11,7 +11,7 @@ PACKAGES=(
   build-essential cmake pkg-config git
   liburing-dev libboost-dev libboost-program-options-dev
   libprotobuf-dev protobuf-compiler libtbb-dev catch2 libibverbs-dev libssl-dev
-  fio
+  fio openssl
 )
 if [ -f scripts/extra-packages.txt ]; then
   mapfile -t EXTRA < <(grep -v '^#' scripts/extra-packages.txt | grep -v '^$')
