@@ -106,6 +106,7 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
   std::vector<std::byte> in_payload, reply_buffer;
+  const uint64_t limit = std::min(opts.max_payload, kMaxPayloadLimit);
   std::string control;
   for (;;) {
     FrameBytes hb;
@@ -123,6 +124,12 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
     } else if (h->flags & kFrameReply) {
       result.status = Status(Code::kCorruption, "transport: server got a reply frame");
       fatal = true;
+    } else if (h->payload_len > limit) {
+      // Not read: this bounds what one connection can make the server allocate.
+      result.status = Status(Code::kInvalidArgument, "transport: request payload of " + std::to_string(h->payload_len) +
+                                                         " bytes exceeds this server's limit of " + std::to_string(limit));
+      reply.opcode = h->opcode;
+      fatal = true;
     } else {
       reply.opcode = h->opcode;
       reply.request_id = h->request_id;
@@ -130,11 +137,18 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
       if (!io->recv_all(fd, control.data(), control.size(), dl).is_ok()) return;
       if (in_payload.size() < h->payload_len) in_payload.resize(h->payload_len);
       if (!io->recv_all(fd, in_payload.data(), h->payload_len, dl).is_ok()) return;
-      uint64_t capacity = std::min<uint64_t>(h->reply_capacity, kMaxPayloadLimit);
-      if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
-      ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
-                      std::span<std::byte>(reply_buffer.data(), capacity)};
-      result = handler(call);
+      // A smaller capacity than asked would turn into short reads the caller takes for end of
+      // data: refuse instead.
+      uint64_t capacity = h->reply_capacity;
+      if (capacity > limit) {
+        result.status = Status(Code::kInvalidArgument, "transport: reply capacity of " + std::to_string(capacity) +
+                                                           " bytes exceeds this server's limit of " + std::to_string(limit));
+      } else {
+        if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
+        ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
+                        std::span<std::byte>(reply_buffer.data(), capacity)};
+        result = handler(call);
+      }
       if (result.status.is_ok() && result.payload_len > capacity)
         result = ServerResult{Status(Code::kInternal, "transport: handler returned more than the reply capacity"), {}, 0};
     }

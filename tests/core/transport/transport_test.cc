@@ -626,3 +626,27 @@ TEST_CASE("stor-target answers a corrupt request with Corruption and keeps servi
   CHECK(ch->call(static_cast<uint16_t>(ObjectOp::kStat), encode_object_call({"ok", 0, 0, 0}), {}, {}).is_ok());
   CHECK(p.stop_cleanly());
 }
+
+TEST_CASE("stor-target enforces its --max-payload", "[transport][tcp]") {
+  TempDir dir;
+  TargetProcess p(STOR_TARGET_PATH, "tcp://127.0.0.1:0", dir.path(), {"--max-payload", "65536"});
+  auto ch = Transport::create("tcp").value()->connect(p.endpoint()).value();
+  std::vector<char> big(65537);
+  // Too large a reply buffer: refused, and the connection stays usable.
+  std::vector<std::byte> reply(65537);
+  auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call({"x", 0, 65537, 0}), {}, reply);
+  CHECK(r.status().code() == Code::kInvalidArgument);
+  CHECK_THAT(r.status().message(), Catch::Contains("limit of 65536"));
+  CHECK_FALSE(ch->broken());
+  // Too large a request payload: refused unread, so the server hangs up.
+  auto w = ch->call(static_cast<uint16_t>(ObjectOp::kWrite), encode_object_call({"x", 0, big.size(), 0}), bytes(big), {});
+  CHECK(w.status().code() == Code::kInvalidArgument);
+  CHECK(ch->broken());
+  // Within the limit all is well.
+  RemoteTargetOptions o;
+  o.transport.max_payload = 65536;
+  auto t = RemoteObjectTarget::connect(p.endpoint(), o).value();
+  REQUIRE(t->write("x", big.data(), big.size(), 0).value() == big.size());
+  CHECK(t->read("x", big.data(), big.size(), 0).value() == big.size());
+  CHECK(p.stop_cleanly());
+}
