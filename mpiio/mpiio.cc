@@ -385,6 +385,8 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
   else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_RDONLY");
   else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_WRONLY");
   else s = memory_layout(count, type, &mem);
+  if (s.is_ok() && mem.bytes > 0 && f->view.flat.size == 0)
+    s = Status(Code::kInvalidArgument, "the file view's filetype has size 0: no data can be accessed");
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
     s = Status(Code::kInvalidArgument, "only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
                                            " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
@@ -441,7 +443,7 @@ int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_
 // Stream offset (bytes of view data) of the first byte at or past file offset `size`.
 int64_t stream_offset_of_eof(const View& v, int64_t size) {
   int64_t rel = size - v.disp;
-  if (rel <= 0) return 0;
+  if (rel <= 0 || v.flat.size == 0 || v.flat.extent <= 0) return 0;
   if (v.flat.contiguous()) return rel;
   int64_t tile = rel / v.flat.extent;
   int64_t r = rel - tile * v.flat.extent;
@@ -545,7 +547,6 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
       cls = MPI_ERR_TYPE;
       v.etype_size = eflat.size;
       if (eflat.size <= 0) s = Status(Code::kInvalidArgument, "etype has size 0");
-      else if (v.flat.size <= 0) s = Status(Code::kInvalidArgument, "filetype has size 0");
       else if (v.flat.size % eflat.size != 0)
         s = Status(Code::kInvalidArgument, "filetype size is not a multiple of the etype size");
       for (size_t i = 0; s.is_ok() && i < v.flat.blocks.size(); ++i) {
