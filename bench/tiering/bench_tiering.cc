@@ -30,6 +30,7 @@ struct Args {
   unsigned files = 2000;
   uint64_t file_size = 256 * 1024;
   unsigned threads = 8;
+  bool durable_fetch = true;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -74,7 +75,7 @@ Status read_fully(BackendFile& f, uint64_t expect, std::vector<char>& buf) {
 int usage() {
   std::fprintf(stderr,
                "usage: bench_tiering --endpoint URL [--bucket B] [--files N] [--size BYTES] [--threads T] "
-               "[--work-dir DIR]\n");
+               "[--work-dir DIR] [--no-durable-fetch]\n");
   return 2;
 }
 
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
     else if (k == "--size") a.file_size = std::stoull(next());
     else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
     else if (k == "--work-dir") a.work_dir = next();
+    else if (k == "--no-durable-fetch") a.durable_fetch = false;
     else return usage();
   }
   if (a.endpoint.empty() || a.files == 0 || a.threads == 0) return usage();
@@ -131,6 +133,8 @@ int main(int argc, char** argv) {
   o.cold = cold;
   o.cold_root = "s3express://" + a.bucket + "/ds";
   o.state_dir = fast_dir + "/.stor-tier";
+  o.durable_fetch = a.durable_fetch;
+  std::printf("fetched copies: %s\n", a.durable_fetch ? "fdatasync'ed before use (durable_fetch)" : "not synced");
   auto opened = tiering::TieredStore::open(o);
   if (!opened.is_ok()) return std::fprintf(stderr, "bench_tiering: %s\n", opened.status().to_string().c_str()), 1;
   auto ns = *opened;

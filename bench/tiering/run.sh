@@ -4,6 +4,7 @@
 #
 #   bench/tiering/run.sh [BUILD_DIR]                 (default: build)
 #   FILES=2000 SIZE=262144 THREADS=8 bench/tiering/run.sh build-tier
+#   EXTRA=--no-durable-fetch bench/tiering/run.sh build    (fetched copies not fdatasync'ed)
 #
 # Exit status 3 when epoch 2 is not at least 3x faster than epoch 1.
 set -euo pipefail
@@ -13,6 +14,7 @@ case "$build" in /*) ;; *) build="$root/$build" ;; esac
 FILES=${FILES:-2000}
 SIZE=${SIZE:-262144}
 THREADS=${THREADS:-8}
+EXTRA=${EXTRA:-}
 
 bench="$build/bench/tiering/bench_tiering"
 s3rver_js="$root/tools/node/node_modules/s3rver/bin/s3rver.js"
@@ -37,4 +39,4 @@ for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
   sleep 0.1
 done
-"$bench" --endpoint "http://127.0.0.1:$port" --files "$FILES" --size "$SIZE" --threads "$THREADS" --work-dir "$work/local"
+"$bench" --endpoint "http://127.0.0.1:$port" --files "$FILES" --size "$SIZE" --threads "$THREADS" --work-dir "$work/local" $EXTRA

@@ -216,6 +216,10 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       } else if (r.residency == Residency::kDirty) {
         r.size = local->size;
         r.mtime_ns = local->mtime_ns;
+      } else if (local->size != r.size) {
+        // A cached copy cut short (machine crash before its data reached the disk): fetch again.
+        STOR_RETURN_IF_ERROR(opts_.fast->remove(fast_uri(r.path)));
+        r.residency = Residency::kUncached;
       }
       ++it;
     }
@@ -355,7 +359,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       if (!(oo.flags & kOpenCreate)) return Status(Code::kNotFound, "no such tiered file: " + rel);
       if (is_directory(rel)) return Status(Code::kIsADirectory, rel + " is a directory");
       STOR_RETURN_IF_ERROR(make_fast_parents(rel));
-      STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), fast_opts));
+      OpenOptions create_opts = fast_opts;
+      create_opts.flags |= kOpenTruncate;  // a leftover fast file (from a failed cleanup) is not this file
+      STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), create_opts));
       Record r;
       r.path = rel;
       r.residency = Residency::kDirty;
@@ -616,7 +622,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
     Status s = cold_->fetch_into(rel, known_of(*r), *f, opts_.fetch_chunk, nullptr);
     // Data reaches the disk before the record says it is there.
-    if (s.is_ok()) s = f->sync(true);
+    if (s.is_ok() && opts_.durable_fetch) s = f->sync(true);
     Status c = f->close();
     if (s.is_ok()) s = c;
     if (!s.is_ok()) {

@@ -59,6 +59,10 @@ struct TierOptions {
   uint64_t high_watermark_bytes = 0;  // 0: no capacity eviction
   uint64_t low_watermark_bytes = 0;
   bool auto_export = false;           // export a written file when its last writer closes
+  // fdatasync a fetched copy before recording it as cached. Off: faster first reads where syncs
+  // are slow; a copy cut short by a machine crash is still caught (size check at open) and the
+  // cold copy stays authoritative, but a same-size copy with lost blocks is not detected.
+  bool durable_fetch = true;
   // Bytes fetched per step; an S3 step is split into s3.part_size ranged GETs run in parallel.
   uint64_t fetch_chunk = 64ull << 20;
   // Access times are persisted at most this often per file (they only steer the policy).
