@@ -278,7 +278,8 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   // File domains follow the real stripe size when the backend has one, else the hint.
   f->domain_unit = geo.unit > 0 ? geo.unit : (f->hints.striping_unit > 0 ? f->hints.striping_unit : kDefaultDomainUnit);
   f->hints.striping_unit = f->domain_unit;
-  if (geo.count > 0) f->hints.striping_factor = static_cast<int>(geo.count);
+  // Report striping only where the backend stripes (a hint it could not apply is not in effect).
+  f->hints.striping_factor = static_cast<int>(geo.count);
   choose_aggregators(f, static_cast<int>(geo.count));
 
   f->view.flat.blocks = {{0, 1}};

@@ -91,6 +91,8 @@ int main(int argc, char** argv) {
   CHECK(flag, "get_info has no cb_nodes");
   MPI_Info_get(used, "striping_unit", MPI_MAX_INFO_VAL, v, &flag);
   CHECK(flag, "get_info has no striping_unit");
+  MPI_Info_get(used, "striping_factor", MPI_MAX_INFO_VAL, v, &flag);
+  CHECK(!flag, "nvme files do not stripe, yet get_info reports striping_factor %s", v);
   MPI_Info_free(&used);
   int amode = 0;
   ok(MPI_File_get_amode(fh, &amode), "get_amode");
@@ -125,6 +127,13 @@ int main(int argc, char** argv) {
     ok(MPI_File_open(MPI_COMM_WORLD, argv[3], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open lustre");
     ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE),
        "lustre write_at_all");
+    /* The file system default layout (mkfs: 1 stripe of 1M) is what get_info reports. */
+    ok(MPI_File_get_info(fh, &used), "lustre get_info");
+    MPI_Info_get(used, "striping_factor", MPI_MAX_INFO_VAL, v, &flag);
+    CHECK(flag && strcmp(v, "1") == 0, "lustre striping_factor %s", flag ? v : "(none)");
+    MPI_Info_get(used, "striping_unit", MPI_MAX_INFO_VAL, v, &flag);
+    CHECK(flag && strcmp(v, "1048576") == 0, "lustre striping_unit %s", flag ? v : "(none)");
+    MPI_Info_free(&used);
     back = -1;
     rc = MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE);
     if (rank == 0 || delegation) {
