@@ -27,8 +27,11 @@
 //
 // URI scheme tier:///ABS/DIR/file: DIR is the nearest ancestor holding ".stor-tier/" (created by
 // `stctl link` / create_link). Its fast tier is that directory (nvme) unless .stor-tier/config
-// names another root (fast=lustre:///...), its cold tier the URI recorded there (cold=...). Settings: tier.demote_after (seconds),
-// tier.high_watermark / tier.low_watermark (bytes).
+// names another root (fast=lustre:///...); its cold tier is the URI recorded there (cold=...).
+// Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
+// tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only).
+//
+// The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
 #pragma once
 
 #include <cstdint>
