@@ -718,7 +718,9 @@ int MPI_File_get_info(MPI_File fh, MPI_Info* info) {
 int MPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype, const char* datarep,
                       MPI_Info info) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_set_view(fh, disp, etype, filetype, datarep, info));
-  return stor::mpiio::file_set_view(f, disp, etype, filetype, datarep);
+  int rc = stor::mpiio::file_set_view(f, disp, etype, filetype, datarep);
+  if (rc != MPI_SUCCESS) return rc;
+  return stor::mpiio::file_set_info(f, info);  // hints may come with the view, as in ROMIO
 }
 int MPI_File_get_view(MPI_File fh, MPI_Offset* disp, MPI_Datatype* etype, MPI_Datatype* filetype, char* datarep) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_get_view(fh, disp, etype, filetype, datarep));
