@@ -615,12 +615,41 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   // Caller holds the op lock of rel.
   Status fetch_locked(const std::string& rel) {
+    Status s = fetch_once(rel);
+    if (s.is_ok()) return s;
+    // The object may have been replaced since the listing (a ranged GET with If-Match fails):
+    // adopt the new version, which is what a reader opening the file now expects, and retry once.
+    std::optional<Record> r = find(rel);
+    if (!r || fast_resident(r->residency)) return s;
+    auto current = cold_->stat(rel);
+    if (!current.is_ok()) {
+      if (current.status().code() == Code::kNotFound)
+        return {Code::kNotFound, cold_->uri_of(rel) + " was deleted from the cold tier; run sync"};
+      return s;
+    }
+    if (current->etag == r->cold_etag) return s;  // same version: a real failure
+    {
+      std::lock_guard lk(mu_);
+      Record& cur = records_[rel];
+      cur.size = current->size;
+      cur.mtime_ns = current->mtime_ns;
+      cur.cold_etag = current->etag;
+      cur.cold_mtime_ns = current->mtime_ns;
+      footers_.erase(rel);
+      STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+    }
+    return fetch_once(rel);
+  }
+
+  Status fetch_once(const std::string& rel) {
     std::optional<Record> r = find(rel);
     if (!r) return {Code::kNotFound, "no such tiered file: " + rel};
     if (fast_resident(r->residency)) return {};
     STOR_RETURN_IF_ERROR(make_fast_parents(rel));
     STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
     Status s = cold_->fetch_into(rel, known_of(*r), *f, opts_.fetch_chunk, nullptr);
+    if (s.is_ok() && f->stat().is_ok() && f->stat()->size != r->size)
+      s = Status(Code::kIoError, "fetched size differs from the recorded size");
     // Data reaches the disk before the record says it is there.
     if (s.is_ok() && opts_.durable_fetch) s = f->sync(true);
     Status c = f->close();

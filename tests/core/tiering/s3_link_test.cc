@@ -248,6 +248,32 @@ TEST_CASE("s3 link: bucket-side changes, deletions and new objects are imported 
   CHECK(t->stat("b.txt").status().code() == Code::kNotFound);
 }
 
+TEST_CASE("s3 link: an object overwritten after the listing is fetched in its new version") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkstale");
+  env.put("data/s.txt", "old");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  env.put("data/s.txt", "new and longer");
+  const uint64_t before = env.requests();
+  {
+    // The handle was opened on the listing's size; the fetch adopts the new version.
+    auto f = t->open_file("s.txt", {kOpenRead}).value();
+    std::string buf(100, '\0');
+    auto n = f->read(buf.data(), buf.size(), 0);
+    REQUIRE(n.is_ok());
+    CHECK(buf.substr(0, *n) == "new and longer");
+    CHECK(f->stat()->size == 14);
+    REQUIRE(f->close().is_ok());
+  }
+  CHECK(env.requests() - before == 3);  // GET refused (If-Match), HEAD, GET
+  CHECK(read_whole(*t, "s.txt") == "new and longer");
+  CHECK(t->status("s.txt")->cold_etag != "");
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->imported_changed.empty());  // already adopted
+}
+
 TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cached") {
   REQUIRE_S3RVER();
   LinkEnv env(server.endpoint(), "linkparquet");

@@ -549,3 +549,22 @@ TEST_CASE("tiering: a cached copy cut short by a crash is fetched again") {
   CHECK(read_whole(*t, "c.bin") == data);
   CHECK(t->stats().fetches == 1);
 }
+
+TEST_CASE("tiering: an object replaced after the listing is read in its new version") {
+  Env env;
+  put(env.cold_dir + "/r.txt", as_vec("version one"));
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  put(env.cold_dir + "/r.txt", as_vec("version two, longer"));
+  CHECK(read_whole(*t, "r.txt") == as_vec("version two, longer"));
+  CHECK(t->status("r.txt")->size == 19);
+  put(env.cold_dir + "/gone.txt", as_vec("x"));
+  REQUIRE(t->import_listing().is_ok());
+  fs::remove(env.cold_dir + "/gone.txt");
+  auto f = t->open_file("gone.txt", {kOpenRead}).value();
+  char c;
+  auto r = f->read(&c, 1, 0);
+  CHECK(r.status().code() == Code::kNotFound);
+  CHECK(r.status().message().find("run sync") != std::string::npos);
+}
