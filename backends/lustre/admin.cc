@@ -135,14 +135,7 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
     info.layout = fs->superblock().default_layout();
   }
   if (!info.is_dir) {
-    // The inode number is part of every object name; find it through the MDS's file list.
-    uint64_t ino = 0;
-    // A cheap way to the inode: reopen read-less (no permission bits needed) and close again.
-    auto opened = fs->mds().open_file(id, loc->second, 0, 0);
-    if (opened) {
-      ino = opened->inode->ino;
-      fs->mds().close_file(opened->inode);
-    }
+    STOR_ASSIGN_OR_RETURN(uint64_t ino, fs->mds().inode_number(id, loc->second));  // part of every object name
     for (int c = 0; c < info.layout.components_size(); ++c) {
       const auto& comp = info.layout.components(c);
       for (int s = 0; s < comp.targets_size(); ++s) {

@@ -774,15 +774,9 @@ Status Mds::set_size(Inode& n, uint64_t size) {
   return Status::ok();
 }
 
-std::vector<std::pair<uint64_t, pb::Layout>> Mds::files() const {
-  // concurrent_hash_map may not be iterated during inserts/erases: exclude mutations.
-  std::unique_lock st(state_mu_);
-  std::vector<std::pair<uint64_t, pb::Layout>> out;
-  for (auto it = inodes_.begin(); it != inodes_.end(); ++it) {
-    std::shared_lock lk(it->second->mu);
-    if (!it->second->is_dir()) out.emplace_back(it->first, it->second->layout);
-  }
-  return out;
+Result<uint64_t> Mds::inode_number(const Identity& id, std::string_view path) {
+  STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
+  return n->ino;
 }
 
 }  // namespace stor::lustre

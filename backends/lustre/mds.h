@@ -120,8 +120,8 @@ class Mds {
   // The largest size object (component, stripe) on `target` may have given its file's size, or -1
   // when no live file's layout names the object (an orphan).
   int64_t object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const;
-  // Every regular file's (ino, layout), for df/fsck.
-  std::vector<std::pair<uint64_t, pb::Layout>> files() const;
+  // The inode number of a path (object names contain it).
+  Result<uint64_t> inode_number(const Identity& id, std::string_view path);
 
  private:
   Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
@@ -154,7 +154,7 @@ class Mds {
   std::atomic<uint64_t> next_ino_{2};
   std::atomic<uint32_t> rr_{0};  // round-robin start target for new files
 
-  mutable std::shared_mutex state_mu_;  // mutations shared, checkpoint and iteration exclusive
+  std::shared_mutex state_mu_;  // mutations shared, checkpoint exclusive
   std::mutex rename_mu_;
   std::atomic<bool> checkpointing_{false};
   WalWriter wal_;
