@@ -375,3 +375,22 @@ TEST_CASE("on a (simulated) Lustre mount the backend runs natively and layouts g
   REQUIRE(off.status().code() == Code::kNotFound);
   REQUIRE_THAT(off.status().message(), Catch::Contains("not on a Lustre mount"));
 }
+
+TEST_CASE("lustre.sync_metadata fdatasyncs the log before acknowledging, and still works", "[lustre][io]") {
+  Fixture fx(2, {{"lustre.sync_metadata", "1"}, {"lustre.checkpoint_bytes", "4K"}});
+  for (int i = 0; i < 20; ++i) {
+    auto f = fx.store->open(fx.uri("/s" + std::to_string(i)), kOpenWrite | kOpenCreate);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->write("abc", 3, static_cast<uint64_t>(i)).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  auto l = fx.store->list(fx.uri("/"));
+  REQUIRE(l.is_ok());
+  REQUIRE(l->size() == 20);
+  REQUIRE(fx.store->stat(fx.uri("/s19"))->size == 22);
+  StoreOptions bad;
+  bad.settings = {{"lustre.checkpoint_bytes", "lots"}};
+  auto b = Store::create(bad);
+  REQUIRE(b.is_ok());
+  REQUIRE((*b)->stat(fx.uri("/s1")).status().code() == Code::kInvalidArgument);
+}
