@@ -121,24 +121,48 @@ struct Exchange {
   std::vector<int64_t> send_stream_pos;  // stream position of each sent piece, same order
 };
 
-void plan(const StorFile& f, const std::vector<Block>& segments, Exchange& x) {
+// The caller's segments with their stream positions, cut into rounds of the file range so an
+// aggregator holds at most cb_buffer_size bytes at a time (ROMIO's two-phase cycles likewise).
+struct Segments {
+  const std::vector<Block>& blocks;
+  std::vector<int64_t> stream_start;
+  explicit Segments(const std::vector<Block>& b) : blocks(b), stream_start(b.size()) {
+    int64_t pos = 0;
+    for (size_t i = 0; i < b.size(); ++i) {
+      stream_start[i] = pos;
+      pos += b[i].len;
+    }
+  }
+  // Calls fn(clipped block, stream position) for the parts inside [lo, hi).
+  template <typename Fn>
+  void clipped(int64_t lo, int64_t hi, Fn&& fn) const {
+    // A view's segments ascend without overlapping: skip to the first one ending after lo.
+    auto first = std::partition_point(blocks.begin(), blocks.end(), [&](const Block& b) { return b.off + b.len <= lo; });
+    for (size_t i = static_cast<size_t>(first - blocks.begin()); i < blocks.size() && blocks[i].off < hi; ++i) {
+      int64_t a = std::max(lo, blocks[i].off), b = std::min(hi, blocks[i].off + blocks[i].len);
+      if (a < b) fn(Block{a, b - a}, stream_start[i] + (a - blocks[i].off));
+    }
+  }
+};
+
+void plan(const StorFile& f, const Segments& segs, int64_t lo, int64_t hi, Exchange& x) {
   const int P = f.nprocs;
   const size_t naggs = f.aggregators.size();
   x.send_pieces.assign(P, 0);
   x.send_bytes.assign(P, 0);
-  for (const auto& seg : segments)
+  segs.clipped(lo, hi, [&](const Block& seg, int64_t) {
     for_each_piece(seg, f.domain_unit, naggs, [&](size_t a, int64_t, int64_t n) {
       ++x.send_pieces[f.aggregators[a]];
       x.send_bytes[f.aggregators[a]] += n;
     });
+  });
   x.send_piece_displ.assign(P, 0);
   for (int r = 1; r < P; ++r) x.send_piece_displ[r] = x.send_piece_displ[r - 1] + x.send_pieces[r - 1];
   const int64_t total_pieces = x.send_piece_displ[P - 1] + x.send_pieces[P - 1];
   x.send_meta.resize(2 * total_pieces);
   x.send_stream_pos.resize(total_pieces);
   std::vector<MPI_Aint> next = x.send_piece_displ;
-  int64_t stream_pos = 0;
-  for (const auto& seg : segments)
+  segs.clipped(lo, hi, [&](const Block& seg, int64_t stream_pos) {
     for_each_piece(seg, f.domain_unit, naggs, [&](size_t a, int64_t off, int64_t n) {
       MPI_Aint k = next[f.aggregators[a]]++;
       x.send_meta[2 * k] = off;
@@ -146,6 +170,7 @@ void plan(const StorFile& f, const std::vector<Block>& segments, Exchange& x) {
       x.send_stream_pos[k] = stream_pos;
       stream_pos += n;
     });
+  });
 }
 
 // Piece and byte counts to every peer, with a failure flag riding along, so the ranks agree on
@@ -188,7 +213,8 @@ enum class Path { kFailed, kIndependent, kTwoPhase };
 // ROMIO's rule for romio_cb_write / romio_cb_read = automatic: collective buffering only pays
 // when the ranks' file ranges interleave; otherwise each rank accesses its own range directly.
 // Ranks without a handle always need aggregators. One Allgather also settles failed checks.
-Path choose_path(const StorFile& f, const std::vector<Block>& segments, bool failed, CollectiveBuffering mode) {
+Path choose_path(const StorFile& f, const std::vector<Block>& segments, bool failed, CollectiveBuffering mode,
+                 Block* global) {
   int64_t start = INT64_MAX, end = 0;
   for (const auto& b : segments) {
     start = std::min(start, b.off);
@@ -199,12 +225,18 @@ Path choose_path(const StorFile& f, const std::vector<Block>& segments, bool fai
   PMPI_Allgather(mine, 4, MPI_INT64_T, all.data(), 4, MPI_INT64_T, f.comm);
   bool needs_aggregator = false;
   std::vector<std::pair<int64_t, int64_t>> ranges;
+  int64_t lo = INT64_MAX, hi = 0;
   for (int r = 0; r < f.nprocs; ++r) {
     const int64_t* e = &all[static_cast<size_t>(4 * r)];
     if (e[2]) return Path::kFailed;
     needs_aggregator = needs_aggregator || e[3];
-    if (e[1] > e[0]) ranges.emplace_back(e[0], e[1]);
+    if (e[1] > e[0]) {
+      ranges.emplace_back(e[0], e[1]);
+      lo = std::min(lo, e[0]);
+      hi = std::max(hi, e[1]);
+    }
   }
+  *global = ranges.empty() ? Block{0, 0} : Block{lo, hi - lo};
   if (mode == CollectiveBuffering::kEnable || needs_aggregator) return Path::kTwoPhase;
   if (mode == CollectiveBuffering::kDisable) return Path::kIndependent;
   std::sort(ranges.begin(), ranges.end());
@@ -247,17 +279,26 @@ Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segmen
   return total;
 }
 
-Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local) {
-  const int P = f.nprocs;
-  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write)) {
-    case Path::kFailed: return agree(f.comm, local);
-    case Path::kIndependent:
-      // Like ROMIO's independent branch: no closing agreement, an error is this rank's own.
-      return segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status();
-    case Path::kTwoPhase: break;
+// The file range [lo, hi) of one collective call, in rounds of cb_buffer_size per aggregator;
+// rounds start at multiples of the round size, so unit ownership stays the same.
+template <typename Fn>
+Status for_each_round(const StorFile& f, const Block& global, Fn&& fn) {
+  const int64_t unit = f.domain_unit;
+  const int64_t per_agg = std::max(unit, f.hints.cb_buffer_size / unit * unit);
+  const int64_t round = per_agg * static_cast<int64_t>(f.aggregators.size());
+  Status first_error;
+  for (int64_t lo = global.off / round * round; lo < global.off + global.len; lo += round) {
+    Status s = fn(lo, lo + round);
+    if (!s.is_ok() && first_error.is_ok()) first_error = s;
   }
+  return first_error;
+}
+
+// One round of two-phase write; returns this rank's (aggregator's) error, if any.
+Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_t lo, int64_t hi) {
+  const int P = f.nprocs;
   Exchange x;
-  plan(f, segments, x);
+  plan(f, segs, lo, hi, x);
   exchange_counts(f, x, false);
 
   // Phase one, one Alltoallv: to each aggregator its (offset, length) list, then the bytes.
@@ -317,12 +358,31 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
       s = batch.wait();
     }
   }
+  return s;
+}
+
+Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local) {
+  Block global;
+  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write, &global)) {
+    case Path::kFailed: return agree(f.comm, local);
+    case Path::kIndependent:
+      // Like ROMIO's independent branch: no closing agreement, an error is this rank's own.
+      return segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status();
+    case Path::kTwoPhase: break;
+  }
+  Segments segs(segments);
+  // Aggregators keep writing the later rounds after an error; every rank learns it at the end.
+  Status s = for_each_round(f, global, [&](int64_t lo, int64_t hi) { return write_round(f, segs, stream, lo, hi); });
   return agree(f.comm, s);
 }
 
+// One round of two-phase read. A failure is known to every rank (status words) and returned
+// agreed, so all ranks stop together.
+Status read_round(StorFile& f, const Segments& segs, char* stream, int64_t lo, int64_t hi);
+
 Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local) {
-  const int P = f.nprocs;
-  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_read)) {
+  Block global;
+  switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_read, &global)) {
     case Path::kFailed: return agree(f.comm, local);
     case Path::kIndependent: {
       Status s;
@@ -338,8 +398,20 @@ Status collective_read(StorFile& f, const std::vector<Block>& segments, char* st
     }
     case Path::kTwoPhase: break;
   }
+  Segments segs(segments);
+  const int64_t unit = f.domain_unit;
+  const int64_t round = std::max(unit, f.hints.cb_buffer_size / unit * unit) * static_cast<int64_t>(f.aggregators.size());
+  for (int64_t lo = global.off / round * round; lo < global.off + global.len; lo += round) {
+    Status s = read_round(f, segs, stream, lo, lo + round);
+    if (!s.is_ok()) return s;
+  }
+  return Status::ok();
+}
+
+Status read_round(StorFile& f, const Segments& segs, char* stream, int64_t lo, int64_t hi) {
+  const int P = f.nprocs;
   Exchange x;
-  plan(f, segments, x);
+  plan(f, segs, lo, hi, x);
   exchange_counts(f, x, false);
 
   // The piece lists to the aggregators.

@@ -111,6 +111,7 @@ void read_hints(MPI_Info info, Hints* h) {
   h->cb_write = info_cb(info, "romio_cb_write", h->cb_write);
   h->cb_read = info_cb(info, "romio_cb_read", h->cb_read);
   h->cb_nodes = static_cast<int>(info_int(info, "cb_nodes", h->cb_nodes));
+  h->cb_buffer_size = std::max<int64_t>(1, info_int(info, "cb_buffer_size", h->cb_buffer_size));
   h->striping_unit = info_int(info, "striping_unit", h->striping_unit);
   h->striping_factor = static_cast<int>(info_int(info, "striping_factor", h->striping_factor));
 }
@@ -203,9 +204,11 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   f->uri = f->name.substr(std::strlen(kPrefix));
   f->amode = amode;
   read_hints(info, &f->hints);
-  int64_t hint_vals[5] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor,
-                          static_cast<int64_t>(f->hints.cb_write), static_cast<int64_t>(f->hints.cb_read)};
-  PMPI_Bcast(hint_vals, 5, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
+  int64_t hint_vals[6] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor,
+                          static_cast<int64_t>(f->hints.cb_write), static_cast<int64_t>(f->hints.cb_read),
+                          f->hints.cb_buffer_size};
+  PMPI_Bcast(hint_vals, 6, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
+  f->hints.cb_buffer_size = hint_vals[5];
   f->hints.cb_nodes = static_cast<int>(hint_vals[0]);
   f->hints.striping_unit = hint_vals[1];
   f->hints.striping_factor = static_cast<int>(hint_vals[2]);
@@ -608,6 +611,7 @@ int file_get_info(StorFile* f, MPI_Info* info) {
   put("cb_nodes", std::to_string(f->hints.cb_nodes));
   put("striping_unit", std::to_string(f->hints.striping_unit));
   if (f->hints.striping_factor > 0) put("striping_factor", std::to_string(f->hints.striping_factor));
+  put("cb_buffer_size", std::to_string(f->hints.cb_buffer_size));
   put("romio_cb_write", cb_name(f->hints.cb_write));
   put("romio_cb_read", cb_name(f->hints.cb_read));
   put("stor_uri", f->uri);
@@ -620,11 +624,12 @@ int file_set_info(StorFile* f, MPI_Info info) {
   Hints h = f->hints;
   h.cb_nodes = 0;
   read_hints(info, &h);
-  int vals[3] = {h.cb_nodes, static_cast<int>(h.cb_write), static_cast<int>(h.cb_read)};
-  PMPI_Bcast(vals, 3, MPI_INT, 0, f->comm);
+  int64_t vals[4] = {h.cb_nodes, static_cast<int64_t>(h.cb_write), static_cast<int64_t>(h.cb_read), h.cb_buffer_size};
+  PMPI_Bcast(vals, 4, MPI_INT64_T, 0, f->comm);
+  f->hints.cb_buffer_size = vals[3];
   f->hints.cb_write = static_cast<CollectiveBuffering>(vals[1]);
   f->hints.cb_read = static_cast<CollectiveBuffering>(vals[2]);
-  int cb = vals[0];
+  int cb = static_cast<int>(vals[0]);
   if (cb > 0) {
     f->hints.cb_nodes = cb;
     choose_aggregators(f, f->hints.striping_factor);

@@ -63,6 +63,7 @@ struct Hints {
   CollectiveBuffering cb_write = CollectiveBuffering::kAutomatic;
   CollectiveBuffering cb_read = CollectiveBuffering::kAutomatic;
   int cb_nodes = 0;             // aggregators for collective I/O; 0: default
+  int64_t cb_buffer_size = 16 << 20;  // bytes an aggregator handles per two-phase round
   int64_t striping_unit = 0;    // bytes; file-domain granule of collective I/O
   int striping_factor = 0;      // stripe count (lustre)
 };

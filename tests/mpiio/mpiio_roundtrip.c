@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
   MPI_Info_set(info, "cb_nodes", "2");
   MPI_Info_set(info, "striping_factor", "2");
   MPI_Info_set(info, "striping_unit", "65536");
+  MPI_Info_set(info, "cb_buffer_size", "65536"); /* several two-phase rounds per call */
 
   MPI_File fh;
   check_rc(MPI_File_open(MPI_COMM_WORLD, path, MPI_MODE_CREATE | MPI_MODE_RDWR, info, &fh), "MPI_File_open");
