@@ -257,7 +257,7 @@ class LustreBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::open(engine_, t.path, o, uri.to_string());
     STOR_ASSIGN_OR_RETURN(auto opened, t.fs->mds().open_file(opts_.identity, t.path, o.flags, o.mode));
-    auto file = std::make_unique<LustreFile>(t.fs, opened.inode, engine_, o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0}),
+    auto file = std::make_unique<LustreFile>(*t.mount, opened.inode, engine_, o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0}),
                                              uri.to_string());
     if ((o.flags & kOpenTruncate) && !opened.created) STOR_RETURN_IF_ERROR(file->truncate(0));
     return std::unique_ptr<BackendFile>(std::move(file));
@@ -330,8 +330,11 @@ class LustreBackend final : public Backend {
 
  private:
   struct Target {
-    std::shared_ptr<FileSystem> fs;  // null: native Lustre, and path is the host path
-    std::string path;                // in-fs path of the emulated file system
+    // Null: native Lustre, and path is the host path. Points into mounted_, whose entries live
+    // as long as the backend: no reference count traffic per call.
+    const std::shared_ptr<FileSystem>* mount = nullptr;
+    FileSystem* fs = nullptr;
+    std::string path;  // in-fs path of the emulated file system
   };
   Result<Target> resolve(const Uri& uri) {
     if (!uri.authority.empty())
@@ -348,7 +351,8 @@ class LustreBackend final : public Backend {
       for (auto& [root, fs] : mounted_) {
         if (norm.size() >= root.size() && norm.compare(0, root.size(), root) == 0 &&
             (norm.size() == root.size() || norm[root.size()] == '/' || root == "/"))
-          return Target{fs, norm.size() == root.size() ? std::string("/") : norm.substr(root == "/" ? 0 : root.size())};
+          return Target{&fs, fs.get(),
+                        norm.size() == root.size() ? std::string("/") : norm.substr(root == "/" ? 0 : root.size())};
       }
     }
     auto located = FileSystem::locate(uri.path);
@@ -356,7 +360,7 @@ class LustreBackend final : public Backend {
       // No emulated file system here: a real Lustre mount with liblustreapi is served natively.
       if (located.status().code() != Code::kNotFound) return located.status();
       auto drv = detect_layout_driver(norm);
-      if (drv.native) return Target{nullptr, norm};
+      if (drv.native) return Target{nullptr, nullptr, norm};
       return Status(Code::kNotFound, located.status().message() + " (" + drv.reason + ")");
     }
     auto& loc = *located;
@@ -372,7 +376,7 @@ class LustreBackend final : public Backend {
       }
       fs = std::move(*m);
     }
-    return Target{fs, std::move(loc.second)};
+    return Target{&fs, fs.get(), std::move(loc.second)};
   }
 
   IoEngine* engine_;

@@ -352,9 +352,13 @@ Status Mds::sync() { return wal_.sync(); }
 
 Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& comps, size_t n,
                            std::string_view path) const {
-  InodeRef cur = root_;
-  for (size_t i = 0; i < n; ++i) {
-    std::shared_lock lk(cur->mu);
+  if (n == 0) return root_;
+  // Hand-over-hand shared locks on raw pointers: a directory we hold locked cannot be unlinked
+  // (that needs its exclusive lock), so only the result costs a reference count. This keeps
+  // threads from bouncing the reference counts of common ancestors between CPUs.
+  const Inode* cur = root_.get();
+  std::shared_lock<std::shared_mutex> lk(cur->mu);
+  for (size_t i = 0;; ++i) {
     if (!cur->is_dir())
       return Status(Code::kNotADirectory, "lustre: '" + join(comps, i) + "' in path '" + std::string(path) +
                                               "' is not a directory");
@@ -362,11 +366,12 @@ Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& c
     auto it = cur->children.find(comps[i]);
     if (it == cur->children.end())
       return Status(Code::kNotFound, "lustre: '" + join(comps, i + 1) + "' does not exist");
-    InodeRef next = it->second;
-    lk.unlock();
-    cur = std::move(next);
+    if (i + 1 == n) return it->second;
+    const Inode* next = it->second.get();
+    std::shared_lock<std::shared_mutex> next_lk(next->mu);  // before the parent's lock goes
+    lk = std::move(next_lk);
+    cur = next;
   }
-  return cur;
 }
 
 Result<InodeRef> Mds::lookup(const Identity& id, std::string_view path) const {
