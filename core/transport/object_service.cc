@@ -21,10 +21,10 @@ struct ObjectService::OpenObject {
 };
 
 Result<std::unique_ptr<ObjectService>> ObjectService::create(const std::string& dir, IoEngine* engine) {
-  if (!engine) return Status(Code::kInvalidArgument, "stor-target: no IoEngine");
+  if (!engine) return Status(Code::kInvalidArgument, "object service needs an IoEngine");
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) return Status::from_errno(errno, "stor-target: object directory " + dir);
-  if (!S_ISDIR(st.st_mode)) return Status(Code::kNotADirectory, "stor-target: " + dir + " is not a directory");
+  if (::stat(dir.c_str(), &st) != 0) return Status::from_errno(errno, "object directory " + dir);
+  if (!S_ISDIR(st.st_mode)) return Status(Code::kNotADirectory, "object directory " + dir + " is not a directory");
   return std::unique_ptr<ObjectService>(new ObjectService(dir, engine));
 }
 
