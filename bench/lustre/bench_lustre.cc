@@ -164,14 +164,25 @@ int main(int argc, char** argv) {
   uint64_t size = 256ull << 20;
   size_t files = 100000, bs = 8u << 20;
   int qd = 4, reps = 3;
+  auto size_arg = [](const std::string& v) {
+    auto r = lu::parse_size(v);
+    if (!r.is_ok()) die("bad size '" + v + "'", r.status());
+    if (*r == 0) die("bad size '" + v + "'", {stor::Code::kInvalidArgument, "must be greater than 0"});
+    return *r;
+  };
+  auto count_arg = [&](const std::string& v) { return static_cast<size_t>(size_arg(v)); };
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "usage: bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N] [--reps N]\n");
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i], v = argv[i + 1];
     if (a == "--dir") dir = v;
-    else if (a == "--size") size = lu::parse_size(v).value();
-    else if (a == "--files") files = std::stoul(v);
-    else if (a == "--bs") bs = lu::parse_size(v).value();
-    else if (a == "--qd") qd = std::stoi(v);
-    else if (a == "--reps") reps = std::max(1, std::stoi(v));
+    else if (a == "--size") size = size_arg(v);
+    else if (a == "--files") files = count_arg(v);
+    else if (a == "--bs") bs = static_cast<size_t>(size_arg(v));
+    else if (a == "--qd") qd = static_cast<int>(std::max<size_t>(1, count_arg(v)));
+    else if (a == "--reps") reps = static_cast<int>(std::max<size_t>(1, count_arg(v)));
     else {
       std::fprintf(stderr, "usage: bench_lustre [--dir DIR] [--size BYTES] [--files N] [--bs BYTES] [--qd N] [--reps N]\n");
       return 2;
