@@ -1,6 +1,7 @@
 #include "stor/store.h"
 
 #include <cstdlib>
+#include <shared_mutex>
 
 #include "core/plugin_loader.h"
 #include "core/stats.h"
@@ -139,6 +140,10 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& opts) {
 }
 
 Result<std::shared_ptr<Backend>> Store::backend(const Uri& uri) {
+  {
+    std::shared_lock lk(mu_);  // every call looks up; only the first use of a scheme creates
+    if (auto it = backends_.find(uri.scheme); it != backends_.end()) return it->second;
+  }
   std::lock_guard lk(mu_);
   if (auto it = backends_.find(uri.scheme); it != backends_.end()) return it->second;
   STOR_ASSIGN_OR_RETURN(BackendFactory factory, BackendRegistry::global().find(uri.scheme));

@@ -9,7 +9,7 @@
 
 #include <map>
 #include <memory>
-#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,7 +102,7 @@ class Store {
   StoreOptions opts_;
   std::unique_ptr<IoEngine> engine_;
   std::shared_ptr<internal::StatsRegistry> stats_;
-  std::mutex mu_;
+  std::shared_mutex mu_;
   std::map<std::string, std::shared_ptr<Backend>, std::less<>> backends_;
 };
 
