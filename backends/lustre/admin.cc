@@ -10,6 +10,7 @@
 #include "backends/lustre/layout_driver.h"
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/wal.h"
+#include "core/transport/remote_object.h"
 
 namespace stor::lustre {
 
@@ -49,8 +50,18 @@ std::string absolute_path(const std::string& p) {
 }
 }  // namespace
 
-Status mkfs(const std::string& dir_in, const MkfsOptions& opts) {
+Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
   std::string dir = absolute_path(host_path_of(dir_in));
+  MkfsOptions opts = opts_in;
+  if (!opts.target_endpoints.empty()) {
+    opts.targets = static_cast<uint32_t>(opts.target_endpoints.size());
+    for (size_t t = 0; t < opts.target_endpoints.size(); ++t) {
+      auto reach = transport::RemoteObjectTarget::connect(opts.target_endpoints[t]);
+      if (!reach)
+        return Status(reach.status().code(), "lustre mkfs: target " + std::to_string(t) + " (" +
+                                                 opts.target_endpoints[t] + "): " + reach.status().message());
+    }
+  }
   if (opts.targets == 0 || opts.targets > 4096)
     return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1..4096");
   pb::Layout def = to_layout(opts.default_layout);
@@ -69,7 +80,7 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts) {
   fsys::create_directories(dir + "/mdt", ec);
   if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir + "/mdt");
   // Object subdirectories (ostK/XX) are made on first use, which keeps mkfs fast.
-  for (uint32_t t = 0; t < opts.targets; ++t) {
+  for (uint32_t t = 0; opts.target_endpoints.empty() && t < opts.targets; ++t) {
     std::string ost = dir + "/ost" + std::to_string(t);
     fsys::create_directories(ost, ec);
     if (ec) return from_fs_error(ec, "lustre mkfs: create " + ost);
@@ -82,6 +93,7 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts) {
   sb.set_created_ns(std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::system_clock::now().time_since_epoch()).count());
   *sb.mutable_default_layout() = def;
+  for (const auto& ep : opts.target_endpoints) sb.add_target_endpoints(ep);
   // The marker goes last: a half-made file system is never found by locate().
   return write_file_atomic(dir + "/" + kMarkerName, sb.SerializeAsString());
 }
@@ -144,9 +156,16 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
         o.stripe = static_cast<uint32_t>(s);
         o.target = comp.targets(s);
         o.path = fs->object_path(o.target, ino, o.component, o.stripe);
-        struct stat st {};
-        o.exists = ::stat(o.path.c_str(), &st) == 0;
-        o.size = o.exists ? static_cast<uint64_t>(st.st_size) : 0;
+        if (fs->remote()) {
+          auto st = fs->remote_target(o.target).stat(FileSystem::object_name(ino, o.component, o.stripe));
+          if (!st && st.status().code() != Code::kNotFound) return st.status();
+          o.exists = st.is_ok();
+          o.size = o.exists ? st->size : 0;
+        } else {
+          struct stat st {};
+          o.exists = ::stat(o.path.c_str(), &st) == 0;
+          o.size = o.exists ? static_cast<uint64_t>(st.st_size) : 0;
+        }
         info.objects.push_back(std::move(o));
       }
     }
@@ -196,6 +215,10 @@ Result<DfReport> df(const std::string& path_in) {
     TargetUsage u;
     u.index = t;
     u.path = fs->target_dir(t);
+    if (fs->remote()) {  // served by a stor-target: no listing over the wire, only the endpoint
+      r.targets.push_back(std::move(u));
+      continue;
+    }
     std::error_code ec;
     for (auto it = fsys::recursive_directory_iterator(u.path, ec); !ec && it != fsys::recursive_directory_iterator();
          it.increment(ec)) {

@@ -17,6 +17,7 @@
 #include "backends/lustre/layout_driver.h"
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/native.h"
+#include "backends/lustre/remote_file.h"
 #include "stor/backend.h"
 
 namespace stor::lustre {
@@ -257,10 +258,12 @@ class LustreBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::open(engine_, t.path, o, uri.to_string());
     STOR_ASSIGN_OR_RETURN(auto opened, t.fs->mds().open_file(opts_.identity, t.path, o.flags, o.mode));
-    auto file = std::make_unique<LustreFile>(*t.mount, opened.inode, engine_, o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0}),
-                                             uri.to_string());
+    uint32_t flags = o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0});
+    std::unique_ptr<BackendFile> file;
+    if (t.fs->remote()) file = make_remote_file(*t.mount, opened.inode, flags, uri.to_string());  // stor-target servers
+    else file = std::make_unique<LustreFile>(*t.mount, opened.inode, engine_, flags, uri.to_string());
     if ((o.flags & kOpenTruncate) && !opened.created) STOR_RETURN_IF_ERROR(file->truncate(0));
-    return std::unique_ptr<BackendFile>(std::move(file));
+    return file;
   }
 
   Result<FileInfo> stat(const Uri& uri) override {
@@ -321,6 +324,11 @@ class LustreBackend final : public Backend {
     out["lustre.fsname"] = sb.fsname();
     out["lustre.targets"] = std::to_string(sb.target_count());
     out["lustre.default_layout"] = describe_layout(sb.default_layout());
+    if (sb.target_endpoints_size() > 0) {  // objects on stor-target servers
+      std::string eps;
+      for (const auto& ep : sb.target_endpoints()) eps += (eps.empty() ? "" : ",") + ep;
+      out["lustre.target_endpoints"] = eps;
+    }
     out["lustre.inodes"] = std::to_string(t->fs->mds().inode_count());
     out["lustre.uid"] = std::to_string(opts_.identity.uid);
     if (auto l = t->fs->mds().get_layout(opts_.identity, t->path))

@@ -71,6 +71,20 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
       return Status(Code::kBusy, "lustre: file system " + root_dir + " is mounted by another process");
     ::usleep(10000);
   }
+  if (fs->sb_.target_endpoints_size() > 0) {
+    if (static_cast<uint32_t>(fs->sb_.target_endpoints_size()) != fs->sb_.target_count())
+      return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " names " +
+                                           std::to_string(fs->sb_.target_endpoints_size()) + " endpoints for " +
+                                           std::to_string(fs->sb_.target_count()) + " targets");
+    // Before the MDS opens: replaying its log may delete objects of unlinked files.
+    for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
+      auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t));
+      if (!target)
+        return Status(target.status().code(), "lustre: mount " + root_dir + ": target " + std::to_string(t) + " (" +
+                                                  fs->sb_.target_endpoints(t) + "): " + target.status().message());
+      fs->remote_targets_.push_back(std::move(*target));
+    }
+  }
   FileSystem* raw = fs.get();
   auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
                        [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
@@ -100,6 +114,12 @@ FileSystem::~FileSystem() {
 
 std::string FileSystem::target_dir(uint32_t target) const { return root_ + "/ost" + std::to_string(target); }
 
+std::string FileSystem::object_name(uint64_t ino, uint32_t component, uint32_t stripe) {
+  char sub[4];
+  std::snprintf(sub, sizeof sub, "%02x", static_cast<unsigned>(ino & 0xff));
+  return std::string(sub) + "/" + std::to_string(ino) + "." + std::to_string(component) + "." + std::to_string(stripe);
+}
+
 std::string FileSystem::object_path(uint32_t target, uint64_t ino, uint32_t component, uint32_t stripe) const {
   char sub[8];
   std::snprintf(sub, sizeof sub, "/%02x/", static_cast<unsigned>(ino & 0xff));
@@ -108,6 +128,14 @@ std::string FileSystem::object_path(uint32_t target, uint64_t ino, uint32_t comp
 }
 
 void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
+  if (remote()) {
+    // Like unlink() below, failures are left for fsck: the file is gone from the namespace.
+    for (int c = 0; c < layout.components_size(); ++c)
+      for (int s = 0; s < layout.components(c).targets_size(); ++s)
+        (void)remote_target(layout.components(c).targets(s))
+            .remove(object_name(ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)));
+    return;
+  }
   for (int c = 0; c < layout.components_size(); ++c)
     for (int s = 0; s < layout.components(c).targets_size(); ++s)
       ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
@@ -115,6 +143,7 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
 
 Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
   ObjectScan scan;
+  if (remote()) return scan;  // the object protocol has no listing: remote targets are not swept
   for (uint32_t t = 0; t < target_count(); ++t) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);

@@ -14,6 +14,7 @@
 
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
+#include "core/transport/remote_object.h"
 #include "stor/status.h"
 
 namespace stor::lustre {
@@ -41,6 +42,12 @@ class FileSystem {
   Mds& mds() { return *mds_; }
 
   std::string target_dir(uint32_t target) const;
+  // Remote targets (superblock target_endpoints): objects live on stor-target servers, reached
+  // through one RemoteObjectTarget per target, connected at mount.
+  bool remote() const { return !remote_targets_.empty(); }
+  transport::RemoteObjectTarget& remote_target(uint32_t target) const { return *remote_targets_.at(target); }
+  // An object's name on its target, "XX/INO.C.S" (the local path without ROOT/ostK/).
+  static std::string object_name(uint64_t ino, uint32_t component, uint32_t stripe);
   std::string object_path(uint32_t target, uint64_t ino, uint32_t component, uint32_t stripe) const;
   // Deletes every object of a file (unlinked, or re-laid-out while empty).
   void remove_objects(uint64_t ino, const pb::Layout& layout) const;
@@ -62,6 +69,7 @@ class FileSystem {
   std::string root_;
   pb::Superblock sb_;
   std::unique_ptr<Mds> mds_;
+  std::vector<std::shared_ptr<transport::RemoteObjectTarget>> remote_targets_;
   int lock_fd_ = -1;
 };
 

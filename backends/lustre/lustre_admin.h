@@ -35,6 +35,9 @@ struct MkfsOptions {
   LayoutSpec default_layout{StripeSpec{}};
   uint32_t root_mode = 0755;
   std::string fsname = "stor";
+  // Remote targets: one stor-target endpoint per target (targets is then the list's length and
+  // no ostK directories are made). mkfs checks that each one answers.
+  std::vector<std::string> target_endpoints;
 };
 // Creates a new file system in `dir` (created if missing; must not already hold one) with
 // `targets` object targets. The root directory belongs to the calling process's uid/gid.
