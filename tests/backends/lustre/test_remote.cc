@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <random>
+#include <thread>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
@@ -58,10 +59,20 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
       REQUIRE(std::memcmp(got.data(), reference.data() + off, n) == 0);
     }
   }
-  // The bytes live on the targets, not in the file system's directory.
-  auto t0 = transport::RemoteObjectTarget::connect(p0.endpoint()).value();
-  auto t1 = transport::RemoteObjectTarget::connect(p1.endpoint()).value();
+  // The bytes live on the targets, not in the file system's directory; getstripe asks the
+  // targets for the object sizes.
   auto info = store->describe(uri);
+  CHECK(info["lustre.target_endpoints"] == p0.endpoint() + "," + p1.endpoint());
+  CHECK_FALSE(std::filesystem::exists(root + "/ost0"));
+  auto stripe = getstripe(uri).value();
+  REQUIRE(stripe.objects.size() == 2);
+  CHECK(stripe.objects[0].exists);
+  CHECK(stripe.objects[0].size + stripe.objects[1].size == kSize);
+  for (const auto& o : stripe.objects) {  // the same object, asked directly: "XX/INO.C.S"
+    std::string name = o.path.substr(o.path.rfind('/', o.path.rfind('/') - 1) + 1);
+    auto t = transport::RemoteObjectTarget::connect(o.target == 0 ? p0.endpoint() : p1.endpoint()).value();
+    CHECK(t->stat(name).value().size == o.size);
+  }
   uint64_t on_targets = 0;
   for (auto& entry : std::filesystem::recursive_directory_iterator(ost0.path()))
     if (entry.is_regular_file()) on_targets += entry.file_size();
@@ -99,4 +110,41 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
     CHECK(w.status().code() == Code::kUnavailable);
   }
   CHECK(p0.stop_cleanly());
+}
+
+TEST_CASE("remote targets must answer at mkfs and at mount", "[lustre][remote]") {
+  stor::test::TempDir dir, ost0, ost1;
+  std::string root = dir.path() + "/fs";
+  std::string gone;
+  {
+    stor::test::TargetProcess p(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path());
+    gone = p.endpoint();
+    CHECK(p.stop_cleanly());
+  }
+  MkfsOptions o;
+  o.target_endpoints = {gone};
+  auto s = mkfs(root, o);
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK_THAT(s.message(), Catch::Contains("target 0 (" + gone + ")"));
+  o.target_endpoints = {"http://x:1"};
+  CHECK(mkfs(root, o).code() == Code::kInvalidArgument);
+
+  // A file system whose target went away does not mount: Unavailable, naming the target.
+  {
+    stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path());
+    stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path());
+    o.target_endpoints = {p0.endpoint(), p1.endpoint()};
+    REQUIRE(mkfs(root, o).is_ok());
+    gone = p1.endpoint();
+    p1.kill(SIGKILL);
+    // The kernel may keep a dead process's listening socket for a moment (io_uring tears the
+    // ring down asynchronously): wait until connections are refused.
+    for (int i = 0; i < 500 && transport::Transport::create("tcp").value()->connect(gone).is_ok(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto store = Store::create().value();
+    auto f = store->open("lustre://" + root + "/x", kOpenWrite | kOpenCreate);
+    REQUIRE_FALSE(f.is_ok());
+    CHECK(f.status().code() == Code::kUnavailable);
+    CHECK_THAT(f.status().message(), Catch::Contains("target 1 (" + gone + ")"));
+  }
 }
