@@ -18,8 +18,10 @@
 #include <string>
 #include <vector>
 
+#include "backends/lustre/lustre_admin.h"
 #include "core/transport/remote_object.h"
 #include "stor/engine.h"
+#include "stor/store.h"
 #include "tests/core/transport/target_process.h"
 #include "tests/test_util.h"
 
@@ -127,6 +129,42 @@ int main(int argc, char** argv) {
       ratios.push_back(rem / loc);
     }
     std::printf("tcp transport, %u target%s / local read: %.2f\n", n, n == 1 ? " " : "s", median(ratios));
+  }
+  // lustre:// end to end: a file striped 1 MiB over two targets, remote vs local file system.
+  {
+    stor::test::TempDir fsdir;
+    namespace lu = stor::lustre;
+    lu::MkfsOptions local_opts;
+    local_opts.targets = 2;
+    local_opts.default_layout = {lu::StripeSpec{-1, kChunk}};
+    lu::MkfsOptions remote_opts = local_opts;
+    remote_opts.target_endpoints = {p0.endpoint(), p1.endpoint()};
+    if (!lu::mkfs(fsdir.path() + "/local", local_opts).is_ok() || !lu::mkfs(fsdir.path() + "/remote", remote_opts).is_ok())
+      return 1;
+    auto store = Store::create().value();
+    std::vector<File> files;
+    for (const char* which : {"local", "remote"}) {
+      auto f = store->open("lustre://" + fsdir.path() + "/" + which + "/big.bin", kOpenRead | kOpenWrite | kOpenCreate).value();
+      for (size_t i = 0; i < 2 * mib; ++i)
+        if (!f.write(data.data(), kChunk, i * kChunk).is_ok()) return 1;
+      files.push_back(std::move(f));
+    }
+    auto read_file = [&](File& f) {
+      return run_reads(2 * mib, 2 * qd, [&](size_t i, char* buf, IoCallback done) {
+        f.read_async(buf, kChunk, i * kChunk, std::move(done));
+      });
+    };
+    read_file(files[0]);
+    read_file(files[1]);
+    std::vector<double> ratios;
+    for (int r = 0; r < reps; ++r) {
+      double rem = read_file(files[1]), loc = read_file(files[0]);
+      if (std::getenv("STOR_BENCH_VERBOSE"))
+        std::fprintf(stderr, "  lustre: remote targets %.0f MiB/s, local targets %.0f MiB/s\n", rem / (1 << 20), loc / (1 << 20));
+      ratios.push_back(rem / loc);
+    }
+    std::printf("lustre:// over 2 remote targets / lustre:// local targets: %.2f\n", median(ratios));
+    for (auto& f : files) (void)f.close();
   }
   for (int fd : fds) ::close(fd);
   return (p0.stop_cleanly() && p1.stop_cleanly()) ? 0 : 1;
