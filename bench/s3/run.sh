@@ -18,29 +18,19 @@ REPEAT=${REPEAT:-1}
 
 bench="$build/bench/s3/s3_bench"
 sdk="$root/bench/s3/sdk_bench.js"
-s3rver_js="$root/tools/node/node_modules/s3rver/bin/s3rver.js"
-command -v node >/dev/null || { echo "s3 bench: node is not installed" >&2; exit 1; }
+source "$root/bench/lib/s3rver.sh"
+require_s3rver "s3 bench"
 [ -x "$bench" ] || { echo "s3 bench: $bench not built (cmake --build $build --target s3_bench)" >&2; exit 1; }
-[ -f "$s3rver_js" ] || { echo "s3 bench: run npm install --prefix tools/node first" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stor-s3-bench-XXXXXX")
-pid=""
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  stop_s3rver
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-mkdir -p "$work/data"
-# s3rver's list tokens use DES, which OpenSSL 3 keeps in the legacy provider.
-node --openssl-legacy-provider "$s3rver_js" -d "$work/data" -a 127.0.0.1 -p "$port" --silent >/dev/null &
-pid=$!
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-endpoint="http://127.0.0.1:$port"
+start_s3rver "$work/data"
+endpoint="$S3RVER_ENDPOINT"
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1
 export NODE_NO_WARNINGS=1  # the SDK's "node >= 22 soon" notice
 

@@ -17,26 +17,16 @@ THREADS=${THREADS:-8}
 EXTRA=${EXTRA:-}
 
 bench="$build/bench/tiering/bench_tiering"
-s3rver_js="$root/tools/node/node_modules/s3rver/bin/s3rver.js"
-command -v node >/dev/null || { echo "tiering bench: node is not installed" >&2; exit 1; }
+source "$root/bench/lib/s3rver.sh"
+require_s3rver "tiering bench"
 [ -x "$bench" ] || { echo "tiering bench: $bench not built (cmake --build $build --target bench_tiering)" >&2; exit 1; }
-[ -f "$s3rver_js" ] || { echo "tiering bench: run npm install --prefix tools/node first" >&2; exit 1; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/stor-tier-bench-XXXXXX")
-pid=""
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  stop_s3rver
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
-mkdir -p "$work/s3"
-# s3rver's list tokens use DES, which OpenSSL 3 keeps in the legacy provider.
-node --openssl-legacy-provider "$s3rver_js" -d "$work/s3" -a 127.0.0.1 -p "$port" --silent >/dev/null &
-pid=$!
-for _ in $(seq 1 100); do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
-  sleep 0.1
-done
-"$bench" --endpoint "http://127.0.0.1:$port" --files "$FILES" --size "$SIZE" --threads "$THREADS" --work-dir "$work/local" $EXTRA
+start_s3rver "$work/s3"
+"$bench" --endpoint "$S3RVER_ENDPOINT" --files "$FILES" --size "$SIZE" --threads "$THREADS" --work-dir "$work/local" $EXTRA
