@@ -215,7 +215,14 @@ Result<DfReport> df(const std::string& path_in) {
     TargetUsage u;
     u.index = t;
     u.path = fs->target_dir(t);
-    if (fs->remote()) {  // served by a stor-target: no listing over the wire, only the endpoint
+    if (fs->remote()) {  // served by a stor-target: its listing gives objects and sizes
+      u.path = fs->superblock().target_endpoints(static_cast<int>(t));
+      STOR_ASSIGN_OR_RETURN(auto entries, fs->remote_target(t).list());
+      for (const auto& e : entries) {
+        ++u.objects;
+        u.apparent_bytes += e.size;
+      }
+      u.used_bytes = u.apparent_bytes;  // allocation is the server's business
       r.targets.push_back(std::move(u));
       continue;
     }

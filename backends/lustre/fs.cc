@@ -141,9 +141,39 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
       ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
 }
 
+Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
+  ObjectScan scan;
+  for (uint32_t t = 0; t < target_count(); ++t) {
+    auto& target = remote_target(t);
+    STOR_ASSIGN_OR_RETURN(auto entries, target.list());
+    for (const auto& e : entries) {
+      ++scan.objects;
+      // "XX/INO.C.S", the same names object_name() makes.
+      std::string leaf = e.name.substr(e.name.rfind('/') + 1);
+      unsigned long long ino = 0;
+      unsigned comp = 0, stripe = 0;
+      int used = 0;
+      bool parsed = std::sscanf(leaf.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
+                    static_cast<size_t>(used) == leaf.size() && e.name == object_name(ino, comp, stripe);
+      int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
+      if (limit >= 0) {
+        if (e.size > static_cast<uint64_t>(limit)) {
+          ++scan.overlong;
+          if (repair) STOR_RETURN_IF_ERROR(target.truncate(e.name, static_cast<uint64_t>(limit)));
+        }
+        continue;
+      }
+      ++scan.orphans;
+      scan.orphan_paths.push_back(target.endpoint() + "/" + e.name);
+      if (repair) STOR_RETURN_IF_ERROR(target.remove(e.name));
+    }
+  }
+  return scan;
+}
+
 Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
   ObjectScan scan;
-  if (remote()) return scan;  // the object protocol has no listing: remote targets are not swept
+  if (remote()) return scan_remote_objects(repair);
   for (uint32_t t = 0; t < target_count(); ++t) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);

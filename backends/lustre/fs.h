@@ -66,6 +66,7 @@ class FileSystem {
 
  private:
   FileSystem() = default;
+  Result<ObjectScan> scan_remote_objects(bool repair);
   std::string root_;
   pb::Superblock sb_;
   std::unique_ptr<Mds> mds_;

@@ -52,6 +52,23 @@ Status validate_object_name(std::string_view name) {
   return {};
 }
 
+Result<std::vector<ObjectEntry>> decode_object_entries(std::string_view b) {
+  std::vector<ObjectEntry> out;
+  size_t at = 0;
+  while (at < b.size()) {
+    if (b.size() - at < 2) return Status(Code::kCorruption, "object listing ends inside an entry");
+    size_t n = get_u16(b.data() + at);
+    if (b.size() - at < 2 + n + 8) return Status(Code::kCorruption, "object listing ends inside an entry");
+    ObjectEntry e;
+    e.name.assign(b.substr(at + 2, n));
+    e.size = get_u64(b.data() + at + 2 + n);
+    STOR_RETURN_IF_ERROR(validate_object_name(e.name));
+    out.push_back(std::move(e));
+    at += 2 + n + 8;
+  }
+  return out;
+}
+
 std::string encode_object_info(const ObjectInfo& i) {
   std::string out;
   put_u64(out, i.size);

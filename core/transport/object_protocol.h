@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "stor/status.h"
 
@@ -20,7 +21,16 @@ enum class ObjectOp : uint16_t {
   kTruncate = 4,  // length = new size (creates the object when missing)
   kStat = 5,      // -> size, mtime
   kRemove = 6,
+  kList = 7,      // name empty; offset = entries to skip -> payload: entries (see below), in name order
 };
+
+// kList reply payload: repeated `u16 name_len | name | u64 size`, as many whole entries as fit the
+// caller's reply capacity; fewer than asked for (or none) means the end of the listing.
+struct ObjectEntry {
+  std::string name;
+  uint64_t size = 0;
+};
+Result<std::vector<ObjectEntry>> decode_object_entries(std::string_view bytes);
 
 inline constexpr uint32_t kSyncDataOnly = 1;
 inline constexpr size_t kMaxObjectName = 1024;

@@ -5,7 +5,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+
+#include "core/transport/wire.h"
 
 namespace stor::transport {
 
@@ -60,6 +64,10 @@ void ObjectService::forget(const std::string& name) {
 ServerResult ObjectService::handle(const ServerCall& call) {
   auto c = decode_object_call(call.control);
   if (!c) return ServerResult{c.status(), {}, 0};
+  if (call.opcode == static_cast<uint16_t>(ObjectOp::kList)) {
+    if (!c->name.empty()) return ServerResult{Status(Code::kInvalidArgument, "list takes no object name"), {}, 0};
+    return list(*c, call);
+  }
   if (Status s = validate_object_name(c->name); !s.is_ok()) return ServerResult{s, {}, 0};
   switch (static_cast<ObjectOp>(call.opcode)) {
     case ObjectOp::kRead: return read(*c, call);
@@ -68,6 +76,7 @@ ServerResult ObjectService::handle(const ServerCall& call) {
     case ObjectOp::kTruncate: return truncate(*c);
     case ObjectOp::kStat: return stat(*c);
     case ObjectOp::kRemove: return remove(*c);
+    case ObjectOp::kList: break;  // handled above
   }
   return ServerResult{Status(Code::kUnsupported, "stor-target: unknown opcode " + std::to_string(call.opcode)), {}, 0};
 }
@@ -124,6 +133,37 @@ ServerResult ObjectService::stat(const ObjectCall& c) {
   ObjectInfo info{static_cast<uint64_t>(st.st_size),
                   static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec};
   return {Status(), encode_object_info(info), 0};
+}
+
+ServerResult ObjectService::list(const ObjectCall& c, const ServerCall& call) {
+  // Every regular file under the directory, by name; the caller pages with offset = entries
+  // already seen. Names that could not be sent back as object names are left out.
+  std::vector<std::pair<std::string, uint64_t>> all;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir_, ec);
+       !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    std::error_code fec;
+    if (!it->is_regular_file(fec)) continue;
+    std::string name = std::filesystem::relative(it->path(), dir_, fec).string();
+    if (fec || !validate_object_name(name).is_ok()) continue;
+    uint64_t size = it->file_size(fec);
+    if (!fec) all.emplace_back(std::move(name), size);
+  }
+  if (ec) return {Status::from_errno(ec.value(), "list objects of " + dir_), {}, 0};
+  std::sort(all.begin(), all.end());
+  size_t used = 0;
+  for (size_t i = c.offset; i < all.size(); ++i) {
+    const auto& [name, size] = all[i];
+    size_t need = 2 + name.size() + 8;
+    if (used + need > call.reply_buffer.size()) break;
+    std::string entry;
+    put_u16(entry, static_cast<uint16_t>(name.size()));
+    entry += name;
+    put_u64(entry, size);
+    std::memcpy(call.reply_buffer.data() + used, entry.data(), entry.size());
+    used += need;
+  }
+  return {Status(), {}, used};
 }
 
 ServerResult ObjectService::remove(const ObjectCall& c) {

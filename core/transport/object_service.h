@@ -35,6 +35,7 @@ class ObjectService {
   ServerResult truncate(const ObjectCall& c);
   ServerResult stat(const ObjectCall& c);
   ServerResult remove(const ObjectCall& c);
+  ServerResult list(const ObjectCall& c, const ServerCall& call);
 
   const std::string dir_;
   IoEngine* engine_;

@@ -133,4 +133,29 @@ Status RemoteObjectTarget::remove(const std::string& object) {
   return call(ObjectOp::kRemove, ObjectCall{object, 0, 0, 0}, {}, {}).status();
 }
 
+Result<std::vector<ObjectEntry>> RemoteObjectTarget::list() {
+  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  std::vector<std::byte> page(std::min<uint64_t>(ch->max_payload(), 1 << 20));
+  std::vector<ObjectEntry> all;
+  Status err;
+  for (;;) {
+    ObjectCall c{"", all.size(), 0, 0};
+    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kList), encode_object_call(c), {}, page);
+    if (!r) {
+      err = r.status();
+      break;
+    }
+    auto entries = decode_object_entries(std::string_view(reinterpret_cast<const char*>(page.data()), r->payload_len));
+    if (!entries) {
+      err = Status(Code::kCorruption, endpoint_ + ": " + entries.status().message());
+      break;
+    }
+    if (entries->empty()) break;
+    for (auto& e : *entries) all.push_back(std::move(e));
+  }
+  release(std::move(ch));
+  if (!err.is_ok()) return err;
+  return all;
+}
+
 }  // namespace stor::transport

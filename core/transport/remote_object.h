@@ -44,6 +44,8 @@ class RemoteObjectTarget {
   Status truncate(const std::string& object, uint64_t size);
   Result<ObjectInfo> stat(const std::string& object);
   Status remove(const std::string& object);
+  // Every object on the target with its size, in name order.
+  Result<std::vector<ObjectEntry>> list();
 
  private:
   RemoteObjectTarget(std::string endpoint, std::unique_ptr<Transport> transport, const RemoteTargetOptions& opts);

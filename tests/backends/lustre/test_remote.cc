@@ -92,6 +92,23 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
     REQUIRE(f.read(head.data(), 1000, 0).value() == 1000);
     CHECK(std::memcmp(head.data(), reference.data(), 1000) == 0);
   }
+  // fsck lists the remote targets: a stray object is an orphan, repair removes it; df counts.
+  {
+    auto t0 = transport::RemoteObjectTarget::connect(p0.endpoint()).value();
+    REQUIRE(t0->write("e7/999999.0.0", "stray", 5, 0).is_ok());
+    auto report = fsck(root).value();
+    CHECK(report.orphans == 1);
+    CHECK(report.overlong == 0);
+    auto usage = df(root).value();
+    REQUIRE(usage.targets.size() == 2);
+    CHECK(usage.targets[0].path == p0.endpoint());
+    CHECK(usage.targets[0].objects + usage.targets[1].objects == 3);
+    // object 0: stripe 0 cut to 1000 bytes, then 1 byte at stripe 16 (object offset 1 MiB); object 1: cut to 0
+    CHECK(usage.targets[0].apparent_bytes + usage.targets[1].apparent_bytes == (1u << 20) + 1 + 5);
+    CHECK(fsck(root, /*repair=*/true).value().orphans == 1);
+    CHECK(fsck(root).value().orphans == 0);
+    CHECK(t0->stat("e7/999999.0.0").status().code() == Code::kNotFound);
+  }
   // Unlink removes the remote objects.
   REQUIRE(store->remove(uri).is_ok());
   on_targets = 0;

@@ -404,11 +404,23 @@ TRANSPORT_CASE(striped_file, "a file striped over two stor-target processes read
   std::vector<char> tail(100);
   CHECK(t0->read("dir/file.0", tail.data(), 100, obj0 - 40).value() == 40);
   CHECK(t0->read("dir/file.0", tail.data(), 100, obj0 + 10).value() == 0);
+  auto listed = t0->list().value();
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0].name == "dir/file.0");
+  CHECK(listed[0].size == obj0);
   REQUIRE(t1->truncate("dir/file.0", 1000).is_ok());
   CHECK(t1->stat("dir/file.0").value().size == 1000);
   REQUIRE(t0->remove("dir/file.0").is_ok());
   CHECK(t0->stat("dir/file.0").status().code() == Code::kNotFound);
   CHECK(t0->remove("dir/file.0").code() == Code::kNotFound);
+  CHECK(t0->list().value().empty());
+  // Listing pages through many objects (a 4 KiB max_payload: about ten pages).
+  for (int i = 0; i < 600; ++i) REQUIRE(t1->truncate("many/object-with-a-long-name-" + std::to_string(i), i).is_ok());
+  auto small_pages = remote_options(flavor);
+  small_pages.transport.max_payload = 4096;
+  auto many = RemoteObjectTarget::connect(p1.endpoint(), small_pages).value()->list().value();
+  REQUIRE(many.size() == 601);
+  CHECK(std::is_sorted(many.begin(), many.end(), [](auto& a, auto& b) { return a.name < b.name; }));
 
   CHECK(p0.stop_cleanly());
   CHECK(p1.stop_cleanly());
