@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Local I/O: stor (stctl bench, io_uring engine, O_DIRECT) against fio (ioengine=io_uring,
 # direct=1) on the same file, same block size and queue depth, in the same run. Prints ratios.
+# Each pair runs REPS times (default 3), alternating fio and stor, and the medians are compared,
+# so a drift of the (virtual) disk during the run hits both sides alike.
 #   bench/local_io.sh [BUILD_DIR] [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${1:-build}
 SECS=${2:-10}
+REPS=${REPS:-3}
 STCTL=$BUILD_DIR/tools/stctl/stctl
 command -v fio >/dev/null || { echo "fio is missing: apt-get install fio" >&2; exit 1; }
 [ -x "$STCTL" ] || { echo "build stctl first (scripts/build.sh)" >&2; exit 1; }
@@ -30,15 +33,21 @@ stor_iops() {  # rw bs -> IOPS
 }
 
 printf '%-28s %12s %12s %8s\n' "workload (QD $QD, O_DIRECT)" "fio" "stor" "stor/fio"
+echo "(medians of $REPS alternating runs of $SECS s each)"
 for spec in "randread 4k IOPS" "read 1M MiB/s"; do
   set -- $spec
   rw=$1 bs=$2 unit=$3
-  f=$(fio_iops "$rw" "$bs")
-  s=$(stor_iops "$rw" "$bs")
-  python3 - "$rw" "$bs" "$unit" "$f" "$s" <<'PY'
-import sys
-rw, bs, unit, f, s = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
-scale = 1.0 if unit == "IOPS" else (1 << 20) / (1 << 20)  # 1M blocks: IOPS == MiB/s
-print(f"{rw + ' ' + bs + ' (' + unit + ')':<28} {f*scale:12.0f} {s*scale:12.0f} {s/f:8.2f}x")
+  f_all="" s_all=""
+  for _ in $(seq 1 "$REPS"); do
+    f_all="$f_all $(fio_iops "$rw" "$bs")"
+    s_all="$s_all $(stor_iops "$rw" "$bs")"
+  done
+  python3 - "$rw" "$bs" "$unit" "$f_all" "$s_all" <<'PY'
+import statistics, sys
+rw, bs, unit = sys.argv[1], sys.argv[2], sys.argv[3]
+f = statistics.median(float(x) for x in sys.argv[4].split())
+s = statistics.median(float(x) for x in sys.argv[5].split())
+# With 1 MiB blocks IOPS equals MiB/s, so both rows print the tools' own numbers.
+print(f"{rw + ' ' + bs + ' (' + unit + ')':<28} {f:12.0f} {s:12.0f} {s/f:8.2f}x")
 PY
 done
