@@ -93,6 +93,8 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
       o.root_mode = static_cast<uint32_t>(*v);
     } else if (a == "--fsname" && has_value) {
       o.fsname = args[++i];
+    } else if (a == "--remote" && has_value) {  // one stor-target endpoint per target
+      o.target_endpoints.push_back(args[++i]);
     } else if ((a == "-c" || a == "-S" || a == "-i" || a == "-E") && has_value) {
       layout_args.push_back(a);
       layout_args.push_back(args[++i]);
@@ -103,6 +105,7 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
     }
   }
   if (pos.size() != 1) return 2;
+  if (!o.target_endpoints.empty()) o.targets = static_cast<uint32_t>(o.target_endpoints.size());
   std::vector<std::string> none;
   auto spec = parse_layout(layout_args, none);
   if (!spec.is_ok()) return fail(spec.status());
@@ -220,10 +223,12 @@ int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
 const char* kMkfsHelp =
     "Create a Lustre-style file system in DIR with N object targets (ost0..ostN-1, default 4), a metadata\n"
     "target (mdt/: write-ahead log + checkpoint) and the .stor-lustre superblock. -c/-S/-i/-E set the\n"
-    "file system's default layout (default: 1 stripe of 1M). Files are then reached as lustre://DIR/...";
+    "file system's default layout (default: 1 stripe of 1M). Files are then reached as lustre://DIR/...\n"
+    "--remote ENDPOINT (repeated, e.g. --remote tcp://127.0.0.1:7001) puts each target on a stor-target\n"
+    "daemon instead of a local ostK directory; the count of --remote options is the target count.";
 
-const Registrar r_mkfs{{"mkfs", "mkfs [-t N] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR", kMkfsHelp, cmd_mkfs}};
-const Registrar r_init{{"init", "init [-t N] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR",
+const Registrar r_mkfs{{"mkfs", "mkfs [-t N | --remote ENDPOINT...] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR", kMkfsHelp, cmd_mkfs}};
+const Registrar r_init{{"init", "init [-t N | --remote ENDPOINT...] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR",
                         std::string("Same as mkfs.\n") + kMkfsHelp, cmd_mkfs}};
 const Registrar r_setstripe{{"setstripe", "setstripe [-c N] [-S SIZE] [-i INDEX] | [-E END -c N -S SIZE]... PATH",
                              "Set the layout of a lustre:// path: a directory's default for new files, an empty file's\n"

@@ -29,7 +29,7 @@ int cmd_mb(Context& ctx, const std::vector<std::string>& args) {
   stor::Status s = s3_target(ctx, args[0], &client, &bucket);
   if (s.is_ok()) s = client->create_bucket(bucket);
   if (!s.is_ok()) return fail(s);
-  if (ctx.json) std::printf("{\"bucket\":\"%s\",\"created\":true}\n", bucket.c_str());
+  if (ctx.json) print_map(ctx, {{"bucket", bucket}, {"created", "true"}});
   else std::printf("created bucket %s\n", bucket.c_str());
   return 0;
 }
@@ -43,8 +43,10 @@ int cmd_s3auth(Context& ctx, const std::vector<std::string>& args) {
   std::string mode = client->auth_mode(bucket);
   const s3::S3Stats st = client->stats();
   if (ctx.json) {
-    std::printf("{\"bucket\":\"%s\",\"auth\":\"%s\",\"endpoint\":\"%s\",\"sessions_created\":%llu}\n", bucket.c_str(),
-                mode.c_str(), client->config().endpoint.c_str(), static_cast<unsigned long long>(st.sessions_created));
+    print_map(ctx, {{"bucket", bucket},
+                    {"auth", mode},
+                    {"endpoint", client->config().endpoint},
+                    {"sessions_created", std::to_string(st.sessions_created)}});
   } else {
     std::printf("bucket:   %s\nendpoint: %s\nauth:     %s%s\n", bucket.c_str(), client->config().endpoint.c_str(),
                 mode.c_str(),

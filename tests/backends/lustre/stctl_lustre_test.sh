@@ -3,8 +3,14 @@
 # df, fsck, info, and their errors on bad input.
 set -euo pipefail
 STCTL="$1"
+STOR_TARGET="${2:-}"  # optional: the stor-target binary, for mkfs --remote
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/stctl-lustre-XXXXXX")"
-trap 'rm -rf "$WORK"' EXIT
+TARGET_PIDS=()
+cleanup() {
+  for pid in "${TARGET_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$STCTL" mkfs -t 4 "$WORK/fs" | grep -q "4 targets" || fail "mkfs"
@@ -36,4 +42,23 @@ err="$("$STCTL" setstripe -c 5 "$WORK/fs/x" 2>&1)" && fail "count > targets acce
 echo "$err" | grep -q "exceeds the 4 targets" || fail "count message: $err"
 err="$("$STCTL" info "lustre://$WORK/fs/../etc" 2>&1)" && fail "path escape accepted"
 echo "$err" | grep -q "InvalidArgument" || fail "escape message: $err"
+if [ -n "$STOR_TARGET" ]; then
+  # Two stor-target daemons as the object targets: mkfs --remote, a striped round trip over TCP.
+  endpoints=()
+  for t in 0 1; do
+    mkdir -p "$WORK/target$t"
+    "$STOR_TARGET" --listen tcp://127.0.0.1:0 --dir "$WORK/target$t" > "$WORK/endpoint$t" 2>/dev/null &
+    TARGET_PIDS+=($!)
+    for _ in $(seq 1 100); do [ -s "$WORK/endpoint$t" ] && break; sleep 0.05; done
+    endpoints+=(--remote "$(head -1 "$WORK/endpoint$t")")
+  done
+  "$STCTL" mkfs "${endpoints[@]}" -c -1 -S 64K "$WORK/rfs" | grep -q "2 targets" || fail "mkfs --remote"
+  "$STCTL" cp "$WORK/src.bin" "lustre://$WORK/rfs/f" >/dev/null 2>&1 || fail "cp to remote targets"
+  "$STCTL" cp "lustre://$WORK/rfs/f" "$WORK/rback.bin" >/dev/null 2>&1 || fail "cp from remote targets"
+  cmp -s "$WORK/src.bin" "$WORK/rback.bin" || fail "data differs through remote targets"
+  "$STCTL" getstripe "$WORK/rfs/f" | grep -q "stripe_count 2 stripe_size 64K" || fail "getstripe remote"
+  [ -n "$(ls -A "$WORK/target1")" ] || fail "second target holds no object"
+  err="$("$STCTL" mkfs --remote tcp://127.0.0.1:1 "$WORK/rfs2" 2>&1)" && fail "mkfs with a dead target succeeded"
+  echo "$err" | grep -q "tcp://127.0.0.1:1" || fail "dead target message: $err"
+fi
 echo "stctl lustre commands: ok"
