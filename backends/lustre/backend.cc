@@ -18,50 +18,19 @@
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/native.h"
 #include "backends/lustre/remote_file.h"
+#include "backends/lustre/striped_file.h"
 #include "stor/backend.h"
 
 namespace stor::lustre {
 
 namespace {
 
-// Joins the per-stripe completions of one request: the first error wins, otherwise the caller
-// gets the full byte count once every piece is done.
-class PendingIo {
- public:
-  PendingIo(size_t bytes, IoCallback done, std::function<Status()> on_success)
-      : bytes_(bytes), done_(std::move(done)), on_success_(std::move(on_success)) {}
-  void set_pieces(size_t n) { remaining_.store(n + 1); }  // +1: the submitter's guard
-  void fail(Status s) {
-    std::lock_guard lk(mu_);
-    if (error_.is_ok()) error_ = std::move(s);
-  }
-  void finish_one() {
-    if (remaining_.fetch_sub(1) != 1) return;
-    Status err;
-    {
-      std::lock_guard lk(mu_);
-      err = error_;
-    }
-    if (err.is_ok() && on_success_) err = on_success_();
-    if (!err.is_ok()) done_(std::move(err));
-    else done_(bytes_);
-  }
-
- private:
-  const size_t bytes_;
-  IoCallback done_;
-  std::function<Status()> on_success_;
-  std::atomic<size_t> remaining_{1};
-  std::mutex mu_;
-  Status error_;
-};
-
-class LustreFile final : public BackendFile {
+// Stripe objects in the local ostK directories, read and written through the IoEngine: all
+// pieces of a request go to the engine in one batch.
+class LustreFile final : public StripedFile {
  public:
   LustreFile(std::shared_ptr<FileSystem> fs, InodeRef inode, IoEngine* engine, uint32_t flags, std::string path)
-      : fs_(std::move(fs)), inode_(std::move(inode)), engine_(engine), flags_(flags), path_(std::move(path)) {
-    std::shared_lock lk(inode_->mu);
-    layout_ = inode_->layout;
+      : StripedFile(std::move(fs), std::move(inode), flags, std::move(path)), engine_(engine) {
     for (int c = 0; c < layout_.components_size(); ++c) {
       comp_base_.push_back(fds_.size());
       fds_.resize(fds_.size() + static_cast<size_t>(layout_.components(c).targets_size()), -1);
@@ -69,18 +38,11 @@ class LustreFile final : public BackendFile {
   }
   ~LustreFile() override { (void)close(); }
 
-  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (closed_) return done(Status(Code::kInvalidArgument, "lustre: read on a closed file"));
-    if (!(flags_ & kOpenRead))
-      return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for reading"));
-    uint64_t size = current_size();
-    if (offset >= size || len == 0) return done(size_t{0});
-    len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
-    auto pieces = coalesce(map_range(layout_, offset, len));
-    auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
+ private:
+  void read_pieces(const std::vector<StripePiece>& pieces, char* base, uint64_t offset,
+                   const std::shared_ptr<PendingIo>& op) override {
     std::vector<IoRequest> reqs;
     reqs.reserve(pieces.size());
-    char* base = static_cast<char*>(buf);
     for (const auto& p : pieces) {
       char* dst = base + (p.file_offset - offset);
       auto fd = object_fd(p, /*create=*/false);
@@ -101,22 +63,12 @@ class LustreFile final : public BackendFile {
     }
     op->set_pieces(reqs.size());
     if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));
-    op->finish_one();
   }
 
-  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (closed_) return done(Status(Code::kInvalidArgument, "lustre: write on a closed file"));
-    if (!(flags_ & kOpenWrite))
-      return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
-    if (len == 0) return done(size_t{0});
-    if (offset + len < offset) return done(Status(Code::kInvalidArgument, "lustre: write range overflows"));
-    auto pieces = coalesce(map_range(layout_, offset, len));
-    uint64_t end = offset + len;
-    auto op = std::make_shared<PendingIo>(len, std::move(done),
-                                          [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
+  void write_pieces(const std::vector<StripePiece>& pieces, const char* base, uint64_t offset,
+                    const std::shared_ptr<PendingIo>& op) override {
     std::vector<IoRequest> reqs;
     reqs.reserve(pieces.size());
-    const char* base = static_cast<const char*>(buf);
     for (const auto& p : pieces) {
       auto fd = object_fd(p, /*create=*/true);
       if (!fd) {
@@ -134,11 +86,9 @@ class LustreFile final : public BackendFile {
     }
     op->set_pieces(reqs.size());
     if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));
-    op->finish_one();
   }
 
-  Status sync(bool data_only) override {
-    if (closed_) return Status(Code::kInvalidArgument, "lustre: sync on a closed file");
+  Status sync_objects(bool data_only) override {
     std::vector<std::future<Result<size_t>>> waits;
     {
       std::lock_guard lk(fd_mu_);
@@ -150,61 +100,26 @@ class LustreFile final : public BackendFile {
       auto r = w.get();
       if (!r && first.is_ok()) first = r.status();
     }
-    STOR_RETURN_IF_ERROR(first);
-    return fs_->mds().sync();  // the file size lives in the metadata log
-  }
-
-  Status truncate(uint64_t size) override {
-    if (closed_) return Status(Code::kInvalidArgument, "lustre: truncate on a closed file");
-    if (!(flags_ & kOpenWrite))
-      return Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing");
-    // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
-    uint64_t keep = std::min(current_size(), size);
-    for (int c = 0; c < layout_.components_size(); ++c) {
-      const auto& comp = layout_.components(c);
-      for (int s = 0; s < comp.targets_size(); ++s) {
-        uint64_t want = object_size_for(layout_, static_cast<uint32_t>(c), static_cast<uint32_t>(s), keep);
-        std::string obj = fs_->object_path(comp.targets(s), inode_->ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s));
-        struct stat st {};
-        if (::stat(obj.c_str(), &st) != 0) continue;  // never written: nothing to cut
-        if (static_cast<uint64_t>(st.st_size) > want && ::truncate(obj.c_str(), static_cast<off_t>(want)) != 0)
-          return Status::from_errno(errno, "lustre: truncate object " + obj);
-      }
-    }
-    return fs_->mds().set_size(*inode_, size);
-  }
-
-  Result<FileInfo> stat() override {
-    std::shared_lock lk(inode_->mu);
-    FileInfo fi;
-    fi.path = path_;
-    fi.type = FileType::kRegular;
-    fi.size = inode_->size;
-    fi.mode = inode_->mode;
-    fi.uid = inode_->uid;
-    fi.gid = inode_->gid;
-    fi.mtime_ns = inode_->mtime_ns;
-    return fi;
-  }
-
-  Status close() override {
-    if (closed_.exchange(true)) return Status::ok();
-    Status first;
-    {
-      std::lock_guard lk(fd_mu_);
-      for (int& fd : fds_) {
-        if (fd >= 0 && ::close(fd) != 0 && first.is_ok()) first = Status::from_errno(errno, "lustre: close object");
-        fd = -1;
-      }
-    }
-    fs_->mds().close_file(inode_);
     return first;
   }
 
- private:
-  uint64_t current_size() const {
-    std::shared_lock lk(inode_->mu);
-    return inode_->size;
+  Status cut_object(uint32_t target, uint32_t component, uint32_t stripe, uint64_t keep) override {
+    std::string obj = fs_->object_path(target, inode_->ino, component, stripe);
+    struct stat st {};
+    if (::stat(obj.c_str(), &st) != 0) return {};  // never written: nothing to cut
+    if (static_cast<uint64_t>(st.st_size) > keep && ::truncate(obj.c_str(), static_cast<off_t>(keep)) != 0)
+      return Status::from_errno(errno, "lustre: truncate object " + obj);
+    return {};
+  }
+
+  Status close_objects() override {
+    Status first;
+    std::lock_guard lk(fd_mu_);
+    for (int& fd : fds_) {
+      if (fd >= 0 && ::close(fd) != 0 && first.is_ok()) first = Status::from_errno(errno, "lustre: close object");
+      fd = -1;
+    }
+    return first;
   }
 
   // The object's fd, opened on first use; -1 when it does not exist and create is false.
@@ -232,16 +147,10 @@ class LustreFile final : public BackendFile {
     return fd;
   }
 
-  std::shared_ptr<FileSystem> fs_;
-  InodeRef inode_;
   IoEngine* engine_;
-  const uint32_t flags_;
-  const std::string path_;
-  pb::Layout layout_;  // fixed while open: set_layout refuses files with data
   std::vector<size_t> comp_base_;
   std::mutex fd_mu_;
   std::vector<int> fds_;
-  std::atomic<bool> closed_{false};
 };
 
 class LustreBackend final : public Backend {

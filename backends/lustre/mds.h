@@ -61,6 +61,19 @@ struct Inode {
   std::weak_ptr<Inode> parent;
 
   bool is_dir() const { return type == pb::DIRECTORY; }
+  // What an open regular file reports through BackendFile::stat().
+  FileInfo regular_file_info(const std::string& path) const {
+    std::shared_lock lk(mu);
+    FileInfo fi;
+    fi.path = path;
+    fi.type = FileType::kRegular;
+    fi.size = size;
+    fi.mode = mode;
+    fi.uid = uid;
+    fi.gid = gid;
+    fi.mtime_ns = mtime_ns;
+    return fi;
+  }
 };
 using InodeRef = std::shared_ptr<Inode>;
 

@@ -1,0 +1,74 @@
+#include "backends/lustre/striped_file.h"
+
+#include <shared_mutex>
+
+namespace stor::lustre {
+
+StripedFile::StripedFile(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags, std::string path)
+    : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags), path_(std::move(path)) {
+  std::shared_lock lk(inode_->mu);
+  layout_ = inode_->layout;
+}
+
+uint64_t StripedFile::current_size() const {
+  std::shared_lock lk(inode_->mu);
+  return inode_->size;
+}
+
+void StripedFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
+  if (closed_) return done(Status(Code::kInvalidArgument, "lustre: read on a closed file"));
+  if (!(flags_ & kOpenRead))
+    return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for reading"));
+  uint64_t size = current_size();
+  if (offset >= size || len == 0) return done(size_t{0});
+  len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+  auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
+  read_pieces(coalesce(map_range(layout_, offset, len)), static_cast<char*>(buf), offset, op);
+  op->finish_one();
+}
+
+void StripedFile::write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) {
+  if (closed_) return done(Status(Code::kInvalidArgument, "lustre: write on a closed file"));
+  if (!(flags_ & kOpenWrite))
+    return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
+  if (len == 0) return done(size_t{0});
+  if (offset + len < offset) return done(Status(Code::kInvalidArgument, "lustre: write range overflows"));
+  uint64_t end = offset + len;
+  // The size grows only once every piece is on its object.
+  auto op = std::make_shared<PendingIo>(len, std::move(done),
+                                        [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
+  write_pieces(coalesce(map_range(layout_, offset, len)), static_cast<const char*>(buf), offset, op);
+  op->finish_one();
+}
+
+Status StripedFile::sync(bool data_only) {
+  if (closed_) return Status(Code::kInvalidArgument, "lustre: sync on a closed file");
+  STOR_RETURN_IF_ERROR(sync_objects(data_only));
+  return fs_->mds().sync();  // the file size lives in the metadata log
+}
+
+Status StripedFile::truncate(uint64_t size) {
+  if (closed_) return Status(Code::kInvalidArgument, "lustre: truncate on a closed file");
+  if (!(flags_ & kOpenWrite))
+    return Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing");
+  // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
+  uint64_t keep = std::min(current_size(), size);
+  for (int c = 0; c < layout_.components_size(); ++c) {
+    const auto& comp = layout_.components(c);
+    for (int s = 0; s < comp.targets_size(); ++s) {
+      auto component = static_cast<uint32_t>(c), stripe = static_cast<uint32_t>(s);
+      STOR_RETURN_IF_ERROR(
+          cut_object(comp.targets(s), component, stripe, object_size_for(layout_, component, stripe, keep)));
+    }
+  }
+  return fs_->mds().set_size(*inode_, size);
+}
+
+Status StripedFile::close() {
+  if (closed_.exchange(true)) return Status::ok();
+  Status s = close_objects();
+  fs_->mds().close_file(inode_);
+  return s;
+}
+
+}  // namespace stor::lustre

@@ -1,0 +1,88 @@
+// An open regular file of a Lustre-style file system: the part of the data path that does not
+// depend on where the stripe objects live. Subclasses put the per-object pieces on local ostK
+// directories through the IoEngine (LustreFile) or on stor-target servers (RemoteLustreFile).
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/layout.h"
+#include "stor/backend.h"
+
+namespace stor::lustre {
+
+// Joins the per-object completions of one request: the first error wins, otherwise the caller
+// gets the full byte count once every piece is done.
+class PendingIo {
+ public:
+  PendingIo(size_t bytes, IoCallback done, std::function<Status()> on_success)
+      : bytes_(bytes), done_(std::move(done)), on_success_(std::move(on_success)) {}
+  void set_pieces(size_t n) { remaining_.store(n + 1); }  // +1: the submitter's guard
+  void fail(Status s) {
+    std::lock_guard lk(mu_);
+    if (error_.is_ok()) error_ = std::move(s);
+  }
+  void finish_one() {
+    if (remaining_.fetch_sub(1) != 1) return;
+    Status err;
+    {
+      std::lock_guard lk(mu_);
+      err = error_;
+    }
+    if (err.is_ok() && on_success_) err = on_success_();
+    if (!err.is_ok()) done_(std::move(err));
+    else done_(bytes_);
+  }
+
+ private:
+  const size_t bytes_;
+  IoCallback done_;
+  std::function<Status()> on_success_;
+  std::atomic<size_t> remaining_{1};
+  std::mutex mu_;
+  Status error_;
+};
+
+class StripedFile : public BackendFile {
+ public:
+  StripedFile(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags, std::string path);
+
+  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) final;
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) final;
+  Status sync(bool data_only) final;
+  Status truncate(uint64_t size) final;
+  Result<FileInfo> stat() final { return inode_->regular_file_info(path_); }
+  Status close() final;
+
+ protected:
+  // Issue every piece of one request (pieces are for [offset, offset + len) of the file, base is
+  // the caller's buffer at offset). Call op->set_pieces(n) before the first of n completions
+  // calls op->finish_one(). A piece whose object was never written reads as zeros.
+  virtual void read_pieces(const std::vector<StripePiece>& pieces, char* base, uint64_t offset,
+                           const std::shared_ptr<PendingIo>& op) = 0;
+  virtual void write_pieces(const std::vector<StripePiece>& pieces, const char* base, uint64_t offset,
+                            const std::shared_ptr<PendingIo>& op) = 0;
+  // Makes every object this handle wrote durable.
+  virtual Status sync_objects(bool data_only) = 0;
+  // Cuts the object of (component, stripe) on target to at most `keep` bytes, if it exists.
+  virtual Status cut_object(uint32_t target, uint32_t component, uint32_t stripe, uint64_t keep) = 0;
+  virtual Status close_objects() = 0;
+
+  uint64_t current_size() const;
+
+  const std::shared_ptr<FileSystem> fs_;
+  const InodeRef inode_;
+  const uint32_t flags_;
+  const std::string path_;
+  pb::Layout layout_;  // fixed while open: set_layout refuses files with data
+
+ private:
+  std::atomic<bool> closed_{false};
+};
+
+}  // namespace stor::lustre
