@@ -434,6 +434,23 @@ Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view 
   return out;
 }
 
+pb::WalRecord Mds::create_record(const Parent& p, const Identity& id, pb::InodeType type, uint32_t mode) {
+  pb::WalRecord rec;
+  rec.set_op(pb::WalRecord::CREATE);
+  rec.set_parent(p.dir->ino);
+  rec.set_name(p.name);
+  auto* in = rec.mutable_inode();
+  in->set_ino(next_ino_.fetch_add(1));
+  in->set_type(type);
+  in->set_mode(mode & 07777);
+  in->set_uid(id.uid);
+  // BSD/setgid-directory semantics: a setgid parent hands its group down.
+  in->set_gid((p.dir->mode & S_ISGID) ? p.dir->gid : id.primary_gid());
+  in->set_mtime_ns(now_ns());
+  in->set_ctime_ns(in->mtime_ns());
+  return rec;
+}
+
 Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
   {
     std::shared_lock st(state_mu_);
@@ -442,20 +459,9 @@ Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
     if (p.dir->children.count(p.name))
       return Status(Code::kAlreadyExists, "lustre: '" + std::string(path) + "' already exists");
-    pb::WalRecord rec;
-    rec.set_op(pb::WalRecord::CREATE);
-    rec.set_parent(p.dir->ino);
-    rec.set_name(p.name);
+    pb::WalRecord rec = create_record(p, id, pb::DIRECTORY, mode);
     auto* in = rec.mutable_inode();
-    in->set_ino(next_ino_.fetch_add(1));
-    in->set_type(pb::DIRECTORY);
-    in->set_mode(mode & 07777);
-    in->set_uid(id.uid);
-    // BSD/setgid-directory semantics: a setgid parent hands its group down.
-    in->set_gid((p.dir->mode & S_ISGID) ? p.dir->gid : id.primary_gid());
-    if (p.dir->mode & S_ISGID) in->set_mode(in->mode() | S_ISGID);
-    in->set_mtime_ns(now_ns());
-    in->set_ctime_ns(in->mtime_ns());
+    if (p.dir->mode & S_ISGID) in->set_mode(in->mode() | S_ISGID);  // and keeps subdirectories setgid
     *in->mutable_dir_default() = p.dir->dir_default;  // subdirectories inherit the default layout
     STOR_RETURN_IF_ERROR(log(rec));
     apply_create(p.dir, p.name, *in);
@@ -665,18 +671,8 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
     const pb::Layout& tmpl = layout_template                        ? *layout_template
                              : p.dir->dir_default.components_size() ? p.dir->dir_default
                                                                     : fs_default_;
-    pb::WalRecord rec;
-    rec.set_op(pb::WalRecord::CREATE);
-    rec.set_parent(p.dir->ino);
-    rec.set_name(p.name);
+    pb::WalRecord rec = create_record(p, id, pb::REGULAR, mode);
     auto* in = rec.mutable_inode();
-    in->set_ino(next_ino_.fetch_add(1));
-    in->set_type(pb::REGULAR);
-    in->set_mode(mode & 07777);
-    in->set_uid(id.uid);
-    in->set_gid((p.dir->mode & S_ISGID) ? p.dir->gid : id.primary_gid());
-    in->set_mtime_ns(now_ns());
-    in->set_ctime_ns(in->mtime_ns());
     *in->mutable_layout() = resolve_layout(tmpl, target_count_, rr_.fetch_add(1) % target_count_);
     STOR_RETURN_IF_ERROR(log(rec));
     out.inode = apply_create(p.dir, p.name, *in);

@@ -145,6 +145,8 @@ class Mds {
   Result<InodeRef> walk(const Identity& id, const std::vector<std::string>& comps, size_t n, std::string_view path) const;
   Result<InodeRef> lookup(const Identity& id, std::string_view path) const;
   Result<Parent> resolve_parent(const Identity& id, std::string_view path) const;
+  // The CREATE record of a new inode named p.name in p.dir, owned by id; caller holds p.dir->mu.
+  pb::WalRecord create_record(const Parent& p, const Identity& id, pb::InodeType type, uint32_t mode);
   Status log(const pb::WalRecord& rec);
   void maybe_checkpoint();
   Status load(const std::string& checkpoint_data);
