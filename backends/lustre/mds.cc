@@ -22,6 +22,21 @@ int64_t now_ns() {
       .count();
 }
 
+// The in-memory inode of a persisted one (checkpoint or CREATE record); links are set by callers.
+InodeRef inode_from_record(const pb::Inode& in) {
+  auto n = std::make_shared<Inode>(in.ino());
+  n->type = in.type();
+  n->mode = in.mode();
+  n->uid = in.uid();
+  n->gid = in.gid();
+  n->size = in.size();
+  n->mtime_ns = in.mtime_ns();
+  n->ctime_ns = in.ctime_ns();
+  n->layout = in.layout();
+  n->dir_default = in.dir_default();
+  return n;
+}
+
 std::string wal_path(const std::string& dir, uint64_t gen) { return dir + "/wal." + std::to_string(gen); }
 
 bool permitted(const Inode& n, const Identity& id, int want) {
@@ -170,16 +185,7 @@ Status Mds::load(const std::string& data) {
   next_ino_ = cp.next_ino();
   wal_generation_ = cp.wal_generation();
   for (const auto& in : cp.inodes()) {
-    auto n = std::make_shared<Inode>(in.ino());
-    n->type = in.type();
-    n->mode = in.mode();
-    n->uid = in.uid();
-    n->gid = in.gid();
-    n->size = in.size();
-    n->mtime_ns = in.mtime_ns();
-    n->ctime_ns = in.ctime_ns();
-    n->layout = in.layout();
-    n->dir_default = in.dir_default();
+    InodeRef n = inode_from_record(in);
     inodes_.insert({in.ino(), n});
     if (in.ino() == kRootIno) root_ = n;
   }
@@ -248,16 +254,7 @@ Status Mds::replay(std::string_view payload) {
 }
 
 InodeRef Mds::apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in) {
-  auto n = std::make_shared<Inode>(in.ino());
-  n->type = in.type();
-  n->mode = in.mode();
-  n->uid = in.uid();
-  n->gid = in.gid();
-  n->size = in.size();
-  n->mtime_ns = in.mtime_ns();
-  n->ctime_ns = in.ctime_ns();
-  n->layout = in.layout();
-  n->dir_default = in.dir_default();
+  InodeRef n = inode_from_record(in);
   inodes_.insert({n->ino, n});
   // Set before the entry is published (under the parent's lock), so renames walking parent
   // pointers under rename_mu_ never race with this write.
