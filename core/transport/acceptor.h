@@ -46,4 +46,18 @@ class Acceptor {
   std::list<Connection> connections_;
 };
 
+// A Listener is an Acceptor plus the endpoint it answers on, whatever the transport.
+class AcceptorListener final : public Listener {
+ public:
+  AcceptorListener(std::unique_ptr<Acceptor> acceptor, std::string endpoint)
+      : acceptor_(std::move(acceptor)), endpoint_(std::move(endpoint)) {}
+  ~AcceptorListener() override { stop(); }
+  const std::string& endpoint() const override { return endpoint_; }
+  void stop() override { acceptor_->stop(); }
+
+ private:
+  std::unique_ptr<Acceptor> acceptor_;
+  std::string endpoint_;
+};
+
 }  // namespace stor::transport

@@ -174,18 +174,6 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
   }
 }
 
-class TcpListener final : public Listener {
- public:
-  TcpListener(std::unique_ptr<Acceptor> acceptor, std::string endpoint)
-      : acceptor_(std::move(acceptor)), endpoint_(std::move(endpoint)) {}
-  ~TcpListener() override { stop(); }
-  const std::string& endpoint() const override { return endpoint_; }
-  void stop() override { acceptor_->stop(); }
-
- private:
-  std::unique_ptr<Acceptor> acceptor_;
-  std::string endpoint_;
-};
 
 class TcpTransport final : public Transport {
  public:
@@ -208,7 +196,7 @@ class TcpTransport final : public Transport {
                           }));
     Endpoint bound = ep;
     bound.port = acceptor->port();
-    return std::unique_ptr<Listener>(std::make_unique<TcpListener>(std::move(acceptor), bound.to_string()));
+    return std::unique_ptr<Listener>(std::make_unique<AcceptorListener>(std::move(acceptor), bound.to_string()));
   }
 
  private:

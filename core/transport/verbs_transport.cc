@@ -551,18 +551,6 @@ void serve_verbs_connection(int fd, const std::shared_ptr<VerbsDevice>& dev, con
   }
 }
 
-class VerbsListener final : public Listener {
- public:
-  VerbsListener(std::unique_ptr<Acceptor> acceptor, std::string endpoint)
-      : acceptor_(std::move(acceptor)), endpoint_(std::move(endpoint)) {}
-  ~VerbsListener() override { stop(); }
-  const std::string& endpoint() const override { return endpoint_; }
-  void stop() override { acceptor_->stop(); }
-
- private:
-  std::unique_ptr<Acceptor> acceptor_;
-  std::string endpoint_;
-};
 
 class VerbsTransport final : public Transport {
  public:
@@ -600,7 +588,7 @@ class VerbsTransport final : public Transport {
                           }));
     Endpoint bound = ep;
     bound.port = acceptor->port();
-    return std::unique_ptr<Listener>(std::make_unique<VerbsListener>(std::move(acceptor), bound.to_string()));
+    return std::unique_ptr<Listener>(std::make_unique<AcceptorListener>(std::move(acceptor), bound.to_string()));
   }
 
  private:
