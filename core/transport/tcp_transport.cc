@@ -117,6 +117,7 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
     FrameHeader reply;
     reply.flags = kFrameReply;
     ServerResult result;
+    uint64_t capacity = 0;  // reply bulk bytes the handler may return
     bool fatal = false;  // the stream cannot be trusted any more: answer, then hang up
     if (!h) {
       result.status = h.status();
@@ -137,33 +138,16 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
       if (!io->recv_all(fd, control.data(), control.size(), dl).is_ok()) return;
       if (in_payload.size() < h->payload_len) in_payload.resize(h->payload_len);
       if (!io->recv_all(fd, in_payload.data(), h->payload_len, dl).is_ok()) return;
-      // A smaller capacity than asked would turn into short reads the caller takes for end of
-      // data: refuse instead.
-      uint64_t capacity = h->reply_capacity;
-      if (capacity > limit) {
-        result.status = Status(Code::kInvalidArgument, "transport: reply capacity of " + std::to_string(capacity) +
-                                                           " bytes exceeds this server's limit of " + std::to_string(limit));
-      } else {
+      capacity = h->reply_capacity;
+      result.status = check_reply_capacity(capacity, limit);
+      if (result.status.is_ok()) {
         if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
         ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
                         std::span<std::byte>(reply_buffer.data(), capacity)};
         result = handler(call);
       }
-      if (result.status.is_ok() && result.payload_len > capacity)
-        result = ServerResult{Status(Code::kInternal, "transport: handler returned more than the reply capacity"), {}, 0};
     }
-    if (!result.status.is_ok()) {
-      result.control = result.status.message().substr(0, kMaxControlBytes);
-      result.payload_len = 0;
-      reply.status = static_cast<uint32_t>(result.status.code());
-    }
-    if (result.control.size() > kMaxControlBytes) {
-      result = ServerResult{};
-      result.control = "transport: handler reply control bytes exceed the limit";
-      reply.status = static_cast<uint32_t>(Code::kInternal);
-    }
-    reply.control_len = static_cast<uint32_t>(result.control.size());
-    reply.payload_len = result.payload_len;
+    finish_result(result, capacity, reply);
     FrameBytes rb = encode_frame_header(reply);
     // MSG_MORE only when bytes follow: a corked header alone would wait for the cork timer.
     bool more = !result.control.empty() || result.payload_len > 0;

@@ -61,4 +61,24 @@ Result<std::unique_ptr<Transport>> make_verbs_transport(const TransportOptions&)
 }
 #endif
 
+Status check_reply_capacity(uint64_t capacity, uint64_t limit) {
+  if (capacity <= limit) return {};
+  return {Code::kInvalidArgument, "transport: reply capacity of " + std::to_string(capacity) +
+                                      " bytes exceeds this server's limit of " + std::to_string(limit)};
+}
+
+void finish_result(ServerResult& result, uint64_t capacity, FrameHeader& reply) {
+  if (result.status.is_ok() && result.payload_len > capacity)
+    result = ServerResult{Status(Code::kInternal, "transport: handler returned more than the reply capacity"), {}, 0};
+  if (result.status.is_ok() && result.control.size() > kMaxControlBytes)
+    result = ServerResult{Status(Code::kInternal, "transport: handler reply control bytes exceed the limit"), {}, 0};
+  if (!result.status.is_ok()) {
+    result.control = result.status.message().substr(0, kMaxControlBytes);
+    result.payload_len = 0;
+  }
+  reply.status = static_cast<uint32_t>(result.status.code());
+  reply.control_len = static_cast<uint32_t>(result.control.size());
+  reply.payload_len = result.payload_len;
+}
+
 }  // namespace stor::transport

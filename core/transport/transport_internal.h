@@ -4,11 +4,21 @@
 #include <memory>
 
 #include "core/transport/transport.h"
+#include "core/transport/wire.h"
 
 namespace stor::transport {
 
 std::unique_ptr<Transport> make_tcp_transport(const TransportOptions& opts);
 // Unavailable when no RDMA device exists (or the build has no rdma-core).
 Result<std::unique_ptr<Transport>> make_verbs_transport(const TransportOptions& opts);
+
+// Server side, shared by every transport's connection loop.
+// A reply capacity the server cannot provide is refused, not shrunk: a smaller buffer than asked
+// would come back as a short read, which the caller takes for end of data.
+Status check_reply_capacity(uint64_t capacity, uint64_t limit);
+// Turns a handler's result into what goes on the wire: an error travels as its message in the
+// control bytes with no payload; a handler overrunning capacity or kMaxControlBytes is Internal.
+// Fills reply's status, control_len and payload_len.
+void finish_result(ServerResult& result, uint64_t capacity, FrameHeader& reply);
 
 }  // namespace stor::transport

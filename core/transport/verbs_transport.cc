@@ -509,6 +509,7 @@ void serve_verbs_connection(int fd, const std::shared_ptr<VerbsDevice>& dev, con
     FrameHeader reply;
     reply.flags = kFrameReply;
     ServerResult result;
+    uint64_t capacity = 0;  // reply bulk bytes the handler may return
     bool fatal = false;
     if (!h) {
       result.status = h.status();
@@ -525,21 +526,15 @@ void serve_verbs_connection(int fd, const std::shared_ptr<VerbsDevice>& dev, con
           return;
         if (!q.wait({kReadId}, dl, fd, peer)) return;
       }
-      uint64_t capacity = std::min<uint64_t>(h->reply_capacity, limit);
-      ServerCall call{h->opcode, control, std::span<const std::byte>(q.bulk(0), h->payload_len),
-                      std::span<std::byte>(q.bulk(1), capacity)};
-      result = handler(call);
-      if (result.status.is_ok() && result.payload_len > capacity)
-        result = ServerResult{Status(Code::kInternal, "verbs: handler returned more than the reply capacity"), {}, 0};
+      capacity = h->reply_capacity;
+      result.status = check_reply_capacity(capacity, limit);
+      if (result.status.is_ok()) {
+        ServerCall call{h->opcode, control, std::span<const std::byte>(q.bulk(0), h->payload_len),
+                        std::span<std::byte>(q.bulk(1), capacity)};
+        result = handler(call);
+      }
     }
-    if (!result.status.is_ok()) {
-      result.control = result.status.message().substr(0, kMaxControlBytes);
-      result.payload_len = 0;
-      reply.status = static_cast<uint32_t>(result.status.code());
-    }
-    if (result.control.size() > kMaxControlBytes) result.control.resize(kMaxControlBytes);
-    reply.control_len = static_cast<uint32_t>(result.control.size());
-    reply.payload_len = result.payload_len;
+    finish_result(result, capacity, reply);
     // The next request may follow as soon as the client sees this reply: receive first.
     if (!fatal && !q.post_recv().is_ok()) return;
     if (result.payload_len &&
