@@ -671,6 +671,28 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     return {};
   }
 
+  // The fast copy of rel written to the cold tier, with the size and CRC32C of what was read.
+  struct Upload {
+    ColdObject object;
+    uint64_t size = 0;
+    uint32_t crc = 0;
+  };
+  Result<Upload> upload_fast_copy(const std::string& rel) {
+    STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead}));
+    auto info = f->stat();
+    if (!info.is_ok()) {
+      (void)f->close();
+      return info.status();
+    }
+    Upload up;
+    up.size = info->size;
+    auto obj = cold_->write_from(rel, *f, up.size, &up.crc);
+    (void)f->close();
+    if (!obj.is_ok()) return obj.status();
+    up.object = *obj;
+    return up;
+  }
+
   // Caller holds the op lock of rel.
   Status export_locked(const std::string& rel) {
     std::optional<Record> r = find(rel);
@@ -680,24 +702,15 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       std::lock_guard lk(mu_);
       if (open_handles_.count(rel)) return {Code::kBusy, rel + " is open; exported when closed (next sync)"};
     }
-    STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead}));
-    auto info = f->stat();
-    if (!info.is_ok()) {
-      (void)f->close();
-      return info.status();
-    }
-    uint32_t crc = 0;
-    auto obj = cold_->write_from(rel, *f, info->size, &crc);
-    (void)f->close();
-    if (!obj.is_ok()) return obj.status();
+    STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
     std::lock_guard lk(mu_);
     Record& cur = records_[rel];
     cur.residency = Residency::kCached;
-    cur.size = info->size;
-    cur.cold_etag = obj->etag;
-    cur.cold_mtime_ns = obj->mtime_ns;
+    cur.size = up.size;
+    cur.cold_etag = up.object.etag;
+    cur.cold_mtime_ns = up.object.mtime_ns;
     ++stats_.exports;
-    stats_.exported_bytes += info->size;
+    stats_.exported_bytes += up.size;
     STOR_RETURN_IF_ERROR(journal_->put(cur, false));  // if lost, the file is exported again
     maybe_compact();
     return {};
@@ -727,27 +740,18 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       else target = *current;
     }
     if (need_copy) {
-      STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead}));
-      auto info = f->stat();
-      if (!info.is_ok()) {
-        (void)f->close();
-        return info.status();
-      }
-      uint32_t crc = 0;
-      auto obj = cold_->write_from(rel, *f, info->size, &crc);
-      (void)f->close();
-      if (!obj.is_ok()) return obj.status();
+      STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
       hook(rel, "copied");
       // Verify by reading the cold copy back before anything depends on it.
-      if (obj->size != info->size)
-        return {Code::kCorruption, cold_->uri_of(rel) + ": cold copy has " + std::to_string(obj->size) + " bytes, expected " +
-                                       std::to_string(info->size)};
+      if (up.object.size != up.size)
+        return {Code::kCorruption, cold_->uri_of(rel) + ": cold copy has " + std::to_string(up.object.size) +
+                                       " bytes, expected " + std::to_string(up.size)};
       CrcSink sink;
-      STOR_RETURN_IF_ERROR(cold_->fetch_into(rel, *obj, sink, opts_.fetch_chunk, nullptr));
-      if (sink.crc != crc)
+      STOR_RETURN_IF_ERROR(cold_->fetch_into(rel, up.object, sink, opts_.fetch_chunk, nullptr));
+      if (sink.crc != up.crc)
         return {Code::kCorruption, cold_->uri_of(rel) + ": cold copy does not read back as written (CRC mismatch)"};
       hook(rel, "verified");
-      target = *obj;
+      target = up.object;
     }
     {
       std::lock_guard lk(mu_);
