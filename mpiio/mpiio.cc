@@ -79,12 +79,17 @@ void release(StorFile* f) {
 
 // ---- hints ----
 
-int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
-  if (info == MPI_INFO_NULL) return fallback;
-  char value[MPI_MAX_INFO_VAL + 1];
+// Copies hint `key` into value; false when info does not have it.
+bool info_value(MPI_Info info, const char* key, char (&value)[MPI_MAX_INFO_VAL + 1]) {
+  if (info == MPI_INFO_NULL) return false;
   int flag = 0;
   PMPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag);
-  if (!flag) return fallback;
+  return flag != 0;
+}
+
+int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
+  char value[MPI_MAX_INFO_VAL + 1];
+  if (!info_value(info, key, value)) return fallback;
   char* end = nullptr;
   long long v = std::strtoll(value, &end, 10);
   if (end == value || v < 0) return fallback;  // a hint that does not parse is ignored, as ROMIO does
@@ -92,11 +97,8 @@ int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
 }
 
 CollectiveBuffering info_cb(MPI_Info info, const char* key, CollectiveBuffering fallback) {
-  if (info == MPI_INFO_NULL) return fallback;
   char value[MPI_MAX_INFO_VAL + 1];
-  int flag = 0;
-  PMPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag);
-  if (!flag) return fallback;
+  if (!info_value(info, key, value)) return fallback;
   if (strcasecmp(value, "enable") == 0) return CollectiveBuffering::kEnable;
   if (strcasecmp(value, "disable") == 0) return CollectiveBuffering::kDisable;
   if (strcasecmp(value, "automatic") == 0) return CollectiveBuffering::kAutomatic;
