@@ -11,28 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpiio_check.h"
+
 enum { ROUNDS = 24, REGION_INTS = 600, MAX_BLOCKS = 64 };
 
-static int rank, nprocs, failures;
-
-#define CHECK(cond, ...)                                 \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      fprintf(stderr, "rank %d: FAILED: ", rank);        \
-      fprintf(stderr, __VA_ARGS__);                      \
-      fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__); \
-      ++failures;                                        \
-    }                                                    \
-  } while (0)
-
-static void ok(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fprintf(stderr, "rank %d: FAILED: %s: %s\n", rank, what, msg);
-  ++failures;
-}
+static int nprocs;
 
 /* Same sequence on every rank. */
 static unsigned long long rng_state;
@@ -51,7 +34,7 @@ int main(int argc, char** argv) {
   }
   rng_state = argc > 3 ? strtoull(argv[3], NULL, 10) : 12345;
   MPI_File fh;
-  ok(MPI_File_open(MPI_COMM_WORLD, argv[1], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
+  check_rc(MPI_File_open(MPI_COMM_WORLD, argv[1], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
   if (failures) MPI_Abort(MPI_COMM_WORLD, 1);
 
   MPI_Offset base = 0;
@@ -96,26 +79,26 @@ int main(int argc, char** argv) {
 
     const MPI_Offset disp = base + (MPI_Offset)head_gap * sizeof(int);
     /* Pre-size: the views leave no holes, but ranks without blocks make none past EOF either way. */
-    ok(MPI_File_set_size(fh, disp + 2 * (MPI_Offset)region * sizeof(int)), "set_size");
-    ok(MPI_File_set_view(fh, disp, MPI_INT, filetype, "native", MPI_INFO_NULL), "set_view");
+    check_rc(MPI_File_set_size(fh, disp + 2 * (MPI_Offset)region * sizeof(int)), "set_size");
+    check_rc(MPI_File_set_view(fh, disp, MPI_INT, filetype, "native", MPI_INFO_NULL), "set_view");
     if (use_pointer) {
-      ok(MPI_File_seek(fh, 0, MPI_SEEK_SET), "seek");
-      ok(MPI_File_write_all(fh, mem, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "write_all");
+      check_rc(MPI_File_seek(fh, 0, MPI_SEEK_SET), "seek");
+      check_rc(MPI_File_write_all(fh, mem, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "write_all");
       MPI_Offset where = -1;
-      ok(MPI_File_get_position(fh, &where), "get_position");
+      check_rc(MPI_File_get_position(fh, &where), "get_position");
       CHECK(where == 2 * my_ints, "position %lld after write_all, expected %d", (long long)where, 2 * my_ints);
     } else {
-      ok(MPI_File_write_at_all(fh, 0, mem, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "write_at_all");
+      check_rc(MPI_File_write_at_all(fh, 0, mem, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "write_at_all");
     }
 
     for (int x = 0; x < n_mem; ++x) back[x] = -1;
-    ok(MPI_File_read_at_all(fh, 0, back, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "read_at_all");
+    check_rc(MPI_File_read_at_all(fh, 0, back, my_ints ? 1 : 0, memtype, MPI_STATUS_IGNORE), "read_at_all");
     CHECK(memcmp(back, mem, sizeof(int) * n_mem) == 0, "round %d: read_at_all differs", round);
     if (my_ints > 0) {
       /* Independent: the second tile's first int, through the individual pointer. */
       int one = -2;
-      ok(MPI_File_seek(fh, my_ints, MPI_SEEK_SET), "seek");
-      ok(MPI_File_read(fh, &one, 1, MPI_INT, MPI_STATUS_IGNORE), "read");
+      check_rc(MPI_File_seek(fh, my_ints, MPI_SEEK_SET), "seek");
+      check_rc(MPI_File_read(fh, &one, 1, MPI_INT, MPI_STATUS_IGNORE), "read");
       CHECK(one == mem[my_ints * mem_stride], "round %d: read %d, expected %d", round, one, mem[my_ints * mem_stride]);
     }
     base = disp + 2 * (MPI_Offset)region * sizeof(int);
@@ -125,16 +108,16 @@ int main(int argc, char** argv) {
     MPI_Type_free(&filetype);
     MPI_Type_free(&memtype);
   }
-  ok(MPI_File_close(&fh), "close");
+  check_rc(MPI_File_close(&fh), "close");
 
   if (rank == 0) {
     MPI_File in;
-    ok(MPI_File_open(MPI_COMM_SELF, argv[1], MPI_MODE_RDONLY, MPI_INFO_NULL, &in), "open for dump");
+    check_rc(MPI_File_open(MPI_COMM_SELF, argv[1], MPI_MODE_RDONLY, MPI_INFO_NULL, &in), "open for dump");
     MPI_Offset total = 0;
-    ok(MPI_File_get_size(in, &total), "get_size");
+    check_rc(MPI_File_get_size(in, &total), "get_size");
     char* all = malloc(total > 0 ? total : 1);
-    ok(MPI_File_read_at(in, 0, all, (int)total, MPI_BYTE, MPI_STATUS_IGNORE), "read for dump");
-    ok(MPI_File_close(&in), "close dump");
+    check_rc(MPI_File_read_at(in, 0, all, (int)total, MPI_BYTE, MPI_STATUS_IGNORE), "read for dump");
+    check_rc(MPI_File_close(&in), "close dump");
     FILE* out = fopen(argv[2], "wb");
     CHECK(out && fwrite(all, 1, total, out) == (size_t)total && fclose(out) == 0, "writing %s", argv[2]);
     printf("%s: %lld bytes\n", argv[1], (long long)total);

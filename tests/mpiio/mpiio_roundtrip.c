@@ -15,28 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mpiio_check.h"
+
 enum { NX = 37, NY = 29, NZ = 23, HEADER = 256, RECORD_INTS = 4, RECORDS = 3, TAIL = 1000 };
 
-static int rank, nprocs, failures;
-
-#define CHECK(cond, ...)                               \
-  do {                                                 \
-    if (!(cond)) {                                     \
-      fprintf(stderr, "rank %d: FAILED: ", rank);      \
-      fprintf(stderr, __VA_ARGS__);                    \
-      fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__); \
-      ++failures;                                      \
-    }                                                  \
-  } while (0)
-
-static void check_rc(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fprintf(stderr, "rank %d: %s failed: %s\n", rank, what, msg);
-  ++failures;
-}
+static int nprocs;
 
 static double value(int i, int j, int k, int step) { return step * 1e6 + i * 10000.0 + j * 100.0 + k + 0.25; }
 

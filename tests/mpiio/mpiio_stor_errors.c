@@ -8,17 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static int rank, failures;
-
-#define CHECK(cond, ...)                                 \
-  do {                                                   \
-    if (!(cond)) {                                       \
-      fprintf(stderr, "rank %d: FAILED: ", rank);        \
-      fprintf(stderr, __VA_ARGS__);                      \
-      fprintf(stderr, " (%s:%d)\n", __FILE__, __LINE__); \
-      ++failures;                                        \
-    }                                                    \
-  } while (0)
+#include "mpiio_check.h"
 
 static int error_class(int rc) {
   int cls = MPI_SUCCESS;
@@ -31,15 +21,6 @@ static int message_has(int rc, const char* needle) {
   int len = 0;
   MPI_Error_string(rc, msg, &len);
   return strstr(msg, needle) != NULL;
-}
-
-static void ok(int rc, const char* what) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fprintf(stderr, "rank %d: FAILED: %s: %s\n", rank, what, msg);
-  ++failures;
 }
 
 static void my_handler(MPI_File* fh, int* code, ...) { (void)fh; (void)code; }
@@ -56,9 +37,9 @@ int main(int argc, char** argv) {
   MPI_File fh;
   int rc;
 
-  ok(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
+  check_rc(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
   int value = rank;
-  ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "write_at_all");
+  check_rc(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "write_at_all");
 
   /* A call libstor_mpiio does not implement must refuse the stor handle, never reach ROMIO. */
   MPIO_Request req;
@@ -81,10 +62,10 @@ int main(int argc, char** argv) {
   rc = MPI_File_set_errhandler(fh, custom);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "custom errhandler: class %d", error_class(rc));
   MPI_Errhandler_free(&custom);
-  ok(MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN), "set_errhandler(MPI_ERRORS_RETURN)");
+  check_rc(MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN), "set_errhandler(MPI_ERRORS_RETURN)");
 
   MPI_Info used;
-  ok(MPI_File_get_info(fh, &used), "get_info");
+  check_rc(MPI_File_get_info(fh, &used), "get_info");
   char v[MPI_MAX_INFO_VAL + 1];
   int flag = 0;
   MPI_Info_get(used, "cb_nodes", MPI_MAX_INFO_VAL, v, &flag);
@@ -95,46 +76,46 @@ int main(int argc, char** argv) {
   CHECK(!flag, "nvme files do not stripe, yet get_info reports striping_factor %s", v);
   MPI_Info_free(&used);
   int amode = 0;
-  ok(MPI_File_get_amode(fh, &amode), "get_amode");
+  check_rc(MPI_File_get_amode(fh, &amode), "get_amode");
   CHECK(amode == (MPI_MODE_CREATE | MPI_MODE_RDWR), "amode %d", amode);
-  ok(MPI_File_close(&fh), "close");
+  check_rc(MPI_File_close(&fh), "close");
 
   rc = MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_CREATE | MPI_MODE_EXCL | MPI_MODE_WRONLY, MPI_INFO_NULL, &fh);
   CHECK(error_class(rc) == MPI_ERR_FILE_EXISTS, "EXCL on an existing file: class %d", error_class(rc));
-  ok(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh), "open read-only");
+  check_rc(MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh), "open read-only");
   rc = MPI_File_write_at(fh, 0, &value, 1, MPI_INT, MPI_STATUS_IGNORE);
   CHECK(error_class(rc) == MPI_ERR_READ_ONLY, "write on a read-only file: class %d", error_class(rc));
   int back = -1;
-  ok(MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE), "read_at");
+  check_rc(MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE), "read_at");
   CHECK(back == rank, "read back %d", back);
-  ok(MPI_File_close(&fh), "close read-only");
+  check_rc(MPI_File_close(&fh), "close read-only");
 
   /* A plain file in the same run goes to ROMIO. */
-  ok(MPI_File_open(MPI_COMM_WORLD, plain_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open plain");
-  ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "plain write");
+  check_rc(MPI_File_open(MPI_COMM_WORLD, plain_file, MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open plain");
+  check_rc(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "plain write");
   /* A call stor refuses still works on a ROMIO file (the generated wrapper forwards it). */
   MPIO_Request plain_req;
   int plain_back = -1;
-  ok(MPI_File_iread_at(fh, rank * (MPI_Offset)sizeof(int), &plain_back, 1, MPI_INT, &plain_req), "plain iread_at");
-  ok(MPIO_Wait(&plain_req, MPI_STATUS_IGNORE), "plain MPIO_Wait");
+  check_rc(MPI_File_iread_at(fh, rank * (MPI_Offset)sizeof(int), &plain_back, 1, MPI_INT, &plain_req), "plain iread_at");
+  check_rc(MPIO_Wait(&plain_req, MPI_STATUS_IGNORE), "plain MPIO_Wait");
   CHECK(plain_back == value, "plain iread_at read %d", plain_back);
   MPI_Offset size = 0;
-  ok(MPI_File_get_size(fh, &size), "plain get_size");
-  ok(MPI_File_close(&fh), "close plain");
+  check_rc(MPI_File_get_size(fh, &size), "plain get_size");
+  check_rc(MPI_File_close(&fh), "close plain");
 
   MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) ok(MPI_File_delete(stor_file, MPI_INFO_NULL), "delete");
+  if (rank == 0) check_rc(MPI_File_delete(stor_file, MPI_INFO_NULL), "delete");
   MPI_Barrier(MPI_COMM_WORLD);
   rc = MPI_File_open(MPI_COMM_WORLD, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &fh);
   CHECK(error_class(rc) == MPI_ERR_NO_SUCH_FILE, "open after delete: class %d", error_class(rc));
 
   if (argc == 5) {
     const int delegation = strcmp(argv[4], "delegation") == 0;
-    ok(MPI_File_open(MPI_COMM_WORLD, argv[3], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open lustre");
-    ok(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE),
+    check_rc(MPI_File_open(MPI_COMM_WORLD, argv[3], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open lustre");
+    check_rc(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE),
        "lustre write_at_all");
     /* The file system default layout (mkfs: 1 stripe of 1M) is what get_info reports. */
-    ok(MPI_File_get_info(fh, &used), "lustre get_info");
+    check_rc(MPI_File_get_info(fh, &used), "lustre get_info");
     MPI_Info_get(used, "striping_factor", MPI_MAX_INFO_VAL, v, &flag);
     CHECK(flag && strcmp(v, "1") == 0, "lustre striping_factor %s", flag ? v : "(none)");
     MPI_Info_get(used, "striping_unit", MPI_MAX_INFO_VAL, v, &flag);
@@ -143,16 +124,16 @@ int main(int argc, char** argv) {
     back = -1;
     rc = MPI_File_read_at(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE);
     if (rank == 0 || delegation) {
-      ok(rc, "lustre read_at");
+      check_rc(rc, "lustre read_at");
       CHECK(back == rank, "lustre read back %d", back);
     } else {
       CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "read_at without delegation: class %d", error_class(rc));
     }
     back = -1;
-    ok(MPI_File_read_at_all(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE),
+    check_rc(MPI_File_read_at_all(fh, rank * (MPI_Offset)sizeof(int), &back, 1, MPI_INT, MPI_STATUS_IGNORE),
        "lustre read_at_all");
     CHECK(back == rank, "lustre read_at_all back %d", back);
-    ok(MPI_File_close(&fh), "close lustre");
+    check_rc(MPI_File_close(&fh), "close lustre");
   }
 
   int all = 0;
