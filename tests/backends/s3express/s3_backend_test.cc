@@ -11,14 +11,6 @@
 using namespace stor;
 using namespace stor::s3::test;
 
-#define REQUIRE_S3RVER()                                    \
-  auto& server = S3rver::instance();                        \
-  if (!server.available()) {                                \
-    WARN("skipping S3 test: " << server.skip_reason());     \
-    return;                                                 \
-  }                                                         \
-  REQUIRE(server.error() == "")
-
 namespace {
 
 std::unique_ptr<Store> open_store(const std::string& endpoint, std::map<std::string, std::string> extra = {}) {

@@ -12,14 +12,6 @@ using namespace stor;
 using namespace stor::s3;
 using namespace stor::s3::test;
 
-#define REQUIRE_S3RVER()                                    \
-  auto& server = S3rver::instance();                        \
-  if (!server.available()) {                                \
-    WARN("skipping S3 test: " << server.skip_reason());     \
-    return;                                                 \
-  }                                                         \
-  REQUIRE(server.error() == "")
-
 namespace {
 
 std::string as_string(const std::vector<char>& v) { return std::string(v.begin(), v.end()); }

@@ -45,6 +45,16 @@ class S3rver {
   int port_ = 0;
 };
 
+// Starts (once) the shared s3rver in a test case, or skips the case when node is missing.
+// Binds `server` to it.
+#define REQUIRE_S3RVER()                                                  \
+  auto& server = ::stor::s3::test::S3rver::instance();                    \
+  if (!server.available()) {                                              \
+    WARN("skipping S3 test: " << server.skip_reason());                   \
+    return;                                                               \
+  }                                                                       \
+  REQUIRE(server.error() == "")
+
 // Path of an executable in $PATH, or "".
 std::string find_in_path(const std::string& name);
 

@@ -11,12 +11,7 @@ using namespace stor;
 using namespace stor::s3::test;
 
 TEST_CASE("cache over s3: hits cost no request, a new ETag invalidates") {
-  auto& server = S3rver::instance();
-  if (!server.available()) {
-    WARN("skipping S3 test: " << server.skip_reason());
-    return;
-  }
-  REQUIRE(server.error() == "");
+  REQUIRE_S3RVER();
   StoreOptions so;
   so.settings = s3rver_settings(server.endpoint());
   so.settings["s3.session"] = "off";

@@ -17,14 +17,6 @@ using namespace stor::tiering;
 using namespace stor::s3::test;
 namespace fs = std::filesystem;
 
-#define REQUIRE_S3RVER()                                \
-  auto& server = S3rver::instance();                    \
-  if (!server.available()) {                            \
-    WARN("skipping S3 test: " << server.skip_reason()); \
-    return;                                             \
-  }                                                     \
-  REQUIRE(server.error() == "")
-
 namespace {
 
 constexpr int64_t kSecond = 1'000'000'000;
