@@ -236,15 +236,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     for (auto& o : objects) {
       auto rel = internal::normalize_path(o.path);
       if (!rel.is_ok() || rel->empty() || records_.count(*rel)) continue;
-      Record r;
-      r.path = *rel;
-      r.residency = Residency::kUncached;
-      r.size = o.size;
-      r.mtime_ns = o.mtime_ns;
-      r.cold_etag = o.etag;
-      r.cold_mtime_ns = o.mtime_ns;
-      r.last_access_ns = now;
-      records_[r.path] = r;
+      records_[*rel] = uncached_record(*rel, o, now);
       ++added;
     }
     // One durable checkpoint instead of one journal line per object.
@@ -274,15 +266,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     std::lock_guard lk(mu_);
     for (auto& [path, o] : remote) {
       if (records_.count(path)) continue;
-      Record r;
-      r.path = path;
-      r.residency = Residency::kUncached;
-      r.size = o.size;
-      r.mtime_ns = o.mtime_ns;
-      r.cold_etag = o.etag;
-      r.cold_mtime_ns = o.mtime_ns;
-      r.last_access_ns = now;
-      records_[path] = r;
+      const Record& r = records_[path] = uncached_record(path, o, now);
       STOR_RETURN_IF_ERROR(journal_->put(r, false));
       report.imported_new.push_back(path);
     }
@@ -669,6 +653,19 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     STOR_RETURN_IF_ERROR(journal_->put(cur, false));
     maybe_compact();
     return {};
+  }
+
+  // A file known only from the cold tier's listing: nothing fetched yet.
+  static Record uncached_record(const std::string& rel, const ColdObject& o, int64_t now) {
+    Record r;
+    r.path = rel;
+    r.residency = Residency::kUncached;
+    r.size = o.size;
+    r.mtime_ns = o.mtime_ns;
+    r.cold_etag = o.etag;
+    r.cold_mtime_ns = o.mtime_ns;
+    r.last_access_ns = now;
+    return r;
   }
 
   // The fast copy of rel written to the cold tier, with the size and CRC32C of what was read.
