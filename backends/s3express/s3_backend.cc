@@ -17,8 +17,17 @@ namespace stor::s3 {
 
 namespace {
 
+// A key's final '/'s as they appear in a URI ("%2F"; see bucket_and_key).
+std::string key_to_uri_path(const std::string& key) {
+  size_t end = key.size();
+  while (end > 0 && key[end - 1] == '/') --end;
+  std::string out = key.substr(0, end);
+  for (size_t i = end; i < key.size(); ++i) out += "%2F";
+  return out;
+}
+
 std::string describe_uri(const std::string& scheme, const std::string& bucket, const std::string& key) {
-  return scheme + "://" + bucket + (key.empty() ? "" : "/" + key);
+  return scheme + "://" + bucket + (key.empty() ? "" : "/" + key_to_uri_path(key));
 }
 
 // Runs fn, turning escaped exceptions (allocation failures mostly) into a Status.
@@ -259,7 +268,8 @@ class S3Backend final : public Backend {
         return fi;
       }
       if (head.status().code() != Code::kNotFound) return head.status();
-      if (is_prefix(bucket, key)) return fi;
+      // A key ending in '/' names an object only (its prefix is reached without the "%2F").
+      if (key.back() != '/' && is_prefix(bucket, key)) return fi;
       return Status(Code::kNotFound, describe_uri(shared_->scheme, bucket, key) + ": no such object or prefix");
     });
   }
@@ -275,6 +285,22 @@ class S3Backend final : public Backend {
         std::string name = p.substr(prefix.size());
         if (!name.empty() && name.back() == '/') name.pop_back();
         if (!name.empty()) out.push_back({name, FileType::kDirectory, 0});
+      }
+      // A key "dir/sub/" is rolled up into the prefix "sub/" but may itself hold bytes: then it
+      // is listed as the object "sub%2F" too (the name that opens it). Empty ones are directory
+      // markers. One HEAD per prefix, run in parallel.
+      std::vector<Result<ObjectInfo>> heads(page.common_prefixes.size(), Status(Code::kNotFound, ""));
+      STOR_RETURN_IF_ERROR(parallel_for(shared_->client->pool(), heads.size(), shared_->client->config().max_connections,
+                                        [&](size_t i) -> Status {
+                                          heads[i] = shared_->client->head_object(bucket, page.common_prefixes[i]);
+                                          if (heads[i].is_ok() || heads[i].status().code() == Code::kNotFound)
+                                            return Status::ok();
+                                          return heads[i].status();
+                                        }));
+      for (size_t i = 0; i < heads.size(); ++i) {
+        const std::string& p = page.common_prefixes[i];
+        if (heads[i].is_ok() && heads[i]->size > 0 && p.size() > prefix.size())
+          out.push_back({key_to_uri_path(p.substr(prefix.size())), FileType::kRegular, heads[i]->size});
       }
       for (const auto& o : page.objects) {
         std::string name = o.key.substr(prefix.size());
@@ -305,6 +331,8 @@ class S3Backend final : public Backend {
       STOR_ASSIGN_OR_RETURN(ListPage page, client.list_objects_v2(bucket, key + "/", "/", "", 2));
       bool has_marker = false, has_children = !page.common_prefixes.empty();
       for (const auto& o : page.objects) {
+        if (o.key == key + "/" && o.size > 0)
+          return Status(Code::kNotEmpty, name + ": prefix holds the object " + describe_uri(shared_->scheme, bucket, o.key));
         if (o.key == key + "/") has_marker = true;
         else has_children = true;
       }
@@ -384,7 +412,20 @@ Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
   *bucket = uri.authority;
   std::string k = uri.path;
   while (!k.empty() && k.front() == '/') k.erase(k.begin());
-  while (!k.empty() && k.back() == '/') k.pop_back();
+  // "dir/obj%2F" names the key "dir/obj/" (S3 allows keys ending in '/'); a plain trailing '/'
+  // names the prefix, as in "dir/obj/", and is dropped. Only a final "%2F" is decoded: keys are
+  // otherwise taken literally.
+  size_t encoded = 0;
+  while (k.size() >= 3 && k[k.size() - 3] == '%' && k[k.size() - 2] == '2' && (k.back() == 'F' || k.back() == 'f')) {
+    k.resize(k.size() - 3);
+    ++encoded;
+  }
+  if (encoded > 0) {
+    if (k.empty()) return Status(Code::kInvalidArgument, "'" + uri.to_string() + "': an S3 key cannot be only '/'");
+    k.append(encoded, '/');
+  } else {
+    while (!k.empty() && k.back() == '/') k.pop_back();
+  }
   *key = k;
   return Status::ok();
 }

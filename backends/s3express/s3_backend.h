@@ -21,7 +21,8 @@ Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, cons
 // such as `stctl mb`). Valid while the backend lives.
 S3Client* s3_client_of(Backend& backend);
 
-// Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped).
+// Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped). A final
+// "%2F" is a '/' that belongs to the key: "s3://b/dir/obj%2F" is the object "dir/obj/".
 Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key);
 
 }  // namespace stor::s3
