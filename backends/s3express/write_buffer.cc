@@ -375,13 +375,6 @@ void ObjectWriter::abort_locked(std::unique_lock<std::mutex>& lock) {
   }
 }
 
-void ObjectWriter::abort() {
-  std::unique_lock<std::mutex> lock(mu_);
-  abort_locked(lock);
-  ObjectInfo base = base_;
-  reset_locked(std::move(base));
-}
-
 Result<ObjectInfo> ObjectWriter::finish() {
   std::unique_lock<std::mutex> lock(mu_);
   wait_idle_locked(lock);
@@ -395,7 +388,11 @@ Result<ObjectInfo> ObjectWriter::finish() {
 
   ObjectInfo out;
   out.size = size_;
-  if (upload_id_.empty() && size_ <= layout_.len(0)) {
+  const bool any_uploaded = std::any_of(parts_.begin(), parts_.end(),
+                                        [](const auto& kv) { return kv.second.state != PartState::kFilling; });
+  if (!any_uploaded && size_ <= layout_.len(0)) {
+    // Parts uploaded earlier were all truncated away: drop that upload.
+    if (!upload_id_.empty()) abort_locked(lock);
     // Small enough for one part: a single PutObject (which also stores the whole CRC32C).
     PartBuffer buf(static_cast<size_t>(size_));
     if (size_ > 0) {

@@ -124,8 +124,6 @@ class ObjectWriter {
   // Uploads what is left and completes the object. Afterwards the writer continues from the new
   // object as its base. On failure the multipart upload is aborted and the error sticks.
   Result<ObjectInfo> finish();
-  // Aborts an unfinished multipart upload and drops the buffered writes.
-  void abort();
 
  private:
   enum class PartState { kFilling, kUploading, kDone };

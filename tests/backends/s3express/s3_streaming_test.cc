@@ -176,6 +176,20 @@ TEST_CASE("s3 streaming: overwrite without O_TRUNC, sync then keep writing, trun
     REQUIRE(f->close().is_ok());
   }
   CHECK(read_all(*store, uri) == std::vector<char>{'a', 'b', 'c'});
+  {
+    // Parts streamed, then all truncated away: the upload is dropped and a PutObject stores the rest.
+    auto f = store->open(uri, kOpenWrite | kOpenTruncate);
+    REQUIRE(f.is_ok());
+    std::vector<char> big = stor::test::pattern(3 * kPart + 1, 14);
+    REQUIRE(f->write(big.data(), big.size(), 0).is_ok());
+    REQUIRE(f->truncate(0).is_ok());
+    REQUIRE(f->write("xyz", 3, 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  CHECK(read_all(*store, uri) == std::vector<char>{'x', 'y', 'z'});
+  auto head = make_client(server.endpoint())->head_object(bucket, "o.bin");
+  REQUIRE(head.is_ok());
+  CHECK(head->metadata.count("stor-crc32c") == 1);
 }
 
 TEST_CASE("s3 streaming: a failed part fails the file and leaves no object") {
