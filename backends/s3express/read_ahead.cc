@@ -13,7 +13,7 @@ namespace stor::s3 {
 struct ReadAhead::Chunk {
   uint64_t offset = 0;
   size_t len = 0;
-  std::vector<char> data;
+  PartBuffer data;  // mmap'd: freed chunks go back to the system at once (see PartBuffer)
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -64,7 +64,7 @@ std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, si
   auto chunk = std::make_shared<Chunk>();
   chunk->offset = offset;
   chunk->len = len;
-  chunk->data.resize(len);
+  chunk->data = PartBuffer(len);
   ++in_flight_;
   client_->pool().post([this, chunk] {
     Result<size_t> got = client_->get_range(bucket_, key_, chunk->offset, chunk->len, chunk->data.data(), info_.etag);
