@@ -161,7 +161,7 @@ TEST_CASE("s3 upload: stctl cp of a 1 GiB file streams parts with bounded memory
   upload_and_check(1ull << 30, /*sparse=*/false, /*verify=*/true);
 }
 
-// Separate CTest entry (s3express_upload_memory_large_test): it takes about a minute on s3rver.
+// Separate CTest entry (s3express_upload_memory_large_test): 1.5-3 minutes on s3rver.
 TEST_CASE("s3 upload: stctl cp of a 4 GiB sparse file streams parts with bounded memory", "[large]") {
   upload_and_check(4ull << 30, /*sparse=*/true, /*verify=*/false);
 }
