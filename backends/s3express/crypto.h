@@ -19,6 +19,20 @@ std::string hmac_sha256(std::string_view key, std::string_view data);
 // Raw 16-byte digest.
 std::string md5(const void* data, size_t len);
 
+// Incremental MD5 (for checking ETags of objects read a piece at a time).
+class Md5 {
+ public:
+  Md5();
+  ~Md5();
+  Md5(const Md5&) = delete;
+  Md5& operator=(const Md5&) = delete;
+  void update(const void* data, size_t len);
+  std::string finish();  // raw 16-byte digest; the object restarts empty
+
+ private:
+  void* ctx_;  // EVP_MD_CTX
+};
+
 // CRC32C (Castagnoli). `crc` is the value of the preceding bytes (0 to start).
 uint32_t crc32c(uint32_t crc, const void* data, size_t len);
 

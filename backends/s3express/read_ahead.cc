@@ -1,7 +1,9 @@
 #include "backends/s3express/read_ahead.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "backends/s3express/crypto.h"
@@ -11,7 +13,7 @@ namespace stor::s3 {
 struct ReadAhead::Chunk {
   uint64_t offset = 0;
   size_t len = 0;
-  std::vector<char> data;
+  PartBuffer data;  // mmap'd: freed chunks go back to the system at once (see PartBuffer)
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -27,7 +29,31 @@ struct ReadAhead::Chunk {
 ReadAhead::ReadAhead(std::shared_ptr<S3Client> client, std::string bucket, std::string key, ObjectInfo info,
                      uint64_t window)
     : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)), info_(std::move(info)),
-      window_(window), chunk_size_(client_->config().part_size) {}
+      window_(window), chunk_size_(client_->config().part_size) {
+  if (!client_->config().verify_checksums) return;
+  if (info_.metadata.count("stor-crc32c")) {
+    check_ = Check::kCrc32c;
+    return;
+  }
+  auto is_hex = [](const std::string& s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+  };
+  const std::string& etag = info_.etag;
+  const size_t dash = etag.find('-');
+  if (etag.size() == 32 && is_hex(etag)) {
+    check_ = Check::kPlainMd5;
+  } else if (dash == 32 && is_hex(etag.substr(0, 32)) && info_.metadata.count("stor-part-size")) {
+    char* end = nullptr;
+    const std::string& ps = info_.metadata.at("stor-part-size");
+    const unsigned long long part = std::strtoull(ps.c_str(), &end, 10);
+    if (part > 0 && end && *end == '\0') {
+      layout_.part_size = part;
+      check_ = Check::kMultipartMd5;
+    }
+  }
+  if ((check_ == Check::kPlainMd5 || check_ == Check::kMultipartMd5) && client_->auth_mode(bucket_) == "session")
+    check_ = Check::kNone;
+}
 
 ReadAhead::~ReadAhead() {
   std::unique_lock<std::mutex> lock(mu_);
@@ -38,7 +64,7 @@ std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, si
   auto chunk = std::make_shared<Chunk>();
   chunk->offset = offset;
   chunk->len = len;
-  chunk->data.resize(len);
+  chunk->data = PartBuffer(len);
   ++in_flight_;
   client_->pool().post([this, chunk] {
     Result<size_t> got = client_->get_range(bucket_, key_, chunk->offset, chunk->len, chunk->data.data(), info_.etag);
@@ -60,18 +86,51 @@ std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, si
 }
 
 Status ReadAhead::check_crc_locked(const char* data, size_t n, uint64_t offset) {
-  if (offset != crc_offset_ || n == 0) return Status::ok();
-  running_crc_ = crc32c(running_crc_, data, n);
-  crc_offset_ += n;
-  if (crc_offset_ != info_.size || !client_->config().verify_checksums) return Status::ok();
-  auto it = info_.metadata.find("stor-crc32c");
-  if (it == info_.metadata.end()) return Status::ok();
-  char actual[16];
-  std::snprintf(actual, sizeof actual, "%08x", running_crc_);
-  if (it->second != actual) {
-    return Status(Code::kCorruption, "S3 GetObject s3://" + bucket_ + "/" + key_ + ": CRC32C mismatch (stored " +
-                                         it->second + ", read " + actual + ")");
+  if (check_ == Check::kNone || offset != crc_offset_ || n == 0) return Status::ok();
+  const std::string what = "S3 GetObject s3://" + bucket_ + "/" + key_;
+  switch (check_) {
+    case Check::kCrc32c:
+      running_crc_ = crc32c(running_crc_, data, n);
+      break;
+    case Check::kPlainMd5:
+      md5_.update(data, n);
+      break;
+    case Check::kMultipartMd5:
+      // Feed each part's bytes to its own digest; the ETag is MD5 over the parts' digests.
+      for (uint64_t pos = offset; pos < offset + n;) {
+        const uint64_t part_end = std::min(info_.size, layout_.start(md5_part_) + layout_.len(md5_part_));
+        const uint64_t take = std::min(offset + n, part_end) - pos;
+        md5_.update(data + (pos - offset), static_cast<size_t>(take));
+        pos += take;
+        if (pos == part_end) {
+          part_md5s_ += md5_.finish();
+          ++md5_part_;
+        }
+      }
+      break;
+    case Check::kNone:
+      break;
   }
+  crc_offset_ += n;
+  if (crc_offset_ != info_.size) return Status::ok();
+  if (check_ == Check::kCrc32c) {
+    const std::string& stored = info_.metadata.at("stor-crc32c");
+    char actual[16];
+    std::snprintf(actual, sizeof actual, "%08x", running_crc_);
+    if (stored != actual)
+      return Status(Code::kCorruption, what + ": CRC32C mismatch (stored " + stored + ", read " + actual + ")");
+    return Status::ok();
+  }
+  std::string actual;
+  if (check_ == Check::kPlainMd5) {
+    const std::string raw = md5_.finish();
+    actual = to_hex(raw.data(), raw.size());
+  } else {
+    const std::string raw = md5(part_md5s_.data(), part_md5s_.size());
+    actual = to_hex(raw.data(), raw.size()) + "-" + std::to_string(md5_part_);
+  }
+  if (actual != info_.etag)
+    return Status(Code::kCorruption, what + ": MD5 mismatch (ETag " + info_.etag + ", read " + actual + ")");
   return Status::ok();
 }
 

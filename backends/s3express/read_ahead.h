@@ -2,7 +2,10 @@
 // `window` bytes are fetched in part-size chunks in the background over several connections,
 // so a reader issuing one 8 MiB read at a time (stctl cp) still keeps the pool busy. While reads
 // stay strictly sequential from offset 0 a running CRC32C is kept and checked against the one
-// stored with the object when the last byte is read.
+// stored with the object when the last byte is read. Objects without a stored CRC32C (streamed
+// multipart uploads, other writers) are checked against their ETag instead when it is an MD5:
+// a plain one, or a multipart one ("md5-of-part-md5s-N") when the part layout is known
+// (x-amz-meta-stor-part-size). S3 Express ETags are not MD5s: no ETag check with sessions.
 #pragma once
 
 #include <condition_variable>
@@ -13,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "backends/s3express/crypto.h"
 #include "backends/s3express/s3_client.h"
+#include "backends/s3express/write_buffer.h"
 
 namespace stor::s3 {
 
@@ -45,6 +50,11 @@ class ReadAhead {
   size_t in_flight_ = 0;
   uint64_t crc_offset_ = 0;  // bytes [0, crc_offset_) are covered by running_crc_
   uint32_t running_crc_ = 0;
+  enum class Check { kNone, kCrc32c, kPlainMd5, kMultipartMd5 } check_ = Check::kNone;
+  PartLayout layout_;     // kMultipartMd5: the writer's part boundaries
+  Md5 md5_;               // the whole object, or the current part
+  std::string part_md5s_;  // kMultipartMd5: digests of the parts done
+  size_t md5_part_ = 0;
 };
 
 }  // namespace stor::s3

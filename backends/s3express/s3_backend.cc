@@ -17,8 +17,17 @@ namespace stor::s3 {
 
 namespace {
 
+// A key's final '/'s as they appear in a URI ("%2F"; see bucket_and_key).
+std::string key_to_uri_path(const std::string& key) {
+  size_t end = key.size();
+  while (end > 0 && key[end - 1] == '/') --end;
+  std::string out = key.substr(0, end);
+  for (size_t i = end; i < key.size(); ++i) out += "%2F";
+  return out;
+}
+
 std::string describe_uri(const std::string& scheme, const std::string& bucket, const std::string& key) {
-  return scheme + "://" + bucket + (key.empty() ? "" : "/" + key);
+  return scheme + "://" + bucket + (key.empty() ? "" : "/" + key_to_uri_path(key));
 }
 
 // Runs fn, turning escaped exceptions (allocation failures mostly) into a Status.
@@ -42,8 +51,7 @@ struct Shared {
 class S3File final : public BackendFile {
  public:
   S3File(std::shared_ptr<Shared> shared, std::string bucket, std::string key, bool writable)
-      : shared_(std::move(shared)), bucket_(std::move(bucket)), key_(std::move(key)), writable_(writable),
-        data_(shared_->client->config().write_buffer_memory, shared_->client->config().tmp_dir) {}
+      : shared_(std::move(shared)), bucket_(std::move(bucket)), key_(std::move(key)), writable_(writable) {}
 
   ~S3File() override {
     if (!closed_) (void)close();
@@ -57,35 +65,20 @@ class S3File final : public BackendFile {
       read_ahead_ = std::make_unique<ReadAhead>(shared_->client, bucket_, key_, info, c.readahead);
     info_ = std::move(info);
   }
-  // Writable files opened without O_TRUNC: copies the object into the write buffer, a window at
-  // a time so memory stays bounded, checking its CRC32C on the way.
-  Status load_existing() {
-    const S3Config& c = shared_->client->config();
-    const uint64_t window = std::max<uint64_t>(c.part_size, std::min<uint64_t>(info_.size, 64ull << 20));
-    std::string chunk(static_cast<size_t>(std::min<uint64_t>(window, info_.size)), '\0');
-    uint32_t crc = 0;
-    for (uint64_t off = 0; off < info_.size;) {
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), info_.size - off));
-      STOR_ASSIGN_OR_RETURN(size_t n, shared_->client->read_object(bucket_, key_, info_, off, want, chunk.data()));
-      if (n != want) return Status(Code::kIoError, name() + ": object shrank while being loaded");
-      STOR_RETURN_IF_ERROR(data_.write(chunk.data(), n, off));
-      crc = crc32c(crc, chunk.data(), n);
-      off += n;
-    }
-    if (auto it = info_.metadata.find("stor-crc32c"); c.verify_checksums && it != info_.metadata.end()) {
-      char actual[16];
-      std::snprintf(actual, sizeof actual, "%08x", crc);
-      if (it->second != actual)
-        return Status(Code::kCorruption, name() + ": CRC32C mismatch (stored " + it->second + ", read " + actual + ")");
-    }
-    dirty_ = false;
-    return Status::ok();
-  }
 
-  // Writable files: the initial content and whether it already differs from the store.
-  Status set_buffer(std::string data, bool dirty) {
-    dirty_ = dirty;
-    return data_.assign(std::move(data));
+  // Writable files: `base` is the content kept where nothing is written (the existing object for
+  // opens without O_TRUNC, else empty); `dirty`: the object is (re)written at close even if
+  // nothing is written.
+  void start_writer(ObjectInfo base, bool dirty) {
+    const S3Config& c = shared_->client->config();
+    ObjectWriter::Options o;
+    o.part_size = c.part_size;
+    o.max_in_flight = std::clamp(c.max_connections, 1u, 4u);
+    o.max_memory_parts = static_cast<unsigned>(std::clamp<uint64_t>(c.write_buffer_memory / c.part_size, 1, 1024));
+    o.tmp_dir = c.tmp_dir;
+    o.describe = name();
+    info_ = base;
+    writer_ = std::make_unique<ObjectWriter>(shared_->client, bucket_, key_, std::move(o), std::move(base), dirty);
   }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
@@ -109,9 +102,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status(Code::kInvalidArgument, name() + ": truncate on a file not opened for writing");
-      STOR_RETURN_IF_ERROR(data_.resize(size));
-      dirty_ = true;
-      return Status::ok();
+      return writer_->truncate(size);
     });
   }
 
@@ -121,7 +112,7 @@ class S3File final : public BackendFile {
     FileInfo fi;
     fi.path = "/" + key_;
     fi.type = FileType::kRegular;
-    fi.size = writable_ ? data_.size() : info_.size;
+    fi.size = writable_ ? writer_->size() : info_.size;
     fi.mtime_ns = info_.mtime_ns;
     fi.etag = info_.etag;
     fi.mode = 0644;
@@ -135,7 +126,7 @@ class S3File final : public BackendFile {
       if (closed_) return Status::ok();
       Status s = upload_locked();
       closed_ = true;
-      data_.clear();
+      writer_.reset();  // aborts a multipart upload left unfinished by an error
       read_ahead_.reset();  // waits for its fetches
       return s;
     });
@@ -149,13 +140,8 @@ class S3File final : public BackendFile {
   }
 
   Status upload_locked() {
-    if (!writable_ || !dirty_) return Status::ok();
-    STOR_RETURN_IF_ERROR(data_.with_contiguous([&](const char* p, size_t n) -> Status {
-      STOR_ASSIGN_OR_RETURN(info_.etag, shared_->client->put_object(bucket_, key_, p, n));
-      info_.size = n;
-      return Status::ok();
-    }));
-    dirty_ = false;
+    if (!writable_) return Status::ok();
+    STOR_ASSIGN_OR_RETURN(info_, writer_->finish());
     return Status::ok();
   }
 
@@ -164,7 +150,7 @@ class S3File final : public BackendFile {
       {
         std::lock_guard<std::mutex> lock(mu_);
         STOR_RETURN_IF_ERROR(check_open());
-        if (writable_) return data_.read(dst, len, offset);
+        if (writable_) return writer_->read(dst, len, offset);
       }
       // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
       if (read_ahead_) return read_ahead_->read(dst, len, offset);
@@ -177,8 +163,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status(Code::kInvalidArgument, name() + ": file not opened for writing");
-      STOR_RETURN_IF_ERROR(data_.write(src, len, offset));
-      dirty_ = true;
+      STOR_RETURN_IF_ERROR(writer_->write(src, len, offset));
       return len;
     });
   }
@@ -209,9 +194,8 @@ class S3File final : public BackendFile {
   std::mutex mu_;
   bool closed_ = false;
   ObjectInfo info_;
-  WriteBuffer data_;  // writable files only
+  std::unique_ptr<ObjectWriter> writer_;  // writable files only
   std::unique_ptr<ReadAhead> read_ahead_;  // large read-only files only
-  bool dirty_ = false;
 
   std::mutex pending_mu_;
   std::condition_variable pending_cv_;
@@ -255,11 +239,11 @@ class S3Backend final : public Backend {
       if (!exists && is_prefix(bucket, key)) return Status(Code::kIsADirectory, name + ": is a prefix (directory)");
       auto file = std::make_unique<S3File>(shared_, bucket, key, true);
       if (exists && !(opts.flags & kOpenTruncate)) {
-        // Objects are rewritten whole: start from the current content so partial writes keep the rest.
-        file->set_info(head.value());
-        STOR_RETURN_IF_ERROR(file->load_existing());
+        // Objects are rewritten whole: bytes not written come from the current object (fetched a
+        // part at a time at close, If-Match its ETag).
+        file->start_writer(std::move(head).value(), false);
       } else {
-        STOR_RETURN_IF_ERROR(file->set_buffer({}, true));  // a new or truncated object exists once closed
+        file->start_writer(ObjectInfo{}, true);  // a new or truncated object exists once closed
       }
       return std::unique_ptr<BackendFile>(std::move(file));
     });
@@ -284,7 +268,8 @@ class S3Backend final : public Backend {
         return fi;
       }
       if (head.status().code() != Code::kNotFound) return head.status();
-      if (is_prefix(bucket, key)) return fi;
+      // A key ending in '/' names an object only (its prefix is reached without the "%2F").
+      if (key.back() != '/' && is_prefix(bucket, key)) return fi;
       return Status(Code::kNotFound, describe_uri(shared_->scheme, bucket, key) + ": no such object or prefix");
     });
   }
@@ -300,6 +285,22 @@ class S3Backend final : public Backend {
         std::string name = p.substr(prefix.size());
         if (!name.empty() && name.back() == '/') name.pop_back();
         if (!name.empty()) out.push_back({name, FileType::kDirectory, 0});
+      }
+      // A key "dir/sub/" is rolled up into the prefix "sub/" but may itself hold bytes: then it
+      // is listed as the object "sub%2F" too (the name that opens it). Empty ones are directory
+      // markers. One HEAD per prefix, run in parallel.
+      std::vector<Result<ObjectInfo>> heads(page.common_prefixes.size(), Status(Code::kNotFound, ""));
+      STOR_RETURN_IF_ERROR(parallel_for(shared_->client->pool(), heads.size(), shared_->client->config().max_connections,
+                                        [&](size_t i) -> Status {
+                                          heads[i] = shared_->client->head_object(bucket, page.common_prefixes[i]);
+                                          if (heads[i].is_ok() || heads[i].status().code() == Code::kNotFound)
+                                            return Status::ok();
+                                          return heads[i].status();
+                                        }));
+      for (size_t i = 0; i < heads.size(); ++i) {
+        const std::string& p = page.common_prefixes[i];
+        if (heads[i].is_ok() && heads[i]->size > 0 && p.size() > prefix.size())
+          out.push_back({key_to_uri_path(p.substr(prefix.size())), FileType::kRegular, heads[i]->size});
       }
       for (const auto& o : page.objects) {
         std::string name = o.key.substr(prefix.size());
@@ -330,6 +331,8 @@ class S3Backend final : public Backend {
       STOR_ASSIGN_OR_RETURN(ListPage page, client.list_objects_v2(bucket, key + "/", "/", "", 2));
       bool has_marker = false, has_children = !page.common_prefixes.empty();
       for (const auto& o : page.objects) {
+        if (o.key == key + "/" && o.size > 0)
+          return Status(Code::kNotEmpty, name + ": prefix holds the object " + describe_uri(shared_->scheme, bucket, o.key));
         if (o.key == key + "/") has_marker = true;
         else has_children = true;
       }
@@ -409,7 +412,20 @@ Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
   *bucket = uri.authority;
   std::string k = uri.path;
   while (!k.empty() && k.front() == '/') k.erase(k.begin());
-  while (!k.empty() && k.back() == '/') k.pop_back();
+  // "dir/obj%2F" names the key "dir/obj/" (S3 allows keys ending in '/'); a plain trailing '/'
+  // names the prefix, as in "dir/obj/", and is dropped. Only a final "%2F" is decoded: keys are
+  // otherwise taken literally.
+  size_t encoded = 0;
+  while (k.size() >= 3 && k[k.size() - 3] == '%' && k[k.size() - 2] == '2' && (k.back() == 'F' || k.back() == 'f')) {
+    k.resize(k.size() - 3);
+    ++encoded;
+  }
+  if (encoded > 0) {
+    if (k.empty()) return Status(Code::kInvalidArgument, "'" + uri.to_string() + "': an S3 key cannot be only '/'");
+    k.append(encoded, '/');
+  } else {
+    while (!k.empty() && k.back() == '/') k.pop_back();
+  }
   *key = k;
   return Status::ok();
 }

@@ -1,9 +1,8 @@
 // The s3express:// and s3:// backends: objects as files, "/"-delimited prefixes as directories.
 //
-// Reads are ranged GETs fanned out over the connection pool. Objects are written whole: an open
-// file buffers its content in memory (loading the existing object first unless truncated) and
-// uploads it on sync() and close(), as one PutObject or a parallel multipart upload. Reads of a
-// file opened for writing see the buffered bytes.
+// Reads are ranged GETs fanned out over the connection pool. Writes stream: parts are uploaded
+// as they fill, with bounded memory, and sync()/close() complete the object (ObjectWriter in
+// write_buffer.h, which also says what a writing handle can and cannot do).
 #pragma once
 
 #include <memory>
@@ -22,7 +21,8 @@ Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, cons
 // such as `stctl mb`). Valid while the backend lives.
 S3Client* s3_client_of(Backend& backend);
 
-// Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped).
+// Splits a URI into bucket and key ("" for the bucket root; a trailing '/' is dropped). A final
+// "%2F" is a '/' that belongs to the key: "s3://b/dir/obj%2F" is the object "dir/obj/".
 Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key);
 
 }  // namespace stor::s3

@@ -51,9 +51,9 @@ struct S3Config {
   bool checksum_crc32c = true;
   bool content_md5 = false;
   bool verify_checksums = true;  // check CRC32C / MD5 on whole-object reads
-  // Files opened for writing keep their content in memory up to this size, then in an unlinked
-  // temporary file under tmp_dir (uploaded from a read-only mapping).
-  uint64_t write_buffer_memory = 256ull << 20;
+  // Files opened for writing hold at most this much of parts still being filled in memory (at
+  // least one part); further parts being filled at once go to an unlinked file under tmp_dir.
+  uint64_t write_buffer_memory = 32ull << 20;
   // Sequential readers of a read-only object get this many bytes fetched ahead (0: off).
   uint64_t readahead = 64ull << 20;
   std::string tmp_dir;  // empty: $TMPDIR or /tmp

@@ -59,14 +59,21 @@ TEST_CASE("s3 backend: write, read back before and after close, stat") {
     // Out of order, like a parallel writer.
     const size_t half = data.size() / 2;
     REQUIRE(f->write(data.data() + half, data.size() - half, half).is_ok());
+    // Bytes not yet uploaded are visible before the upload; bytes never written read as zeros.
+    std::vector<char> back(100);
+    REQUIRE(f->read_exact(back.data(), back.size(), half - 50).is_ok());
+    CHECK(std::memcmp(back.data() + 50, data.data() + half, 50) == 0);
+    CHECK(std::all_of(back.begin(), back.begin() + 50, [](char c) { return c == 0; }));
     REQUIRE(f->write(data.data(), half, 0).is_ok());
     auto size = f->size();
     REQUIRE(size.is_ok());
     CHECK(size.value() == data.size());
-    // Buffered bytes are visible before the upload.
-    std::vector<char> back(100);
-    REQUIRE(f->read_exact(back.data(), back.size(), half - 50).is_ok());
-    CHECK(std::memcmp(back.data(), data.data() + half - 50, 100) == 0);
+    // Complete parts have been streamed out (parts 0-2 of 1 MiB) and are no longer held.
+    CHECK(f->read_exact(back.data(), back.size(), half - 50).code() == Code::kUnsupported);
+    CHECK(f->write("x", 1, 5).status().code() == Code::kUnsupported);
+    // The last part is still buffered.
+    REQUIRE(f->read_exact(back.data(), 5, data.size() - 5).is_ok());
+    CHECK(std::memcmp(back.data(), data.data() + data.size() - 5, 5) == 0);
     REQUIRE(f->close().is_ok());
   }
   auto st = store->stat(uri);
@@ -173,7 +180,7 @@ TEST_CASE("s3 backend: prefixes behave as directories") {
 
 TEST_CASE("s3 backend: copy nvme -> s3 -> nvme keeps every byte (what stctl cp does)") {
   REQUIRE_S3RVER();
-  // A 1 MiB write buffer: the 9 MiB object spills to a temporary file and uploads from a mapping.
+  // A 1 MiB write buffer: one 2 MiB part in memory at a time, streamed as it fills.
   auto store = open_store(server.endpoint(), {{"s3.part_size", "2M"}, {"s3.write_buffer_memory", "1M"}});
   const std::string bucket = make_bucket(server.endpoint(), "copy");
   stor::test::TempDir tmp;
