@@ -162,6 +162,14 @@ Result<std::shared_ptr<ObjectService::OpenObject>> ObjectService::open_object(co
     if (auto it = open_.find(name); it != open_.end()) return it->second;
   }
   int fd = open_beneath(dir_fd_, name, O_RDWR | (create ? O_CREAT : 0), 0600);
+  if (fd == -EMFILE || fd == -ENFILE) {
+    // Out of descriptors: the cached ones are the first to give back (calls in flight keep theirs).
+    {
+      std::lock_guard lk(mu_);
+      open_.clear();
+    }
+    fd = open_beneath(dir_fd_, name, O_RDWR | (create ? O_CREAT : 0), 0600);
+  }
   if (fd == -ENOENT && create) {
     // Objects may live in sub-directories ("ab/123.0.1"): make the parents on first write.
     int parent = -1;

@@ -1,4 +1,5 @@
 // TCP transport: each frame is header + control bytes + payload on one stream socket.
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@ class TcpChannel final : public Channel {
 
   uint64_t max_payload() const override { return std::min(opts_.max_payload, kMaxPayloadLimit); }
   bool broken() const override { return broken_; }
+  bool peer_closed() const override {
+    // Between calls nothing may arrive: readable means end of stream, a reset, or junk.
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
   const std::string& peer() const override { return peer_; }
 
  private:
@@ -101,8 +107,9 @@ class TcpChannel final : public Channel {
   std::string broken_why_;
 };
 
-// Serves one TCP connection until the peer leaves, a frame is bad, or the listener stops.
-void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions& opts) {
+// Serves one TCP connection until the peer leaves, a frame is bad, it idles past
+// opts.idle_timeout, the acceptor evicts it, or the listener stops.
+void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler, const TransportOptions& opts) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
   std::vector<std::byte> in_payload, reply_buffer;
@@ -110,8 +117,11 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
   std::string control;
   for (;;) {
     FrameBytes hb;
-    // Idle connections wait without a deadline; once a header arrived the rest must follow.
-    if (!io->recv_all(fd, hb.data(), hb.size(), kNoDeadline).is_ok()) return;
+    // The whole header within the idle timeout (nothing or a byte at a time alike); then the rest
+    // of the frame within opts.timeout.
+    state.idle();
+    if (!io->recv_all(fd, hb.data(), hb.size(), deadline_after(opts.idle_timeout)).is_ok()) return;
+    if (!state.begin_request()) return;  // evicted meanwhile: the socket is shut down already
     Deadline dl = deadline_after(opts.timeout);
     auto h = decode_frame_header(hb, peer);
     FrameHeader reply;
@@ -158,6 +168,21 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
   }
 }
 
+// A connection refused by the acceptor gets one connection-level error frame (request id 0, the
+// reason as control bytes, as for a bad frame), which TcpChannel reports as that status. It is
+// a fresh socket, so the ~100 bytes fit its send buffer: never blocks.
+void reject_tcp_connection(int fd, const Status& why) {
+  FrameHeader h;
+  h.flags = kFrameReply;
+  h.status = static_cast<uint32_t>(why.code());
+  std::string text = "stor-target: " + why.message();
+  h.control_len = static_cast<uint32_t>(text.size());
+  FrameBytes b = encode_frame_header(h);
+  std::string frame(reinterpret_cast<const char*>(b.data()), b.size());
+  frame += text;
+  (void)!::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+}
 
 class TcpTransport final : public Transport {
  public:
@@ -175,9 +200,12 @@ class TcpTransport final : public Transport {
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
     if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot listen on " + ep.to_string());
     auto opts = opts_;
-    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_.io_uring, [handler = std::move(handler), opts](int fd) {
-                            serve_tcp_connection(fd, handler, opts);
-                          }));
+    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(
+                                             ep, opts_,
+                                             [handler = std::move(handler), opts](int fd, ConnectionState& state) {
+                                               serve_tcp_connection(fd, state, handler, opts);
+                                             },
+                                             reject_tcp_connection));
     Endpoint bound = ep;
     bound.port = acceptor->port();
     return std::unique_ptr<Listener>(std::make_unique<AcceptorListener>(std::move(acceptor), bound.to_string()));
