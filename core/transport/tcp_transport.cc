@@ -107,12 +107,21 @@ class TcpChannel final : public Channel {
   std::string broken_why_;
 };
 
+// Request payloads are received (and their buffer grown) this much at a time.
+constexpr uint64_t kRecvStep = 1 << 20;
+
 // Serves one TCP connection until the peer leaves, a frame is bad, it idles past
 // opts.idle_timeout, the acceptor evicts it, or the listener stops.
 void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler, const TransportOptions& opts) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
-  std::vector<std::byte> in_payload, reply_buffer;
+  // Lengths in a header are promises, not bytes: the payload buffer grows with the bytes that
+  // actually arrive, and the reply buffer is left uninitialised, so only what the handler writes
+  // is ever touched. Otherwise a bare header (payload_len or reply_capacity = max_payload) would
+  // commit max_payload bytes per connection.
+  std::vector<std::byte> in_payload;
+  std::unique_ptr<std::byte[]> reply_buffer;
+  size_t reply_buffer_size = 0;
   const uint64_t limit = std::min(opts.max_payload, kMaxPayloadLimit);
   std::string control;
   for (;;) {
@@ -146,14 +155,21 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
       reply.request_id = h->request_id;
       control.resize(h->control_len);
       if (!io->recv_all(fd, control.data(), control.size(), dl).is_ok()) return;
-      if (in_payload.size() < h->payload_len) in_payload.resize(h->payload_len);
-      if (!io->recv_all(fd, in_payload.data(), h->payload_len, dl).is_ok()) return;
+      for (uint64_t got = 0; got < h->payload_len;) {
+        size_t step = static_cast<size_t>(std::min<uint64_t>(h->payload_len - got, kRecvStep));
+        if (in_payload.size() < got + step) in_payload.resize(got + step);
+        if (!io->recv_all(fd, in_payload.data() + got, step, dl).is_ok()) return;
+        got += step;
+      }
       capacity = h->reply_capacity;
       result.status = check_reply_capacity(capacity, limit);
       if (result.status.is_ok()) {
-        if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
+        if (reply_buffer_size < capacity) {
+          reply_buffer.reset(new std::byte[capacity]);  // default-initialised: not written
+          reply_buffer_size = capacity;
+        }
         ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
-                        std::span<std::byte>(reply_buffer.data(), capacity)};
+                        std::span<std::byte>(reply_buffer.get(), capacity)};
         result = handler(call);
       }
     }
@@ -163,7 +179,7 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
     bool more = !result.control.empty() || result.payload_len > 0;
     if (!io->send_all(fd, rb.data(), rb.size(), dl, more).is_ok()) return;
     if (!io->send_all(fd, result.control.data(), result.control.size(), dl, result.payload_len > 0).is_ok()) return;
-    if (result.payload_len && !io->send_all(fd, reply_buffer.data(), result.payload_len, dl).is_ok()) return;
+    if (result.payload_len && !io->send_all(fd, reply_buffer.get(), result.payload_len, dl).is_ok()) return;
     if (fatal) return;
   }
 }

@@ -249,6 +249,32 @@ void send_header_prefix(int fd, size_t n, uint32_t control_len = 0) {
   REQUIRE(::send(fd, b.data(), n, MSG_NOSIGNAL) == static_cast<ssize_t>(n));
 }
 
+// Established connections to the target's port whose receive queue on the target's side is
+// empty, i.e. the target has read everything sent so far (/proc/net/tcp).
+int drained_connections(const std::string& endpoint) {
+  uint16_t port = Endpoint::parse(endpoint).value().port;
+  std::ifstream in("/proc/net/tcp");
+  std::string line;
+  std::getline(in, line);
+  int drained = 0;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string sl, local, remote, st, queues;
+    f >> sl >> local >> remote >> st >> queues;
+    if (st != "01" || std::stoul(local.substr(local.find(':') + 1), nullptr, 16) != port) continue;
+    drained += std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16) == 0;
+  }
+  return drained;
+}
+
+size_t rss_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  return 0;
+}
+
 // A client that is served: connect, write, read back.
 void check_served(const std::string& endpoint, const char* name) {
   RemoteTargetOptions o;
@@ -390,21 +416,7 @@ TEST_CASE("stor-target refuses a connection when every slot is busy, with a clea
   }
   // Wait until the target has read those headers: its ends of the connections, established
   // on its port, have nothing left in their receive queues (/proc/net/tcp).
-  uint16_t port = Endpoint::parse(t.endpoint()).value().port;
-  REQUIRE(eventually(Ms(10000), [&] {
-    std::ifstream in("/proc/net/tcp");
-    std::string line;
-    std::getline(in, line);
-    int drained = 0;
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string sl, local, remote, st, queues;
-      f >> sl >> local >> remote >> st >> queues;
-      if (st != "01" || std::stoul(local.substr(local.find(':') + 1), nullptr, 16) != port) continue;
-      drained += std::stoul(queues.substr(queues.find(':') + 1), nullptr, 16) == 0;
-    }
-    return drained == 3;
-  }));
+  REQUIRE(eventually(Ms(10000), [&] { return drained_connections(t.endpoint()) == 3; }));
   TransportOptions o;
   o.timeout = Ms(5000);
   auto ch = Transport::create("tcp", o).value()->connect(t.endpoint()).value();
@@ -450,4 +462,59 @@ TEST_CASE("stor-target survives running out of descriptors and still serves", "[
   CHECK((cpu() - before) < static_cast<uint64_t>(::sysconf(_SC_CLK_TCK)));  // < 1 s of CPU in 2 s
   check_served(t->endpoint(), "again");
   CHECK(t->stop_cleanly());
+}
+
+TEST_CASE("request lengths do not make stor-target commit memory before the bytes arrive", "[transport][limits]") {
+  TempDir dir;
+  constexpr uint64_t kMax = 16 << 20;
+  TargetProcess t(STOR_TARGET_PATH, "tcp://127.0.0.1:0", dir.path(), {"--max-payload", std::to_string(kMax)});
+  check_served(t.endpoint(), "warm");  // engine and first connection set up
+  size_t rss0 = rss_kib(t.pid());
+
+  Sockets conns;
+  // Writes announcing the largest payload the target accepts, then stalling before any of it.
+  for (int i = 0; i < 8; ++i) {
+    conns.fds.push_back(raw_connect(t.endpoint()));
+    std::string control = encode_object_call({"w" + std::to_string(i), 0, kMax, 0});
+    FrameHeader h;
+    h.opcode = static_cast<uint16_t>(ObjectOp::kWrite);
+    h.request_id = 1;
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.payload_len = kMax;
+    auto b = encode_frame_header(h);
+    REQUIRE(::send(conns.fds.back(), b.data(), b.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(b.size()));
+    REQUIRE(::send(conns.fds.back(), control.data(), control.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(control.size()));
+  }
+  // Reads of a missing object offering the largest reply capacity: answered NotFound at once.
+  for (int i = 0; i < 8; ++i) {
+    conns.fds.push_back(raw_connect(t.endpoint()));
+    std::string control = encode_object_call({"missing", 0, kMax, 0});
+    FrameHeader h;
+    h.opcode = static_cast<uint16_t>(ObjectOp::kRead);
+    h.request_id = 1;
+    h.control_len = static_cast<uint32_t>(control.size());
+    h.reply_capacity = kMax;
+    auto b = encode_frame_header(h);
+    REQUIRE(::send(conns.fds.back(), b.data(), b.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(b.size()));
+    REQUIRE(::send(conns.fds.back(), control.data(), control.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(control.size()));
+    FrameBytes rb;
+    REQUIRE(::recv(conns.fds.back(), rb.data(), rb.size(), MSG_WAITALL) == static_cast<ssize_t>(rb.size()));
+    CHECK(decode_frame_header(rb, "target").value().status == static_cast<uint32_t>(Code::kNotFound));
+  }
+  REQUIRE(eventually(Ms(10000), [&] { return drained_connections(t.endpoint()) >= 16; }));
+  std::this_thread::sleep_for(Ms(200));  // the stalled writers are inside recv now
+  // 16 x 16 MiB were announced; committing them up front would show as 256 MiB.
+  size_t grown = rss_kib(t.pid()) - std::min(rss0, rss_kib(t.pid()));
+  INFO("RSS grew by " << grown << " KiB");
+  CHECK(grown < 48 * 1024);
+  // A real transfer of that size still works.
+  RemoteTargetOptions o;
+  o.transport.max_payload = kMax;
+  auto target = RemoteObjectTarget::connect(t.endpoint(), o).value();
+  auto data = stor::test::pattern(kMax, 9);
+  REQUIRE(target->write("big", data.data(), data.size(), 0).value() == kMax);
+  std::vector<char> back(kMax);
+  REQUIRE(target->read("big", back.data(), kMax, 0).value() == kMax);
+  CHECK(std::memcmp(back.data(), data.data(), kMax) == 0);
+  CHECK(t.stop_cleanly());
 }
