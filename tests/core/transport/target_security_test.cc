@@ -299,11 +299,10 @@ struct Sockets {
 
 }  // namespace
 
-TEST_CASE("stor-target closes idle connections and stalled frames after its timeouts", "[transport][limits]") {
- for (bool plain : {false, true}) {
+static void check_idle_closing(bool plain) {
   INFO((plain ? "--plain-sockets" : "io_uring sockets"));
   TempDir dir;
-  std::vector<std::string> args = {"--idle-timeout-ms", "1000", "--timeout-ms", "1000"};
+  std::vector<std::string> args = {"--idle-timeout-ms", "1500", "--timeout-ms", "1000"};
   if (plain) args.push_back("--plain-sockets");
   TargetProcess t(STOR_TARGET_PATH, "tcp://127.0.0.1:0", dir.path(), args);
   // An active client calling more often than the idle timeout keeps its connection.
@@ -327,8 +326,8 @@ TEST_CASE("stor-target closes idle connections and stalled frames after its time
     REQUIRE(::send(half.fds.back(), "12345", 5, MSG_NOSIGNAL) == 5);
   }
   auto start = std::chrono::steady_clock::now();
-  for (int k = 0; k < 8; ++k) {
-    std::this_thread::sleep_for(Ms(300));
+  for (int k = 0; k < 12; ++k) {  // 3 s: twice the idle timeout
+    std::this_thread::sleep_for(Ms(250));
     INFO("call " << k);
     CHECK(ch->call(static_cast<uint16_t>(ObjectOp::kStat), encode_object_call({"a", 0, 0, 0}), {}, {}).is_ok());
   }
@@ -339,7 +338,11 @@ TEST_CASE("stor-target closes idle connections and stalled frames after its time
   // Their threads are gone too, not only their sockets.
   CHECK(eventually(Ms(5000), [&] { return threads_of(t.pid()) <= baseline; }));
   CHECK(t.stop_cleanly());
- }
+}
+
+TEST_CASE("stor-target closes idle connections and stalled frames after its timeouts", "[transport][limits]") {
+  check_idle_closing(false);
+  check_idle_closing(true);
 }
 
 TEST_CASE("pooled client connections closed by the idle timeout are replaced, not failed", "[transport][limits]") {
