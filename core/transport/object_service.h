@@ -3,10 +3,14 @@
 // connection thread calls handle() directly.
 #pragma once
 
+#include <sys/types.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "core/transport/object_protocol.h"
 #include "core/transport/transport.h"
@@ -14,19 +18,40 @@
 
 namespace stor::transport {
 
+struct ObjectServiceOptions {
+  // Tests only: resolve paths by walking their components with O_NOFOLLOW, as on kernels
+  // without openat2 (before 5.6), even where openat2 works.
+  bool force_component_walk = false;
+};
+
+// Every object path is resolved beneath the directory, relative to a descriptor opened once in
+// create(), and never through a symbolic link (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS, or
+// a walk opening each component with O_NOFOLLOW where openat2 is missing): a name leading
+// through a link, wherever it points, fails with PermissionDenied, and listings skip links.
 class ObjectService {
  public:
   // dir must exist. The engine must outlive the service.
-  static Result<std::unique_ptr<ObjectService>> create(const std::string& dir, IoEngine* engine);
+  static Result<std::unique_ptr<ObjectService>> create(const std::string& dir, IoEngine* engine,
+                                                       const ObjectServiceOptions& opts = {});
   ~ObjectService();
 
   ServerResult handle(const ServerCall& call);
+  // Whether paths are resolved by openat2 (false: the O_NOFOLLOW component walk).
+  bool uses_openat2() const { return use_openat2_; }
 
  private:
   struct OpenObject;
-  ObjectService(std::string dir, IoEngine* engine) : dir_(std::move(dir)), engine_(engine) {}
+  ObjectService(std::string dir, IoEngine* engine, int dir_fd, bool use_openat2)
+      : dir_(std::move(dir)), engine_(engine), dir_fd_(dir_fd), use_openat2_(use_openat2) {}
   // The object's descriptor, opened read-write on first use; NotFound when missing and !create.
   Result<std::shared_ptr<OpenObject>> open_object(const std::string& name, bool create);
+  // Opens `rel` (a validated object name or one component) beneath dirfd without following any
+  // symbolic link; returns the descriptor or -errno (ELOOP for a link). O_CLOEXEC is added.
+  int open_beneath(int dirfd, std::string_view rel, int flags, mode_t mode = 0) const;
+  // The directory holding object `name` (dir_fd_ itself for top-level names: not to be closed),
+  // making missing directories when create. Sets *fd, returns the error for `name`.
+  Status open_parent(const std::string& name, bool create, int* fd) const;
+  Status list_dir(int fd, const std::string& prefix, std::vector<std::pair<std::string, uint64_t>>& out) const;
   void forget(const std::string& name);
 
   ServerResult read(const ObjectCall& c, const ServerCall& call);
@@ -39,6 +64,8 @@ class ObjectService {
 
   const std::string dir_;
   IoEngine* engine_;
+  const int dir_fd_;  // the object directory, opened once: every path is resolved beneath it
+  const bool use_openat2_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<OpenObject>> open_;  // bounded: see open_object
 };

@@ -22,14 +22,19 @@ RemoteObjectTarget::RemoteObjectTarget(std::string endpoint, std::unique_ptr<Tra
 
 RemoteObjectTarget::~RemoteObjectTarget() { pool_.reset(); }
 
-Result<std::unique_ptr<Channel>> RemoteObjectTarget::acquire() {
-  {
-    std::lock_guard lk(mu_);
-    if (!idle_.empty()) {
-      auto ch = std::move(idle_.back());
+Result<std::unique_ptr<Channel>> RemoteObjectTarget::acquire(bool pooled, bool* reused) {
+  if (reused) *reused = false;
+  while (pooled) {
+    std::unique_ptr<Channel> ch;
+    {
+      std::lock_guard lk(mu_);
+      if (idle_.empty()) break;
+      ch = std::move(idle_.back());
       idle_.pop_back();
-      return ch;
     }
+    if (ch->peer_closed()) continue;  // the target hung up on it while it sat in the pool
+    if (reused) *reused = true;
+    return ch;
   }
   return transport_->connect(Endpoint::parse(endpoint_).value());
 }
@@ -42,15 +47,31 @@ void RemoteObjectTarget::release(std::unique_ptr<Channel> ch) {
 
 Result<Reply> RemoteObjectTarget::call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload,
                                        std::span<std::byte> reply) {
-  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
-  auto r = ch->call(static_cast<uint16_t>(op), encode_object_call(c), payload, reply);
-  release(std::move(ch));
-  return r;
+  for (bool fresh = false;; fresh = true) {
+    bool reused = false;
+    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
+    auto r = ch->call(static_cast<uint16_t>(op), encode_object_call(c), payload, reply);
+    release(std::move(ch));
+    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
+    return r;
+  }
 }
 
 Result<size_t> RemoteObjectTarget::read(const std::string& object, void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(validate_object_name(object));
-  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  for (bool fresh = false;; fresh = true) {
+    bool reused = false;
+    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
+    auto r = read_on(*ch, object, buf, len, offset);
+    release(std::move(ch));
+    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
+    return r;
+  }
+}
+
+Result<size_t> RemoteObjectTarget::read_on(Channel& ch_ref, const std::string& object, void* buf, size_t len,
+                                           uint64_t offset) {
+  Channel* ch = &ch_ref;
   auto* dst = static_cast<std::byte*>(buf);
   size_t done = 0;
   Status err;
@@ -71,14 +92,25 @@ Result<size_t> RemoteObjectTarget::read(const std::string& object, void* buf, si
     auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {}, {});
     if (!r) err = r.status();
   }
-  release(std::move(ch));
   if (!err.is_ok()) return err;
   return done;
 }
 
 Result<size_t> RemoteObjectTarget::write(const std::string& object, const void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(validate_object_name(object));
-  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  for (bool fresh = false;; fresh = true) {
+    bool reused = false;
+    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
+    auto r = write_on(*ch, object, buf, len, offset);
+    release(std::move(ch));
+    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
+    return r;
+  }
+}
+
+Result<size_t> RemoteObjectTarget::write_on(Channel& ch_ref, const std::string& object, const void* buf, size_t len,
+                                            uint64_t offset) {
+  Channel* ch = &ch_ref;
   auto* src = static_cast<const std::byte*>(buf);
   size_t done = 0;
   Status err;
@@ -93,7 +125,6 @@ Result<size_t> RemoteObjectTarget::write(const std::string& object, const void* 
     }
     done += chunk;
   } while (done < len);
-  release(std::move(ch));
   if (!err.is_ok()) return err;
   return done;
 }
@@ -134,7 +165,18 @@ Status RemoteObjectTarget::remove(const std::string& object) {
 }
 
 Result<std::vector<ObjectEntry>> RemoteObjectTarget::list() {
-  STOR_ASSIGN_OR_RETURN(auto ch, acquire());
+  for (bool fresh = false;; fresh = true) {
+    bool reused = false;
+    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
+    auto r = list_on(*ch);
+    release(std::move(ch));
+    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
+    return r;
+  }
+}
+
+Result<std::vector<ObjectEntry>> RemoteObjectTarget::list_on(Channel& ch_ref) {
+  Channel* ch = &ch_ref;
   std::vector<std::byte> page(std::min<uint64_t>(ch->max_payload(), 1 << 20));
   std::vector<ObjectEntry> all;
   Status err;
@@ -153,7 +195,6 @@ Result<std::vector<ObjectEntry>> RemoteObjectTarget::list() {
     if (entries->empty()) break;
     for (auto& e : *entries) all.push_back(std::move(e));
   }
-  release(std::move(ch));
   if (!err.is_ok()) return err;
   return all;
 }

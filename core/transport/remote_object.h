@@ -49,8 +49,18 @@ class RemoteObjectTarget {
 
  private:
   RemoteObjectTarget(std::string endpoint, std::unique_ptr<Transport> transport, const RemoteTargetOptions& opts);
-  // A pooled channel (new one if none idle); give it back with release().
-  Result<std::unique_ptr<Channel>> acquire();
+  // A pooled channel (a new one if none idle, or when !pooled); give it back with release().
+  // Pooled channels the server has closed meanwhile (idle timeout, eviction) are dropped;
+  // *reused says whether the channel came from the pool.
+  Result<std::unique_ptr<Channel>> acquire(bool pooled = true, bool* reused = nullptr);
+  // Whether a call that failed with `s` on a channel should run again on a fresh connection: a
+  // pooled channel the server closed just as it was reused fails with Unavailable before the
+  // server did anything (the server drops only idle connections, never one inside a request).
+  static bool retry_fresh(bool reused, const Status& s) { return reused && s.code() == Code::kUnavailable; }
+  // The operations on one channel.
+  Result<size_t> read_on(Channel& ch, const std::string& object, void* buf, size_t len, uint64_t offset);
+  Result<size_t> write_on(Channel& ch, const std::string& object, const void* buf, size_t len, uint64_t offset);
+  Result<std::vector<ObjectEntry>> list_on(Channel& ch);
   void release(std::unique_ptr<Channel> ch);
   // One call on a pooled channel.
   Result<Reply> call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload, std::span<std::byte> reply);

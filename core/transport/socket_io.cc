@@ -26,6 +26,14 @@ Status socket_error(int err, const char* what) {
   return s;
 }
 
+// accept() failing for want of descriptors or memory: Busy, so the accept loop can tell it from
+// other failures and make room.
+Status accept_error(int err) {
+  if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
+    return Status(Code::kBusy, std::string("transport: accept: ") + std::strerror(err));
+  return socket_error(err, "accept");
+}
+
 Status timed_out(const char* what) { return Status(Code::kTimeout, std::string("transport: ") + what + " timed out"); }
 
 int remaining_ms(Deadline dl) {
@@ -79,7 +87,7 @@ class UringSocketIo final : public SocketIo {
   Result<int> accept(int listen_fd, Deadline dl) override {
     auto r = run([&](io_uring_sqe* sqe) { io_uring_prep_accept(sqe, listen_fd, nullptr, nullptr, SOCK_CLOEXEC); }, dl);
     if (!r) return r.status().code() == Code::kTimeout ? timed_out("accept") : r.status();
-    if (*r < 0) return socket_error(-*r, "accept");
+    if (*r < 0) return accept_error(-*r);
     return *r;
   }
 
@@ -185,7 +193,7 @@ class PlainSocketIo final : public SocketIo {
       int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (fd >= 0) return fd;
       if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
-      return socket_error(errno, "accept");
+      return accept_error(errno);
     }
   }
 

@@ -34,7 +34,8 @@ class SocketIo {
   virtual Status send_all(int fd, const void* buf, size_t len, Deadline dl, bool more = false) = 0;
   // Receives exactly len bytes. A peer that closes first gives Unavailable.
   virtual Status recv_all(int fd, void* buf, size_t len, Deadline dl) = 0;
-  // Accepts one connection; Timeout when none arrived before the deadline.
+  // Accepts one connection; Timeout when none arrived before the deadline, Busy when the
+  // process or system is out of descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM).
   virtual Result<int> accept(int listen_fd, Deadline dl) = 0;
   virtual Status connect(int fd, const sockaddr_in& addr, Deadline dl) = 0;
 };

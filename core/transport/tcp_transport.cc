@@ -1,4 +1,5 @@
 // TCP transport: each frame is header + control bytes + payload on one stream socket.
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,11 @@ class TcpChannel final : public Channel {
 
   uint64_t max_payload() const override { return std::min(opts_.max_payload, kMaxPayloadLimit); }
   bool broken() const override { return broken_; }
+  bool peer_closed() const override {
+    // Between calls nothing may arrive: readable means end of stream, a reset, or junk.
+    pollfd p{fd_, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
   const std::string& peer() const override { return peer_; }
 
  private:
@@ -101,17 +107,30 @@ class TcpChannel final : public Channel {
   std::string broken_why_;
 };
 
-// Serves one TCP connection until the peer leaves, a frame is bad, or the listener stops.
-void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions& opts) {
+// Request payloads are received (and their buffer grown) this much at a time.
+constexpr uint64_t kRecvStep = 1 << 20;
+
+// Serves one TCP connection until the peer leaves, a frame is bad, it idles past
+// opts.idle_timeout, the acceptor evicts it, or the listener stops.
+void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler, const TransportOptions& opts) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
-  std::vector<std::byte> in_payload, reply_buffer;
+  // Lengths in a header are promises, not bytes: the payload buffer grows with the bytes that
+  // actually arrive, and the reply buffer is left uninitialised, so only what the handler writes
+  // is ever touched. Otherwise a bare header (payload_len or reply_capacity = max_payload) would
+  // commit max_payload bytes per connection.
+  std::vector<std::byte> in_payload;
+  std::unique_ptr<std::byte[]> reply_buffer;
+  size_t reply_buffer_size = 0;
   const uint64_t limit = std::min(opts.max_payload, kMaxPayloadLimit);
   std::string control;
   for (;;) {
     FrameBytes hb;
-    // Idle connections wait without a deadline; once a header arrived the rest must follow.
-    if (!io->recv_all(fd, hb.data(), hb.size(), kNoDeadline).is_ok()) return;
+    // The whole header within the idle timeout (nothing or a byte at a time alike); then the rest
+    // of the frame within opts.timeout.
+    state.idle();
+    if (!io->recv_all(fd, hb.data(), hb.size(), deadline_after(opts.idle_timeout)).is_ok()) return;
+    if (!state.begin_request()) return;  // evicted meanwhile: the socket is shut down already
     Deadline dl = deadline_after(opts.timeout);
     auto h = decode_frame_header(hb, peer);
     FrameHeader reply;
@@ -136,14 +155,21 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
       reply.request_id = h->request_id;
       control.resize(h->control_len);
       if (!io->recv_all(fd, control.data(), control.size(), dl).is_ok()) return;
-      if (in_payload.size() < h->payload_len) in_payload.resize(h->payload_len);
-      if (!io->recv_all(fd, in_payload.data(), h->payload_len, dl).is_ok()) return;
+      for (uint64_t got = 0; got < h->payload_len;) {
+        size_t step = static_cast<size_t>(std::min<uint64_t>(h->payload_len - got, kRecvStep));
+        if (in_payload.size() < got + step) in_payload.resize(got + step);
+        if (!io->recv_all(fd, in_payload.data() + got, step, dl).is_ok()) return;
+        got += step;
+      }
       capacity = h->reply_capacity;
       result.status = check_reply_capacity(capacity, limit);
       if (result.status.is_ok()) {
-        if (reply_buffer.size() < capacity) reply_buffer.resize(capacity);
+        if (reply_buffer_size < capacity) {
+          reply_buffer.reset(new std::byte[capacity]);  // default-initialised: not written
+          reply_buffer_size = capacity;
+        }
         ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
-                        std::span<std::byte>(reply_buffer.data(), capacity)};
+                        std::span<std::byte>(reply_buffer.get(), capacity)};
         result = handler(call);
       }
     }
@@ -153,11 +179,26 @@ void serve_tcp_connection(int fd, const Handler& handler, const TransportOptions
     bool more = !result.control.empty() || result.payload_len > 0;
     if (!io->send_all(fd, rb.data(), rb.size(), dl, more).is_ok()) return;
     if (!io->send_all(fd, result.control.data(), result.control.size(), dl, result.payload_len > 0).is_ok()) return;
-    if (result.payload_len && !io->send_all(fd, reply_buffer.data(), result.payload_len, dl).is_ok()) return;
+    if (result.payload_len && !io->send_all(fd, reply_buffer.get(), result.payload_len, dl).is_ok()) return;
     if (fatal) return;
   }
 }
 
+// A connection refused by the acceptor gets one connection-level error frame (request id 0, the
+// reason as control bytes, as for a bad frame), which TcpChannel reports as that status. It is
+// a fresh socket, so the ~100 bytes fit its send buffer: never blocks.
+void reject_tcp_connection(int fd, const Status& why) {
+  FrameHeader h;
+  h.flags = kFrameReply;
+  h.status = static_cast<uint32_t>(why.code());
+  std::string text = "stor-target: " + why.message();
+  h.control_len = static_cast<uint32_t>(text.size());
+  FrameBytes b = encode_frame_header(h);
+  std::string frame(reinterpret_cast<const char*>(b.data()), b.size());
+  frame += text;
+  (void)!::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  ::shutdown(fd, SHUT_WR);
+}
 
 class TcpTransport final : public Transport {
  public:
@@ -175,9 +216,12 @@ class TcpTransport final : public Transport {
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
     if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot listen on " + ep.to_string());
     auto opts = opts_;
-    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_.io_uring, [handler = std::move(handler), opts](int fd) {
-                            serve_tcp_connection(fd, handler, opts);
-                          }));
+    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(
+                                             ep, opts_,
+                                             [handler = std::move(handler), opts](int fd, ConnectionState& state) {
+                                               serve_tcp_connection(fd, state, handler, opts);
+                                             },
+                                             reject_tcp_connection));
     Endpoint bound = ep;
     bound.port = acceptor->port();
     return std::unique_ptr<Listener>(std::make_unique<AcceptorListener>(std::move(acceptor), bound.to_string()));

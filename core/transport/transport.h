@@ -45,6 +45,18 @@ struct TransportOptions {
   uint64_t max_payload = 4ull << 20;
   // TCP: do socket I/O through io_uring when the kernel allows; false forces send/recv.
   bool io_uring = true;
+
+  // Server only (listen()); docs/transport.md "Security and limits".
+  // Connections served at once. At the limit a new connection evicts the one idle longest
+  // (waiting for a request, possibly part-way through its header); when none is idle it is
+  // refused with an Unavailable "too many connections" error frame. 0: no limit.
+  unsigned max_connections = 256;
+  // A connection that does not deliver a whole request header within this time after accept or
+  // its previous reply is closed, whether it sent nothing or a few bytes. 0: never.
+  std::chrono::milliseconds idle_timeout{60000};
+  // Where refused and evicted connections and accept failures are reported (rate-limited to
+  // one summary a second). Empty: nowhere.
+  std::function<void(const std::string&)> log;
 };
 
 // Protocol-wide bounds, checked on every frame read from the wire.
@@ -72,6 +84,9 @@ class Channel {
 
   virtual uint64_t max_payload() const = 0;
   virtual bool broken() const = 0;
+  // True when the server already hung up (idle timeout, eviction, restart): reading the socket
+  // would give end of stream or a reset. A pool checks this before reusing an idle channel.
+  virtual bool peer_closed() const = 0;
   virtual const std::string& peer() const = 0;  // endpoint URI, for messages
 };
 

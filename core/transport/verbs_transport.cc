@@ -468,6 +468,11 @@ class VerbsChannel final : public Channel {
 
   uint64_t max_payload() const override { return max_payload_; }
   bool broken() const override { return broken_; }
+  bool peer_closed() const override {
+    // The side channel carries nothing after set-up: readable means the server hung up.
+    pollfd p{side_fd_, POLLIN | POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) != 0;
+  }
   const std::string& peer() const override { return peer_; }
 
  private:
@@ -481,13 +486,15 @@ class VerbsChannel final : public Channel {
 };
 
 // Serves one verbs connection whose side channel is fd.
-void serve_verbs_connection(int fd, const std::shared_ptr<VerbsDevice>& dev, const Handler& handler,
-                            const TransportOptions& opts) {
+void serve_verbs_connection(int fd, ConnectionState& state, const std::shared_ptr<VerbsDevice>& dev,
+                            const Handler& handler, const TransportOptions& opts) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "verbs client fd " + std::to_string(fd);
-  Deadline setup_dl = deadline_after(opts.timeout);
+  // The set-up message counts as a request header: idle timeout, evictable until it arrived.
   std::string in(kSetupSize, '\0');
-  if (!io->recv_all(fd, in.data(), in.size(), setup_dl).is_ok()) return;
+  if (!io->recv_all(fd, in.data(), in.size(), deadline_after(opts.idle_timeout)).is_ok()) return;
+  if (!state.begin_request()) return;
+  Deadline setup_dl = deadline_after(opts.timeout);
   auto remote = decode_setup(in, peer);
   if (!remote) return;
   uint64_t bulk = std::min<uint64_t>(opts.max_payload, kMaxPayloadLimit);
@@ -502,8 +509,10 @@ void serve_verbs_connection(int fd, const std::shared_ptr<VerbsDevice>& dev, con
   uint64_t limit = std::min(bulk, remote->bulk_len);
 
   for (;;) {
-    auto len = q.wait({kRecvId}, kNoDeadline, fd, peer);
+    state.idle();
+    auto len = q.wait({kRecvId}, deadline_after(opts.idle_timeout), fd, peer);
     if (!len) return;
+    if (!state.begin_request()) return;  // evicted meanwhile
     Deadline dl = deadline_after(opts.timeout);
     auto h = parse_message(q, *len, peer);
     FrameHeader reply;
@@ -578,8 +587,10 @@ class VerbsTransport final : public Transport {
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
     if (ep.scheme != "verbs") return Status(Code::kInvalidArgument, "transport: verbs cannot listen on " + ep.to_string());
     auto opts = opts_;
-    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_.io_uring, [dev = dev_, handler = std::move(handler), opts](int fd) {
-                            serve_verbs_connection(fd, dev, handler, opts);
+    // A refused verbs client is just hung up on: its side channel expects a set-up message.
+    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_, [dev = dev_, handler = std::move(handler), opts](
+                                                                        int fd, ConnectionState& state) {
+                            serve_verbs_connection(fd, state, dev, handler, opts);
                           }));
     Endpoint bound = ep;
     bound.port = acceptor->port();

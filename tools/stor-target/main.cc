@@ -9,6 +9,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -20,11 +21,15 @@ namespace {
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: stor-target --listen ENDPOINT --dir DIR [--timeout-ms N] [--max-payload BYTES] [--plain-sockets]\n"
+               "usage: stor-target --listen ENDPOINT --dir DIR [--timeout-ms N] [--max-payload BYTES]\n"
+               "                   [--max-connections N] [--idle-timeout-ms N] [--plain-sockets]\n"
                "  --listen ENDPOINT   tcp://HOST:PORT or verbs://HOST:PORT (port 0: any free port)\n"
                "  --dir DIR           directory holding the objects (must exist)\n"
                "  --timeout-ms N      deadline for the rest of a request once its header arrived (30000)\n"
                "  --max-payload BYTES largest bulk transfer per call (4194304; verbs buffer size)\n"
+               "  --max-connections N connections served at once (256); at the limit the longest-idle one is\n"
+               "                      closed for a newcomer, or the newcomer is refused when none is idle; 0: no limit\n"
+               "  --idle-timeout-ms N close a connection that sends no complete request header for N ms (60000; 0: never)\n"
                "  --plain-sockets     send/recv system calls instead of io_uring for socket I/O\n"
                "Prints the bound endpoint on the first line of stdout; exits on SIGTERM/SIGINT.\n");
 }
@@ -57,6 +62,9 @@ int main(int argc, char** argv) {
     else if (a == "--dir") dir = value();
     else if (a == "--timeout-ms" && parse_number(value(), n)) topts.timeout = std::chrono::milliseconds(n);
     else if (a == "--max-payload" && parse_number(value(), n)) topts.max_payload = n;
+    else if (a == "--max-connections" && parse_number(value(), n) && n <= UINT32_MAX)
+      topts.max_connections = static_cast<unsigned>(n);
+    else if (a == "--idle-timeout-ms" && parse_number(value(), n)) topts.idle_timeout = std::chrono::milliseconds(n);
     else if (a == "--plain-sockets") topts.io_uring = false;
     else if (a == "--help" || a == "-h") {
       usage(stdout);
@@ -90,6 +98,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stor-target: %s\n", service.status().to_string().c_str());
     return 1;
   }
+  // Refused and evicted connections, accept failures: at most one line a second.
+  topts.log = [](const std::string& msg) { std::fprintf(stderr, "stor-target: %s\n", msg.c_str()); };
   auto transport = stor::transport::Transport::for_endpoint(listen, topts);
   if (!transport) {
     std::fprintf(stderr, "stor-target: %s\n", transport.status().to_string().c_str());

@@ -4,6 +4,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,9 +18,10 @@ namespace stor::test {
 class TargetProcess {
  public:
   // Starts `binary --listen listen --dir dir extra...`; throws when it does not print its
-  // endpoint within 10 s.
+  // endpoint within 10 s. max_files > 0: the child's RLIMIT_NOFILE, soft and hard (the io_uring
+  // engine raises a soft limit below the hard one).
   TargetProcess(const std::string& binary, const std::string& listen, const std::string& dir,
-                std::vector<std::string> extra = {}) {
+                std::vector<std::string> extra = {}, rlim_t max_files = 0) {
     std::vector<std::string> args = {binary, "--listen", listen, "--dir", dir};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;  // built before fork: no allocation in the child
@@ -30,6 +32,10 @@ class TargetProcess {
     pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
+      if (max_files > 0) {
+        rlimit l{max_files, max_files};
+        if (::setrlimit(RLIMIT_NOFILE, &l) != 0) ::_exit(126);
+      }
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
@@ -53,6 +59,7 @@ class TargetProcess {
   TargetProcess& operator=(const TargetProcess&) = delete;
 
   const std::string& endpoint() const { return endpoint_; }
+  pid_t pid() const { return pid_; }
 
   // Sends sig and reaps the child; returns its wait status, or -1 if already reaped.
   int kill(int sig) {
