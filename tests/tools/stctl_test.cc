@@ -1,12 +1,21 @@
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "test_util.h"
 
@@ -17,8 +26,9 @@ struct Run {
   std::string out;  // stdout and stderr
 };
 
-Run stctl(const std::string& args) {
-  std::string cmd = std::string(STOR_TEST_STCTL) + " " + args + " 2>&1";
+// stderr_too: merge stderr into out; otherwise out is stdout alone (stderr is dropped).
+Run stctl(const std::string& args, bool stderr_too = true) {
+  std::string cmd = std::string(STOR_TEST_STCTL) + " " + args + (stderr_too ? " 2>&1" : " 2>/dev/null");
   FILE* p = ::popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -32,6 +42,12 @@ Run stctl(const std::string& args) {
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
+
+void put(const std::string& path, const std::string& body) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << body;
 }
 
 }  // namespace
@@ -179,3 +195,89 @@ TEST_CASE("stctl --help reads like a man page, every command has help") {
     CHECK(c.out.find(std::string("usage: stctl ") + cmd) != std::string::npos);
   }
 }
+
+TEST_CASE("stctl bench --rw read never writes into an existing file") {
+  stor::test::TempDir dir;
+  const std::string data = "short file: a read bench must leave these bytes alone";
+  for (const char* rw : {"read", "randread"}) {
+    for (const std::string& body : {std::string(5000, 'q') + data, data}) {
+      const std::string f = dir / "short";
+      put(f, body);
+      // An old mtime, so a write (even of the same bytes) would show.
+      struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+      REQUIRE(::utimensat(AT_FDCWD, f.c_str(), times, 0) == 0);
+      auto r = stctl(std::string("bench --rw ") + rw + " --bs 4k --qd 2 --size 1M --runtime 0.2 --buffered " + f);
+      INFO(rw << " on " << body.size() << " bytes: " << r.out);
+      struct stat st {};
+      REQUIRE(::stat(f.c_str(), &st) == 0);
+      CHECK(slurp(f) == body);
+      CHECK(st.st_mtim.tv_sec == 1000000000);
+      if (body.size() >= 4096) {
+        CHECK(r.exit_code == 0);  // reads the one whole block that is there
+        CHECK(contains(r.out, "reading the first 4096"));
+      } else {
+        CHECK(r.exit_code == 1);  // not even one block: refused, with a reason
+        CHECK(contains(r.out, "less than one block"));
+      }
+    }
+  }
+  // A file the bench creates itself is laid out to --size.
+  auto fresh = stctl("bench --rw read --bs 4k --qd 2 --size 64k --runtime 0.2 --buffered " + (dir / "fresh"));
+  INFO(fresh.out);
+  CHECK(fresh.exit_code == 0);
+  CHECK(std::filesystem::file_size(dir / "fresh") == 65536);
+}
+
+TEST_CASE("stctl rejects negative, junk and overflowing numbers with exit 2 naming the option") {
+  stor::test::TempDir dir;
+  // Under a missing directory: should a bad value be taken, the command fails (1) instead of
+  // laying out 2^64 bytes.
+  const std::string f = dir / "missing/f";
+  const std::string l = "lustre://" + (dir / "missing/fs/f");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"bench --rw read --size -1 " + f, "--size"},
+      {"bench --rw write --size -1 " + f, "--size"},
+      {"bench --size 99999999999999999999 " + f, "--size"},
+      {"bench --size 18446744073709551615G " + f, "--size"},
+      {"bench --size 17179869184G " + f, "--size"},  // 2^34 GiB = 2^64 bytes
+      {"bench --size 16T1 " + f, "--size"},
+      {"bench --size 1x " + f, "--size"},
+      {"bench --size ' 1M' " + f, "--size"},
+      {"bench --bs -4k " + f, "--bs"},
+      {"bench --bs 0x1000 " + f, "--bs"},
+      {"bench --qd -1 " + f, "--qd"},
+      {"bench --qd 4x " + f, "--qd"},
+      {"bench --qd 4294967297 " + f, "--qd"},
+      {"bench --runtime -1 " + f, "--runtime"},
+      {"bench --runtime nan " + f, "--runtime"},
+      {"bench --runtime 1e400 " + f, "--runtime"},
+      {"--qd -5 version", "--qd"},
+      {"--qd abc version", "--qd"},
+      {"top --interval -1 --count 1", "--interval"},
+      {"top --interval 0.1 --count 1x", "--count"},
+      {"top --interval 0.1 --count -1", "--count"},
+      {"setstripe -c 1x " + l, "-c"},
+      {"setstripe -c 4294967297 " + l, "-c"},
+      {"setstripe -S -1 " + l, "-S"},
+      {"setstripe -S 99999999999999999999 " + l, "-S"},
+      {"setstripe -S 17179869184G " + l, "-S"},
+      {"setstripe -i 1.5 " + l, "-i"},
+      {"setstripe -E 64Q -c 1 -E -1 -c 1 " + l, "-E"},
+      {"mkfs -t -3 " + (dir / "missing/fs"), "-t"},
+      {"mkfs -t 4x " + (dir / "missing/fs"), "-t"},
+      {"mkfs --mode 9 " + (dir / "missing/fs"), "--mode"},
+      {"mkfs --mode -1 " + (dir / "missing/fs"), "--mode"},
+      {"mkfs -S 1M1 " + (dir / "missing/fs"), "-S"},
+  };
+  for (const auto& [args, option] : cases) {
+    auto r = stctl(args);
+    INFO(args << " -> " << r.out);
+    CHECK(r.exit_code == 2);
+    CHECK(contains(r.out, option));
+  }
+  CHECK(!std::filesystem::exists(dir / "missing"));
+  // Valid spellings still work.
+  CHECK(stctl("--qd 64 version").exit_code == 0);
+  CHECK(stctl("top --interval 0.1 --count 1").exit_code == 0);
+}
+

@@ -58,25 +58,76 @@ void print_map(const Context& ctx, const std::map<std::string, std::string>& m) 
   }
 }
 
-// Parses "4k", "1M", "2GiB", "512" into bytes.
-stor::Result<uint64_t> parse_size(const std::string& text) {
-  if (text.empty()) return stor::Status(stor::Code::kInvalidArgument, "empty size");
-  size_t pos = 0;
+namespace {
+stor::Status bad_value(const std::string& option, const std::string& text, const std::string& want) {
+  return {stor::Code::kInvalidArgument, option + " wants " + want + ", got '" + text + "'"};
+}
+}  // namespace
+
+int usage_error(const stor::Status& s) {
+  std::fprintf(stderr, "stctl: %s\n", s.message().c_str());
+  return 2;
+}
+
+stor::Result<uint64_t> parse_uint(const std::string& option, const std::string& text, int base) {
+  // std::stoull would accept "-1" (as 2^64-1), leading blanks and "0x": check the digits ourselves.
+  const std::string want = base == 8 ? "an octal number" : "a non-negative integer";
+  if (text.empty()) return bad_value(option, text, want);
   uint64_t v = 0;
-  try {
-    v = std::stoull(text, &pos);
-  } catch (...) {
-    return stor::Status(stor::Code::kInvalidArgument, "bad size '" + text + "'");
+  for (char c : text) {
+    if (c < '0' || c >= '0' + base) return bad_value(option, text, want);
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / static_cast<uint64_t>(base)) return bad_value(option, text, want + " below 2^64");
+    v = v * static_cast<uint64_t>(base) + d;
   }
-  std::string unit = text.substr(pos);
+  return v;
+}
+
+stor::Result<uint64_t> parse_size(const std::string& option, const std::string& text) {
+  const std::string want = "a size (e.g. 4096, 4k, 1M, 2GiB)";
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad_value(option, text, want);
+  auto v = parse_uint(option, text.substr(0, digits));
+  if (!v.is_ok()) return bad_value(option, text, want + " below 2^64 bytes");
+  std::string unit = text.substr(digits);
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  uint64_t mult = 1;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1ull << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1ull << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1ull << 30;
-  else return stor::Status(stor::Code::kInvalidArgument, "bad size unit in '" + text + "'");
-  return v * mult;
+  int shift = 0;
+  if (!unit.empty() && unit != "b") {
+    const std::string letters = "kmgt";
+    const size_t at = letters.find(unit[0]);
+    const std::string tail = unit.substr(1);
+    if (at == std::string::npos || !(tail.empty() || tail == "b" || tail == "i" || tail == "ib"))
+      return bad_value(option, text, want);
+    shift = 10 * static_cast<int>(at + 1);
+  }
+  if (*v > (UINT64_MAX >> shift)) return bad_value(option, text, want + " below 2^64 bytes");
+  return *v << shift;
+}
+
+stor::Result<int64_t> parse_int(const std::string& option, const std::string& text, int64_t min, int64_t max) {
+  const std::string want = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const bool negative = !text.empty() && text[0] == '-';
+  auto mag = parse_uint(option, negative ? text.substr(1) : text);
+  if (!mag.is_ok() || *mag > static_cast<uint64_t>(INT64_MAX)) return bad_value(option, text, want);
+  const int64_t v = negative ? -static_cast<int64_t>(*mag) : static_cast<int64_t>(*mag);
+  if (v < min || v > max) return bad_value(option, text, want);
+  return v;
+}
+
+stor::Result<double> parse_seconds(const std::string& option, const std::string& text) {
+  const std::string want = "seconds (e.g. 0.5, 10), more than 0 and at most a year";
+  // Plain decimals only: no sign, exponent, "inf" or "nan" (strtod takes all of those).
+  bool dot = false, digit = false;
+  for (char c : text) {
+    if (c == '.' && !dot) dot = true;
+    else if (c >= '0' && c <= '9') digit = true;
+    else return bad_value(option, text, want);
+  }
+  if (!digit) return bad_value(option, text, want);
+  const double v = std::strtod(text.c_str(), nullptr);
+  if (!(v > 0) || v > 366.0 * 24 * 3600) return bad_value(option, text, want);
+  return v;
 }
 
 std::string human_size(double bytes) {
@@ -256,17 +307,21 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
     } else if (a == "--bs" || a == "--size") {
       auto v = need(a.c_str());
       if (!v) return 2;
-      auto n = parse_size(*v);
-      if (!n.is_ok()) return fail(n.status());
+      auto n = parse_size(a, *v);
+      if (!n.is_ok()) return usage_error(n.status());
       (a == "--bs" ? spec.bs : spec.size) = *n;
     } else if (a == "--qd") {
       auto v = need("--qd");
       if (!v) return 2;
-      spec.qd = static_cast<unsigned>(std::atoi(v->c_str()));
+      auto n = parse_int(a, *v, 1, ctx.store.engine().queue_depth());
+      if (!n.is_ok()) return usage_error(n.status());
+      spec.qd = static_cast<unsigned>(*n);
     } else if (a == "--runtime") {
       auto v = need("--runtime");
       if (!v) return 2;
-      spec.runtime = std::atof(v->c_str());
+      auto n = parse_seconds(a, *v);
+      if (!n.is_ok()) return usage_error(n.status());
+      spec.runtime = *n;
     } else if (a == "--buffered") {
       spec.direct = false;
     } else if (!a.empty() && a[0] == '-') {
@@ -279,23 +334,46 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   bool random = spec.rw == "randread" || spec.rw == "randwrite";
   bool writing = spec.rw == "write" || spec.rw == "randwrite";
   if (uri.empty() || (spec.rw != "read" && spec.rw != "write" && !random)) return 2;
-  if (spec.bs == 0 || spec.qd == 0 || spec.qd > ctx.store.engine().queue_depth() || spec.size < spec.bs ||
-      spec.runtime <= 0)
-    return fail({stor::Code::kInvalidArgument, "bench needs bs > 0, size >= bs, runtime > 0 and 1 <= qd <= " +
-                                                   std::to_string(ctx.store.engine().queue_depth())});
+  if (spec.bs == 0 || spec.size < spec.bs || spec.bs > (1ull << 30))
+    return fail({stor::Code::kInvalidArgument, "bench needs 0 < bs <= 1G and size >= bs"});
   spec.size -= spec.size % spec.bs;
 
-  // Reads need data there: lay the file out first if it is short.
-  auto existing = ctx.store.stat(uri);
-  if (!writing && (!existing.is_ok() || existing->size < spec.size)) {
-    auto f = ctx.store.open(uri, stor::kOpenWrite | stor::kOpenCreate);
-    if (!f.is_ok()) return fail(f.status());
-    std::vector<char> fill(std::min<uint64_t>(spec.size, 8u << 20), 'x');
-    for (uint64_t off = 0; off < spec.size; off += fill.size()) {
-      auto w = f->write(fill.data(), std::min<uint64_t>(fill.size(), spec.size - off), off);
-      if (!w.is_ok()) return fail(w.status());
+  // A read bench never writes into an existing file: it reads what is there. Only a file it
+  // creates itself (exclusively, so a file appearing meanwhile is not touched) is laid out.
+  if (!writing) {
+    auto existing = ctx.store.stat(uri);
+    if (existing.is_ok()) {
+      if (existing->type == stor::FileType::kDirectory)
+        return fail({stor::Code::kIsADirectory, uri + " is a directory"});
+      if (existing->size < spec.size) {
+        const uint64_t have = existing->size - existing->size % spec.bs;
+        if (have == 0)
+          return fail({stor::Code::kOutOfRange, uri + " holds " + std::to_string(existing->size) +
+                                                    " bytes, less than one block of " + std::to_string(spec.bs) +
+                                                    "; a read bench does not write into existing files"});
+        std::fprintf(stderr, "stctl bench: %s holds %llu bytes; reading the first %llu (not laying out more)\n",
+                     uri.c_str(), static_cast<unsigned long long>(existing->size),
+                     static_cast<unsigned long long>(have));
+        spec.size = have;
+      }
+    } else if (existing.status().code() == stor::Code::kNotFound) {
+      auto f = ctx.store.open(uri, stor::kOpenWrite | stor::kOpenCreate | stor::kOpenExclusive);
+      if (!f.is_ok()) return fail(f.status());
+      std::vector<char> fill(std::min<uint64_t>(spec.size, 8u << 20), 'x');
+      stor::Status s;
+      for (uint64_t off = 0; off < spec.size && s.is_ok(); off += fill.size()) {
+        auto w = f->write(fill.data(), std::min<uint64_t>(fill.size(), spec.size - off), off);
+        if (!w.is_ok()) s = w.status();
+      }
+      if (s.is_ok()) s = f->sync(false);
+      if (stor::Status c = f->close(); s.is_ok()) s = c;
+      if (!s.is_ok()) {
+        (void)ctx.store.remove(uri);  // ours alone: do not leave a half laid-out file (e.g. disk full)
+        return fail(s);
+      }
+    } else {
+      return fail(existing.status());
     }
-    if (auto s = f->sync(false); !s.is_ok()) return fail(s);
   }
   uint32_t flags = writing ? uint32_t{stor::kOpenWrite | stor::kOpenCreate} : uint32_t{stor::kOpenRead};
   if (spec.direct) flags |= stor::kOpenDirect;
@@ -376,7 +454,9 @@ const Registrar r_cp{{"cp", "cp SRC DST",
 const Registrar r_bench{{"bench", "bench [--rw read|write|randread|randwrite] [--bs SIZE] [--qd N] [--size SIZE] [--runtime SEC] [--buffered] URI",
                          "Run a fio-style load on URI through the stor API: QD requests kept in flight with the async API, "
                          "block size BS over the first SIZE bytes (default randread, 4k, qd 32, 256M, 5 s, O_DIRECT). "
-                         "Reads first lay the file out if it is shorter than SIZE. Prints IOPS and MiB/s.",
+                         "A read bench never writes into an existing file: on a file shorter than SIZE it reads "
+                         "what is there; a missing file is created (exclusively) and laid out first. Prints IOPS "
+                         "and MiB/s.",
                          cmd_bench}};
 
 // Man-page style: `stctl --help`.
@@ -431,7 +511,9 @@ int main(int argc, char** argv) {
       else if (v == "threadpool") opts.engine.kind = stor::EngineKind::kThreadPool;
       else if (v != "auto") return std::fprintf(stderr, "stctl: --engine wants auto, io_uring or threadpool\n"), 2;
     } else if (a == "--qd") {
-      opts.engine.queue_depth = static_cast<unsigned>(std::atoi(value().c_str()));
+      auto n = parse_int(a, value(), 1, 32768);
+      if (!n.is_ok()) return usage_error(n.status());
+      opts.engine.queue_depth = static_cast<unsigned>(*n);
     } else if (a == "--plugins") {
       opts.plugin_dir = value();
     } else if (a == "--set") {
