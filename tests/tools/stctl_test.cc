@@ -50,6 +50,99 @@ void put(const std::string& path, const std::string& body) {
   std::ofstream(path, std::ios::binary | std::ios::trunc) << body;
 }
 
+// Names of the files in dir.
+std::vector<std::string> names_in(const std::string& dir) {
+  std::vector<std::string> out;
+  for (auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A stand-in S3 endpoint whose one object ("bucket/obj", kObjectSize bytes) cannot be read
+// whole: HEAD and a GET of the first 8 MiB answer properly; any other GET promises the range,
+// sends part of it and hangs up. A source that fails mid-way, deterministically.
+class BrokenS3 {
+ public:
+  static constexpr size_t kObjectSize = 20u << 20;
+  static char byte_at(uint64_t off) { return static_cast<char>('a' + off % 26); }
+
+  BrokenS3() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd_ >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~BrokenS3() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string settings() const {
+    return "--set s3.endpoint=http://127.0.0.1:" + std::to_string(port_) +
+           " --set s3.access_key=k --set s3.secret_key=s --set s3.retry_base_ms=1 --set s3.max_attempts=2 "
+           "--set s3.readahead=0";
+  }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      handle(c);
+      ::close(c);
+    }
+  }
+  static void send_all(int c, const std::string& s) {
+    for (size_t put = 0; put < s.size();) {
+      ssize_t n = ::send(c, s.data() + put, s.size() - put, MSG_NOSIGNAL);
+      if (n <= 0) return;
+      put += static_cast<size_t>(n);
+    }
+  }
+  void handle(int c) {
+    std::string req;
+    char buf[4096];
+    while (req.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::recv(c, buf, sizeof buf, 0);
+      if (n <= 0) return;
+      req.append(buf, static_cast<size_t>(n));
+    }
+    const std::string common = "ETag: \"0123\"\r\nLast-Modified: Tue, 01 Sep 2026 10:00:00 GMT\r\nConnection: close\r\n";
+    if (req.rfind("HEAD ", 0) == 0) {
+      send_all(c, "HTTP/1.1 200 OK\r\nContent-Length: " + std::to_string(kObjectSize) + "\r\n" + common + "\r\n");
+      return;
+    }
+    unsigned long long first = 0, last = 0;
+    auto r = req.find("\r\nRange: bytes=");
+    if (req.rfind("GET ", 0) != 0 || r == std::string::npos ||
+        std::sscanf(req.c_str() + r, "\r\nRange: bytes=%llu-%llu", &first, &last) != 2 || last < first ||
+        last >= kObjectSize) {
+      send_all(c, "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+      return;
+    }
+    const uint64_t n = last - first + 1;
+    std::string body(n, '\0');
+    for (uint64_t i = 0; i < n; ++i) body[i] = byte_at(first + i);
+    if (first != 0) body.resize(n / 2);  // the false Content-Length: the connection ends early
+    send_all(c, "HTTP/1.1 206 Partial Content\r\nContent-Length: " + std::to_string(n) + "\r\nContent-Range: bytes " +
+                    std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(kObjectSize) + "\r\n" +
+                    common + "\r\n" + body);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 }  // namespace
 
 TEST_CASE("stctl version and help") {
@@ -281,3 +374,43 @@ TEST_CASE("stctl rejects negative, junk and overflowing numbers with exit 2 nami
   CHECK(stctl("top --interval 0.1 --count 1").exit_code == 0);
 }
 
+TEST_CASE("stctl cp that fails mid-way leaves the destination as it was and no temporary file") {
+  stor::test::TempDir dir;
+  BrokenS3 s3;
+  const std::string src = s3.settings() + " cp s3://bucket/obj ";
+  // nvme: an existing destination keeps its bytes (and mode); a new one is not created.
+  put(dir / "dst", "the old content");
+  REQUIRE(::chmod((dir / "dst").c_str(), 0600) == 0);
+  auto old_dst = stctl(src + (dir / "dst"));
+  INFO(old_dst.out);
+  CHECK(old_dst.exit_code == 1);
+  CHECK(slurp(dir / "dst") == "the old content");
+  auto fresh = stctl(src + "nvme://" + (dir / "fresh"));
+  INFO(fresh.out);
+  CHECK(fresh.exit_code == 1);
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"dst"});
+
+  // lustre: the same through the striped file system.
+  REQUIRE(stctl("mkfs -t 2 " + (dir / "lfs")).exit_code == 0);
+  const std::string lf = "lustre://" + (dir / "lfs");
+  put(dir / "small", "lustre old content");
+  REQUIRE(stctl("cp " + (dir / "small") + " " + lf + "/dst").exit_code == 0);
+  auto ldst = stctl(src + lf + "/dst");
+  INFO(ldst.out);
+  CHECK(ldst.exit_code == 1);
+  REQUIRE(stctl("cp " + lf + "/dst " + (dir / "readback")).exit_code == 0);
+  CHECK(slurp(dir / "readback") == "lustre old content");
+  std::filesystem::remove(dir / "readback");
+  CHECK(stctl(src + lf + "/new").exit_code == 1);
+  auto ls = stctl("ls " + lf);
+  CHECK(ls.out == "dst\n");
+
+  // A successful copy over an existing file replaces it and keeps its permission bits.
+  put(dir / "big", std::string(100000, 'z'));
+  REQUIRE(stctl("cp " + (dir / "big") + " " + (dir / "dst")).exit_code == 0);
+  CHECK(slurp(dir / "dst") == std::string(100000, 'z'));
+  struct stat st {};
+  REQUIRE(::stat((dir / "dst").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"big", "dst", "lfs", "small"});
+}

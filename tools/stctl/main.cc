@@ -236,45 +236,91 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_{};
 };
 
-int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
-  if (args.size() != 2) return 2;
-  auto st = ctx.store.stat(args[0]);
-  if (!st.is_ok()) return fail(st.status());
-  if (st->type == stor::FileType::kDirectory)
-    return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
-  auto src = ctx.store.open(args[0], stor::kOpenRead);
-  if (!src.is_ok()) return fail(src.status());
-  auto dst = ctx.store.open(args[1], stor::kOpenWrite | stor::kOpenCreate | stor::kOpenTruncate);
-  if (!dst.is_ok()) return fail(dst.status());
+// Copies all of src (expected_size bytes) into dst and syncs it; does not close dst.
+stor::Status copy_data(stor::File& src, uint64_t expected_size, stor::File& dst, const std::string& src_name,
+                       const std::string& dst_name, uint64_t* copied) {
   const size_t chunk = 8u << 20;
   std::vector<char> a(chunk), b(chunk);
-  Progress progress(st->size, isatty(STDERR_FILENO));
+  Progress progress(expected_size, isatty(STDERR_FILENO));
   // Double-buffered: the next chunk is read while the previous one is written.
   uint64_t off = 0;
-  auto first = src->read(a.data(), chunk, 0);
-  if (!first.is_ok()) return fail(first.status());
+  auto first = src.read(a.data(), chunk, 0);
+  if (!first.is_ok()) return first.status();
   size_t have = *first;
   while (have > 0) {
     std::promise<stor::Result<size_t>> wrote;
     auto wrote_f = wrote.get_future();
-    dst->write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
-    auto next = src->read(b.data(), chunk, off + have);
+    dst.write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
+    auto next = src.read(b.data(), chunk, off + have);
     auto w = wrote_f.get();
-    if (!w.is_ok()) return fail(w.status());
-    if (*w != have) return fail({stor::Code::kIoError, "short write to " + args[1]});
-    if (!next.is_ok()) return fail(next.status());
+    if (!w.is_ok()) return w.status();
+    if (*w != have) return {stor::Code::kIoError, "short write to " + dst_name};
+    if (!next.is_ok()) return next.status();
     off += have;
     progress.update(off);
     std::swap(a, b);
     have = *next;
   }
-  if (off != st->size)
-    return fail({stor::Code::kIoError, args[0] + " changed size during the copy (" + std::to_string(st->size) + " -> " +
-                                           std::to_string(off) + ")"});
-  if (auto s = dst->sync(false); !s.is_ok()) return fail(s);
-  if (auto s = dst->close(); !s.is_ok()) return fail(s);
+  if (off != expected_size)
+    return {stor::Code::kIoError, src_name + " changed size during the copy (" + std::to_string(expected_size) +
+                                      " -> " + std::to_string(off) + ")"};
+  STOR_RETURN_IF_ERROR(dst.sync(false));
   progress.update(off, true);
-  if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", args[1]}, {"bytes", std::to_string(off)}});
+  *copied = off;
+  return stor::Status::ok();
+}
+
+// "dir/name" -> "dir/.name.stctl-PID-N.tmp": beside the destination, so the rename stays in one
+// directory (and one file system or namespace).
+std::string temp_name_beside(const std::string& dst) {
+  static std::atomic<unsigned> counter{0};
+  const size_t slash = dst.rfind('/');
+  const size_t at = slash == std::string::npos ? 0 : slash + 1;
+  return dst.substr(0, at) + "." + dst.substr(at) + ".stctl-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1)) + ".tmp";
+}
+
+int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 2) return 2;
+  const std::string& dst_name = args[1];
+  auto st = ctx.store.stat(args[0]);
+  if (!st.is_ok()) return fail(st.status());
+  if (st->type == stor::FileType::kDirectory)
+    return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
+  auto dst_uri = stor::Uri::parse(dst_name);
+  if (!dst_uri.is_ok()) return fail(dst_uri.status());
+  auto dst_backend = ctx.store.backend(*dst_uri);
+  if (!dst_backend.is_ok()) return fail(dst_backend.status());
+  auto old = ctx.store.stat(dst_name);
+  if (old.is_ok() && old->type == stor::FileType::kDirectory)
+    return fail({stor::Code::kIsADirectory, dst_name + " is a directory: give the destination file's name"});
+  const bool existed = old.is_ok();
+  auto src = ctx.store.open(args[0], stor::kOpenRead);
+  if (!src.is_ok()) return fail(src.status());
+
+  // File systems (rename and in-place writes): copy into a temporary file beside DST and rename
+  // it over DST only after the copy and its sync succeeded, so a failed copy leaves DST as it
+  // was. Object stores publish an object only when it is uploaded whole, so DST is written
+  // directly there.
+  const uint32_t caps = (*dst_backend)->capabilities();
+  const bool via_temp = (caps & stor::kCapRename) && (caps & stor::kCapRandomWrite);
+  const std::string target = via_temp ? temp_name_beside(dst_name) : dst_name;
+  const uint32_t mode = existed && old->mode ? (old->mode & 07777) : 0644;
+  const uint32_t flags = stor::kOpenWrite | stor::kOpenCreate |
+                         (via_temp ? uint32_t{stor::kOpenExclusive} : uint32_t{stor::kOpenTruncate});
+  auto dst = ctx.store.open(target, flags, mode);
+  if (!dst.is_ok()) return fail(dst.status());
+  uint64_t copied = 0;
+  stor::Status s = copy_data(*src, st->size, *dst, args[0], dst_name, &copied);
+  if (s.is_ok()) s = dst->close();
+  if (s.is_ok() && via_temp) s = ctx.store.rename(target, dst_name);
+  if (!s.is_ok()) {
+    // Nothing of a failed copy stays behind: the temporary file, or a destination this copy created.
+    (void)dst->close();
+    if (via_temp || !existed) (void)ctx.store.remove(target);
+    return fail(s);
+  }
+  if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", dst_name}, {"bytes", std::to_string(copied)}});
   return 0;
 }
 
