@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -324,6 +325,49 @@ int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
   return 0;
 }
 
+// ---- cat ----
+int cmd_cat(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t offset = 0, length = UINT64_MAX;  // default: to end of file
+  std::string uri;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--offset" || a == "--length") {
+      if (i + 1 >= args.size()) return usage_error({stor::Code::kInvalidArgument, a + " needs a value"});
+      auto n = parse_size(a, args[++i]);
+      if (!n.is_ok()) return usage_error(n.status());
+      (a == "--offset" ? offset : length) = *n;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error({stor::Code::kInvalidArgument, "unknown option " + a});
+    } else if (uri.empty()) {
+      uri = a;
+    } else {
+      return 2;
+    }
+  }
+  if (uri.empty()) return 2;
+  auto file = ctx.store.open(uri, stor::kOpenRead);
+  if (!file.is_ok()) return fail(file.status());
+  std::vector<char> buf(4u << 20);
+  uint64_t done = 0;
+  while (done < length && offset <= UINT64_MAX - done) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    auto n = file->read(buf.data(), want, offset + done);
+    // Like dd: a range past the end of the file yields what is there (possibly nothing).
+    if (!n.is_ok() && n.status().code() == stor::Code::kOutOfRange) break;
+    if (!n.is_ok()) return fail(n.status());
+    if (*n == 0) break;
+    for (size_t put = 0; put < *n;) {
+      ssize_t w = ::write(STDOUT_FILENO, buf.data() + put, *n - put);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return fail(stor::Status::from_errno(errno, "write to stdout"));
+      put += static_cast<size_t>(w);
+    }
+    done += *n;
+  }
+  if (auto s = file->close(); !s.is_ok()) return fail(s);
+  return 0;
+}
+
 // ---- bench ----
 struct BenchSpec {
   std::string rw = "randread";  // read | write | randread | randwrite
@@ -497,6 +541,11 @@ const Registrar r_cp{{"cp", "cp SRC DST",
                       "ahead while writing. Shows a progress bar when stderr is a terminal. DST is created or truncated and "
                       "synced before stctl reports success.",
                       cmd_cp}};
+const Registrar r_cat{{"cat", "cat [--offset N] [--length N] URI",
+                       "Write LENGTH bytes of URI starting at OFFSET (default: all of it) to stdout, on any backend "
+                       "(a ranged read for objects). N takes K/M/G/T suffixes. A range reaching past the end of the "
+                       "file yields the bytes that are there, none when OFFSET is at or past the end (like dd).",
+                       cmd_cat}};
 const Registrar r_bench{{"bench", "bench [--rw read|write|randread|randwrite] [--bs SIZE] [--qd N] [--size SIZE] [--runtime SEC] [--buffered] URI",
                          "Run a fio-style load on URI through the stor API: QD requests kept in flight with the async API, "
                          "block size BS over the first SIZE bytes (default randread, 4k, qd 32, 256M, 5 s, O_DIRECT). "
