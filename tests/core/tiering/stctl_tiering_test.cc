@@ -124,3 +124,41 @@ TEST_CASE("stctl: a linked namespace with its fast tier on lustre://") {
   CHECK(!contains(stctl("ls lustre://" + fsdir).out, "y.txt"));  // released from the fast tier
   CHECK(stctl("link --fast lustre:///other " + ns + " nvme://" + cold).code == 1);  // already linked otherwise
 }
+
+TEST_CASE("stctl: a link that fails leaves nothing behind, and a retry then succeeds") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  put(dir / "plain-file", "not a directory");
+  auto state_left = [&](const std::string& d) { return fs::exists(d + "/.stor-tier"); };
+
+  // Unknown scheme for the cold or the fast tier; a cold root that cannot be listed.
+  for (const std::string& args : {"link " + ns + " bogus://x", "link --fast bogus://y " + ns + " nvme://" + cold,
+                                  "link " + ns + " nvme://" + dir / "plain-file"}) {
+    auto bad = stctl(args);
+    INFO(args << " -> " << bad.out);
+    CHECK(bad.code == 1);
+    CHECK(!state_left(ns));
+  }
+  CHECK(contains(stctl("link " + ns + " bogus://x").out, "unknown URI scheme"));
+  // A directory the failed link would have created is not left either.
+  CHECK(stctl("link " + dir / "new/ns" + " bogus://x").code == 1);
+  CHECK(!fs::exists(dir / "new"));
+  // Not linked: status says so instead of failing on the bogus config.
+  auto status = stctl("status " + ns);
+  CHECK(status.code == 1);
+  CHECK(contains(status.out, "no linked directory"));
+
+  auto link = stctl("link " + ns + " nvme://" + cold);
+  INFO(link.out);
+  REQUIRE(link.code == 0);
+  CHECK(contains(link.out, "imported  1"));
+  CHECK(contains(stctl("status " + ns).out, "a.txt"));
+  // Linked now: relinking elsewhere is refused and changes nothing.
+  CHECK(stctl("link " + ns + " bogus://x").code == 1);
+  std::ifstream config(ns + "/.stor-tier/config");
+  std::string text((std::istreambuf_iterator<char>(config)), std::istreambuf_iterator<char>());
+  CHECK(contains(text, "cold=nvme://" + cold));
+  CHECK(!contains(text, "bogus"));
+}
