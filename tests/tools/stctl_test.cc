@@ -458,6 +458,13 @@ TEST_CASE("stctl cp that fails mid-way leaves the destination as it was and no t
   CHECK(stctl(src + lf + "/new").exit_code == 1);
   auto ls = stctl("ls " + lf);
   CHECK(ls.out == "dst\n");
+  // A successful copy replaces the lustre file (rename over it).
+  put(dir / "small", "lustre new content");
+  REQUIRE(stctl("cp " + (dir / "small") + " " + lf + "/dst").exit_code == 0);
+  REQUIRE(stctl("cp " + lf + "/dst " + (dir / "readback")).exit_code == 0);
+  CHECK(slurp(dir / "readback") == "lustre new content");
+  std::filesystem::remove(dir / "readback");
+  CHECK(stctl("ls " + lf).out == "dst\n");
 
   // A successful copy over an existing file replaces it and keeps its permission bits.
   put(dir / "big", std::string(100000, 'z'));
