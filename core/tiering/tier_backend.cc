@@ -34,16 +34,26 @@ Result<std::map<std::string, std::string>> read_config(const std::string& path) 
   return out;
 }
 
-Result<uint64_t> parse_number(const std::string& key, const std::string& v) {
-  try {
-    size_t used = 0;
-    const unsigned long long n = std::stoull(v, &used);
-    if (used != v.size()) throw std::invalid_argument(v);
-    return static_cast<uint64_t>(n);
-  } catch (...) {
-    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number");
+// Digits only (std::stoull would take "-1" as 2^64-1), at most `max`.
+Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint64_t max = UINT64_MAX) {
+  uint64_t n = 0;
+  bool ok = !v.empty();
+  for (char c : v) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (c < '0' || c > '9' || n > (max - d) / 10) {
+      ok = false;
+      break;
+    }
+    n = n * 10 + d;
   }
+  if (!ok)
+    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number from 0 to " +
+                                              std::to_string(max));
+  return n;
 }
+
+// Seconds that still fit in int64 nanoseconds.
+constexpr uint64_t kMaxSeconds = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000;
 
 class TierBackend final : public Backend {
  public:
@@ -142,7 +152,7 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
     o.state_dir = state_dir;
     if (config.count("demote_after")) {
-      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"]));
+      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"], kMaxSeconds));
       o.demote_after_ns = static_cast<int64_t>(secs) * 1'000'000'000;
     }
     if (config.count("high_watermark")) {
@@ -155,7 +165,7 @@ class TierBackend final : public Backend {
     // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
     uint64_t policy_secs = 300;
     if (config.count("policy_interval")) {
-      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"]));
+      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"], kMaxSeconds));
     }
     o.policy_interval_ns = static_cast<int64_t>(policy_secs) * 1'000'000'000;
     return TieredStore::open(std::move(o));

@@ -162,3 +162,23 @@ TEST_CASE("stctl: a link that fails leaves nothing behind, and a retry then succ
   CHECK(contains(text, "cold=nvme://" + cold));
   CHECK(!contains(text, "bogus"));
 }
+
+TEST_CASE("stctl: tier.* settings reject signs, junk and overflow instead of wrapping") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  REQUIRE(stctl("link " + ns + " nvme://" + cold).code == 0);
+  REQUIRE(stctl("cp tier://" + ns + "/a.txt " + dir / "a.copy").code == 0);  // now on the fast tier
+  // -1 used to wrap to 2^64-1 s, i.e. -1 s once multiplied: everything was idle long enough.
+  for (const char* bad_text : {"tier.demote_after=-1", "tier.demote_after=1x", "tier.demote_after=99999999999",
+                                 "tier.demote_after=18446744073709551615", "tier.high_watermark=-1",
+                                 "tier.policy_interval=-1", "tier.low_watermark= 5"}) {
+    const std::string bad = bad_text;
+    auto r = stctl("--set '" + bad + "' demote --policy " + ns);
+    INFO(bad << " -> " << r.out);
+    CHECK(r.code == 1);
+    CHECK(contains(r.out, bad.substr(5, bad.find('=') - 5)));
+    CHECK(fs::exists(ns + "/a.txt"));
+  }
+}
