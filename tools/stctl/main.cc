@@ -584,6 +584,7 @@ void usage() {
       "EXAMPLES\n"
       "    stctl cp /data/train.bin s3express://bucket/train.bin\n"
       "    stctl --json bench --rw randread --bs 4k --qd 32 /data/file\n"
+      "    stctl cat --offset 1M --length 4k s3express://bucket/train.bin | xxd\n"
       "    stctl ls -l lustre:///mnt/fs/run1\n");
 }
 
