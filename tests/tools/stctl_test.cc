@@ -465,6 +465,21 @@ TEST_CASE("stctl cp that fails mid-way leaves the destination as it was and no t
   CHECK(slurp(dir / "readback") == "lustre new content");
   std::filesystem::remove(dir / "readback");
   CHECK(stctl("ls " + lf).out == "dst\n");
+  // ... and keeps the layout it was given with setstripe, also a progressive one.
+  REQUIRE(stctl("setstripe -E 1M -c 1 -E -1 -c 2 -S 64K " + lf + "/pfl").exit_code == 0);
+  put(dir / "two-mib", std::string(2 << 20, 'p'));
+  for (int round = 0; round < 2; ++round) {  // into the empty file, then over the written one
+    auto cp = stctl("cp " + (dir / "two-mib") + " " + lf + "/pfl");
+    INFO(cp.out);
+    REQUIRE(cp.exit_code == 0);
+    auto gs = stctl("getstripe " + lf + "/pfl");
+    INFO(gs.out);
+    CHECK(contains(gs.out, "component 1: extent [1M, EOF) stripe_count 2 stripe_size 64K"));
+    CHECK(contains(gs.out, "size: 2097152"));
+  }
+  std::filesystem::remove(dir / "two-mib");
+  const std::string names = stctl("ls " + lf).out;
+  CHECK((names == "dst\npfl\n" || names == "pfl\ndst\n"));
 
   // A successful copy over an existing file replaces it and keeps its permission bits.
   put(dir / "big", std::string(100000, 'z'));

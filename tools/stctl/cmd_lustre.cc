@@ -220,6 +220,27 @@ int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
   return (r->orphans || r->overlong) && !repair ? 1 : 0;
 }
 
+}  // namespace
+
+stor::Status copy_layout(const std::string& like, const std::string& path) {
+  STOR_ASSIGN_OR_RETURN(lu::StripeInfo info, lu::getstripe(like));
+  if (info.is_dir) return {stor::Code::kIsADirectory, like + " is a directory"};
+  lu::LayoutSpec spec;
+  for (const auto& c : info.layout.components()) {
+    lu::StripeSpec s;
+    s.stripe_count = c.stripe_count();
+    s.stripe_size = c.stripe_size();
+    // The resolved targets start at targets(0); asking for that offset gives the same placement.
+    s.stripe_offset = c.targets_size() ? static_cast<int32_t>(c.targets(0)) : c.stripe_offset();
+    s.extent_end = c.extent_end();
+    spec.push_back(s);
+  }
+  if (spec.empty()) return {stor::Code::kCorruption, like + " has no layout components"};
+  return lu::setstripe(path, spec);
+}
+
+namespace {
+
 const char* kMkfsHelp =
     "Create a Lustre-style file system in DIR with N object targets (ost0..ostN-1, default 4), a metadata\n"
     "target (mdt/: write-ahead log + checkpoint) and the .stor-lustre superblock. -c/-S/-i/-E set the\n"

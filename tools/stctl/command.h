@@ -54,6 +54,10 @@ stor::Result<uint64_t> parse_size(const std::string& option, const std::string& 
 stor::Result<int64_t> parse_int(const std::string& option, const std::string& text, int64_t min, int64_t max);
 // Seconds as a decimal ("0.3", "5"), > 0 and at most a year, so deadlines cannot overflow.
 stor::Result<double> parse_seconds(const std::string& option, const std::string& text);
+// Gives the empty lustre file `path` the layout of the lustre file `like` (what setstripe gave
+// it), so a copy renamed over `like` keeps its layout (cmd_lustre.cc).
+stor::Status copy_layout(const std::string& like, const std::string& path);
+
 // Prints "stctl: <message>" to stderr and returns 2 (usage error).
 int usage_error(const stor::Status& s);
 

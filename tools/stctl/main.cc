@@ -307,10 +307,26 @@ int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
   const bool via_temp = (caps & stor::kCapRename) && (caps & stor::kCapRandomWrite);
   const std::string target = via_temp ? temp_name_beside(dst_name) : dst_name;
   const uint32_t mode = existed && old->mode ? (old->mode & 07777) : 0644;
-  const uint32_t flags = stor::kOpenWrite | stor::kOpenCreate |
-                         (via_temp ? uint32_t{stor::kOpenExclusive} : uint32_t{stor::kOpenTruncate});
+  uint32_t flags = stor::kOpenWrite | stor::kOpenCreate |
+                   (via_temp ? uint32_t{stor::kOpenExclusive} : uint32_t{stor::kOpenTruncate});
+  if (via_temp && existed && dst_uri->scheme == "lustre") {
+    // A file given a layout with setstripe keeps it: the (still empty) temporary file gets the
+    // same one before any data is written.
+    auto made = ctx.store.open(target, flags, mode);
+    if (!made.is_ok()) return fail(made.status());
+    stor::Status s = made->close();
+    if (s.is_ok()) s = copy_layout(dst_name, target);
+    if (!s.is_ok()) {
+      (void)ctx.store.remove(target);
+      return fail(s);
+    }
+    flags = stor::kOpenWrite;
+  }
   auto dst = ctx.store.open(target, flags, mode);
-  if (!dst.is_ok()) return fail(dst.status());
+  if (!dst.is_ok()) {
+    if (flags == stor::kOpenWrite) (void)ctx.store.remove(target);  // the temporary file made above
+    return fail(dst.status());
+  }
   uint64_t copied = 0;
   stor::Status s = copy_data(*src, st->size, *dst, args[0], dst_name, &copied);
   if (s.is_ok()) s = dst->close();
