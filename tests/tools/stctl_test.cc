@@ -489,6 +489,23 @@ TEST_CASE("stctl cp that fails mid-way leaves the destination as it was and no t
   REQUIRE(::stat((dir / "dst").c_str(), &st) == 0);
   CHECK((st.st_mode & 07777) == 0600);
   CHECK(names_in(dir.path()) == std::vector<std::string>{"big", "dst", "lfs", "small"});
+
+  // A symlink at DST is written through (like cp(1)), and DST's owner is kept (as root).
+  std::filesystem::create_symlink(dir / "dst", dir / "link");
+  REQUIRE((::chown((dir / "dst").c_str(), 4321, 4321) == 0 || ::geteuid() != 0));
+  REQUIRE(stctl("cp " + (dir / "small") + " " + (dir / "link")).exit_code == 0);
+  CHECK(std::filesystem::is_symlink(dir / "link"));
+  CHECK(slurp(dir / "dst") == "lustre new content");
+  REQUIRE(::stat((dir / "dst").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  if (::geteuid() == 0) CHECK((st.st_uid == 4321 && st.st_gid == 4321));
+  CHECK(names_in(dir.path()) == std::vector<std::string>{"big", "dst", "lfs", "link", "small"});
+  if (::geteuid() == 0) {
+    REQUIRE(::chown((dir / "dst").c_str(), 1234, 1235) == 0);
+    REQUIRE(stctl("cp " + (dir / "big") + " " + (dir / "dst")).exit_code == 0);
+    REQUIRE(::stat((dir / "dst").c_str(), &st) == 0);
+    CHECK((st.st_uid == 1234 && st.st_gid == 1235));
+  }
 }
 
 TEST_CASE("stctl cat reads byte ranges of S3 objects; a failed cp to S3 leaves no new object") {

@@ -1,4 +1,5 @@
 // stctl: inspect and exercise stor stores from the shell.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -283,13 +285,23 @@ std::string temp_name_beside(const std::string& dst) {
 
 int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
   if (args.size() != 2) return 2;
-  const std::string& dst_name = args[1];
+  std::string dst_name = args[1];
   auto st = ctx.store.stat(args[0]);
   if (!st.is_ok()) return fail(st.status());
   if (st->type == stor::FileType::kDirectory)
     return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
   auto dst_uri = stor::Uri::parse(dst_name);
   if (!dst_uri.is_ok()) return fail(dst_uri.status());
+  struct stat lst {};
+  if (dst_uri->scheme == "nvme" && ::lstat(dst_uri->path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    // Like cp(1), a symlink at DST is written through: the rename below replaces its target.
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(dst_uri->path, ec);
+    if (ec) return fail({stor::Code::kNotFound, dst_name + " is a symlink to a missing file: " + ec.message()});
+    dst_name = "nvme://" + real.string();
+    dst_uri = stor::Uri::parse(dst_name);
+    if (!dst_uri.is_ok()) return fail(dst_uri.status());
+  }
   auto dst_backend = ctx.store.backend(*dst_uri);
   if (!dst_backend.is_ok()) return fail(dst_backend.status());
   auto old = ctx.store.stat(dst_name);
@@ -330,6 +342,13 @@ int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
   uint64_t copied = 0;
   stor::Status s = copy_data(*src, st->size, *dst, args[0], dst_name, &copied);
   if (s.is_ok()) s = dst->close();
+  if (s.is_ok() && via_temp && existed && dst_uri->scheme == "nvme" &&
+      (old->uid != ::geteuid() || old->gid != ::getegid())) {
+    // Keep DST's owner where we may (root); otherwise the copy is ours, as with rsync.
+    auto tmp_uri = stor::Uri::parse(target);
+    if (tmp_uri.is_ok() && ::chown(tmp_uri->path.c_str(), old->uid, old->gid) != 0 && errno != EPERM)
+      s = stor::Status::from_errno(errno, "chown " + tmp_uri->path);
+  }
   if (s.is_ok() && via_temp) s = ctx.store.rename(target, dst_name);
   if (!s.is_ok()) {
     // Nothing of a failed copy stays behind: the temporary file, or a destination this copy created.
