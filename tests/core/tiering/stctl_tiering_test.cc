@@ -56,6 +56,10 @@ TEST_CASE("stctl: link, status, cp through tier://, sync, demote, promote") {
   CHECK(contains(status.out, "uncached"));
   CHECK(contains(status.out, "sub/b.txt"));
   CHECK(!fs::exists(ns + "/a.txt"));  // nothing fetched by link or status
+  // A ranged read through the namespace.
+  auto cat = stctl("cat --offset 1 --length 3 tier://" + ns + "/a.txt");
+  CHECK(cat.code == 0);
+  CHECK(cat.out == "lph");
 
   REQUIRE(stctl("cp tier://" + ns + "/a.txt " + dir / "a.copy").code == 0);
   std::ifstream in(dir / "a.copy");
