@@ -1,6 +1,7 @@
 // tier:///DIR/...: linked directories (a local fast tier plus the cold root named in
 // DIR/.stor-tier/config) served as one namespace.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -33,16 +34,26 @@ Result<std::map<std::string, std::string>> read_config(const std::string& path) 
   return out;
 }
 
-Result<uint64_t> parse_number(const std::string& key, const std::string& v) {
-  try {
-    size_t used = 0;
-    const unsigned long long n = std::stoull(v, &used);
-    if (used != v.size()) throw std::invalid_argument(v);
-    return static_cast<uint64_t>(n);
-  } catch (...) {
-    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number");
+// Digits only (std::stoull would take "-1" as 2^64-1), at most `max`.
+Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint64_t max = UINT64_MAX) {
+  uint64_t n = 0;
+  bool ok = !v.empty();
+  for (char c : v) {
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (c < '0' || c > '9' || n > (max - d) / 10) {
+      ok = false;
+      break;
+    }
+    n = n * 10 + d;
   }
+  if (!ok)
+    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number from 0 to " +
+                                              std::to_string(max));
+  return n;
 }
+
+// Seconds that still fit in int64 nanoseconds.
+constexpr uint64_t kMaxSeconds = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000;
 
 class TierBackend final : public Backend {
  public:
@@ -106,8 +117,27 @@ class TierBackend final : public Backend {
   Result<std::shared_ptr<TieredStore>> open_root(const std::string& root) {
     std::lock_guard lk(mu_);
     if (auto it = namespaces_.find(root); it != namespaces_.end()) return it->second;
+    STOR_ASSIGN_OR_RETURN(auto config, read_config(root + "/" + internal::kStateDirName + "/config"));
+    STOR_ASSIGN_OR_RETURN(auto ns, open_locked(root, std::move(config)));
+    namespaces_[root] = ns;
+    return ns;
+  }
+
+  // For create_link: the namespace `config` would give `root`, opened without reading or
+  // writing the config file and not yet shared; adopt() shares it once the config is written.
+  Result<std::shared_ptr<TieredStore>> open_unlinked(const std::string& root, std::map<std::string, std::string> config) {
+    std::lock_guard lk(mu_);
+    if (namespaces_.count(root)) return Status(Code::kAlreadyExists, root + " is already linked");
+    return open_locked(root, std::move(config));
+  }
+  void adopt(const std::string& root, std::shared_ptr<TieredStore> ns) {
+    std::lock_guard lk(mu_);
+    namespaces_.emplace(root, std::move(ns));
+  }
+
+ private:
+  Result<std::shared_ptr<TieredStore>> open_locked(const std::string& root, std::map<std::string, std::string> config) {
     const std::string state_dir = root + "/" + internal::kStateDirName;
-    STOR_ASSIGN_OR_RETURN(auto config, read_config(state_dir + "/config"));
     // Settings given to the store override the directory's config.
     for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
@@ -122,7 +152,7 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
     o.state_dir = state_dir;
     if (config.count("demote_after")) {
-      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"]));
+      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"], kMaxSeconds));
       o.demote_after_ns = static_cast<int64_t>(secs) * 1'000'000'000;
     }
     if (config.count("high_watermark")) {
@@ -135,15 +165,12 @@ class TierBackend final : public Backend {
     // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
     uint64_t policy_secs = 300;
     if (config.count("policy_interval")) {
-      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"]));
+      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"], kMaxSeconds));
     }
     o.policy_interval_ns = static_cast<int64_t>(policy_secs) * 1'000'000'000;
-    STOR_ASSIGN_OR_RETURN(auto ns, TieredStore::open(std::move(o)));
-    namespaces_[root] = ns;
-    return ns;
+    return TieredStore::open(std::move(o));
   }
 
- private:
   Result<std::shared_ptr<Backend>> backend_locked(const std::string& scheme) {
     if (scheme == "tier") return Status(Code::kInvalidArgument, "tier: a cold tier cannot itself be tier://");
     if (auto it = backends_.find(scheme); it != backends_.end()) return it->second;
@@ -186,28 +213,60 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
   std::string root_s = root.string();
   while (root_s.size() > 1 && root_s.back() == '/') root_s.pop_back();
   const fs::path state = fs::path(root_s) / internal::kStateDirName;
-  fs::create_directories(state, ec);
-  if (ec) return Status(Code::kIoError, "link: create " + state.string() + ": " + ec.message());
   const fs::path config = state / "config";
   if (fs::exists(config, ec)) {
     STOR_ASSIGN_OR_RETURN(auto existing, read_config(config.string()));
     if (existing["cold"] != cold_root || (!fast_root.empty() && existing["fast"] != fast_root))
       return Status(Code::kAlreadyExists, root_s + " is already linked to " + existing["cold"] +
                                               (existing.count("fast") ? " (fast tier " + existing["fast"] + ")" : ""));
-  } else {
-    // Written whole then renamed: a crash leaves no half config.
-    const fs::path tmp = state / "config.tmp";
+    STOR_ASSIGN_OR_RETURN(auto ns, tb->open_root(root_s));
+    STOR_ASSIGN_OR_RETURN(size_t imported, ns->import_listing());
+    return LinkResult{ns, imported};
+  }
+
+  // A new link is set up whole or not at all. The config file is what makes the directory a
+  // linked one (namespace_for looks for it), so everything that can fail comes first: both
+  // schemes resolve to backends, the state opens, the cold root lists (a missing bucket, a
+  // refused connection). The config is written last (temporary file, then rename); on failure
+  // the directories this call created are removed again.
+  fs::path created;  // the outermost directory that did not exist before
+  for (fs::path p = state; !p.empty() && !fs::exists(p, ec); p = p.parent_path()) {
+    created = p;
+    if (p == p.root_path()) break;
+  }
+  fs::create_directories(state, ec);
+  if (ec) return Status(Code::kIoError, "link: create " + state.string() + ": " + ec.message());
+  std::map<std::string, std::string> settings{{"cold", cold_root}};
+  if (!fast_root.empty()) settings["fast"] = fast_root;
+  std::shared_ptr<TieredStore> ns;
+  size_t imported = 0;
+  Status s = [&]() -> Status {
+    STOR_ASSIGN_OR_RETURN(ns, tb->open_unlinked(root_s, settings));
+    STOR_ASSIGN_OR_RETURN(imported, ns->import_listing());
+    const fs::path tmp = state / ("config.tmp." + std::to_string(::getpid()));
     {
-      std::ofstream out(tmp);
+      std::ofstream out(tmp, std::ios::trunc);
       out << "# stor tiered namespace (docs/tiering.md)\ncold=" << cold_root << "\n";
       if (!fast_root.empty()) out << "fast=" << fast_root << "\n";
-      if (!out.flush()) return Status(Code::kIoError, "link: write " + tmp.string());
+      if (!out.flush()) {
+        fs::remove(tmp, ec);
+        return Status(Code::kIoError, "link: write " + tmp.string());
+      }
     }
-    fs::rename(tmp, config, ec);
-    if (ec) return Status(Code::kIoError, "link: rename " + tmp.string() + ": " + ec.message());
+    std::error_code rec;
+    fs::rename(tmp, config, rec);
+    if (rec) {
+      fs::remove(tmp, ec);
+      return Status(Code::kIoError, "link: rename " + tmp.string() + ": " + rec.message());
+    }
+    return Status::ok();
+  }();
+  if (!s.is_ok()) {
+    ns.reset();  // releases the state lock and stops the policy thread before the state goes
+    if (!created.empty()) fs::remove_all(created, ec);
+    return s;
   }
-  STOR_ASSIGN_OR_RETURN(auto ns, tb->open_root(root_s));
-  STOR_ASSIGN_OR_RETURN(size_t imported, ns->import_listing());
+  tb->adopt(root_s, ns);
   return LinkResult{ns, imported};
 }
 

@@ -109,13 +109,19 @@ int cmd_top(Context& ctx, const std::vector<std::string>& args) {
   long count = isatty(STDOUT_FILENO) ? -1 : 1;  // on a terminal: until interrupted
   std::string dir = "/dev/shm";
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--interval" && i + 1 < args.size()) interval = std::atof(args[++i].c_str());
-    else if (args[i] == "--count" && i + 1 < args.size()) count = std::atol(args[++i].c_str());
-    else if (args[i] == "--dir" && i + 1 < args.size()) dir = args[++i];
+    if (args[i] == "--interval" && i + 1 < args.size()) {
+      auto v = parse_seconds(args[i], args[i + 1]);
+      if (!v.is_ok()) return usage_error(v.status());
+      interval = *v;
+      ++i;
+    } else if (args[i] == "--count" && i + 1 < args.size()) {
+      auto v = parse_int(args[i], args[i + 1], 1, INT32_MAX);
+      if (!v.is_ok()) return usage_error(v.status());
+      count = static_cast<long>(*v);
+      ++i;
+    } else if (args[i] == "--dir" && i + 1 < args.size()) dir = args[++i];
     else return 2;
   }
-  if (interval <= 0 || count == 0)
-    return fail({stor::Code::kInvalidArgument, "top needs --interval > 0 and --count >= 1"});
   auto key = [](int pid, const std::string& scheme) { return std::to_string(pid) + "/" + scheme; };
   auto before = stor::read_published_stats(dir);
   if (!before.is_ok()) return fail(before.status());

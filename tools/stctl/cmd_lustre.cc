@@ -26,16 +26,11 @@ std::string json_str(const std::string& s) {
   return out + "\"";
 }
 
-stor::Status usage_error(const std::string& msg) { return {stor::Code::kInvalidArgument, msg}; }
+stor::Status bad_usage(const std::string& msg) { return {stor::Code::kInvalidArgument, msg}; }
 
-stor::Result<int32_t> parse_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t idx = 0;
-    long x = std::stol(v, &idx, 0);
-    if (idx == v.size() && x >= INT32_MIN && x <= INT32_MAX) return static_cast<int32_t>(x);
-  } catch (...) {
-  }
-  return usage_error(flag + " wants an integer, got '" + v + "'");
+stor::Result<int32_t> parse_i32(const std::string& flag, const std::string& v) {
+  STOR_ASSIGN_OR_RETURN(int64_t x, parse_int(flag, v, -1, INT32_MAX));
+  return static_cast<int32_t>(x);
 }
 
 // Parses lfs-style layout options: "-c N -S SIZE -i IDX", or components "-E END -c N -S SIZE ...".
@@ -48,32 +43,36 @@ stor::Result<lu::LayoutSpec> parse_layout(const std::vector<std::string>& args, 
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> stor::Result<std::string> {
-      if (i + 1 >= args.size()) return usage_error(a + " needs a value");
+      if (i + 1 >= args.size()) return bad_usage(a + " needs a value");
       return args[++i];
     };
     if (a == "-c" || a == "--stripe-count") {
       STOR_ASSIGN_OR_RETURN(auto v, value());
-      STOR_ASSIGN_OR_RETURN(cur.stripe_count, parse_int(a, v));
+      STOR_ASSIGN_OR_RETURN(cur.stripe_count, parse_i32(a, v));
     } else if (a == "-S" || a == "--stripe-size") {
       STOR_ASSIGN_OR_RETURN(auto v, value());
-      STOR_ASSIGN_OR_RETURN(cur.stripe_size, lu::parse_size(v));
+      STOR_ASSIGN_OR_RETURN(cur.stripe_size, parse_size(a, v));
     } else if (a == "-i" || a == "--stripe-index") {
       STOR_ASSIGN_OR_RETURN(auto v, value());
-      STOR_ASSIGN_OR_RETURN(cur.stripe_offset, parse_int(a, v));
+      STOR_ASSIGN_OR_RETURN(cur.stripe_offset, parse_i32(a, v));
     } else if (a == "-E" || a == "--component-end") {
       STOR_ASSIGN_OR_RETURN(auto v, value());
       if (used_e) spec.push_back(cur);  // close the previous component; the new one starts from its settings
       used_e = true;
-      STOR_ASSIGN_OR_RETURN(cur.extent_end, lu::parse_size(v, /*allow_eof=*/true));
+      if (v == "-1" || v == "EOF" || v == "eof") {
+        cur.extent_end = lu::kEof;
+      } else {
+        STOR_ASSIGN_OR_RETURN(cur.extent_end, parse_size(a, v));
+      }
     } else if (!a.empty() && a[0] == '-' && a.size() > 1) {
-      return usage_error("unknown option " + a);
+      return bad_usage("unknown option " + a);
     } else {
       rest.push_back(a);
     }
   }
   spec.push_back(cur);
   if (spec.back().extent_end != lu::kEof)
-    return usage_error("the last component must end at EOF (-E -1)");
+    return bad_usage("the last component must end at EOF (-E -1)");
   return spec;
 }
 
@@ -84,12 +83,13 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
     const std::string& a = args[i];
     bool has_value = i + 1 < args.size();
     if ((a == "-t" || a == "--targets") && has_value) {
-      auto v = parse_int(a, args[++i]);
-      if (!v.is_ok() || *v <= 0) return fail(usage_error("--targets wants a positive count"));
+      auto v = parse_int(a, args[++i], 1, 65536);
+      if (!v.is_ok()) return usage_error(v.status());
       o.targets = static_cast<uint32_t>(*v);
     } else if (a == "--mode" && has_value) {
-      auto v = parse_int(a, "0" + args[++i]);
-      if (!v.is_ok()) return fail(v.status());
+      auto v = parse_uint(a, args[++i], 8);
+      if (!v.is_ok()) return usage_error(v.status());
+      if (*v > 07777) return usage_error(bad_usage("--mode wants octal permission bits (at most 7777), got '" + args[i] + "'"));
       o.root_mode = static_cast<uint32_t>(*v);
     } else if (a == "--fsname" && has_value) {
       o.fsname = args[++i];
@@ -108,7 +108,7 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
   if (!o.target_endpoints.empty()) o.targets = static_cast<uint32_t>(o.target_endpoints.size());
   std::vector<std::string> none;
   auto spec = parse_layout(layout_args, none);
-  if (!spec.is_ok()) return fail(spec.status());
+  if (!spec.is_ok()) return usage_error(spec.status());
   o.default_layout = *spec;
   if (auto s = lu::mkfs(pos[0], o); !s.is_ok()) return fail(s);
   std::string root = lu::host_path_of(pos[0]);
@@ -124,7 +124,7 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
 int cmd_setstripe(Context& ctx, const std::vector<std::string>& args) {
   std::vector<std::string> pos;
   auto spec = parse_layout(args, pos);
-  if (!spec.is_ok()) return fail(spec.status());
+  if (!spec.is_ok()) return usage_error(spec.status());
   if (pos.size() != 1) return 2;
   if (auto s = lu::setstripe(pos[0], *spec); !s.is_ok()) return fail(s);
   if (ctx.json) std::cout << "{\"path\":" << json_str(pos[0]) << ",\"layout\":" << json_str(lu::describe_layout(lu::to_layout(*spec))) << "}\n";
@@ -219,6 +219,27 @@ int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
   }
   return (r->orphans || r->overlong) && !repair ? 1 : 0;
 }
+
+}  // namespace
+
+stor::Status copy_layout(const std::string& like, const std::string& path) {
+  STOR_ASSIGN_OR_RETURN(lu::StripeInfo info, lu::getstripe(like));
+  if (info.is_dir) return {stor::Code::kIsADirectory, like + " is a directory"};
+  lu::LayoutSpec spec;
+  for (const auto& c : info.layout.components()) {
+    lu::StripeSpec s;
+    s.stripe_count = c.stripe_count();
+    s.stripe_size = c.stripe_size();
+    // The resolved targets start at targets(0); asking for that offset gives the same placement.
+    s.stripe_offset = c.targets_size() ? static_cast<int32_t>(c.targets(0)) : c.stripe_offset();
+    s.extent_end = c.extent_end();
+    spec.push_back(s);
+  }
+  if (spec.empty()) return {stor::Code::kCorruption, like + " has no layout components"};
+  return lu::setstripe(path, spec);
+}
+
+namespace {
 
 const char* kMkfsHelp =
     "Create a Lustre-style file system in DIR with N object targets (ost0..ostN-1, default 4), a metadata\n"

@@ -1,12 +1,15 @@
 // stctl: inspect and exercise stor stores from the shell.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <random>
@@ -58,25 +61,76 @@ void print_map(const Context& ctx, const std::map<std::string, std::string>& m) 
   }
 }
 
-// Parses "4k", "1M", "2GiB", "512" into bytes.
-stor::Result<uint64_t> parse_size(const std::string& text) {
-  if (text.empty()) return stor::Status(stor::Code::kInvalidArgument, "empty size");
-  size_t pos = 0;
+namespace {
+stor::Status bad_value(const std::string& option, const std::string& text, const std::string& want) {
+  return {stor::Code::kInvalidArgument, option + " wants " + want + ", got '" + text + "'"};
+}
+}  // namespace
+
+int usage_error(const stor::Status& s) {
+  std::fprintf(stderr, "stctl: %s\n", s.message().c_str());
+  return 2;
+}
+
+stor::Result<uint64_t> parse_uint(const std::string& option, const std::string& text, int base) {
+  // std::stoull would accept "-1" (as 2^64-1), leading blanks and "0x": check the digits ourselves.
+  const std::string want = base == 8 ? "an octal number" : "a non-negative integer";
+  if (text.empty()) return bad_value(option, text, want);
   uint64_t v = 0;
-  try {
-    v = std::stoull(text, &pos);
-  } catch (...) {
-    return stor::Status(stor::Code::kInvalidArgument, "bad size '" + text + "'");
+  for (char c : text) {
+    if (c < '0' || c >= '0' + base) return bad_value(option, text, want);
+    const uint64_t d = static_cast<uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / static_cast<uint64_t>(base)) return bad_value(option, text, want + " below 2^64");
+    v = v * static_cast<uint64_t>(base) + d;
   }
-  std::string unit = text.substr(pos);
+  return v;
+}
+
+stor::Result<uint64_t> parse_size(const std::string& option, const std::string& text) {
+  const std::string want = "a size (e.g. 4096, 4k, 1M, 2GiB)";
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (digits == 0) return bad_value(option, text, want);
+  auto v = parse_uint(option, text.substr(0, digits));
+  if (!v.is_ok()) return bad_value(option, text, want + " below 2^64 bytes");
+  std::string unit = text.substr(digits);
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  uint64_t mult = 1;
-  if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kb" || unit == "kib") mult = 1ull << 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") mult = 1ull << 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") mult = 1ull << 30;
-  else return stor::Status(stor::Code::kInvalidArgument, "bad size unit in '" + text + "'");
-  return v * mult;
+  int shift = 0;
+  if (!unit.empty() && unit != "b") {
+    const std::string letters = "kmgt";
+    const size_t at = letters.find(unit[0]);
+    const std::string tail = unit.substr(1);
+    if (at == std::string::npos || !(tail.empty() || tail == "b" || tail == "i" || tail == "ib"))
+      return bad_value(option, text, want);
+    shift = 10 * static_cast<int>(at + 1);
+  }
+  if (*v > (UINT64_MAX >> shift)) return bad_value(option, text, want + " below 2^64 bytes");
+  return *v << shift;
+}
+
+stor::Result<int64_t> parse_int(const std::string& option, const std::string& text, int64_t min, int64_t max) {
+  const std::string want = "an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  const bool negative = !text.empty() && text[0] == '-';
+  auto mag = parse_uint(option, negative ? text.substr(1) : text);
+  if (!mag.is_ok() || *mag > static_cast<uint64_t>(INT64_MAX)) return bad_value(option, text, want);
+  const int64_t v = negative ? -static_cast<int64_t>(*mag) : static_cast<int64_t>(*mag);
+  if (v < min || v > max) return bad_value(option, text, want);
+  return v;
+}
+
+stor::Result<double> parse_seconds(const std::string& option, const std::string& text) {
+  const std::string want = "seconds (e.g. 0.5, 10), more than 0 and at most a year";
+  // Plain decimals only: no sign, exponent, "inf" or "nan" (strtod takes all of those).
+  bool dot = false, digit = false;
+  for (char c : text) {
+    if (c == '.' && !dot) dot = true;
+    else if (c >= '0' && c <= '9') digit = true;
+    else return bad_value(option, text, want);
+  }
+  if (!digit) return bad_value(option, text, want);
+  const double v = std::strtod(text.c_str(), nullptr);
+  if (!(v > 0) || v > 366.0 * 24 * 3600) return bad_value(option, text, want);
+  return v;
 }
 
 std::string human_size(double bytes) {
@@ -185,45 +239,167 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_{};
 };
 
-int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
-  if (args.size() != 2) return 2;
-  auto st = ctx.store.stat(args[0]);
-  if (!st.is_ok()) return fail(st.status());
-  if (st->type == stor::FileType::kDirectory)
-    return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
-  auto src = ctx.store.open(args[0], stor::kOpenRead);
-  if (!src.is_ok()) return fail(src.status());
-  auto dst = ctx.store.open(args[1], stor::kOpenWrite | stor::kOpenCreate | stor::kOpenTruncate);
-  if (!dst.is_ok()) return fail(dst.status());
+// Copies all of src (expected_size bytes) into dst and syncs it; does not close dst.
+stor::Status copy_data(stor::File& src, uint64_t expected_size, stor::File& dst, const std::string& src_name,
+                       const std::string& dst_name, uint64_t* copied) {
   const size_t chunk = 8u << 20;
   std::vector<char> a(chunk), b(chunk);
-  Progress progress(st->size, isatty(STDERR_FILENO));
+  Progress progress(expected_size, isatty(STDERR_FILENO));
   // Double-buffered: the next chunk is read while the previous one is written.
   uint64_t off = 0;
-  auto first = src->read(a.data(), chunk, 0);
-  if (!first.is_ok()) return fail(first.status());
+  auto first = src.read(a.data(), chunk, 0);
+  if (!first.is_ok()) return first.status();
   size_t have = *first;
   while (have > 0) {
     std::promise<stor::Result<size_t>> wrote;
     auto wrote_f = wrote.get_future();
-    dst->write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
-    auto next = src->read(b.data(), chunk, off + have);
+    dst.write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
+    auto next = src.read(b.data(), chunk, off + have);
     auto w = wrote_f.get();
-    if (!w.is_ok()) return fail(w.status());
-    if (*w != have) return fail({stor::Code::kIoError, "short write to " + args[1]});
-    if (!next.is_ok()) return fail(next.status());
+    if (!w.is_ok()) return w.status();
+    if (*w != have) return {stor::Code::kIoError, "short write to " + dst_name};
+    if (!next.is_ok()) return next.status();
     off += have;
     progress.update(off);
     std::swap(a, b);
     have = *next;
   }
-  if (off != st->size)
-    return fail({stor::Code::kIoError, args[0] + " changed size during the copy (" + std::to_string(st->size) + " -> " +
-                                           std::to_string(off) + ")"});
-  if (auto s = dst->sync(false); !s.is_ok()) return fail(s);
-  if (auto s = dst->close(); !s.is_ok()) return fail(s);
+  if (off != expected_size)
+    return {stor::Code::kIoError, src_name + " changed size during the copy (" + std::to_string(expected_size) +
+                                      " -> " + std::to_string(off) + ")"};
+  STOR_RETURN_IF_ERROR(dst.sync(false));
   progress.update(off, true);
-  if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", args[1]}, {"bytes", std::to_string(off)}});
+  *copied = off;
+  return stor::Status::ok();
+}
+
+// "dir/name" -> "dir/.name.stctl-PID-N.tmp": beside the destination, so the rename stays in one
+// directory (and one file system or namespace).
+std::string temp_name_beside(const std::string& dst) {
+  static std::atomic<unsigned> counter{0};
+  const size_t slash = dst.rfind('/');
+  const size_t at = slash == std::string::npos ? 0 : slash + 1;
+  return dst.substr(0, at) + "." + dst.substr(at) + ".stctl-" + std::to_string(::getpid()) + "-" +
+         std::to_string(counter.fetch_add(1)) + ".tmp";
+}
+
+int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 2) return 2;
+  std::string dst_name = args[1];
+  auto st = ctx.store.stat(args[0]);
+  if (!st.is_ok()) return fail(st.status());
+  if (st->type == stor::FileType::kDirectory)
+    return fail({stor::Code::kIsADirectory, args[0] + " is a directory: stctl cp copies single files"});
+  auto dst_uri = stor::Uri::parse(dst_name);
+  if (!dst_uri.is_ok()) return fail(dst_uri.status());
+  struct stat lst {};
+  if (dst_uri->scheme == "nvme" && ::lstat(dst_uri->path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+    // Like cp(1), a symlink at DST is written through: the rename below replaces its target.
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(dst_uri->path, ec);
+    if (ec) return fail({stor::Code::kNotFound, dst_name + " is a symlink to a missing file: " + ec.message()});
+    dst_name = "nvme://" + real.string();
+    dst_uri = stor::Uri::parse(dst_name);
+    if (!dst_uri.is_ok()) return fail(dst_uri.status());
+  }
+  auto dst_backend = ctx.store.backend(*dst_uri);
+  if (!dst_backend.is_ok()) return fail(dst_backend.status());
+  auto old = ctx.store.stat(dst_name);
+  if (old.is_ok() && old->type == stor::FileType::kDirectory)
+    return fail({stor::Code::kIsADirectory, dst_name + " is a directory: give the destination file's name"});
+  const bool existed = old.is_ok();
+  auto src = ctx.store.open(args[0], stor::kOpenRead);
+  if (!src.is_ok()) return fail(src.status());
+
+  // File systems (rename and in-place writes): copy into a temporary file beside DST and rename
+  // it over DST only after the copy and its sync succeeded, so a failed copy leaves DST as it
+  // was. Object stores publish an object only when it is uploaded whole, so DST is written
+  // directly there.
+  const uint32_t caps = (*dst_backend)->capabilities();
+  const bool via_temp = (caps & stor::kCapRename) && (caps & stor::kCapRandomWrite);
+  const std::string target = via_temp ? temp_name_beside(dst_name) : dst_name;
+  const uint32_t mode = existed && old->mode ? (old->mode & 07777) : 0644;
+  uint32_t flags = stor::kOpenWrite | stor::kOpenCreate |
+                   (via_temp ? uint32_t{stor::kOpenExclusive} : uint32_t{stor::kOpenTruncate});
+  if (via_temp && existed && dst_uri->scheme == "lustre") {
+    // A file given a layout with setstripe keeps it: the (still empty) temporary file gets the
+    // same one before any data is written.
+    auto made = ctx.store.open(target, flags, mode);
+    if (!made.is_ok()) return fail(made.status());
+    stor::Status s = made->close();
+    if (s.is_ok()) s = copy_layout(dst_name, target);
+    if (!s.is_ok()) {
+      (void)ctx.store.remove(target);
+      return fail(s);
+    }
+    flags = stor::kOpenWrite;
+  }
+  auto dst = ctx.store.open(target, flags, mode);
+  if (!dst.is_ok()) {
+    if (flags == stor::kOpenWrite) (void)ctx.store.remove(target);  // the temporary file made above
+    return fail(dst.status());
+  }
+  uint64_t copied = 0;
+  stor::Status s = copy_data(*src, st->size, *dst, args[0], dst_name, &copied);
+  if (s.is_ok()) s = dst->close();
+  if (s.is_ok() && via_temp && existed && dst_uri->scheme == "nvme" &&
+      (old->uid != ::geteuid() || old->gid != ::getegid())) {
+    // Keep DST's owner where we may (root); otherwise the copy is ours, as with rsync.
+    auto tmp_uri = stor::Uri::parse(target);
+    if (tmp_uri.is_ok() && ::chown(tmp_uri->path.c_str(), old->uid, old->gid) != 0 && errno != EPERM)
+      s = stor::Status::from_errno(errno, "chown " + tmp_uri->path);
+  }
+  if (s.is_ok() && via_temp) s = ctx.store.rename(target, dst_name);
+  if (!s.is_ok()) {
+    // Nothing of a failed copy stays behind: the temporary file, or a destination this copy created.
+    (void)dst->close();
+    if (via_temp || !existed) (void)ctx.store.remove(target);
+    return fail(s);
+  }
+  if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", dst_name}, {"bytes", std::to_string(copied)}});
+  return 0;
+}
+
+// ---- cat ----
+int cmd_cat(Context& ctx, const std::vector<std::string>& args) {
+  uint64_t offset = 0, length = UINT64_MAX;  // default: to end of file
+  std::string uri;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--offset" || a == "--length") {
+      if (i + 1 >= args.size()) return usage_error({stor::Code::kInvalidArgument, a + " needs a value"});
+      auto n = parse_size(a, args[++i]);
+      if (!n.is_ok()) return usage_error(n.status());
+      (a == "--offset" ? offset : length) = *n;
+    } else if (a.size() > 1 && a[0] == '-') {
+      return usage_error({stor::Code::kInvalidArgument, "unknown option " + a});
+    } else if (uri.empty()) {
+      uri = a;
+    } else {
+      return 2;
+    }
+  }
+  if (uri.empty()) return 2;
+  auto file = ctx.store.open(uri, stor::kOpenRead);
+  if (!file.is_ok()) return fail(file.status());
+  std::vector<char> buf(4u << 20);
+  uint64_t done = 0;
+  while (done < length && offset <= UINT64_MAX - done) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), length - done));
+    auto n = file->read(buf.data(), want, offset + done);
+    // Like dd: a range past the end of the file yields what is there (possibly nothing).
+    if (!n.is_ok() && n.status().code() == stor::Code::kOutOfRange) break;
+    if (!n.is_ok()) return fail(n.status());
+    if (*n == 0) break;
+    for (size_t put = 0; put < *n;) {
+      ssize_t w = ::write(STDOUT_FILENO, buf.data() + put, *n - put);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return fail(stor::Status::from_errno(errno, "write to stdout"));
+      put += static_cast<size_t>(w);
+    }
+    done += *n;
+  }
+  if (auto s = file->close(); !s.is_ok()) return fail(s);
   return 0;
 }
 
@@ -256,17 +432,21 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
     } else if (a == "--bs" || a == "--size") {
       auto v = need(a.c_str());
       if (!v) return 2;
-      auto n = parse_size(*v);
-      if (!n.is_ok()) return fail(n.status());
+      auto n = parse_size(a, *v);
+      if (!n.is_ok()) return usage_error(n.status());
       (a == "--bs" ? spec.bs : spec.size) = *n;
     } else if (a == "--qd") {
       auto v = need("--qd");
       if (!v) return 2;
-      spec.qd = static_cast<unsigned>(std::atoi(v->c_str()));
+      auto n = parse_int(a, *v, 1, ctx.store.engine().queue_depth());
+      if (!n.is_ok()) return usage_error(n.status());
+      spec.qd = static_cast<unsigned>(*n);
     } else if (a == "--runtime") {
       auto v = need("--runtime");
       if (!v) return 2;
-      spec.runtime = std::atof(v->c_str());
+      auto n = parse_seconds(a, *v);
+      if (!n.is_ok()) return usage_error(n.status());
+      spec.runtime = *n;
     } else if (a == "--buffered") {
       spec.direct = false;
     } else if (!a.empty() && a[0] == '-') {
@@ -279,23 +459,46 @@ int cmd_bench(Context& ctx, const std::vector<std::string>& args) {
   bool random = spec.rw == "randread" || spec.rw == "randwrite";
   bool writing = spec.rw == "write" || spec.rw == "randwrite";
   if (uri.empty() || (spec.rw != "read" && spec.rw != "write" && !random)) return 2;
-  if (spec.bs == 0 || spec.qd == 0 || spec.qd > ctx.store.engine().queue_depth() || spec.size < spec.bs ||
-      spec.runtime <= 0)
-    return fail({stor::Code::kInvalidArgument, "bench needs bs > 0, size >= bs, runtime > 0 and 1 <= qd <= " +
-                                                   std::to_string(ctx.store.engine().queue_depth())});
+  if (spec.bs == 0 || spec.size < spec.bs || spec.bs > (1ull << 30))
+    return fail({stor::Code::kInvalidArgument, "bench needs 0 < bs <= 1G and size >= bs"});
   spec.size -= spec.size % spec.bs;
 
-  // Reads need data there: lay the file out first if it is short.
-  auto existing = ctx.store.stat(uri);
-  if (!writing && (!existing.is_ok() || existing->size < spec.size)) {
-    auto f = ctx.store.open(uri, stor::kOpenWrite | stor::kOpenCreate);
-    if (!f.is_ok()) return fail(f.status());
-    std::vector<char> fill(std::min<uint64_t>(spec.size, 8u << 20), 'x');
-    for (uint64_t off = 0; off < spec.size; off += fill.size()) {
-      auto w = f->write(fill.data(), std::min<uint64_t>(fill.size(), spec.size - off), off);
-      if (!w.is_ok()) return fail(w.status());
+  // A read bench never writes into an existing file: it reads what is there. Only a file it
+  // creates itself (exclusively, so a file appearing meanwhile is not touched) is laid out.
+  if (!writing) {
+    auto existing = ctx.store.stat(uri);
+    if (existing.is_ok()) {
+      if (existing->type == stor::FileType::kDirectory)
+        return fail({stor::Code::kIsADirectory, uri + " is a directory"});
+      if (existing->size < spec.size) {
+        const uint64_t have = existing->size - existing->size % spec.bs;
+        if (have == 0)
+          return fail({stor::Code::kOutOfRange, uri + " holds " + std::to_string(existing->size) +
+                                                    " bytes, less than one block of " + std::to_string(spec.bs) +
+                                                    "; a read bench does not write into existing files"});
+        std::fprintf(stderr, "stctl bench: %s holds %llu bytes; reading the first %llu (not laying out more)\n",
+                     uri.c_str(), static_cast<unsigned long long>(existing->size),
+                     static_cast<unsigned long long>(have));
+        spec.size = have;
+      }
+    } else if (existing.status().code() == stor::Code::kNotFound) {
+      auto f = ctx.store.open(uri, stor::kOpenWrite | stor::kOpenCreate | stor::kOpenExclusive);
+      if (!f.is_ok()) return fail(f.status());
+      std::vector<char> fill(std::min<uint64_t>(spec.size, 8u << 20), 'x');
+      stor::Status s;
+      for (uint64_t off = 0; off < spec.size && s.is_ok(); off += fill.size()) {
+        auto w = f->write(fill.data(), std::min<uint64_t>(fill.size(), spec.size - off), off);
+        if (!w.is_ok()) s = w.status();
+      }
+      if (s.is_ok()) s = f->sync(false);
+      if (stor::Status c = f->close(); s.is_ok()) s = c;
+      if (!s.is_ok()) {
+        (void)ctx.store.remove(uri);  // ours alone: do not leave a half laid-out file (e.g. disk full)
+        return fail(s);
+      }
+    } else {
+      return fail(existing.status());
     }
-    if (auto s = f->sync(false); !s.is_ok()) return fail(s);
   }
   uint32_t flags = writing ? uint32_t{stor::kOpenWrite | stor::kOpenCreate} : uint32_t{stor::kOpenRead};
   if (spec.direct) flags |= stor::kOpenDirect;
@@ -373,10 +576,17 @@ const Registrar r_cp{{"cp", "cp SRC DST",
                       "ahead while writing. Shows a progress bar when stderr is a terminal. DST is created or truncated and "
                       "synced before stctl reports success.",
                       cmd_cp}};
+const Registrar r_cat{{"cat", "cat [--offset N] [--length N] URI",
+                       "Write LENGTH bytes of URI starting at OFFSET (default: all of it) to stdout, on any backend "
+                       "(a ranged read for objects). N takes K/M/G/T suffixes. A range reaching past the end of the "
+                       "file yields the bytes that are there, none when OFFSET is at or past the end (like dd).",
+                       cmd_cat}};
 const Registrar r_bench{{"bench", "bench [--rw read|write|randread|randwrite] [--bs SIZE] [--qd N] [--size SIZE] [--runtime SEC] [--buffered] URI",
                          "Run a fio-style load on URI through the stor API: QD requests kept in flight with the async API, "
                          "block size BS over the first SIZE bytes (default randread, 4k, qd 32, 256M, 5 s, O_DIRECT). "
-                         "Reads first lay the file out if it is shorter than SIZE. Prints IOPS and MiB/s.",
+                         "A read bench never writes into an existing file: on a file shorter than SIZE it reads "
+                         "what is there; a missing file is created (exclusively) and laid out first. Prints IOPS "
+                         "and MiB/s.",
                          cmd_bench}};
 
 // Man-page style: `stctl --help`.
@@ -409,6 +619,7 @@ void usage() {
       "EXAMPLES\n"
       "    stctl cp /data/train.bin s3express://bucket/train.bin\n"
       "    stctl --json bench --rw randread --bs 4k --qd 32 /data/file\n"
+      "    stctl cat --offset 1M --length 4k s3express://bucket/train.bin | xxd\n"
       "    stctl ls -l lustre:///mnt/fs/run1\n");
 }
 
@@ -431,7 +642,9 @@ int main(int argc, char** argv) {
       else if (v == "threadpool") opts.engine.kind = stor::EngineKind::kThreadPool;
       else if (v != "auto") return std::fprintf(stderr, "stctl: --engine wants auto, io_uring or threadpool\n"), 2;
     } else if (a == "--qd") {
-      opts.engine.queue_depth = static_cast<unsigned>(std::atoi(value().c_str()));
+      auto n = parse_int(a, value(), 1, 32768);
+      if (!n.is_ok()) return usage_error(n.status());
+      opts.engine.queue_depth = static_cast<unsigned>(*n);
     } else if (a == "--plugins") {
       opts.plugin_dir = value();
     } else if (a == "--set") {

@@ -315,3 +315,17 @@ TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cache
   REQUIRE((*big)->close().is_ok());
   CHECK(t->status("t/big.parquet")->residency == Residency::kCached);
 }
+
+TEST_CASE("s3 link: linking to a missing bucket fails and leaves no link; the existing bucket then links") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "link-missing");
+  env.put("data/a.bin", body_of(1));
+  auto tier = env.store->backend(Uri::parse("tier:///").value());
+  REQUIRE(tier.is_ok());
+  auto bad = create_link(**tier, env.fast_dir, "s3express://" + env.bucket + "-nope/data");
+  CHECK(bad.status().code() == Code::kNotFound);
+  CHECK(!fs::exists(env.fast_dir + "/.stor-tier"));
+  auto good = create_link(**tier, env.fast_dir, "s3express://" + env.bucket + "/data");
+  REQUIRE(good.is_ok());
+  CHECK(good->imported == 1);
+}

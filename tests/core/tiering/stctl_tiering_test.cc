@@ -56,6 +56,10 @@ TEST_CASE("stctl: link, status, cp through tier://, sync, demote, promote") {
   CHECK(contains(status.out, "uncached"));
   CHECK(contains(status.out, "sub/b.txt"));
   CHECK(!fs::exists(ns + "/a.txt"));  // nothing fetched by link or status
+  // A ranged read through the namespace.
+  auto cat = stctl("cat --offset 1 --length 3 tier://" + ns + "/a.txt");
+  CHECK(cat.code == 0);
+  CHECK(cat.out == "lph");
 
   REQUIRE(stctl("cp tier://" + ns + "/a.txt " + dir / "a.copy").code == 0);
   std::ifstream in(dir / "a.copy");
@@ -123,4 +127,62 @@ TEST_CASE("stctl: a linked namespace with its fast tier on lustre://") {
   CHECK(std::string((std::istreambuf_iterator<char>(y)), std::istreambuf_iterator<char>()) == "written to lustre first");
   CHECK(!contains(stctl("ls lustre://" + fsdir).out, "y.txt"));  // released from the fast tier
   CHECK(stctl("link --fast lustre:///other " + ns + " nvme://" + cold).code == 1);  // already linked otherwise
+}
+
+TEST_CASE("stctl: a link that fails leaves nothing behind, and a retry then succeeds") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  put(dir / "plain-file", "not a directory");
+  auto state_left = [&](const std::string& d) { return fs::exists(d + "/.stor-tier"); };
+
+  // Unknown scheme for the cold or the fast tier; a cold root that cannot be listed.
+  for (const std::string& args : {"link " + ns + " bogus://x", "link --fast bogus://y " + ns + " nvme://" + cold,
+                                  "link " + ns + " nvme://" + dir / "plain-file"}) {
+    auto bad = stctl(args);
+    INFO(args << " -> " << bad.out);
+    CHECK(bad.code == 1);
+    CHECK(!state_left(ns));
+  }
+  CHECK(contains(stctl("link " + ns + " bogus://x").out, "unknown URI scheme"));
+  // A directory the failed link would have created is not left either.
+  CHECK(stctl("link " + dir / "new/ns" + " bogus://x").code == 1);
+  CHECK(!fs::exists(dir / "new"));
+  // Not linked: status says so instead of failing on the bogus config.
+  auto status = stctl("status " + ns);
+  CHECK(status.code == 1);
+  CHECK(contains(status.out, "no linked directory"));
+
+  auto link = stctl("link " + ns + " nvme://" + cold);
+  INFO(link.out);
+  REQUIRE(link.code == 0);
+  CHECK(contains(link.out, "imported  1"));
+  CHECK(contains(stctl("status " + ns).out, "a.txt"));
+  // Linked now: relinking elsewhere is refused and changes nothing.
+  CHECK(stctl("link " + ns + " bogus://x").code == 1);
+  std::ifstream config(ns + "/.stor-tier/config");
+  std::string text((std::istreambuf_iterator<char>(config)), std::istreambuf_iterator<char>());
+  CHECK(contains(text, "cold=nvme://" + cold));
+  CHECK(!contains(text, "bogus"));
+}
+
+TEST_CASE("stctl: tier.* settings reject signs, junk and overflow instead of wrapping") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  REQUIRE(stctl("link " + ns + " nvme://" + cold).code == 0);
+  REQUIRE(stctl("cp tier://" + ns + "/a.txt " + dir / "a.copy").code == 0);  // now on the fast tier
+  // -1 used to wrap to 2^64-1 s, i.e. -1 s once multiplied: everything was idle long enough.
+  for (const char* bad_text : {"tier.demote_after=-1", "tier.demote_after=1x", "tier.demote_after=99999999999",
+                                 "tier.demote_after=18446744073709551615", "tier.high_watermark=-1",
+                                 "tier.policy_interval=-1", "tier.low_watermark= 5"}) {
+    const std::string bad = bad_text;
+    auto r = stctl("--set '" + bad + "' demote --policy " + ns);
+    INFO(bad << " -> " << r.out);
+    CHECK(r.code == 1);
+    CHECK(contains(r.out, bad.substr(5, bad.find('=') - 5)));
+    CHECK(fs::exists(ns + "/a.txt"));
+  }
 }

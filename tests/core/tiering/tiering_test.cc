@@ -456,6 +456,31 @@ TEST_CASE("tiering: tier:// URIs through a Store after create_link") {
   CHECK(store->mkdir("tier://" + fast + "/newdir").code() == Code::kUnsupported);
 }
 
+TEST_CASE("tiering: create_link that fails leaves no link, and a retry in the same process succeeds") {
+  stor::test::TempDir dir;
+  const std::string fast = dir / "ns", cold = dir / "bucket";
+  fs::create_directories(fast);
+  put(cold + "/one.txt", as_vec("one"));
+  put(dir / "file", as_vec("x"));
+  auto store = Store::create().value();
+  auto tier = store->backend(Uri::parse("tier:///").value());
+  REQUIRE(tier.is_ok());
+  CHECK(create_link(**tier, fast, "bogus://x").status().code() == Code::kNotFound);
+  CHECK(!create_link(**tier, fast, "nvme://" + cold, "bogus://y").is_ok());
+  CHECK(!create_link(**tier, fast, "nvme://" + dir / "file").is_ok());  // cold root cannot be listed
+  CHECK(!fs::exists(fast + "/.stor-tier"));
+  CHECK(store->open("tier://" + fast + "/one.txt").status().code() == Code::kNotFound);
+  // The failed attempts released the state (no Busy) and left nothing cached in the backend.
+  auto linked = create_link(**tier, fast, "nvme://" + cold);
+  REQUIRE(linked.is_ok());
+  CHECK(linked->imported == 1);
+  auto f = store->open("tier://" + fast + "/one.txt");
+  REQUIRE(f.is_ok());
+  char buf[4] = {};
+  CHECK(f->read(buf, sizeof buf, 0).value() == 3);
+  REQUIRE(f->close().is_ok());
+}
+
 TEST_CASE("tiering: auto_export uploads a file when its last writer closes") {
   Env env;
   auto o = env.options();
