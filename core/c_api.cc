@@ -160,14 +160,20 @@ stor_code_t stor_file_size(stor_file_t* f, uint64_t* size) {
   });
 }
 
-stor_code_t stor_file_close(stor_file_t* f) {
+namespace {
+// Ends f with `end` (close or abort) and frees it whatever the outcome.
+stor_code_t end_file(stor_file_t* f, stor::Status (stor::File::*end)()) {
   return guarded([&] {
     if (!f) return null_arg("file");
-    stor::Status s = f->file.close();
+    stor::Status s = (f->file.*end)();
     delete f;
     return record(s);
   });
 }
+}  // namespace
+
+stor_code_t stor_file_close(stor_file_t* f) { return end_file(f, &stor::File::close); }
+stor_code_t stor_file_abort(stor_file_t* f) { return end_file(f, &stor::File::abort); }
 
 stor_code_t stor_stat_size(stor_store_t* store, const char* uri, uint64_t* size) {
   return guarded([&] {

@@ -114,6 +114,13 @@ Status File::close() {
   return s;
 }
 
+Status File::abort() {
+  if (!impl_) return {};
+  Status s = impl_->abort();
+  impl_.reset();
+  return s;
+}
+
 // ---- Store ----
 
 Store::Store(StoreOptions opts, std::unique_ptr<IoEngine> engine)

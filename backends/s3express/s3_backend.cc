@@ -132,6 +132,17 @@ class S3File final : public BackendFile {
     });
   }
 
+  Status abort() override {
+    wait_idle();
+    return guarded([&]() -> Status {
+      std::lock_guard<std::mutex> lock(mu_);
+      closed_ = true;
+      writer_.reset();  // uploads nothing more; aborts a multipart upload already started
+      read_ahead_.reset();
+      return Status::ok();
+    });
+  }
+
  private:
   std::string name() const { return describe_uri(shared_->scheme, bucket_, key_); }
 

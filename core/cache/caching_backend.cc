@@ -263,6 +263,24 @@ class CachedFile final : public BackendFile {
     return flushed.is_ok() ? closed : flushed;
   }
 
+  // Dirty blocks belong to the object, not to one handle: only the last handle may drop them.
+  // With others open, their writes are kept and this is a close.
+  Status abort() override {
+    if (!inner_) return {};
+    {
+      std::lock_guard lk(cache_->mu);
+      if (obj_->open_handles > 1) return close();
+    }
+    wait_readahead();
+    Status aborted = inner_->abort();
+    inner_.reset();
+    std::lock_guard lk(cache_->mu);
+    cache_->drop_blocks(obj_.get(), true);
+    obj_->validated = false;  // the next open takes size and validator from the backend again
+    --obj_->open_handles;
+    return aborted;
+  }
+
   bool direct() const override { return false; }
 
  private:

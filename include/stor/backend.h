@@ -99,6 +99,11 @@ class BackendFile {
   virtual Result<FileInfo> stat() = 0;
   // Releases resources; for object stores this is where buffered writes are uploaded.
   virtual Status close() = 0;
+  // Closes without publishing, for a writer that failed half-way: an object store drops what
+  // is buffered and aborts an unfinished upload, so the object keeps what it held before this
+  // handle (or stays absent). Backends that write in place (files, striped files) keep the
+  // writes already made and just close.
+  virtual Status abort() { return close(); }
 
   // True when the file is really open with O_DIRECT (the backend may have fallen back).
   virtual bool direct() const { return false; }

@@ -84,6 +84,9 @@ stor_code_t stor_file_truncate(stor_file_t *f, uint64_t size);
 stor_code_t stor_file_size(stor_file_t *f, uint64_t *size);
 /* Closes and frees f, even when the close itself reports an error. */
 stor_code_t stor_file_close(stor_file_t *f);
+/* Like stor_file_close, without publishing buffered writes: an object store aborts the upload,
+ * so the object keeps its previous bytes. For a writer that failed half-way. */
+stor_code_t stor_file_abort(stor_file_t *f);
 
 stor_code_t stor_stat_size(stor_store_t *store, const char *uri, uint64_t *size);
 stor_code_t stor_remove(stor_store_t *store, const char *uri);

@@ -60,6 +60,9 @@ class File {
   Result<uint64_t> size();
   bool direct() const;
   Status close();
+  // Closes without publishing buffered writes (see BackendFile::abort): what a writer that
+  // failed half-way calls so an object store keeps its previous object.
+  Status abort();
 
   BackendFile* backend_file() noexcept { return impl_.get(); }
 

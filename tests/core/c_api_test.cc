@@ -56,6 +56,12 @@ TEST_CASE("C API round trip on the nvme backend") {
   REQUIRE(stor_file_close(f) == STOR_OK);
   REQUIRE(stor_stat_size(s, uri.c_str(), &size) == STOR_OK);
   CHECK(size == 10);
+  // A local file is written in place: abort keeps what was written and frees the handle.
+  REQUIRE(stor_file_open(s, uri.c_str(), STOR_O_WRITE, 0, &f) == STOR_OK);
+  REQUIRE(stor_file_write(f, msg, sizeof msg, 10, &n) == STOR_OK);
+  REQUIRE(stor_file_abort(f) == STOR_OK);
+  REQUIRE(stor_stat_size(s, uri.c_str(), &size) == STOR_OK);
+  CHECK(size == 10 + sizeof msg);
   REQUIRE(stor_remove(s, uri.c_str()) == STOR_OK);
   CHECK(stor_stat_size(s, uri.c_str(), &size) == STOR_ENOTFOUND);
   stor_store_close(s);
@@ -82,6 +88,7 @@ TEST_CASE("C API reports bad input with codes and messages") {
   CHECK(stor_file_open(nullptr, "x", STOR_O_READ, 0, &f) == STOR_EINVAL);
   CHECK(stor_file_read(nullptr, nullptr, 0, 0, nullptr) == STOR_EINVAL);
   CHECK(stor_file_close(nullptr) == STOR_EINVAL);
+  CHECK(stor_file_abort(nullptr) == STOR_EINVAL);
 
   stor_options_t bad{"warp-drive", 0, nullptr};
   stor_store_t* s2 = nullptr;

@@ -542,4 +542,9 @@ TEST_CASE("stctl cat reads byte ranges of S3 objects; a failed cp to S3 leaves n
   CHECK(contains(failed.out, "changed size"));
   CHECK(stctl(set + " ls s3://" + bucket).out == "dir/\n");
   CHECK(stctl(set + " stat s3://" + bucket + "/partial").exit_code == 1);
+  // ... and over an existing object, the object keeps its old bytes (the upload is aborted).
+  auto over = stctl(set + " cp /proc/self/status " + obj);
+  INFO(over.out);
+  CHECK(over.exit_code == 1);
+  CHECK(stctl(set + " cat " + obj, false).out == data);
 }

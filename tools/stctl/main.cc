@@ -351,9 +351,10 @@ int cmd_cp(Context& ctx, const std::vector<std::string>& args) {
   }
   if (s.is_ok() && via_temp) s = ctx.store.rename(target, dst_name);
   if (!s.is_ok()) {
-    // Nothing of a failed copy stays behind: the temporary file, or a destination this copy created.
-    (void)dst->close();
-    if (via_temp || !existed) (void)ctx.store.remove(target);
+    // Nothing of a failed copy stays behind: the temporary file is removed; an object store's
+    // upload is aborted, so its object keeps its old bytes (or is never created).
+    (void)dst->abort();
+    if (via_temp) (void)ctx.store.remove(target);
     return fail(s);
   }
   if (ctx.json) print_map(ctx, {{"src", args[0]}, {"dst", dst_name}, {"bytes", std::to_string(copied)}});

@@ -254,3 +254,37 @@ TEST_CASE("s3 streaming: a multipart ETag is checked at the end of a sequential 
   CHECK(s.code() == Code::kCorruption);
   CHECK(s.message().find("MD5 mismatch") != std::string::npos);
 }
+
+TEST_CASE("s3 streaming: abort() publishes nothing, so an object keeps its old bytes") {
+  REQUIRE_S3RVER();
+  auto store = open_store(server.endpoint());
+  const std::string bucket = make_bucket(server.endpoint(), "stream-abort");
+  const std::string uri = "s3express://" + bucket + "/kept.bin";
+  const std::string old_bytes = "the object before the failed writer";
+  {
+    auto f = store->open(uri, kOpenWrite | kOpenCreate | kOpenTruncate);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->write(old_bytes.data(), old_bytes.size(), 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  // A writer that gets well past several parts (so parts were already streamed) and then fails.
+  for (size_t size : {kPart / 2, 6 * kPart + 123}) {
+    auto f = store->open(uri, kOpenWrite | kOpenCreate | kOpenTruncate);
+    REQUIRE(f.is_ok());
+    std::vector<char> junk(size, 'j');
+    REQUIRE(f->write(junk.data(), junk.size(), 0).is_ok());
+    CHECK(f->abort().is_ok());
+    CHECK_FALSE(f->is_open());
+    auto back = read_all(*store, uri);
+    CHECK(std::string(back.begin(), back.end()) == old_bytes);
+  }
+  // A new key written and aborted never appears.
+  {
+    auto f = store->open("s3express://" + bucket + "/never.bin", kOpenWrite | kOpenCreate);
+    REQUIRE(f.is_ok());
+    std::vector<char> junk(3 * kPart, 'n');
+    REQUIRE(f->write(junk.data(), junk.size(), 0).is_ok());
+    CHECK(f->abort().is_ok());
+  }
+  CHECK(store->stat("s3express://" + bucket + "/never.bin").status().code() == Code::kNotFound);
+}
