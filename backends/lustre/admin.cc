@@ -249,14 +249,34 @@ Result<DfReport> df(const std::string& path_in) {
 Result<FsckReport> fsck(const std::string& path_in, bool repair) {
   std::string path = absolute_path(host_path_of(path_in));
   STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
-  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
-  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
   FsckReport r;
+  auto mounted = FileSystem::mount(loc.first);
+  if (!mounted && mounted.status().code() == Code::kCorruption) {
+    // Load what is valid; without repair write nothing, with it checkpoint the result.
+    MountOptions mo;
+    mo.mds.recover = true;
+    mo.mds.read_only = !repair;
+    mounted = FileSystem::mount(loc.first, mo);
+    if (mounted) r.problems = (*mounted)->mds().problems();
+  }
+  if (!mounted) return mounted.status();
+  auto fs = *mounted;
+  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
   r.inodes = fs->mds().inode_count();
   r.objects = scan.objects;
   r.orphans = scan.orphans;
   r.overlong = scan.overlong;
   r.orphan_paths = std::move(scan.orphan_paths);
+  return r;
+}
+
+Result<ImageReport> verify_metadata_image(std::string_view superblock, std::string_view checkpoint,
+                                          std::string_view wal, bool recover) {
+  STOR_ASSIGN_OR_RETURN(auto sb, parse_superblock(superblock, kMarkerName));
+  STOR_ASSIGN_OR_RETURN(auto mds, Mds::load_image(checkpoint, wal, sb.target_count(), sb.default_layout(), recover));
+  ImageReport r;
+  r.inodes = mds->inode_count();
+  r.problems = mds->problems();
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 
+#include "backends/lustre/layout.h"
 #include "backends/lustre/wal.h"
 
 namespace stor::lustre {
@@ -21,6 +22,24 @@ std::map<std::string, std::weak_ptr<FileSystem>>& mounts() {
   return *m;
 }
 }  // namespace
+
+Result<pb::Superblock> parse_superblock(std::string_view data, const std::string& where) {
+  pb::Superblock sb;
+  auto bad = [&](const std::string& what) { return Status(Code::kCorruption, "lustre: superblock " + where + ": " + what); };
+  if (data.size() > (1u << 20) || !sb.ParseFromArray(data.data(), static_cast<int>(data.size())))
+    return bad("does not parse");
+  if (sb.format_version() != 1)
+    return Status(Code::kUnsupported, "lustre: superblock " + where + ": format " + std::to_string(sb.format_version()) +
+                                          " is not one this library understands (1)");
+  if (sb.target_count() == 0 || sb.target_count() > kMaxTargets)
+    return bad("target_count " + std::to_string(sb.target_count()) + " is not 1.." + std::to_string(kMaxTargets));
+  if (Status s = validate_layout(sb.default_layout(), sb.target_count()); !s)
+    return bad("default layout: " + s.message());
+  if (sb.target_endpoints_size() > 0 && static_cast<uint32_t>(sb.target_endpoints_size()) != sb.target_count())
+    return bad("names " + std::to_string(sb.target_endpoints_size()) + " endpoints for " +
+               std::to_string(sb.target_count()) + " targets");
+  return sb;
+}
 
 Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string& host_path) {
   if (host_path.empty() || host_path[0] != '/')
@@ -48,19 +67,17 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   if (root_dir.empty()) root_dir = "/";
   if (root_in.empty() || root_in[0] != '/')
     return Status(Code::kInvalidArgument, "lustre: file system root '" + root_in + "' must be absolute");
+  const bool recovery = opts.mds.recover;
   std::lock_guard lk(g_mounts_mu);
-  if (auto it = mounts().find(root_dir); it != mounts().end())
+  if (auto it = mounts().find(root_dir); !recovery && it != mounts().end())
     if (auto fs = it->second.lock()) return fs;
 
   std::shared_ptr<FileSystem> fs(new FileSystem());
   fs->root_ = root_dir;
+  fs->read_only_ = opts.mds.read_only;
   auto sb = read_file(root_dir + "/" + kMarkerName);
   if (!sb) return sb.status();
-  if (!fs->sb_.ParseFromString(*sb) || fs->sb_.target_count() == 0)
-    return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " is malformed");
-  if (fs->sb_.format_version() != 1)
-    return Status(Code::kUnsupported, "lustre: superblock format " + std::to_string(fs->sb_.format_version()) +
-                                          " is newer than this library understands");
+  STOR_ASSIGN_OR_RETURN(fs->sb_, parse_superblock(*sb, root_dir + "/" + kMarkerName));
   std::string lock_path = root_dir + "/mdt/lock";
   fs->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fs->lock_fd_ < 0) return Status::from_errno(errno, "lustre: open " + lock_path);
@@ -72,10 +89,6 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     ::usleep(10000);
   }
   if (fs->sb_.target_endpoints_size() > 0) {
-    if (static_cast<uint32_t>(fs->sb_.target_endpoints_size()) != fs->sb_.target_count())
-      return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " names " +
-                                           std::to_string(fs->sb_.target_endpoints_size()) + " endpoints for " +
-                                           std::to_string(fs->sb_.target_count()) + " targets");
     // Before the MDS opens: replaying its log may delete objects of unlinked files.
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
       auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t));
@@ -88,20 +101,29 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   FileSystem* raw = fs.get();
   auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
                        [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
-  if (!mds) return mds.status();
+  if (!mds) {
+    if (mds.status().code() == Code::kCorruption && !recovery)
+      return Status(Code::kCorruption, mds.status().message() + " (`stctl fsck " + root_dir +
+                                           "` lists every problem; `stctl fsck --repair " + root_dir +
+                                           "` sets them aside)");
+    return mds.status();
+  }
   fs->mds_ = std::move(*mds);
+  if (fs->read_only_) return fs;
+  // A repaired namespace is made durable before anything else: the damaged log is not replayed again.
+  if (recovery) STOR_RETURN_IF_ERROR(fs->mds_->checkpoint());
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
   std::string clean = root_dir + "/mdt/clean";
   if (::unlink(clean.c_str()) != 0) {
     auto scan = fs->scan_objects(/*repair=*/true);
     if (!scan) return scan.status();
   }
-  mounts()[root_dir] = fs;
+  if (!recovery) mounts()[root_dir] = fs;
   return fs;
 }
 
 FileSystem::~FileSystem() {
-  if (mds_) {
+  if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {
       int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);

@@ -135,7 +135,10 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
     if (data.status().code() == Code::kNotFound) return uint64_t{0};
     return data.status();
   }
-  const std::string& d = *data;
+  return replay_wal_data(*data, apply);
+}
+
+Result<uint64_t> replay_wal_data(std::string_view d, const std::function<Status(std::string_view)>& apply) {
   auto frame_at = [&](size_t pos, std::string_view* payload) {
     if (pos + 8 > d.size()) return false;
     uint32_t len, crc;
@@ -160,7 +163,7 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
     size_t z = pos;
     while (z < d.size() && d[z] == '\0') ++z;
     // A frame may itself start with zero bytes (its length's high bytes): try each start.
-    size_t next = std::string::npos;
+    size_t next = std::string_view::npos;
     for (size_t cand = pos + 1; cand <= z && cand < d.size(); ++cand) {
       std::string_view p2;
       if (frame_at(cand, &p2)) {
@@ -168,7 +171,7 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
         break;
       }
     }
-    if (next == std::string::npos) break;
+    if (next == std::string_view::npos) break;
     pos = next;
   }
   return static_cast<uint64_t>(valid_end);
