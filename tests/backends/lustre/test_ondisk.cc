@@ -382,3 +382,27 @@ TEST_CASE("mounting arbitrary metadata bytes never crashes", "[lustre][ondisk]")
     (void)image;
   }
 }
+
+// POSIX names are bytes: a name that is not UTF-8 must survive the log and the checkpoint.
+TEST_CASE("entry names that are not UTF-8 survive a remount", "[lustre][ondisk]") {
+  stor::test::TempDir dir;
+  const std::string root = dir.path() + "/fs";
+  REQUIRE(mkfs(root, MkfsOptions{}).is_ok());
+  const std::string name = "/caf\xe9";
+  {
+    auto fs = FileSystem::mount(root);
+    REQUIRE(fs.is_ok());
+    REQUIRE((*fs)->mds().mkdir(kRoot, name, 0755).is_ok());
+    REQUIRE((*fs)->mds().mkdir(kRoot, "/d", 0755).is_ok());
+    REQUIRE((*fs)->mds().rename(kRoot, "/d", "/d\xff").is_ok());
+    std::error_code ec;
+    std::filesystem::remove(root + "/mdt/clean", ec);
+  }
+  for (int round = 0; round < 2; ++round) {  // from the WAL, then from the checkpoint
+    auto fs = FileSystem::mount(root);
+    INFO(fs.status().message());
+    REQUIRE(fs.is_ok());
+    CHECK((*fs)->mds().stat(kRoot, name).is_ok());
+    CHECK((*fs)->mds().stat(kRoot, "/d\xff").is_ok());
+  }
+}
