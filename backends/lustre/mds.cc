@@ -194,7 +194,13 @@ Mds::Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsO
     : dir_(std::move(mdt_dir)), target_count_(target_count), fs_default_(std::move(fs_default)), opts_(opts),
       reaper_(std::move(reaper)) {}
 
-Mds::~Mds() { wal_.close(); }
+Mds::~Mds() {
+  wal_.close();
+  // A damaged image may hold a directory cycle (a child owning its ancestor): break every link so
+  // nothing leaks.
+  for (auto it = inodes_.begin(); it != inodes_.end(); ++it) it->second->children.clear();
+  for (auto& n : detached_) n->children.clear();
+}
 
 Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode) {
   pb::Checkpoint cp;
