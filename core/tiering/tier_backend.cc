@@ -2,6 +2,8 @@
 // DIR/.stor-tier/config) served as one namespace.
 #include <sys/stat.h>
 
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,16 +35,17 @@ Result<std::map<std::string, std::string>> read_config(const std::string& path) 
   return out;
 }
 
-Result<uint64_t> parse_number(const std::string& key, const std::string& v) {
-  try {
-    size_t used = 0;
-    const unsigned long long n = std::stoull(v, &used);
-    if (used != v.size()) throw std::invalid_argument(v);
-    return static_cast<uint64_t>(n);
-  } catch (...) {
-    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number");
-  }
+// Decimal digits only: std::stoull took "-1" as 2^64-1 (a negative demote_after then demoted
+// everything at once). `max` keeps seconds from overflowing when turned into nanoseconds.
+Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint64_t max = UINT64_MAX) {
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n > max)
+    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number" +
+                                              (max != UINT64_MAX ? " in 0.." + std::to_string(max) : std::string()));
+  return n;
 }
+constexpr uint64_t kMaxSeconds = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000;
 
 class TierBackend final : public Backend {
  public:
@@ -122,7 +125,7 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
     o.state_dir = state_dir;
     if (config.count("demote_after")) {
-      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"]));
+      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"], kMaxSeconds));
       o.demote_after_ns = static_cast<int64_t>(secs) * 1'000'000'000;
     }
     if (config.count("high_watermark")) {
@@ -135,7 +138,7 @@ class TierBackend final : public Backend {
     // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
     uint64_t policy_secs = 300;
     if (config.count("policy_interval")) {
-      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"]));
+      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"], kMaxSeconds));
     }
     o.policy_interval_ns = static_cast<int64_t>(policy_secs) * 1'000'000'000;
     STOR_ASSIGN_OR_RETURN(auto ns, TieredStore::open(std::move(o)));

@@ -4,11 +4,14 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <random>
 
 #include "core/tiering/journal.h"
+#include "stor/store.h"
+#include "stor/tiering.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -159,4 +162,37 @@ TEST_CASE("replaying arbitrary journal bytes never crashes", "[tiering][journal]
     std::map<std::string, Record> records;
     (void)replay_lines(framed(payload), "journal", true, &records);
   }
+}
+
+// The link's DIR/.stor-tier/config is read from disk too: numbers must be numbers in range.
+TEST_CASE("tier link config with a negative or overflowing number is refused", "[tiering][config]") {
+  stor::test::TempDir dir;
+  const std::string fast = dir / "ns", cold = dir / "bucket";
+  std::filesystem::create_directories(fast);
+  std::filesystem::create_directories(cold);
+  std::string key, value;
+  SECTION("negative seconds (stoull wrapped it to a negative demote_after)") {
+    key = "demote_after";
+    value = "-1";
+  }
+  SECTION("seconds overflowing nanoseconds") {
+    key = "policy_interval";
+    value = "99999999999";
+  }
+  SECTION("trailing junk") {
+    key = "high_watermark";
+    value = "10 GB";
+  }
+  {
+    auto store = Store::create().value();
+    auto tier = store->backend(Uri::parse("tier:///").value());
+    REQUIRE(tier.is_ok());
+    REQUIRE(create_link(**tier, fast, "nvme://" + cold).is_ok());
+  }
+  std::ofstream(fast + "/.stor-tier/config", std::ios::app) << key << "=" << value << "\n";
+  auto store = Store::create().value();
+  auto st = store->stat("tier://" + fast + "/x");
+  INFO(st.status().message());
+  CHECK(st.status().code() == Code::kInvalidArgument);
+  CHECK(contains(st.status().message(), key));
 }
