@@ -62,8 +62,8 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
                                                  opts.target_endpoints[t] + "): " + reach.status().message());
     }
   }
-  if (opts.targets == 0 || opts.targets > 4096)
-    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1..4096");
+  if (opts.targets == 0 || opts.targets > kMaxTargets)
+    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1.." + std::to_string(kMaxTargets));
   pb::Layout def = to_layout(opts.default_layout);
   STOR_RETURN_IF_ERROR(validate_layout(def, opts.targets));
   std::error_code ec;
