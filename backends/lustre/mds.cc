@@ -262,7 +262,10 @@ Result<std::unique_ptr<Mds>> Mds::load_image(std::string_view checkpoint, std::s
 
 Status Mds::problem(const std::string& what, const std::string& action) {
   if (!opts_.recover) return Status(Code::kCorruption, "lustre: " + what);
-  problems_.push_back(what + " (" + action + ")");
+  // A log of a million bad records must not become a million strings.
+  constexpr size_t kMaxListed = 1000;
+  if (problems_.size() < kMaxListed) problems_.push_back(what + " (" + action + ")");
+  else ++unlisted_problems_;
   return Status::ok();
 }
 
@@ -389,6 +392,9 @@ Status Mds::load(std::string_view data) {
 }
 
 void Mds::quarantine_detached() {
+  if (unlisted_problems_)
+    problems_.push_back("... and " + std::to_string(unlisted_problems_) + " more problems of the same kinds");
+  unlisted_problems_ = 0;
   if (detached_.empty()) return;
   std::string name = "lost+found";
   InodeRef lf;

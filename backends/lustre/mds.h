@@ -168,7 +168,8 @@ class Mds {
   // Validates one record completely, then applies it; an invalid record changes nothing.
   Status replay(std::string_view payload, const std::string& where);
   Status check_record(const pb::WalRecord& rec, const std::string& where);
-  // Recovery: inodes the checkpoint could not place in the tree go to /lost+found.
+  // Recovery, after replay: inodes the checkpoint could not place in the tree go to /lost+found;
+  // closes the problem list.
   void quarantine_detached();
   // Reports a problem: Corruption when strict, a problems() line when recovering.
   Status problem(const std::string& what, const std::string& action);
@@ -196,6 +197,7 @@ class Mds {
   WalWriter wal_;
   uint64_t wal_generation_ = 1;
   std::vector<std::string> problems_;
+  uint64_t unlisted_problems_ = 0;
   std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches
 };
 

@@ -438,6 +438,23 @@ TEST_CASE("verify_metadata_image on mutated CRC-valid WAL records never crashes"
     if (!strict) CHECK_FALSE(lenient->problems.empty());
   }
   CHECK(rejected > 0);
+  // A log full of bad records lists the first 1000 and counts the rest.
+  {
+    pb::WalRecord bad;
+    bad.set_op(pb::WalRecord::SET_ATTR);
+    bad.set_attr_mask(1);
+    bad.mutable_inode()->set_ino(777777);
+    std::string wal;
+    const std::string p = bad.SerializeAsString();
+    for (int i = 0; i < 1500; ++i) {
+      uint32_t len = static_cast<uint32_t>(p.size()), crc = crc32c(p.data(), p.size());
+      wal.append(reinterpret_cast<const char*>(&len), 4).append(reinterpret_cast<const char*>(&crc), 4).append(p);
+    }
+    auto r = verify_metadata_image(sb_bytes, cp_bytes, wal, true);
+    REQUIRE(r.is_ok());
+    REQUIRE(r->problems.size() == 1001);
+    CHECK(contains(r->problems.back(), "500 more"));
+  }
   // Arbitrary superblock bytes.
   for (int round = 0; round < 500; ++round) {
     std::string sb = sb_bytes;
