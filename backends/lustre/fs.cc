@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -17,6 +18,24 @@ namespace stor::lustre {
 
 namespace {
 std::mutex g_mounts_mu;
+
+// "INO.C.S" exactly as object_name() writes it (no sign, spaces or leading zeros, in range);
+// names on a target are read from disk and may be anything.
+bool parse_object_leaf(const std::string& leaf, uint64_t* ino, uint32_t* comp, uint32_t* stripe) {
+  const char* p = leaf.data();
+  const char* end = leaf.data() + leaf.size();
+  auto field = [&](auto* out, bool last) {
+    auto [next, ec] = std::from_chars(p, end, *out);
+    if (ec != std::errc() || next == p) return false;
+    p = next;
+    if (last) return p == end;
+    if (p == end || *p != '.') return false;
+    ++p;
+    return true;
+  };
+  if (!field(ino, false) || !field(comp, false) || !field(stripe, true)) return false;
+  return leaf == std::to_string(*ino) + "." + std::to_string(*comp) + "." + std::to_string(*stripe);
+}
 std::map<std::string, std::weak_ptr<FileSystem>>& mounts() {
   static auto* m = new std::map<std::string, std::weak_ptr<FileSystem>>();  // never destroyed: safe at exit
   return *m;
@@ -172,11 +191,9 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
       ++scan.objects;
       // "XX/INO.C.S", the same names object_name() makes.
       std::string leaf = e.name.substr(e.name.rfind('/') + 1);
-      unsigned long long ino = 0;
-      unsigned comp = 0, stripe = 0;
-      int used = 0;
-      bool parsed = std::sscanf(leaf.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
-                    static_cast<size_t>(used) == leaf.size() && e.name == object_name(ino, comp, stripe);
+      uint64_t ino = 0;
+      uint32_t comp = 0, stripe = 0;
+      bool parsed = parse_object_leaf(leaf, &ino, &comp, &stripe) && e.name == object_name(ino, comp, stripe);
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
         if (e.size > static_cast<uint64_t>(limit)) {
@@ -203,11 +220,11 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
       if (!it->is_regular_file()) continue;
       ++scan.objects;
       std::string name = it->path().filename().string();
-      unsigned long long ino = 0;
-      unsigned comp = 0, stripe = 0;
-      int used = 0;
-      bool parsed = std::sscanf(name.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
-                    static_cast<size_t>(used) == name.size();
+      uint64_t ino = 0;
+      uint32_t comp = 0, stripe = 0;
+      // In its own XX directory too: a copy elsewhere is not the object the data path reads.
+      bool parsed = parse_object_leaf(name, &ino, &comp, &stripe) &&
+                    it->path().string() == object_path(t, ino, comp, stripe);
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
         std::error_code size_ec;

@@ -486,3 +486,33 @@ TEST_CASE("entry names that are not UTF-8 survive a remount", "[lustre][ondisk]"
     CHECK((*fs)->mds().stat(kRoot, "/d\xff").is_ok());
   }
 }
+
+// Object names on the targets are read from disk too: only the exact name object_path() makes,
+// in its own subdirectory, belongs to a file; anything else is an orphan (not cut as "overlong").
+TEST_CASE("object names that only resemble a file's object are orphans", "[lustre][ondisk]") {
+  stor::test::TempDir dir;
+  Image im = make_image(dir);
+  std::string real;
+  {
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    real = (*fs)->object_path(0, im.victim, 0, 0);
+  }
+  const std::string sub = std::filesystem::path(real).parent_path().string();
+  const std::string ino = std::to_string(im.victim);
+  std::vector<std::string> fakes = {sub + "/0" + ino + ".0.0", sub + "/+" + ino + ".0.0",
+                                    sub + "/" + ino + ".0.0.bak", sub + "/" + ino + ".00.0",
+                                    sub + "/99999999999999999999999.0.0", im.root + "/ost0/" + ino + ".0.0"};
+  for (const auto& f : fakes) std::ofstream(f, std::ios::binary) << std::string(9000, 'y');
+  auto r = fsck(im.root, false);
+  REQUIRE(r.is_ok());
+  std::string all;
+  for (const auto& p : r->orphan_paths) all += p + "\n";
+  INFO(all);
+  CHECK(r->orphans == fakes.size());
+  CHECK(r->overlong == 0);
+  for (const auto& f : fakes) CHECK(contains(all, f));
+  REQUIRE(fsck(im.root, true).is_ok());
+  for (const auto& f : fakes) CHECK_FALSE(std::filesystem::exists(f));
+  CHECK(std::filesystem::file_size(real) == 7000);
+}
