@@ -163,7 +163,7 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
           o.size = o.exists ? st->size : 0;
         } else {
           struct stat st {};
-          o.exists = ::stat(o.path.c_str(), &st) == 0;
+          o.exists = ::lstat(o.path.c_str(), &st) == 0;  // a symlink there is not followed
           o.size = o.exists ? static_cast<uint64_t>(st.st_size) : 0;
         }
         info.objects.push_back(std::move(o));

@@ -217,13 +217,18 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_regular_file()) continue;
+      // Never follow a symlink (nor block on a FIFO) from a target: anything but a regular file
+      // or a directory there is an orphan, and unlinking it removes only the entry.
+      std::error_code type_ec;
+      const auto type = it->symlink_status(type_ec).type();
+      if (type_ec || type == std::filesystem::file_type::directory) continue;
+      const bool regular = type == std::filesystem::file_type::regular;
       ++scan.objects;
       std::string name = it->path().filename().string();
       uint64_t ino = 0;
       uint32_t comp = 0, stripe = 0;
       // In its own XX directory too: a copy elsewhere is not the object the data path reads.
-      bool parsed = parse_object_leaf(name, &ino, &comp, &stripe) &&
+      bool parsed = regular && parse_object_leaf(name, &ino, &comp, &stripe) &&
                     it->path().string() == object_path(t, ino, comp, stripe);
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
@@ -231,7 +236,14 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
         auto size = it->file_size(size_ec);
         if (!size_ec && size > static_cast<uint64_t>(limit)) {
           ++scan.overlong;
-          if (repair) (void)::truncate(it->path().c_str(), static_cast<off_t>(limit));
+          if (repair) {
+            // O_NOFOLLOW: the entry may have been swapped for a symlink since it was listed.
+            int fd = ::open(it->path().c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            if (fd >= 0) {
+              (void)::ftruncate(fd, static_cast<off_t>(limit));
+              ::close(fd);
+            }
+          }
         }
         continue;
       }

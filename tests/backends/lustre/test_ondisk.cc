@@ -516,3 +516,45 @@ TEST_CASE("object names that only resemble a file's object are orphans", "[lustr
   for (const auto& f : fakes) CHECK_FALSE(std::filesystem::exists(f));
   CHECK(std::filesystem::file_size(real) == 7000);
 }
+
+// An object path that is a symlink must never lead the sweep, fsck or the data path to a file
+// outside the target (fsck often runs as root).
+TEST_CASE("a symlink in place of an object is an orphan, never followed", "[lustre][ondisk]") {
+  stor::test::TempDir dir;
+  Image im = make_image(dir);
+  const std::string outside = dir / "outside.bin";
+  std::ofstream(outside, std::ios::binary) << std::string(9000, 'o');
+  std::string real;
+  {
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    real = (*fs)->object_path(0, im.victim, 0, 0);
+  }
+  std::filesystem::remove(real);
+  std::filesystem::create_symlink(outside, real);
+  auto r = fsck(im.root, false);
+  REQUIRE(r.is_ok());
+  CHECK(r->orphans == 1);
+  CHECK(r->overlong == 0);
+  {
+    // The data path refuses it instead of reading or writing through it.
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    auto engine = IoEngine::create();
+    REQUIRE(engine.is_ok());
+    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}});
+    REQUIRE(backend.is_ok());
+    OpenOptions oo;
+    oo.flags = kOpenRead | kOpenWrite;
+    auto f = (*backend)->open(Uri::parse("lustre://" + im.root + "/victim").value(), oo);
+    REQUIRE(f.is_ok());
+    std::vector<char> buf(100);
+    CHECK_FALSE((*f)->read(buf.data(), buf.size(), 0).is_ok());
+    CHECK((*f)->truncate(10).code() != Code::kOk);
+    (void)(*f)->close();
+  }
+  CHECK(std::filesystem::file_size(outside) == 9000);
+  REQUIRE(fsck(im.root, true).is_ok());
+  CHECK(std::filesystem::file_size(outside) == 9000);  // the link went, not its target
+  CHECK_FALSE(std::filesystem::is_symlink(real));
+}
