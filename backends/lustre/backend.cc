@@ -117,15 +117,27 @@ class LustreFile final : public StripedFile {
     return s;
   }
 
-  // Opens an object that must be a regular file on the target itself: no symlink is followed
-  // (it could point anywhere) and a FIFO cannot block the open. -1 when it does not exist.
+  // Opens an object that must be a regular file in a real ostK/XX directory: no symlink is
+  // followed there (it could point anywhere; ostK itself may be a link to another disk) and a
+  // FIFO cannot block the open. -1 when it (or its XX directory) does not exist.
   static Result<int> open_object(const std::string& obj, int oflags) {
-    int fd = ::open(obj.c_str(), oflags | O_NOFOLLOW | O_NONBLOCK, 0600);
-    if (fd < 0) {
+    const size_t slash = obj.rfind('/');
+    const std::string sub = obj.substr(0, slash), leaf = obj.substr(slash + 1);
+    int dfd = ::open(sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
       if (errno == ENOENT) return -1;
-      if (errno == ELOOP)
+      if (errno == ELOOP || errno == ENOTDIR)
+        return Status(Code::kCorruption, "lustre: object directory " + sub + " is not a directory (`stctl fsck --repair` removes it)");
+      return Status::from_errno(errno, "lustre: open object directory " + sub);
+    }
+    int fd = ::openat(dfd, leaf.c_str(), oflags | O_NOFOLLOW | O_NONBLOCK, 0600);
+    const int open_errno = errno;
+    ::close(dfd);
+    if (fd < 0) {
+      if (open_errno == ENOENT) return -1;
+      if (open_errno == ELOOP)
         return Status(Code::kCorruption, "lustre: object " + obj + " is a symbolic link (`stctl fsck --repair` removes it)");
-      return Status::from_errno(errno, "lustre: open object " + obj);
+      return Status::from_errno(open_errno, "lustre: open object " + obj);
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -558,3 +558,45 @@ TEST_CASE("a symlink in place of an object is an orphan, never followed", "[lust
   CHECK(std::filesystem::file_size(outside) == 9000);  // the link went, not its target
   CHECK_FALSE(std::filesystem::is_symlink(real));
 }
+
+TEST_CASE("a symlink in place of an object subdirectory is an orphan, never followed", "[lustre][ondisk]") {
+  stor::test::TempDir dir;
+  Image im = make_image(dir);
+  std::string real;
+  {
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    real = (*fs)->object_path(0, im.victim, 0, 0);
+  }
+  const std::filesystem::path sub = std::filesystem::path(real).parent_path();
+  const std::string elsewhere = dir / "elsewhere";
+  std::filesystem::create_directories(elsewhere);
+  const std::string outside = elsewhere + "/" + std::filesystem::path(real).filename().string();
+  std::ofstream(outside, std::ios::binary) << std::string(9000, 'o');
+  std::filesystem::remove_all(sub);
+  std::filesystem::create_directory_symlink(elsewhere, sub);
+  {
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    auto engine = IoEngine::create();
+    REQUIRE(engine.is_ok());
+    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}});
+    REQUIRE(backend.is_ok());
+    OpenOptions oo;
+    oo.flags = kOpenRead | kOpenWrite;
+    auto f = (*backend)->open(Uri::parse("lustre://" + im.root + "/victim").value(), oo);
+    REQUIRE(f.is_ok());
+    std::vector<char> buf(100);
+    auto r = (*f)->read(buf.data(), buf.size(), 0);
+    INFO(r.status().message());
+    CHECK(r.status().code() == Code::kCorruption);
+    CHECK((*f)->truncate(10).code() == Code::kCorruption);
+    (void)(*f)->close();
+  }
+  auto check = fsck(im.root, false);
+  REQUIRE(check.is_ok());
+  CHECK(check->orphans == 1);
+  REQUIRE(fsck(im.root, true).is_ok());
+  CHECK(std::filesystem::file_size(outside) == 9000);
+  CHECK_FALSE(std::filesystem::exists(sub));
+}
