@@ -178,8 +178,16 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
     return;
   }
   for (int c = 0; c < layout.components_size(); ++c)
-    for (int s = 0; s < layout.components(c).targets_size(); ++s)
-      ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
+    for (int s = 0; s < layout.components(c).targets_size(); ++s) {
+      // Through an O_NOFOLLOW descriptor of ostK/XX: a symlinked XX must not aim the unlink
+      // at a file elsewhere.
+      std::string obj = object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s));
+      const size_t slash = obj.rfind('/');
+      int dfd = ::open(obj.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dfd < 0) continue;
+      ::unlinkat(dfd, obj.c_str() + slash + 1, 0);
+      ::close(dfd);
+    }
 }
 
 Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {

@@ -596,6 +596,13 @@ TEST_CASE("a symlink in place of an object subdirectory is an orphan, never foll
   auto check = fsck(im.root, false);
   REQUIRE(check.is_ok());
   CHECK(check->orphans == 1);
+  {
+    // Unlinking the file removes its objects: not the look-alike behind the link.
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    REQUIRE((*fs)->mds().remove(kRoot, "/victim").is_ok());
+  }
+  CHECK(std::filesystem::exists(outside));
   REQUIRE(fsck(im.root, true).is_ok());
   CHECK(std::filesystem::file_size(outside) == 9000);
   CHECK_FALSE(std::filesystem::exists(sub));
