@@ -145,7 +145,7 @@ FileSystem::~FileSystem() {
   if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {
-      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
       if (fd >= 0) ::close(fd);
     }
     mds_.reset();

@@ -49,7 +49,8 @@ WalWriter::~WalWriter() { close(); }
 
 Status WalWriter::open(const std::string& path, uint64_t valid_length) {
   close();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted as the log must not aim the truncation and appends elsewhere.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Status::from_errno(errno, "open WAL " + path);
   // Cut off a torn tail so new records follow the last intact one.
   if (::ftruncate(fd, static_cast<off_t>(valid_length)) != 0) {
@@ -189,7 +190,7 @@ Status fsync_dir(const std::string& dir) {
 
 Status write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);  // no planted link
   if (fd < 0) return Status::from_errno(errno, "create " + tmp);
   Status s = write_all(fd, data.data(), data.size(), tmp);
   if (s && ::fsync(fd) != 0) s = Status::from_errno(errno, "fsync " + tmp);

@@ -261,7 +261,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
     if (!s.is_ok()) return fail(s);
   }
   const std::string jpath = dir + "/journal";
-  int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return fail(Status::from_errno(errno, "open " + jpath));
   std::unique_ptr<Journal> j(new Journal(dir, fd, lock_fd));
   // Start from a clean journal: fold what was replayed (including dropping a torn tail).
@@ -294,7 +294,7 @@ uint64_t Journal::appended_since_compaction() const {
 Status Journal::compact(const std::map<std::string, Record>& records) {
   std::lock_guard lk(mu_);
   const std::string tmp = dir_ + "/checkpoint.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);  // no planted link
   if (fd < 0) return Status::from_errno(errno, "open " + tmp);
   std::string body;
   for (const auto& [path, r] : records) body += frame(encode_put(r));

@@ -607,3 +607,27 @@ TEST_CASE("a symlink in place of an object subdirectory is an orphan, never foll
   CHECK(std::filesystem::file_size(outside) == 9000);
   CHECK_FALSE(std::filesystem::exists(sub));
 }
+
+// The metadata files are written through temp files and a log the mount opens: symlinks planted
+// there must not redirect those writes.
+TEST_CASE("symlinks planted as mdt/checkpoint.tmp or the WAL are not written through", "[lustre][ondisk]") {
+  stor::test::TempDir dir;
+  Image im = make_image(dir);
+  const std::string outside = dir / "outside.txt";
+  const std::string content(5000, 'k');
+  std::ofstream(outside, std::ios::binary) << content;
+  SECTION("checkpoint temp file") {
+    std::filesystem::create_symlink(outside, im.root + "/mdt/checkpoint.tmp");
+    auto fs = FileSystem::mount(im.root);
+    REQUIRE(fs.is_ok());
+    CHECK_FALSE((*fs)->mds().checkpoint().is_ok());
+  }
+  SECTION("the WAL the checkpoint names") {
+    const std::string wal = im.root + "/mdt/wal." + std::to_string(read_checkpoint(im.root).wal_generation());
+    std::filesystem::remove(wal);
+    std::filesystem::create_symlink(outside, wal);
+    auto fs = FileSystem::mount(im.root);
+    CHECK_FALSE(fs.is_ok());
+  }
+  CHECK(std::filesystem::file_size(outside) == content.size());
+}

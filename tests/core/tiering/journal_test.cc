@@ -196,3 +196,19 @@ TEST_CASE("tier link config with a negative or overflowing number is refused", "
   CHECK(st.status().code() == Code::kInvalidArgument);
   CHECK(contains(st.status().message(), key));
 }
+
+// State files are rewritten through checkpoint.tmp and appended to: planted symlinks must not
+// redirect those writes.
+TEST_CASE("symlinks planted as the journal or checkpoint.tmp are not written through", "[tiering][journal]") {
+  stor::test::TempDir dir;
+  const std::string outside = dir / "outside.txt";
+  std::ofstream(outside, std::ios::binary) << std::string(3000, 'k');
+  const std::string state = dir / "state";
+  std::filesystem::create_directories(state);
+  SECTION("checkpoint.tmp") { std::filesystem::create_symlink(outside, state + "/checkpoint.tmp"); }
+  SECTION("journal") { std::filesystem::create_symlink(outside, state + "/journal"); }
+  std::map<std::string, Record> records;
+  auto j = Journal::open(state, &records);
+  if (j.is_ok()) CHECK_FALSE((*j)->put(Record{"a", Residency::kDirty}, true).is_ok());
+  CHECK(std::filesystem::file_size(outside) == 3000);
+}
