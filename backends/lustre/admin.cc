@@ -62,8 +62,8 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
                                                  opts.target_endpoints[t] + "): " + reach.status().message());
     }
   }
-  if (opts.targets == 0 || opts.targets > 4096)
-    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1..4096");
+  if (opts.targets == 0 || opts.targets > kMaxTargets)
+    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1.." + std::to_string(kMaxTargets));
   pb::Layout def = to_layout(opts.default_layout);
   STOR_RETURN_IF_ERROR(validate_layout(def, opts.targets));
   std::error_code ec;
@@ -163,7 +163,7 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
           o.size = o.exists ? st->size : 0;
         } else {
           struct stat st {};
-          o.exists = ::stat(o.path.c_str(), &st) == 0;
+          o.exists = ::lstat(o.path.c_str(), &st) == 0;  // a symlink there is not followed
           o.size = o.exists ? static_cast<uint64_t>(st.st_size) : 0;
         }
         info.objects.push_back(std::move(o));
@@ -249,14 +249,34 @@ Result<DfReport> df(const std::string& path_in) {
 Result<FsckReport> fsck(const std::string& path_in, bool repair) {
   std::string path = absolute_path(host_path_of(path_in));
   STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
-  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
-  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
   FsckReport r;
+  auto mounted = FileSystem::mount(loc.first);
+  if (!mounted && mounted.status().code() == Code::kCorruption) {
+    // Load what is valid; without repair write nothing, with it checkpoint the result.
+    MountOptions mo;
+    mo.mds.recover = true;
+    mo.mds.read_only = !repair;
+    mounted = FileSystem::mount(loc.first, mo);
+    if (mounted) r.problems = (*mounted)->mds().problems();
+  }
+  if (!mounted) return mounted.status();
+  auto fs = *mounted;
+  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
   r.inodes = fs->mds().inode_count();
   r.objects = scan.objects;
   r.orphans = scan.orphans;
   r.overlong = scan.overlong;
   r.orphan_paths = std::move(scan.orphan_paths);
+  return r;
+}
+
+Result<ImageReport> verify_metadata_image(std::string_view superblock, std::string_view checkpoint,
+                                          std::string_view wal, bool recover) {
+  STOR_ASSIGN_OR_RETURN(auto sb, parse_superblock(superblock, kMarkerName));
+  STOR_ASSIGN_OR_RETURN(auto mds, Mds::load_image(checkpoint, wal, sb.target_count(), sb.default_layout(), recover));
+  ImageReport r;
+  r.inodes = mds->inode_count();
+  r.problems = mds->problems();
   return r;
 }
 

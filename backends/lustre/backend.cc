@@ -105,11 +105,53 @@ class LustreFile final : public StripedFile {
 
   Status cut_object(uint32_t target, uint32_t component, uint32_t stripe, uint64_t keep) override {
     std::string obj = fs_->object_path(target, inode_->ino, component, stripe);
+    auto fd = open_object(obj, O_WRONLY | O_CLOEXEC);
+    if (!fd) return fd.status();
+    if (*fd < 0) return {};  // never written: nothing to cut
     struct stat st {};
-    if (::stat(obj.c_str(), &st) != 0) return {};  // never written: nothing to cut
-    if (static_cast<uint64_t>(st.st_size) > keep && ::truncate(obj.c_str(), static_cast<off_t>(keep)) != 0)
-      return Status::from_errno(errno, "lustre: truncate object " + obj);
-    return {};
+    Status s;
+    if (::fstat(*fd, &st) != 0) s = Status::from_errno(errno, "lustre: stat object " + obj);
+    else if (static_cast<uint64_t>(st.st_size) > keep && ::ftruncate(*fd, static_cast<off_t>(keep)) != 0)
+      s = Status::from_errno(errno, "lustre: truncate object " + obj);
+    ::close(*fd);
+    return s;
+  }
+
+  // Opens an object that must be a regular file in a real ostK/XX directory: no symlink is
+  // followed there (it could point anywhere; ostK itself may be a link to another disk) and a
+  // FIFO cannot block the open. -1 when it (or its XX directory) does not exist.
+  static Result<int> open_object(const std::string& obj, int oflags) {
+    const size_t slash = obj.rfind('/');
+    const std::string sub = obj.substr(0, slash), leaf = obj.substr(slash + 1);
+    int dfd = ::open(sub.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0) {
+      if (errno == ENOENT) return -1;
+      if (errno == ELOOP || errno == ENOTDIR)
+        return Status(Code::kCorruption, "lustre: object directory " + sub + " is not a directory (`stctl fsck --repair` removes it)");
+      return Status::from_errno(errno, "lustre: open object directory " + sub);
+    }
+    int fd = ::openat(dfd, leaf.c_str(), oflags | O_NOFOLLOW | O_NONBLOCK, 0600);
+    const int open_errno = errno;
+    ::close(dfd);
+    if (fd < 0) {
+      if (open_errno == ENOENT) return -1;
+      if (open_errno == ELOOP)
+        return Status(Code::kCorruption, "lustre: object " + obj + " is a symbolic link (`stctl fsck --repair` removes it)");
+      return Status::from_errno(open_errno, "lustre: open object " + obj);
+    }
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+      ::close(fd);
+      return Status(Code::kCorruption, "lustre: object " + obj + " is not a regular file");
+    }
+    // Back to blocking: io_uring would answer EAGAIN instead of waiting on an O_NONBLOCK file.
+    int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+      int e = errno;
+      ::close(fd);
+      return Status::from_errno(e, "lustre: fcntl object " + obj);
+    }
+    return fd;
   }
 
   Status close_objects() override {
@@ -131,20 +173,19 @@ class LustreFile final : public StripedFile {
     int oflags = ((flags_ & kOpenWrite) ? O_RDWR : O_RDONLY) | O_CLOEXEC | (create ? O_CREAT : 0);
     // Set before the object can exist; unlink cannot reap while we hold the file open.
     if (create) inode_->may_have_objects = true;
-    int fd = ::open(obj.c_str(), oflags, 0600);
-    if (fd < 0 && errno == ENOENT && create) {
+    auto fd = open_object(obj, oflags);
+    if (fd && *fd < 0 && create) {
       // First object in this ostK/XX subdirectory: make it (a racing creator may beat us to it).
       std::string sub = obj.substr(0, obj.rfind('/'));
       if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST)
         return Status::from_errno(errno, "lustre: create object directory " + sub);
-      fd = ::open(obj.c_str(), oflags, 0600);
+      fd = open_object(obj, oflags);
+      if (fd && *fd < 0) return Status(Code::kNotFound, "lustre: object " + obj + " vanished while being created");
     }
-    if (fd < 0) {
-      if (errno == ENOENT && !create) return -1;
-      return Status::from_errno(errno, "lustre: open object " + obj);
-    }
-    fds_[idx] = fd;
-    return fd;
+    if (!fd) return fd.status();
+    if (*fd < 0) return -1;
+    fds_[idx] = *fd;
+    return *fd;
   }
 
   IoEngine* engine_;

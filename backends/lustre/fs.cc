@@ -5,22 +5,60 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
 
+#include "backends/lustre/layout.h"
 #include "backends/lustre/wal.h"
 
 namespace stor::lustre {
 
 namespace {
 std::mutex g_mounts_mu;
+
+// "INO.C.S" exactly as object_name() writes it (no sign, spaces or leading zeros, in range);
+// names on a target are read from disk and may be anything.
+bool parse_object_leaf(const std::string& leaf, uint64_t* ino, uint32_t* comp, uint32_t* stripe) {
+  const char* p = leaf.data();
+  const char* end = leaf.data() + leaf.size();
+  auto field = [&](auto* out, bool last) {
+    auto [next, ec] = std::from_chars(p, end, *out);
+    if (ec != std::errc() || next == p) return false;
+    p = next;
+    if (last) return p == end;
+    if (p == end || *p != '.') return false;
+    ++p;
+    return true;
+  };
+  if (!field(ino, false) || !field(comp, false) || !field(stripe, true)) return false;
+  return leaf == std::to_string(*ino) + "." + std::to_string(*comp) + "." + std::to_string(*stripe);
+}
 std::map<std::string, std::weak_ptr<FileSystem>>& mounts() {
   static auto* m = new std::map<std::string, std::weak_ptr<FileSystem>>();  // never destroyed: safe at exit
   return *m;
 }
 }  // namespace
+
+Result<pb::Superblock> parse_superblock(std::string_view data, const std::string& where) {
+  pb::Superblock sb;
+  auto bad = [&](const std::string& what) { return Status(Code::kCorruption, "lustre: superblock " + where + ": " + what); };
+  if (data.size() > (1u << 20) || !sb.ParseFromArray(data.data(), static_cast<int>(data.size())))
+    return bad("does not parse");
+  if (sb.format_version() != 1)
+    return Status(Code::kUnsupported, "lustre: superblock " + where + ": format " + std::to_string(sb.format_version()) +
+                                          " is not one this library understands (1)");
+  if (sb.target_count() == 0 || sb.target_count() > kMaxTargets)
+    return bad("target_count " + std::to_string(sb.target_count()) + " is not 1.." + std::to_string(kMaxTargets));
+  if (Status s = validate_layout(sb.default_layout(), sb.target_count()); !s)
+    return bad("default layout: " + s.message());
+  if (sb.target_endpoints_size() > 0 && static_cast<uint32_t>(sb.target_endpoints_size()) != sb.target_count())
+    return bad("names " + std::to_string(sb.target_endpoints_size()) + " endpoints for " +
+               std::to_string(sb.target_count()) + " targets");
+  return sb;
+}
 
 Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string& host_path) {
   if (host_path.empty() || host_path[0] != '/')
@@ -48,19 +86,17 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   if (root_dir.empty()) root_dir = "/";
   if (root_in.empty() || root_in[0] != '/')
     return Status(Code::kInvalidArgument, "lustre: file system root '" + root_in + "' must be absolute");
+  const bool recovery = opts.mds.recover;
   std::lock_guard lk(g_mounts_mu);
-  if (auto it = mounts().find(root_dir); it != mounts().end())
+  if (auto it = mounts().find(root_dir); !recovery && it != mounts().end())
     if (auto fs = it->second.lock()) return fs;
 
   std::shared_ptr<FileSystem> fs(new FileSystem());
   fs->root_ = root_dir;
+  fs->read_only_ = opts.mds.read_only;
   auto sb = read_file(root_dir + "/" + kMarkerName);
   if (!sb) return sb.status();
-  if (!fs->sb_.ParseFromString(*sb) || fs->sb_.target_count() == 0)
-    return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " is malformed");
-  if (fs->sb_.format_version() != 1)
-    return Status(Code::kUnsupported, "lustre: superblock format " + std::to_string(fs->sb_.format_version()) +
-                                          " is newer than this library understands");
+  STOR_ASSIGN_OR_RETURN(fs->sb_, parse_superblock(*sb, root_dir + "/" + kMarkerName));
   std::string lock_path = root_dir + "/mdt/lock";
   fs->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fs->lock_fd_ < 0) return Status::from_errno(errno, "lustre: open " + lock_path);
@@ -72,10 +108,6 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     ::usleep(10000);
   }
   if (fs->sb_.target_endpoints_size() > 0) {
-    if (static_cast<uint32_t>(fs->sb_.target_endpoints_size()) != fs->sb_.target_count())
-      return Status(Code::kCorruption, "lustre: superblock " + root_dir + "/" + kMarkerName + " names " +
-                                           std::to_string(fs->sb_.target_endpoints_size()) + " endpoints for " +
-                                           std::to_string(fs->sb_.target_count()) + " targets");
     // Before the MDS opens: replaying its log may delete objects of unlinked files.
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
       auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t));
@@ -88,23 +120,32 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   FileSystem* raw = fs.get();
   auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
                        [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
-  if (!mds) return mds.status();
+  if (!mds) {
+    if (mds.status().code() == Code::kCorruption && !recovery)
+      return Status(Code::kCorruption, mds.status().message() + " (`stctl fsck " + root_dir +
+                                           "` lists every problem; `stctl fsck --repair " + root_dir +
+                                           "` sets them aside)");
+    return mds.status();
+  }
   fs->mds_ = std::move(*mds);
+  if (fs->read_only_) return fs;
+  // A repaired namespace is made durable before anything else: the damaged log is not replayed again.
+  if (recovery) STOR_RETURN_IF_ERROR(fs->mds_->checkpoint());
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
   std::string clean = root_dir + "/mdt/clean";
   if (::unlink(clean.c_str()) != 0) {
     auto scan = fs->scan_objects(/*repair=*/true);
     if (!scan) return scan.status();
   }
-  mounts()[root_dir] = fs;
+  if (!recovery) mounts()[root_dir] = fs;
   return fs;
 }
 
 FileSystem::~FileSystem() {
-  if (mds_) {
+  if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {
-      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
       if (fd >= 0) ::close(fd);
     }
     mds_.reset();
@@ -137,8 +178,16 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
     return;
   }
   for (int c = 0; c < layout.components_size(); ++c)
-    for (int s = 0; s < layout.components(c).targets_size(); ++s)
-      ::unlink(object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s)).c_str());
+    for (int s = 0; s < layout.components(c).targets_size(); ++s) {
+      // Through an O_NOFOLLOW descriptor of ostK/XX: a symlinked XX must not aim the unlink
+      // at a file elsewhere.
+      std::string obj = object_path(layout.components(c).targets(s), ino, static_cast<uint32_t>(c), static_cast<uint32_t>(s));
+      const size_t slash = obj.rfind('/');
+      int dfd = ::open(obj.substr(0, slash).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (dfd < 0) continue;
+      ::unlinkat(dfd, obj.c_str() + slash + 1, 0);
+      ::close(dfd);
+    }
 }
 
 Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
@@ -150,11 +199,9 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
       ++scan.objects;
       // "XX/INO.C.S", the same names object_name() makes.
       std::string leaf = e.name.substr(e.name.rfind('/') + 1);
-      unsigned long long ino = 0;
-      unsigned comp = 0, stripe = 0;
-      int used = 0;
-      bool parsed = std::sscanf(leaf.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
-                    static_cast<size_t>(used) == leaf.size() && e.name == object_name(ino, comp, stripe);
+      uint64_t ino = 0;
+      uint32_t comp = 0, stripe = 0;
+      bool parsed = parse_object_leaf(leaf, &ino, &comp, &stripe) && e.name == object_name(ino, comp, stripe);
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
         if (e.size > static_cast<uint64_t>(limit)) {
@@ -178,21 +225,33 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-      if (!it->is_regular_file()) continue;
+      // Never follow a symlink (nor block on a FIFO) from a target: anything but a regular file
+      // or a directory there is an orphan, and unlinking it removes only the entry.
+      std::error_code type_ec;
+      const auto type = it->symlink_status(type_ec).type();
+      if (type_ec || type == std::filesystem::file_type::directory) continue;
+      const bool regular = type == std::filesystem::file_type::regular;
       ++scan.objects;
       std::string name = it->path().filename().string();
-      unsigned long long ino = 0;
-      unsigned comp = 0, stripe = 0;
-      int used = 0;
-      bool parsed = std::sscanf(name.c_str(), "%llu.%u.%u%n", &ino, &comp, &stripe, &used) == 3 &&
-                    static_cast<size_t>(used) == name.size();
+      uint64_t ino = 0;
+      uint32_t comp = 0, stripe = 0;
+      // In its own XX directory too: a copy elsewhere is not the object the data path reads.
+      bool parsed = regular && parse_object_leaf(name, &ino, &comp, &stripe) &&
+                    it->path().string() == object_path(t, ino, comp, stripe);
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
         std::error_code size_ec;
         auto size = it->file_size(size_ec);
         if (!size_ec && size > static_cast<uint64_t>(limit)) {
           ++scan.overlong;
-          if (repair) (void)::truncate(it->path().c_str(), static_cast<off_t>(limit));
+          if (repair) {
+            // O_NOFOLLOW: the entry may have been swapped for a symlink since it was listed.
+            int fd = ::open(it->path().c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+            if (fd >= 0) {
+              (void)::ftruncate(fd, static_cast<off_t>(limit));
+              ::close(fd);
+            }
+          }
         }
         continue;
       }

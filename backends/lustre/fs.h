@@ -22,13 +22,20 @@ namespace stor::lustre {
 inline constexpr const char* kMarkerName = ".stor-lustre";
 
 struct MountOptions {
-  MdsOptions mds;
+  MdsOptions mds;  // mds.recover / mds.read_only: a private (uncached) recovery mount for fsck
 };
+
+// Parses and validates the superblock: format version, 1..kMaxTargets targets, a valid default
+// layout, one endpoint per target (or none). `where` names the file in errors.
+Result<pb::Superblock> parse_superblock(std::string_view data, const std::string& where);
 
 class FileSystem {
  public:
   // Returns the process-wide instance for root_dir, mounting it on first use. The mount holds an
-  // flock on mdt/lock, so a second process gets Busy instead of corrupting the log.
+  // flock on mdt/lock, so a second process gets Busy instead of corrupting the log. Any bytes in
+  // .stor-lustre, mdt/checkpoint or mdt/wal.N give a Status (Corruption naming the bad record),
+  // never a crash. With opts.mds.recover the instance is private to the caller (fsck): it loads
+  // what is valid and, unless opts.mds.read_only, writes a fresh checkpoint of it at once.
   static Result<std::shared_ptr<FileSystem>> mount(const std::string& root_dir, const MountOptions& opts = {});
   // Finds the file system holding host_path by walking up to the nearest directory with the
   // marker. Returns {root, in-fs path ("/" for the root)}. Rejects ".." components.
@@ -72,6 +79,7 @@ class FileSystem {
   std::unique_ptr<Mds> mds_;
   std::vector<std::shared_ptr<transport::RemoteObjectTarget>> remote_targets_;
   int lock_fd_ = -1;
+  bool read_only_ = false;
 };
 
 }  // namespace stor::lustre

@@ -9,8 +9,10 @@ namespace {
 Status bad(std::string msg) { return Status(Code::kInvalidArgument, "lustre layout: " + std::move(msg)); }
 }  // namespace
 
-Status validate_layout(const pb::Layout& layout, uint32_t target_count) {
+Status validate_layout(const pb::Layout& layout, uint32_t target_count, LayoutKind kind) {
   if (layout.components_size() == 0) return bad("layout has no components");
+  if (layout.components_size() > kMaxComponents)
+    return bad(std::to_string(layout.components_size()) + " components (at most " + std::to_string(kMaxComponents) + ")");
   if (target_count == 0) return bad("file system has no targets");
   uint64_t expected_start = 0;
   for (int i = 0; i < layout.components_size(); ++i) {
@@ -34,11 +36,18 @@ Status validate_layout(const pb::Layout& layout, uint32_t target_count) {
     if (c.extent_end() <= c.extent_start()) return bad(where + "extent end must be greater than its start");
     if (c.extent_end() != kEof && c.extent_end() % kStripeAlignment != 0)
       return bad(where + "extent end " + std::to_string(c.extent_end()) + " is not a multiple of 64 KiB");
+    if (kind == LayoutKind::kResolved && c.targets_size() == 0)
+      return bad(where + "a file's layout must list its targets");
     if (c.targets_size() != 0) {
       if (c.stripe_count() < 1 || c.targets_size() != c.stripe_count())
         return bad(where + "resolved target list does not match stripe_count");
-      for (uint32_t t : c.targets())
-        if (t >= target_count) return bad(where + "target " + std::to_string(t) + " does not exist");
+      for (int t = 0; t < c.targets_size(); ++t) {
+        if (c.targets(t) >= target_count) return bad(where + "target " + std::to_string(c.targets(t)) + " does not exist");
+        // Two stripes in one object would overwrite each other.
+        for (int u = 0; u < t; ++u)
+          if (c.targets(u) == c.targets(t))
+            return bad(where + "target " + std::to_string(c.targets(t)) + " is listed twice");
+      }
     }
     expected_start = c.extent_end();
   }
@@ -86,6 +95,7 @@ std::vector<StripePiece> map_range(const pb::Layout& layout, uint64_t offset, ui
     const auto& c = layout.components(ci);
     const uint64_t ss = c.stripe_size();
     const uint64_t count = static_cast<uint64_t>(c.targets_size());
+    if (ss == 0 || count == 0 || pos < c.extent_start()) break;  // not a valid resolved layout
     const uint64_t rel = pos - c.extent_start();
     const uint64_t stripe_no = rel / ss;  // global stripe unit number within the component
     const uint64_t in_unit = rel % ss;
@@ -119,13 +129,21 @@ std::vector<StripePiece> coalesce(std::vector<StripePiece> pieces) {
   return out;
 }
 
-uint64_t object_size_for(const pb::Layout& layout, uint32_t component, uint32_t stripe, uint64_t file_size) {
+Result<uint64_t> object_size_for(const pb::Layout& layout, uint32_t component, uint32_t stripe, uint64_t file_size) {
+  if (component >= static_cast<uint32_t>(layout.components_size()))
+    return Status(Code::kCorruption, "lustre layout: no component " + std::to_string(component));
   const auto& c = layout.components(static_cast<int>(component));
-  if (file_size <= c.extent_start()) return 0;
-  const uint64_t len = std::min(file_size, c.extent_end()) - c.extent_start();
   const uint64_t ss = c.stripe_size();
   const uint64_t count = static_cast<uint64_t>(c.targets_size());
-  const uint64_t row = ss * count;
+  // Validation keeps these out of every loaded layout; this is the last line of defence.
+  if (ss == 0 || ss > kMaxStripeSize || count == 0 || count > kMaxTargets || stripe >= count ||
+      c.extent_end() <= c.extent_start())
+    return Status(Code::kCorruption, "lustre layout: component " + std::to_string(component) + " (stripe_size " +
+                                         std::to_string(ss) + ", " + std::to_string(count) +
+                                         " targets) has no object for stripe " + std::to_string(stripe));
+  if (file_size <= c.extent_start()) return uint64_t{0};
+  const uint64_t len = std::min(file_size, c.extent_end()) - c.extent_start();
+  const uint64_t row = ss * count;  // <= 2^32 * 2^12: no overflow
   const uint64_t full_rows = len / row;
   const uint64_t rem = len % row;
   const uint64_t before = static_cast<uint64_t>(stripe) * ss;

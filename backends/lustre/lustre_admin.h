@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/lustre/layout.h"
@@ -83,12 +84,29 @@ Result<DfReport> df(const std::string& path);
 
 // Consistency check: every object must belong to a live file's layout and hold nothing past the
 // file's size. With repair, orphans are deleted and overlong objects cut back.
+// When the metadata does not load (an invalid checkpoint entry or WAL record), fsck loads what is
+// valid instead and lists each problem and what repair does about it (record dropped, inode
+// dropped, entry moved to /lost+found/#INO); without repair nothing is written. With repair the
+// result is written as a fresh checkpoint, so the file system mounts again. A bad superblock or
+// a checkpoint that does not parse at all is reported as Corruption (nothing to rebuild from).
 struct FsckReport {
   uint64_t inodes = 0, objects = 0, orphans = 0;
   uint64_t overlong = 0;  // objects with bytes past their file's size (unacknowledged writes)
   std::vector<std::string> orphan_paths;
+  std::vector<std::string> problems;  // metadata problems (empty when the file system mounts)
 };
 Result<FsckReport> fsck(const std::string& path, bool repair = false);
+
+// Loads a metadata image held in memory (the bytes of .stor-lustre, mdt/checkpoint and the
+// mdt/wal.N that checkpoint names) as mount would, touching no disk, and returns what it found:
+// Corruption naming the first bad record, or with recover the fsck problem list. Any bytes give
+// a Status, never a crash (for fuzzing and offline checks).
+struct ImageReport {
+  uint64_t inodes = 0;
+  std::vector<std::string> problems;
+};
+Result<ImageReport> verify_metadata_image(std::string_view superblock, std::string_view checkpoint,
+                                          std::string_view wal, bool recover = false);
 
 struct BackendOptions {
   Identity identity = Identity::process();

@@ -5,7 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
+#include <cstdio>
 #include <filesystem>
+#include <unordered_set>
 
 #include "backends/lustre/layout.h"
 
@@ -16,6 +19,8 @@ namespace {
 constexpr uint32_t kAttrMode = 1, kAttrUid = 2, kAttrGid = 4, kAttrSize = 8, kAttrMtime = 16;
 constexpr int kPermR = 4, kPermW = 2, kPermX = 1;
 constexpr uint64_t kRootIno = 1;
+constexpr uint32_t kAttrAll = kAttrMode | kAttrUid | kAttrGid | kAttrSize | kAttrMtime;
+constexpr uint64_t kMaxIno = static_cast<uint64_t>(INT64_MAX);  // next_ino can always go one above
 
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -38,6 +43,56 @@ InodeRef inode_from_record(const pb::Inode& in) {
 }
 
 std::string wal_path(const std::string& dir, uint64_t gen) { return dir + "/wal." + std::to_string(gen); }
+
+std::string octal(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0%o", v);
+  return buf;
+}
+
+// What is wrong with a persisted directory entry name ("" when nothing): the names split_path
+// could produce, so every entry stays reachable by a path.
+std::string name_problem(const std::string& name) {
+  if (name.empty()) return "empty name";
+  if (name.size() > 255) return "name longer than 255 bytes";
+  if (name == "." || name == "..") return "name '" + name + "'";
+  if (name.find('/') != std::string::npos) return "name '" + name + "' contains '/'";
+  if (name.find('\0') != std::string::npos) return "name contains NUL";
+  return "";
+}
+
+// What is wrong with a persisted inode ("" when nothing), naming the field.
+std::string inode_problem(const pb::Inode& in, uint32_t target_count) {
+  const std::string ino = std::to_string(in.ino());
+  if (in.ino() == 0 || in.ino() > kMaxIno) return "inode number " + ino + " is out of range";
+  if (!pb::InodeType_IsValid(in.type())) return "type " + std::to_string(in.type()) + " is unknown";
+  if (in.mode() & ~07777u) return "mode " + octal(in.mode()) + " has bits outside 07777";
+  if (in.type() == pb::DIRECTORY) {
+    if (in.size() != 0) return "size " + std::to_string(in.size()) + " on a directory";
+    if (in.layout().components_size()) return "layout on a directory";
+    if (in.dir_default().components_size())
+      if (Status s = validate_layout(in.dir_default(), target_count); !s) return "dir_default: " + s.message();
+    return "";
+  }
+  if (in.size() > kMaxFileSize) return "size " + std::to_string(in.size()) + " exceeds the largest file size (2^63 - 1)";
+  if (in.dir_default().components_size()) return "dir_default on a regular file";
+  if (Status s = validate_layout(in.layout(), target_count, LayoutKind::kResolved); !s) return "layout: " + s.message();
+  return "";
+}
+
+// Recovery: repairs what needs no guessing (stray mode bits, fields the type does not use, a bad
+// directory default, which then inherits the file system's). False when the inode stays invalid.
+bool repair_inode(pb::Inode* in, uint32_t target_count) {
+  in->set_mode(in->mode() & 07777);
+  if (in->type() == pb::DIRECTORY) {
+    in->set_size(0);
+    in->clear_layout();
+    if (!validate_layout(in->dir_default(), target_count)) in->clear_dir_default();
+  } else {
+    in->clear_dir_default();
+  }
+  return inode_problem(*in, target_count).empty();
+}
 
 bool permitted(const Inode& n, const Identity& id, int want) {
   if (id.uid == 0) {
@@ -139,7 +194,13 @@ Mds::Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsO
     : dir_(std::move(mdt_dir)), target_count_(target_count), fs_default_(std::move(fs_default)), opts_(opts),
       reaper_(std::move(reaper)) {}
 
-Mds::~Mds() { wal_.close(); }
+Mds::~Mds() {
+  wal_.close();
+  // A damaged image may hold a directory cycle (a child owning its ancestor): break every link so
+  // nothing leaks.
+  for (auto it = inodes_.begin(); it != inodes_.end(); ++it) it->second->children.clear();
+  for (auto& n : detached_) n->children.clear();
+}
 
 Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode) {
   pb::Checkpoint cp;
@@ -158,6 +219,7 @@ Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_
 
 Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t target_count, pb::Layout fs_default,
                                        MdsOptions opts, ObjectReaper reaper) {
+  if (opts.read_only) reaper = nullptr;  // replaying an UNLINK must not delete objects
   std::unique_ptr<Mds> m(new Mds(mdt_dir, target_count, std::move(fs_default), opts, std::move(reaper)));
   auto cp = read_file(mdt_dir + "/checkpoint");
   if (!cp) {
@@ -167,9 +229,13 @@ Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t targ
   }
   STOR_RETURN_IF_ERROR(m->load(*cp));
   std::string wal = wal_path(mdt_dir, m->wal_generation_);
-  auto valid = replay_wal(wal, [&](std::string_view p) { return m->replay(p); });
-  if (!valid) return valid.status();
-  STOR_RETURN_IF_ERROR(m->wal_.open(wal, *valid));
+  auto log = read_file(wal);
+  if (!log && log.status().code() != Code::kNotFound) return log.status();
+  uint64_t valid = 0;
+  STOR_RETURN_IF_ERROR(m->replay_log(log ? std::string_view(*log) : std::string_view(), &valid));
+  if (opts.recover) m->quarantine_detached();
+  if (opts.read_only) return m;
+  STOR_RETURN_IF_ERROR(m->wal_.open(wal, valid));
   // Logs of other generations are leftovers of a checkpoint interrupted by a crash.
   std::error_code ec;
   for (auto& e : std::filesystem::directory_iterator(mdt_dir, ec)) {
@@ -179,55 +245,309 @@ Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t targ
   return m;
 }
 
-Status Mds::load(const std::string& data) {
-  pb::Checkpoint cp;
-  if (!cp.ParseFromString(data)) return Status(Code::kCorruption, "lustre: metadata checkpoint does not parse");
-  next_ino_ = cp.next_ino();
-  wal_generation_ = cp.wal_generation();
-  for (const auto& in : cp.inodes()) {
-    InodeRef n = inode_from_record(in);
-    inodes_.insert({in.ino(), n});
-    if (in.ino() == kRootIno) root_ = n;
-  }
-  if (!root_) return Status(Code::kCorruption, "lustre: checkpoint has no root directory");
-  for (const auto& d : cp.dirents()) {
-    decltype(inodes_)::const_accessor pa, ca;
-    if (!inodes_.find(pa, d.parent()) || !inodes_.find(ca, d.ino()) || !pa->second->is_dir())
-      return Status(Code::kCorruption, "lustre: checkpoint entry '" + d.name() + "' links missing inodes");
-    pa->second->children[d.name()] = ca->second;
-    ca->second->parent = pa->second;
-  }
+Result<std::unique_ptr<Mds>> Mds::load_image(std::string_view checkpoint, std::string_view wal, uint32_t target_count,
+                                             pb::Layout fs_default, bool recover) {
+  if (target_count == 0 || target_count > kMaxTargets)
+    return Status(Code::kInvalidArgument, "lustre: target count must be 1.." + std::to_string(kMaxTargets));
+  MdsOptions opts;
+  opts.recover = recover;
+  opts.read_only = true;
+  std::unique_ptr<Mds> m(new Mds(std::string(), target_count, std::move(fs_default), opts, nullptr));
+  STOR_RETURN_IF_ERROR(m->load(checkpoint));
+  uint64_t valid = 0;
+  STOR_RETURN_IF_ERROR(m->replay_log(wal, &valid));
+  if (recover) m->quarantine_detached();
+  return m;
+}
+
+Status Mds::problem(const std::string& what, const std::string& action) {
+  if (!opts_.recover) return Status(Code::kCorruption, "lustre: " + what);
+  // A log of a million bad records must not become a million strings.
+  constexpr size_t kMaxListed = 1000;
+  if (problems_.size() < kMaxListed) problems_.push_back(what + " (" + action + ")");
+  else ++unlisted_problems_;
   return Status::ok();
 }
 
-Status Mds::replay(std::string_view payload) {
+Status Mds::load(std::string_view data) {
+  pb::Checkpoint cp;
+  if (data.size() > static_cast<size_t>(INT_MAX) || !cp.ParseFromArray(data.data(), static_cast<int>(data.size())))
+    return Status(Code::kCorruption, "lustre: metadata checkpoint does not parse (fsck cannot rebuild it)");
+  wal_generation_ = cp.wal_generation();
+  auto find = [&](uint64_t ino) -> InodeRef {
+    decltype(inodes_)::const_accessor a;
+    return inodes_.find(a, ino) ? a->second : nullptr;
+  };
+  uint64_t max_ino = 0;
+  for (const auto& stored : cp.inodes()) {
+    pb::Inode in = stored;
+    const std::string where = "checkpoint inode " + std::to_string(in.ino());
+    if (std::string bad = inode_problem(in, target_count_); !bad.empty()) {
+      const bool fixed = repair_inode(&in, target_count_);
+      STOR_RETURN_IF_ERROR(problem(where + ": " + bad, fixed ? "repaired" : "inode dropped"));
+      if (!fixed) continue;
+    }
+    if (in.ino() == kRootIno && in.type() != pb::DIRECTORY) {
+      STOR_RETURN_IF_ERROR(problem(where + ": the root is not a directory", "inode dropped"));
+      continue;
+    }
+    if (find(in.ino())) {
+      STOR_RETURN_IF_ERROR(problem(where + ": duplicate inode number", "later copy dropped"));
+      continue;
+    }
+    InodeRef n = inode_from_record(in);
+    inodes_.insert({in.ino(), n});
+    max_ino = std::max(max_ino, in.ino());
+    if (in.ino() == kRootIno) root_ = n;
+  }
+  if (!root_) {
+    STOR_RETURN_IF_ERROR(problem("checkpoint has no root directory (inode 1)", "made an empty root, mode 0755"));
+    root_ = std::make_shared<Inode>(kRootIno);
+    root_->type = pb::DIRECTORY;
+    root_->mode = 0755;
+    root_->mtime_ns = root_->ctime_ns = now_ns();
+    inodes_.insert({kRootIno, root_});
+    max_ino = std::max(max_ino, kRootIno);
+  }
+  for (const auto& d : cp.dirents()) {
+    const std::string where = "checkpoint entry '" + d.name() + "' (inode " + std::to_string(d.ino()) +
+                              " in directory " + std::to_string(d.parent()) + ")";
+    InodeRef p = find(d.parent()), c = find(d.ino());
+    std::string bad = name_problem(d.name());
+    if (!bad.empty()) {
+    } else if (!p) {
+      bad = "parent " + std::to_string(d.parent()) + " does not exist";
+    } else if (!p->is_dir()) {
+      bad = "parent " + std::to_string(d.parent()) + " is not a directory";
+    } else if (!c) {
+      bad = "inode " + std::to_string(d.ino()) + " does not exist";
+    } else if (c == root_) {
+      bad = "links the root directory";
+    } else if (c->parent.lock()) {
+      bad = "inode " + std::to_string(d.ino()) + " already has an entry (hard links are not supported)";
+    } else if (p->children.count(d.name())) {
+      bad = "directory " + std::to_string(d.parent()) + " already has an entry of that name";
+    }
+    if (!bad.empty()) {
+      STOR_RETURN_IF_ERROR(problem(where + ": " + bad, "entry dropped"));
+      continue;
+    }
+    p->children[d.name()] = c;
+    c->parent = p;
+  }
+  // Entries give every inode at most one parent, so a walk from the root meets each reachable
+  // inode once; any other inode has no entry or sits in a directory cycle.
+  std::unordered_set<const Inode*> reached;
+  std::vector<Inode*> stack{root_.get()};
+  while (!stack.empty()) {
+    Inode* n = stack.back();
+    stack.pop_back();
+    if (!reached.insert(n).second) continue;
+    for (auto& [name, child] : n->children) stack.push_back(child.get());
+  }
+  if (reached.size() != inodes_.size()) {
+    std::vector<InodeRef> lost;
+    for (auto it = inodes_.begin(); it != inodes_.end(); ++it)
+      if (!reached.count(it->second.get())) lost.push_back(it->second);
+    std::sort(lost.begin(), lost.end(), [](const InodeRef& a, const InodeRef& b) { return a->ino < b->ino; });
+    for (const auto& x : lost) {
+      if (reached.count(x.get())) continue;  // placed with an earlier subtree
+      // The top of x's detached subtree: up the parent pointers until they leave the lost set
+      // or come round again (a cycle).
+      InodeRef top = x;
+      std::unordered_set<const Inode*> path{x.get()};
+      for (InodeRef up = top->parent.lock(); up && !reached.count(up.get()) && path.insert(up.get()).second;
+           up = top->parent.lock())
+        top = up;
+      STOR_RETURN_IF_ERROR(problem("checkpoint inode " + std::to_string(top->ino) +
+                                       " is not reachable from the root (no entry, or in a directory cycle)",
+                                   "moved to /lost+found/#" + std::to_string(top->ino)));
+      if (InodeRef up = top->parent.lock()) {  // a cycle: cut it above top
+        for (auto it = up->children.begin(); it != up->children.end(); ++it)
+          if (it->second == top) {
+            up->children.erase(it);
+            break;
+          }
+      }
+      top->parent.reset();
+      detached_.push_back(top);
+      std::vector<Inode*> sub{top.get()};
+      while (!sub.empty()) {
+        Inode* n = sub.back();
+        sub.pop_back();
+        if (!reached.insert(n).second) continue;
+        for (auto& [name, child] : n->children) sub.push_back(child.get());
+      }
+    }
+  }
+  uint64_t next = cp.next_ino();
+  if (next <= max_ino || next > kMaxIno) {
+    STOR_RETURN_IF_ERROR(problem("checkpoint next_ino " + std::to_string(next) +
+                                     " is not above every inode (largest " + std::to_string(max_ino) + ")",
+                                 "set to " + std::to_string(max_ino + 1)));
+    next = max_ino + 1;
+  }
+  next_ino_ = next;
+  return Status::ok();
+}
+
+void Mds::quarantine_detached() {
+  if (unlisted_problems_)
+    problems_.push_back("... and " + std::to_string(unlisted_problems_) + " more problems of the same kinds");
+  unlisted_problems_ = 0;
+  if (detached_.empty()) return;
+  std::string name = "lost+found";
+  InodeRef lf;
+  if (auto it = root_->children.find(name); it != root_->children.end() && it->second->is_dir()) {
+    lf = it->second;
+  } else {
+    if (it != root_->children.end()) name += "." + std::to_string(next_ino_.load());
+    lf = std::make_shared<Inode>(next_ino_.fetch_add(1));
+    lf->type = pb::DIRECTORY;
+    lf->mode = 0700;  // what it holds kept its permissions, but its old path did not
+    lf->uid = root_->uid;
+    lf->gid = root_->gid;
+    lf->mtime_ns = lf->ctime_ns = now_ns();
+    inodes_.insert({lf->ino, lf});
+    lf->parent = root_;
+    root_->children[name] = lf;
+  }
+  for (const auto& n : detached_) {
+    std::string entry = "#" + std::to_string(n->ino);
+    while (lf->children.count(entry)) entry += "+";
+    lf->children[entry] = n;
+    n->parent = lf;
+  }
+  detached_.clear();
+}
+
+Status Mds::replay_log(std::string_view wal, uint64_t* valid_end) {
+  const std::string name = "wal." + std::to_string(wal_generation_);
+  uint64_t index = 0;
+  auto valid = replay_wal_data(wal, [&](std::string_view p) { return replay(p, name + " record " + std::to_string(++index)); });
+  if (!valid) return valid.status();
+  *valid_end = *valid;
+  return Status::ok();
+}
+
+Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
+  auto find = [&](uint64_t ino) -> InodeRef {
+    decltype(inodes_)::const_accessor a;
+    return inodes_.find(a, ino) ? a->second : nullptr;
+  };
+  auto bad = [&](const std::string& what) { return Status(Code::kCorruption, where + ": " + what); };
+  auto dir = [&](uint64_t ino, InodeRef* out) -> Status {
+    *out = find(ino);
+    if (!*out) return bad("directory " + std::to_string(ino) + " does not exist");
+    if (!(*out)->is_dir()) return bad("inode " + std::to_string(ino) + " is not a directory");
+    return Status::ok();
+  };
+  const auto& in = rec.inode();
+  const std::string ino = std::to_string(in.ino());
+  switch (rec.op()) {
+    case pb::WalRecord::CREATE: {
+      if (std::string b = name_problem(rec.name()); !b.empty()) return bad(b);
+      InodeRef p;
+      STOR_RETURN_IF_ERROR(dir(rec.parent(), &p));
+      if (p->children.count(rec.name()))
+        return bad("directory " + std::to_string(rec.parent()) + " already has an entry of that name");
+      if (std::string b = inode_problem(in, target_count_); !b.empty()) return bad("inode " + ino + ": " + b);
+      if (find(in.ino())) return bad("inode " + ino + " already exists");
+      return Status::ok();
+    }
+    case pb::WalRecord::UNLINK: {
+      if (std::string b = name_problem(rec.name()); !b.empty()) return bad(b);
+      InodeRef p;
+      STOR_RETURN_IF_ERROR(dir(rec.parent(), &p));
+      auto it = p->children.find(rec.name());
+      if (it == p->children.end()) return bad("no such entry");
+      if (it->second->is_dir() && !it->second->children.empty()) return bad("removes a non-empty directory");
+      return Status::ok();
+    }
+    case pb::WalRecord::RENAME: {
+      if (std::string b = name_problem(rec.name()); !b.empty()) return bad(b);
+      if (std::string b = name_problem(rec.new_name()); !b.empty()) return bad("new " + b);
+      InodeRef sp, dp;
+      STOR_RETURN_IF_ERROR(dir(rec.parent(), &sp));
+      STOR_RETURN_IF_ERROR(dir(rec.new_parent(), &dp));
+      auto it = sp->children.find(rec.name());
+      if (it == sp->children.end()) return bad("no such entry");
+      InodeRef src = it->second;
+      if (src->is_dir() && is_ancestor(src.get(), dp)) return bad("moves a directory into itself");
+      if (auto d = dp->children.find(rec.new_name()); d != dp->children.end() && d->second != src) {
+        if (d->second->is_dir() != src->is_dir()) return bad("replaces a file with a directory or the reverse");
+        if (d->second->is_dir() && !d->second->children.empty()) return bad("replaces a non-empty directory");
+      }
+      return Status::ok();
+    }
+    case pb::WalRecord::SET_ATTR: {
+      InodeRef n = find(in.ino());
+      if (!n) return bad("inode " + ino + " does not exist");
+      const uint32_t m = rec.attr_mask();
+      if (m & ~kAttrAll) return bad("attr_mask " + octal(m) + " has unknown bits");
+      if ((m & kAttrMode) && (in.mode() & ~07777u)) return bad("mode " + octal(in.mode()) + " has bits outside 07777");
+      if (m & kAttrSize) {
+        if (n->is_dir()) return bad("size on a directory");
+        if (in.size() > kMaxFileSize)
+          return bad("size " + std::to_string(in.size()) + " exceeds the largest file size (2^63 - 1)");
+      }
+      return Status::ok();
+    }
+    case pb::WalRecord::SET_LAYOUT: {
+      InodeRef n = find(in.ino());
+      if (!n) return bad("inode " + ino + " does not exist");
+      if (n->is_dir()) {
+        if (Status s = validate_layout(in.dir_default(), target_count_); !s) return bad("dir_default: " + s.message());
+        return Status::ok();
+      }
+      if (Status s = validate_layout(in.layout(), target_count_, LayoutKind::kResolved); !s)
+        return bad("layout: " + s.message());
+      if (n->size != 0) return bad("file has data (" + std::to_string(n->size) + " bytes); its layout cannot change");
+      return Status::ok();
+    }
+    default:
+      return bad("unknown operation");
+  }
+}
+
+Status Mds::replay(std::string_view payload, const std::string& at) {
   pb::WalRecord rec;
-  if (!rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
-    return Status(Code::kCorruption, "lustre: WAL record with a valid checksum does not parse");
+  if (payload.size() > static_cast<size_t>(INT_MAX) ||
+      !rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())))
+    return problem(at + ": does not parse (its checksum is valid)", "record dropped");
+  std::string where = at + " (";
+  if (pb::WalRecord::Op_IsValid(rec.op())) where += pb::WalRecord::Op_Name(rec.op());
+  else where += "operation " + std::to_string(rec.op());
+  switch (rec.op()) {
+    case pb::WalRecord::CREATE:
+    case pb::WalRecord::UNLINK:
+      where += " '" + rec.name() + "' in directory " + std::to_string(rec.parent());
+      break;
+    case pb::WalRecord::RENAME:
+      where += " '" + rec.name() + "' in directory " + std::to_string(rec.parent()) + " to '" + rec.new_name() +
+               "' in directory " + std::to_string(rec.new_parent());
+      break;
+    default:
+      break;
+  }
+  if (rec.op() != pb::WalRecord::UNLINK && rec.op() != pb::WalRecord::RENAME)
+    where += ", inode " + std::to_string(rec.inode().ino());
+  where += ")";
+  if (Status s = check_record(rec, where); !s) return problem(s.message(), "record dropped");
   auto find = [&](uint64_t ino) -> InodeRef {
     decltype(inodes_)::const_accessor a;
     return inodes_.find(a, ino) ? a->second : nullptr;
   };
   switch (rec.op()) {
-    case pb::WalRecord::CREATE: {
-      InodeRef p = find(rec.parent());
-      if (!p || !p->is_dir())
-        return Status(Code::kCorruption, "lustre: WAL creates '" + rec.name() + "' in missing directory " +
-                                             std::to_string(rec.parent()));
-      apply_create(p, rec.name(), rec.inode());
+    case pb::WalRecord::CREATE:
+      apply_create(find(rec.parent()), rec.name(), rec.inode());
       break;
-    }
-    case pb::WalRecord::UNLINK: {
-      if (InodeRef p = find(rec.parent())) {
-        if (InodeRef dead = apply_unlink(*p, rec.name())) reap({dead});
-      }
+    case pb::WalRecord::UNLINK:
+      if (InodeRef dead = apply_unlink(*find(rec.parent()), rec.name())) reap({dead});
       break;
-    }
     case pb::WalRecord::RENAME: {
       InodeRef sp = find(rec.parent()), dp = find(rec.new_parent());
-      if (!sp || !dp) return Status(Code::kCorruption, "lustre: WAL renames between missing directories");
       auto it = sp->children.find(rec.name());
-      if (it == sp->children.end()) return Status(Code::kCorruption, "lustre: WAL renames missing '" + rec.name() + "'");
       InodeRef src = it->second;
       sp->children.erase(it);
       if (auto d = dp->children.find(rec.new_name()); d != dp->children.end() && d->second != src) {
@@ -238,17 +558,16 @@ Status Mds::replay(std::string_view payload) {
       break;
     }
     case pb::WalRecord::SET_ATTR:
-      // Records for files unlinked later in the log have nothing to apply to.
-      if (InodeRef n = find(rec.inode().ino())) apply_setattr(*n, rec);
+      apply_setattr(*find(rec.inode().ino()), rec);
       break;
-    case pb::WalRecord::SET_LAYOUT:
-      if (InodeRef n = find(rec.inode().ino())) {
-        if (n->is_dir()) n->dir_default = rec.inode().dir_default();
-        else n->layout = rec.inode().layout();
-      }
+    case pb::WalRecord::SET_LAYOUT: {
+      InodeRef n = find(rec.inode().ino());
+      if (n->is_dir()) n->dir_default = rec.inode().dir_default();
+      else n->layout = rec.inode().layout();
       break;
+    }
     default:
-      return Status(Code::kCorruption, "lustre: unknown WAL operation " + std::to_string(rec.op()));
+      break;  // check_record refused it
   }
   return Status::ok();
 }
@@ -311,6 +630,7 @@ void Mds::maybe_checkpoint() {
 }
 
 Status Mds::checkpoint() {
+  if (opts_.read_only) return Status(Code::kInternal, "lustre: metadata opened read only (fsck without --repair)");
   std::unique_lock lk(state_mu_);
   pb::Checkpoint cp;
   const uint64_t gen = wal_generation_ + 1;
@@ -734,6 +1054,7 @@ Result<std::pair<pb::Layout, bool>> Mds::get_layout(const Identity& id, std::str
 }
 
 Status Mds::extend_size(Inode& n, uint64_t end) {
+  if (end > kMaxFileSize) return Status(Code::kInvalidArgument, "lustre: file size past 2^63 - 1 bytes");
   {
     std::shared_lock st(state_mu_);
     std::unique_lock lk(n.mu);
@@ -756,6 +1077,7 @@ Status Mds::extend_size(Inode& n, uint64_t end) {
 }
 
 Status Mds::set_size(Inode& n, uint64_t size) {
+  if (size > kMaxFileSize) return Status(Code::kInvalidArgument, "lustre: file size past 2^63 - 1 bytes");
   {
     std::shared_lock st(state_mu_);
     std::unique_lock lk(n.mu);
@@ -789,7 +1111,10 @@ int64_t Mds::object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uin
   if (a->second->is_dir() || static_cast<int>(component) >= l.components_size()) return -1;
   const auto& c = l.components(static_cast<int>(component));
   if (static_cast<int>(stripe) >= c.targets_size() || c.targets(static_cast<int>(stripe)) != target) return -1;
-  return static_cast<int64_t>(object_size_for(l, component, stripe, a->second->size));
+  auto limit = object_size_for(l, component, stripe, a->second->size);
+  // Loaded layouts are validated; should one still be unusable, leave its objects alone rather
+  // than delete or cut them.
+  return limit ? static_cast<int64_t>(*limit) : INT64_MAX;
 }
 
 }  // namespace stor::lustre

@@ -80,6 +80,12 @@ using InodeRef = std::shared_ptr<Inode>;
 struct MdsOptions {
   uint64_t checkpoint_bytes = 64ull << 20;  // checkpoint once the WAL grows past this
   bool sync_each_op = false;                // fdatasync the WAL before acknowledging (power-loss safety)
+  // fsck: instead of failing on the first invalid checkpoint entry or WAL record, load what is
+  // valid, set the rest aside (docs/lustre.md, "fsck") and list each problem in problems().
+  bool recover = false;
+  // Write nothing: the WAL is neither truncated nor opened, no checkpoint, nothing reaped (fsck
+  // without --repair, verify_metadata_image).
+  bool read_only = false;
 };
 
 // Called with the inode number and layout of a file whose data objects may be deleted.
@@ -90,8 +96,14 @@ class Mds {
   // Writes the initial checkpoint of an empty namespace (root directory only) into mdt_dir.
   static Status format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode);
   // Loads the checkpoint, replays the WAL and opens it for appending.
+  // Every checkpoint entry and WAL record is validated before it is applied; the first invalid one
+  // fails the open with Corruption naming it (unless opts.recover).
   static Result<std::unique_ptr<Mds>> open(const std::string& mdt_dir, uint32_t target_count,
                                            pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
+  // The same over a checkpoint and WAL (generation wal_generation of the checkpoint) held in
+  // memory; always read only. For fsck-style checks and fuzzing: any bytes give a Status.
+  static Result<std::unique_ptr<Mds>> load_image(std::string_view checkpoint, std::string_view wal,
+                                                 uint32_t target_count, pb::Layout fs_default, bool recover);
   ~Mds();
 
   Result<FileInfo> stat(const Identity& id, std::string_view path);
@@ -124,7 +136,9 @@ class Mds {
   Status set_size(Inode& inode, uint64_t size);
 
   Status checkpoint();
-  Status sync();  // makes every logged operation durable against power loss
+  Status sync();
+  // What a recovery open (opts.recover) found wrong and what it did about it, one line each.
+  const std::vector<std::string>& problems() const { return problems_; }  // makes every logged operation durable against power loss
 
   const pb::Layout& fs_default() const { return fs_default_; }
   uint32_t target_count() const { return target_count_; }
@@ -149,8 +163,16 @@ class Mds {
   pb::WalRecord create_record(const Parent& p, const Identity& id, pb::InodeType type, uint32_t mode);
   Status log(const pb::WalRecord& rec);
   void maybe_checkpoint();
-  Status load(const std::string& checkpoint_data);
-  Status replay(std::string_view payload);
+  Status load(std::string_view checkpoint_data);
+  Status replay_log(std::string_view wal_data, uint64_t* valid_end);
+  // Validates one record completely, then applies it; an invalid record changes nothing.
+  Status replay(std::string_view payload, const std::string& where);
+  Status check_record(const pb::WalRecord& rec, const std::string& where);
+  // Recovery, after replay: inodes the checkpoint could not place in the tree go to /lost+found;
+  // closes the problem list.
+  void quarantine_detached();
+  // Reports a problem: Corruption when strict, a problems() line when recovering.
+  Status problem(const std::string& what, const std::string& action);
 
   InodeRef apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in);
   // Detaches parent/name; returns the detached inode when its objects can be reaped now.
@@ -174,6 +196,9 @@ class Mds {
   std::atomic<bool> checkpointing_{false};
   WalWriter wal_;
   uint64_t wal_generation_ = 1;
+  std::vector<std::string> problems_;
+  uint64_t unlisted_problems_ = 0;
+  std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches
 };
 
 // Splits an in-fs path into components, dropping "" and "."; ".." is rejected.

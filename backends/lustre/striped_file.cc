@@ -4,6 +4,21 @@
 
 namespace stor::lustre {
 
+namespace {
+// Pieces of [offset, offset + len), or Corruption when the layout cannot map all of it (layouts
+// are validated when loaded, so this only guards against a bug).
+Result<std::vector<StripePiece>> pieces_for(const pb::Layout& layout, uint64_t offset, uint64_t len,
+                                            const std::string& path) {
+  auto pieces = coalesce(map_range(layout, offset, len));
+  uint64_t covered = 0;
+  for (const auto& p : pieces) covered += p.length;
+  if (covered != len)
+    return Status(Code::kCorruption, "lustre: the layout of '" + path + "' does not map [" + std::to_string(offset) +
+                                         ", +" + std::to_string(len) + "): " + describe_layout(layout));
+  return pieces;
+}
+}  // namespace
+
 StripedFile::StripedFile(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags, std::string path)
     : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags), path_(std::move(path)) {
   std::shared_lock lk(inode_->mu);
@@ -22,8 +37,10 @@ void StripedFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback 
   uint64_t size = current_size();
   if (offset >= size || len == 0) return done(size_t{0});
   len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
+  auto pieces = pieces_for(layout_, offset, len, path_);
+  if (!pieces) return done(pieces.status());
   auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
-  read_pieces(coalesce(map_range(layout_, offset, len)), static_cast<char*>(buf), offset, op);
+  read_pieces(*pieces, static_cast<char*>(buf), offset, op);
   op->finish_one();
 }
 
@@ -32,12 +49,15 @@ void StripedFile::write_async(const void* buf, size_t len, uint64_t offset, IoCa
   if (!(flags_ & kOpenWrite))
     return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
   if (len == 0) return done(size_t{0});
-  if (offset + len < offset) return done(Status(Code::kInvalidArgument, "lustre: write range overflows"));
+  if (offset > kMaxFileSize || len > kMaxFileSize - offset)
+    return done(Status(Code::kInvalidArgument, "lustre: write past the largest file size (2^63 - 1 bytes)"));
   uint64_t end = offset + len;
+  auto pieces = pieces_for(layout_, offset, len, path_);
+  if (!pieces) return done(pieces.status());
   // The size grows only once every piece is on its object.
   auto op = std::make_shared<PendingIo>(len, std::move(done),
                                         [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
-  write_pieces(coalesce(map_range(layout_, offset, len)), static_cast<const char*>(buf), offset, op);
+  write_pieces(*pieces, static_cast<const char*>(buf), offset, op);
   op->finish_one();
 }
 
@@ -51,14 +71,17 @@ Status StripedFile::truncate(uint64_t size) {
   if (closed_) return Status(Code::kInvalidArgument, "lustre: truncate on a closed file");
   if (!(flags_ & kOpenWrite))
     return Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing");
+  // Larger sizes could not be loaded back (offset math must not overflow).
+  if (size > kMaxFileSize)
+    return Status(Code::kInvalidArgument, "lustre: truncate past the largest file size (2^63 - 1 bytes)");
   // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
   uint64_t keep = std::min(current_size(), size);
   for (int c = 0; c < layout_.components_size(); ++c) {
     const auto& comp = layout_.components(c);
     for (int s = 0; s < comp.targets_size(); ++s) {
       auto component = static_cast<uint32_t>(c), stripe = static_cast<uint32_t>(s);
-      STOR_RETURN_IF_ERROR(
-          cut_object(comp.targets(s), component, stripe, object_size_for(layout_, component, stripe, keep)));
+      STOR_ASSIGN_OR_RETURN(uint64_t object_size, object_size_for(layout_, component, stripe, keep));
+      STOR_RETURN_IF_ERROR(cut_object(comp.targets(s), component, stripe, object_size));
     }
   }
   return fs_->mds().set_size(*inode_, size);

@@ -49,7 +49,8 @@ WalWriter::~WalWriter() { close(); }
 
 Status WalWriter::open(const std::string& path, uint64_t valid_length) {
   close();
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted as the log must not aim the truncation and appends elsewhere.
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Status::from_errno(errno, "open WAL " + path);
   // Cut off a torn tail so new records follow the last intact one.
   if (::ftruncate(fd, static_cast<off_t>(valid_length)) != 0) {
@@ -135,7 +136,10 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
     if (data.status().code() == Code::kNotFound) return uint64_t{0};
     return data.status();
   }
-  const std::string& d = *data;
+  return replay_wal_data(*data, apply);
+}
+
+Result<uint64_t> replay_wal_data(std::string_view d, const std::function<Status(std::string_view)>& apply) {
   auto frame_at = [&](size_t pos, std::string_view* payload) {
     if (pos + 8 > d.size()) return false;
     uint32_t len, crc;
@@ -160,7 +164,7 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
     size_t z = pos;
     while (z < d.size() && d[z] == '\0') ++z;
     // A frame may itself start with zero bytes (its length's high bytes): try each start.
-    size_t next = std::string::npos;
+    size_t next = std::string_view::npos;
     for (size_t cand = pos + 1; cand <= z && cand < d.size(); ++cand) {
       std::string_view p2;
       if (frame_at(cand, &p2)) {
@@ -168,7 +172,7 @@ Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(
         break;
       }
     }
-    if (next == std::string::npos) break;
+    if (next == std::string_view::npos) break;
     pos = next;
   }
   return static_cast<uint64_t>(valid_end);
@@ -186,7 +190,7 @@ Status fsync_dir(const std::string& dir) {
 
 Status write_file_atomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);  // no planted link
   if (fd < 0) return Status::from_errno(errno, "create " + tmp);
   Status s = write_all(fd, data.data(), data.size(), tmp);
   if (s && ::fsync(fd) != 0) s = Status::from_errno(errno, "fsync " + tmp);

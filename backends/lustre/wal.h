@@ -56,6 +56,8 @@ class WalWriter {
 // Calls `apply` for every intact record of the log at `path` in order. Returns the byte length of
 // the intact prefix (0 when the file is missing), or an error from `apply` / reading.
 Result<uint64_t> replay_wal(const std::string& path, const std::function<Status(std::string_view)>& apply);
+// The same over a log held in memory (any bytes: frames are bounds-checked before use).
+Result<uint64_t> replay_wal_data(std::string_view data, const std::function<Status(std::string_view)>& apply);
 
 // Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 Status write_file_atomic(const std::string& path, std::string_view data);

@@ -7,11 +7,14 @@
 
 #include <array>
 #include <cerrno>
+#include <charconv>
+#include <climits>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <vector>
+
+#include "core/tiering/tiered_store.h"
 
 namespace stor::tiering::internal {
 namespace {
@@ -41,17 +44,27 @@ std::string escape(const std::string& s) {
   return out;
 }
 
-std::string unescape(const std::string& s) {
-  std::string out;
+// Undoes escape(); false on a '%' not followed by two hex digits.
+bool unescape(const std::string& s, std::string* out) {
+  out->clear();
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
+    if (s[i] != '%') {
+      *out += s[i];
+      continue;
     }
+    if (i + 2 >= s.size()) return false;
+    const int hi = hex(s[i + 1]), lo = hex(s[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    *out += static_cast<char>(hi * 16 + lo);
+    i += 2;
   }
-  return out;
+  return true;
 }
 
 std::vector<std::string> split_tabs(const std::string& s) {
@@ -78,40 +91,67 @@ std::string frame(const std::string& payload) {
   return std::string(crc) + ' ' + payload + '\n';
 }
 
-// Applies one framed line; false when the line is torn or malformed.
-bool apply_line(const std::string& line, std::map<std::string, Record>* records) {
-  if (line.size() < 10 || line[8] != ' ') return false;
-  const std::string payload = line.substr(9);
-  uint32_t want = 0;
-  try {
-    want = static_cast<uint32_t>(std::stoul(line.substr(0, 8), nullptr, 16));
-  } catch (...) {
-    return false;
-  }
-  if (crc32(payload.data(), payload.size()) != want) return false;
+// Strict decimal: digits only (std::stoull would take "-1", " 7" and "12abc").
+bool parse_u64(const std::string& s, uint64_t* out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size() && s[0] != '-';
+}
+bool parse_i64(const std::string& s, int64_t* out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && ec == std::errc() && end == s.data() + s.size();
+}
+
+// A record path as the store makes it: relative, normalized, no NUL, not the state directory.
+std::string path_problem(const std::string& path) {
+  if (path.empty()) return "empty path";
+  if (path.size() > 4096) return "path longer than 4096 bytes";
+  if (path.find('\0') != std::string::npos) return "path contains NUL";
+  auto norm = normalize_path(path);
+  if (!norm || *norm != path) return "path '" + path + "' is not a normalized relative path";
+  return "";
+}
+
+// Parses one CRC-valid payload into *r (a put) or *erased (an erase); "" or what is wrong.
+std::string parse_payload(const std::string& payload, Record* r, std::string* erased, bool* is_erase) {
   auto f = split_tabs(payload);
-  try {
-    if (f[0] == "E" && f.size() == 2) {
-      records->erase(unescape(f[1]));
-      return true;
-    }
-    if (f[0] != "P" || f.size() != 9) return false;
-    Record r;
-    r.path = unescape(f[1]);
-    const int residency = std::stoi(f[2]);
-    if (residency < 0 || residency > 3) return false;
-    r.residency = static_cast<Residency>(residency);
-    r.size = std::stoull(f[3]);
-    r.mtime_ns = std::stoll(f[4]);
-    r.cold_etag = unescape(f[5]);
-    r.cold_mtime_ns = std::stoll(f[6]);
-    r.last_access_ns = std::stoll(f[7]);
-    r.reads = std::stoull(f[8]);
-    (*records)[r.path] = std::move(r);
-    return true;
-  } catch (...) {
-    return false;
+  if (f[0] == "E") {
+    if (f.size() != 2) return "erase record has " + std::to_string(f.size()) + " fields, want 2";
+    if (!unescape(f[1], erased)) return "bad %XX escape in path";
+    *is_erase = true;
+    return path_problem(*erased);
   }
+  if (f[0] != "P") return "unknown record type '" + f[0].substr(0, 16) + "'";
+  if (f.size() != 9) return "put record has " + std::to_string(f.size()) + " fields, want 9";
+  *is_erase = false;
+  if (!unescape(f[1], &r->path)) return "bad %XX escape in path";
+  if (std::string bad = path_problem(r->path); !bad.empty()) return bad;
+  uint64_t residency = 0;
+  if (!parse_u64(f[2], &residency) || residency > 3) return "residency '" + f[2] + "' is not 0..3";
+  r->residency = static_cast<Residency>(residency);
+  if (!parse_u64(f[3], &r->size) || r->size > static_cast<uint64_t>(INT64_MAX))
+    return "size '" + f[3] + "' is not a number up to 2^63-1";
+  if (!parse_i64(f[4], &r->mtime_ns)) return "mtime '" + f[4] + "' is not a number";
+  if (!unescape(f[5], &r->cold_etag)) return "bad %XX escape in etag";
+  if (r->cold_etag.size() > 1024) return "etag longer than 1024 bytes";
+  // It is sent back in If-Match headers: control bytes could split the request.
+  for (unsigned char c : r->cold_etag)
+    if (c < 0x20 || c == 0x7f) return "etag contains control byte " + std::to_string(c);
+  if ((r->residency == Residency::kUncached || r->residency == Residency::kDemoted) && r->cold_etag.empty())
+    return std::string("a ") + residency_name(r->residency) + " file has no cold copy (empty etag)";
+  if (!parse_i64(f[6], &r->cold_mtime_ns)) return "cold mtime '" + f[6] + "' is not a number";
+  if (!parse_i64(f[7], &r->last_access_ns)) return "last access '" + f[7] + "' is not a number";
+  if (!parse_u64(f[8], &r->reads)) return "reads '" + f[8] + "' is not a number";
+  return "";
+}
+
+// Whether a line carries a valid "crc32 payload" frame; *payload is then set.
+bool frame_ok(std::string_view line, std::string* payload) {
+  if (line.size() < 10 || line[8] != ' ') return false;
+  uint32_t want = 0;
+  auto [end, ec] = std::from_chars(line.data(), line.data() + 8, want, 16);
+  if (ec != std::errc() || end != line.data() + 8) return false;
+  payload->assign(line.substr(9));
+  return crc32(payload->data(), payload->size()) == want;
 }
 
 Status fsync_path(const std::string& path, bool directory) {
@@ -138,6 +178,34 @@ Status write_all(int fd, const std::string& data, const std::string& what) {
 }
 
 }  // namespace
+
+Status replay_lines(std::string_view text, const std::string& name, bool is_journal,
+                    std::map<std::string, Record>* records) {
+  size_t pos = 0;
+  for (uint64_t line_no = 1; pos < text.size(); ++line_no) {
+    size_t nl = text.find('\n', pos);
+    const bool last = nl == std::string_view::npos || nl + 1 == text.size();
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() : nl + 1;
+    const std::string where = name + " line " + std::to_string(line_no) + ": ";
+    std::string payload;
+    if (!frame_ok(line, &payload)) {
+      // Only the journal's last line can be torn (appends are not atomic; checkpoints are
+      // written whole and renamed into place).
+      if (is_journal && last) return Status::ok();
+      return Status(Code::kCorruption, where + "damaged record (checksum mismatch)" +
+                                           (is_journal ? " before the last line" : ""));
+    }
+    Record r;
+    std::string erased;
+    bool is_erase = false;
+    if (std::string bad = parse_payload(payload, &r, &erased, &is_erase); !bad.empty())
+      return Status(Code::kCorruption, where + bad);
+    if (is_erase) records->erase(erased);
+    else (*records)[r.path] = std::move(r);
+  }
+  return Status::ok();
+}
 
 uint32_t crc32(const void* data, size_t len, uint32_t crc) {
   static const auto table = make_table();
@@ -166,22 +234,34 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
     return s;
   };
   for (const char* name : {"checkpoint", "journal"}) {
-    std::ifstream in(dir + "/" + name, std::ios::binary);
-    if (!in) continue;
-    std::string line;
-    bool torn = false;
-    while (std::getline(in, line)) {
-      if (torn) {
-        // A bad line followed by more lines is not a torn tail: the state is damaged.
-        return fail(Status(Code::kCorruption, dir + "/" + name + ": damaged record before the last line"));
+    const std::string path = dir + "/" + name;
+    std::string text;
+    {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) {
+        if (errno == ENOENT) continue;
+        return fail(Status::from_errno(errno, "open " + path));
       }
-      if (!apply_line(line, records)) torn = true;
+      char buf[1 << 16];
+      for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          const int err = errno;
+          ::close(fd);
+          return fail(Status::from_errno(err, "read " + path));
+        }
+        if (n == 0) break;
+        text.append(buf, static_cast<size_t>(n));
+      }
+      ::close(fd);
     }
-    if (torn && std::string(name) == "checkpoint")
-      return fail(Status(Code::kCorruption, dir + "/checkpoint: damaged last record (checkpoints are written whole)"));
+    // Nothing is compacted over damaged state: the files stay as found for inspection.
+    Status s = replay_lines(text, path, std::string(name) == "journal", records);
+    if (!s.is_ok()) return fail(s);
   }
   const std::string jpath = dir + "/journal";
-  int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return fail(Status::from_errno(errno, "open " + jpath));
   std::unique_ptr<Journal> j(new Journal(dir, fd, lock_fd));
   // Start from a clean journal: fold what was replayed (including dropping a torn tail).
@@ -214,7 +294,7 @@ uint64_t Journal::appended_since_compaction() const {
 Status Journal::compact(const std::map<std::string, Record>& records) {
   std::lock_guard lk(mu_);
   const std::string tmp = dir_ + "/checkpoint.tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);  // no planted link
   if (fd < 0) return Status::from_errno(errno, "open " + tmp);
   std::string body;
   for (const auto& [path, r] : records) body += frame(encode_put(r));

@@ -1,13 +1,18 @@
 // Persisted tiering state: a checkpoint file plus an append-only journal, both lines of
 // "CRC32 payload". A torn last line (crash mid-append) fails its CRC and is ignored; that record
-// was never acknowledged. Compaction writes checkpoint.tmp, fsyncs it, renames it over the
+// was never acknowledged. Every other line must be a valid record (normalized relative path,
+// residency 0..3, sizes <= 2^63-1, strict decimal numbers, well-formed %XX escapes, an ETag without
+// control bytes that uncached/demoted files must have); anything else is Corruption naming the
+// file and line, and nothing is applied or rewritten. Compaction writes checkpoint.tmp, fsyncs it, renames it over the
 // checkpoint, fsyncs the directory, then empties the journal.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "stor/status.h"
 #include "stor/tiering.h"
@@ -26,6 +31,12 @@ struct Record {
 };
 
 uint32_t crc32(const void* data, size_t len, uint32_t crc = 0);
+
+// Applies the lines of a checkpoint or journal held in memory to *records, exactly as open()
+// does (`is_journal`: a last line failing its CRC is a torn append and skipped). `name` prefixes
+// errors ("DIR/journal line 7: ..."). Any bytes give a Status, never a crash (for fuzzing).
+Status replay_lines(std::string_view text, const std::string& name, bool is_journal,
+                    std::map<std::string, Record>* records);
 
 class Journal {
  public:

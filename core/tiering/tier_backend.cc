@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -34,21 +36,14 @@ Result<std::map<std::string, std::string>> read_config(const std::string& path) 
   return out;
 }
 
-// Digits only (std::stoull would take "-1" as 2^64-1), at most `max`.
+// Decimal digits only: std::stoull took "-1" as 2^64-1 (a negative demote_after then demoted
+// everything at once). `max` keeps seconds from overflowing when turned into nanoseconds.
 Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint64_t max = UINT64_MAX) {
   uint64_t n = 0;
-  bool ok = !v.empty();
-  for (char c : v) {
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (c < '0' || c > '9' || n > (max - d) / 10) {
-      ok = false;
-      break;
-    }
-    n = n * 10 + d;
-  }
-  if (!ok)
-    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number from 0 to " +
-                                              std::to_string(max));
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n > max)
+    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number" +
+                                              (max != UINT64_MAX ? " in 0.." + std::to_string(max) : std::string()));
   return n;
 }
 

@@ -210,14 +210,16 @@ int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
   if (!r.is_ok()) return fail(r.status());
   if (ctx.json) {
     std::cout << "{\"inodes\":" << r->inodes << ",\"objects\":" << r->objects << ",\"orphans\":" << r->orphans
-              << ",\"overlong\":" << r->overlong << ",\"repaired\":" << (repair ? "true" : "false") << "}\n";
+              << ",\"overlong\":" << r->overlong << ",\"metadata_problems\":" << r->problems.size()
+              << ",\"repaired\":" << (repair ? "true" : "false") << "}\n";
   } else {
+    for (const auto& p : r->problems) std::cout << (repair ? "repaired metadata: " : "metadata: ") << p << "\n";
     for (const auto& p : r->orphan_paths) std::cout << (repair ? "removed orphan " : "orphan ") << p << "\n";
     std::cout << r->inodes << " inodes, " << r->objects << " objects, " << r->orphans << " orphan(s), " << r->overlong
               << " object(s) longer than their file" << (repair && (r->orphans || r->overlong) ? " (repaired)" : "")
               << "\n";
   }
-  return (r->orphans || r->overlong) && !repair ? 1 : 0;
+  return (r->orphans || r->overlong || !r->problems.empty()) && !repair ? 1 : 0;
 }
 
 }  // namespace
@@ -264,7 +266,10 @@ const Registrar r_getstripe{{"getstripe", "getstripe PATH",
 const Registrar r_fsck{{"fsck", "fsck [--repair] PATH",
                         "Check that every object on the targets of the Lustre-style file system holding PATH belongs\n"
                         "to a live file's layout and holds nothing past the file's size; --repair deletes orphans and cuts\n"
-                        "overlong objects back. Exit status 1 when problems remain.",
+                        "overlong objects back. Metadata that does not load (invalid WAL records or checkpoint\n"
+                        "entries) is listed with what --repair does: drop the record, or move the inode to /lost+found;\n"
+                        "--repair then writes a fresh checkpoint so the file system mounts again. Exit status 1 when\n"
+                        "problems remain.",
                         cmd_fsck}};
 const Registrar r_df{{"df", "df PATH",
                       "Per-target usage of the Lustre-style file system holding PATH: objects, allocated and apparent\n"

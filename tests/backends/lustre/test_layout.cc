@@ -129,7 +129,7 @@ TEST_CASE("object_size_for matches the objects of a densely written file", "[lus
       for (int s = 0; s < l.components(c).targets_size(); ++s) {
         auto key = std::make_pair(static_cast<uint32_t>(c), static_cast<uint32_t>(s));
         uint64_t want = ends.count(key) ? ends[key] : 0;
-        REQUIRE(object_size_for(l, key.first, key.second, size) == want);
+        REQUIRE(*object_size_for(l, key.first, key.second, size) == want);
       }
   }
 }
