@@ -68,12 +68,6 @@ bool is_plain_md5_etag(const std::string& etag) {
   return std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
-int64_t parse_http_date_ns(const std::string& text) {
-  std::tm tm{};
-  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return 0;
-  return static_cast<int64_t>(timegm(&tm)) * 1000000000;
-}
-
 std::string object_name(const std::string& bucket, const std::string& key) {
   return "s3://" + bucket + (key.empty() ? "" : "/" + key);
 }
@@ -471,7 +465,14 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   std::string len = resp.header("content-length");
   info.size = len.empty() ? 0 : std::strtoull(len.c_str(), nullptr, 10);
   info.etag = strip_quotes(resp.header("etag"));
-  info.mtime_ns = parse_http_date_ns(resp.header("last-modified"));
+  if (std::string lm = resp.header("last-modified"); !lm.empty()) {
+    Result<int64_t> t = parse_http_date_ns(lm);
+    if (!t.is_ok()) {
+      return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Last-Modified: " +
+                                        t.status().message());
+    }
+    info.mtime_ns = *t;
+  }
   for (const auto& [name, value] : resp.headers)
     if (name.rfind("x-amz-meta-", 0) == 0) info.metadata[name.substr(11)] = value;
   return info;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "stor/status.h"
@@ -56,7 +57,16 @@ std::string build_complete_multipart_upload(const std::vector<std::string>& part
                                             const std::vector<std::string>& part_crc32c = {});
 std::string build_delete_objects(const std::vector<std::string>& keys, bool quiet);
 
-// "2024-01-02T03:04:05.678Z" -> time point; false when malformed.
-bool parse_iso8601(const std::string& text, std::chrono::system_clock::time_point* out);
+// "2024-01-02T03:04:05.678Z" (also "+HH:MM" offsets, no zone = UTC) -> time point. Every field
+// is range-checked; times a nanosecond system_clock cannot hold (before 1677-09-21 or after
+// 2262-04-11) are an error, never a wrapped value.
+Result<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
+// Nanoseconds since the Unix epoch of a UTC calendar time minus offset_seconds; fields are
+// validated (month 1..12, day within the month, hour 0..23, minute 0..59, second 0..60).
+// An HTTP Last-Modified value ("Sun, 06 Nov 1994 08:49:37 GMT") -> ns since the epoch, with
+// the same range checks.
+Result<int64_t> parse_http_date_ns(std::string_view text);
+Result<int64_t> civil_to_unix_ns(unsigned year, unsigned month, unsigned day, unsigned hour, unsigned minute,
+                                 unsigned second, unsigned nanos, int64_t offset_seconds = 0);
 
 }  // namespace stor::s3
