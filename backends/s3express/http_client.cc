@@ -109,7 +109,7 @@ Status transport_error(const std::string& what, const Endpoint& ep, const error_
 template <typename Stream>
 Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const Endpoint& ep, const HttpOptions& opt,
                               const HttpRequest& req, char* sink, size_t sink_len, bool* reusable,
-                              bool* failed_before_response) {
+                              bool* failed_before_response, bool* permanent) {
   *reusable = false;
   *failed_before_response = true;
   http::request<http::buffer_body> msg;
@@ -145,11 +145,22 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   }
 
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
+  auto too_large = [&](const std::string& how) {
+    *permanent = true;
+    return Status(Code::kIoError, "response body from " + ep.to_string() + " " + how + ", more than the " +
+                                      std::to_string(opt.max_body) + "-byte limit for XML and error bodies (s3.max_xml_body)");
+  };
+  if (!to_sink && req.method != "HEAD") {
+    if (parser.content_length() && *parser.content_length() > opt.max_body)
+      return too_large("announces " + std::to_string(*parser.content_length()) + " bytes");
+    parser.body_limit(opt.max_body);  // chunked and read-to-EOF bodies: Beast counts as it goes
+  }
   if (to_sink && parser.content_length() && !parser.chunked()) {
     // Fast path for object data: bypass the parser and read the body straight from the socket
     // into the caller's buffer (no intermediate copy, large reads).
     const uint64_t length = *parser.content_length();
     if (length > sink_len) {
+      *permanent = true;
       return Status(Code::kIoError, "response body from " + ep.to_string() + " has " + std::to_string(length) +
                                         " bytes, more than the " + std::to_string(sink_len) + " expected");
     }
@@ -174,6 +185,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     auto& body = parser.get().body();
     if (to_sink) {
       if (got == sink_len) {
+        *permanent = true;
         return Status(Code::kIoError, "response body from " + ep.to_string() + " is larger than the " +
                                           std::to_string(sink_len) + " bytes expected");
       }
@@ -187,10 +199,15 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     c.lowest().expires_after(opt.io_timeout);
     ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
+    if (ec == http::error::body_limit) return too_large("is longer");
     if (ec) return transport_error("read response body from", ep, ec);
     size_t n = offered - parser.get().body().size;
-    if (to_sink) got += n;
-    else resp.body.append(scratch.data(), n);
+    if (to_sink) {
+      got += n;
+    } else {
+      if (resp.body.size() + n > opt.max_body) return too_large("is longer");
+      resp.body.append(scratch.data(), n);
+    }
   }
   resp.sink_bytes = got;
   *reusable = parser.get().keep_alive();
@@ -244,7 +261,10 @@ void HttpClient::release(std::unique_ptr<Connection> conn, bool reusable) {
   cv_.notify_one();
 }
 
-Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, size_t sink_len) {
+Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, size_t sink_len, bool* permanent) {
+  bool ignored = false;
+  if (!permanent) permanent = &ignored;
+  *permanent = false;
   try {
     // A pooled connection the server has meanwhile closed fails before any response byte; that
     // is not a server error, so retry once on a fresh connection.
@@ -292,9 +312,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       const bool was_reused = conn->reused;
       Result<HttpResponse> r =
           conn->plain ? exchange(*conn, *conn->plain, endpoint_, options_, req, sink, sink_len, &reusable,
-                                 &failed_before_response)
+                                 &failed_before_response, permanent)
                       : exchange(*conn, *conn->secure, endpoint_, options_, req, sink, sink_len, &reusable,
-                                 &failed_before_response);
+                                 &failed_before_response, permanent);
       release(std::move(conn), r.is_ok() && reusable);
       if (!r.is_ok() && was_reused && failed_before_response && r.status().code() == Code::kUnavailable) continue;
       return r;

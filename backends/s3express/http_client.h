@@ -35,6 +35,9 @@ struct HttpOptions {
   std::chrono::milliseconds io_timeout{60000};  // per read/write operation, not per request
   bool verify_tls = true;
   std::string ca_file;  // extra CA bundle (PEM); the system store is always used
+  // Bodies that land in HttpResponse::body (XML documents, error answers) longer than this fail
+  // the request: a server streaming an endless body must not grow memory without bound.
+  uint64_t max_body = 8ull << 20;
 };
 
 struct HttpRequest {
@@ -69,8 +72,11 @@ class HttpClient {
 
   // Sends the request and reads the response. When sink is non-null and the status is 2xx, the
   // body is written to sink (more than sink_len bytes is an error); otherwise it lands in
-  // HttpResponse::body. Transport failures come back as Unavailable or Timeout.
-  Result<HttpResponse> execute(const HttpRequest& req, char* sink = nullptr, size_t sink_len = 0);
+  // HttpResponse::body (more than options().max_body bytes is an error). Transport failures come
+  // back as Unavailable or Timeout. *permanent (optional) is set when retrying cannot help: the
+  // server sent more than the sink holds or more than max_body.
+  Result<HttpResponse> execute(const HttpRequest& req, char* sink = nullptr, size_t sink_len = 0,
+                               bool* permanent = nullptr);
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   const HttpOptions& options() const noexcept { return options_; }

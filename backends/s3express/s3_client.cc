@@ -126,6 +126,11 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.timeout_ms", v));
     c.io_timeout = std::chrono::milliseconds(n);
   }
+  if (std::string v = get("s3.max_xml_body"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_xml_body", v));
+    if (n < (64ull << 10) || n > (1ull << 30)) return Status(Code::kInvalidArgument, "s3.max_xml_body must be 64K..1G");
+    c.max_xml_body = n;
+  }
   if (std::string v = get("s3.session"); !v.empty()) {
     if (v == "auto") c.session = SessionMode::kAuto;
     else if (v == "on") c.session = SessionMode::kOn;
@@ -227,6 +232,7 @@ HttpClient& S3Client::http_for(const std::string& bucket) {
   opts.max_connections = config_.max_connections;
   opts.connect_timeout = config_.connect_timeout;
   opts.io_timeout = config_.io_timeout;
+  opts.max_body = config_.max_xml_body;
   opts.verify_tls = config_.verify_tls;
   opts.ca_file = config_.ca_file;
   std::lock_guard<std::mutex> lock(clients_mu_);
@@ -379,10 +385,11 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
 
   requests_.fetch_add(1);
   const std::string what = std::string("S3 ") + req.op + " " + object_name(req.bucket, req.key);
-  Result<HttpResponse> r = http.execute(hr, sink, sink_len);
+  bool permanent = false;
+  Result<HttpResponse> r = http.execute(hr, sink, sink_len, &permanent);
   if (!r.is_ok()) {
     Code code = r.status().code();
-    *retryable = code == Code::kUnavailable || code == Code::kTimeout || code == Code::kIoError;
+    *retryable = !permanent && (code == Code::kUnavailable || code == Code::kTimeout || code == Code::kIoError);
     return Status(code, what + ": " + r.status().message());
   }
   HttpResponse resp = std::move(r).value();

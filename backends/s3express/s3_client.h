@@ -41,6 +41,8 @@ struct S3Config {
   std::chrono::milliseconds retry_max{2000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds io_timeout{60000};
+  // Largest XML or error body accepted (ListObjectsV2 pages of 1000 long keys stay well below).
+  uint64_t max_xml_body = 8ull << 20;
   SessionMode session = SessionMode::kAuto;
   std::chrono::seconds session_renew_margin{60};  // renew a session token this long before expiry
   bool verify_tls = true;

@@ -1,0 +1,240 @@
+// The S3 client against a hostile endpoint: a tiny in-test HTTP server (a thread accepting on
+// 127.0.0.1:0) that answers with endless bodies, never answers, or drip-feeds bytes. The client
+// must fail with a clear error, within its deadline, without its memory growing with the body.
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "s3_test_support.h"
+
+using namespace stor;
+using namespace stor::s3;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Accepts connections and runs `behave(fd)` for each on its own thread. The destructor closes the
+// listener and shuts every connection down, so behaviours blocked in I/O return.
+class HostileServer {
+ public:
+  using Behave = std::function<void(int fd, const std::atomic<bool>& stop)>;
+  explicit HostileServer(Behave behave) : behave_(std::move(behave)) {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listen_fd_, 16) == 0);
+    socklen_t len = sizeof addr;
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~HostileServer() { stop(); }
+  void stop() {
+    if (stop_.exchange(true)) return;
+    acceptor_.join();
+    ::close(listen_fd_);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    for (auto& t : workers_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 20) <= 0) continue;
+      int fd = ::accept(listen_fd_, nullptr, nullptr);
+      if (fd < 0) continue;
+      connections_.fetch_add(1);
+      std::lock_guard<std::mutex> lock(mu_);
+      fds_.push_back(fd);
+      workers_.emplace_back([this, fd] { behave_(fd, stop_); });
+    }
+  }
+  Behave behave_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;
+  std::vector<std::thread> workers_;
+};
+
+// Reads up to the blank line ending a request head; false on EOF, error or stop.
+bool read_request_head(int fd, const std::atomic<bool>& stop) {
+  std::string head;
+  char buf[4096];
+  while (!stop && head.find("\r\n\r\n") == std::string::npos) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    head.append(buf, static_cast<size_t>(n));
+  }
+  return !stop;
+}
+
+bool send_all(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    off += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+void wait_for_stop(int fd, const std::atomic<bool>& stop) {
+  char buf[4096];
+  while (!stop) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20) > 0 && ::recv(fd, buf, sizeof buf, 0) <= 0) return;
+  }
+}
+
+// Safety cap for the endless bodies: a client without a limit would otherwise eat the machine.
+// The server closes the connection after this much.
+constexpr uint64_t kEndlessCap = 200ull << 20;
+
+// Answers every request with `status` and a chunked XML body that never ends (up to kEndlessCap).
+HostileServer::Behave endless_chunked(int status) {
+  return [status](int fd, const std::atomic<bool>& stop) {
+    while (read_request_head(fd, stop)) {
+      std::string head = "HTTP/1.1 " + std::to_string(status) +
+                         " X\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n";
+      std::string chunk;
+      while (chunk.size() < 64 * 1024) chunk += "<Contents><Key>key-that-never-ends</Key></Contents>";
+      char size[32];
+      std::snprintf(size, sizeof size, "%zx\r\n", chunk.size());
+      const std::string framed = size + chunk + "\r\n";
+      if (!send_all(fd, head + size + ("<ListBucketResult>" + chunk).substr(0, chunk.size()) + "\r\n")) return;
+      for (uint64_t sent = 0; !stop && sent < kEndlessCap; sent += chunk.size())
+        if (!send_all(fd, framed)) return;
+      ::shutdown(fd, SHUT_RDWR);  // cap reached
+      return;
+    }
+  };
+}
+
+// Same with a Content-Length the server never finishes.
+HostileServer::Behave endless_with_length(int status) {
+  return [status](int fd, const std::atomic<bool>& stop) {
+    while (read_request_head(fd, stop)) {
+      std::string block(64 * 1024, 'x');
+      if (!send_all(fd, "HTTP/1.1 " + std::to_string(status) +
+                            " X\r\nContent-Type: application/xml\r\nContent-Length: 999999999999999\r\n\r\n"))
+        return;
+      for (uint64_t sent = 0; !stop && sent < kEndlessCap; sent += block.size())
+        if (!send_all(fd, block)) return;
+      ::shutdown(fd, SHUT_RDWR);  // cap reached
+      return;
+    }
+  };
+}
+
+uint64_t rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+// Runs fn on a thread while sampling VmRSS; returns the peak growth over the starting RSS.
+template <typename Fn>
+uint64_t peak_rss_growth(Fn&& fn) {
+  const uint64_t before = rss_bytes();
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> peak{before};
+  std::thread sampler([&] {
+    while (!done) {
+      uint64_t now = rss_bytes();
+      if (now > peak) peak = now;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+  });
+  fn();
+  done = true;
+  sampler.join();
+  return peak > before ? peak - before : 0;
+}
+
+std::map<std::string, std::string> hostile_settings(std::map<std::string, std::string> extra = {}) {
+  extra.emplace("s3.session", "off");
+  return extra;
+}
+
+}  // namespace
+
+TEST_CASE("s3 hostile: an endless ListObjectsV2 body fails with a size error and bounded memory") {
+  for (bool chunked : {true, false}) {
+    INFO((chunked ? "chunked" : "Content-Length"));
+    HostileServer server(chunked ? endless_chunked(200) : endless_with_length(200));
+    auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
+    REQUIRE(client);
+    Result<ListPage> page = Status(Code::kInternal, "not run");
+    const uint64_t growth = peak_rss_growth([&] { page = client->list_objects_v2("bucket", "", "/", ""); });
+    INFO(page.status().to_string());
+    REQUIRE_FALSE(page.is_ok());
+    CHECK(page.status().code() == Code::kIoError);
+    CHECK(page.status().message().find("s3.max_xml_body") != std::string::npos);
+    CHECK(growth < (64ull << 20));
+    CHECK(server.connections() == 1);  // a body over the limit is not retried
+  }
+}
+
+TEST_CASE("s3 hostile: an endless error body on a data GET is capped too") {
+  HostileServer server(endless_chunked(403));
+  auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
+  REQUIRE(client);
+  std::vector<char> dst(1 << 20);
+  Result<size_t> got = Status(Code::kInternal, "not run");
+  const uint64_t growth =
+      peak_rss_growth([&] { got = client->get_range("bucket", "key", 0, dst.size(), dst.data()); });
+  INFO(got.status().to_string());
+  REQUIRE_FALSE(got.is_ok());
+  CHECK(got.status().message().find("s3.max_xml_body") != std::string::npos);
+  CHECK(growth < (64ull << 20));
+}
+
+TEST_CASE("s3 hostile: a data GET answered with more bytes than asked for fails without growing memory") {
+  for (bool chunked : {true, false}) {
+    INFO((chunked ? "chunked" : "Content-Length"));
+    HostileServer server(chunked ? endless_chunked(200) : endless_with_length(200));
+    auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
+    REQUIRE(client);
+    std::vector<char> dst(1 << 20);
+    Result<size_t> got = Status(Code::kInternal, "not run");
+    const uint64_t growth =
+        peak_rss_growth([&] { got = client->get_range("bucket", "key", 0, dst.size(), dst.data()); });
+    INFO(got.status().to_string());
+    REQUIRE_FALSE(got.is_ok());
+    CHECK(got.status().code() == Code::kIoError);
+    CHECK(got.status().message().find("expected") != std::string::npos);
+    CHECK(growth < (64ull << 20));
+    CHECK(server.connections() == 1);
+  }
+}
