@@ -85,6 +85,18 @@ struct HttpClient::Connection {
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
   beast::flat_buffer buffer;  // reserved below: Beast sizes each socket read by its free capacity
   bool reused = false;  // served a request before: may have been closed by the server meanwhile
+  bool deadline_cut = false;  // the armed expiry is the request deadline, not the operation timeout
+
+  // Arms the timer for the next operation: `timeout`, cut short by the request deadline. False
+  // when the deadline has passed already.
+  bool arm(std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    deadline_cut = deadline - now <= timeout;  // deadline is never before the epoch: no overflow
+    if (now >= deadline) return false;
+    if (deadline_cut) lowest().expires_at(deadline);
+    else lowest().expires_after(timeout);
+    return true;
+  }
 
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
 
@@ -101,7 +113,12 @@ struct HttpClient::Connection {
 
 namespace {
 
-Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec) {
+Status deadline_error(const std::string& what, const Endpoint& ep) {
+  return Status(Code::kTimeout, what + " " + ep.to_string() + ": request deadline reached");
+}
+
+Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
+  if (ec == beast::error::timeout && deadline_cut) return deadline_error(what, ep);
   Code code = ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable;
   return Status(code, what + " " + ep.to_string() + ": " + ec.message());
 }
@@ -124,16 +141,16 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   msg.body().more = false;
   if (req.body_len > 0 || req.method == "PUT" || req.method == "POST") msg.content_length(req.body_len);
 
-  c.lowest().expires_after(opt.io_timeout);
+  if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("send " + req.method + " to", ep);
   error_code ec = c.run([&](auto handler) { http::async_write(stream, msg, std::move(handler)); });
-  if (ec) return transport_error("send " + req.method + " to", ep, ec);
+  if (ec) return transport_error("send " + req.method + " to", ep, ec, c.deadline_cut);
 
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (req.method == "HEAD") parser.skip(true);
-  c.lowest().expires_after(opt.io_timeout);
+  if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response header from", ep);
   ec = c.run([&](auto handler) { http::async_read_header(stream, c.buffer, parser, std::move(handler)); });
-  if (ec) return transport_error("read response header from", ep, ec);
+  if (ec) return transport_error("read response header from", ep, ec, c.deadline_cut);
   *failed_before_response = false;
 
   HttpResponse resp;
@@ -147,12 +164,12 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
   auto too_large = [&](const std::string& how) {
     *permanent = true;
-    return Status(Code::kIoError, "response body from " + ep.to_string() + " " + how + ", more than the " +
+    return Status(Code::kIoError, "response body from " + ep.to_string() + " " + how + " the " +
                                       std::to_string(opt.max_body) + "-byte limit for XML and error bodies (s3.max_xml_body)");
   };
   if (!to_sink && req.method != "HEAD") {
     if (parser.content_length() && *parser.content_length() > opt.max_body)
-      return too_large("announces " + std::to_string(*parser.content_length()) + " bytes");
+      return too_large("announces " + std::to_string(*parser.content_length()) + " bytes, more than");
     parser.body_limit(opt.max_body);  // chunked and read-to-EOF bodies: Beast counts as it goes
   }
   if (to_sink && parser.content_length() && !parser.chunked()) {
@@ -168,11 +185,11 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     asio::buffer_copy(asio::buffer(sink, have), c.buffer.data());
     c.buffer.consume(have);
     if (length > have) {
-      c.lowest().expires_after(opt.io_timeout);
+      if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
       ec = c.run([&](auto handler) {
         asio::async_read(stream, asio::buffer(sink + have, static_cast<size_t>(length) - have), std::move(handler));
       });
-      if (ec) return transport_error("read response body from", ep, ec);
+      if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     }
     resp.sink_bytes = static_cast<size_t>(length);
     *reusable = parser.get().keep_alive();
@@ -196,16 +213,16 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
       body.size = scratch.size();
     }
     size_t offered = body.size;
-    c.lowest().expires_after(opt.io_timeout);
+    if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
     ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
-    if (ec == http::error::body_limit) return too_large("is longer");
-    if (ec) return transport_error("read response body from", ep, ec);
+    if (ec == http::error::body_limit) return too_large("exceeds");
+    if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     size_t n = offered - parser.get().body().size;
     if (to_sink) {
       got += n;
     } else {
-      if (resp.body.size() + n > opt.max_body) return too_large("is longer");
+      if (resp.body.size() + n > opt.max_body) return too_large("exceeds");
       resp.body.append(scratch.data(), n);
     }
   }
@@ -238,17 +255,23 @@ HttpStats HttpClient::stats() const {
   return stats_;
 }
 
-std::unique_ptr<HttpClient::Connection> HttpClient::acquire() {
+Result<std::unique_ptr<HttpClient::Connection>> HttpClient::acquire(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return in_use_ < options_.max_connections; });
+  auto free_slot = [&] { return in_use_ < options_.max_connections; };
+  if (deadline == std::chrono::steady_clock::time_point::max()) {
+    cv_.wait(lock, free_slot);
+  } else if (!cv_.wait_until(lock, deadline, free_slot)) {
+    return Status(Code::kTimeout, "no free connection to " + endpoint_.to_string() + " (all " +
+                                      std::to_string(options_.max_connections) + " busy): request deadline reached");
+  }
   ++in_use_;
   ++stats_.requests;
   if (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
-    return conn;
+    return Result<std::unique_ptr<Connection>>(std::move(conn));
   }
-  return nullptr;  // the caller opens a new one outside the lock
+  return Result<std::unique_ptr<Connection>>(std::unique_ptr<Connection>());  // opened by the caller, unlocked
 }
 
 void HttpClient::release(std::unique_ptr<Connection> conn, bool reusable) {
@@ -269,7 +292,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
     // A pooled connection the server has meanwhile closed fails before any response byte; that
     // is not a server error, so retry once on a fresh connection.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::unique_ptr<Connection> conn = acquire();
+      Result<std::unique_ptr<Connection>> slot = acquire(req.deadline);
+      if (!slot.is_ok()) return slot.status();
+      std::unique_ptr<Connection> conn = std::move(slot).value();
       if (!conn) {
         conn = std::make_unique<Connection>();
         conn->buffer.reserve(64 * 1024);
@@ -286,11 +311,14 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
         }
         if (endpoint_.tls) conn->secure.emplace(conn->ioc, tls_->ctx);
         else conn->plain.emplace(conn->ioc);
-        conn->lowest().expires_after(options_.connect_timeout);
+        if (!conn->arm(options_.connect_timeout, req.deadline)) {
+          release(nullptr, false);
+          return deadline_error("connect to", endpoint_);
+        }
         ec = conn->run([&](auto handler) { conn->lowest().async_connect(endpoints, std::move(handler)); });
         if (ec) {
           release(nullptr, false);
-          return transport_error("connect to", endpoint_, ec);
+          return transport_error("connect to", endpoint_, ec, conn->deadline_cut);
         }
         conn->lowest().socket().set_option(tcp::no_delay(true), ec);
         if (endpoint_.tls) {
@@ -298,13 +326,16 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
           asio::ip::make_address(endpoint_.host, addr_ec);
           if (addr_ec) SSL_set_tlsext_host_name(conn->secure->native_handle(), endpoint_.host.c_str());  // SNI: names only
           if (options_.verify_tls) conn->secure->set_verify_callback(asio::ssl::host_name_verification(endpoint_.host));
-          conn->lowest().expires_after(options_.connect_timeout);
+          if (!conn->arm(options_.connect_timeout, req.deadline)) {
+            release(nullptr, false);
+            return deadline_error("TLS handshake with", endpoint_);
+          }
           ec = conn->run([&](auto handler) {
             conn->secure->async_handshake(asio::ssl::stream_base::client, std::move(handler));
           });
           if (ec) {
             release(nullptr, false);
-            return transport_error("TLS handshake with", endpoint_, ec);
+            return transport_error("TLS handshake with", endpoint_, ec, conn->deadline_cut);
           }
         }
       }

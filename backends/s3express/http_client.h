@@ -1,6 +1,7 @@
 // A small blocking HTTP/1.1 client over Boost.Beast with a keep-alive connection pool.
 // Each call borrows one pooled connection for the whole exchange, so N threads calling execute()
-// at once use up to max_connections sockets. Timeouts are enforced per operation.
+// at once use up to max_connections sockets. Timeouts are enforced per operation, and a request
+// deadline bounds the whole exchange (a server drip-feeding bytes cannot hold a call forever).
 #pragma once
 
 #include <chrono>
@@ -46,6 +47,9 @@ struct HttpRequest {
   HeaderList headers;  // Host and Content-Length are added by the client
   const char* body = nullptr;
   size_t body_len = 0;
+  // The whole exchange (waiting for a pooled connection, connect, send, every read) ends by this
+  // time; each socket operation is also bounded by its own timeout. max(): no deadline.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct HttpResponse {
@@ -85,7 +89,8 @@ class HttpClient {
   struct Connection;  // defined in the .cc (keeps Beast out of this header)
 
  private:
-  std::unique_ptr<Connection> acquire();
+  // Null when a new connection must be opened; Timeout when none was free before the deadline.
+  Result<std::unique_ptr<Connection>> acquire(std::chrono::steady_clock::time_point deadline);
   void release(std::unique_ptr<Connection> conn, bool reusable);
 
   Endpoint endpoint_;

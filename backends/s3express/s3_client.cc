@@ -116,15 +116,25 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   }
   if (std::string v = get("s3.retry_base_ms"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.retry_base_ms", v));
+    if (n > 86400000) return Status(Code::kInvalidArgument, "s3.retry_base_ms must be 0..86400000");
     c.retry_base = std::chrono::milliseconds(n);
   }
-  if (std::string v = get("s3.connect_timeout_ms"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.connect_timeout_ms", v));
-    c.connect_timeout = std::chrono::milliseconds(n);
-  }
-  if (std::string v = get("s3.timeout_ms"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.timeout_ms", v));
-    c.io_timeout = std::chrono::milliseconds(n);
+  // Durations in ms, 1 ms .. 1 day (larger values would overflow nanosecond clocks later).
+  auto get_ms = [&](const char* key, std::chrono::milliseconds* out) -> Status {
+    if (std::string v = get(key); !v.empty()) {
+      STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size(key, v));
+      if (n == 0 || n > 86400000) return Status(Code::kInvalidArgument, std::string(key) + " must be 1..86400000 (ms)");
+      *out = std::chrono::milliseconds(n);
+    }
+    return Status::ok();
+  };
+  STOR_RETURN_IF_ERROR(get_ms("s3.connect_timeout_ms", &c.connect_timeout));
+  STOR_RETURN_IF_ERROR(get_ms("s3.timeout_ms", &c.io_timeout));
+  STOR_RETURN_IF_ERROR(get_ms("s3.request_deadline_ms", &c.request_deadline));
+  if (std::string v = get("s3.min_transfer_rate"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.min_transfer_rate", v));
+    if (n < 1024) return Status(Code::kInvalidArgument, "s3.min_transfer_rate must be at least 1K (bytes/s)");
+    c.min_transfer_rate = n;
   }
   if (std::string v = get("s3.max_xml_body"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_xml_body", v));
@@ -249,14 +259,39 @@ HttpClient& S3Client::http_for(const std::string& bucket) {
   return *c;
 }
 
-void S3Client::backoff(unsigned attempt) {
+std::chrono::milliseconds S3Client::budget(uint64_t bytes) const {
+  const uint64_t rate = config_.min_transfer_rate;
+  const uint64_t data_ms = bytes / rate * 1000 + bytes % rate * 1000 / rate;
+  constexpr uint64_t kMaxMs = 30ull * 86400 * 1000;  // keeps steady_clock arithmetic far from overflow
+  return config_.request_deadline + std::chrono::milliseconds(std::min(data_ms, kMaxMs));
+}
+
+bool S3Client::backoff(unsigned attempt, Deadline deadline) {
   // Exponential with "equal jitter": half fixed, half random, so retries spread out but never
   // collapse to zero delay.
   thread_local std::mt19937_64 rng(std::random_device{}());
   double cap = static_cast<double>(config_.retry_max.count());
   double exp = std::min(cap, static_cast<double>(config_.retry_base.count()) * static_cast<double>(1u << std::min(attempt, 16u)));
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(exp * jitter(rng) * 1000.0)));
+  const auto delay = std::chrono::microseconds(static_cast<int64_t>(exp * jitter(rng) * 1000.0));
+  // Sleeping into the deadline would only end in a failure reported later.
+  if (std::chrono::steady_clock::now() + delay >= deadline) return false;
+  std::this_thread::sleep_for(delay);
+  return true;
+}
+
+std::string S3Client::gave_up(unsigned attempts, std::chrono::steady_clock::time_point start, Deadline deadline,
+                              bool deadline_hit) const {
+  auto secs = [](std::chrono::steady_clock::duration d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
+    return std::string(buf);
+  };
+  std::string out = " (gave up after " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts") +
+                    " in " + secs(std::chrono::steady_clock::now() - start);
+  if (deadline_hit) out += "; deadline " + secs(deadline - start) + ", see s3.request_deadline_ms";
+  else out += "; s3.max_attempts=" + std::to_string(config_.max_attempts);
+  return out + ")";
 }
 
 void S3Client::invalidate_session(const std::string& bucket) {
@@ -271,7 +306,8 @@ void S3Client::invalidate_session(const std::string& bucket) {
   if (s->state == Session::State::kActive) s->state = Session::State::kUnknown;
 }
 
-Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, bool* is_session) {
+Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, bool* is_session,
+                                 Deadline deadline) {
   *creds = config_.credentials;
   *is_session = false;
   if (config_.session == SessionMode::kOff || bucket.empty()) return Status::ok();
@@ -301,7 +337,7 @@ Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, 
   req.bucket = bucket;
   req.query = {{"session", ""}};
   req.create_session = true;
-  Result<HttpResponse> resp = send(req);
+  Result<HttpResponse> resp = send(req, nullptr, 0, deadline);
   Status failure;
   if (resp.is_ok()) {
     Result<SessionCredentials> parsed = parse_create_session(resp->body);
@@ -331,16 +367,18 @@ Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, 
 std::string S3Client::auth_mode(const std::string& bucket) {
   Credentials creds;
   bool is_session = false;
-  if (!credentials_for(bucket, &creds, &is_session).is_ok()) return "unresolved";
+  if (!credentials_for(bucket, &creds, &is_session, std::chrono::steady_clock::now() + budget(0)).is_ok())
+    return "unresolved";
   return is_session ? "session" : "sigv4";
 }
 
-Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t sink_len, bool* retryable) {
+Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t sink_len, Deadline deadline,
+                                         bool* retryable) {
   *retryable = false;
   HttpClient& http = http_for(req.bucket);
   Credentials creds = config_.credentials;
   bool is_session = false;
-  if (!req.create_session) STOR_RETURN_IF_ERROR(credentials_for(req.bucket, &creds, &is_session));
+  if (!req.create_session) STOR_RETURN_IF_ERROR(credentials_for(req.bucket, &creds, &is_session, deadline));
 
   std::string path;
   if (config_.path_style || req.bucket.empty()) {
@@ -382,6 +420,7 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
   hr.headers = std::move(headers);
   hr.body = req.body;
   hr.body_len = req.body_len;
+  hr.deadline = deadline;
 
   requests_.fetch_add(1);
   const std::string what = std::string("S3 ") + req.op + " " + object_name(req.bucket, req.key);
@@ -420,33 +459,38 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
   return Status(code_for_s3_error(resp.status, err.code), msg);
 }
 
-Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_len) {
+Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_len, Deadline deadline) {
+  const auto start = std::chrono::steady_clock::now();
+  if (deadline == kNoDeadline) deadline = start + budget(req.body_len + sink_len);
   for (unsigned attempt = 0;; ++attempt) {
-    if (attempt > 0) {
-      retries_.fetch_add(1);
-      backoff(attempt - 1);
-    }
     bool retryable = false;
-    Result<HttpResponse> r = send_once(req, sink, sink_len, &retryable);
-    if (r.is_ok() || !retryable) return r;
-    if (attempt + 1 >= config_.max_attempts) {
-      return Status(r.status().code(),
-                    r.status().message() + " (gave up after " + std::to_string(attempt + 1) + " attempts)");
+    Result<HttpResponse> r = send_once(req, sink, sink_len, deadline, &retryable);
+    if (r.is_ok() || !retryable) {
+      if (r.is_ok() || std::chrono::steady_clock::now() < deadline ||
+          r.status().message().find("(gave up after") != std::string::npos)  // said by a nested send()
+        return r;
+      // Not retryable because the deadline ended it (e.g. while waiting for a session).
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
     }
+    if (attempt + 1 >= config_.max_attempts)
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, false));
+    if (!backoff(attempt, deadline))
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
+    retries_.fetch_add(1);
   }
 }
 
 Result<HttpResponse> S3Client::send_allowing_late_errors(const Request& req) {
   // CompleteMultipartUpload and CopyObject answer 200 first and may still fail in the body;
-  // a transient <Error> there is retried like a 5xx.
+  // a transient <Error> there is retried like a 5xx, within one deadline.
+  const Deadline deadline = std::chrono::steady_clock::now() + budget(req.body_len);
   for (unsigned attempt = 0;; ++attempt) {
-    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, nullptr, 0, deadline));
     ErrorDoc err;
     const bool transient = parse_error(resp.body, &err) && (err.code == "InternalError" || err.code == "SlowDown" ||
                                                             err.code == "ServiceUnavailable");
-    if (!transient || attempt + 1 >= config_.max_attempts) return resp;
+    if (!transient || attempt + 1 >= config_.max_attempts || !backoff(attempt, deadline)) return resp;
     retries_.fetch_add(1);
-    backoff(attempt);
   }
 }
 

@@ -238,3 +238,114 @@ TEST_CASE("s3 hostile: a data GET answered with more bytes than asked for fails 
     CHECK(server.connections() == 1);
   }
 }
+
+namespace {
+
+// Reads the request, then says nothing until stopped.
+void silent(int fd, const std::atomic<bool>& stop) {
+  if (read_request_head(fd, stop)) wait_for_stop(fd, stop);
+}
+
+// Sends `prefix`, then one byte every 100 ms until stopped or the client goes away.
+HostileServer::Behave drip(std::string prefix, char byte) {
+  return [prefix, byte](int fd, const std::atomic<bool>& stop) {
+    if (!read_request_head(fd, stop) || !send_all(fd, prefix)) return;
+    while (!stop && send_all(fd, std::string(1, byte))) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  };
+}
+
+// Runs fn on a thread and waits at most `limit` for it. A client that ignores its deadline would
+// hang the test for minutes: then the server is stopped (the client sees the connection end and
+// the listener gone) so the thread finishes, and the check below fails.
+template <typename T>
+Result<T> bounded_call(HostileServer& server, std::chrono::seconds limit, double* seconds,
+                       std::function<Result<T>()> fn) {
+  const auto start = Clock::now();
+  auto future = std::async(std::launch::async, std::move(fn));
+  const bool finished = future.wait_for(limit) == std::future_status::ready;
+  *seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (!finished) server.stop();
+  Result<T> r = future.get();
+  CHECK(finished);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("s3 hostile: a silent endpoint fails within the request deadline, saying how long and how often") {
+  HostileServer server(silent);
+  // Default per-operation timeout (60 s) and attempts (6): only the deadline can end this early.
+  auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.request_deadline_ms", "2000"}}));
+  REQUIRE(client);
+  double seconds = 0;
+  auto page = bounded_call<ListPage>(server, std::chrono::seconds(15), &seconds,
+                                     [&] { return client->list_objects_v2("bucket", "", "/", ""); });
+  INFO(page.status().to_string());
+  REQUIRE_FALSE(page.is_ok());
+  CHECK(seconds < 5.0);
+  CHECK(page.status().code() == Code::kTimeout);
+  CHECK(page.status().message().find("attempt") != std::string::npos);
+  CHECK(page.status().message().find("s3.request_deadline_ms") != std::string::npos);
+  CHECK(page.status().message().find(" s") != std::string::npos);
+}
+
+TEST_CASE("s3 hostile: drip-fed headers or bodies (one byte per 100 ms) still end at the deadline") {
+  struct Case {
+    const char* name;
+    std::string prefix;
+    char byte;
+  };
+  for (const Case& c : {Case{"header", "HTTP/1.1 200 OK\r\nX-Drip: ", 'a'},
+                        Case{"body", "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: 100000\r\n\r\n<",
+                             'a'}}) {
+    INFO(c.name);
+    HostileServer server(drip(c.prefix, c.byte));
+    auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.request_deadline_ms", "1000"}}));
+    REQUIRE(client);
+    double seconds = 0;
+    auto page = bounded_call<ListPage>(server, std::chrono::seconds(15), &seconds,
+                                       [&] { return client->list_objects_v2("bucket", "", "/", ""); });
+    INFO(page.status().to_string());
+    REQUIRE_FALSE(page.is_ok());
+    CHECK(seconds < 5.0);
+    CHECK(page.status().code() == Code::kTimeout);
+    CHECK(page.status().message().find("s3.request_deadline_ms") != std::string::npos);
+
+    // A data GET gets the same treatment (its deadline grows with its size: 1 KiB adds ~1 ms).
+    HostileServer data_server(drip(c.prefix, c.byte));
+    auto data_client =
+        s3::test::make_client(data_server.endpoint(), hostile_settings({{"s3.request_deadline_ms", "1000"}}));
+    std::vector<char> dst(1024);
+    auto got = bounded_call<size_t>(data_server, std::chrono::seconds(15), &seconds,
+                                    [&] { return data_client->get_range("bucket", "key", 0, dst.size(), dst.data()); });
+    INFO(got.status().to_string());
+    REQUIRE_FALSE(got.is_ok());
+    CHECK(seconds < 5.0);
+  }
+}
+
+TEST_CASE("s3 hostile: retry backoff does not sleep past the deadline") {
+  // Every request gets 503 SlowDown at once; backoffs of ~1-2 s each would take minutes for
+  // 100 attempts.
+  HostileServer server([](int fd, const std::atomic<bool>& stop) {
+    const std::string body = "<Error><Code>SlowDown</Code><Message>slow down</Message></Error>";
+    while (read_request_head(fd, stop)) {
+      if (!send_all(fd, "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body))
+        return;
+    }
+  });
+  auto client = s3::test::make_client(
+      server.endpoint(),
+      hostile_settings({{"s3.request_deadline_ms", "2000"}, {"s3.max_attempts", "100"}, {"s3.retry_base_ms", "1500"}}));
+  REQUIRE(client);
+  double seconds = 0;
+  auto page = bounded_call<ListPage>(server, std::chrono::seconds(15), &seconds,
+                                     [&] { return client->list_objects_v2("bucket", "", "/", ""); });
+  INFO(page.status().to_string());
+  REQUIRE_FALSE(page.is_ok());
+  CHECK(seconds < 5.0);
+  CHECK(page.status().code() == Code::kUnavailable);  // the server's answer, not a made-up one
+  CHECK(page.status().message().find("SlowDown") != std::string::npos);
+  CHECK(page.status().message().find("s3.request_deadline_ms") != std::string::npos);
+}
