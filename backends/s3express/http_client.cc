@@ -158,7 +158,17 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   for (const auto& field : parser.get()) {
     std::string name(field.name_string());
     for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    resp.headers[name] = std::string(field.value());
+    auto [it, inserted] = resp.headers.emplace(name, std::string(field.value()));
+    if (!inserted && it->second != field.value()) {
+      // Two different ETags, ranges or checksums: no way to tell which one is meant.
+      if (name == "etag" || name == "content-range" || name == "last-modified" || name.rfind("x-amz-", 0) == 0) {
+        *permanent = true;
+        return Status(Code::kIoError, "response from " + ep.to_string() + " has conflicting '" + name +
+                                          "' headers: '" + it->second.substr(0, 80) + "' and '" +
+                                          std::string(field.value().substr(0, 80)) + "'");
+      }
+      it->second = std::string(field.value());  // others: the last one, as before
+    }
   }
 
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
@@ -192,7 +202,8 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
       if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     }
     resp.sink_bytes = static_cast<size_t>(length);
-    *reusable = parser.get().keep_alive();
+    // Bytes past the body would be read as the next answer on this connection.
+    *reusable = parser.get().keep_alive() && c.buffer.size() == 0;
     return resp;
   }
   std::vector<char> scratch;
@@ -227,7 +238,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     }
   }
   resp.sink_bytes = got;
-  *reusable = parser.get().keep_alive();
+  *reusable = parser.get().keep_alive() && c.buffer.size() == 0;
   return resp;
 }
 
@@ -295,6 +306,12 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       Result<std::unique_ptr<Connection>> slot = acquire(req.deadline);
       if (!slot.is_ok()) return slot.status();
       std::unique_ptr<Connection> conn = std::move(slot).value();
+      if (conn && conn->plain) {
+        // An idle connection with unread bytes got more than its last answer: drop it. (Not
+        // for TLS, where late session tickets are normal.)
+        error_code ec;
+        if (conn->plain->socket().available(ec) > 0 || ec) conn.reset();
+      }
       if (!conn) {
         conn = std::make_unique<Connection>();
         conn->buffer.reserve(64 * 1024);

@@ -1,6 +1,9 @@
 #include "backends/s3express/s3_client.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -24,17 +27,21 @@ std::string env_or(const char* name, const std::string& fallback = {}) {
 
 Result<uint64_t> parse_size(const std::string& key, const std::string& text) {
   if (text.empty()) return Status(Code::kInvalidArgument, key + ": empty value");
-  char* end = nullptr;
+  // strtoull would accept "-1" (as 2^64-1) and leading spaces: digits only.
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
   errno = 0;
-  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str()) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
-  std::string suffix(end);
+  unsigned long long v = std::strtoull(text.substr(0, digits).c_str(), nullptr, 10);
+  if (errno != 0) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
+  std::string suffix = text.substr(digits);
   uint64_t mult = 1;
   if (suffix == "" || suffix == "B") mult = 1;
   else if (suffix == "K" || suffix == "KiB" || suffix == "k") mult = 1ull << 10;
   else if (suffix == "M" || suffix == "MiB" || suffix == "m") mult = 1ull << 20;
   else if (suffix == "G" || suffix == "GiB" || suffix == "g") mult = 1ull << 30;
   else return Status(Code::kInvalidArgument, key + ": bad size suffix in '" + text + "'");
+  if (v > UINT64_MAX / mult) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
   return static_cast<uint64_t>(v) * mult;
 }
 
@@ -513,8 +520,13 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   req.key = key;
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   ObjectInfo info;
-  std::string len = resp.header("content-length");
-  info.size = len.empty() ? 0 : std::strtoull(len.c_str(), nullptr, 10);
+  // The size decides how much is read and allocated later: it must be there and sane.
+  Result<uint64_t> size = parse_object_size(resp.header("content-length"));
+  if (!size.is_ok()) {
+    return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Content-Length: " +
+                                      size.status().message());
+  }
+  info.size = *size;
   info.etag = strip_quotes(resp.header("etag"));
   if (std::string lm = resp.header("last-modified"); !lm.empty()) {
     Result<int64_t> t = parse_http_date_ns(lm);
@@ -541,12 +553,22 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
   if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
   if (resp.status == 206) {
-    // "bytes START-END/TOTAL": the server must answer the range we asked for.
-    std::string cr = resp.header("content-range");
-    unsigned long long start = 0;
-    if (std::sscanf(cr.c_str(), "bytes %llu-", &start) != 1 || start != offset) {
-      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for bytes from " +
-                                        std::to_string(offset) + ", got Content-Range '" + cr + "'");
+    // "bytes START-END/TOTAL" (TOTAL may be "*"): the server must answer the range we asked for
+    // with exactly the bytes it announces; fewer would pass for the object's end.
+    const std::string cr = resp.header("content-range");
+    const size_t dash = cr.find('-'), slash = cr.find('/');
+    Result<uint64_t> start = Status(Code::kIoError, ""), end = start, total = start;
+    if (cr.rfind("bytes ", 0) == 0 && dash != std::string::npos && slash != std::string::npos && dash < slash) {
+      start = parse_object_size(std::string_view(cr).substr(6, dash - 6));
+      end = parse_object_size(std::string_view(cr).substr(dash + 1, slash - dash - 1));
+      total = cr.substr(slash + 1) == "*" ? Result<uint64_t>(UINT64_MAX) : parse_object_size(cr.substr(slash + 1));
+    }
+    if (!start.is_ok() || !end.is_ok() || !total.is_ok() || *start != offset || resp.sink_bytes == 0 ||
+        *end != offset + resp.sink_bytes - 1 || *end >= *total) {
+      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for " +
+                                        std::to_string(len) + " bytes from " + std::to_string(offset) + ", got " +
+                                        std::to_string(resp.sink_bytes) + " with Content-Range '" +
+                                        cr.substr(0, 80) + "'");
     }
   } else if (offset != 0) {
     return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
@@ -594,7 +616,13 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
 
 Result<std::string> S3Client::get_object(const std::string& bucket, const std::string& key) {
   STOR_ASSIGN_OR_RETURN(ObjectInfo info, head_object(bucket, key));
-  std::string out(info.size, '\0');
+  std::string out;
+  try {
+    out.resize(info.size);
+  } catch (const std::exception&) {  // bad_alloc or length_error: the object does not fit in memory
+    return Status(Code::kNoSpace, "S3 GetObject " + object_name(bucket, key) + ": no memory for its " +
+                                      std::to_string(info.size) + " bytes");
+  }
   STOR_ASSIGN_OR_RETURN(size_t n, read_object(bucket, key, info, 0, out.size(), out.data()));
   out.resize(n);
   return out;

@@ -14,7 +14,65 @@ namespace pt = boost::property_tree;
 
 namespace {
 
+// S3 documents nest 4 levels deep and a 1000-key ListObjectsV2 page has ~12000 elements.
+constexpr size_t kMaxDepth = 32;
+constexpr size_t kMaxNodes = 200000;  // elements + attributes: bounds the tree's memory
+
+// rapidxml (under PropertyTree) recurses once per nesting level and allocates a node per element
+// and attribute, so a hostile body could overflow the stack or cost far more memory than its
+// size. This pass counts both without recursion and without allocating. It follows rapidxml's
+// tokens (quoted attribute values, comments, CDATA, processing instructions, DOCTYPE) so nothing
+// can hide an opening tag; where it is unsure it over-counts, which only refuses odd documents.
+bool check_shape(std::string_view xml, std::string* err) {
+  size_t depth = 0, nodes = 0, i = 0;
+  auto skip_past = [&](std::string_view end) {
+    size_t at = xml.find(end, i);
+    i = at == std::string_view::npos ? xml.size() : at + end.size();
+  };
+  while ((i = xml.find('<', i)) != std::string_view::npos) {
+    ++i;
+    if (xml.substr(i, 3) == "!--") {
+      skip_past("-->");
+    } else if (xml.substr(i, 8) == "![CDATA[") {
+      skip_past("]]>");
+    } else if (i < xml.size() && (xml[i] == '?' || xml[i] == '!')) {
+      skip_past(">");
+    } else if (i < xml.size() && xml[i] == '/') {
+      if (depth > 0) --depth;
+      skip_past(">");
+    } else {
+      // An opening tag: scan to its '>' outside quotes, counting attributes ('=').
+      char quote = 0, prev = 0;
+      for (; i < xml.size(); ++i) {
+        const char c = xml[i];
+        if (quote) {
+          if (c == quote) quote = 0;
+        } else if (c == '"' || c == '\'') {
+          quote = c;
+        } else if (c == '=') {
+          ++nodes;
+        } else if (c == '>') {
+          break;
+        }
+        if (!quote && c != '"' && c != '\'') prev = c;
+      }
+      ++i;
+      ++nodes;
+      if (prev != '/' && ++depth > kMaxDepth) {
+        *err = "elements nest deeper than " + std::to_string(kMaxDepth) + " levels";
+        return false;
+      }
+    }
+    if (nodes > kMaxNodes) {
+      *err = "more than " + std::to_string(kMaxNodes) + " elements and attributes";
+      return false;
+    }
+  }
+  return true;
+}
+
 bool parse_tree(const std::string& body, pt::ptree* out, std::string* err) {
+  if (!check_shape(body, err)) return false;
   try {
     std::istringstream in(body);
     pt::read_xml(in, *out, pt::xml_parser::trim_whitespace);
@@ -143,6 +201,21 @@ Result<std::chrono::system_clock::time_point> parse_iso8601(std::string_view tex
       std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::nanoseconds(*ns)));
 }
 
+Result<uint64_t> parse_object_size(std::string_view text) {
+  auto bad = [&] {
+    return Status(Code::kInvalidArgument, "not a byte count 0.." + std::to_string(INT64_MAX) + ": '" +
+                                              std::string(text.substr(0, 40)) + "'");
+  };
+  if (text.empty() || text.size() > 19) return bad();
+  uint64_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return bad();
+    v = v * 10 + static_cast<uint64_t>(c - '0');  // 19 digits cannot overflow uint64
+  }
+  if (v > static_cast<uint64_t>(INT64_MAX)) return bad();
+  return v;
+}
+
 Result<int64_t> parse_http_date_ns(std::string_view text) {
   auto bad = [&](const std::string& why) {
     const std::string shown(text.substr(0, 64));
@@ -197,7 +270,11 @@ Result<ListPage> parse_list_objects_v2(const std::string& body) {
     if (name == "Contents") {
       ObjectEntry e;
       e.key = node.get<std::string>("Key", "");
-      e.size = node.get<uint64_t>("Size", 0);
+      if (e.key.empty()) return malformed("ListObjectsV2", "<Contents> without a <Key>");
+      const std::string size = node.get<std::string>("Size", "");
+      Result<uint64_t> n = parse_object_size(size);
+      if (!n.is_ok()) return malformed("ListObjectsV2", "Size of '" + e.key + "': " + n.status().message());
+      e.size = *n;
       e.etag = strip_quotes(node.get<std::string>("ETag", ""));
       if (auto lm = node.get_optional<std::string>("LastModified")) {
         auto t = parse_iso8601(*lm);

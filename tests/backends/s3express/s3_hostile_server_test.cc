@@ -349,3 +349,74 @@ TEST_CASE("s3 hostile: retry backoff does not sleep past the deadline") {
   CHECK(page.status().message().find("SlowDown") != std::string::npos);
   CHECK(page.status().message().find("s3.request_deadline_ms") != std::string::npos);
 }
+
+namespace {
+
+// Answers every request with the same bytes (a HEAD answer has no body).
+HostileServer::Behave canned(std::string response) {
+  return [response](int fd, const std::atomic<bool>& stop) {
+    while (read_request_head(fd, stop))
+      if (!send_all(fd, response)) return;
+  };
+}
+
+}  // namespace
+
+TEST_CASE("s3 hostile: HEAD answers with impossible sizes, dates or conflicting headers are errors") {
+  const std::string date = "Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n";
+  struct Case {
+    const char* name;
+    std::string headers;
+    const char* expect;  // in the message
+  };
+  for (const Case& c : {Case{"2^64-1 bytes", "Content-Length: 18446744073709551615\r\n" + date, "Content-Length"},
+                        Case{"2^63 bytes", "Content-Length: 9223372036854775808\r\n" + date, "Content-Length"},
+                        Case{"no length", date, "Content-Length"},
+                        Case{"year 9999", "Content-Length: 5\r\nLast-Modified: Fri, 31 Dec 9999 23:59:59 GMT\r\n",
+                             "Last-Modified"},
+                        Case{"two ETags", "Content-Length: 5\r\nETag: \"aaa\"\r\nETag: \"bbb\"\r\n" + date, "etag"},
+                        Case{"two CRCs", "Content-Length: 5\r\nx-amz-meta-stor-crc32c: 00000001\r\n"
+                                         "x-amz-meta-stor-crc32c: 00000002\r\n" + date,
+                             "x-amz-meta-stor-crc32c"}}) {
+    INFO(c.name);
+    HostileServer server(canned("HTTP/1.1 200 OK\r\n" + c.headers + "\r\n"));
+    auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.request_deadline_ms", "3000"}}));
+    REQUIRE(client);
+    auto head = client->head_object("bucket", "key");
+    INFO(head.status().to_string());
+    REQUIRE_FALSE(head.is_ok());
+    CHECK(head.status().message().find(c.expect) != std::string::npos);
+    // get_object must not try to allocate what the HEAD claimed.
+    CHECK_FALSE(client->get_object("bucket", "key").is_ok());
+  }
+  // The same header twice with the same value is harmless.
+  HostileServer same(canned("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nETag: \"aaa\"\r\nETag: \"aaa\"\r\n" + date + "\r\n"));
+  auto client = s3::test::make_client(same.endpoint(), hostile_settings());
+  auto head = client->head_object("bucket", "key");
+  INFO(head.status().to_string());
+  REQUIRE(head.is_ok());
+  CHECK(head->size == 5);
+  CHECK(head->etag == "aaa");
+  CHECK(head->mtime_ns == 784111777LL * 1000000000LL);
+}
+
+TEST_CASE("s3 hostile: a ranged GET whose Content-Range disagrees with the bytes sent is an error") {
+  // Asked for bytes 0-99; the server claims 0-99 but sends 50 (a short read would look like the
+  // object's end and silently truncate the file).
+  HostileServer server(canned("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/1000\r\n"
+                              "Content-Length: 50\r\n\r\n" + std::string(50, 'x')));
+  auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "1"}}));
+  std::vector<char> dst(100);
+  auto got = client->get_range("bucket", "key", 0, dst.size(), dst.data());
+  INFO(got.status().to_string());
+  REQUIRE_FALSE(got.is_ok());
+  CHECK(got.status().message().find("Content-Range") != std::string::npos);
+  // Consistent answers still work: the last 50 bytes of a 50-byte object.
+  HostileServer good(canned("HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-49/50\r\n"
+                            "Content-Length: 50\r\n\r\n" + std::string(50, 'x')));
+  auto good_client = s3::test::make_client(good.endpoint(), hostile_settings());
+  auto ok = good_client->get_range("bucket", "key", 0, dst.size(), dst.data());
+  INFO(ok.status().to_string());
+  REQUIRE(ok.is_ok());
+  CHECK(*ok == 50);
+}

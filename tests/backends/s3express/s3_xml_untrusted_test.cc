@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "backends/s3express/s3_client.h"
 #include "backends/s3express/s3_xml.h"
 
 using namespace stor::s3;
@@ -89,4 +90,88 @@ TEST_CASE("xml: parse_iso8601 and parse_http_date_ns check every field and the r
     INFO(bad);
     CHECK_FALSE(parse_http_date_ns(bad).is_ok());
   }
+}
+
+namespace {
+
+std::string listing_with_contents(const std::string& contents) {
+  return "<ListBucketResult><IsTruncated>false</IsTruncated><Contents>" + contents + "</Contents></ListBucketResult>";
+}
+
+}  // namespace
+
+TEST_CASE("xml: ListObjectsV2 sizes must be plain non-negative numbers that fit, keys must be there") {
+  auto ok = parse_list_objects_v2(listing_with_contents("<Key>k</Key><Size>9223372036854775807</Size>"));
+  REQUIRE(ok.is_ok());
+  CHECK(ok->objects[0].size == 9223372036854775807ULL);
+  for (const char* size : {"-1", "18446744073709551615", "18446744073709551616", "99999999999999999999999", "1e9",
+                           "0x10", "12abc", "", " -0"}) {
+    INFO(size);
+    auto page = parse_list_objects_v2(listing_with_contents(std::string("<Key>k</Key><Size>") + size + "</Size>"));
+    REQUIRE_FALSE(page.is_ok());
+    CHECK(page.status().message().find("Size") != std::string::npos);
+  }
+  CHECK_FALSE(parse_list_objects_v2(listing_with_contents("<Key>k</Key>")).is_ok());      // no Size
+  CHECK_FALSE(parse_list_objects_v2(listing_with_contents("<Size>1</Size>")).is_ok());    // no Key
+  CHECK_FALSE(parse_list_objects_v2(listing_with_contents("<Key></Key><Size>1</Size>")).is_ok());
+}
+
+TEST_CASE("xml: deeply nested or node-flooded documents are refused before the recursive parser sees them") {
+  // rapidxml (under Boost.PropertyTree) recurses once per nesting level: 1 MiB of "<a>" would
+  // overflow a worker thread's stack.
+  std::string deep;
+  for (int i = 0; i < 300000; ++i) deep += "<a>";
+  auto page = parse_list_objects_v2("<ListBucketResult>" + deep);
+  REQUIRE_FALSE(page.is_ok());
+  CHECK(page.status().message().find("nest") != std::string::npos);
+  ErrorDoc e;
+  CHECK_FALSE(parse_error("<Error>" + deep, &e));
+  // Quotes cannot hide a level: '/>' inside an attribute value does not close the element.
+  std::string tricky;
+  for (int i = 0; i < 300000; ++i) tricky += "<a x=\"/>\">";
+  CHECK_FALSE(parse_list_objects_v2("<ListBucketResult>" + tricky).is_ok());
+  // Millions of tiny elements would cost hundreds of MiB of tree nodes.
+  std::string flood = "<ListBucketResult>";
+  for (int i = 0; i < 1000000; ++i) flood += "<b/>";
+  flood += "</ListBucketResult>";
+  auto flooded = parse_list_objects_v2(flood);
+  REQUIRE_FALSE(flooded.is_ok());
+  CHECK(flooded.status().message().find("elements") != std::string::npos);
+  // A realistic page (1000 entries) still parses.
+  std::string page1000 = "<ListBucketResult><IsTruncated>false</IsTruncated>";
+  for (int i = 0; i < 1000; ++i)
+    page1000 += "<Contents><Key>k" + std::to_string(i) +
+                "</Key><LastModified>2024-01-02T03:04:05.000Z</LastModified><ETag>\"e\"</ETag><Size>1</Size>"
+                "<Owner><ID>o</ID><DisplayName>d</DisplayName></Owner><StorageClass>STANDARD</StorageClass>"
+                "</Contents><CommonPrefixes><Prefix>p" +
+                std::to_string(i) + "/</Prefix></CommonPrefixes>";
+  page1000 += "</ListBucketResult>";
+  auto parsed = parse_list_objects_v2(page1000);
+  REQUIRE(parsed.is_ok());
+  CHECK(parsed->objects.size() == 1000);
+}
+
+TEST_CASE("config: sizes and durations that overflow or are negative are refused, not wrapped") {
+  auto with = [](const char* key, const char* value) {
+    return S3Config::from_settings({{"s3.endpoint", "http://127.0.0.1:1"}, {key, value}}, false);
+  };
+  for (const auto& [key, value] :
+       std::vector<std::pair<const char*, const char*>>{{"s3.readahead", "-1"},
+                                                        {"s3.write_buffer_memory", "99999999999999999999"},
+                                                        {"s3.part_size", "17179869184G"},
+                                                        {"s3.readahead", "18014398509481984K"},
+                                                        {"s3.timeout_ms", "0"},
+                                                        {"s3.request_deadline_ms", "-5"},
+                                                        {"s3.request_deadline_ms", "86400001"},
+                                                        {"s3.max_xml_body", "1K"},
+                                                        {"s3.min_transfer_rate", "0"},
+                                                        {"s3.readahead", " 5"}}) {
+    INFO(key << "=" << value);
+    CHECK_FALSE(with(key, value).is_ok());
+  }
+  auto ok = with("s3.request_deadline_ms", "2500");
+  REQUIRE(ok.is_ok());
+  CHECK(ok->request_deadline == std::chrono::milliseconds(2500));
+  CHECK(with("s3.readahead", "16G")->readahead == (16ull << 30));
+  CHECK(with("s3.max_xml_body", "1M")->max_xml_body == (1ull << 20));
 }
