@@ -420,3 +420,25 @@ TEST_CASE("s3 hostile: a ranged GET whose Content-Range disagrees with the bytes
   REQUIRE(ok.is_ok());
   CHECK(*ok == 50);
 }
+
+TEST_CASE("s3 hostile: bytes sent after an answer are not read as the next answer") {
+  // Each connection's first answer carries a second, unrequested answer right behind it. A
+  // pooled connection would hand that one to the next request.
+  const std::string good = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+  const std::string smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nEVIL!";
+  HostileServer server([&](int fd, const std::atomic<bool>& stop) {
+    bool first = true;
+    while (read_request_head(fd, stop)) {
+      if (!send_all(fd, first ? good + smuggled : good)) return;
+      first = false;
+    }
+  });
+  auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_connections", "1"}}));
+  for (int i = 0; i < 3; ++i) {
+    char dst[5] = {};
+    auto got = client->get_range("bucket", "key", 0, sizeof dst, dst);
+    INFO(i << ": " << got.status().to_string());
+    REQUIRE(got.is_ok());
+    CHECK(std::string(dst, sizeof dst) == "hello");
+  }
+}
