@@ -41,18 +41,36 @@ Result<Endpoint> Endpoint::parse(const std::string& url) {
   if (rest.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
   // "[::1]:9000" or "host:9000" or "host".
   std::string host = rest, port;
-  if (rest.front() == '[') {
+  bool has_port = false;
+  const bool bracketed = rest.front() == '[';
+  if (bracketed) {
     auto close = rest.find(']');
     if (close == std::string::npos) return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
     host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
+      port = rest.substr(close + 2);
+      has_port = true;
+    }
   } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
+    has_port = true;
   }
-  if (port.empty()) port = ep.tls ? "443" : "80";
+  // The host goes into the Host header and the TLS name check: plain name/address characters
+  // only (no userinfo, spaces or CR/LF).
+  if (host.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
+  for (char c : host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+                    (bracketed && (c == ':' || c == '%'));
+    if (!ok) return Status(Code::kInvalidArgument, "bad character in s3 endpoint host: '" + url + "'");
+  }
+  if (!has_port) port = ep.tls ? "443" : "80";
+  if (port.empty() || port.size() > 5) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
   for (char c : port)
     if (!std::isdigit(static_cast<unsigned char>(c))) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
+  if (const int n = std::stoi(port); n < 1 || n > 65535)
+    return Status(Code::kInvalidArgument, "port out of range in '" + url + "'");
   ep.host = host;
   ep.port = port;
   return ep;

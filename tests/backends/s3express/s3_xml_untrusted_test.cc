@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "backends/s3express/http_client.h"
 #include "backends/s3express/s3_client.h"
 #include "backends/s3express/s3_xml.h"
 
@@ -174,4 +175,18 @@ TEST_CASE("config: sizes and durations that overflow or are negative are refused
   CHECK(ok->request_deadline == std::chrono::milliseconds(2500));
   CHECK(with("s3.readahead", "16G")->readahead == (16ull << 30));
   CHECK(with("s3.max_xml_body", "1M")->max_xml_body == (1ull << 20));
+}
+
+TEST_CASE("endpoint: hosts and ports that would not make a sane Host header are refused") {
+  for (const char* bad : {"http://", "http://:9000", "http://host:", "http://host:0", "http://host:65536",
+                          "http://host:123456", "http://user@host", "http://ho st", "http://host\r\nX-Evil: 1",
+                          "http://[::1]junk", "http://[::1]:", "http://[]:80", "http://[::1"}) {
+    INFO(bad);
+    CHECK_FALSE(Endpoint::parse(bad).is_ok());
+  }
+  for (const char* good : {"http://127.0.0.1:9000", "https://s3.us-east-1.amazonaws.com", "http://[::1]:65535",
+                           "http://[fe80::1%eth0]:80", "http://my_host.local:1"}) {
+    INFO(good);
+    CHECK(Endpoint::parse(good).is_ok());
+  }
 }
