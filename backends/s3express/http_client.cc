@@ -101,7 +101,10 @@ struct HttpClient::Connection {
   asio::io_context ioc;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-  beast::flat_buffer buffer;  // reserved below: Beast sizes each socket read by its free capacity
+  // Reserved below: Beast sizes each socket read by its free capacity. Capped: a header, chunk
+  // line or trailer that never ends must not grow it (Beast then fails with buffer_overflow).
+  static constexpr size_t kReadBufferLimit = 256 * 1024;
+  beast::flat_buffer buffer{kReadBufferLimit};
   bool reused = false;  // served a request before: may have been closed by the server meanwhile
   bool deadline_cut = false;  // the armed expiry is the request deadline, not the operation timeout
 
@@ -135,8 +138,17 @@ Status deadline_error(const std::string& what, const Endpoint& ep) {
   return Status(Code::kTimeout, what + " " + ep.to_string() + ": request deadline reached");
 }
 
+// A header, chunk line or trailer longer than Beast's header limit or our read buffer: the
+// server misbehaves, a retry would see the same.
+bool oversized(const error_code& ec) { return ec == http::error::header_limit || ec == http::error::buffer_overflow; }
+
 Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
   if (ec == beast::error::timeout && deadline_cut) return deadline_error(what, ep);
+  if (oversized(ec)) {
+    return Status(Code::kIoError, what + " " + ep.to_string() + ": a header, chunk line or trailer longer than " +
+                                      std::to_string(HttpClient::Connection::kReadBufferLimit) + " bytes: " +
+                                      ec.message());
+  }
   Code code = ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable;
   return Status(code, what + " " + ep.to_string() + ": " + ec.message());
 }
@@ -168,6 +180,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   if (req.method == "HEAD") parser.skip(true);
   if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response header from", ep);
   ec = c.run([&](auto handler) { http::async_read_header(stream, c.buffer, parser, std::move(handler)); });
+  if (oversized(ec)) *permanent = true;
   if (ec) return transport_error("read response header from", ep, ec, c.deadline_cut);
   *failed_before_response = false;
 
@@ -246,6 +259,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec == http::error::body_limit) return too_large("exceeds");
+    if (oversized(ec)) *permanent = true;
     if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     size_t n = offered - parser.get().body().size;
     if (to_sink) {

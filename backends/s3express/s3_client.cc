@@ -473,7 +473,7 @@ Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_
     bool retryable = false;
     Result<HttpResponse> r = send_once(req, sink, sink_len, deadline, &retryable);
     if (r.is_ok() || !retryable) {
-      if (r.is_ok() || std::chrono::steady_clock::now() < deadline ||
+      if (r.is_ok() || r.status().code() != Code::kTimeout || std::chrono::steady_clock::now() < deadline ||
           r.status().message().find("(gave up after") != std::string::npos)  // said by a nested send()
         return r;
       // Not retryable because the deadline ended it (e.g. while waiting for a session).

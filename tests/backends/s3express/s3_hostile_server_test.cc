@@ -442,3 +442,27 @@ TEST_CASE("s3 hostile: bytes sent after an answer are not read as the next answe
     CHECK(std::string(dst, sizeof dst) == "hello");
   }
 }
+
+TEST_CASE("s3 hostile: an endless chunk extension or trailer does not grow the read buffer") {
+  // Chunk headers and trailers sit in the connection's read buffer until their line ends.
+  for (const char* what : {"extension", "trailer"}) {
+    INFO(what);
+    HostileServer server([what](int fd, const std::atomic<bool>& stop) {
+      if (!read_request_head(fd, stop)) return;
+      std::string head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+      head += std::string(what) == "extension" ? "5;ext=" : "0\r\nX-Trailer: ";
+      if (!send_all(fd, head)) return;
+      const std::string block(64 * 1024, 'a');
+      for (uint64_t sent = 0; !stop && sent < kEndlessCap; sent += block.size())
+        if (!send_all(fd, block)) return;
+      ::shutdown(fd, SHUT_RDWR);
+    });
+    auto client = s3::test::make_client(server.endpoint(),
+                                        hostile_settings({{"s3.max_attempts", "1"}, {"s3.timeout_ms", "5000"}}));
+    Result<ListPage> page = Status(Code::kInternal, "not run");
+    const uint64_t growth = peak_rss_growth([&] { page = client->list_objects_v2("bucket", "", "/", ""); });
+    INFO(page.status().to_string());
+    REQUIRE_FALSE(page.is_ok());
+    CHECK(growth < (64ull << 20));
+  }
+}
