@@ -41,18 +41,36 @@ Result<Endpoint> Endpoint::parse(const std::string& url) {
   if (rest.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
   // "[::1]:9000" or "host:9000" or "host".
   std::string host = rest, port;
-  if (rest.front() == '[') {
+  bool has_port = false;
+  const bool bracketed = rest.front() == '[';
+  if (bracketed) {
     auto close = rest.find(']');
     if (close == std::string::npos) return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
     host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size() && rest[close + 1] == ':') port = rest.substr(close + 2);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
+      port = rest.substr(close + 2);
+      has_port = true;
+    }
   } else if (auto colon = rest.rfind(':'); colon != std::string::npos) {
     host = rest.substr(0, colon);
     port = rest.substr(colon + 1);
+    has_port = true;
   }
-  if (port.empty()) port = ep.tls ? "443" : "80";
+  // The host goes into the Host header and the TLS name check: plain name/address characters
+  // only (no userinfo, spaces or CR/LF).
+  if (host.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
+  for (char c : host) {
+    const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+                    (bracketed && (c == ':' || c == '%'));
+    if (!ok) return Status(Code::kInvalidArgument, "bad character in s3 endpoint host: '" + url + "'");
+  }
+  if (!has_port) port = ep.tls ? "443" : "80";
+  if (port.empty() || port.size() > 5) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
   for (char c : port)
     if (!std::isdigit(static_cast<unsigned char>(c))) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
+  if (const int n = std::stoi(port); n < 1 || n > 65535)
+    return Status(Code::kInvalidArgument, "port out of range in '" + url + "'");
   ep.host = host;
   ep.port = port;
   return ep;
@@ -83,8 +101,23 @@ struct HttpClient::Connection {
   asio::io_context ioc;
   std::optional<beast::tcp_stream> plain;
   std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
-  beast::flat_buffer buffer;  // reserved below: Beast sizes each socket read by its free capacity
+  // Reserved below: Beast sizes each socket read by its free capacity. Capped: a header, chunk
+  // line or trailer that never ends must not grow it (Beast then fails with buffer_overflow).
+  static constexpr size_t kReadBufferLimit = 256 * 1024;
+  beast::flat_buffer buffer{kReadBufferLimit};
   bool reused = false;  // served a request before: may have been closed by the server meanwhile
+  bool deadline_cut = false;  // the armed expiry is the request deadline, not the operation timeout
+
+  // Arms the timer for the next operation: `timeout`, cut short by the request deadline. False
+  // when the deadline has passed already.
+  bool arm(std::chrono::milliseconds timeout, std::chrono::steady_clock::time_point deadline) {
+    const auto now = std::chrono::steady_clock::now();
+    deadline_cut = deadline - now <= timeout;  // deadline is never before the epoch: no overflow
+    if (now >= deadline) return false;
+    if (deadline_cut) lowest().expires_at(deadline);
+    else lowest().expires_after(timeout);
+    return true;
+  }
 
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
 
@@ -101,7 +134,21 @@ struct HttpClient::Connection {
 
 namespace {
 
-Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec) {
+Status deadline_error(const std::string& what, const Endpoint& ep) {
+  return Status(Code::kTimeout, what + " " + ep.to_string() + ": request deadline reached");
+}
+
+// A header, chunk line or trailer longer than Beast's header limit or our read buffer: the
+// server misbehaves, a retry would see the same.
+bool oversized(const error_code& ec) { return ec == http::error::header_limit || ec == http::error::buffer_overflow; }
+
+Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
+  if (ec == beast::error::timeout && deadline_cut) return deadline_error(what, ep);
+  if (oversized(ec)) {
+    return Status(Code::kIoError, what + " " + ep.to_string() + ": a header, chunk line or trailer longer than " +
+                                      std::to_string(HttpClient::Connection::kReadBufferLimit) + " bytes: " +
+                                      ec.message());
+  }
   Code code = ec == beast::error::timeout ? Code::kTimeout : Code::kUnavailable;
   return Status(code, what + " " + ep.to_string() + ": " + ec.message());
 }
@@ -109,7 +156,7 @@ Status transport_error(const std::string& what, const Endpoint& ep, const error_
 template <typename Stream>
 Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const Endpoint& ep, const HttpOptions& opt,
                               const HttpRequest& req, char* sink, size_t sink_len, bool* reusable,
-                              bool* failed_before_response) {
+                              bool* failed_before_response, bool* permanent) {
   *reusable = false;
   *failed_before_response = true;
   http::request<http::buffer_body> msg;
@@ -124,16 +171,17 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   msg.body().more = false;
   if (req.body_len > 0 || req.method == "PUT" || req.method == "POST") msg.content_length(req.body_len);
 
-  c.lowest().expires_after(opt.io_timeout);
+  if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("send " + req.method + " to", ep);
   error_code ec = c.run([&](auto handler) { http::async_write(stream, msg, std::move(handler)); });
-  if (ec) return transport_error("send " + req.method + " to", ep, ec);
+  if (ec) return transport_error("send " + req.method + " to", ep, ec, c.deadline_cut);
 
   http::response_parser<http::buffer_body> parser;
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (req.method == "HEAD") parser.skip(true);
-  c.lowest().expires_after(opt.io_timeout);
+  if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response header from", ep);
   ec = c.run([&](auto handler) { http::async_read_header(stream, c.buffer, parser, std::move(handler)); });
-  if (ec) return transport_error("read response header from", ep, ec);
+  if (oversized(ec)) *permanent = true;
+  if (ec) return transport_error("read response header from", ep, ec, c.deadline_cut);
   *failed_before_response = false;
 
   HttpResponse resp;
@@ -141,15 +189,36 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   for (const auto& field : parser.get()) {
     std::string name(field.name_string());
     for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    resp.headers[name] = std::string(field.value());
+    auto [it, inserted] = resp.headers.emplace(name, std::string(field.value()));
+    if (!inserted && it->second != field.value()) {
+      // Two different ETags, ranges or checksums: no way to tell which one is meant.
+      if (name == "etag" || name == "content-range" || name == "last-modified" || name.rfind("x-amz-", 0) == 0) {
+        *permanent = true;
+        return Status(Code::kIoError, "response from " + ep.to_string() + " has conflicting '" + name +
+                                          "' headers: '" + it->second.substr(0, 80) + "' and '" +
+                                          std::string(field.value().substr(0, 80)) + "'");
+      }
+      it->second = std::string(field.value());  // others: the last one, as before
+    }
   }
 
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
+  auto too_large = [&](const std::string& how) {
+    *permanent = true;
+    return Status(Code::kIoError, "response body from " + ep.to_string() + " " + how + " the " +
+                                      std::to_string(opt.max_body) + "-byte limit for XML and error bodies (s3.max_xml_body)");
+  };
+  if (!to_sink && req.method != "HEAD") {
+    if (parser.content_length() && *parser.content_length() > opt.max_body)
+      return too_large("announces " + std::to_string(*parser.content_length()) + " bytes, more than");
+    parser.body_limit(opt.max_body);  // chunked and read-to-EOF bodies: Beast counts as it goes
+  }
   if (to_sink && parser.content_length() && !parser.chunked()) {
     // Fast path for object data: bypass the parser and read the body straight from the socket
     // into the caller's buffer (no intermediate copy, large reads).
     const uint64_t length = *parser.content_length();
     if (length > sink_len) {
+      *permanent = true;
       return Status(Code::kIoError, "response body from " + ep.to_string() + " has " + std::to_string(length) +
                                         " bytes, more than the " + std::to_string(sink_len) + " expected");
     }
@@ -157,14 +226,15 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     asio::buffer_copy(asio::buffer(sink, have), c.buffer.data());
     c.buffer.consume(have);
     if (length > have) {
-      c.lowest().expires_after(opt.io_timeout);
+      if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
       ec = c.run([&](auto handler) {
         asio::async_read(stream, asio::buffer(sink + have, static_cast<size_t>(length) - have), std::move(handler));
       });
-      if (ec) return transport_error("read response body from", ep, ec);
+      if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     }
     resp.sink_bytes = static_cast<size_t>(length);
-    *reusable = parser.get().keep_alive();
+    // Bytes past the body would be read as the next answer on this connection.
+    *reusable = parser.get().keep_alive() && c.buffer.size() == 0;
     return resp;
   }
   std::vector<char> scratch;
@@ -174,6 +244,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     auto& body = parser.get().body();
     if (to_sink) {
       if (got == sink_len) {
+        *permanent = true;
         return Status(Code::kIoError, "response body from " + ep.to_string() + " is larger than the " +
                                           std::to_string(sink_len) + " bytes expected");
       }
@@ -184,16 +255,22 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
       body.size = scratch.size();
     }
     size_t offered = body.size;
-    c.lowest().expires_after(opt.io_timeout);
+    if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
     ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) return transport_error("read response body from", ep, ec);
+    if (ec == http::error::body_limit) return too_large("exceeds");
+    if (oversized(ec)) *permanent = true;
+    if (ec) return transport_error("read response body from", ep, ec, c.deadline_cut);
     size_t n = offered - parser.get().body().size;
-    if (to_sink) got += n;
-    else resp.body.append(scratch.data(), n);
+    if (to_sink) {
+      got += n;
+    } else {
+      if (resp.body.size() + n > opt.max_body) return too_large("exceeds");
+      resp.body.append(scratch.data(), n);
+    }
   }
   resp.sink_bytes = got;
-  *reusable = parser.get().keep_alive();
+  *reusable = parser.get().keep_alive() && c.buffer.size() == 0;
   return resp;
 }
 
@@ -221,17 +298,23 @@ HttpStats HttpClient::stats() const {
   return stats_;
 }
 
-std::unique_ptr<HttpClient::Connection> HttpClient::acquire() {
+Result<std::unique_ptr<HttpClient::Connection>> HttpClient::acquire(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return in_use_ < options_.max_connections; });
+  auto free_slot = [&] { return in_use_ < options_.max_connections; };
+  if (deadline == std::chrono::steady_clock::time_point::max()) {
+    cv_.wait(lock, free_slot);
+  } else if (!cv_.wait_until(lock, deadline, free_slot)) {
+    return Status(Code::kTimeout, "no free connection to " + endpoint_.to_string() + " (all " +
+                                      std::to_string(options_.max_connections) + " busy): request deadline reached");
+  }
   ++in_use_;
   ++stats_.requests;
   if (!idle_.empty()) {
     auto conn = std::move(idle_.back());
     idle_.pop_back();
-    return conn;
+    return Result<std::unique_ptr<Connection>>(std::move(conn));
   }
-  return nullptr;  // the caller opens a new one outside the lock
+  return Result<std::unique_ptr<Connection>>(std::unique_ptr<Connection>());  // opened by the caller, unlocked
 }
 
 void HttpClient::release(std::unique_ptr<Connection> conn, bool reusable) {
@@ -244,12 +327,23 @@ void HttpClient::release(std::unique_ptr<Connection> conn, bool reusable) {
   cv_.notify_one();
 }
 
-Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, size_t sink_len) {
+Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, size_t sink_len, bool* permanent) {
+  bool ignored = false;
+  if (!permanent) permanent = &ignored;
+  *permanent = false;
   try {
     // A pooled connection the server has meanwhile closed fails before any response byte; that
     // is not a server error, so retry once on a fresh connection.
     for (int attempt = 0; attempt < 2; ++attempt) {
-      std::unique_ptr<Connection> conn = acquire();
+      Result<std::unique_ptr<Connection>> slot = acquire(req.deadline);
+      if (!slot.is_ok()) return slot.status();
+      std::unique_ptr<Connection> conn = std::move(slot).value();
+      if (conn && conn->plain) {
+        // An idle connection with unread bytes got more than its last answer: drop it. (Not
+        // for TLS, where late session tickets are normal.)
+        error_code ec;
+        if (conn->plain->socket().available(ec) > 0 || ec) conn.reset();
+      }
       if (!conn) {
         conn = std::make_unique<Connection>();
         conn->buffer.reserve(64 * 1024);
@@ -266,11 +360,14 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
         }
         if (endpoint_.tls) conn->secure.emplace(conn->ioc, tls_->ctx);
         else conn->plain.emplace(conn->ioc);
-        conn->lowest().expires_after(options_.connect_timeout);
+        if (!conn->arm(options_.connect_timeout, req.deadline)) {
+          release(nullptr, false);
+          return deadline_error("connect to", endpoint_);
+        }
         ec = conn->run([&](auto handler) { conn->lowest().async_connect(endpoints, std::move(handler)); });
         if (ec) {
           release(nullptr, false);
-          return transport_error("connect to", endpoint_, ec);
+          return transport_error("connect to", endpoint_, ec, conn->deadline_cut);
         }
         conn->lowest().socket().set_option(tcp::no_delay(true), ec);
         if (endpoint_.tls) {
@@ -278,13 +375,16 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
           asio::ip::make_address(endpoint_.host, addr_ec);
           if (addr_ec) SSL_set_tlsext_host_name(conn->secure->native_handle(), endpoint_.host.c_str());  // SNI: names only
           if (options_.verify_tls) conn->secure->set_verify_callback(asio::ssl::host_name_verification(endpoint_.host));
-          conn->lowest().expires_after(options_.connect_timeout);
+          if (!conn->arm(options_.connect_timeout, req.deadline)) {
+            release(nullptr, false);
+            return deadline_error("TLS handshake with", endpoint_);
+          }
           ec = conn->run([&](auto handler) {
             conn->secure->async_handshake(asio::ssl::stream_base::client, std::move(handler));
           });
           if (ec) {
             release(nullptr, false);
-            return transport_error("TLS handshake with", endpoint_, ec);
+            return transport_error("TLS handshake with", endpoint_, ec, conn->deadline_cut);
           }
         }
       }
@@ -292,9 +392,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       const bool was_reused = conn->reused;
       Result<HttpResponse> r =
           conn->plain ? exchange(*conn, *conn->plain, endpoint_, options_, req, sink, sink_len, &reusable,
-                                 &failed_before_response)
+                                 &failed_before_response, permanent)
                       : exchange(*conn, *conn->secure, endpoint_, options_, req, sink, sink_len, &reusable,
-                                 &failed_before_response);
+                                 &failed_before_response, permanent);
       release(std::move(conn), r.is_ok() && reusable);
       if (!r.is_ok() && was_reused && failed_before_response && r.status().code() == Code::kUnavailable) continue;
       return r;

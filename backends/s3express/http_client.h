@@ -1,6 +1,7 @@
 // A small blocking HTTP/1.1 client over Boost.Beast with a keep-alive connection pool.
 // Each call borrows one pooled connection for the whole exchange, so N threads calling execute()
-// at once use up to max_connections sockets. Timeouts are enforced per operation.
+// at once use up to max_connections sockets. Timeouts are enforced per operation, and a request
+// deadline bounds the whole exchange (a server drip-feeding bytes cannot hold a call forever).
 #pragma once
 
 #include <chrono>
@@ -35,6 +36,9 @@ struct HttpOptions {
   std::chrono::milliseconds io_timeout{60000};  // per read/write operation, not per request
   bool verify_tls = true;
   std::string ca_file;  // extra CA bundle (PEM); the system store is always used
+  // Bodies that land in HttpResponse::body (XML documents, error answers) longer than this fail
+  // the request: a server streaming an endless body must not grow memory without bound.
+  uint64_t max_body = 8ull << 20;
 };
 
 struct HttpRequest {
@@ -43,6 +47,9 @@ struct HttpRequest {
   HeaderList headers;  // Host and Content-Length are added by the client
   const char* body = nullptr;
   size_t body_len = 0;
+  // The whole exchange (waiting for a pooled connection, connect, send, every read) ends by this
+  // time; each socket operation is also bounded by its own timeout. max(): no deadline.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 struct HttpResponse {
@@ -69,8 +76,11 @@ class HttpClient {
 
   // Sends the request and reads the response. When sink is non-null and the status is 2xx, the
   // body is written to sink (more than sink_len bytes is an error); otherwise it lands in
-  // HttpResponse::body. Transport failures come back as Unavailable or Timeout.
-  Result<HttpResponse> execute(const HttpRequest& req, char* sink = nullptr, size_t sink_len = 0);
+  // HttpResponse::body (more than options().max_body bytes is an error). Transport failures come
+  // back as Unavailable or Timeout. *permanent (optional) is set when retrying cannot help: the
+  // server sent more than the sink holds or more than max_body.
+  Result<HttpResponse> execute(const HttpRequest& req, char* sink = nullptr, size_t sink_len = 0,
+                               bool* permanent = nullptr);
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   const HttpOptions& options() const noexcept { return options_; }
@@ -79,7 +89,8 @@ class HttpClient {
   struct Connection;  // defined in the .cc (keeps Beast out of this header)
 
  private:
-  std::unique_ptr<Connection> acquire();
+  // Null when a new connection must be opened; Timeout when none was free before the deadline.
+  Result<std::unique_ptr<Connection>> acquire(std::chrono::steady_clock::time_point deadline);
   void release(std::unique_ptr<Connection> conn, bool reusable);
 
   Endpoint endpoint_;

@@ -1,6 +1,9 @@
 #include "backends/s3express/s3_client.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -24,17 +27,21 @@ std::string env_or(const char* name, const std::string& fallback = {}) {
 
 Result<uint64_t> parse_size(const std::string& key, const std::string& text) {
   if (text.empty()) return Status(Code::kInvalidArgument, key + ": empty value");
-  char* end = nullptr;
+  // strtoull would accept "-1" (as 2^64-1) and leading spaces: digits only.
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
   errno = 0;
-  unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-  if (errno != 0 || end == text.c_str()) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
-  std::string suffix(end);
+  unsigned long long v = std::strtoull(text.substr(0, digits).c_str(), nullptr, 10);
+  if (errno != 0) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
+  std::string suffix = text.substr(digits);
   uint64_t mult = 1;
   if (suffix == "" || suffix == "B") mult = 1;
   else if (suffix == "K" || suffix == "KiB" || suffix == "k") mult = 1ull << 10;
   else if (suffix == "M" || suffix == "MiB" || suffix == "m") mult = 1ull << 20;
   else if (suffix == "G" || suffix == "GiB" || suffix == "g") mult = 1ull << 30;
   else return Status(Code::kInvalidArgument, key + ": bad size suffix in '" + text + "'");
+  if (v > UINT64_MAX / mult) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
   return static_cast<uint64_t>(v) * mult;
 }
 
@@ -66,12 +73,6 @@ std::string crc32c_base64(const char* data, size_t len) {
 bool is_plain_md5_etag(const std::string& etag) {
   if (etag.size() != 32) return false;
   return std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
-}
-
-int64_t parse_http_date_ns(const std::string& text) {
-  std::tm tm{};
-  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S", &tm)) return 0;
-  return static_cast<int64_t>(timegm(&tm)) * 1000000000;
 }
 
 std::string object_name(const std::string& bucket, const std::string& key) {
@@ -122,15 +123,30 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   }
   if (std::string v = get("s3.retry_base_ms"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.retry_base_ms", v));
+    if (n > 86400000) return Status(Code::kInvalidArgument, "s3.retry_base_ms must be 0..86400000");
     c.retry_base = std::chrono::milliseconds(n);
   }
-  if (std::string v = get("s3.connect_timeout_ms"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.connect_timeout_ms", v));
-    c.connect_timeout = std::chrono::milliseconds(n);
+  // Durations in ms, 1 ms .. 1 day (larger values would overflow nanosecond clocks later).
+  auto get_ms = [&](const char* key, std::chrono::milliseconds* out) -> Status {
+    if (std::string v = get(key); !v.empty()) {
+      STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size(key, v));
+      if (n == 0 || n > 86400000) return Status(Code::kInvalidArgument, std::string(key) + " must be 1..86400000 (ms)");
+      *out = std::chrono::milliseconds(n);
+    }
+    return Status::ok();
+  };
+  STOR_RETURN_IF_ERROR(get_ms("s3.connect_timeout_ms", &c.connect_timeout));
+  STOR_RETURN_IF_ERROR(get_ms("s3.timeout_ms", &c.io_timeout));
+  STOR_RETURN_IF_ERROR(get_ms("s3.request_deadline_ms", &c.request_deadline));
+  if (std::string v = get("s3.min_transfer_rate"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.min_transfer_rate", v));
+    if (n < 1024) return Status(Code::kInvalidArgument, "s3.min_transfer_rate must be at least 1K (bytes/s)");
+    c.min_transfer_rate = n;
   }
-  if (std::string v = get("s3.timeout_ms"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.timeout_ms", v));
-    c.io_timeout = std::chrono::milliseconds(n);
+  if (std::string v = get("s3.max_xml_body"); !v.empty()) {
+    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_xml_body", v));
+    if (n < (64ull << 10) || n > (1ull << 30)) return Status(Code::kInvalidArgument, "s3.max_xml_body must be 64K..1G");
+    c.max_xml_body = n;
   }
   if (std::string v = get("s3.session"); !v.empty()) {
     if (v == "auto") c.session = SessionMode::kAuto;
@@ -233,6 +249,7 @@ HttpClient& S3Client::http_for(const std::string& bucket) {
   opts.max_connections = config_.max_connections;
   opts.connect_timeout = config_.connect_timeout;
   opts.io_timeout = config_.io_timeout;
+  opts.max_body = config_.max_xml_body;
   opts.verify_tls = config_.verify_tls;
   opts.ca_file = config_.ca_file;
   std::lock_guard<std::mutex> lock(clients_mu_);
@@ -249,14 +266,39 @@ HttpClient& S3Client::http_for(const std::string& bucket) {
   return *c;
 }
 
-void S3Client::backoff(unsigned attempt) {
+std::chrono::milliseconds S3Client::budget(uint64_t bytes) const {
+  const uint64_t rate = config_.min_transfer_rate;
+  const uint64_t data_ms = bytes / rate * 1000 + bytes % rate * 1000 / rate;
+  constexpr uint64_t kMaxMs = 30ull * 86400 * 1000;  // keeps steady_clock arithmetic far from overflow
+  return config_.request_deadline + std::chrono::milliseconds(std::min(data_ms, kMaxMs));
+}
+
+bool S3Client::backoff(unsigned attempt, Deadline deadline) {
   // Exponential with "equal jitter": half fixed, half random, so retries spread out but never
   // collapse to zero delay.
   thread_local std::mt19937_64 rng(std::random_device{}());
   double cap = static_cast<double>(config_.retry_max.count());
   double exp = std::min(cap, static_cast<double>(config_.retry_base.count()) * static_cast<double>(1u << std::min(attempt, 16u)));
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  std::this_thread::sleep_for(std::chrono::microseconds(static_cast<int64_t>(exp * jitter(rng) * 1000.0)));
+  const auto delay = std::chrono::microseconds(static_cast<int64_t>(exp * jitter(rng) * 1000.0));
+  // Sleeping into the deadline would only end in a failure reported later.
+  if (std::chrono::steady_clock::now() + delay >= deadline) return false;
+  std::this_thread::sleep_for(delay);
+  return true;
+}
+
+std::string S3Client::gave_up(unsigned attempts, std::chrono::steady_clock::time_point start, Deadline deadline,
+                              bool deadline_hit) const {
+  auto secs = [](std::chrono::steady_clock::duration d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f s", std::chrono::duration<double>(d).count());
+    return std::string(buf);
+  };
+  std::string out = " (gave up after " + std::to_string(attempts) + (attempts == 1 ? " attempt" : " attempts") +
+                    " in " + secs(std::chrono::steady_clock::now() - start);
+  if (deadline_hit) out += "; deadline " + secs(deadline - start) + ", see s3.request_deadline_ms";
+  else out += "; s3.max_attempts=" + std::to_string(config_.max_attempts);
+  return out + ")";
 }
 
 void S3Client::invalidate_session(const std::string& bucket) {
@@ -271,7 +313,8 @@ void S3Client::invalidate_session(const std::string& bucket) {
   if (s->state == Session::State::kActive) s->state = Session::State::kUnknown;
 }
 
-Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, bool* is_session) {
+Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, bool* is_session,
+                                 Deadline deadline) {
   *creds = config_.credentials;
   *is_session = false;
   if (config_.session == SessionMode::kOff || bucket.empty()) return Status::ok();
@@ -301,7 +344,7 @@ Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, 
   req.bucket = bucket;
   req.query = {{"session", ""}};
   req.create_session = true;
-  Result<HttpResponse> resp = send(req);
+  Result<HttpResponse> resp = send(req, nullptr, 0, deadline);
   Status failure;
   if (resp.is_ok()) {
     Result<SessionCredentials> parsed = parse_create_session(resp->body);
@@ -331,16 +374,18 @@ Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, 
 std::string S3Client::auth_mode(const std::string& bucket) {
   Credentials creds;
   bool is_session = false;
-  if (!credentials_for(bucket, &creds, &is_session).is_ok()) return "unresolved";
+  if (!credentials_for(bucket, &creds, &is_session, std::chrono::steady_clock::now() + budget(0)).is_ok())
+    return "unresolved";
   return is_session ? "session" : "sigv4";
 }
 
-Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t sink_len, bool* retryable) {
+Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t sink_len, Deadline deadline,
+                                         bool* retryable) {
   *retryable = false;
   HttpClient& http = http_for(req.bucket);
   Credentials creds = config_.credentials;
   bool is_session = false;
-  if (!req.create_session) STOR_RETURN_IF_ERROR(credentials_for(req.bucket, &creds, &is_session));
+  if (!req.create_session) STOR_RETURN_IF_ERROR(credentials_for(req.bucket, &creds, &is_session, deadline));
 
   std::string path;
   if (config_.path_style || req.bucket.empty()) {
@@ -382,13 +427,15 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
   hr.headers = std::move(headers);
   hr.body = req.body;
   hr.body_len = req.body_len;
+  hr.deadline = deadline;
 
   requests_.fetch_add(1);
   const std::string what = std::string("S3 ") + req.op + " " + object_name(req.bucket, req.key);
-  Result<HttpResponse> r = http.execute(hr, sink, sink_len);
+  bool permanent = false;
+  Result<HttpResponse> r = http.execute(hr, sink, sink_len, &permanent);
   if (!r.is_ok()) {
     Code code = r.status().code();
-    *retryable = code == Code::kUnavailable || code == Code::kTimeout || code == Code::kIoError;
+    *retryable = !permanent && (code == Code::kUnavailable || code == Code::kTimeout || code == Code::kIoError);
     return Status(code, what + ": " + r.status().message());
   }
   HttpResponse resp = std::move(r).value();
@@ -419,33 +466,38 @@ Result<HttpResponse> S3Client::send_once(const Request& req, char* sink, size_t 
   return Status(code_for_s3_error(resp.status, err.code), msg);
 }
 
-Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_len) {
+Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_len, Deadline deadline) {
+  const auto start = std::chrono::steady_clock::now();
+  if (deadline == kNoDeadline) deadline = start + budget(req.body_len + sink_len);
   for (unsigned attempt = 0;; ++attempt) {
-    if (attempt > 0) {
-      retries_.fetch_add(1);
-      backoff(attempt - 1);
-    }
     bool retryable = false;
-    Result<HttpResponse> r = send_once(req, sink, sink_len, &retryable);
-    if (r.is_ok() || !retryable) return r;
-    if (attempt + 1 >= config_.max_attempts) {
-      return Status(r.status().code(),
-                    r.status().message() + " (gave up after " + std::to_string(attempt + 1) + " attempts)");
+    Result<HttpResponse> r = send_once(req, sink, sink_len, deadline, &retryable);
+    if (r.is_ok() || !retryable) {
+      if (r.is_ok() || r.status().code() != Code::kTimeout || std::chrono::steady_clock::now() < deadline ||
+          r.status().message().find("(gave up after") != std::string::npos)  // said by a nested send()
+        return r;
+      // Not retryable because the deadline ended it (e.g. while waiting for a session).
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
     }
+    if (attempt + 1 >= config_.max_attempts)
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, false));
+    if (!backoff(attempt, deadline))
+      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
+    retries_.fetch_add(1);
   }
 }
 
 Result<HttpResponse> S3Client::send_allowing_late_errors(const Request& req) {
   // CompleteMultipartUpload and CopyObject answer 200 first and may still fail in the body;
-  // a transient <Error> there is retried like a 5xx.
+  // a transient <Error> there is retried like a 5xx, within one deadline.
+  const Deadline deadline = std::chrono::steady_clock::now() + budget(req.body_len);
   for (unsigned attempt = 0;; ++attempt) {
-    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+    STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, nullptr, 0, deadline));
     ErrorDoc err;
     const bool transient = parse_error(resp.body, &err) && (err.code == "InternalError" || err.code == "SlowDown" ||
                                                             err.code == "ServiceUnavailable");
-    if (!transient || attempt + 1 >= config_.max_attempts) return resp;
+    if (!transient || attempt + 1 >= config_.max_attempts || !backoff(attempt, deadline)) return resp;
     retries_.fetch_add(1);
-    backoff(attempt);
   }
 }
 
@@ -468,10 +520,22 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   req.key = key;
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   ObjectInfo info;
-  std::string len = resp.header("content-length");
-  info.size = len.empty() ? 0 : std::strtoull(len.c_str(), nullptr, 10);
+  // The size decides how much is read and allocated later: it must be there and sane.
+  Result<uint64_t> size = parse_object_size(resp.header("content-length"));
+  if (!size.is_ok()) {
+    return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Content-Length: " +
+                                      size.status().message());
+  }
+  info.size = *size;
   info.etag = strip_quotes(resp.header("etag"));
-  info.mtime_ns = parse_http_date_ns(resp.header("last-modified"));
+  if (std::string lm = resp.header("last-modified"); !lm.empty()) {
+    Result<int64_t> t = parse_http_date_ns(lm);
+    if (!t.is_ok()) {
+      return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Last-Modified: " +
+                                        t.status().message());
+    }
+    info.mtime_ns = *t;
+  }
   for (const auto& [name, value] : resp.headers)
     if (name.rfind("x-amz-meta-", 0) == 0) info.metadata[name.substr(11)] = value;
   return info;
@@ -489,12 +553,22 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
   if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
   if (resp.status == 206) {
-    // "bytes START-END/TOTAL": the server must answer the range we asked for.
-    std::string cr = resp.header("content-range");
-    unsigned long long start = 0;
-    if (std::sscanf(cr.c_str(), "bytes %llu-", &start) != 1 || start != offset) {
-      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for bytes from " +
-                                        std::to_string(offset) + ", got Content-Range '" + cr + "'");
+    // "bytes START-END/TOTAL" (TOTAL may be "*"): the server must answer the range we asked for
+    // with exactly the bytes it announces; fewer would pass for the object's end.
+    const std::string cr = resp.header("content-range");
+    const size_t dash = cr.find('-'), slash = cr.find('/');
+    Result<uint64_t> start = Status(Code::kIoError, ""), end = start, total = start;
+    if (cr.rfind("bytes ", 0) == 0 && dash != std::string::npos && slash != std::string::npos && dash < slash) {
+      start = parse_object_size(std::string_view(cr).substr(6, dash - 6));
+      end = parse_object_size(std::string_view(cr).substr(dash + 1, slash - dash - 1));
+      total = cr.substr(slash + 1) == "*" ? Result<uint64_t>(UINT64_MAX) : parse_object_size(cr.substr(slash + 1));
+    }
+    if (!start.is_ok() || !end.is_ok() || !total.is_ok() || *start != offset || resp.sink_bytes == 0 ||
+        *end != offset + resp.sink_bytes - 1 || *end >= *total) {
+      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for " +
+                                        std::to_string(len) + " bytes from " + std::to_string(offset) + ", got " +
+                                        std::to_string(resp.sink_bytes) + " with Content-Range '" +
+                                        cr.substr(0, 80) + "'");
     }
   } else if (offset != 0) {
     return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
@@ -542,7 +616,13 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
 
 Result<std::string> S3Client::get_object(const std::string& bucket, const std::string& key) {
   STOR_ASSIGN_OR_RETURN(ObjectInfo info, head_object(bucket, key));
-  std::string out(info.size, '\0');
+  std::string out;
+  try {
+    out.resize(info.size);
+  } catch (const std::exception&) {  // bad_alloc or length_error: the object does not fit in memory
+    return Status(Code::kNoSpace, "S3 GetObject " + object_name(bucket, key) + ": no memory for its " +
+                                      std::to_string(info.size) + " bytes");
+  }
   STOR_ASSIGN_OR_RETURN(size_t n, read_object(bucket, key, info, 0, out.size(), out.data()));
   out.resize(n);
   return out;

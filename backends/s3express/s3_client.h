@@ -41,6 +41,13 @@ struct S3Config {
   std::chrono::milliseconds retry_max{2000};
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds io_timeout{60000};
+  // Total time one request may take, all attempts and backoffs included. Requests carrying data
+  // (a ranged GET, a PUT or UploadPart) get their size at min_transfer_rate on top: an 8 MiB part
+  // at 1 MiB/s adds 8 s.
+  std::chrono::milliseconds request_deadline{30000};
+  uint64_t min_transfer_rate = 1ull << 20;  // bytes per second
+  // Largest XML or error body accepted (ListObjectsV2 pages of 1000 long keys stay well below).
+  uint64_t max_xml_body = 8ull << 20;
   SessionMode session = SessionMode::kAuto;
   std::chrono::seconds session_renew_margin{60};  // renew a session token this long before expiry
   bool verify_tls = true;
@@ -150,17 +157,28 @@ class S3Client {
     bool create_session = false;  // the CreateSession call itself: signed with the base keys
   };
   struct Session;
+  using Deadline = std::chrono::steady_clock::time_point;
+  static constexpr Deadline kNoDeadline = Deadline::max();  // "start one now" for send()
 
   explicit S3Client(S3Config config, Endpoint endpoint);
   HttpClient& http_for(const std::string& bucket);
-  // Signs, sends and retries; non-2xx answers become Status with the S3 code and message.
-  Result<HttpResponse> send(const Request& req, char* sink = nullptr, size_t sink_len = 0);
+  // Signs, sends and retries until config_.request_deadline (plus the data allowance) from now,
+  // or `deadline` when given; non-2xx answers become Status with the S3 code and message.
+  Result<HttpResponse> send(const Request& req, char* sink = nullptr, size_t sink_len = 0,
+                            Deadline deadline = kNoDeadline);
   Result<HttpResponse> send_allowing_late_errors(const Request& req);
-  Result<HttpResponse> send_once(const Request& req, char* sink, size_t sink_len, bool* retryable);
+  Result<HttpResponse> send_once(const Request& req, char* sink, size_t sink_len, Deadline deadline, bool* retryable);
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
-  Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session);
+  Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session, Deadline deadline);
   void invalidate_session(const std::string& bucket);
-  void backoff(unsigned attempt);
+  // The deadline budget of a request moving `bytes` of data.
+  std::chrono::milliseconds budget(uint64_t bytes) const;
+  // Sleeps before retry number `attempt` + 1; false (without sleeping) when that would end past
+  // the deadline.
+  bool backoff(unsigned attempt, Deadline deadline);
+  // "(gave up after 3 attempts in 2.0 s; deadline 2.0 s, s3.request_deadline_ms)"
+  std::string gave_up(unsigned attempts, std::chrono::steady_clock::time_point start, Deadline deadline,
+                      bool deadline_hit) const;
 
   S3Config config_;
   Endpoint endpoint_;

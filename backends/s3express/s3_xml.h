@@ -1,9 +1,14 @@
 // Parsing of S3 XML responses (Boost.PropertyTree) and building of request bodies.
+// Every parse_* function takes the raw response body and trusts nothing in it: documents nesting
+// deeper than 32 levels or holding more than 200000 elements/attributes are refused before the
+// (recursive) XML parser runs, numbers and timestamps are range-checked. Each is a direct fuzz
+// entry point (bytes in, Result out, no I/O).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "stor/status.h"
@@ -31,6 +36,7 @@ struct ListPage {
   bool truncated = false;
   std::string next_continuation_token;
 };
+// Every <Contents> must have a non-empty <Key> and a <Size> of 0..INT64_MAX.
 Result<ListPage> parse_list_objects_v2(const std::string& body);
 
 Result<std::string> parse_initiate_multipart_upload(const std::string& body);  // UploadId
@@ -56,7 +62,19 @@ std::string build_complete_multipart_upload(const std::vector<std::string>& part
                                             const std::vector<std::string>& part_crc32c = {});
 std::string build_delete_objects(const std::vector<std::string>& keys, bool quiet);
 
-// "2024-01-02T03:04:05.678Z" -> time point; false when malformed.
-bool parse_iso8601(const std::string& text, std::chrono::system_clock::time_point* out);
+// "2024-01-02T03:04:05.678Z" (also "+HH:MM" offsets, no zone = UTC) -> time point. Every field
+// is range-checked; times a nanosecond system_clock cannot hold (before 1677-09-21 or after
+// 2262-04-11) are an error, never a wrapped value.
+Result<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text);
+// Nanoseconds since the Unix epoch of a UTC calendar time minus offset_seconds; fields are
+// validated (month 1..12, day within the month, hour 0..23, minute 0..59, second 0..60).
+// A decimal object size (ListObjectsV2 <Size>, HEAD Content-Length): digits only, 0..INT64_MAX,
+// which is what a file size (off_t) can hold.
+Result<uint64_t> parse_object_size(std::string_view text);
+// An HTTP Last-Modified value ("Sun, 06 Nov 1994 08:49:37 GMT") -> ns since the epoch, with
+// the same range checks.
+Result<int64_t> parse_http_date_ns(std::string_view text);
+Result<int64_t> civil_to_unix_ns(unsigned year, unsigned month, unsigned day, unsigned hour, unsigned minute,
+                                 unsigned second, unsigned nanos, int64_t offset_seconds = 0);
 
 }  // namespace stor::s3
