@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace stor::lustre {
 
@@ -89,26 +90,33 @@ Status WalWriter::append(std::string_view payload) {
     std::lock_guard lk(written_mu_);
     if (broken_) return broken_status();
   }
-  uint64_t off = next_offset_.fetch_add(frame.size());
-  const uint64_t end = off + frame.size();
+  const uint64_t start = next_offset_.fetch_add(frame.size());
+  const uint64_t end = start + frame.size();
+  uint64_t off = start;
   const char* p = frame.data();
   size_t n = frame.size();
   int injected = before_write_ ? before_write_(off, n) : 0;
   while (n) {
-    ssize_t w = injected ? (errno = injected, -1) : ::pwrite(fd, p, n, static_cast<off_t>(off));
+    ssize_t w;
+    if (injected) {
+      errno = std::exchange(injected, 0);
+      w = -1;
+    } else {
+      w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
       // The reserved range stays a zero gap or a torn frame that replay stops at: the operation
       // is not acknowledged, and neither is anything logged after it (the log is broken).
       Status s = Status::from_errno(errno, "write WAL " + path_);
-      mark_broken(end - frame.size(), s);
+      mark_broken(start, s);
       return s;
     }
     p += w;
     n -= static_cast<size_t>(w);
     off += static_cast<uint64_t>(w);
   }
-  return mark_written(end - frame.size(), end);
+  return mark_written(start, end);
 }
 
 Status WalWriter::mark_written(uint64_t off, uint64_t end) {
@@ -185,8 +193,13 @@ Status WalWriter::sync() {
 }
 
 void WalWriter::close() {
-  int fd = fd_.exchange(-1);
-  if (fd >= 0) ::close(fd);
+  {
+    // Not under a running fdatasync (a checkpoint rotates the log while File::sync may run):
+    // it would fail on the closed descriptor and break the fresh log.
+    std::lock_guard sk(sync_mu_);
+    int fd = fd_.exchange(-1);
+    if (fd >= 0) ::close(fd);
+  }
   {
     std::lock_guard lk(written_mu_);
     ++epoch_;
