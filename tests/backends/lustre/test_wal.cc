@@ -13,9 +13,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/lustre/fs.h"
@@ -219,4 +221,26 @@ TEST_CASE("MDS: after a failed WAL write, operations fail until a checkpoint sta
   CHECK((*again)->mds().stat(root, "/d").is_ok());
   CHECK_FALSE((*again)->mds().stat(root, "/b").is_ok());
   CHECK_FALSE((*again)->mds().stat(root, "/c").is_ok());
+}
+
+TEST_CASE("WAL: concurrent appends and group-committed syncs acknowledge only replayable records", "[lustre][wal]") {
+  stor::test::TempDir dir;
+  const std::string path = dir / "wal.1";
+  WalWriter w;
+  REQUIRE(w.open(path, 0).is_ok());
+  constexpr int kThreads = 4, kEach = 200;
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t)
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string rec = "t" + std::to_string(t) + "-" + std::to_string(i);
+        if (!w.append(rec).is_ok() || !w.sync().is_ok()) ++failures;
+      }
+    });
+  for (auto& t : ts) t.join();
+  CHECK(failures == 0);
+  auto recs = replayed(path);
+  CHECK(recs.size() == size_t{kThreads} * kEach);
+  CHECK(w.size() == std::filesystem::file_size(path));
 }
