@@ -614,6 +614,11 @@ void Mds::reap(const std::vector<InodeRef>& dead) {
     if (n && n->may_have_objects.load()) reaper_(n->ino, n->layout);
 }
 
+// A failed append or sync fails the operation: it is neither applied nor acknowledged (its record
+// may still be replayed after a crash, like any unacknowledged operation). The first failure
+// breaks the log, so no later record can land behind it and conflict with what memory holds;
+// the next checkpoint (maybe_checkpoint, sync, unmount) persists memory and rotates to a fresh
+// log, which ends the broken state.
 Status Mds::log(const pb::WalRecord& rec) {
   STOR_RETURN_IF_ERROR(wal_.append(rec.SerializeAsString()));
   if (opts_.sync_each_op) return wal_.sync();
@@ -621,7 +626,7 @@ Status Mds::log(const pb::WalRecord& rec) {
 }
 
 void Mds::maybe_checkpoint() {
-  if (wal_.size() < opts_.checkpoint_bytes) return;
+  if (wal_.size() < opts_.checkpoint_bytes && !wal_.broken()) return;
   bool expected = false;
   if (!checkpointing_.compare_exchange_strong(expected, true)) return;
   // A failed checkpoint is harmless: the WAL still holds everything and we retry later.
@@ -665,7 +670,12 @@ Status Mds::checkpoint() {
   return Status::ok();
 }
 
-Status Mds::sync() { return wal_.sync(); }
+Status Mds::sync() {
+  // A broken log acknowledges nothing; a checkpoint makes every acknowledged operation durable
+  // and starts a fresh log, so the sync can then succeed.
+  if (wal_.broken() && !opts_.read_only) maybe_checkpoint();
+  return wal_.sync();
+}
 
 Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& comps, size_t n,
                            std::string_view path) const {

@@ -198,6 +198,8 @@ class Mds {
   uint64_t wal_generation_ = 1;
   std::vector<std::string> problems_;
   uint64_t unlisted_problems_ = 0;
+
+  friend struct MdsTestPeer;  // tests reach wal_ to inject write failures
   std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches
 };
 

@@ -7,6 +7,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 namespace stor::lustre {
 
@@ -58,9 +59,20 @@ Status WalWriter::open(const std::string& path, uint64_t valid_length) {
     ::close(fd);
     return Status::from_errno(e, "truncate WAL " + path);
   }
-  path_ = path;
-  next_offset_ = valid_length;
-  fd_ = fd;
+  {
+    // A fresh log: nothing is broken or pending, and syncs waiting on the old one stop waiting.
+    std::lock_guard lk(written_mu_);
+    path_ = path;
+    next_offset_ = valid_length;
+    written_prefix_ = valid_length;
+    done_.clear();
+    broken_ = false;
+    broken_at_ = 0;
+    broken_why_.clear();
+    ++epoch_;
+    fd_ = fd;
+  }
+  written_cv_.notify_all();
   return Status::ok();
 }
 
@@ -74,40 +86,125 @@ Status WalWriter::append(std::string_view payload) {
   std::memcpy(frame.data() + 8, payload.data(), payload.size());
   int fd = fd_.load();
   if (fd < 0) return Status(Code::kInternal, "WAL is closed");
-  uint64_t off = next_offset_.fetch_add(frame.size());
+  if (broken_.load()) {
+    std::lock_guard lk(written_mu_);
+    if (broken_) return broken_status();
+  }
+  const uint64_t start = next_offset_.fetch_add(frame.size());
+  const uint64_t end = start + frame.size();
+  uint64_t off = start;
   const char* p = frame.data();
   size_t n = frame.size();
+  int injected = before_write_ ? before_write_(off, n) : 0;
   while (n) {
-    ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    ssize_t w;
+    if (injected) {
+      errno = std::exchange(injected, 0);
+      w = -1;
+    } else {
+      w = ::pwrite(fd, p, n, static_cast<off_t>(off));
+    }
     if (w < 0) {
       if (errno == EINTR) continue;
-      // The reserved range stays a zero gap (or a torn frame that recovery stops at); the
-      // operation is not acknowledged.
-      return Status::from_errno(errno, "write WAL " + path_);
+      // The reserved range stays a zero gap or a torn frame that replay stops at: the operation
+      // is not acknowledged, and neither is anything logged after it (the log is broken).
+      Status s = Status::from_errno(errno, "write WAL " + path_);
+      mark_broken(start, s);
+      return s;
     }
     p += w;
     n -= static_cast<size_t>(w);
     off += static_cast<uint64_t>(w);
   }
+  return mark_written(start, end);
+}
+
+Status WalWriter::mark_written(uint64_t off, uint64_t end) {
+  {
+    std::lock_guard lk(written_mu_);
+    // Behind a failed append: replay may never reach this record, so it is not acknowledged.
+    if (broken_ && off >= broken_at_) return broken_status();
+    if (off != written_prefix_) {
+      done_.emplace(off, end);
+      return Status::ok();
+    }
+    written_prefix_ = end;
+    for (auto it = done_.begin(); it != done_.end() && it->first == written_prefix_; it = done_.erase(it))
+      written_prefix_ = it->second;
+  }
+  written_cv_.notify_all();
   return Status::ok();
 }
 
+void WalWriter::mark_broken(uint64_t off, const Status& why) {
+  {
+    std::lock_guard lk(written_mu_);
+    if (!broken_ || off < broken_at_) {
+      broken_at_ = off;
+      broken_why_ = why.message();
+    }
+    broken_ = true;
+  }
+  written_cv_.notify_all();
+}
+
+Status WalWriter::broken_status() const {
+  return Status(Code::kIoError, "lustre: WAL " + path_ + " is broken at offset " + std::to_string(broken_at_) +
+                                    " (" + broken_why_ +
+                                    "); nothing logged after it is acknowledged until the metadata service "
+                                    "checkpoints (File::sync, unmount) or is remounted");
+}
+
 Status WalWriter::sync() {
-  // Request numbers are taken after the caller's record was written; an fdatasync that starts
-  // after request N was numbered covers every record of requests <= N.
-  uint64_t mine = sync_requests_.fetch_add(1) + 1;
+  // Everything reserved before this call (the caller's own record included) must be written
+  // before the fdatasync that acknowledges it: a record written but not yet reachable by replay
+  // (an earlier one is still being written) must not be acknowledged.
+  uint64_t epoch, target;
+  {
+    std::unique_lock lk(written_mu_);
+    epoch = epoch_;
+    target = next_offset_.load();
+    written_cv_.wait(lk, [&] { return broken_ || epoch_ != epoch || written_prefix_ >= target; });
+    if (broken_) return broken_status();
+    if (epoch_ != epoch) return Status::ok();  // replaced by open()/close(): see wal.h
+  }
   std::lock_guard sk(sync_mu_);
-  if (synced_requests_ >= mine) return Status::ok();
-  uint64_t covering = sync_requests_.load();
-  int fd = fd_.load();
-  if (fd >= 0 && ::fdatasync(fd) != 0) return Status::from_errno(errno, "fdatasync WAL " + path_);
-  synced_requests_ = covering;
+  uint64_t covering;
+  int fd;
+  {
+    std::lock_guard lk(written_mu_);
+    if (broken_) return broken_status();
+    if (epoch_ != epoch) return Status::ok();
+    // Group commit: a flush that started after our bytes were written covered them.
+    if (synced_epoch_ == epoch && synced_to_ >= target) return Status::ok();
+    covering = written_prefix_;
+    fd = fd_.load();
+  }
+  if (fd >= 0 && ::fdatasync(fd) != 0) {
+    // After a failed fdatasync the kernel may have dropped the dirty pages and a retry can
+    // report success: treat the log as broken.
+    Status s = Status::from_errno(errno, "fdatasync WAL " + path_);
+    mark_broken(0, s);
+    return s;
+  }
+  synced_epoch_ = epoch;
+  synced_to_ = covering;
   return Status::ok();
 }
 
 void WalWriter::close() {
-  int fd = fd_.exchange(-1);
-  if (fd >= 0) ::close(fd);
+  {
+    // Not under a running fdatasync (a checkpoint rotates the log while File::sync may run):
+    // it would fail on the closed descriptor and break the fresh log.
+    std::lock_guard sk(sync_mu_);
+    int fd = fd_.exchange(-1);
+    if (fd >= 0) ::close(fd);
+  }
+  {
+    std::lock_guard lk(written_mu_);
+    ++epoch_;
+  }
+  written_cv_.notify_all();
 }
 
 Result<std::string> read_file(const std::string& path) {
