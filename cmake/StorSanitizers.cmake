@@ -27,8 +27,13 @@ endif()
 
 if(stor_sanitize_flags)
   add_compile_options(${stor_sanitize_flags} -fno-omit-frame-pointer)
-  # The runtime is linked into executables and shared objects alike (libstor.so, plugins).
+  # The runtime is linked into executables and shared objects alike (libstor.so, plugins). C
+  # programs (the MPI tests) load libstor.so too, so they need the C++ parts of the runtime.
   add_link_options(${stor_sanitize_flags})
+  if(CMAKE_C_COMPILER_ID MATCHES "Clang")
+    add_link_options($<$<LINK_LANGUAGE:C>:-fsanitize-link-c++-runtime>)
+    string(APPEND CMAKE_C_STANDARD_LIBRARIES " -lstdc++")  # what that runtime is written against
+  endif()
   if(NOT STOR_SANITIZE STREQUAL "thread")
     # UB is a test failure, not a log line.
     add_compile_options(-fno-sanitize-recover=undefined)
