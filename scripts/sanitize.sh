@@ -57,11 +57,9 @@ else
   # tiering.
   suites=(engine_test transport_test test_lustre_io test_lustre_meta test_lustre_remote cache_test tiering_test)
   cmake --build "$BUILD_DIR" -j"$JOBS" --target "${suites[@]}" stor-target stctl
-  # Engine suites run on the thread-pool engine only: TSan cannot see the happens-before edge the
-  # kernel provides through the io_uring rings (request written by the submitter, completion read
-  # by the reaper thread), so every io_uring completion would be reported as a race.
-  export STOR_ENGINE=threadpool
   export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=0:second_deadlock_stack=1:suppressions=$here/scripts/sanitizer/tsan.supp}
-  regex="^($(IFS='|'; echo "${suites[*]}"))(\\.threadpool)?\$"
+  # Engine-dependent suites run on io_uring and on the thread pool (the io_uring engine annotates
+  # the kernel's ordering for TSan; scripts/sanitizer/tsan.supp covers liburing's ring accesses).
+  regex="^($(IFS='|'; echo "${suites[*]}"))(\\.(io_uring|threadpool))?\$"
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" -R "$regex" "$@"
 fi
