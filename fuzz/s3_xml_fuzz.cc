@@ -30,11 +30,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 4: (void)parse_copy_object(body); break;
     case 5: (void)parse_delete_result(body); break;
     case 6: (void)parse_create_session(body); break;
-    case 7: {
-      std::chrono::system_clock::time_point t;
-      (void)parse_iso8601(body, &t);
+    case 7:
+      // A timestamp alone, through the public parser that reads it (LastModified).
+      (void)parse_list_objects_v2("<ListBucketResult><Contents><Key>k</Key><LastModified>" + body +
+                                  "</LastModified></Contents></ListBucketResult>");
       break;
-    }
   }
   return 0;
 }
