@@ -35,12 +35,10 @@ CC=${CC_SANITIZE:-clang} CXX=${CXX_SANITIZE:-clang++} cmake -S . -B "$BUILD_DIR"
 #  - bench_*: benchmarks; their numbers mean nothing instrumented (the plain build runs the smoke).
 exclude='^(install_consumer|bench_.*)$'
 
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:suppressions=$here/scripts/sanitizer/ubsan.supp}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 if [[ $kind == asan ]]; then
   cmake --build "$BUILD_DIR" -j"$JOBS"
-  # LeakSanitizer only reports what the stor code leaks (see lsan.supp for third-party leaks).
   export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1}
-  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$here/scripts/sanitizer/lsan.supp:print_suppressions=0}
   rc=0
   ctest --test-dir "$BUILD_DIR" --output-on-failure -j"$JOBS" -E "$exclude|^mpiio\\." "$@" || rc=$?
   # The MPI-IO suites run mpiexec (MPICH, not instrumented) with libstor_mpiio.so preloaded into
