@@ -2,6 +2,7 @@
 // catch every C++ exception (bad_alloc included) so none crosses into C callers.
 #include "stor/stor.h"
 
+#include <cstring>
 #include <exception>
 #include <string>
 
@@ -46,8 +47,13 @@ const char* stor_version(void) { return stor::version(); }
 const char* stor_last_error(void) { return t_last_error.c_str(); }
 
 const char* stor_code_name(stor_code_t code) {
-  if (code < STOR_OK || code > STOR_EINTERNAL) return "Unknown";
-  return stor::code_name(static_cast<stor::Code>(code)).data();  // names are literals: NUL-terminated
+  // A C caller may pass any int. In C++ an enum object holding a value outside the enumerators'
+  // range may not even be read (UB), so look at its bytes as the int they are.
+  int value = 0;
+  static_assert(sizeof(code) == sizeof(value));
+  std::memcpy(&value, &code, sizeof value);
+  if (value < STOR_OK || value > STOR_EINTERNAL) return "Unknown";
+  return stor::code_name(static_cast<stor::Code>(value)).data();  // names are literals: NUL-terminated
 }
 
 stor_code_t stor_store_open(const stor_options_t* opts, stor_store_t** out) {

@@ -317,7 +317,8 @@ Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_
   for (int r = 0; r < P; ++r) {
     char* out = send.get() + sd[r];
     const MPI_Aint first = x.send_piece_displ[r];
-    std::memcpy(out, x.send_meta.data() + 2 * first, static_cast<size_t>(16 * x.send_pieces[r]));
+    if (x.send_pieces[r] > 0)  // send_meta may be empty (data() null): memcpy wants valid pointers
+      std::memcpy(out, x.send_meta.data() + 2 * first, static_cast<size_t>(16 * x.send_pieces[r]));
     out += 16 * x.send_pieces[r];
     for (MPI_Aint k = first; k < first + x.send_pieces[r]; ++k) {
       std::memcpy(out, stream + x.send_stream_pos[k], static_cast<size_t>(x.send_meta[2 * k + 1]));

@@ -61,8 +61,9 @@ class RemoteLustreFile final : public StripedFile {
 
   Status sync_objects(bool data_only) override {
     std::vector<std::future<Status>> waits;
-    for (const auto& [target, name] : written_objects())
-      waits.push_back(std::async(std::launch::async, [this, target, name, data_only] {
+    // Init-captures: clang before 16 cannot capture structured bindings by name.
+    for (const auto& [t, n] : written_objects())
+      waits.push_back(std::async(std::launch::async, [this, target = t, name = n, data_only] {
         return fs_->remote_target(target).sync(name, data_only);
       }));
     Status first;

@@ -74,7 +74,9 @@ TEST_CASE("striped file I/O matches a flat reference under random writes, reads 
         REQUIRE(r.is_ok());
         size_t expect = off >= flat.size() ? 0 : std::min<size_t>(len, flat.size() - off);
         REQUIRE(*r == expect);
-        REQUIRE(std::equal(got.begin(), got.begin() + static_cast<long>(expect), flat.begin() + static_cast<long>(off)));
+        // (off may lie past an empty flat: no iterator arithmetic then)
+        REQUIRE((expect == 0 || std::equal(got.begin(), got.begin() + static_cast<long>(expect),
+                                           flat.begin() + static_cast<long>(off))));
       } else {  // truncate down or up: the cut-off part must read back as zeros
         uint64_t size = rng() % (flat.size() + (1 << 20));
         REQUIRE(f->truncate(size).is_ok());

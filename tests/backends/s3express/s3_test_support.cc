@@ -334,8 +334,8 @@ struct FaultProxy::Impl {
 
   void serve(std::shared_ptr<tcp::socket> client) {
     beast::flat_buffer client_buf, upstream_buf;
+    asio::io_context local_ioc;  // declared first: the upstream socket must be destroyed before it
     std::optional<tcp::socket> upstream;
-    asio::io_context local_ioc;
     for (;;) {
       http::request_parser<http::string_body> rp;
       rp.body_limit(std::numeric_limits<std::uint64_t>::max());
