@@ -198,6 +198,7 @@ Mds::~Mds() {
   wal_.close();
   // A damaged image may hold a directory cycle (a child owning its ancestor): break every link so
   // nothing leaks.
+  inodes_.rehash();  // see Mds::load: TBB's iterator is only defined on a rehashed table
   for (auto it = inodes_.begin(); it != inodes_.end(); ++it) it->second->children.clear();
   for (auto& n : detached_) n->children.clear();
 }
@@ -347,6 +348,10 @@ Status Mds::load(std::string_view data) {
   }
   if (reached.size() != inodes_.size()) {
     std::vector<InodeRef> lost;
+    // TBB's iterator casts the marker of a bucket not yet rehashed (address 0x3) to a node
+    // pointer, undefined behaviour that UBSan reports; rehash() completes every bucket first. It
+    // is not safe against concurrent use of the table, and nothing else touches it here.
+    inodes_.rehash();
     for (auto it = inodes_.begin(); it != inodes_.end(); ++it)
       if (!reached.count(it->second.get())) lost.push_back(it->second);
     std::sort(lost.begin(), lost.end(), [](const InodeRef& a, const InodeRef& b) { return a->ino < b->ino; });
