@@ -240,30 +240,61 @@ TEST_CASE("s3 link: bucket-side changes, deletions and new objects are imported 
   CHECK(t->stat("b.txt").status().code() == Code::kNotFound);
 }
 
-TEST_CASE("s3 link: an object overwritten after the listing is fetched in its new version") {
+// One version per handle: a handle opened on a cold file serves that version (size and bytes)
+// or fails; it never serves the new object's bytes cut at the old size. The failed read
+// revalidates the record, so the next open sees the new version.
+TEST_CASE("s3 link: an object replaced under an open handle fails its reads; a new open sees the new version") {
   REQUIRE_S3RVER();
   LinkEnv env(server.endpoint(), "linkstale");
-  env.put("data/s.txt", "old");
+  const std::string v1 = body_of(10, 1000), v2 = body_of(11, 5000);  // bigger, different bytes
+  env.put("data/s.bin", v1);
   auto t = env.open();
   REQUIRE(t->import_listing().is_ok());
-  env.put("data/s.txt", "new and longer");
+
+  auto f = t->open_file("s.bin", {kOpenRead}).value();
+  REQUIRE(f->stat()->size == 1000);
+  env.put("data/s.bin", v2);  // another client replaces the object
   const uint64_t before = env.requests();
-  {
-    // The handle was opened on the listing's size; the fetch adopts the new version.
-    auto f = t->open_file("s.txt", {kOpenRead}).value();
-    std::string buf(100, '\0');
-    auto n = f->read(buf.data(), buf.size(), 0);
-    REQUIRE(n.is_ok());
-    CHECK(buf.substr(0, *n) == "new and longer");
-    CHECK(f->stat()->size == 14);
-    REQUIRE(f->close().is_ok());
-  }
-  CHECK(env.requests() - before == 3);  // GET refused (If-Match), HEAD, GET
-  CHECK(read_whole(*t, "s.txt") == "new and longer");
-  CHECK(t->status("s.txt")->cold_etag != "");
+  std::string buf(1000, '\0');
+  auto n = f->read(buf.data(), buf.size(), 0);
+  REQUIRE(!n.is_ok());  // s3 keeps no old version to serve: the read must fail, not mix versions
+  CHECK(n.status().code() == Code::kAborted);
+  CHECK(n.status().message().find("changed since it was opened") != std::string::npos);
+  CHECK(env.requests() - before == 2);  // GET refused (If-Match), HEAD to revalidate
+  CHECK(f->stat()->size == 1000);       // stable for the life of the handle
+  CHECK(t->status("s.bin")->size == 5000);  // the record adopted the new version
+
+  // A fresh open sees the new version and fetches it; the old handle still refuses to serve it
+  // although the fast tier now holds it.
+  CHECK(read_whole(*t, "s.bin") == v2);
+  CHECK(env.requests() - before == 3);
+  n = f->read(buf.data(), buf.size(), 0);
+  REQUIRE(!n.is_ok());
+  CHECK(n.status().code() == Code::kAborted);
+  CHECK(f->stat()->size == 1000);
+  REQUIRE(f->close().is_ok());
   auto report = t->sync();
   REQUIRE(report.is_ok());
   CHECK(report->imported_changed.empty());  // already adopted
+
+  // Same for a demoted file; after sync a new open reads the new version.
+  const std::string d1 = body_of(12, 3000), d2 = body_of(13, 9000);
+  write_whole(*t, "d.bin", d1);
+  REQUIRE(t->sync().is_ok());
+  REQUIRE(t->demote("d.bin").is_ok());
+  REQUIRE(t->status("d.bin")->residency == Residency::kDemoted);
+  auto g = t->open_file("d.bin", {kOpenRead}).value();
+  CHECK(g->stat()->size == 3000);
+  env.put("data/d.bin", d2);
+  std::string dbuf(3000, '\0');
+  auto m = g->read(dbuf.data(), dbuf.size(), 0);
+  if (m.is_ok()) CHECK(dbuf.substr(0, *m) == d1);  // old bytes, or ...
+  else CHECK(m.status().code() == Code::kAborted);  // ... a clear error; never d2's bytes
+  CHECK(g->stat()->size == 3000);
+  REQUIRE(g->close().is_ok());
+  REQUIRE(t->sync().is_ok());
+  CHECK(read_whole(*t, "d.bin") == d2);
+  CHECK(t->stat("d.bin")->size == 9000);
 }
 
 TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cached") {
