@@ -1022,7 +1022,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
     return Status(Code::kInvalidArgument, "tiering: low watermark above the high watermark");
   STOR_ASSIGN_OR_RETURN(Uri fast_root, Uri::parse(opts.fast_root));
   while (fast_root.path.size() > 1 && fast_root.path.back() == '/') fast_root.path.pop_back();
-  STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root));
+  STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));
   auto store = std::make_shared<TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
   store->start_policy_thread();

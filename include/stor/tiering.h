@@ -66,6 +66,11 @@ struct TierOptions {
   // are slow; a copy cut short by a machine crash is still caught (size check at open) and the
   // cold copy stays authoritative, but a same-size copy with lost blocks is not detected.
   bool durable_fetch = true;
+  // S3 cold tiers: also write an empty "DIR/" marker object for every parent directory of an
+  // exported file. Off: only the file's own object is written (S3 has no directories; listings
+  // and imports work from the keys alone). On for clients that show a prefix as a directory only
+  // when its marker exists. Cold tiers with real directories (nvme, lustre) always create them.
+  bool cold_dir_markers = false;
   // Bytes fetched per step; an S3 step is split into s3.part_size ranged GETs run in parallel.
   uint64_t fetch_chunk = 64ull << 20;
   // Access times are persisted at most this often per file (they only steer the policy).

@@ -297,6 +297,77 @@ TEST_CASE("s3 link: an object replaced under an open handle fails its reads; a n
   CHECK(t->stat("d.bin")->size == 9000);
 }
 
+std::vector<std::string> bucket_keys(LinkEnv& env, const std::string& prefix) {
+  auto page = env.uploader->list_all(env.bucket, prefix, "");
+  REQUIRE(page.is_ok());
+  std::vector<std::string> keys;
+  for (const auto& o : page->objects) keys.push_back(o.key);
+  return keys;
+}
+
+TEST_CASE("s3 link: exporting a nested file creates only its object, no directory markers") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linknomarkers");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  write_whole(*t, "d1/d2/f", "nested");
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f"});
+  // Demotion uploads the same way.
+  write_whole(*t, "e1/e2/g", "demoted");
+  REQUIRE(t->demote("e1/e2/g").is_ok());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f", "data/e1/e2/g"});
+  // An empty directory has no key of its own, so nothing is exported for it (tier:// has no
+  // mkdir; one made directly in the linked directory is not part of the namespace).
+  fs::create_directories(env.fast_dir + "/empty/sub");
+  auto empty = t->sync();
+  REQUIRE(empty.is_ok());
+  CHECK(empty->exported.empty());
+  CHECK(empty->failed.empty());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f", "data/e1/e2/g"});
+  CHECK(t->stat("empty").status().code() == Code::kNotFound);
+
+  // Without markers the namespace still imports and lists: a second link of the prefix, and the
+  // bucket seen through s3express://.
+  t.reset();
+  fs::remove_all(env.fast_dir);
+  fs::create_directories(env.fast_dir);
+  auto again = env.open();
+  CHECK(again->import_listing().value() == 2);
+  auto root = again->list("");
+  REQUIRE(root.is_ok());
+  REQUIRE(root->size() == 2);
+  CHECK(((*root)[0].name == "d1" && (*root)[0].type == FileType::kDirectory));
+  auto d2 = again->list("d1/d2");
+  REQUIRE(d2.is_ok());
+  REQUIRE(d2->size() == 1);
+  CHECK((*d2)[0].name == "f");
+  CHECK(read_whole(*again, "d1/d2/f") == "nested");
+  auto listed = env.cold->list(Uri::parse("s3express://" + env.bucket + "/data/d1").value());
+  REQUIRE(listed.is_ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(((*listed)[0].name == "d2" && (*listed)[0].type == FileType::kDirectory));
+}
+
+TEST_CASE("s3 link: with dir_markers on, exports also write DIR/ marker objects; import ignores them") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkmarkers");
+  TierOptions o = env.options();
+  o.cold_dir_markers = true;
+  auto t = TieredStore::open(o).value();
+  write_whole(*t, "d1/d2/f", "nested");
+  REQUIRE(t->sync().is_ok());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/", "data/d1/d2/", "data/d1/d2/f"});
+  t.reset();
+  fs::remove_all(env.fast_dir);
+  fs::create_directories(env.fast_dir);
+  auto again = env.open();
+  CHECK(again->import_listing().value() == 1);
+  CHECK(again->status_all("").size() == 1);
+}
+
 TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cached") {
   REQUIRE_S3RVER();
   LinkEnv env(server.endpoint(), "linkparquet");
