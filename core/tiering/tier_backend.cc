@@ -95,7 +95,11 @@ class TierBackend final : public Backend {
 
   Result<std::shared_ptr<TieredStore>> namespace_for(const std::string& path, std::string* rel) {
     if (path.empty() || path[0] != '/') return Status(Code::kInvalidArgument, "tier: needs an absolute path, got '" + path + "'");
-    fs::path p = fs::path(path).lexically_normal();
+    std::string norm = fs::path(path).lexically_normal().generic_string();
+    // "/DIR/" and "/DIR" are one namespace: a trailing slash must not become another root key
+    // (a second open of the same state, refused as Busy while the first is held).
+    while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
+    const fs::path p(norm);
     for (fs::path dir = p;; dir = dir.parent_path()) {
       std::error_code ec;
       if (fs::exists(dir / internal::kStateDirName / "config", ec)) {

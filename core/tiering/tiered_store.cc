@@ -68,7 +68,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 FileStatus to_status(const Record& r) {
-  return {r.path, r.residency, r.size, r.mtime_ns, r.cold_etag, r.last_access_ns, r.reads};
+  // The record's last_access_ns starts at import / creation time so that the policy can age a
+  // file nobody reads; as a "last read" it only means something once the file was read.
+  return {r.path, r.residency, r.size, r.mtime_ns, r.cold_etag, r.reads ? r.last_access_ns : 0, r.reads};
 }
 
 // Computes the CRC32 of what is written to it, in order: the read-back check of a demotion.

@@ -88,7 +88,7 @@ struct FileStatus {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string cold_etag;  // validator of the cold copy as of the last import/export
-  int64_t last_access_ns = 0;
+  int64_t last_access_ns = 0;  // last open for reading; 0 if never read (reads == 0)
   uint64_t reads = 0;
 };
 
