@@ -384,10 +384,23 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       } else if (fast_resident(r.residency)) {
         STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), fast_opts));
       } else {
-        pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
         if (ends_with(rel, ".parquet")) {
-          STOR_ASSIGN_OR_RETURN(footer, parquet_footer(r));
+          auto got = parquet_footer(r);
+          if (!got.is_ok()) {
+            // Nothing is pinned yet: a footer GET refused because the object was replaced since
+            // the listing adopts the new version (as a fetch would) and this open serves that.
+            bool adopted = false;
+            Status v = revalidate_after_failed_fetch(rel, got.status(), &adopted);
+            if (!adopted) return v;
+            std::optional<Record> now_r = find(rel);
+            if (!now_r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+            r = *now_r;
+            got = parquet_footer(r);
+            if (!got.is_ok()) return got.status();
+          }
+          footer = *got;
         }
+        pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
       }
     }
     {
@@ -622,8 +635,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   static ColdObject known_of(const Record& r) { return {r.path, r.size, r.cold_mtime_ns, r.cold_etag}; }
 
   Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const {
-    return {Code::kAborted, cold_->uri_of(rel) + " changed since it was opened (ETag " + opened + " -> " +
-                                (now.empty() ? "?" : now) + "); reopen to read the new version"};
+    // The record's version at open may already have been stale (replaced after the listing).
+    return {Code::kAborted, cold_->uri_of(rel) + " no longer holds the version this handle opened (ETag " + opened +
+                                ", now " + (now.empty() ? "unknown" : now) + "): reopen to read the new version"};
   }
 
   // Caller holds the op lock of rel. Promotion (promote(), opening for writing): fetches the
