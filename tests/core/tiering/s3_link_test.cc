@@ -354,13 +354,20 @@ TEST_CASE("s3 link: exporting a nested file creates only its object, no director
 TEST_CASE("s3 link: with dir_markers on, exports also write DIR/ marker objects; import ignores them") {
   REQUIRE_S3RVER();
   LinkEnv env(server.endpoint(), "linkmarkers");
-  TierOptions o = env.options();
-  o.cold_dir_markers = true;
-  auto t = TieredStore::open(o).value();
-  write_whole(*t, "d1/d2/f", "nested");
-  REQUIRE(t->sync().is_ok());
+  {
+    // Through tier:// with the setting (TierOptions::cold_dir_markers underneath).
+    StoreOptions so;
+    so.settings = s3rver_settings(server.endpoint());
+    so.settings["s3.session"] = "off";
+    so.settings["tier.dir_markers"] = "1";
+    auto store = Store::create(so).value();
+    auto tier = store->backend(Uri::parse("tier:///").value()).value();
+    auto link = create_link(*tier, env.fast_dir, "s3express://" + env.bucket + "/data");
+    REQUIRE(link.is_ok());
+    write_whole(*link->store, "d1/d2/f", "nested");
+    REQUIRE(link->store->sync().is_ok());
+  }
   CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/", "data/d1/d2/", "data/d1/d2/f"});
-  t.reset();
   fs::remove_all(env.fast_dir);
   fs::create_directories(env.fast_dir);
   auto again = env.open();
