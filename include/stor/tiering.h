@@ -8,6 +8,9 @@
 //   kDemoted  only on the cold tier, moved there by the policy.
 // Reads of a cold file fetch the whole file to the fast tier first (ranged GETs in parallel for
 // S3) and are then served by the fast tier; that is the "promotion". Writes go to the fast tier.
+// One version per handle: a handle opened on a cold file reports and serves the version its
+// record named at open; if the object was replaced meanwhile, its reads fail with Aborted (the
+// record adopts the new version, so the next open reads it).
 //
 // Policy (run_policy): a file not read for demote_after is demoted; when the fast tier holds more
 // than high_watermark_bytes, least recently read files are demoted until it holds at most
