@@ -552,6 +552,15 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
   req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
   if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
+  if (!etag.empty()) {
+    // If-Match is only a request: some servers (s3rver, some S3-compatible stores) ignore it on
+    // GET. The response names the version it served; bytes of another version are refused alike.
+    const std::string served = strip_quotes(resp.header("etag"));
+    if (!served.empty() && served != etag) {
+      return Status(Code::kAborted, "S3 GetObject " + object_name(bucket, key) + ": the object changed (ETag " +
+                                        served + ", expected " + etag + ")");
+    }
+  }
   if (resp.status == 206) {
     // "bytes START-END/TOTAL" (TOTAL may be "*"): the server must answer the range we asked for
     // with exactly the bytes it announces; fewer would pass for the object's end.

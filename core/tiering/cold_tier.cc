@@ -92,7 +92,7 @@ class GenericColdTier : public ColdTier {
   }
 
   Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) override {
-    if (backend_->capabilities() & kCapDirectories) {
+    if (make_parents_ && (backend_->capabilities() & kCapDirectories)) {
       // Parents first; AlreadyExists is the normal case.
       for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
         Status s = backend_->mkdir(uri(rel.substr(0, slash)), 0755);
@@ -127,6 +127,8 @@ class GenericColdTier : public ColdTier {
  protected:
   std::shared_ptr<Backend> backend_;
   Uri root_;
+  // Directory backends need parents before a file; on S3 a mkdir only writes a "DIR/" marker.
+  bool make_parents_ = true;
 };
 
 #ifdef STOR_TIERING_WITH_S3
@@ -134,9 +136,14 @@ class GenericColdTier : public ColdTier {
 // If-Match on every ranged GET); uploads go through the backend's file (multipart, spilling).
 class S3ColdTier final : public GenericColdTier {
  public:
-  S3ColdTier(std::shared_ptr<Backend> backend, Uri root, s3::S3Client* client, std::string bucket, std::string prefix)
+  S3ColdTier(std::shared_ptr<Backend> backend, Uri root, s3::S3Client* client, std::string bucket, std::string prefix,
+             bool dir_markers)
       : GenericColdTier(std::move(backend), std::move(root)), client_(client), bucket_(std::move(bucket)),
-        prefix_(std::move(prefix)) {}
+        prefix_(std::move(prefix)) {
+    // Keys alone make the tree (list_all needs no markers): writing "d1/" and "d1/d2/" for
+    // "d1/d2/f" leaves objects nobody wrote (and costs 3 requests each), unless asked for.
+    make_parents_ = dir_markers;
+  }
 
   std::string key(const std::string& rel) const { return join(prefix_, rel); }
 
@@ -207,7 +214,8 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
   return {};
 }
 
-Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backend, const std::string& root_uri) {
+Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backend, const std::string& root_uri,
+                                                 bool dir_markers) {
   if (!backend) return Status(Code::kInvalidArgument, "tiering: no cold backend");
   STOR_ASSIGN_OR_RETURN(Uri root, Uri::parse(root_uri));
   while (root.path.size() > 1 && root.path.back() == '/') root.path.pop_back();
@@ -216,8 +224,10 @@ Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backen
     std::string bucket, prefix;
     STOR_RETURN_IF_ERROR(s3::bucket_and_key(root, &bucket, &prefix));
     return std::unique_ptr<ColdTier>(
-        std::make_unique<S3ColdTier>(std::move(backend), root, client, std::move(bucket), std::move(prefix)));
+        std::make_unique<S3ColdTier>(std::move(backend), root, client, std::move(bucket), std::move(prefix), dir_markers));
   }
+#else
+  (void)dir_markers;
 #endif
   return std::unique_ptr<ColdTier>(std::make_unique<GenericColdTier>(std::move(backend), root));
 }

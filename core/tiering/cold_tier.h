@@ -22,7 +22,9 @@ struct ColdObject {
 class ColdTier {
  public:
   virtual ~ColdTier() = default;
-  static Result<std::unique_ptr<ColdTier>> make(std::shared_ptr<Backend> backend, const std::string& root_uri);
+  // dir_markers: on S3, also write an empty "DIR/" object for each parent of an uploaded file.
+  static Result<std::unique_ptr<ColdTier>> make(std::shared_ptr<Backend> backend, const std::string& root_uri,
+                                                bool dir_markers = false);
 
   virtual Result<std::vector<ColdObject>> list_all() = 0;
   virtual Result<ColdObject> stat(const std::string& rel) = 0;

@@ -20,7 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // Config keys: cold, fast (optional), demote_after (seconds), high_watermark, low_watermark
-// (bytes), auto_export, policy_interval (seconds; 0 = only on demand).
+// (bytes), auto_export, policy_interval (seconds; 0 = only on demand), dir_markers (0/1).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status(Code::kNotFound, "cannot read " + path);
@@ -95,7 +95,11 @@ class TierBackend final : public Backend {
 
   Result<std::shared_ptr<TieredStore>> namespace_for(const std::string& path, std::string* rel) {
     if (path.empty() || path[0] != '/') return Status(Code::kInvalidArgument, "tier: needs an absolute path, got '" + path + "'");
-    fs::path p = fs::path(path).lexically_normal();
+    std::string norm = fs::path(path).lexically_normal().generic_string();
+    // "/DIR/" and "/DIR" are one namespace: a trailing slash must not become another root key
+    // (a second open of the same state, refused as Busy while the first is held).
+    while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
+    const fs::path p(norm);
     for (fs::path dir = p;; dir = dir.parent_path()) {
       std::error_code ec;
       if (fs::exists(dir / internal::kStateDirName / "config", ec)) {
@@ -134,7 +138,8 @@ class TierBackend final : public Backend {
   Result<std::shared_ptr<TieredStore>> open_locked(const std::string& root, std::map<std::string, std::string> config) {
     const std::string state_dir = root + "/" + internal::kStateDirName;
     // Settings given to the store override the directory's config.
-    for (const char* key : {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval"})
+    for (const char* key :
+         {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -157,6 +162,7 @@ class TierBackend final : public Backend {
       STOR_ASSIGN_OR_RETURN(o.low_watermark_bytes, parse_number("low_watermark", config["low_watermark"]));
     }
     o.auto_export = config["auto_export"] == "1" || config["auto_export"] == "true";
+    o.cold_dir_markers = config["dir_markers"] == "1" || config["dir_markers"] == "true";
     // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
     uint64_t policy_secs = 300;
     if (config.count("policy_interval")) {

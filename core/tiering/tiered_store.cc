@@ -68,7 +68,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 FileStatus to_status(const Record& r) {
-  return {r.path, r.residency, r.size, r.mtime_ns, r.cold_etag, r.last_access_ns, r.reads};
+  // The record's last_access_ns starts at import / creation time so that the policy can age a
+  // file nobody reads; as a "last read" it only means something once the file was read.
+  return {r.path, r.residency, r.size, r.mtime_ns, r.cold_etag, r.reads ? r.last_access_ns : 0, r.reads};
 }
 
 // Computes the CRC32 of what is written to it, in order: the read-back check of a demotion.
@@ -105,12 +107,21 @@ struct Footer {
 
 class TieredStoreImpl;
 
+// A handle opened on a cold (uncached / demoted) file is pinned to the version it opened: its
+// stat() reports that version's size, mtime and ETag, and its reads are served from that version
+// only (a replaced object fails them with Aborted). Handles opened on a fast copy read that copy.
+struct PinnedVersion {
+  std::string etag;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
 class TierFile final : public BackendFile {
  public:
   TierFile(std::shared_ptr<TieredStoreImpl> store, std::string rel, std::unique_ptr<BackendFile> fast,
-           std::shared_ptr<const Footer> footer, uint64_t cold_size, bool writable)
+           std::shared_ptr<const Footer> footer, std::optional<PinnedVersion> pinned, bool writable)
       : store_(std::move(store)), rel_(std::move(rel)), fast_(std::move(fast)), footer_(std::move(footer)),
-        cold_size_(cold_size), writable_(writable) {}
+        pinned_(std::move(pinned)), writable_(writable) {}
   ~TierFile() override { (void)close(); }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override;
@@ -143,7 +154,7 @@ class TierFile final : public BackendFile {
   std::mutex mu_;
   std::unique_ptr<BackendFile> fast_;
   std::shared_ptr<const Footer> footer_;
-  uint64_t cold_size_;
+  std::optional<PinnedVersion> pinned_;  // set for handles opened on a cold file
   bool writable_;
   bool wrote_ = false;
   bool open_ = true;
@@ -336,7 +347,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     const int64_t now = opts_.clock();
     std::unique_ptr<BackendFile> fast;
     std::shared_ptr<const Footer> footer;
-    uint64_t cold_size = 0;
+    std::optional<PinnedVersion> pinned;
     OpenOptions fast_opts = oo;
     fast_opts.flags &= ~kOpenExclusive;
     if (!found) {
@@ -373,10 +384,23 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       } else if (fast_resident(r.residency)) {
         STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), fast_opts));
       } else {
-        cold_size = r.size;
         if (ends_with(rel, ".parquet")) {
-          STOR_ASSIGN_OR_RETURN(footer, parquet_footer(r));
+          auto got = parquet_footer(r);
+          if (!got.is_ok()) {
+            // Nothing is pinned yet: a footer GET refused because the object was replaced since
+            // the listing adopts the new version (as a fetch would) and this open serves that.
+            bool adopted = false;
+            Status v = revalidate_after_failed_fetch(rel, got.status(), &adopted);
+            if (!adopted) return v;
+            std::optional<Record> now_r = find(rel);
+            if (!now_r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+            r = *now_r;
+            got = parquet_footer(r);
+            if (!got.is_ok()) return got.status();
+          }
+          footer = *got;
         }
+        pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
       }
     }
     {
@@ -385,7 +409,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       if (!writable) note_access(rel, now);
     }
     return std::unique_ptr<BackendFile>(
-        std::make_unique<TierFile>(shared_from_this(), rel, std::move(fast), std::move(footer), cold_size, writable));
+        std::make_unique<TierFile>(shared_from_this(), rel, std::move(fast), std::move(footer), std::move(pinned),
+                                   writable));
   }
 
   Result<FileInfo> stat(const std::string& path) override {
@@ -496,14 +521,26 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   // ---- used by TierFile ----
 
-  // Fetches a cold file for a reader (a no-op when another handle did it meanwhile).
-  Status fetch_for_read(const std::string& rel) {
+  // For a handle pinned to the cold version `etag`: fetches that version unless the fast tier
+  // already holds it (another handle fetched it meanwhile), then opens the fast copy. A handle
+  // never adopts another version: if the record moved on, or the object was replaced in the cold
+  // tier (the failed If-Match GET revalidates the record for later opens), this is Aborted.
+  Result<std::unique_ptr<BackendFile>> open_version_for_read(const std::string& rel, const std::string& etag) {
     auto op = op_lock(rel);
     std::lock_guard g(*op);
-    return fetch_locked(rel);
-  }
-
-  Result<std::unique_ptr<BackendFile>> open_fast_read(const std::string& rel) {
+    std::optional<Record> r = find(rel);
+    if (!r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+    if (r->cold_etag != etag) return changed_since_open(rel, etag, r->cold_etag);
+    if (!fast_resident(r->residency)) {
+      Status s = fetch_once(rel);
+      if (!s.is_ok()) {
+        bool adopted = false;
+        Status v = revalidate_after_failed_fetch(rel, s, &adopted);
+        if (!adopted) return v;
+        std::optional<Record> now = find(rel);
+        return changed_since_open(rel, etag, now ? now->cold_etag : std::string());
+      }
+    }
     return opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead});
   }
 
@@ -597,12 +634,29 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   static ColdObject known_of(const Record& r) { return {r.path, r.size, r.cold_mtime_ns, r.cold_etag}; }
 
-  // Caller holds the op lock of rel.
+  Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const {
+    // The record's version at open may already have been stale (replaced after the listing).
+    return {Code::kAborted, cold_->uri_of(rel) + " no longer holds the version this handle opened (ETag " + opened +
+                                ", now " + (now.empty() ? "unknown" : now) + "): reopen to read the new version"};
+  }
+
+  // Caller holds the op lock of rel. Promotion (promote(), opening for writing): fetches the
+  // record's version; if the object was replaced since the listing, adopts and fetches the new one.
   Status fetch_locked(const std::string& rel) {
     Status s = fetch_once(rel);
     if (s.is_ok()) return s;
-    // The object may have been replaced since the listing (a ranged GET with If-Match fails):
-    // adopt the new version, which is what a reader opening the file now expects, and retry once.
+    bool adopted = false;
+    Status v = revalidate_after_failed_fetch(rel, s, &adopted);
+    if (!adopted) return v;
+    return fetch_once(rel);
+  }
+
+  // Caller holds the op lock of rel. After fetch_once failed with `s`: the object may have been
+  // replaced since the listing (a ranged GET with If-Match fails). One HEAD tells; a replaced
+  // object's new size/mtime/ETag are adopted by the record (*adopted), so the next open sees the
+  // new version. Otherwise returns why the fetch failed.
+  Status revalidate_after_failed_fetch(const std::string& rel, const Status& s, bool* adopted) {
+    *adopted = false;
     std::optional<Record> r = find(rel);
     if (!r || fast_resident(r->residency)) return s;
     auto current = cold_->stat(rel);
@@ -622,7 +676,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       footers_.erase(rel);
       STOR_RETURN_IF_ERROR(journal_->put(cur, true));
     }
-    return fetch_once(rel);
+    *adopted = true;
+    return {};
   }
 
   Status fetch_once(const std::string& rel) {
@@ -917,8 +972,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
 Status TierFile::ensure_fast() {
   if (fast_) return {};
-  STOR_RETURN_IF_ERROR(store_->fetch_for_read(rel_));
-  STOR_ASSIGN_OR_RETURN(fast_, store_->open_fast_read(rel_));
+  if (!pinned_) return {Code::kInternal, "tiered file " + rel_ + " has neither a fast copy nor a version"};
+  STOR_ASSIGN_OR_RETURN(fast_, store_->open_version_for_read(rel_, pinned_->etag));
   return {};
 }
 
@@ -949,7 +1004,14 @@ Result<FileInfo> TierFile::stat() {
     if (fast_ && writable_) return fast_->stat();
     store = store_;
   }
-  return store->stat(rel_);
+  STOR_ASSIGN_OR_RETURN(FileInfo info, store->stat(rel_));
+  if (pinned_) {
+    // The version this handle serves, whatever the record says now.
+    info.size = pinned_->size;
+    info.mtime_ns = pinned_->mtime_ns;
+    info.etag = pinned_->etag;
+  }
+  return info;
 }
 
 Status TierFile::close() {
@@ -976,7 +1038,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
     return Status(Code::kInvalidArgument, "tiering: low watermark above the high watermark");
   STOR_ASSIGN_OR_RETURN(Uri fast_root, Uri::parse(opts.fast_root));
   while (fast_root.path.size() > 1 && fast_root.path.back() == '/') fast_root.path.pop_back();
-  STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root));
+  STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));
   auto store = std::make_shared<TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
   store->start_policy_thread();

@@ -8,6 +8,9 @@
 //   kDemoted  only on the cold tier, moved there by the policy.
 // Reads of a cold file fetch the whole file to the fast tier first (ranged GETs in parallel for
 // S3) and are then served by the fast tier; that is the "promotion". Writes go to the fast tier.
+// One version per handle: a handle opened on a cold file reports and serves the version its
+// record named at open; if the object was replaced meanwhile, its reads fail with Aborted (the
+// record adopts the new version, so the next open reads it).
 //
 // Policy (run_policy): a file not read for demote_after is demoted; when the fast tier holds more
 // than high_watermark_bytes, least recently read files are demoted until it holds at most
@@ -66,6 +69,11 @@ struct TierOptions {
   // are slow; a copy cut short by a machine crash is still caught (size check at open) and the
   // cold copy stays authoritative, but a same-size copy with lost blocks is not detected.
   bool durable_fetch = true;
+  // S3 cold tiers: also write an empty "DIR/" marker object for every parent directory of an
+  // exported file. Off: only the file's own object is written (S3 has no directories; listings
+  // and imports work from the keys alone). On for clients that show a prefix as a directory only
+  // when its marker exists. Cold tiers with real directories (nvme, lustre) always create them.
+  bool cold_dir_markers = false;
   // Bytes fetched per step; an S3 step is split into s3.part_size ranged GETs run in parallel.
   uint64_t fetch_chunk = 64ull << 20;
   // Access times are persisted at most this often per file (they only steer the policy).
@@ -83,7 +91,7 @@ struct FileStatus {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string cold_etag;  // validator of the cold copy as of the last import/export
-  int64_t last_access_ns = 0;
+  int64_t last_access_ns = 0;  // last open for reading; 0 if never read (reads == 0)
   uint64_t reads = 0;
 };
 

@@ -240,30 +240,139 @@ TEST_CASE("s3 link: bucket-side changes, deletions and new objects are imported 
   CHECK(t->stat("b.txt").status().code() == Code::kNotFound);
 }
 
-TEST_CASE("s3 link: an object overwritten after the listing is fetched in its new version") {
+// One version per handle: a handle opened on a cold file serves that version (size and bytes)
+// or fails; it never serves the new object's bytes cut at the old size. The failed read
+// revalidates the record, so the next open sees the new version.
+TEST_CASE("s3 link: an object replaced under an open handle fails its reads; a new open sees the new version") {
   REQUIRE_S3RVER();
   LinkEnv env(server.endpoint(), "linkstale");
-  env.put("data/s.txt", "old");
+  const std::string v1 = body_of(10, 1000), v2 = body_of(11, 5000);  // bigger, different bytes
+  env.put("data/s.bin", v1);
   auto t = env.open();
   REQUIRE(t->import_listing().is_ok());
-  env.put("data/s.txt", "new and longer");
+
+  auto f = t->open_file("s.bin", {kOpenRead}).value();
+  REQUIRE(f->stat()->size == 1000);
+  env.put("data/s.bin", v2);  // another client replaces the object
   const uint64_t before = env.requests();
-  {
-    // The handle was opened on the listing's size; the fetch adopts the new version.
-    auto f = t->open_file("s.txt", {kOpenRead}).value();
-    std::string buf(100, '\0');
-    auto n = f->read(buf.data(), buf.size(), 0);
-    REQUIRE(n.is_ok());
-    CHECK(buf.substr(0, *n) == "new and longer");
-    CHECK(f->stat()->size == 14);
-    REQUIRE(f->close().is_ok());
-  }
-  CHECK(env.requests() - before == 3);  // GET refused (If-Match), HEAD, GET
-  CHECK(read_whole(*t, "s.txt") == "new and longer");
-  CHECK(t->status("s.txt")->cold_etag != "");
+  std::string buf(1000, '\0');
+  auto n = f->read(buf.data(), buf.size(), 0);
+  REQUIRE(!n.is_ok());  // s3 keeps no old version to serve: the read must fail, not mix versions
+  CHECK(n.status().code() == Code::kAborted);
+  CHECK(n.status().message().find("no longer holds the version this handle opened") != std::string::npos);
+  CHECK(env.requests() - before == 2);  // GET refused (ETag differs), HEAD to revalidate
+  CHECK(f->stat()->size == 1000);       // stable for the life of the handle
+  CHECK(t->status("s.bin")->size == 5000);  // the record adopted the new version
+
+  // A fresh open sees the new version and fetches it; the old handle still refuses to serve it
+  // although the fast tier now holds it.
+  CHECK(read_whole(*t, "s.bin") == v2);
+  CHECK(env.requests() - before == 3);
+  n = f->read(buf.data(), buf.size(), 0);
+  REQUIRE(!n.is_ok());
+  CHECK(n.status().code() == Code::kAborted);
+  CHECK(f->stat()->size == 1000);
+  REQUIRE(f->close().is_ok());
   auto report = t->sync();
   REQUIRE(report.is_ok());
   CHECK(report->imported_changed.empty());  // already adopted
+
+  // Same for a demoted file; after sync a new open reads the new version.
+  const std::string d1 = body_of(12, 3000), d2 = body_of(13, 9000);
+  write_whole(*t, "d.bin", d1);
+  REQUIRE(t->sync().is_ok());
+  REQUIRE(t->demote("d.bin").is_ok());
+  REQUIRE(t->status("d.bin")->residency == Residency::kDemoted);
+  auto g = t->open_file("d.bin", {kOpenRead}).value();
+  CHECK(g->stat()->size == 3000);
+  env.put("data/d.bin", d2);
+  std::string dbuf(3000, '\0');
+  auto m = g->read(dbuf.data(), dbuf.size(), 0);
+  if (m.is_ok()) CHECK(dbuf.substr(0, *m) == d1);  // old bytes, or ...
+  else CHECK(m.status().code() == Code::kAborted);  // ... a clear error; never d2's bytes
+  CHECK(g->stat()->size == 3000);
+  REQUIRE(g->close().is_ok());
+  REQUIRE(t->sync().is_ok());
+  CHECK(read_whole(*t, "d.bin") == d2);
+  CHECK(t->stat("d.bin")->size == 9000);
+}
+
+std::vector<std::string> bucket_keys(LinkEnv& env, const std::string& prefix) {
+  auto page = env.uploader->list_all(env.bucket, prefix, "");
+  REQUIRE(page.is_ok());
+  std::vector<std::string> keys;
+  for (const auto& o : page->objects) keys.push_back(o.key);
+  return keys;
+}
+
+TEST_CASE("s3 link: exporting a nested file creates only its object, no directory markers") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linknomarkers");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  write_whole(*t, "d1/d2/f", "nested");
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f"});
+  // Demotion uploads the same way.
+  write_whole(*t, "e1/e2/g", "demoted");
+  REQUIRE(t->demote("e1/e2/g").is_ok());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f", "data/e1/e2/g"});
+  // An empty directory has no key of its own, so nothing is exported for it (tier:// has no
+  // mkdir; one made directly in the linked directory is not part of the namespace).
+  fs::create_directories(env.fast_dir + "/empty/sub");
+  auto empty = t->sync();
+  REQUIRE(empty.is_ok());
+  CHECK(empty->exported.empty());
+  CHECK(empty->failed.empty());
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/d2/f", "data/e1/e2/g"});
+  CHECK(t->stat("empty").status().code() == Code::kNotFound);
+
+  // Without markers the namespace still imports and lists: a second link of the prefix, and the
+  // bucket seen through s3express://.
+  t.reset();
+  fs::remove_all(env.fast_dir);
+  fs::create_directories(env.fast_dir);
+  auto again = env.open();
+  CHECK(again->import_listing().value() == 2);
+  auto root = again->list("");
+  REQUIRE(root.is_ok());
+  REQUIRE(root->size() == 2);
+  CHECK(((*root)[0].name == "d1" && (*root)[0].type == FileType::kDirectory));
+  auto d2 = again->list("d1/d2");
+  REQUIRE(d2.is_ok());
+  REQUIRE(d2->size() == 1);
+  CHECK((*d2)[0].name == "f");
+  CHECK(read_whole(*again, "d1/d2/f") == "nested");
+  auto listed = env.cold->list(Uri::parse("s3express://" + env.bucket + "/data/d1").value());
+  REQUIRE(listed.is_ok());
+  REQUIRE(listed->size() == 1);
+  CHECK(((*listed)[0].name == "d2" && (*listed)[0].type == FileType::kDirectory));
+}
+
+TEST_CASE("s3 link: with dir_markers on, exports also write DIR/ marker objects; import ignores them") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkmarkers");
+  {
+    // Through tier:// with the setting (TierOptions::cold_dir_markers underneath).
+    StoreOptions so;
+    so.settings = s3rver_settings(server.endpoint());
+    so.settings["s3.session"] = "off";
+    so.settings["tier.dir_markers"] = "1";
+    auto store = Store::create(so).value();
+    auto tier = store->backend(Uri::parse("tier:///").value()).value();
+    auto link = create_link(*tier, env.fast_dir, "s3express://" + env.bucket + "/data");
+    REQUIRE(link.is_ok());
+    write_whole(*link->store, "d1/d2/f", "nested");
+    REQUIRE(link->store->sync().is_ok());
+  }
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/d1/", "data/d1/d2/", "data/d1/d2/f"});
+  fs::remove_all(env.fast_dir);
+  fs::create_directories(env.fast_dir);
+  auto again = env.open();
+  CHECK(again->import_listing().value() == 1);
+  CHECK(again->status_all("").size() == 1);
 }
 
 TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cached") {
@@ -314,6 +423,34 @@ TEST_CASE("s3 link: parquet footers are prefetched with one ranged GET and cache
   CHECK(env.requests() - before == 3);
   REQUIRE((*big)->close().is_ok());
   CHECK(t->status("t/big.parquet")->residency == Residency::kCached);
+}
+
+TEST_CASE("s3 link: a parquet file replaced after the listing opens in its new version") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkparquetstale");
+  env.put("data/p.parquet", fake_parquet(100'000, 2'000, 7));
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  const std::string old_etag = t->status("p.parquet")->cold_etag;
+  const std::string v2 = fake_parquet(200'000, 4'000, 8);
+  env.put("data/p.parquet", v2);
+  // A ranged GET for the old version is refused even by a server that ignores If-Match (s3rver
+  // does): the response's ETag names the version served.
+  char probe[16];
+  auto stale = env.client->get_range(env.bucket, "data/p.parquet", 1000, sizeof probe, probe, old_etag);
+  CHECK(stale.status().code() == Code::kAborted);
+  // The footer GET at open is refused (If-Match); nothing is pinned yet, so the open adopts the
+  // new version and its footer, size and data agree.
+  auto f = t->open_file("p.parquet", {kOpenRead});
+  REQUIRE(f.is_ok());
+  CHECK((*f)->stat()->size == v2.size());
+  std::string footer(4'008, '\0');
+  REQUIRE((*f)->read(footer.data(), footer.size(), v2.size() - 4'008).value() == 4'008);
+  CHECK(footer == v2.substr(v2.size() - 4'008));
+  std::string head(1000, '\0');
+  REQUIRE((*f)->read(head.data(), head.size(), 0).value() == 1000);
+  CHECK(head == v2.substr(0, 1000));
+  REQUIRE((*f)->close().is_ok());
 }
 
 TEST_CASE("s3 link: linking to a missing bucket fails and leaves no link; the existing bucket then links") {

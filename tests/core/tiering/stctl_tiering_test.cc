@@ -186,3 +186,47 @@ TEST_CASE("stctl: tier.* settings reject signs, junk and overflow instead of wra
     CHECK(fs::exists(ns + "/a.txt"));
   }
 }
+
+TEST_CASE("stctl: ls -l of a linked directory with a trailing slash shows each entry's mode, mtime and tier") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  put(cold + "/sub/b.txt", "bravo!");
+  REQUIRE(stctl("link " + ns + " nvme://" + cold).code == 0);
+  const std::string a_row = "{\"mode\":\"-rw-r--r--\",\"size\":\"5\",\"mtime\":\"2";  // a real timestamp
+  const std::string sub_row = "{\"mode\":\"drwxr-xr-x\",\"size\":\"0\"";
+  for (const std::string& uri : {"tier://" + ns, "tier://" + ns + "/", "tier://" + ns + "//"}) {
+    auto ls = stctl("--json ls -l " + uri);
+    INFO(uri << " -> " << ls.out);
+    REQUIRE(ls.code == 0);
+    CHECK(contains(ls.out, a_row));
+    CHECK(contains(ls.out, "\"tier\":\"uncached\",\"name\":\"a.txt\""));
+    CHECK(contains(ls.out, sub_row));
+  }
+  auto sub = stctl("--json ls -l tier://" + ns + "/sub/");
+  INFO(sub.out);
+  CHECK(contains(sub.out, "{\"mode\":\"-rw-r--r--\",\"size\":\"6\""));
+  CHECK(contains(sub.out, "\"tier\":\"uncached\",\"name\":\"b.txt\""));
+}
+
+TEST_CASE("stctl: status shows no last-read time for files never read") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  put(cold + "/b.txt", "bravo");
+  REQUIRE(stctl("link " + ns + " nvme://" + cold).code == 0);
+  put(dir / "w.txt", "written, not read");
+  REQUIRE(stctl("cp " + dir / "w.txt" + " tier://" + ns + "/w.txt").code == 0);
+  auto before = stctl("--json status " + ns);
+  INFO(before.out);
+  CHECK(contains(before.out, "\"last_read\":\"-\",\"reads\":\"0\",\"path\":\"a.txt\""));
+  CHECK(contains(before.out, "\"last_read\":\"-\",\"reads\":\"0\",\"path\":\"w.txt\""));
+  REQUIRE(stctl("cp tier://" + ns + "/a.txt " + dir / "a.copy").code == 0);
+  auto after = stctl("--json status " + ns);
+  INFO(after.out);
+  CHECK(contains(after.out, "\"last_read\":\"2"));  // a.txt: a real timestamp now
+  CHECK(contains(after.out, "\"reads\":\"1\",\"path\":\"a.txt\""));
+  CHECK(contains(after.out, "\"last_read\":\"-\",\"reads\":\"0\",\"path\":\"b.txt\""));
+}

@@ -575,13 +575,21 @@ TEST_CASE("tiering: a cached copy cut short by a crash is fetched again") {
   CHECK(t->stats().fetches == 1);
 }
 
-TEST_CASE("tiering: an object replaced after the listing is read in its new version") {
+TEST_CASE("tiering: an object replaced after the listing is read in its new version by the next open") {
   Env env;
   put(env.cold_dir + "/r.txt", as_vec("version one"));
   auto t = env.open();
   REQUIRE(t->import_listing().is_ok());
+  auto old = t->open_file("r.txt", {kOpenRead}).value();
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   put(env.cold_dir + "/r.txt", as_vec("version two, longer"));
+  // One version per handle: the handle opened on version one never serves version two.
+  std::vector<char> buf(11);
+  auto n = old->read(buf.data(), buf.size(), 0);
+  REQUIRE(!n.is_ok());
+  CHECK(n.status().code() == Code::kAborted);
+  CHECK(old->stat()->size == 11);
+  REQUIRE(old->close().is_ok());
   CHECK(read_whole(*t, "r.txt") == as_vec("version two, longer"));
   CHECK(t->status("r.txt")->size == 19);
   put(env.cold_dir + "/gone.txt", as_vec("x"));
