@@ -220,6 +220,10 @@ S3rver::S3rver(Rgw) {
     skip_reason_ = "radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common)";
     return;
   }
+  if (std::string why = read_file(std::string(dir) + "/skip"); !why.empty()) {  // rgw.sh could not run here
+    skip_reason_ = "RGW fixture: " + why;
+    return;
+  }
   available_ = true;
   const std::string endpoint = read_file(std::string(dir) + "/endpoint");
   const std::string prefix = "http://127.0.0.1:";
