@@ -8,6 +8,10 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cctype>
 #include <exception>
 #include <optional>
@@ -121,6 +125,18 @@ struct HttpClient::Connection {
 
   beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
 
+  // Leaves delayed-ACK ("pingpong") mode before a response is read. Servers that write the header
+  // and the body of an answer separately with Nagle on (RGW's beast frontend) hold the body until
+  // the header is ACKed, and a client that just sent a request delays that ACK ~40 ms: 4 KiB GETs
+  // took ~45 ms instead of ~1 ms. Linux clears TCP_QUICKACK again as the connection is used, so
+  // this is re-armed before every read of a response. Failure only costs latency: ignored.
+  void quickack() {
+#ifdef TCP_QUICKACK
+    int one = 1;
+    ::setsockopt(lowest().socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+#endif
+  }
+
   // Runs one asynchronous operation to completion on this thread.
   template <typename Start>
   error_code run(Start&& start) {
@@ -179,6 +195,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   if (req.method == "HEAD") parser.skip(true);
   if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response header from", ep);
+  c.quickack();
   ec = c.run([&](auto handler) { http::async_read_header(stream, c.buffer, parser, std::move(handler)); });
   if (oversized(ec)) *permanent = true;
   if (ec) return transport_error("read response header from", ep, ec, c.deadline_cut);
@@ -227,6 +244,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     c.buffer.consume(have);
     if (length > have) {
       if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
+      c.quickack();
       ec = c.run([&](auto handler) {
         asio::async_read(stream, asio::buffer(sink + have, static_cast<size_t>(length) - have), std::move(handler));
       });
@@ -256,6 +274,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     }
     size_t offered = body.size;
     if (!c.arm(opt.io_timeout, req.deadline)) return deadline_error("read response body from", ep);
+    c.quickack();
     ec = c.run([&](auto handler) { http::async_read(stream, c.buffer, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec == http::error::body_limit) return too_large("exceeds");

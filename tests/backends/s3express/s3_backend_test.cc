@@ -255,7 +255,9 @@ TEST_CASE("s3 backend: sequential reads use read-ahead, seeks still work, corrup
     CHECK(std::memcmp(buf.data(), data.data() + 12345, buf.size()) == 0);
     REQUIRE(f->close().is_ok());
   }
-  // Flip one stored byte: a sequential reader gets Corruption on its last read.
+  // Flip one stored byte: a sequential reader gets Corruption on its last read. (Pokes at s3rver's
+  // backing file; RGW keeps objects in RADOS, out of reach, so that part is s3rver's run only.)
+  if (on_rgw()) return;
   const std::string path = server.data_dir() + "/data/" + bucket + "/seq.bin._S3rver_object";
   {
     std::fstream raw(path, std::ios::in | std::ios::out | std::ios::binary);

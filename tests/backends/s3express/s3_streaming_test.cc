@@ -226,13 +226,14 @@ TEST_CASE("s3 streaming: a multipart ETag is checked at the end of a sequential 
     REQUIRE(f->close().is_ok());
   }
   // s3rver's ETags are plain MD5s; S3 gives multipart uploads MD5(part MD5s)-N. Store that form.
+  // (RGW gives that form itself: there the check runs on the server's own ETag.)
   std::string digests;
   for (size_t off = 0; off < data.size(); off += kPart)
     digests += stor::s3::md5(data.data() + off, std::min(kPart, data.size() - off));
   const std::string raw = stor::s3::md5(digests.data(), digests.size());
   const std::string etag = stor::s3::to_hex(raw.data(), raw.size()) + "-6";
   const std::string object = server.data_dir() + "/data/" + bucket + "/m.bin._S3rver_object";
-  { std::ofstream(object + ".md5", std::ios::trunc) << etag; }
+  if (!on_rgw()) std::ofstream(object + ".md5", std::ios::trunc) << etag;
   auto sequential = [&]() -> Status {
     auto f = store->open(uri, kOpenRead);
     REQUIRE(f.is_ok());
@@ -245,6 +246,7 @@ TEST_CASE("s3 streaming: a multipart ETag is checked at the end of a sequential 
     return got == data ? Status::ok() : Status(Code::kInternal, "content differs");
   };
   CHECK(sequential().is_ok());
+  if (on_rgw()) return;  // the corruption below pokes at s3rver's backing file
   {
     std::fstream f(object, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(3 * kPart + 7);

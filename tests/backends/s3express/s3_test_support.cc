@@ -188,9 +188,52 @@ class ThreadedServer {
 // ---------------------------------------------------------------------------------------------
 // s3rver
 
+bool on_rgw() {
+  const char* server = std::getenv("STOR_S3_TEST_SERVER");
+  return server != nullptr && std::string(server) == "rgw";
+}
+
+namespace {
+// The S3 user tests/fixtures/rgw.sh creates.
+constexpr const char* kRgwAccessKey = "STORTESTRGWACCESSKEY";
+constexpr const char* kRgwSecretKey = "storTestRgwSecretKey0123456789abcdefABCD";
+}  // namespace
+
 S3rver& S3rver::instance() {
+  if (on_rgw()) {
+    static S3rver rgw{Rgw{}};
+    return rgw;
+  }
   static S3rver server;
   return server;
+}
+
+// The gateway is started and stopped by the CTest fixture; this only finds it.
+S3rver::S3rver(Rgw) {
+  const char* dir = std::getenv("STOR_RGW_DIR");
+  if (dir == nullptr || *dir == 0) {
+    available_ = true;
+    error_ = "STOR_S3_TEST_SERVER=rgw needs STOR_RGW_DIR (the directory of tests/fixtures/rgw.sh start)";
+    return;
+  }
+  if (find_in_path("radosgw").empty()) {
+    skip_reason_ = "radosgw is not installed (apt-get install ceph-mon ceph-osd radosgw ceph-common)";
+    return;
+  }
+  if (std::string why = read_file(std::string(dir) + "/skip"); !why.empty()) {  // rgw.sh could not run here
+    skip_reason_ = "RGW fixture: " + why;
+    return;
+  }
+  available_ = true;
+  const std::string endpoint = read_file(std::string(dir) + "/endpoint");
+  const std::string prefix = "http://127.0.0.1:";
+  if (endpoint.rfind(prefix, 0) != 0) {
+    error_ = std::string("the RGW fixture is not running (no endpoint in ") + dir +
+             "/endpoint; run tests/fixtures/rgw.sh start DIR 0, logs in DIR/log)";
+    return;
+  }
+  port_ = std::atoi(endpoint.c_str() + prefix.size());
+  if (!answers_http(port_)) error_ = "the RGW fixture does not answer on " + endpoint + " (logs in " + dir + "/log)";
 }
 
 S3rver::S3rver(const std::string& tls_key_file, const std::string& tls_cert_file) : tls_(!tls_key_file.empty()) {
@@ -276,6 +319,13 @@ S3rver::~S3rver() {
 }
 
 std::map<std::string, std::string> s3rver_settings(const std::string& endpoint) {
+  if (on_rgw()) {
+    return {{"s3.endpoint", endpoint},
+            {"s3.region", "us-east-1"},
+            {"s3.access_key", kRgwAccessKey},
+            {"s3.secret_key", kRgwSecretKey},
+            {"s3.retry_base_ms", "5"}};
+  }
   return {{"s3.endpoint", endpoint},
           {"s3.region", "us-east-1"},
           {"s3.access_key", "S3RVER"},

@@ -16,9 +16,17 @@
 
 namespace stor::s3::test {
 
+// True when the suites run against the Ceph RADOS Gateway instead of s3rver: STOR_S3_TEST_SERVER=rgw,
+// with STOR_RGW_DIR the directory of a gateway started by tests/fixtures/rgw.sh (the CTest fixture
+// `rgw` does both; see the `.rgw` registrations in CMakeLists.txt). RGW checks SigV4 signatures,
+// so the settings then carry the fixed keys of the S3 user rgw.sh creates.
+bool on_rgw();
+
 // One s3rver per test process, started on first use on 127.0.0.1 with a free port and a temp
 // directory, stopped at exit. available() is false (with the reason in skip_reason()) only when
 // node is not installed; a missing s3rver package is a hard failure.
+// Under on_rgw(), instance() is the already running gateway instead (data_dir() is then not an
+// object store directory: tests that poke at s3rver's files skip that part).
 class S3rver {
  public:
   static S3rver& instance();
@@ -35,6 +43,8 @@ class S3rver {
   S3rver& operator=(const S3rver&) = delete;
 
  private:
+  struct Rgw {};
+  explicit S3rver(Rgw);
   bool start_on(int port, const std::string& node, const std::string& js, const std::string& data,
                 const std::string& log, const std::string& tls_key_file, const std::string& tls_cert_file);
   stor::test::TempDir dir_;
@@ -58,7 +68,8 @@ class S3rver {
 // Path of an executable in $PATH, or "".
 std::string find_in_path(const std::string& name);
 
-// Settings for a client of `endpoint` with s3rver's fixed credentials.
+// Settings for a client of `endpoint` with the shared server's fixed credentials (s3rver's, or the
+// RGW fixture's under on_rgw()).
 std::map<std::string, std::string> s3rver_settings(const std::string& endpoint);
 std::unique_ptr<S3Client> make_client(const std::string& endpoint, std::map<std::string, std::string> extra = {});
 // A bucket name unique within this process run.
