@@ -37,6 +37,10 @@ for t in "${targets[@]}"; do
   [[ -d fuzz/corpus/$t ]] && cp -r "fuzz/corpus/$t/." "$corpus/"
   dict=()
   [[ -f fuzz/$t.dict ]] && dict=(-dict="fuzz/$t.dict")
+  # The transport target's in-process server finishes a connection on its own thread after the
+  # input returns, so per-input leak checks flag that connection's live state as a leak. ASan
+  # still checks every access there; the transport suites run with LeakSanitizer in sanitize.sh.
+  [[ $t == transport ]] && dict+=(-detect_leaks=0)
   rc=0
   "$BUILD_DIR/fuzz/fuzz_$t" "$corpus" "${dict[@]}" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1 || rc=$?
