@@ -1,6 +1,9 @@
 // Helpers shared by the test suites.
 #pragma once
 
+#include <sys/wait.h>
+
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <random>
@@ -39,6 +42,24 @@ inline std::vector<char> pattern(size_t n, uint64_t seed = 1) {
     for (size_t j = 0; j < 8 && i + j < n; ++j) v[i + j] = static_cast<char>(x >> (8 * j));
   }
   return v;
+}
+
+// What a shell command printed (stdout, plus stderr where the command line redirects it) and its
+// exit status: -1 when a signal killed it (the command is exec'd, so the signal is not turned
+// into the shell's exit status), -2 when it could not be started.
+struct CommandRun {
+  int exit_code;
+  std::string out;
+};
+
+inline CommandRun run_command(const std::string& command_line) {
+  FILE* p = ::popen(("exec " + command_line).c_str(), "r");
+  if (!p) return {-2, "popen failed: " + command_line};
+  std::string out;
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 }  // namespace stor::test

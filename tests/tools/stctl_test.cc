@@ -22,22 +22,13 @@
 
 namespace {
 
-struct Run {
-  int exit_code;
-  std::string out;  // stdout and stderr
-};
+using Run = stor::test::CommandRun;
 
 // stderr_too: merge stderr into out; otherwise out is stdout alone (stderr is dropped).
 Run stctl(const std::string& args, bool stderr_too = true) {
-  std::string cmd = std::string(STOR_TEST_STCTL) + " " + args + (stderr_too ? " 2>&1" : " 2>/dev/null");
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  Run r = stor::test::run_command(std::string(STOR_TEST_STCTL) + " " + args + (stderr_too ? " 2>&1" : " 2>/dev/null"));
+  REQUIRE(r.exit_code != -2);
+  return r;
 }
 
 std::string slurp(const std::string& path) {

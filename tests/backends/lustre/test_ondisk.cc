@@ -24,21 +24,12 @@ const Identity kRoot{0, {0}};
 
 bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
-struct Run {
-  int code;  // exit status; -1 when killed by a signal
-  std::string out;
-};
+using Run = stor::test::CommandRun;
 
 Run stctl(const std::string& args) {
-  // exec: a signal that kills stctl reaches pclose instead of becoming the shell's exit status.
-  const std::string cmd = "exec " + std::string(STCTL_PATH) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[4096];
-  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  Run r = stor::test::run_command(std::string(STCTL_PATH) + " " + args + " 2>&1");
+  REQUIRE(r.exit_code != -2);
+  return r;
 }
 
 // A file with `size` bytes in one object on target 0 (written directly; the MDS logs the size).
@@ -337,28 +328,28 @@ TEST_CASE("stctl fsck, getstripe and cp on a file system with a stripe_size 0 re
   // Before the fix every one of these died of SIGFPE (exit status -1 here).
   Run gs = stctl("getstripe " + im.root + "/d/keep");
   INFO(gs.out);
-  CHECK(gs.code > 0);
+  CHECK(gs.exit_code > 0);
   CHECK(contains(gs.out, "Corruption"));
   Run cp = stctl("cp lustre://" + im.root + "/d/keep " + dir.path() + "/out.bin");
   INFO(cp.out);
-  CHECK(cp.code > 0);
+  CHECK(cp.exit_code > 0);
   Run check = stctl("fsck " + im.root);
   INFO(check.out);
-  CHECK(check.code == 1);
+  CHECK(check.exit_code == 1);
   CHECK(contains(check.out, "SET_LAYOUT"));
   CHECK(contains(check.out, "stripe_size"));
   Run repair = stctl("fsck --repair " + im.root);
   INFO(repair.out);
-  CHECK(repair.code == 0);
+  CHECK(repair.exit_code == 0);
   Run gs2 = stctl("getstripe " + im.root + "/victim");
   INFO(gs2.out);
-  CHECK(gs2.code == 0);
+  CHECK(gs2.exit_code == 0);
   CHECK(contains(gs2.out, "stripe_size 1M"));
   Run cp2 = stctl("cp lustre://" + im.root + "/d/keep " + dir.path() + "/out.bin");
   INFO(cp2.out);
-  CHECK(cp2.code == 0);
+  CHECK(cp2.exit_code == 0);
   CHECK(std::filesystem::file_size(dir.path() + "/out.bin") == 5000);
-  CHECK(stctl("fsck " + im.root).code == 0);
+  CHECK(stctl("fsck " + im.root).exit_code == 0);
 }
 
 // Arbitrary bytes in every metadata file: the mount returns a Status, whatever they are.
