@@ -28,11 +28,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-# Node programs used by the S3 tests and benches (versions pinned in tools/node/package.json).
+# Node programs used by the S3 tests and benches, at the exact versions of the committed
+# tools/node/package-lock.json (npm ci): resolving afresh can meet registry metadata that names
+# versions not published yet, and then fails.
 if grep -q '"dependencies": {[^}]' tools/node/package.json 2>/dev/null || \
    node -e 'process.exit(Object.keys(require("./tools/node/package.json").dependencies||{}).length?0:1)'; then
-  if [ ! -d tools/node/node_modules ] || [ tools/node/package.json -nt tools/node/node_modules ]; then
-    npm install --prefix tools/node --no-audit --no-fund --loglevel=error
+  if [ ! -d tools/node/node_modules ] || [ tools/node/package-lock.json -nt tools/node/node_modules ]; then
+    npm ci --prefix tools/node --no-audit --no-fund --loglevel=error
     touch tools/node/node_modules
   fi
 fi
