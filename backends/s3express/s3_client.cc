@@ -487,10 +487,10 @@ Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_
   }
 }
 
-Result<HttpResponse> S3Client::send_allowing_late_errors(const Request& req) {
+Result<HttpResponse> S3Client::send_allowing_late_errors(const Request& req, uint64_t work_bytes) {
   // CompleteMultipartUpload and CopyObject answer 200 first and may still fail in the body;
   // a transient <Error> there is retried like a 5xx, within one deadline.
-  const Deadline deadline = std::chrono::steady_clock::now() + budget(req.body_len);
+  const Deadline deadline = std::chrono::steady_clock::now() + budget(req.body_len + work_bytes);
   for (unsigned attempt = 0;; ++attempt) {
     STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, nullptr, 0, deadline));
     ErrorDoc err;
@@ -690,6 +690,7 @@ Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, 
                                                     const std::string& upload_id, int part_number, const char* data,
                                                     size_t len) {
   UploadedPart part;
+  part.size = len;
   Request req;
   req.op = "UploadPart";
   req.method = "PUT";
@@ -724,9 +725,11 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
                                                         const std::string& upload_id,
                                                         const std::vector<UploadedPart>& parts) {
   std::vector<std::string> etags, checksums;
+  uint64_t object_bytes = 0;
   for (const auto& p : parts) {
     etags.push_back(p.etag);
     checksums.push_back(p.checksum_crc32c);
+    object_bytes += p.size;
   }
   std::string body = build_complete_multipart_upload(etags, checksums);
   Request req;
@@ -738,7 +741,7 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.headers.emplace_back("Content-Type", "application/xml");
   req.body = body.data();
   req.body_len = body.size();
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req));
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req, object_bytes));
   return parse_complete_multipart_upload(resp.body);
 }
 
@@ -860,7 +863,8 @@ Result<std::string> S3Client::copy_object(const std::string& src_bucket, const s
   req.bucket = dst_bucket;
   req.key = dst_key;
   req.headers.emplace_back("x-amz-copy-source", "/" + uri_encode(src_bucket, true) + "/" + uri_encode(src_key, false));
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req));
+  // The source's size is not known here: the copy gets the metadata deadline.
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req, 0));
   return parse_copy_object(resp.body);
 }
 

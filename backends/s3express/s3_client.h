@@ -118,6 +118,7 @@ class S3Client {
   struct UploadedPart {
     std::string etag;
     std::string checksum_crc32c;  // base64, empty when checksums are off
+    uint64_t size = 0;            // bytes in the part: completing a large object takes the server longer
   };
   Result<UploadedPart> upload_part(const std::string& bucket, const std::string& key, const std::string& upload_id,
                                    int part_number, const char* data, size_t len);
@@ -166,7 +167,9 @@ class S3Client {
   // or `deadline` when given; non-2xx answers become Status with the S3 code and message.
   Result<HttpResponse> send(const Request& req, char* sink = nullptr, size_t sink_len = 0,
                             Deadline deadline = kNoDeadline);
-  Result<HttpResponse> send_allowing_late_errors(const Request& req);
+  // work_bytes: data the server processes beyond the request body (the object it assembles or
+  // copies); the deadline grows with it as with a data transfer.
+  Result<HttpResponse> send_allowing_late_errors(const Request& req, uint64_t work_bytes);
   Result<HttpResponse> send_once(const Request& req, char* sink, size_t sink_len, Deadline deadline, bool* retryable);
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
   Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session, Deadline deadline);

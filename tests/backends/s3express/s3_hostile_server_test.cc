@@ -466,3 +466,32 @@ TEST_CASE("s3 hostile: an endless chunk extension or trailer does not grow the r
     CHECK(growth < (64ull << 20));
   }
 }
+
+TEST_CASE("s3 hostile: completing a multipart upload gets time in proportion to the object's size") {
+  // The server assembles the object before it answers (real S3 may take minutes for a large one):
+  // 1.5 s here, past the 1 s metadata deadline but well inside the time 16 MiB of parts earn at
+  // s3.min_transfer_rate.
+  HostileServer server([](int fd, const std::atomic<bool>& stop) {
+    while (read_request_head(fd, stop)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      const std::string body =
+          "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUploadResult><Bucket>b</Bucket>"
+          "<Key>k</Key><ETag>\"0123456789abcdef0123456789abcdef-2\"</ETag></CompleteMultipartUploadResult>";
+      if (!send_all(fd, "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body))
+        return;
+    }
+  });
+  auto client = s3::test::make_client(
+      server.endpoint(), hostile_settings({{"s3.request_deadline_ms", "1000"}, {"s3.min_transfer_rate", "1M"}}));
+  REQUIRE(client);
+  const std::vector<S3Client::UploadedPart> big{{"\"e1\"", "", 8u << 20}, {"\"e2\"", "", 8u << 20}};
+  auto done = client->complete_multipart_upload("b", "k", "upload-1", big);
+  INFO(done.status().to_string());
+  CHECK(done.is_ok());
+  // Tiny parts earn almost nothing: the metadata deadline ends the wait.
+  const std::vector<S3Client::UploadedPart> tiny{{"\"e1\"", "", 10}, {"\"e2\"", "", 10}};
+  auto late = client->complete_multipart_upload("b", "k", "upload-2", tiny);
+  CHECK(late.status().code() == Code::kTimeout);
+  CHECK(late.status().message().find("deadline") != std::string::npos);
+}
