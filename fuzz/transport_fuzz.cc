@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -97,9 +98,21 @@ int connect_to(uint16_t port) {
   // Closing with a reset leaves no TIME_WAIT entry: thousands of inputs a second would otherwise
   // use up the loopback's ephemeral ports within a 30 s run and connect() would fail.
   const linger reset{1, 0};
-  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) != 0 ||
-      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
-    stor::fuzz::fail(std::string("connect to loopback: ") + std::strerror(errno));
+  if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset) != 0)
+    stor::fuzz::fail(std::string("socket: ") + std::strerror(errno));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    // libFuzzer's SIGALRM (the -timeout watchdog) can interrupt connect(); the connection then
+    // completes in the background: wait for it and take its outcome.
+    int err = errno;
+    if (err == EINTR) {
+      pollfd p{fd, POLLOUT, 0};
+      while (::poll(&p, 1, static_cast<int>(kTimeout.count())) < 0 && errno == EINTR) {
+      }
+      socklen_t len = sizeof err;
+      if (::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    }
+    if (err != 0) stor::fuzz::fail(std::string("connect to loopback: ") + std::strerror(err));
+  }
   return fd;
 }
 
@@ -109,8 +122,11 @@ size_t drain(int fd) {
   size_t total = 0;
   for (;;) {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(kTimeout.count())) <= 0) return total;
+    const int ready = ::poll(&p, 1, static_cast<int>(kTimeout.count()));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return total;
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return total;
     total += static_cast<size_t>(n);
   }
@@ -120,6 +136,7 @@ void send_all(int fd, const std::string& s) {
   size_t done = 0;
   while (done < s.size()) {
     ssize_t n = ::send(fd, s.data() + done, s.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return;  // the server hung up on a bad frame: fine
     done += static_cast<size_t>(n);
   }
