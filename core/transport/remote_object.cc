@@ -45,28 +45,27 @@ void RemoteObjectTarget::release(std::unique_ptr<Channel> ch) {
   idle_.push_back(std::move(ch));
 }
 
-Result<Reply> RemoteObjectTarget::call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload,
-                                       std::span<std::byte> reply) {
+template <typename Fn>
+auto RemoteObjectTarget::on_channel(Fn&& fn) -> decltype(fn(std::declval<Channel&>())) {
   for (bool fresh = false;; fresh = true) {
     bool reused = false;
     STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
-    auto r = ch->call(static_cast<uint16_t>(op), encode_object_call(c), payload, reply);
+    auto r = fn(*ch);
     release(std::move(ch));
     if (!r && !fresh && retry_fresh(reused, r.status())) continue;
     return r;
   }
 }
 
+Result<Reply> RemoteObjectTarget::call(ObjectOp op, const ObjectCall& c, std::span<const std::byte> payload,
+                                       std::span<std::byte> reply) {
+  return on_channel(
+      [&](Channel& ch) { return ch.call(static_cast<uint16_t>(op), encode_object_call(c), payload, reply); });
+}
+
 Result<size_t> RemoteObjectTarget::read(const std::string& object, void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(validate_object_name(object));
-  for (bool fresh = false;; fresh = true) {
-    bool reused = false;
-    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
-    auto r = read_on(*ch, object, buf, len, offset);
-    release(std::move(ch));
-    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
-    return r;
-  }
+  return on_channel([&](Channel& ch) { return read_on(ch, object, buf, len, offset); });
 }
 
 Result<size_t> RemoteObjectTarget::read_on(Channel& ch_ref, const std::string& object, void* buf, size_t len,
@@ -98,14 +97,7 @@ Result<size_t> RemoteObjectTarget::read_on(Channel& ch_ref, const std::string& o
 
 Result<size_t> RemoteObjectTarget::write(const std::string& object, const void* buf, size_t len, uint64_t offset) {
   STOR_RETURN_IF_ERROR(validate_object_name(object));
-  for (bool fresh = false;; fresh = true) {
-    bool reused = false;
-    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
-    auto r = write_on(*ch, object, buf, len, offset);
-    release(std::move(ch));
-    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
-    return r;
-  }
+  return on_channel([&](Channel& ch) { return write_on(ch, object, buf, len, offset); });
 }
 
 Result<size_t> RemoteObjectTarget::write_on(Channel& ch_ref, const std::string& object, const void* buf, size_t len,
@@ -165,14 +157,7 @@ Status RemoteObjectTarget::remove(const std::string& object) {
 }
 
 Result<std::vector<ObjectEntry>> RemoteObjectTarget::list() {
-  for (bool fresh = false;; fresh = true) {
-    bool reused = false;
-    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
-    auto r = list_on(*ch);
-    release(std::move(ch));
-    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
-    return r;
-  }
+  return on_channel([&](Channel& ch) { return list_on(ch); });
 }
 
 Result<std::vector<ObjectEntry>> RemoteObjectTarget::list_on(Channel& ch_ref) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/task_pool.h"
@@ -57,6 +58,9 @@ class RemoteObjectTarget {
   // pooled channel the server closed just as it was reused fails with Unavailable before the
   // server did anything (the server drops only idle connections, never one inside a request).
   static bool retry_fresh(bool reused, const Status& s) { return reused && s.code() == Code::kUnavailable; }
+  // Runs fn(channel) on a pooled channel, and once more on a fresh one when retry_fresh says so.
+  template <typename Fn>
+  auto on_channel(Fn&& fn) -> decltype(fn(std::declval<Channel&>()));
   // The operations on one channel.
   Result<size_t> read_on(Channel& ch, const std::string& object, void* buf, size_t len, uint64_t offset);
   Result<size_t> write_on(Channel& ch, const std::string& object, const void* buf, size_t len, uint64_t offset);
