@@ -12,9 +12,9 @@
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/wal.h"
-#include "core/tiering/journal.h"
-#include "core/transport/object_protocol.h"
-#include "core/transport/wire.h"
+#include "backends/tier/journal.h"
+#include "net/object_protocol.h"
+#include "net/wire.h"
 #include "fuzz/fuzz_util.h"
 
 namespace fsys = std::filesystem;

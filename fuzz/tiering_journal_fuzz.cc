@@ -1,4 +1,4 @@
-// The tiering journal (core/tiering/journal.h): dir/checkpoint and dir/journal are loaded by
+// The tiering journal (backends/tier/journal.h): dir/checkpoint and dir/journal are loaded by
 // Journal::open from whatever is on disk. The input is split at the first "\n--\n" into the
 // checkpoint and the journal. Bit 0 of the first byte: the harness puts the right CRC in front
 // of each line (so the record parser is reached), else the bytes are written as they are.
@@ -9,7 +9,7 @@
 #include <map>
 #include <string>
 
-#include "core/tiering/journal.h"
+#include "backends/tier/journal.h"
 #include "fuzz/fuzz_util.h"
 
 using namespace stor::tiering::internal;

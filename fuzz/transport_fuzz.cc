@@ -1,4 +1,4 @@
-// Transport frames and object-protocol control bytes (core/transport/wire.h, object_protocol.h,
+// Transport frames and object-protocol control bytes (net/wire.h, object_protocol.h,
 // object_service.h). First byte, low two bits:
 //   0  the decoders alone: frame header, object call, listing, stat reply (with round trips)
 //   1  server side: the bytes are sent on a TCP connection to a real Listener serving an
@@ -23,10 +23,10 @@
 #include <thread>
 #include <vector>
 
-#include "core/transport/object_protocol.h"
-#include "core/transport/object_service.h"
-#include "core/transport/transport.h"
-#include "core/transport/wire.h"
+#include "net/object_protocol.h"
+#include "net/object_service.h"
+#include "net/transport.h"
+#include "net/wire.h"
 #include "fuzz/fuzz_util.h"
 #include "stor/engine.h"
 

@@ -9,7 +9,7 @@
 #include "backends/s3express/http_client.h"
 #include "backends/s3express/s3_backend.h"
 #include "backends/s3express/s3_client.h"
-#include "core/transport/transport.h"
+#include "net/transport.h"
 #include "fuzz/fuzz_util.h"
 #include "stor/backend.h"
 

@@ -10,7 +10,7 @@
 #include "backends/lustre/layout_driver.h"
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/wal.h"
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 
 namespace stor::lustre {
 

@@ -14,7 +14,7 @@
 
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 #include "stor/status.h"
 
 namespace stor::lustre {

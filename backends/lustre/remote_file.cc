@@ -10,7 +10,7 @@
 
 #include "backends/lustre/layout.h"
 #include "backends/lustre/striped_file.h"
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 
 namespace stor::lustre {
 

@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "backends/lustre/lustre_admin.h"
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 #include "stor/engine.h"
 #include "stor/store.h"
-#include "tests/core/transport/target_process.h"
+#include "tests/net/target_process.h"
 #include "tests/test_util.h"
 
 using namespace stor;

@@ -14,7 +14,7 @@
 // backend). Dirty blocks are never evicted; they reach the backend on sync(), close(), truncate(),
 // or when a file's dirty bytes pass max_dirty_bytes. Nothing is durable before sync() returns OK.
 //
-// Consistency rule (tested in tests/core/cache):
+// Consistency rule (tested in tests/cache):
 //  - Within one caching backend (one process), all handles of the same URI share the same blocks:
 //    a write through one handle is visible to a read through any other handle as soon as the
 //    write call returns, before any flush.

@@ -13,8 +13,8 @@
 #include <cstring>
 #include <string>
 
-#include "core/transport/object_service.h"
-#include "core/transport/transport.h"
+#include "net/object_service.h"
+#include "net/transport.h"
 #include "stor/engine.h"
 
 namespace {

@@ -9,10 +9,10 @@
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 #include "stor/store.h"
 #include "test_util.h"
-#include "tests/core/transport/target_process.h"
+#include "tests/net/target_process.h"
 
 using namespace stor;
 using namespace stor::lustre;

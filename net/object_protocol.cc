@@ -1,6 +1,6 @@
-#include "core/transport/object_protocol.h"
+#include "net/object_protocol.h"
 
-#include "core/transport/wire.h"
+#include "net/wire.h"
 
 namespace stor::transport {
 

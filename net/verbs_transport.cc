@@ -24,10 +24,10 @@
 #include <random>
 #include <vector>
 
-#include "core/transport/acceptor.h"
-#include "core/transport/socket_io.h"
-#include "core/transport/transport_internal.h"
-#include "core/transport/wire.h"
+#include "net/acceptor.h"
+#include "net/socket_io.h"
+#include "net/transport_internal.h"
+#include "net/wire.h"
 
 namespace stor::transport {
 

@@ -1,4 +1,4 @@
-#include "core/transport/acceptor.h"
+#include "net/acceptor.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <system_error>
 
-#include "core/transport/socket_io.h"
+#include "net/socket_io.h"
 
 namespace stor::transport {
 

@@ -1,7 +1,7 @@
 #include <charconv>
 
-#include "core/transport/transport.h"
-#include "core/transport/transport_internal.h"
+#include "net/transport.h"
+#include "net/transport_internal.h"
 
 namespace stor::transport {
 

@@ -13,12 +13,12 @@
 #include <random>
 #include <thread>
 
-#include "core/transport/object_protocol.h"
-#include "core/transport/remote_object.h"
-#include "core/transport/socket_io.h"
-#include "core/transport/transport.h"
-#include "core/transport/wire.h"
-#include "tests/core/transport/target_process.h"
+#include "net/object_protocol.h"
+#include "net/remote_object.h"
+#include "net/socket_io.h"
+#include "net/transport.h"
+#include "net/wire.h"
+#include "tests/net/target_process.h"
 #include "test_util.h"
 
 using namespace stor;

@@ -1,4 +1,4 @@
-#include "core/transport/socket_io.h"
+#include "net/socket_io.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

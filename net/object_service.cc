@@ -1,4 +1,4 @@
-#include "core/transport/object_service.h"
+#include "net/object_service.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/transport/wire.h"
+#include "net/wire.h"
 
 namespace stor::transport {
 

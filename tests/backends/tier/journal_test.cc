@@ -9,7 +9,7 @@
 #include <map>
 #include <random>
 
-#include "core/tiering/journal.h"
+#include "backends/tier/journal.h"
 #include "stor/store.h"
 #include "stor/tiering.h"
 #include "test_util.h"

@@ -1,9 +1,9 @@
-#include "core/transport/wire.h"
+#include "net/wire.h"
 
 #include <cstdio>
 #include <cstring>
 
-#include "core/transport/transport.h"
+#include "net/transport.h"
 
 namespace stor::transport {
 

@@ -3,8 +3,8 @@
 
 #include <memory>
 
-#include "core/transport/transport.h"
-#include "core/transport/wire.h"
+#include "net/transport.h"
+#include "net/wire.h"
 
 namespace stor::transport {
 

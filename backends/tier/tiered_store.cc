@@ -1,6 +1,6 @@
 // The tiered store: records (journal.h) say where each file's bytes are; the fast backend holds
 // dirty and cached files under fast_root, the cold tier (cold_tier.h) everything else.
-#include "core/tiering/tiered_store.h"
+#include "backends/tier/tiered_store.h"
 
 #include <algorithm>
 #include <chrono>
@@ -11,8 +11,8 @@
 #include <optional>
 #include <thread>
 
-#include "core/tiering/cold_tier.h"
-#include "core/tiering/journal.h"
+#include "backends/tier/cold_tier.h"
+#include "backends/tier/journal.h"
 
 namespace stor::tiering {
 

@@ -11,7 +11,7 @@
 #include <map>
 #include <mutex>
 
-#include "core/tiering/tiered_store.h"
+#include "backends/tier/tiered_store.h"
 #include "stor/tiering.h"
 
 namespace stor::tiering {

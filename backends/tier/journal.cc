@@ -1,4 +1,4 @@
-#include "core/tiering/journal.h"
+#include "backends/tier/journal.h"
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -14,7 +14,7 @@
 #include <sstream>
 #include <vector>
 
-#include "core/tiering/tiered_store.h"
+#include "backends/tier/tiered_store.h"
 
 namespace stor::tiering::internal {
 namespace {

@@ -12,8 +12,8 @@
 #include <string_view>
 #include <vector>
 
-#include "core/transport/object_protocol.h"
-#include "core/transport/transport.h"
+#include "net/object_protocol.h"
+#include "net/transport.h"
 #include "stor/engine.h"
 
 namespace stor::transport {

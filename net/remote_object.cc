@@ -1,4 +1,4 @@
-#include "core/transport/remote_object.h"
+#include "net/remote_object.h"
 
 #include <future>
 

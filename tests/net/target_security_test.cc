@@ -17,14 +17,14 @@
 #include <sstream>
 #include <thread>
 
-#include "core/transport/object_protocol.h"
-#include "core/transport/object_service.h"
-#include "core/transport/remote_object.h"
-#include "core/transport/socket_io.h"
-#include "core/transport/transport.h"
-#include "core/transport/wire.h"
+#include "net/object_protocol.h"
+#include "net/object_service.h"
+#include "net/remote_object.h"
+#include "net/socket_io.h"
+#include "net/transport.h"
+#include "net/wire.h"
 #include "stor/engine.h"
-#include "tests/core/transport/target_process.h"
+#include "tests/net/target_process.h"
 #include "test_util.h"
 
 using namespace stor;

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "core/task_pool.h"
-#include "core/transport/object_protocol.h"
-#include "core/transport/transport.h"
+#include "net/object_protocol.h"
+#include "net/transport.h"
 #include "stor/engine.h"
 
 namespace stor::transport {

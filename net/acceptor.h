@@ -19,7 +19,7 @@
 #include <string>
 #include <thread>
 
-#include "core/transport/transport.h"
+#include "net/transport.h"
 
 namespace stor::transport {
 

@@ -1,9 +1,9 @@
-#include "core/tiering/cold_tier.h"
+#include "backends/tier/cold_tier.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "core/tiering/journal.h"
+#include "backends/tier/journal.h"
 
 #ifdef STOR_TIERING_WITH_S3
 #include "backends/s3express/s3_backend.h"
