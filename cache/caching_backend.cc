@@ -285,7 +285,7 @@ class CachedFile final : public BackendFile {
 
  private:
   Status check_open() const {
-    if (!inner_) return {Code::kInvalidArgument, "cached file " + uri_.to_string() + " is closed"};
+    if (!inner_) return Status::InvalidArgument("cached file " + uri_.to_string() + " is closed");
     return {};
   }
 
@@ -408,7 +408,7 @@ class CachedFile final : public BackendFile {
 
   Result<size_t> write_blocking(const char* src, size_t len, uint64_t offset) {
     STOR_RETURN_IF_ERROR(check_open());
-    if (!writable_) return Status(Code::kPermissionDenied, uri_.to_string() + " was not opened for writing");
+    if (!writable_) return Status::PermissionDenied(uri_.to_string() + " was not opened for writing");
     const uint64_t bs = cache_->opts().block_size;
     bool need_flush = false;
     {
@@ -471,14 +471,14 @@ class CachedFile final : public BackendFile {
       }
     }
     if (!writable_)
-      return {Code::kPermissionDenied, uri_.to_string() + ": dirty cached blocks need a handle opened for writing"};
+      return Status::PermissionDenied(uri_.to_string() + ": dirty cached blocks need a handle opened for writing");
     Status first_error;
     std::vector<Piece*> written;
     for (auto& p : pieces) {
       auto n = inner_->write(p.bytes.data(), p.bytes.size(), p.offset);
       if (!n.is_ok() || *n != p.bytes.size()) {
         if (first_error.is_ok())
-          first_error = n.is_ok() ? Status(Code::kIoError, "short write-back to " + uri_.to_string()) : n.status();
+          first_error = n.is_ok() ? Status::IoError("short write-back to " + uri_.to_string()) : n.status();
         continue;
       }
       written.push_back(&p);
@@ -621,12 +621,12 @@ class CachingBackendImpl final : public CachingBackend {
 }  // namespace
 
 Result<std::shared_ptr<CachingBackend>> make_caching_backend(std::shared_ptr<Backend> inner, CacheOptions opts) {
-  if (!inner) return Status(Code::kInvalidArgument, "caching backend: no inner backend");
+  if (!inner) return Status::InvalidArgument("caching backend: no inner backend");
   if (opts.block_size == 0 || opts.capacity_bytes < opts.block_size)
-    return Status(Code::kInvalidArgument, "caching backend: capacity_bytes must hold at least one block (block_size " +
+    return Status::InvalidArgument("caching backend: capacity_bytes must hold at least one block (block_size " +
                                               std::to_string(opts.block_size) + ")");
   if (opts.protected_fraction < 0 || opts.protected_fraction > 1)
-    return Status(Code::kInvalidArgument, "caching backend: protected_fraction must be within [0, 1]");
+    return Status::InvalidArgument("caching backend: protected_fraction must be within [0, 1]");
   return std::shared_ptr<CachingBackend>(std::make_shared<CachingBackendImpl>(std::move(inner), opts));
 }
 

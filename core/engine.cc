@@ -79,11 +79,11 @@ EngineStats EngineBase::stats() const {
 }
 
 Status validate_request(const IoRequest& req) {
-  if (req.fd < 0) return {Code::kInvalidArgument, "I/O request on a closed or invalid file descriptor"};
+  if (req.fd < 0) return Status::InvalidArgument("I/O request on a closed or invalid file descriptor");
   if ((req.op == IoOp::kRead || req.op == IoOp::kWrite) && req.buf == nullptr && req.len > 0)
-    return {Code::kInvalidArgument, "I/O request with a null buffer"};
+    return Status::InvalidArgument("I/O request with a null buffer");
   if (req.offset > static_cast<uint64_t>(INT64_MAX) || req.len > static_cast<size_t>(INT64_MAX) - req.offset)
-    return {Code::kInvalidArgument, "I/O request offset/length overflow"};
+    return Status::InvalidArgument("I/O request offset/length overflow");
   return {};
 }
 
@@ -97,11 +97,11 @@ Result<std::unique_ptr<IoEngine>> IoEngine::create(const EngineOptions& opts) {
     if (want == "io_uring") kind = EngineKind::kIoUring;
     else if (want == "threadpool") kind = EngineKind::kThreadPool;
     else if (!want.empty() && want != "auto")
-      return Status(Code::kInvalidArgument, "STOR_ENGINE must be io_uring, threadpool or auto, not '" + std::string(want) + "'");
+      return Status::InvalidArgument("STOR_ENGINE must be io_uring, threadpool or auto, not '" + std::string(want) + "'");
   }
   if (kind == EngineKind::kAuto) kind = io_uring_available() ? EngineKind::kIoUring : EngineKind::kThreadPool;
   if (opts.queue_depth == 0 || opts.queue_depth > 32768)
-    return Status(Code::kInvalidArgument, "queue_depth must be in 1..32768");
+    return Status::InvalidArgument("queue_depth must be in 1..32768");
   if (kind == EngineKind::kIoUring) return internal::UringEngine::create(opts);
   return std::unique_ptr<IoEngine>(new internal::ThreadPoolEngine(opts));
 }

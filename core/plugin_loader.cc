@@ -135,16 +135,16 @@ std::mutex g_mu;
 std::set<std::string> g_loaded;  // canonical paths already registered
 
 Status check_ops(const stor_plugin_ops* ops, const std::string& origin) {
-  if (!ops) return {Code::kInvalidArgument, origin + ": stor_plugin_init returned no ops table"};
+  if (!ops) return Status::InvalidArgument(origin + ": stor_plugin_init returned no ops table");
   if (ops->abi_version != STOR_PLUGIN_ABI_VERSION)
-    return {Code::kUnsupported, origin + ": plugin ABI version " + std::to_string(ops->abi_version) +
-                                    ", host speaks " + std::to_string(STOR_PLUGIN_ABI_VERSION)};
+    return Status::Unsupported(origin + ": plugin ABI version " + std::to_string(ops->abi_version) +
+                                    ", host speaks " + std::to_string(STOR_PLUGIN_ABI_VERSION));
   if (ops->struct_size < sizeof(stor_plugin_ops))
-    return {Code::kUnsupported, origin + ": plugin ops table is smaller than this host expects"};
-  if (!ops->scheme || !*ops->scheme) return {Code::kInvalidArgument, origin + ": plugin declares no scheme"};
+    return Status::Unsupported(origin + ": plugin ops table is smaller than this host expects");
+  if (!ops->scheme || !*ops->scheme) return Status::InvalidArgument(origin + ": plugin declares no scheme");
   bool complete = ops->create && ops->destroy && ops->open && ops->pread && ops->pwrite && ops->sync &&
                   ops->truncate && ops->fstat && ops->close && ops->stat && ops->list && ops->remove && ops->mkdir;
-  if (!complete) return {Code::kInvalidArgument, origin + ": plugin ops table has null entries"};
+  if (!complete) return Status::InvalidArgument(origin + ": plugin ops table has null entries");
   return {};
 }
 
@@ -168,22 +168,22 @@ Status register_plugin_ops(const stor_plugin_ops* ops, const std::string& origin
 Status load_plugin(const std::string& path) {
   std::error_code ec;
   auto canonical = std::filesystem::canonical(path, ec);
-  if (ec) return {Code::kNotFound, "plugin " + path + ": " + ec.message()};
+  if (ec) return Status::NotFound("plugin " + path + ": " + ec.message());
   std::lock_guard lk(g_mu);
   if (g_loaded.count(canonical.string())) return {};
   // RTLD_NODELETE: backends created from it may outlive any handle we keep.
   void* lib = dlopen(canonical.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
-  if (!lib) return {Code::kInvalidArgument, std::string("dlopen ") + path + ": " + dlerror()};
+  if (!lib) return Status::InvalidArgument(std::string("dlopen ") + path + ": " + dlerror());
   auto init = reinterpret_cast<stor_plugin_init_fn>(dlsym(lib, "stor_plugin_init"));
   if (!init) {
     dlclose(lib);
-    return {Code::kInvalidArgument, path + " is not a stor plugin (no stor_plugin_init symbol)"};
+    return Status::InvalidArgument(path + " is not a stor plugin (no stor_plugin_init symbol)");
   }
   const stor_plugin_ops* ops = nullptr;
   int rc = init(STOR_PLUGIN_ABI_VERSION, &ops);
   if (rc != 0) {
     dlclose(lib);
-    return {Code::kUnsupported, path + ": stor_plugin_init failed with code " + std::to_string(rc)};
+    return Status::Unsupported(path + ": stor_plugin_init failed with code " + std::to_string(rc));
   }
   Status s = register_plugin_ops(ops, path);
   if (!s.is_ok()) {
@@ -201,7 +201,7 @@ Status load_plugin_dir(const std::string& dir) {
     auto name = entry.path().filename().string();
     if (name.rfind("lib", 0) == 0 && entry.path().extension() == ".so") libs.push_back(entry.path().string());
   }
-  if (ec) return {Code::kNotFound, "plugin directory " + dir + ": " + ec.message()};
+  if (ec) return Status::NotFound("plugin directory " + dir + ": " + ec.message());
   std::sort(libs.begin(), libs.end());
   for (auto& lib : libs) STOR_RETURN_IF_ERROR(load_plugin(lib));
   return {};

@@ -31,8 +31,8 @@ BackendRegistry& BackendRegistry::global() {
 Status BackendRegistry::add(std::string scheme, BackendFactory factory) {
   auto& s = state();
   std::lock_guard lk(s.mu);
-  if (scheme.empty()) return {Code::kInvalidArgument, "backend scheme must not be empty"};
-  if (s.factories.count(scheme)) return {Code::kAlreadyExists, "a backend for scheme '" + scheme + "' is already registered"};
+  if (scheme.empty()) return Status::InvalidArgument("backend scheme must not be empty");
+  if (s.factories.count(scheme)) return Status::AlreadyExists("a backend for scheme '" + scheme + "' is already registered");
   s.factories.emplace(std::move(scheme), std::move(factory));
   return {};
 }
@@ -44,7 +44,7 @@ Result<BackendFactory> BackendRegistry::find(std::string_view scheme) const {
   if (it == s.factories.end()) {
     std::string known;
     for (auto& [name, f] : s.factories) known += (known.empty() ? "" : ", ") + name;
-    return Status(Code::kNotFound, "unknown URI scheme '" + std::string(scheme) + "' (known: " + known + ")");
+    return Status::NotFound("unknown URI scheme '" + std::string(scheme) + "' (known: " + known + ")");
   }
   return it->second;
 }

@@ -107,7 +107,7 @@ Result<std::vector<ProcessStats>> read_published_stats(const std::string& dir) {
     }
     ::munmap(p, sizeof(internal::StatsPage));
   }
-  if (ec) return Status(Code::kNotFound, "stats directory " + dir + ": " + ec.message());
+  if (ec) return Status::NotFound("stats directory " + dir + ": " + ec.message());
   return out;
 }
 

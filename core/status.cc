@@ -70,6 +70,19 @@ Status Status::from_errno(int err, std::string_view context) {
   return {code_of_errno(err), std::move(msg)};
 }
 
+Status Status::with_context(std::string_view prefix) const {
+  if (is_ok()) return *this;
+  std::string msg(prefix);
+  msg += ": ";
+  msg += message_;
+  return {code_, std::move(msg)};
+}
+
+Status Status::with_suffix(std::string_view suffix) const {
+  if (is_ok()) return *this;
+  return {code_, message_ + std::string(suffix)};
+}
+
 std::string Status::to_string() const {
   if (is_ok()) return "OK";
   std::string s(code_name(code_));

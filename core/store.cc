@@ -49,7 +49,7 @@ File::~File() {
 }
 
 Status File::check_open() const {
-  if (!impl_) return {Code::kInvalidArgument, "file is not open"};
+  if (!impl_) return Status::InvalidArgument("file is not open");
   return {};
 }
 
@@ -63,8 +63,8 @@ Result<size_t> File::read(void* buf, size_t len, uint64_t offset) {
 Status File::read_exact(void* buf, size_t len, uint64_t offset) {
   STOR_ASSIGN_OR_RETURN(size_t n, read(buf, len, offset));
   if (n != len)
-    return {Code::kOutOfRange, "read of " + std::to_string(len) + " bytes at offset " + std::to_string(offset) +
-                                   " of " + uri_.to_string() + " got only " + std::to_string(n) + " (end of file)"};
+    return Status::OutOfRange("read of " + std::to_string(len) + " bytes at offset " + std::to_string(offset) +
+                                   " of " + uri_.to_string() + " got only " + std::to_string(n) + " (end of file)");
   return {};
 }
 
@@ -196,8 +196,8 @@ Status Store::rename(std::string_view from, std::string_view to) {
   STOR_ASSIGN_OR_RETURN(Uri a, Uri::parse(from));
   STOR_ASSIGN_OR_RETURN(Uri b, Uri::parse(to));
   if (a.scheme != b.scheme || a.authority != b.authority)
-    return {Code::kInvalidArgument, "rename across backends (" + a.scheme + "://" + a.authority + " -> " + b.scheme +
-                                        "://" + b.authority + ") is a copy: use stctl cp"};
+    return Status::InvalidArgument("rename across backends (" + a.scheme + "://" + a.authority + " -> " + b.scheme +
+                                        "://" + b.authority + ") is a copy: use stctl cp");
   STOR_ASSIGN_OR_RETURN(auto backend_ptr, backend(a));
   return backend_ptr->rename(a, b);
 }

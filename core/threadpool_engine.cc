@@ -44,7 +44,7 @@ void ThreadPoolEngine::execute(IoRequest& r) {
     }
     if (n == 0) {
       if (r.op == IoOp::kWrite) {
-        complete(r, Status(Code::kIoError, "write made no progress (device full?)"));
+        complete(r, Status::IoError("write made no progress (device full?)"));
         return;
       }
       break;  // end of file

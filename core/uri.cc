@@ -5,9 +5,9 @@
 namespace stor {
 
 Result<Uri> Uri::parse(std::string_view text) {
-  if (text.empty()) return Status(Code::kInvalidArgument, "empty URI");
+  if (text.empty()) return Status::InvalidArgument("empty URI");
   if (text.find('\0') != std::string_view::npos)
-    return Status(Code::kInvalidArgument, "URI contains a NUL byte");
+    return Status::InvalidArgument("URI contains a NUL byte");
   Uri u;
   auto colon = text.find(':');
   bool has_scheme = colon != std::string_view::npos && colon > 0 &&
@@ -21,12 +21,11 @@ Result<Uri> Uri::parse(std::string_view text) {
   for (char c : scheme) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '+' || c == '-' || c == '.';
-    if (!ok) return Status(Code::kInvalidArgument, "bad URI scheme '" + std::string(scheme) + "'");
+    if (!ok) return Status::InvalidArgument("bad URI scheme '" + std::string(scheme) + "'");
   }
   std::string_view rest = text.substr(colon + 1);
   if (rest.substr(0, 2) != "//")
-    return Status(Code::kInvalidArgument,
-                  "URI '" + std::string(text) + "' lacks '//' after the scheme (want scheme://authority/path)");
+    return Status::InvalidArgument("URI '" + std::string(text) + "' lacks '//' after the scheme (want scheme://authority/path)");
   rest.remove_prefix(2);
   auto slash = rest.find('/');
   u.scheme = std::string(scheme);
@@ -39,7 +38,7 @@ Result<Uri> Uri::parse(std::string_view text) {
     u.path = std::string(rest.substr(slash));  // keeps the leading '/'
   }
   if (u.authority.empty() && u.path.empty())
-    return Status(Code::kInvalidArgument, "URI '" + std::string(text) + "' has no path");
+    return Status::InvalidArgument("URI '" + std::string(text) + "' has no path");
   return u;
 }
 

@@ -151,7 +151,7 @@ void UringEngine::submit(std::span<IoRequest> batch) {
                         static_cast<char*>(registered_[idx].iov_base) + registered_[idx].iov_len;
       if (!inside) {
         lk.unlock();
-        reject(r, {Code::kInvalidArgument, "buffer is not inside registered buffer " + std::to_string(r.buf_index)});
+        reject(r, Status::InvalidArgument("buffer is not inside registered buffer " + std::to_string(r.buf_index)));
         lk.lock();
         continue;
       }
@@ -186,8 +186,8 @@ Status UringEngine::register_buffers(std::span<const struct iovec> bufs) {
 
 Result<int> UringEngine::register_file(int fd) {
   std::lock_guard lk(sq_mu_);
-  if (!file_table_) return Status(Code::kUnsupported, "io_uring: kernel has no sparse fixed-file table");
-  if (free_slots_.empty()) return Status(Code::kBusy, "io_uring: all " + std::to_string(kFileSlots) + " fixed-file slots in use");
+  if (!file_table_) return Status::Unsupported("io_uring: kernel has no sparse fixed-file table");
+  if (free_slots_.empty()) return Status::Busy("io_uring: all " + std::to_string(kFileSlots) + " fixed-file slots in use");
   int slot = free_slots_.back();
   int rc = io_uring_register_files_update(&ring_, static_cast<unsigned>(slot), &fd, 1);
   if (rc < 0) return Status::from_errno(-rc, "io_uring_register_files_update");
@@ -222,7 +222,7 @@ void UringEngine::finish(Op* op, int res) {
     return;
   }
   if (transfer && r.op == IoOp::kWrite && op->done_bytes < r.len) {
-    complete(r, Status(Code::kIoError, "write made no progress (device full?)"));
+    complete(r, Status::IoError("write made no progress (device full?)"));
   } else {
     complete(r, op->done_bytes);
   }

@@ -55,7 +55,7 @@ class IoBatch {
     file_.write_async(data, static_cast<size_t>(len), static_cast<uint64_t>(off), [=, this](Result<size_t> r) {
       if (!r.is_ok()) return end(r.status());
       auto n = static_cast<int64_t>(*r);
-      if (n == 0) return end(Status(Code::kIoError, "write made no progress at offset " + std::to_string(off)));
+      if (n == 0) return end(Status::IoError("write made no progress at offset " + std::to_string(off)));
       if (n < len) submit_write(data + n, len - n, off + n);  // short write: continue
       end(Status::ok());
     });
@@ -246,7 +246,7 @@ Path choose_path(const StorFile& f, const std::vector<Block>& segments, bool fai
 }
 
 Status no_handle(const StorFile& f) {
-  return {Code::kInternal, "collective I/O: aggregator rank " + std::to_string(f.rank) + " has no handle on " + f.uri};
+  return Status::Internal("collective I/O: aggregator rank " + std::to_string(f.rank) + " has no handle on " + f.uri);
 }
 
 }  // namespace

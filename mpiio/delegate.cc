@@ -29,7 +29,7 @@ Result<int64_t> serve(StorFile& f, DelegatedOp op, const std::vector<Block>& seg
       return static_cast<int64_t>(*sz);
     }
   }
-  return Status(Code::kInvalidArgument, "unknown delegated operation");
+  return Status::InvalidArgument("unknown delegated operation");
 }
 
 void service_loop(StorFile* f) {
@@ -85,8 +85,7 @@ void stop_delegation(StorFile& f) {
 
 Result<int64_t> delegate(StorFile& f, DelegatedOp op, const std::vector<Block>& segments, char* stream, int64_t bytes) {
   if (f.service_comm == MPI_COMM_NULL)
-    return Status(Code::kUnsupported,
-                  "rank " + std::to_string(f.rank) + " has no handle on " + f.uri +
+    return Status::Unsupported("rank " + std::to_string(f.rank) + " has no handle on " + f.uri +
                       " (the backend admits one process per file system, here rank " +
                       std::to_string(f.io_ranks.front()) +
                       ") and delegation is off (MPI is not MPI_THREAD_MULTIPLE or STOR_MPIIO_DELEGATION=0); "

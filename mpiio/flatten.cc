@@ -90,7 +90,7 @@ Status append_subarray(int ndims, const int* sizes, const int* subsizes, const i
 }
 
 Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth) {
-  if (depth > 64) return {Code::kUnsupported, "datatype nesting deeper than 64 levels"};
+  if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
   int ni = 0, na = 0, nd = 0, combiner = 0;
   PMPI_Type_get_envelope(type, &ni, &na, &nd, &combiner);
   if (combiner == MPI_COMBINER_NAMED) {
@@ -99,7 +99,7 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int dept
     PMPI_Type_get_true_extent_x(type, &tlb, &textent);
     // Pair types such as MPI_SHORT_INT have interior padding we cannot see from here.
     if (info.size != textent)
-      return {Code::kUnsupported, "predefined datatype with interior padding (e.g. MPI_SHORT_INT) in a file view"};
+      return Status::Unsupported("predefined datatype with interior padding (e.g. MPI_SHORT_INT) in a file view");
     push_block(out, base + tlb, info.size);
     return Status::ok();
   }
@@ -156,7 +156,7 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int dept
       break;
     }
     default:
-      s = Status(Code::kUnsupported, "datatype constructor " + std::to_string(combiner) +
+      s = Status::Unsupported("datatype constructor " + std::to_string(combiner) +
                                          " (e.g. MPI_Type_create_darray) is not supported in stor file views");
   }
   free_contents_types(types);
@@ -166,7 +166,7 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int dept
 }  // namespace
 
 Status flatten(MPI_Datatype type, FlatType* out) {
-  if (type == MPI_DATATYPE_NULL) return {Code::kInvalidArgument, "MPI_DATATYPE_NULL"};
+  if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL");
   TypeInfo info = type_info(type);
   out->blocks.clear();
   out->size = info.size;

@@ -135,11 +135,11 @@ void choose_aggregators(StorFile* f, int stripe_count) {
 
 Status check_amode(int amode) {
   int access = (amode & MPI_MODE_RDONLY ? 1 : 0) + (amode & MPI_MODE_WRONLY ? 1 : 0) + (amode & MPI_MODE_RDWR ? 1 : 0);
-  if (access != 1) return {Code::kInvalidArgument, "amode needs exactly one of MPI_MODE_RDONLY, MPI_MODE_WRONLY, MPI_MODE_RDWR"};
+  if (access != 1) return Status::InvalidArgument("amode needs exactly one of MPI_MODE_RDONLY, MPI_MODE_WRONLY, MPI_MODE_RDWR");
   if ((amode & MPI_MODE_RDONLY) && (amode & (MPI_MODE_CREATE | MPI_MODE_EXCL)))
-    return {Code::kInvalidArgument, "MPI_MODE_RDONLY cannot be combined with MPI_MODE_CREATE or MPI_MODE_EXCL"};
+    return Status::InvalidArgument("MPI_MODE_RDONLY cannot be combined with MPI_MODE_CREATE or MPI_MODE_EXCL");
   if ((amode & MPI_MODE_RDWR) && (amode & MPI_MODE_SEQUENTIAL))
-    return {Code::kInvalidArgument, "MPI_MODE_RDWR cannot be combined with MPI_MODE_SEQUENTIAL"};
+    return Status::InvalidArgument("MPI_MODE_RDWR cannot be combined with MPI_MODE_SEQUENTIAL");
   return Status::ok();
 }
 
@@ -232,7 +232,7 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
     auto st = store();
     auto uri = Uri::parse(f->uri);
     if (!st.is_ok()) s = st.status();
-    else if (!uri.is_ok()) s = Status(uri.status().code(), uri.status().message() + " (in '" + f->name + "')");
+    else if (!uri.is_ok()) s = uri.status().with_suffix(" (in '" + f->name + "')");
     else s = apply_striping_hints(**st, *uri, f->uri, amode, f->hints);
     if (s.is_ok()) {
       uint32_t flags = access_flags(amode);
@@ -325,8 +325,8 @@ struct MemoryLayout {
 };
 
 Status memory_layout(int count, MPI_Datatype type, MemoryLayout* m) {
-  if (count < 0) return {Code::kInvalidArgument, "negative count"};
-  if (type == MPI_DATATYPE_NULL) return {Code::kInvalidArgument, "MPI_DATATYPE_NULL as buffer type"};
+  if (count < 0) return Status::InvalidArgument("negative count");
+  if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL as buffer type");
   STOR_RETURN_IF_ERROR(flatten(type, &m->flat));
   m->count = count;
   m->bytes = m->flat.size * count;
@@ -387,14 +387,14 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
            bool collective, int64_t* moved_bytes = nullptr) {
   Status s;
   MemoryLayout mem;
-  if (offset < 0) s = Status(Code::kInvalidArgument, "negative file offset");
-  else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_RDONLY");
-  else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_WRONLY");
+  if (offset < 0) s = Status::InvalidArgument("negative file offset");
+  else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_RDONLY");
+  else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_WRONLY");
   else s = memory_layout(count, type, &mem);
   if (s.is_ok() && mem.bytes > 0 && f->view.flat.size == 0)
-    s = Status(Code::kInvalidArgument, "the file view's filetype has size 0: no data can be accessed");
+    s = Status::InvalidArgument("the file view's filetype has size 0: no data can be accessed");
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
-    s = Status(Code::kInvalidArgument, "only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
+    s = Status::InvalidArgument("only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
                                            " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
   // Collective calls settle a failed check inside the exchange (every rank returns the error).
   const Status check = s;
@@ -512,8 +512,8 @@ int file_delete(const char* filename, MPI_Info info) {
 
 int file_set_size(StorFile* f, MPI_Offset size, bool at_least) {
   Status s;
-  if (size < 0) s = Status(Code::kInvalidArgument, "negative file size");
-  else if (f->amode & MPI_MODE_RDONLY) s = Status(Code::kPermissionDenied, f->name + " was opened MPI_MODE_RDONLY");
+  if (size < 0) s = Status::InvalidArgument("negative file size");
+  else if (f->amode & MPI_MODE_RDONLY) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_RDONLY");
   s = agree(f->comm, s);
   if (!s.is_ok()) return report(f, mpi_error(s.code() == Code::kPermissionDenied ? MPI_ERR_READ_ONLY : MPI_ERR_ARG, s.message()));
   if (f->rank == first_io_rank(f)) {
@@ -541,10 +541,10 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
   View v;
   if (!datarep || strcasecmp(datarep, "native") != 0) {
     cls = MPI_ERR_UNSUPPORTED_DATAREP;
-    s = Status(Code::kUnsupported, std::string("data representation '") + (datarep ? datarep : "(null)") +
+    s = Status::Unsupported(std::string("data representation '") + (datarep ? datarep : "(null)") +
                                        "' (stor files support \"native\")");
   } else if (disp < 0) {
-    s = Status(Code::kInvalidArgument, "negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
+    s = Status::InvalidArgument("negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
   } else {
     FlatType eflat;
     s = flatten(etype, &eflat);
@@ -552,12 +552,12 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
     if (s.is_ok()) {
       cls = MPI_ERR_TYPE;
       v.etype_size = eflat.size;
-      if (eflat.size <= 0) s = Status(Code::kInvalidArgument, "etype has size 0");
+      if (eflat.size <= 0) s = Status::InvalidArgument("etype has size 0");
       else if (v.flat.size % eflat.size != 0)
-        s = Status(Code::kInvalidArgument, "filetype size is not a multiple of the etype size");
+        s = Status::InvalidArgument("filetype size is not a multiple of the etype size");
       for (size_t i = 0; s.is_ok() && i < v.flat.blocks.size(); ++i) {
         if (v.flat.blocks[i].off < 0 || (i > 0 && v.flat.blocks[i].off < v.flat.blocks[i - 1].off + v.flat.blocks[i - 1].len))
-          s = Status(Code::kInvalidArgument, "filetype displacements must be non-negative and monotonically increasing");
+          s = Status::InvalidArgument("filetype displacements must be non-negative and monotonically increasing");
       }
     } else if (s.code() == Code::kUnsupported) {
       cls = MPI_ERR_UNSUPPORTED_OPERATION;

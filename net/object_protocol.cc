@@ -16,14 +16,14 @@ std::string encode_object_call(const ObjectCall& c) {
 }
 
 Result<ObjectCall> decode_object_call(std::string_view b) {
-  if (b.size() < 22) return Status(Code::kCorruption, "object call of " + std::to_string(b.size()) + " bytes is too short");
+  if (b.size() < 22) return Status::Corruption("object call of " + std::to_string(b.size()) + " bytes is too short");
   ObjectCall c;
   c.offset = get_u64(b.data());
   c.length = get_u64(b.data() + 8);
   c.flags = get_u32(b.data() + 16);
   size_t name_len = get_u16(b.data() + 20);
   if (b.size() != 22 + name_len)
-    return Status(Code::kCorruption, "object call names a " + std::to_string(name_len) + "-byte name but carries " +
+    return Status::Corruption("object call names a " + std::to_string(name_len) + "-byte name but carries " +
                                          std::to_string(b.size() - 22));
   c.name.assign(b.substr(22));
   return c;
@@ -34,7 +34,7 @@ Status validate_object_name(std::string_view name) {
     std::string shown(name.substr(0, 100));
     for (char& ch : shown)
       if (static_cast<unsigned char>(ch) < 0x20) ch = '?';
-    return Status(Code::kInvalidArgument, "object name '" + shown + "' " + why);
+    return Status::InvalidArgument("object name '" + shown + "' " + why);
   };
   if (name.empty()) return bad("is empty");
   if (name.size() > kMaxObjectName) return bad("is longer than 1024 bytes");
@@ -56,9 +56,9 @@ Result<std::vector<ObjectEntry>> decode_object_entries(std::string_view b) {
   std::vector<ObjectEntry> out;
   size_t at = 0;
   while (at < b.size()) {
-    if (b.size() - at < 2) return Status(Code::kCorruption, "object listing ends inside an entry");
+    if (b.size() - at < 2) return Status::Corruption("object listing ends inside an entry");
     size_t n = get_u16(b.data() + at);
-    if (b.size() - at < 2 + n + 8) return Status(Code::kCorruption, "object listing ends inside an entry");
+    if (b.size() - at < 2 + n + 8) return Status::Corruption("object listing ends inside an entry");
     ObjectEntry e;
     e.name.assign(b.substr(at + 2, n));
     e.size = get_u64(b.data() + at + 2 + n);
@@ -77,7 +77,7 @@ std::string encode_object_info(const ObjectInfo& i) {
 }
 
 Result<ObjectInfo> decode_object_info(std::string_view b) {
-  if (b.size() != 16) return Status(Code::kCorruption, "stat reply of " + std::to_string(b.size()) + " bytes (want 16)");
+  if (b.size() != 16) return Status::Corruption("stat reply of " + std::to_string(b.size()) + " bytes (want 16)");
   return ObjectInfo{get_u64(b.data()), static_cast<int64_t>(get_u64(b.data() + 8))};
 }
 

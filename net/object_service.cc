@@ -27,7 +27,7 @@ long sys_openat2(int dirfd, const char* path, const open_how& how) {
 // refusals; they are PermissionDenied: the name is well-formed, the target will not follow it.
 Status path_error(int err, const char* what, const std::string& name) {
   if (err == ELOOP || err == EXDEV)
-    return Status(Code::kPermissionDenied, std::string(what) + " object '" + name +
+    return Status::PermissionDenied(std::string(what) + " object '" + name +
                                                "': the path leads through a symbolic link, which stor-target does not follow");
   return Status::from_errno(err, std::string(what) + " object '" + name + "'");
 }
@@ -47,12 +47,12 @@ struct ObjectService::OpenObject {
 
 Result<std::unique_ptr<ObjectService>> ObjectService::create(const std::string& dir, IoEngine* engine,
                                                              const ObjectServiceOptions& opts) {
-  if (!engine) return Status(Code::kInvalidArgument, "object service needs an IoEngine");
+  if (!engine) return Status::InvalidArgument("object service needs an IoEngine");
   // The directory itself is the operator's choice (it may be reached through a link); what lies
   // beneath it is not.
   int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    if (errno == ENOTDIR) return Status(Code::kNotADirectory, "object directory " + dir + " is not a directory");
+    if (errno == ENOTDIR) return Status::NotADirectory("object directory " + dir + " is not a directory");
     return Status::from_errno(errno, "object directory " + dir);
   }
   bool openat2 = false;
@@ -183,7 +183,7 @@ Result<std::shared_ptr<ObjectService::OpenObject>> ObjectService::open_object(co
   // Only regular files are objects: no I/O on a FIFO or device node found in the directory.
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Status::from_errno(errno, "open object '" + name + "'");
-  if (!S_ISREG(st.st_mode)) return Status(Code::kInvalidArgument, "object '" + name + "' is not a regular file");
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("object '" + name + "' is not a regular file");
   std::lock_guard lk(mu_);
   if (open_.size() >= kMaxOpenObjects) open_.clear();  // calls in flight keep their own reference
   auto [it, inserted] = open_.emplace(name, obj);
@@ -199,7 +199,7 @@ ServerResult ObjectService::handle(const ServerCall& call) {
   auto c = decode_object_call(call.control);
   if (!c) return ServerResult{c.status(), {}, 0};
   if (call.opcode == static_cast<uint16_t>(ObjectOp::kList)) {
-    if (!c->name.empty()) return ServerResult{Status(Code::kInvalidArgument, "list takes no object name"), {}, 0};
+    if (!c->name.empty()) return ServerResult{Status::InvalidArgument("list takes no object name"), {}, 0};
     return list(*c, call);
   }
   if (Status s = validate_object_name(c->name); !s.is_ok()) return ServerResult{s, {}, 0};
@@ -212,14 +212,14 @@ ServerResult ObjectService::handle(const ServerCall& call) {
     case ObjectOp::kRemove: return remove(*c);
     case ObjectOp::kList: break;  // handled above
   }
-  return ServerResult{Status(Code::kUnsupported, "stor-target: unknown opcode " + std::to_string(call.opcode)), {}, 0};
+  return ServerResult{Status::Unsupported("stor-target: unknown opcode " + std::to_string(call.opcode)), {}, 0};
 }
 
 ServerResult ObjectService::read(const ObjectCall& c, const ServerCall& call) {
   if (c.length > call.reply_buffer.size())
-    return {Status(Code::kInvalidArgument, "read of " + std::to_string(c.length) + " bytes exceeds the caller's buffer of " +
+    return {Status::InvalidArgument("read of " + std::to_string(c.length) + " bytes exceeds the caller's buffer of " +
                                                std::to_string(call.reply_buffer.size())), {}, 0};
-  if (c.offset + c.length < c.offset) return {Status(Code::kInvalidArgument, "read range overflows"), {}, 0};
+  if (c.offset + c.length < c.offset) return {Status::InvalidArgument("read range overflows"), {}, 0};
   auto obj = open_object(c.name, false);
   if (!obj) return {obj.status(), {}, 0};
   if (c.length == 0) return {};
@@ -230,15 +230,15 @@ ServerResult ObjectService::read(const ObjectCall& c, const ServerCall& call) {
 
 ServerResult ObjectService::write(const ObjectCall& c, const ServerCall& call) {
   if (c.length != call.payload.size())
-    return {Status(Code::kCorruption, "write announces " + std::to_string(c.length) + " bytes but carries " +
+    return {Status::Corruption("write announces " + std::to_string(c.length) + " bytes but carries " +
                                           std::to_string(call.payload.size())), {}, 0};
-  if (c.offset + c.length < c.offset) return {Status(Code::kInvalidArgument, "write range overflows"), {}, 0};
+  if (c.offset + c.length < c.offset) return {Status::InvalidArgument("write range overflows"), {}, 0};
   auto obj = open_object(c.name, true);
   if (!obj) return {obj.status(), {}, 0};
   if (c.length == 0) return {};
   auto r = engine_->write((*obj)->fd, call.payload.data(), call.payload.size(), c.offset).get();
   if (!r) return {r.status(), {}, 0};
-  if (*r != c.length) return {Status(Code::kIoError, "short write to object '" + c.name + "'"), {}, 0};
+  if (*r != c.length) return {Status::IoError("short write to object '" + c.name + "'"), {}, 0};
   return {};
 }
 
@@ -251,7 +251,7 @@ ServerResult ObjectService::sync(const ObjectCall& c) {
 }
 
 ServerResult ObjectService::truncate(const ObjectCall& c) {
-  if (c.length > static_cast<uint64_t>(INT64_MAX)) return {Status(Code::kInvalidArgument, "truncate size too large"), {}, 0};
+  if (c.length > static_cast<uint64_t>(INT64_MAX)) return {Status::InvalidArgument("truncate size too large"), {}, 0};
   auto obj = open_object(c.name, true);
   if (!obj) return {obj.status(), {}, 0};
   if (::ftruncate((*obj)->fd, static_cast<off_t>(c.length)) != 0)

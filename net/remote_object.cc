@@ -147,7 +147,7 @@ Result<ObjectInfo> RemoteObjectTarget::stat(const std::string& object) {
   STOR_RETURN_IF_ERROR(validate_object_name(object));
   STOR_ASSIGN_OR_RETURN(Reply r, call(ObjectOp::kStat, ObjectCall{object, 0, 0, 0}, {}, {}));
   auto info = decode_object_info(r.control);
-  if (!info) return Status(Code::kCorruption, endpoint_ + ": " + info.status().message());
+  if (!info) return Status::Corruption(endpoint_ + ": " + info.status().message());
   return info;
 }
 
@@ -174,7 +174,7 @@ Result<std::vector<ObjectEntry>> RemoteObjectTarget::list_on(Channel& ch_ref) {
     }
     auto entries = decode_object_entries(std::string_view(reinterpret_cast<const char*>(page.data()), r->payload_len));
     if (!entries) {
-      err = Status(Code::kCorruption, endpoint_ + ": " + entries.status().message());
+      err = Status::Corruption(endpoint_ + ": " + entries.status().message());
       break;
     }
     if (entries->empty()) break;

@@ -22,7 +22,7 @@ Status socket_error(int err, const char* what) {
   Status s = Status::from_errno(err, std::string("transport: ") + what);
   if (err == ECONNRESET || err == ECONNREFUSED || err == EPIPE || err == ECONNABORTED || err == ENOTCONN ||
       err == EHOSTUNREACH || err == ENETUNREACH || err == ESHUTDOWN)
-    return Status(Code::kUnavailable, s.message());
+    return Status::Unavailable(s.message());
   return s;
 }
 
@@ -30,11 +30,11 @@ Status socket_error(int err, const char* what) {
 // other failures and make room.
 Status accept_error(int err) {
   if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM)
-    return Status(Code::kBusy, std::string("transport: accept: ") + std::strerror(err));
+    return Status::Busy(std::string("transport: accept: ") + std::strerror(err));
   return socket_error(err, "accept");
 }
 
-Status timed_out(const char* what) { return Status(Code::kTimeout, std::string("transport: ") + what + " timed out"); }
+Status timed_out(const char* what) { return Status::Timeout(std::string("transport: ") + what + " timed out"); }
 
 int remaining_ms(Deadline dl) {
   if (dl == kNoDeadline) return -1;
@@ -77,7 +77,7 @@ class UringSocketIo final : public SocketIo {
       auto r = run([&](io_uring_sqe* sqe) { io_uring_prep_recv(sqe, fd, p, chunk, 0); }, dl);
       if (!r) return r.status().code() == Code::kTimeout ? timed_out("receive") : r.status();
       if (*r < 0) return socket_error(-*r, "recv");
-      if (*r == 0) return Status(Code::kUnavailable, "transport: connection closed by peer");
+      if (*r == 0) return Status::Unavailable("transport: connection closed by peer");
       p += *r;
       len -= static_cast<size_t>(*r);
     }
@@ -112,7 +112,7 @@ class UringSocketIo final : public SocketIo {
       __kernel_timespec ts{};
       if (timed) {
         auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(dl - Clock::now()).count();
-        if (left <= 0) return Status(Code::kTimeout, "deadline passed");
+        if (left <= 0) return Status::Timeout("deadline passed");
         ts.tv_sec = left / 1000000000;
         ts.tv_nsec = left % 1000000000;
       }
@@ -141,7 +141,7 @@ class UringSocketIo final : public SocketIo {
         io_uring_cqe_seen(&ring_, cqe);
         ++seen;
       }
-      if (res == -ECANCELED && timeout_fired) return Status(Code::kTimeout, "deadline passed");
+      if (res == -ECANCELED && timeout_fired) return Status::Timeout("deadline passed");
       if (res == -EINTR || res == -EAGAIN) continue;
       return res;
     }
@@ -180,7 +180,7 @@ class PlainSocketIo final : public SocketIo {
         if (errno == EINTR || errno == EAGAIN) continue;
         return socket_error(errno, "recv");
       }
-      if (n == 0) return Status(Code::kUnavailable, "transport: connection closed by peer");
+      if (n == 0) return Status::Unavailable("transport: connection closed by peer");
       p += n;
       len -= static_cast<size_t>(n);
     }
@@ -254,7 +254,7 @@ Result<sockaddr_in> resolve_ipv4(const std::string& host, uint16_t port) {
   addrinfo* res = nullptr;
   int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
   if (rc != 0 || !res)
-    return Status(Code::kNotFound, "transport: cannot resolve host '" + host + "': " + ::gai_strerror(rc));
+    return Status::NotFound("transport: cannot resolve host '" + host + "': " + ::gai_strerror(rc));
   a.sin_addr = reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr;
   ::freeaddrinfo(res);
   return a;
@@ -267,7 +267,7 @@ Result<int> tcp_connect(SocketIo& io, const std::string& host, uint16_t port, De
   Status s = io.connect(fd, addr, dl);
   if (!s.is_ok()) {
     ::close(fd);
-    return Status(s.code(), s.message() + " (" + peer + ")");
+    return s.with_suffix(" (" + peer + ")");
   }
   int one = 1;
   ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -24,9 +24,9 @@ class TcpChannel final : public Channel {
 
   Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
                      std::span<std::byte> reply_payload) override {
-    if (broken_) return Status(Code::kUnavailable, "transport: connection to " + peer_ + " failed earlier: " + broken_why_);
+    if (broken_) return Status::Unavailable("transport: connection to " + peer_ + " failed earlier: " + broken_why_);
     if (control.size() > kMaxControlBytes || payload.size() > max_payload() || reply_payload.size() > max_payload())
-      return Status(Code::kInvalidArgument, "transport: call to " + peer_ + " exceeds the frame limits (control " +
+      return Status::InvalidArgument("transport: call to " + peer_ + " exceeds the frame limits (control " +
                                                 std::to_string(control.size()) + ", payload " +
                                                 std::to_string(payload.size()) + ", reply " +
                                                 std::to_string(reply_payload.size()) + " bytes)");
@@ -59,7 +59,7 @@ class TcpChannel final : public Channel {
     h.payload_len = payload.size();
     h.reply_capacity = reply_payload.size();
     FrameBytes hb = encode_frame_header(h);
-    auto ctx = [&](Status s) { return Status(s.code(), s.message() + " (" + peer_ + ")"); };
+    auto ctx = [&](Status s) { return s.with_suffix(" (" + peer_ + ")"); };
     bool more_after_header = !control.empty() || !payload.empty();
     if (Status s = io_->send_all(fd_, hb.data(), hb.size(), dl, more_after_header); !s.is_ok()) return ctx(s);
     if (!control.empty())
@@ -70,7 +70,7 @@ class TcpChannel final : public Channel {
     FrameBytes rb;
     if (Status s = io_->recv_all(fd_, rb.data(), rb.size(), dl); !s.is_ok()) return ctx(s);
     STOR_ASSIGN_OR_RETURN(FrameHeader rh, decode_frame_header(rb, peer_));
-    auto bad = [&](const std::string& what) { return Status(Code::kCorruption, "transport: bad reply from " + peer_ + ": " + what); };
+    auto bad = [&](const std::string& what) { return Status::Corruption("transport: bad reply from " + peer_ + ": " + what); };
     if (!(rh.flags & kFrameReply)) return bad("not marked as a reply");
     if (rh.request_id == 0 && rh.status != 0 && rh.payload_len == 0 && rh.control_len > 0) {
       // The server rejected the connection as a whole (it could not parse our frame): report its
@@ -142,11 +142,11 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
       result.status = h.status();
       fatal = true;
     } else if (h->flags & kFrameReply) {
-      result.status = Status(Code::kCorruption, "transport: server got a reply frame");
+      result.status = Status::Corruption("transport: server got a reply frame");
       fatal = true;
     } else if (h->payload_len > limit) {
       // Not read: this bounds what one connection can make the server allocate.
-      result.status = Status(Code::kInvalidArgument, "transport: request payload of " + std::to_string(h->payload_len) +
+      result.status = Status::InvalidArgument("transport: request payload of " + std::to_string(h->payload_len) +
                                                          " bytes exceeds this server's limit of " + std::to_string(limit));
       reply.opcode = h->opcode;
       fatal = true;
@@ -206,7 +206,7 @@ class TcpTransport final : public Transport {
   std::string_view kind() const override { return "tcp"; }
 
   Result<std::unique_ptr<Channel>> connect(const Endpoint& ep) override {
-    if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot reach " + ep.to_string());
+    if (ep.scheme != "tcp") return Status::InvalidArgument("transport: tcp cannot reach " + ep.to_string());
     auto io = SocketIo::create(opts_.io_uring);
     std::string peer = ep.to_string();
     STOR_ASSIGN_OR_RETURN(int fd, tcp_connect(*io, ep.host, ep.port, deadline_after(opts_.timeout), peer));
@@ -214,7 +214,7 @@ class TcpTransport final : public Transport {
   }
 
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
-    if (ep.scheme != "tcp") return Status(Code::kInvalidArgument, "transport: tcp cannot listen on " + ep.to_string());
+    if (ep.scheme != "tcp") return Status::InvalidArgument("transport: tcp cannot listen on " + ep.to_string());
     auto opts = opts_;
     STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(
                                              ep, opts_,

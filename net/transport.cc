@@ -7,7 +7,7 @@ namespace stor::transport {
 
 Result<Endpoint> Endpoint::parse(std::string_view uri) {
   auto bad = [&](const std::string& why) {
-    return Status(Code::kInvalidArgument, "transport: endpoint '" + std::string(uri) + "' " + why +
+    return Status::InvalidArgument("transport: endpoint '" + std::string(uri) + "' " + why +
                                               " (want tcp://HOST:PORT or verbs://HOST:PORT)");
   };
   size_t sep = uri.find("://");
@@ -33,10 +33,10 @@ std::string Endpoint::to_string() const { return scheme + "://" + host + ":" + s
 
 Result<std::unique_ptr<Transport>> Transport::create(std::string_view kind, const TransportOptions& opts) {
   if (opts.max_payload == 0 || opts.max_payload > kMaxPayloadLimit)
-    return Status(Code::kInvalidArgument, "transport: max_payload must be 1.." + std::to_string(kMaxPayloadLimit));
+    return Status::InvalidArgument("transport: max_payload must be 1.." + std::to_string(kMaxPayloadLimit));
   if (kind == "tcp") return make_tcp_transport(opts);
   if (kind == "verbs") return make_verbs_transport(opts);
-  return Status(Code::kInvalidArgument, "transport: unknown kind '" + std::string(kind) + "' (tcp or verbs)");
+  return Status::InvalidArgument("transport: unknown kind '" + std::string(kind) + "' (tcp or verbs)");
 }
 
 Result<std::unique_ptr<Transport>> Transport::for_endpoint(std::string_view uri, const TransportOptions& opts) {
@@ -57,21 +57,21 @@ Result<std::unique_ptr<Listener>> Transport::listen(std::string_view uri, Handle
 #ifndef STOR_HAVE_RDMA
 bool verbs_compiled() { return false; }
 Result<std::unique_ptr<Transport>> make_verbs_transport(const TransportOptions&) {
-  return Status(Code::kUnavailable, "transport: verbs support not built (rdma-core/libibverbs was not found at configure time)");
+  return Status::Unavailable("transport: verbs support not built (rdma-core/libibverbs was not found at configure time)");
 }
 #endif
 
 Status check_reply_capacity(uint64_t capacity, uint64_t limit) {
   if (capacity <= limit) return {};
-  return {Code::kInvalidArgument, "transport: reply capacity of " + std::to_string(capacity) +
-                                      " bytes exceeds this server's limit of " + std::to_string(limit)};
+  return Status::InvalidArgument("transport: reply capacity of " + std::to_string(capacity) +
+                                      " bytes exceeds this server's limit of " + std::to_string(limit));
 }
 
 void finish_result(ServerResult& result, uint64_t capacity, FrameHeader& reply) {
   if (result.status.is_ok() && result.payload_len > capacity)
-    result = ServerResult{Status(Code::kInternal, "transport: handler returned more than the reply capacity"), {}, 0};
+    result = ServerResult{Status::Internal("transport: handler returned more than the reply capacity"), {}, 0};
   if (result.status.is_ok() && result.control.size() > kMaxControlBytes)
-    result = ServerResult{Status(Code::kInternal, "transport: handler reply control bytes exceed the limit"), {}, 0};
+    result = ServerResult{Status::Internal("transport: handler reply control bytes exceed the limit"), {}, 0};
   if (!result.status.is_ok()) {
     result.control = result.status.message().substr(0, kMaxControlBytes);
     result.payload_len = 0;

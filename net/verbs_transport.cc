@@ -41,7 +41,7 @@ constexpr size_t kCtrlBufSize = kFrameHeaderSize + kMaxControlBytes;
 constexpr uint64_t kSendId = 1, kRecvId = 2, kReadId = 3;
 
 Status verbs_error(const std::string& what, int err) {
-  return Status(Code::kUnavailable, "verbs: " + what + ": " + std::strerror(err));
+  return Status::Unavailable("verbs: " + what + ": " + std::strerror(err));
 }
 
 // One opened RDMA device: context, protection domain and the port/GID used for addressing.
@@ -53,15 +53,13 @@ class VerbsDevice {
     if (!list) {
       // rdma-core reports a kernel without RDMA support (no uverbs/rxe) as ENOSYS: no devices.
       if (errno == ENOSYS)
-        return Status(Code::kUnavailable,
-                      "no RDMA device found (ibv_get_device_list returned 0 devices: the kernel has no RDMA "
+        return Status::Unavailable("no RDMA device found (ibv_get_device_list returned 0 devices: the kernel has no RDMA "
                       "support, errno ENOSYS)");
-      return Status(Code::kUnavailable,
-                    std::string("no RDMA device found (ibv_get_device_list failed: ") + std::strerror(errno) + ")");
+      return Status::Unavailable(std::string("no RDMA device found (ibv_get_device_list failed: ") + std::strerror(errno) + ")");
     }
     if (n == 0) {
       ibv_free_device_list(list);
-      return Status(Code::kUnavailable, "no RDMA device found (ibv_get_device_list returned 0 devices)");
+      return Status::Unavailable("no RDMA device found (ibv_get_device_list returned 0 devices)");
     }
     ibv_device* chosen = list[0];
     const char* want = std::getenv("STOR_VERBS_DEVICE");
@@ -71,7 +69,7 @@ class VerbsDevice {
         if (std::strcmp(ibv_get_device_name(list[i]), want) == 0) chosen = list[i];
       if (!chosen) {
         ibv_free_device_list(list);
-        return Status(Code::kNotFound, std::string("verbs: STOR_VERBS_DEVICE=") + want + " names no RDMA device");
+        return Status::NotFound(std::string("verbs: STOR_VERBS_DEVICE=") + want + " names no RDMA device");
       }
     }
     auto dev = std::shared_ptr<VerbsDevice>(new VerbsDevice);
@@ -83,7 +81,7 @@ class VerbsDevice {
     if (!dev->pd_) return verbs_error("ibv_alloc_pd", errno);
     if (int rc = ibv_query_port(dev->ctx_, dev->port_, &dev->port_attr_); rc != 0) return verbs_error("ibv_query_port", rc);
     if (dev->port_attr_.state != IBV_PORT_ACTIVE)
-      return Status(Code::kUnavailable, "verbs: port 1 of " + dev->name_ + " is not active");
+      return Status::Unavailable("verbs: port 1 of " + dev->name_ + " is not active");
     if (const char* g = std::getenv("STOR_VERBS_GID_INDEX")) dev->gid_index_ = std::atoi(g);
     if (int rc = ibv_query_gid(dev->ctx_, dev->port_, dev->gid_index_, &dev->gid_); rc != 0)
       return verbs_error("ibv_query_gid", rc);
@@ -139,7 +137,7 @@ std::string encode_setup(const SetupInfo& s) {
 
 Result<SetupInfo> decode_setup(const std::string& b, const std::string& peer) {
   if (b.size() != kSetupSize || get_u32(b.data()) != kSetupMagic)
-    return Status(Code::kCorruption, "verbs: bad connection set-up message from " + peer);
+    return Status::Corruption("verbs: bad connection set-up message from " + peer);
   SetupInfo s;
   s.qpn = get_u32(b.data() + 4);
   s.psn = get_u32(b.data() + 8) & 0xffffff;
@@ -149,7 +147,7 @@ Result<SetupInfo> decode_setup(const std::string& b, const std::string& peer) {
   s.bulk_rkey = get_u32(b.data() + 38);
   s.bulk_len = get_u64(b.data() + 42);
   if (s.bulk_len == 0 || s.bulk_len > kMaxPayloadLimit)
-    return Status(Code::kCorruption, "verbs: set-up message from " + peer + " has bulk length " + std::to_string(s.bulk_len));
+    return Status::Corruption("verbs: set-up message from " + peer + " has bulk length " + std::to_string(s.bulk_len));
   return s;
 }
 
@@ -160,7 +158,7 @@ class RegisteredBuffer {
     auto b = std::unique_ptr<RegisteredBuffer>(new RegisteredBuffer);
     size = (size + 4095) / 4096 * 4096;
     b->data_ = static_cast<std::byte*>(std::aligned_alloc(4096, size));
-    if (!b->data_) return Status(Code::kNoSpace, "verbs: out of memory for a " + std::to_string(size) + "-byte buffer");
+    if (!b->data_) return Status::NoSpace("verbs: out of memory for a " + std::to_string(size) + "-byte buffer");
     b->size_ = size;
     b->mr_ = ibv_reg_mr(pd, b->data_, size, access);
     if (!b->mr_) return verbs_error("ibv_reg_mr of " + std::to_string(size) + " bytes", errno);
@@ -338,7 +336,7 @@ class QueuePair {
     uint32_t recv_len = 0;
     auto take = [&](const ibv_wc& wc) -> Status {
       if (wc.status != IBV_WC_SUCCESS)
-        return Status(Code::kUnavailable, "verbs: work request " + std::to_string(wc.wr_id) + " to " + peer +
+        return Status::Unavailable("verbs: work request " + std::to_string(wc.wr_id) + " to " + peer +
                                               " failed: " + ibv_wc_status_str(wc.status));
       if (wc.wr_id == kRecvId) recv_len = wc.byte_len;
       std::erase(missing, wc.wr_id);
@@ -349,7 +347,7 @@ class QueuePair {
       int n;
       while ((n = ibv_poll_cq(cq_, 8, wc)) > 0)
         for (int i = 0; i < n; ++i) STOR_RETURN_IF_ERROR(take(wc[i]));
-      if (n < 0) return Status(Code::kIoError, "verbs: ibv_poll_cq failed");
+      if (n < 0) return Status::IoError("verbs: ibv_poll_cq failed");
       if (missing.empty()) return recv_len;
       // Arm the notification, then look once more: a completion may have slipped in between.
       if (int rc = ibv_req_notify_cq(cq_, 0); rc != 0) return verbs_error("ibv_req_notify_cq", rc);
@@ -361,14 +359,14 @@ class QueuePair {
       int ms = -1;
       if (dl != kNoDeadline) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(dl - Clock::now()).count();
-        if (left <= 0) return Status(Code::kTimeout, "verbs: call to " + peer + " timed out");
+        if (left <= 0) return Status::Timeout("verbs: call to " + peer + " timed out");
         ms = left > INT_MAX ? INT_MAX : static_cast<int>(left);
       }
       int rc = ::poll(fds, watch_fd >= 0 ? 2 : 1, ms);
       if (rc < 0 && errno != EINTR) return verbs_error("poll", errno);
-      if (rc == 0) return Status(Code::kTimeout, "verbs: call to " + peer + " timed out");
+      if (rc == 0) return Status::Timeout("verbs: call to " + peer + " timed out");
       if (rc > 0 && watch_fd >= 0 && fds[1].revents)
-        return Status(Code::kUnavailable, "verbs: " + peer + " closed the connection");
+        return Status::Unavailable("verbs: " + peer + " closed the connection");
       if (rc > 0 && fds[0].revents) {
         ibv_cq* ev_cq = nullptr;
         void* ev_ctx = nullptr;
@@ -407,12 +405,12 @@ size_t build_message(QueuePair& qp, const FrameHeader& h, std::string_view contr
 // Validates a received control message and returns its header.
 Result<FrameHeader> parse_message(const QueuePair& qp, uint32_t len, const std::string& peer) {
   if (len < kFrameHeaderSize)
-    return Status(Code::kCorruption, "verbs: " + std::to_string(len) + "-byte message from " + peer + " is shorter than a frame header");
+    return Status::Corruption("verbs: " + std::to_string(len) + "-byte message from " + peer + " is shorter than a frame header");
   FrameBytes hb;
   std::memcpy(hb.data(), qp.recv_ctrl(), hb.size());
   STOR_ASSIGN_OR_RETURN(FrameHeader h, decode_frame_header(hb, peer));
   if (kFrameHeaderSize + h.control_len != len)
-    return Status(Code::kCorruption, "verbs: message length " + std::to_string(len) + " from " + peer +
+    return Status::Corruption("verbs: message length " + std::to_string(len) + " from " + peer +
                                          " disagrees with its header");
   return h;
 }
@@ -438,9 +436,9 @@ class VerbsChannel final : public Channel {
 
   Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
                      std::span<std::byte> reply_payload) override {
-    if (broken_) return Status(Code::kUnavailable, "verbs: connection to " + peer_ + " failed earlier");
+    if (broken_) return Status::Unavailable("verbs: connection to " + peer_ + " failed earlier");
     if (control.size() > kMaxControlBytes || payload.size() > max_payload_ || reply_payload.size() > max_payload_)
-      return Status(Code::kInvalidArgument, "verbs: call to " + peer_ + " exceeds the frame limits");
+      return Status::InvalidArgument("verbs: call to " + peer_ + " exceeds the frame limits");
     Deadline dl = deadline_after(opts_.timeout);
     broken_ = true;  // until the reply arrived intact
     if (!payload.empty()) std::memcpy(qp_->bulk(0), payload.data(), payload.size());
@@ -459,7 +457,7 @@ class VerbsChannel final : public Channel {
       return Status(static_cast<Code>(rh.status), peer_ + " closed the connection: " + text);
     if (!(rh.flags & kFrameReply) || rh.opcode != opcode || rh.request_id != h.request_id ||
         rh.payload_len > reply_payload.size() || (rh.status != 0 && rh.payload_len != 0))
-      return Status(Code::kCorruption, "verbs: reply from " + peer_ + " does not match the request");
+      return Status::Corruption("verbs: reply from " + peer_ + " does not match the request");
     broken_ = false;
     if (rh.status != 0) return Status(static_cast<Code>(rh.status), peer_ + ": " + text);
     if (rh.payload_len) std::memcpy(reply_payload.data(), qp_->bulk(0), rh.payload_len);
@@ -524,7 +522,7 @@ void serve_verbs_connection(int fd, ConnectionState& state, const std::shared_pt
       result.status = h.status();
       fatal = true;
     } else if ((h->flags & kFrameReply) || h->payload_len > limit) {
-      result.status = Status(Code::kCorruption, "verbs: request frame is a reply or exceeds the bulk buffer");
+      result.status = Status::Corruption("verbs: request frame is a reply or exceeds the bulk buffer");
       fatal = true;
     } else {
       reply.opcode = h->opcode;
@@ -562,7 +560,7 @@ class VerbsTransport final : public Transport {
   std::string_view kind() const override { return "verbs"; }
 
   Result<std::unique_ptr<Channel>> connect(const Endpoint& ep) override {
-    if (ep.scheme != "verbs") return Status(Code::kInvalidArgument, "transport: verbs cannot reach " + ep.to_string());
+    if (ep.scheme != "verbs") return Status::InvalidArgument("transport: verbs cannot reach " + ep.to_string());
     std::string peer = ep.to_string();
     Deadline dl = deadline_after(opts_.timeout);
     auto io = SocketIo::create(opts_.io_uring);
@@ -578,14 +576,14 @@ class VerbsTransport final : public Transport {
     if (s.is_ok()) s = (*qp)->connect(theirs);
     if (!s.is_ok()) {
       ::close(fd);
-      return Status(s.code(), s.message() + " (" + peer + ")");
+      return s.with_suffix(" (" + peer + ")");
     }
     return std::unique_ptr<Channel>(
         std::make_unique<VerbsChannel>(fd, std::move(*qp), std::min(bulk, theirs.bulk_len), peer, opts_));
   }
 
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
-    if (ep.scheme != "verbs") return Status(Code::kInvalidArgument, "transport: verbs cannot listen on " + ep.to_string());
+    if (ep.scheme != "verbs") return Status::InvalidArgument("transport: verbs cannot listen on " + ep.to_string());
     auto opts = opts_;
     // A refused verbs client is just hung up on: its side channel expects a set-up message.
     STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_, [dev = dev_, handler = std::move(handler), opts](

@@ -75,7 +75,7 @@ FrameBytes encode_frame_header(const FrameHeader& h) {
 
 Result<FrameHeader> decode_frame_header(const FrameBytes& b, const std::string& peer) {
   auto bad = [&](const std::string& what) {
-    return Status(Code::kCorruption, "transport: bad frame from " + peer + ": " + what);
+    return Status::Corruption("transport: bad frame from " + peer + ": " + what);
   };
   uint32_t magic = get_u32(&b[0]);
   if (magic != kFrameMagic) {

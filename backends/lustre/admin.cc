@@ -58,24 +58,24 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
     for (size_t t = 0; t < opts.target_endpoints.size(); ++t) {
       auto reach = transport::RemoteObjectTarget::connect(opts.target_endpoints[t]);
       if (!reach)
-        return Status(reach.status().code(), "lustre mkfs: target " + std::to_string(t) + " (" +
-                                                 opts.target_endpoints[t] + "): " + reach.status().message());
+        return reach.status().with_context("lustre mkfs: target " + std::to_string(t) + " (" +
+                                             opts.target_endpoints[t] + ")");
     }
   }
   if (opts.targets == 0 || opts.targets > kMaxTargets)
-    return Status(Code::kInvalidArgument, "lustre mkfs: target count must be 1.." + std::to_string(kMaxTargets));
+    return Status::InvalidArgument("lustre mkfs: target count must be 1.." + std::to_string(kMaxTargets));
   pb::Layout def = to_layout(opts.default_layout);
   STOR_RETURN_IF_ERROR(validate_layout(def, opts.targets));
   std::error_code ec;
   fsys::create_directories(dir, ec);
   if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir);
   if (fsys::exists(dir + "/" + kMarkerName, ec))
-    return Status(Code::kAlreadyExists, "lustre mkfs: " + dir + " already holds a file system");
+    return Status::AlreadyExists("lustre mkfs: " + dir + " already holds a file system");
   if (fsys::exists(dir + "/mdt", ec))
-    return Status(Code::kAlreadyExists, "lustre mkfs: " + dir + "/mdt exists; refusing to overwrite");
+    return Status::AlreadyExists("lustre mkfs: " + dir + "/mdt exists; refusing to overwrite");
   for (const auto& parent : {fsys::path(dir).parent_path()}) {
     auto loc = FileSystem::locate(parent.string());
-    if (loc) return Status(Code::kInvalidArgument, "lustre mkfs: " + dir + " is inside the file system at " + loc->first);
+    if (loc) return Status::InvalidArgument("lustre mkfs: " + dir + " is inside the file system at " + loc->first);
   }
   fsys::create_directories(dir + "/mdt", ec);
   if (ec) return from_fs_error(ec, "lustre mkfs: create " + dir + "/mdt");
@@ -105,7 +105,7 @@ Status setstripe(const std::string& path_in, const LayoutSpec& spec, const Ident
   if (!loc) {
     auto drv = detect_layout_driver(path);
     if (drv.native) return drv.native->set_layout(path, tmpl);
-    return Status(loc.status().code(), loc.status().message() + " (" + drv.reason + ")");
+    return loc.status().with_suffix(" (" + drv.reason + ")");
   }
   STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc->first));
   STOR_RETURN_IF_ERROR(validate_layout(tmpl, fs->target_count()));
@@ -127,7 +127,7 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
   auto loc = FileSystem::locate(path);
   if (!loc) {
     auto drv = detect_layout_driver(path);
-    if (!drv.native) return Status(loc.status().code(), loc.status().message() + " (" + drv.reason + ")");
+    if (!drv.native) return loc.status().with_suffix(" (" + drv.reason + ")");
     STOR_ASSIGN_OR_RETURN(info.layout, drv.native->get_layout(path));
     std::error_code ec;
     info.is_dir = fsys::is_directory(path, ec);

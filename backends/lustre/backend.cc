@@ -80,7 +80,7 @@ class LustreFile final : public StripedFile {
                                p.object_offset, -1, [op, want](Result<size_t> r) {
                                  if (!r) op->fail(r.status());
                                  else if (*r != want)
-                                   op->fail(Status(Code::kIoError, "lustre: short write to a stripe object"));
+                                   op->fail(Status::IoError("lustre: short write to a stripe object"));
                                  op->finish_one();
                                }});
     }
@@ -127,7 +127,7 @@ class LustreFile final : public StripedFile {
     if (dfd < 0) {
       if (errno == ENOENT) return -1;
       if (errno == ELOOP || errno == ENOTDIR)
-        return Status(Code::kCorruption, "lustre: object directory " + sub + " is not a directory (`stctl fsck --repair` removes it)");
+        return Status::Corruption("lustre: object directory " + sub + " is not a directory (`stctl fsck --repair` removes it)");
       return Status::from_errno(errno, "lustre: open object directory " + sub);
     }
     int fd = ::openat(dfd, leaf.c_str(), oflags | O_NOFOLLOW | O_NONBLOCK, 0600);
@@ -136,13 +136,13 @@ class LustreFile final : public StripedFile {
     if (fd < 0) {
       if (open_errno == ENOENT) return -1;
       if (open_errno == ELOOP)
-        return Status(Code::kCorruption, "lustre: object " + obj + " is a symbolic link (`stctl fsck --repair` removes it)");
+        return Status::Corruption("lustre: object " + obj + " is a symbolic link (`stctl fsck --repair` removes it)");
       return Status::from_errno(open_errno, "lustre: open object " + obj);
     }
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
       ::close(fd);
-      return Status(Code::kCorruption, "lustre: object " + obj + " is not a regular file");
+      return Status::Corruption("lustre: object " + obj + " is not a regular file");
     }
     // Back to blocking: io_uring would answer EAGAIN instead of waiting on an O_NONBLOCK file.
     int fl = ::fcntl(fd, F_GETFL);
@@ -180,7 +180,7 @@ class LustreFile final : public StripedFile {
       if (::mkdir(sub.c_str(), 0755) != 0 && errno != EEXIST)
         return Status::from_errno(errno, "lustre: create object directory " + sub);
       fd = open_object(obj, oflags);
-      if (fd && *fd < 0) return Status(Code::kNotFound, "lustre: object " + obj + " vanished while being created");
+      if (fd && *fd < 0) return Status::NotFound("lustre: object " + obj + " vanished while being created");
     }
     if (!fd) return fd.status();
     if (*fd < 0) return -1;
@@ -247,7 +247,7 @@ class LustreBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto b, resolve(to));
     if (!a.fs && !b.fs) return native::rename(a.path, b.path);
     if (a.fs != b.fs)
-      return Status(Code::kInvalidArgument, "lustre: cannot rename across file systems ('" + from.path + "' and '" +
+      return Status::InvalidArgument("lustre: cannot rename across file systems ('" + from.path + "' and '" +
                                                 to.path + "')");
     return a.fs->mds().rename(opts_.identity, a.path, b.path);
   }
@@ -296,12 +296,12 @@ class LustreBackend final : public Backend {
   };
   Result<Target> resolve(const Uri& uri) {
     if (!uri.authority.empty())
-      return Status(Code::kInvalidArgument, "lustre: URI '" + uri.to_string() +
+      return Status::InvalidArgument("lustre: URI '" + uri.to_string() +
                                                 "' has an authority; want lustre:///absolute/host/path");
     // Fast path: a path under an already mounted root needs no walk up the host directories.
     STOR_ASSIGN_OR_RETURN(auto comps, split_path(uri.path));
     if (uri.path.empty() || uri.path[0] != '/')
-      return Status(Code::kInvalidArgument, "lustre: path '" + uri.path + "' must be absolute (lustre:///dir/...)");
+      return Status::InvalidArgument("lustre: path '" + uri.path + "' must be absolute (lustre:///dir/...)");
     std::string norm;
     for (auto& c : comps) norm += "/" + c;
     {
@@ -319,7 +319,7 @@ class LustreBackend final : public Backend {
       if (located.status().code() != Code::kNotFound) return located.status();
       auto drv = detect_layout_driver(norm);
       if (drv.native) return Target{nullptr, nullptr, norm};
-      return Status(Code::kNotFound, located.status().message() + " (" + drv.reason + ")");
+      return Status::NotFound(located.status().message() + " (" + drv.reason + ")");
     }
     auto& loc = *located;
     std::unique_lock lk(mu_);
@@ -351,7 +351,7 @@ Result<uint32_t> parse_u32(const std::string& key, const std::string& v) {
     if (idx == v.size() && x <= UINT32_MAX) return static_cast<uint32_t>(x);
   } catch (...) {
   }
-  return Status(Code::kInvalidArgument, "lustre: setting " + key + "='" + v + "' is not a 32-bit unsigned number");
+  return Status::InvalidArgument("lustre: setting " + key + "='" + v + "' is not a 32-bit unsigned number");
 }
 
 }  // namespace
@@ -387,7 +387,7 @@ Result<BackendOptions> backend_options_from_settings(const std::map<std::string,
 }
 
 Result<std::shared_ptr<Backend>> make_backend(IoEngine* engine, const BackendOptions& opts) {
-  if (!engine) return Status(Code::kInvalidArgument, "lustre: backend needs an IoEngine");
+  if (!engine) return Status::InvalidArgument("lustre: backend needs an IoEngine");
   return std::shared_ptr<Backend>(std::make_shared<LustreBackend>(engine, opts));
 }
 

@@ -44,11 +44,11 @@ std::map<std::string, std::weak_ptr<FileSystem>>& mounts() {
 
 Result<pb::Superblock> parse_superblock(std::string_view data, const std::string& where) {
   pb::Superblock sb;
-  auto bad = [&](const std::string& what) { return Status(Code::kCorruption, "lustre: superblock " + where + ": " + what); };
+  auto bad = [&](const std::string& what) { return Status::Corruption("lustre: superblock " + where + ": " + what); };
   if (data.size() > (1u << 20) || !sb.ParseFromArray(data.data(), static_cast<int>(data.size())))
     return bad("does not parse");
   if (sb.format_version() != 1)
-    return Status(Code::kUnsupported, "lustre: superblock " + where + ": format " + std::to_string(sb.format_version()) +
+    return Status::Unsupported("lustre: superblock " + where + ": format " + std::to_string(sb.format_version()) +
                                           " is not one this library understands (1)");
   if (sb.target_count() == 0 || sb.target_count() > kMaxTargets)
     return bad("target_count " + std::to_string(sb.target_count()) + " is not 1.." + std::to_string(kMaxTargets));
@@ -62,7 +62,7 @@ Result<pb::Superblock> parse_superblock(std::string_view data, const std::string
 
 Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string& host_path) {
   if (host_path.empty() || host_path[0] != '/')
-    return Status(Code::kInvalidArgument, "lustre: path '" + host_path + "' must be absolute (lustre:///dir/...)");
+    return Status::InvalidArgument("lustre: path '" + host_path + "' must be absolute (lustre:///dir/...)");
   STOR_ASSIGN_OR_RETURN(auto comps, split_path(host_path));  // rejects ".."
   std::error_code ec;
   for (size_t n = comps.size() + 1; n-- > 0;) {
@@ -74,7 +74,7 @@ Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string
       return std::make_pair(dir.empty() ? std::string("/") : dir, rest.empty() ? std::string("/") : rest);
     }
   }
-  return Status(Code::kNotFound, "lustre: no file system (" + std::string(kMarkerName) + ") above '" + host_path +
+  return Status::NotFound("lustre: no file system (" + std::string(kMarkerName) + ") above '" + host_path +
                                      "'; create one with `stctl mkfs`");
 }
 
@@ -85,7 +85,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   for (auto& c : comps) root_dir += "/" + c;
   if (root_dir.empty()) root_dir = "/";
   if (root_in.empty() || root_in[0] != '/')
-    return Status(Code::kInvalidArgument, "lustre: file system root '" + root_in + "' must be absolute");
+    return Status::InvalidArgument("lustre: file system root '" + root_in + "' must be absolute");
   const bool recovery = opts.mds.recover;
   std::lock_guard lk(g_mounts_mu);
   if (auto it = mounts().find(root_dir); !recovery && it != mounts().end())
@@ -104,7 +104,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   bool unmounting = mounts().count(root_dir) != 0;
   for (int tries = 0; ::flock(fs->lock_fd_, LOCK_EX | LOCK_NB) != 0; ++tries) {
     if (!unmounting || tries > 500)
-      return Status(Code::kBusy, "lustre: file system " + root_dir + " is mounted by another process");
+      return Status::Busy("lustre: file system " + root_dir + " is mounted by another process");
     ::usleep(10000);
   }
   if (fs->sb_.target_endpoints_size() > 0) {
@@ -112,8 +112,8 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
       auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t));
       if (!target)
-        return Status(target.status().code(), "lustre: mount " + root_dir + ": target " + std::to_string(t) + " (" +
-                                                  fs->sb_.target_endpoints(t) + "): " + target.status().message());
+        return target.status().with_context("lustre: mount " + root_dir + ": target " + std::to_string(t) + " (" +
+                                              fs->sb_.target_endpoints(t) + ")");
       fs->remote_targets_.push_back(std::move(*target));
     }
   }
@@ -122,7 +122,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
                        [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
   if (!mds) {
     if (mds.status().code() == Code::kCorruption && !recovery)
-      return Status(Code::kCorruption, mds.status().message() + " (`stctl fsck " + root_dir +
+      return Status::Corruption(mds.status().message() + " (`stctl fsck " + root_dir +
                                            "` lists every problem; `stctl fsck --repair " + root_dir +
                                            "` sets them aside)");
     return mds.status();

@@ -6,7 +6,7 @@
 namespace stor::lustre {
 
 namespace {
-Status bad(std::string msg) { return Status(Code::kInvalidArgument, "lustre layout: " + std::move(msg)); }
+Status bad(std::string msg) { return Status::InvalidArgument("lustre layout: " + std::move(msg)); }
 }  // namespace
 
 Status validate_layout(const pb::Layout& layout, uint32_t target_count, LayoutKind kind) {
@@ -131,14 +131,14 @@ std::vector<StripePiece> coalesce(std::vector<StripePiece> pieces) {
 
 Result<uint64_t> object_size_for(const pb::Layout& layout, uint32_t component, uint32_t stripe, uint64_t file_size) {
   if (component >= static_cast<uint32_t>(layout.components_size()))
-    return Status(Code::kCorruption, "lustre layout: no component " + std::to_string(component));
+    return Status::Corruption("lustre layout: no component " + std::to_string(component));
   const auto& c = layout.components(static_cast<int>(component));
   const uint64_t ss = c.stripe_size();
   const uint64_t count = static_cast<uint64_t>(c.targets_size());
   // Validation keeps these out of every loaded layout; this is the last line of defence.
   if (ss == 0 || ss > kMaxStripeSize || count == 0 || count > kMaxTargets || stripe >= count ||
       c.extent_end() <= c.extent_start())
-    return Status(Code::kCorruption, "lustre layout: component " + std::to_string(component) + " (stripe_size " +
+    return Status::Corruption("lustre layout: component " + std::to_string(component) + " (stripe_size " +
                                          std::to_string(ss) + ", " + std::to_string(count) +
                                          " targets) has no object for stripe " + std::to_string(stripe));
   if (file_size <= c.extent_start()) return uint64_t{0};
@@ -181,13 +181,13 @@ std::string describe_layout(const pb::Layout& layout) {
 Result<uint64_t> parse_size(const std::string& text, bool allow_eof) {
   if (allow_eof && (text == "EOF" || text == "eof" || text == "-1")) return kEof;
   if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
-    return Status(Code::kInvalidArgument, "bad size '" + text + "' (want e.g. 65536, 64K, 1M, 4G)");
+    return Status::InvalidArgument("bad size '" + text + "' (want e.g. 65536, 64K, 1M, 4G)");
   size_t idx = 0;
   unsigned long long v = 0;
   try {
     v = std::stoull(text, &idx);
   } catch (...) {
-    return Status(Code::kInvalidArgument, "bad size '" + text + "'");
+    return Status::InvalidArgument("bad size '" + text + "'");
   }
   std::string suffix = text.substr(idx);
   for (auto& ch : suffix) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
@@ -199,8 +199,8 @@ Result<uint64_t> parse_size(const std::string& text, bool allow_eof) {
   else if (suffix == "M") shift = 20;
   else if (suffix == "G") shift = 30;
   else if (suffix == "T") shift = 40;
-  else return Status(Code::kInvalidArgument, "bad size suffix in '" + text + "' (want K, M, G or T)");
-  if (shift && v > (UINT64_MAX >> shift)) return Status(Code::kInvalidArgument, "size '" + text + "' overflows");
+  else return Status::InvalidArgument("bad size suffix in '" + text + "' (want K, M, G or T)");
+  if (shift && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' overflows");
   return static_cast<uint64_t>(v) << shift;
 }
 

@@ -54,7 +54,7 @@ class LlapiDriver final : public LayoutDriver {
 
   Status set_layout(const std::string& path, const pb::Layout& tmpl) override {
     llapi_layout* l = alloc_();
-    if (!l) return Status(Code::kInternal, "llapi_layout_alloc failed");
+    if (!l) return Status::Internal("llapi_layout_alloc failed");
     Status s = fill(l, tmpl);
     if (s) {
       std::error_code ec;

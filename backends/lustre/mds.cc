@@ -112,7 +112,7 @@ std::string perm_name(int want) {
 }
 
 Status denied(int want, std::string_view path, const Identity& id) {
-  return Status(Code::kPermissionDenied, "lustre: " + perm_name(want) + " permission denied on '" +
+  return Status::PermissionDenied("lustre: " + perm_name(want) + " permission denied on '" +
                                              std::string(path) + "' for uid " + std::to_string(id.uid));
 }
 
@@ -178,11 +178,11 @@ Result<std::vector<std::string>> split_path(std::string_view path) {
     if (j == std::string_view::npos) j = path.size();
     std::string_view c = path.substr(i, j - i);
     if (c == "..")
-      return Status(Code::kInvalidArgument, "lustre: path '" + std::string(path) +
+      return Status::InvalidArgument("lustre: path '" + std::string(path) +
                                                 "' contains '..'; paths may not escape their directory");
-    if (c.find('\0') != std::string_view::npos) return Status(Code::kInvalidArgument, "lustre: path contains NUL");
+    if (c.find('\0') != std::string_view::npos) return Status::InvalidArgument("lustre: path contains NUL");
     if (!c.empty() && c != ".") {
-      if (c.size() > 255) return Status(Code::kInvalidArgument, "lustre: path component longer than 255 bytes");
+      if (c.size() > 255) return Status::InvalidArgument("lustre: path component longer than 255 bytes");
       out.emplace_back(c);
     }
     i = j + 1;
@@ -225,7 +225,7 @@ Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t targ
   auto cp = read_file(mdt_dir + "/checkpoint");
   if (!cp) {
     if (cp.status().code() == Code::kNotFound)
-      return Status(Code::kCorruption, "lustre: metadata checkpoint " + mdt_dir + "/checkpoint is missing");
+      return Status::Corruption("lustre: metadata checkpoint " + mdt_dir + "/checkpoint is missing");
     return cp.status();
   }
   STOR_RETURN_IF_ERROR(m->load(*cp));
@@ -249,7 +249,7 @@ Result<std::unique_ptr<Mds>> Mds::open(const std::string& mdt_dir, uint32_t targ
 Result<std::unique_ptr<Mds>> Mds::load_image(std::string_view checkpoint, std::string_view wal, uint32_t target_count,
                                              pb::Layout fs_default, bool recover) {
   if (target_count == 0 || target_count > kMaxTargets)
-    return Status(Code::kInvalidArgument, "lustre: target count must be 1.." + std::to_string(kMaxTargets));
+    return Status::InvalidArgument("lustre: target count must be 1.." + std::to_string(kMaxTargets));
   MdsOptions opts;
   opts.recover = recover;
   opts.read_only = true;
@@ -262,7 +262,7 @@ Result<std::unique_ptr<Mds>> Mds::load_image(std::string_view checkpoint, std::s
 }
 
 Status Mds::problem(const std::string& what, const std::string& action) {
-  if (!opts_.recover) return Status(Code::kCorruption, "lustre: " + what);
+  if (!opts_.recover) return Status::Corruption("lustre: " + what);
   // A log of a million bad records must not become a million strings.
   constexpr size_t kMaxListed = 1000;
   if (problems_.size() < kMaxListed) problems_.push_back(what + " (" + action + ")");
@@ -273,7 +273,7 @@ Status Mds::problem(const std::string& what, const std::string& action) {
 Status Mds::load(std::string_view data) {
   pb::Checkpoint cp;
   if (data.size() > static_cast<size_t>(INT_MAX) || !cp.ParseFromArray(data.data(), static_cast<int>(data.size())))
-    return Status(Code::kCorruption, "lustre: metadata checkpoint does not parse (fsck cannot rebuild it)");
+    return Status::Corruption("lustre: metadata checkpoint does not parse (fsck cannot rebuild it)");
   wal_generation_ = cp.wal_generation();
   auto find = [&](uint64_t ino) -> InodeRef {
     decltype(inodes_)::const_accessor a;
@@ -440,7 +440,7 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
     decltype(inodes_)::const_accessor a;
     return inodes_.find(a, ino) ? a->second : nullptr;
   };
-  auto bad = [&](const std::string& what) { return Status(Code::kCorruption, where + ": " + what); };
+  auto bad = [&](const std::string& what) { return Status::Corruption(where + ": " + what); };
   auto dir = [&](uint64_t ino, InodeRef* out) -> Status {
     *out = find(ino);
     if (!*out) return bad("directory " + std::to_string(ino) + " does not exist");
@@ -640,7 +640,7 @@ void Mds::maybe_checkpoint() {
 }
 
 Status Mds::checkpoint() {
-  if (opts_.read_only) return Status(Code::kInternal, "lustre: metadata opened read only (fsck without --repair)");
+  if (opts_.read_only) return Status::Internal("lustre: metadata opened read only (fsck without --repair)");
   std::unique_lock lk(state_mu_);
   pb::Checkpoint cp;
   const uint64_t gen = wal_generation_ + 1;
@@ -692,12 +692,12 @@ Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& c
   std::shared_lock<std::shared_mutex> lk(cur->mu);
   for (size_t i = 0;; ++i) {
     if (!cur->is_dir())
-      return Status(Code::kNotADirectory, "lustre: '" + join(comps, i) + "' in path '" + std::string(path) +
+      return Status::NotADirectory("lustre: '" + join(comps, i) + "' in path '" + std::string(path) +
                                               "' is not a directory");
     if (!permitted(*cur, id, kPermX)) return denied(kPermX, join(comps, i), id);
     auto it = cur->children.find(comps[i]);
     if (it == cur->children.end())
-      return Status(Code::kNotFound, "lustre: '" + join(comps, i + 1) + "' does not exist");
+      return Status::NotFound("lustre: '" + join(comps, i + 1) + "' does not exist");
     if (i + 1 == n) return it->second;
     const Inode* next = it->second.get();
     std::shared_lock<std::shared_mutex> next_lk(next->mu);  // before the parent's lock goes
@@ -714,7 +714,7 @@ Result<InodeRef> Mds::lookup(const Identity& id, std::string_view path) const {
 Result<Mds::Parent> Mds::resolve_parent(const Identity& id, std::string_view path) const {
   STOR_ASSIGN_OR_RETURN(auto comps, split_path(path));
   if (comps.empty())
-    return Status(Code::kInvalidArgument, "lustre: operation not allowed on the file system root");
+    return Status::InvalidArgument("lustre: operation not allowed on the file system root");
   STOR_ASSIGN_OR_RETURN(InodeRef dir, walk(id, comps, comps.size() - 1, path));
   return Parent{std::move(dir), comps.back()};
 }
@@ -722,9 +722,9 @@ Result<Mds::Parent> Mds::resolve_parent(const Identity& id, std::string_view pat
 // Checks, with the directory locked, that an entry may be added to or removed from it.
 static Status check_dir_writable(const Inode& dir, const Identity& id, std::string_view path) {
   if (!dir.is_dir())
-    return Status(Code::kNotADirectory, "lustre: parent of '" + std::string(path) + "' is not a directory");
+    return Status::NotADirectory("lustre: parent of '" + std::string(path) + "' is not a directory");
   if (!dir.linked)
-    return Status(Code::kNotFound, "lustre: parent directory of '" + std::string(path) + "' was removed");
+    return Status::NotFound("lustre: parent directory of '" + std::string(path) + "' was removed");
   if (!permitted(dir, id, kPermW | kPermX)) return denied(kPermW | kPermX, std::string(path) + "/..", id);
   return Status::ok();
 }
@@ -749,7 +749,7 @@ Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view 
   std::vector<DirEntry> out;
   {
     std::shared_lock lk(n->mu);
-    if (!n->is_dir()) return Status(Code::kNotADirectory, "lustre: '" + std::string(path) + "' is not a directory");
+    if (!n->is_dir()) return Status::NotADirectory("lustre: '" + std::string(path) + "' is not a directory");
     if (!permitted(*n, id, kPermR)) return denied(kPermR, path, id);
     out.reserve(n->children.size());
     kids.reserve(n->children.size());
@@ -790,7 +790,7 @@ Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
     std::unique_lock lk(p.dir->mu);
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
     if (p.dir->children.count(p.name))
-      return Status(Code::kAlreadyExists, "lustre: '" + std::string(path) + "' already exists");
+      return Status::AlreadyExists("lustre: '" + std::string(path) + "' already exists");
     pb::WalRecord rec = create_record(p, id, pb::DIRECTORY, mode);
     auto* in = rec.mutable_inode();
     if (p.dir->mode & S_ISGID) in->set_mode(in->mode() | S_ISGID);  // and keeps subdirectories setgid
@@ -811,14 +811,14 @@ Status Mds::remove(const Identity& id, std::string_view path) {
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
     auto it = p.dir->children.find(p.name);
     if (it == p.dir->children.end())
-      return Status(Code::kNotFound, "lustre: '" + std::string(path) + "' does not exist");
+      return Status::NotFound("lustre: '" + std::string(path) + "' does not exist");
     InodeRef victim = it->second;
     std::unique_lock vlk(victim->mu);
     if (!sticky_allows(*p.dir, *victim, id))
-      return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+      return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) +
                                                  " may not remove '" + std::string(path) + "'");
     if (victim->is_dir() && !victim->children.empty())
-      return Status(Code::kNotEmpty, "lustre: directory '" + std::string(path) + "' is not empty");
+      return Status::NotEmpty("lustre: directory '" + std::string(path) + "' is not empty");
     pb::WalRecord rec;
     rec.set_op(pb::WalRecord::UNLINK);
     rec.set_parent(p.dir->ino);
@@ -854,10 +854,10 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
     STOR_RETURN_IF_ERROR(check_dir_writable(*dp.dir, id, to));
     auto sit = sp.dir->children.find(sp.name);
     if (sit == sp.dir->children.end())
-      return Status(Code::kNotFound, "lustre: rename source '" + std::string(from) + "' does not exist");
+      return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
     InodeRef src = sit->second;
     if (src->is_dir() && is_ancestor(src.get(), dp.dir))
-      return Status(Code::kInvalidArgument, "lustre: cannot move directory '" + std::string(from) +
+      return Status::InvalidArgument("lustre: cannot move directory '" + std::string(from) +
                                                 "' into itself ('" + std::string(to) + "')");
     InodeRef dst;
     if (auto dit = dp.dir->children.find(dp.name); dit != dp.dir->children.end()) dst = dit->second;
@@ -865,23 +865,23 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
     {
       std::shared_lock slk(src->mu);
       if (!sticky_allows(*sp.dir, *src, id))
-        return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+        return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) +
                                                    " may not rename '" + std::string(from) + "'");
     }
     std::unique_lock<std::shared_mutex> dlk;
     if (dst) {
       if (is_ancestor(dst.get(), sp.dir))
-        return Status(Code::kNotEmpty, "lustre: rename target '" + std::string(to) + "' is a non-empty directory");
+        return Status::NotEmpty("lustre: rename target '" + std::string(to) + "' is a non-empty directory");
       dlk = std::unique_lock(dst->mu);
       if (!sticky_allows(*dp.dir, *dst, id))
-        return Status(Code::kPermissionDenied, "lustre: sticky directory: uid " + std::to_string(id.uid) +
+        return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) +
                                                    " may not replace '" + std::string(to) + "'");
       if (src->is_dir() && !dst->is_dir())
-        return Status(Code::kNotADirectory, "lustre: rename target '" + std::string(to) + "' is not a directory");
+        return Status::NotADirectory("lustre: rename target '" + std::string(to) + "' is not a directory");
       if (!src->is_dir() && dst->is_dir())
-        return Status(Code::kIsADirectory, "lustre: rename target '" + std::string(to) + "' is a directory");
+        return Status::IsADirectory("lustre: rename target '" + std::string(to) + "' is a directory");
       if (dst->is_dir() && !dst->children.empty())
-        return Status(Code::kNotEmpty, "lustre: rename target '" + std::string(to) + "' is a non-empty directory");
+        return Status::NotEmpty("lustre: rename target '" + std::string(to) + "' is a non-empty directory");
     }
     pb::WalRecord rec;
     rec.set_op(pb::WalRecord::RENAME);
@@ -909,7 +909,7 @@ Status Mds::chmod(const Identity& id, std::string_view path, uint32_t mode) {
     STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
     std::unique_lock lk(n->mu);
     if (id.uid != 0 && id.uid != n->uid)
-      return Status(Code::kPermissionDenied, "lustre: only the owner or root may chmod '" + std::string(path) + "'");
+      return Status::PermissionDenied("lustre: only the owner or root may chmod '" + std::string(path) + "'");
     pb::WalRecord rec;
     rec.set_op(pb::WalRecord::SET_ATTR);
     rec.set_attr_mask(kAttrMode);
@@ -933,12 +933,12 @@ Status Mds::chown(const Identity& id, std::string_view path, uint32_t uid, uint3
     std::unique_lock lk(n->mu);
     if (id.uid != 0) {
       if (uid != UINT32_MAX && uid != n->uid)
-        return Status(Code::kPermissionDenied, "lustre: only root may change the owner of '" + std::string(path) + "'");
+        return Status::PermissionDenied("lustre: only root may change the owner of '" + std::string(path) + "'");
       if (id.uid != n->uid)
-        return Status(Code::kPermissionDenied, "lustre: only the owner or root may change the group of '" +
+        return Status::PermissionDenied("lustre: only the owner or root may change the group of '" +
                                                    std::string(path) + "'");
       if (gid != UINT32_MAX && !id.in_group(gid))
-        return Status(Code::kPermissionDenied, "lustre: uid " + std::to_string(id.uid) + " is not in group " +
+        return Status::PermissionDenied("lustre: uid " + std::to_string(id.uid) + " is not in group " +
                                                    std::to_string(gid));
     }
     pb::WalRecord rec;
@@ -969,7 +969,7 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
   if (flags & kOpenRead) want |= kPermR;
   if (flags & (kOpenWrite | kOpenTruncate)) want |= kPermW;
   auto check_existing = [&](Inode& n) -> Status {
-    if (n.is_dir()) return Status(Code::kIsADirectory, "lustre: '" + std::string(path) + "' is a directory");
+    if (n.is_dir()) return Status::IsADirectory("lustre: '" + std::string(path) + "' is a directory");
     if (want && !permitted(n, id, want)) return denied(want, path, id);
     return Status::ok();
   };
@@ -989,10 +989,10 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
     STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
     std::unique_lock lk(p.dir->mu);
     if (!p.dir->is_dir())
-      return Status(Code::kNotADirectory, "lustre: parent of '" + std::string(path) + "' is not a directory");
+      return Status::NotADirectory("lustre: parent of '" + std::string(path) + "' is not a directory");
     if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
       if (flags & kOpenExclusive)
-        return Status(Code::kAlreadyExists, "lustre: '" + std::string(path) + "' already exists");
+        return Status::AlreadyExists("lustre: '" + std::string(path) + "' already exists");
       InodeRef n = it->second;
       std::unique_lock nlk(n->mu);
       STOR_RETURN_IF_ERROR(check_existing(*n));
@@ -1042,7 +1042,7 @@ Status Mds::set_layout(const Identity& id, std::string_view path, const pb::Layo
       *rec.mutable_inode()->mutable_dir_default() = tmpl;
     } else {
       if (n->size != 0)
-        return Status(Code::kBusy, "lustre: '" + std::string(path) +
+        return Status::Busy("lustre: '" + std::string(path) +
                                        "' has data; a layout can only be set on an empty file");
       *rec.mutable_inode()->mutable_layout() = resolve_layout(tmpl, target_count_, rr_.fetch_add(1) % target_count_);
     }
@@ -1069,7 +1069,7 @@ Result<std::pair<pb::Layout, bool>> Mds::get_layout(const Identity& id, std::str
 }
 
 Status Mds::extend_size(Inode& n, uint64_t end) {
-  if (end > kMaxFileSize) return Status(Code::kInvalidArgument, "lustre: file size past 2^63 - 1 bytes");
+  if (end > kMaxFileSize) return Status::InvalidArgument("lustre: file size past 2^63 - 1 bytes");
   {
     std::shared_lock st(state_mu_);
     std::unique_lock lk(n.mu);
@@ -1092,7 +1092,7 @@ Status Mds::extend_size(Inode& n, uint64_t end) {
 }
 
 Status Mds::set_size(Inode& n, uint64_t size) {
-  if (size > kMaxFileSize) return Status(Code::kInvalidArgument, "lustre: file size past 2^63 - 1 bytes");
+  if (size > kMaxFileSize) return Status::InvalidArgument("lustre: file size past 2^63 - 1 bytes");
   {
     std::shared_lock st(state_mu_);
     std::unique_lock lk(n.mu);

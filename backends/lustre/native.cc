@@ -37,15 +37,15 @@ class NativeFile final : public BackendFile {
   ~NativeFile() override { (void)close(); }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (fd_ < 0) return done(Status(Code::kInvalidArgument, "lustre: read on a closed file"));
+    if (fd_ < 0) return done(Status::InvalidArgument("lustre: read on a closed file"));
     engine_->submit(IoRequest{IoOp::kRead, fd_, buf, len, offset, -1, std::move(done)});
   }
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (fd_ < 0) return done(Status(Code::kInvalidArgument, "lustre: write on a closed file"));
+    if (fd_ < 0) return done(Status::InvalidArgument("lustre: write on a closed file"));
     engine_->submit(IoRequest{IoOp::kWrite, fd_, const_cast<void*>(buf), len, offset, -1, std::move(done)});
   }
   Status sync(bool data_only) override {
-    if (fd_ < 0) return Status(Code::kInvalidArgument, "lustre: sync on a closed file");
+    if (fd_ < 0) return Status::InvalidArgument("lustre: sync on a closed file");
     auto r = engine_->fsync(fd_, data_only).get();
     return r.is_ok() ? Status::ok() : r.status();
   }
@@ -86,7 +86,7 @@ Result<std::unique_ptr<BackendFile>> open(IoEngine* engine, const std::string& h
   struct stat st {};
   if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
     ::close(fd);
-    return Status(Code::kIsADirectory, "lustre: '" + host + "' is a directory");
+    return Status::IsADirectory("lustre: '" + host + "' is a directory");
   }
   return std::unique_ptr<BackendFile>(std::make_unique<NativeFile>(engine, fd, uri));
 }

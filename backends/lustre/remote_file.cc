@@ -53,7 +53,7 @@ class RemoteLustreFile final : public StripedFile {
           FileSystem::object_name(inode_->ino, p.component, p.stripe), base + (p.file_offset - offset), want,
           p.object_offset, [op, want](Result<size_t> r) {
             if (!r) op->fail(r.status());
-            else if (*r != want) op->fail(Status(Code::kIoError, "lustre: short write to a remote stripe object"));
+            else if (*r != want) op->fail(Status::IoError("lustre: short write to a remote stripe object"));
             op->finish_one();
           });
     }

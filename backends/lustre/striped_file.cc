@@ -13,7 +13,7 @@ Result<std::vector<StripePiece>> pieces_for(const pb::Layout& layout, uint64_t o
   uint64_t covered = 0;
   for (const auto& p : pieces) covered += p.length;
   if (covered != len)
-    return Status(Code::kCorruption, "lustre: the layout of '" + path + "' does not map [" + std::to_string(offset) +
+    return Status::Corruption("lustre: the layout of '" + path + "' does not map [" + std::to_string(offset) +
                                          ", +" + std::to_string(len) + "): " + describe_layout(layout));
   return pieces;
 }
@@ -31,9 +31,9 @@ uint64_t StripedFile::current_size() const {
 }
 
 void StripedFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
-  if (closed_) return done(Status(Code::kInvalidArgument, "lustre: read on a closed file"));
+  if (closed_) return done(Status::InvalidArgument("lustre: read on a closed file"));
   if (!(flags_ & kOpenRead))
-    return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for reading"));
+    return done(Status::PermissionDenied("lustre: '" + path_ + "' was not opened for reading"));
   uint64_t size = current_size();
   if (offset >= size || len == 0) return done(size_t{0});
   len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
@@ -45,12 +45,12 @@ void StripedFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback 
 }
 
 void StripedFile::write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) {
-  if (closed_) return done(Status(Code::kInvalidArgument, "lustre: write on a closed file"));
+  if (closed_) return done(Status::InvalidArgument("lustre: write on a closed file"));
   if (!(flags_ & kOpenWrite))
-    return done(Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing"));
+    return done(Status::PermissionDenied("lustre: '" + path_ + "' was not opened for writing"));
   if (len == 0) return done(size_t{0});
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)
-    return done(Status(Code::kInvalidArgument, "lustre: write past the largest file size (2^63 - 1 bytes)"));
+    return done(Status::InvalidArgument("lustre: write past the largest file size (2^63 - 1 bytes)"));
   uint64_t end = offset + len;
   auto pieces = pieces_for(layout_, offset, len, path_);
   if (!pieces) return done(pieces.status());
@@ -62,18 +62,18 @@ void StripedFile::write_async(const void* buf, size_t len, uint64_t offset, IoCa
 }
 
 Status StripedFile::sync(bool data_only) {
-  if (closed_) return Status(Code::kInvalidArgument, "lustre: sync on a closed file");
+  if (closed_) return Status::InvalidArgument("lustre: sync on a closed file");
   STOR_RETURN_IF_ERROR(sync_objects(data_only));
   return fs_->mds().sync();  // the file size lives in the metadata log
 }
 
 Status StripedFile::truncate(uint64_t size) {
-  if (closed_) return Status(Code::kInvalidArgument, "lustre: truncate on a closed file");
+  if (closed_) return Status::InvalidArgument("lustre: truncate on a closed file");
   if (!(flags_ & kOpenWrite))
-    return Status(Code::kPermissionDenied, "lustre: '" + path_ + "' was not opened for writing");
+    return Status::PermissionDenied("lustre: '" + path_ + "' was not opened for writing");
   // Larger sizes could not be loaded back (offset math must not overflow).
   if (size > kMaxFileSize)
-    return Status(Code::kInvalidArgument, "lustre: truncate past the largest file size (2^63 - 1 bytes)");
+    return Status::InvalidArgument("lustre: truncate past the largest file size (2^63 - 1 bytes)");
   // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
   uint64_t keep = std::min(current_size(), size);
   for (int c = 0; c < layout_.components_size(); ++c) {

@@ -77,7 +77,7 @@ Status WalWriter::open(const std::string& path, uint64_t valid_length) {
 }
 
 Status WalWriter::append(std::string_view payload) {
-  if (payload.empty()) return Status(Code::kInternal, "empty WAL record");
+  if (payload.empty()) return Status::Internal("empty WAL record");
   std::string frame(8 + payload.size(), '\0');
   uint32_t len = static_cast<uint32_t>(payload.size());
   uint32_t crc = crc32c(payload.data(), payload.size());
@@ -85,7 +85,7 @@ Status WalWriter::append(std::string_view payload) {
   std::memcpy(frame.data() + 4, &crc, 4);
   std::memcpy(frame.data() + 8, payload.data(), payload.size());
   int fd = fd_.load();
-  if (fd < 0) return Status(Code::kInternal, "WAL is closed");
+  if (fd < 0) return Status::Internal("WAL is closed");
   if (broken_.load()) {
     std::lock_guard lk(written_mu_);
     if (broken_) return broken_status();
@@ -149,7 +149,7 @@ void WalWriter::mark_broken(uint64_t off, const Status& why) {
 }
 
 Status WalWriter::broken_status() const {
-  return Status(Code::kIoError, "lustre: WAL " + path_ + " is broken at offset " + std::to_string(broken_at_) +
+  return Status::IoError("lustre: WAL " + path_ + " is broken at offset " + std::to_string(broken_at_) +
                                     " (" + broken_why_ +
                                     "); nothing logged after it is acknowledged until the metadata service "
                                     "checkpoints (File::sync, unmount) or is remounted");

@@ -20,8 +20,8 @@ namespace {
 
 Status check_uri(const Uri& uri) {
   if (!uri.authority.empty())
-    return {Code::kInvalidArgument, "nvme URIs have no authority: write nvme:///absolute/path, not " + uri.to_string()};
-  if (uri.path.empty()) return {Code::kInvalidArgument, "nvme URI without a path"};
+    return Status::InvalidArgument("nvme URIs have no authority: write nvme:///absolute/path, not " + uri.to_string());
+  if (uri.path.empty()) return Status::InvalidArgument("nvme URI without a path");
   return {};
 }
 
@@ -80,7 +80,7 @@ class NvmeFile final : public BackendFile {
   Status sync(bool data_only) override {
     if (fd_ < 0) return closed();
     auto r = engine_->fsync(fd_, data_only).get();
-    return r.is_ok() ? Status() : Status(r.status().code(), path_ + ": " + r.status().message());
+    return r.status().with_context(path_);
   }
   Status truncate(uint64_t size) override {
     if (fd_ < 0) return closed();
@@ -103,15 +103,14 @@ class NvmeFile final : public BackendFile {
   bool direct() const override { return direct_; }
 
  private:
-  Status closed() const { return {Code::kInvalidArgument, path_ + ": file is closed"}; }
+  Status closed() const { return Status::InvalidArgument(path_ + ": file is closed"); }
 
   void submit(IoOp op, void* buf, size_t len, uint64_t off, IoCallback done) {
     if (fd_ < 0) return done(closed());
     if (direct_) {
       auto addr = reinterpret_cast<uintptr_t>(buf);
       if (addr % align_ || len % align_ || off % align_) {
-        return done(Status(Code::kInvalidArgument,
-                           path_ + " is open with O_DIRECT: buffer address, length (" + std::to_string(len) +
+        return done(Status::InvalidArgument(path_ + " is open with O_DIRECT: buffer address, length (" + std::to_string(len) +
                                ") and offset (" + std::to_string(off) + ") must be multiples of " +
                                std::to_string(align_) + " (use stor::AlignedBuffer)"));
       }
@@ -140,9 +139,9 @@ class NvmeBackend final : public Backend {
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
     STOR_RETURN_IF_ERROR(check_uri(uri));
     if (o.flags & ~uint32_t{kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect})
-      return Status(Code::kInvalidArgument, "unknown open flags");
+      return Status::InvalidArgument("unknown open flags");
     if ((o.flags & (kOpenCreate | kOpenTruncate)) && !(o.flags & kOpenWrite))
-      return Status(Code::kInvalidArgument, "create/truncate need kOpenWrite: " + uri.path);
+      return Status::InvalidArgument("create/truncate need kOpenWrite: " + uri.path);
     int flags = O_CLOEXEC;
     bool rd = o.flags & kOpenRead, wr = o.flags & kOpenWrite;
     flags |= (rd && wr) ? O_RDWR : wr ? O_WRONLY : O_RDONLY;
@@ -159,7 +158,7 @@ class NvmeBackend final : public Backend {
     struct stat st {};
     if (::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
       ::close(fd);
-      return Status(Code::kIsADirectory, "open " + uri.path + ": is a directory");
+      return Status::IsADirectory("open " + uri.path + ": is a directory");
     }
     return std::unique_ptr<BackendFile>(new NvmeFile(engine_, fd, direct, uri.path));
   }

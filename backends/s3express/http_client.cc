@@ -36,23 +36,23 @@ Result<Endpoint> Endpoint::parse(const std::string& url) {
     ep.tls = true;
     rest = url.substr(8);
   } else {
-    return Status(Code::kInvalidArgument, "s3 endpoint must start with http:// or https://: '" + url + "'");
+    return Status::InvalidArgument("s3 endpoint must start with http:// or https://: '" + url + "'");
   }
   if (auto slash = rest.find('/'); slash != std::string::npos) {
-    if (rest.substr(slash) != "/") return Status(Code::kInvalidArgument, "s3 endpoint must not have a path: '" + url + "'");
+    if (rest.substr(slash) != "/") return Status::InvalidArgument("s3 endpoint must not have a path: '" + url + "'");
     rest.resize(slash);
   }
-  if (rest.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
+  if (rest.empty()) return Status::InvalidArgument("s3 endpoint has no host: '" + url + "'");
   // "[::1]:9000" or "host:9000" or "host".
   std::string host = rest, port;
   bool has_port = false;
   const bool bracketed = rest.front() == '[';
   if (bracketed) {
     auto close = rest.find(']');
-    if (close == std::string::npos) return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
+    if (close == std::string::npos) return Status::InvalidArgument("bad IPv6 endpoint: '" + url + "'");
     host = rest.substr(1, close - 1);
     if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return Status(Code::kInvalidArgument, "bad IPv6 endpoint: '" + url + "'");
+      if (rest[close + 1] != ':') return Status::InvalidArgument("bad IPv6 endpoint: '" + url + "'");
       port = rest.substr(close + 2);
       has_port = true;
     }
@@ -63,18 +63,18 @@ Result<Endpoint> Endpoint::parse(const std::string& url) {
   }
   // The host goes into the Host header and the TLS name check: plain name/address characters
   // only (no userinfo, spaces or CR/LF).
-  if (host.empty()) return Status(Code::kInvalidArgument, "s3 endpoint has no host: '" + url + "'");
+  if (host.empty()) return Status::InvalidArgument("s3 endpoint has no host: '" + url + "'");
   for (char c : host) {
     const bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
                     (bracketed && (c == ':' || c == '%'));
-    if (!ok) return Status(Code::kInvalidArgument, "bad character in s3 endpoint host: '" + url + "'");
+    if (!ok) return Status::InvalidArgument("bad character in s3 endpoint host: '" + url + "'");
   }
   if (!has_port) port = ep.tls ? "443" : "80";
-  if (port.empty() || port.size() > 5) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
+  if (port.empty() || port.size() > 5) return Status::InvalidArgument("bad port in '" + url + "'");
   for (char c : port)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return Status(Code::kInvalidArgument, "bad port in '" + url + "'");
+    if (!std::isdigit(static_cast<unsigned char>(c))) return Status::InvalidArgument("bad port in '" + url + "'");
   if (const int n = std::stoi(port); n < 1 || n > 65535)
-    return Status(Code::kInvalidArgument, "port out of range in '" + url + "'");
+    return Status::InvalidArgument("port out of range in '" + url + "'");
   ep.host = host;
   ep.port = port;
   return ep;
@@ -151,7 +151,7 @@ struct HttpClient::Connection {
 namespace {
 
 Status deadline_error(const std::string& what, const Endpoint& ep) {
-  return Status(Code::kTimeout, what + " " + ep.to_string() + ": request deadline reached");
+  return Status::Timeout(what + " " + ep.to_string() + ": request deadline reached");
 }
 
 // A header, chunk line or trailer longer than Beast's header limit or our read buffer: the
@@ -161,7 +161,7 @@ bool oversized(const error_code& ec) { return ec == http::error::header_limit ||
 Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
   if (ec == beast::error::timeout && deadline_cut) return deadline_error(what, ep);
   if (oversized(ec)) {
-    return Status(Code::kIoError, what + " " + ep.to_string() + ": a header, chunk line or trailer longer than " +
+    return Status::IoError(what + " " + ep.to_string() + ": a header, chunk line or trailer longer than " +
                                       std::to_string(HttpClient::Connection::kReadBufferLimit) + " bytes: " +
                                       ec.message());
   }
@@ -211,7 +211,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
       // Two different ETags, ranges or checksums: no way to tell which one is meant.
       if (name == "etag" || name == "content-range" || name == "last-modified" || name.rfind("x-amz-", 0) == 0) {
         *permanent = true;
-        return Status(Code::kIoError, "response from " + ep.to_string() + " has conflicting '" + name +
+        return Status::IoError("response from " + ep.to_string() + " has conflicting '" + name +
                                           "' headers: '" + it->second.substr(0, 80) + "' and '" +
                                           std::string(field.value().substr(0, 80)) + "'");
       }
@@ -222,7 +222,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
   auto too_large = [&](const std::string& how) {
     *permanent = true;
-    return Status(Code::kIoError, "response body from " + ep.to_string() + " " + how + " the " +
+    return Status::IoError("response body from " + ep.to_string() + " " + how + " the " +
                                       std::to_string(opt.max_body) + "-byte limit for XML and error bodies (s3.max_xml_body)");
   };
   if (!to_sink && req.method != "HEAD") {
@@ -236,7 +236,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     const uint64_t length = *parser.content_length();
     if (length > sink_len) {
       *permanent = true;
-      return Status(Code::kIoError, "response body from " + ep.to_string() + " has " + std::to_string(length) +
+      return Status::IoError("response body from " + ep.to_string() + " has " + std::to_string(length) +
                                         " bytes, more than the " + std::to_string(sink_len) + " expected");
     }
     const size_t have = std::min<size_t>(c.buffer.size(), static_cast<size_t>(length));
@@ -263,7 +263,7 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     if (to_sink) {
       if (got == sink_len) {
         *permanent = true;
-        return Status(Code::kIoError, "response body from " + ep.to_string() + " is larger than the " +
+        return Status::IoError("response body from " + ep.to_string() + " is larger than the " +
                                           std::to_string(sink_len) + " bytes expected");
       }
       body.data = sink + got;
@@ -323,7 +323,7 @@ Result<std::unique_ptr<HttpClient::Connection>> HttpClient::acquire(std::chrono:
   if (deadline == std::chrono::steady_clock::time_point::max()) {
     cv_.wait(lock, free_slot);
   } else if (!cv_.wait_until(lock, deadline, free_slot)) {
-    return Status(Code::kTimeout, "no free connection to " + endpoint_.to_string() + " (all " +
+    return Status::Timeout("no free connection to " + endpoint_.to_string() + " (all " +
                                       std::to_string(options_.max_connections) + " busy): request deadline reached");
   }
   ++in_use_;
@@ -418,9 +418,9 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       if (!r.is_ok() && was_reused && failed_before_response && r.status().code() == Code::kUnavailable) continue;
       return r;
     }
-    return Status(Code::kUnavailable, "connection to " + endpoint_.to_string() + " closed twice in a row");
+    return Status::Unavailable("connection to " + endpoint_.to_string() + " closed twice in a row");
   } catch (const std::exception& e) {
-    return Status(Code::kInternal, std::string("http client: ") + e.what());
+    return Status::Internal(std::string("http client: ") + e.what());
   }
 }
 

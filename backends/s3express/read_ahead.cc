@@ -70,7 +70,7 @@ std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, si
     Result<size_t> got = client_->get_range(bucket_, key_, chunk->offset, chunk->len, chunk->data.data(), info_.etag);
     Status s = got.status();
     if (s.is_ok() && got.value() != chunk->len) {
-      s = Status(Code::kIoError, "S3 GetObject s3://" + bucket_ + "/" + key_ + ": short read-ahead at offset " +
+      s = Status::IoError("S3 GetObject s3://" + bucket_ + "/" + key_ + ": short read-ahead at offset " +
                                      std::to_string(chunk->offset));
     }
     {
@@ -118,7 +118,7 @@ Status ReadAhead::check_crc_locked(const char* data, size_t n, uint64_t offset) 
     char actual[16];
     std::snprintf(actual, sizeof actual, "%08x", running_crc_);
     if (stored != actual)
-      return Status(Code::kCorruption, what + ": CRC32C mismatch (stored " + stored + ", read " + actual + ")");
+      return Status::Corruption(what + ": CRC32C mismatch (stored " + stored + ", read " + actual + ")");
     return Status::ok();
   }
   std::string actual;
@@ -130,7 +130,7 @@ Status ReadAhead::check_crc_locked(const char* data, size_t n, uint64_t offset) 
     actual = to_hex(raw.data(), raw.size()) + "-" + std::to_string(md5_part_);
   }
   if (actual != info_.etag)
-    return Status(Code::kCorruption, what + ": MD5 mismatch (ETag " + info_.etag + ", read " + actual + ")");
+    return Status::Corruption(what + ": MD5 mismatch (ETag " + info_.etag + ", read " + actual + ")");
   return Status::ok();
 }
 

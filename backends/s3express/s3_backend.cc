@@ -36,9 +36,9 @@ auto guarded(Fn&& fn) -> decltype(fn()) {
   try {
     return fn();
   } catch (const std::bad_alloc&) {
-    return Status(Code::kNoSpace, "s3: out of memory");
+    return Status::NoSpace("s3: out of memory");
   } catch (const std::exception& e) {
-    return Status(Code::kInternal, std::string("s3: ") + e.what());
+    return Status::Internal(std::string("s3: ") + e.what());
   }
 }
 
@@ -101,7 +101,7 @@ class S3File final : public BackendFile {
     return guarded([&]() -> Status {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
-      if (!writable_) return Status(Code::kInvalidArgument, name() + ": truncate on a file not opened for writing");
+      if (!writable_) return Status::InvalidArgument(name() + ": truncate on a file not opened for writing");
       return writer_->truncate(size);
     });
   }
@@ -147,7 +147,7 @@ class S3File final : public BackendFile {
   std::string name() const { return describe_uri(shared_->scheme, bucket_, key_); }
 
   Status check_open() const {
-    return closed_ ? Status(Code::kInvalidArgument, name() + ": file is closed") : Status::ok();
+    return closed_ ? Status::InvalidArgument(name() + ": file is closed") : Status::ok();
   }
 
   Status upload_locked() {
@@ -173,7 +173,7 @@ class S3File final : public BackendFile {
     return guarded([&]() -> Result<size_t> {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
-      if (!writable_) return Status(Code::kInvalidArgument, name() + ": file not opened for writing");
+      if (!writable_) return Status::InvalidArgument(name() + ": file not opened for writing");
       STOR_RETURN_IF_ERROR(writer_->write(src, len, offset));
       return len;
     });
@@ -227,7 +227,7 @@ class S3Backend final : public Backend {
       STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
       const std::string name = describe_uri(shared_->scheme, bucket, key);
       if (key.empty() || (!uri.path.empty() && uri.path.back() == '/'))
-        return Status(Code::kIsADirectory, name + ": is a prefix (directory), not an object");
+        return Status::IsADirectory(name + ": is a prefix (directory), not an object");
       S3Client& client = *shared_->client;
       Result<ObjectInfo> head = client.head_object(bucket, key);
       const bool exists = head.is_ok();
@@ -236,8 +236,8 @@ class S3Backend final : public Backend {
       const bool writable = (opts.flags & kOpenWrite) != 0;
       if (!writable) {
         if (!exists) {
-          if (is_prefix(bucket, key)) return Status(Code::kIsADirectory, name + ": is a prefix (directory)");
-          return Status(Code::kNotFound, name + ": no such object");
+          if (is_prefix(bucket, key)) return Status::IsADirectory(name + ": is a prefix (directory)");
+          return Status::NotFound(name + ": no such object");
         }
         auto file = std::make_unique<S3File>(shared_, bucket, key, false);
         file->set_info(std::move(head).value());
@@ -245,9 +245,9 @@ class S3Backend final : public Backend {
       }
 
       if (exists && (opts.flags & kOpenCreate) && (opts.flags & kOpenExclusive))
-        return Status(Code::kAlreadyExists, name + ": object exists");
-      if (!exists && !(opts.flags & kOpenCreate)) return Status(Code::kNotFound, name + ": no such object");
-      if (!exists && is_prefix(bucket, key)) return Status(Code::kIsADirectory, name + ": is a prefix (directory)");
+        return Status::AlreadyExists(name + ": object exists");
+      if (!exists && !(opts.flags & kOpenCreate)) return Status::NotFound(name + ": no such object");
+      if (!exists && is_prefix(bucket, key)) return Status::IsADirectory(name + ": is a prefix (directory)");
       auto file = std::make_unique<S3File>(shared_, bucket, key, true);
       if (exists && !(opts.flags & kOpenTruncate)) {
         // Objects are rewritten whole: bytes not written come from the current object (fetched a
@@ -281,7 +281,7 @@ class S3Backend final : public Backend {
       if (head.status().code() != Code::kNotFound) return head.status();
       // A key ending in '/' names an object only (its prefix is reached without the "%2F").
       if (key.back() != '/' && is_prefix(bucket, key)) return fi;
-      return Status(Code::kNotFound, describe_uri(shared_->scheme, bucket, key) + ": no such object or prefix");
+      return Status::NotFound(describe_uri(shared_->scheme, bucket, key) + ": no such object or prefix");
     });
   }
 
@@ -300,7 +300,7 @@ class S3Backend final : public Backend {
       // A key "dir/sub/" is rolled up into the prefix "sub/" but may itself hold bytes: then it
       // is listed as the object "sub%2F" too (the name that opens it). Empty ones are directory
       // markers. One HEAD per prefix, run in parallel.
-      std::vector<Result<ObjectInfo>> heads(page.common_prefixes.size(), Status(Code::kNotFound, ""));
+      std::vector<Result<ObjectInfo>> heads(page.common_prefixes.size(), Status::NotFound(""));
       STOR_RETURN_IF_ERROR(parallel_for(shared_->client->pool(), heads.size(), shared_->client->config().max_connections,
                                         [&](size_t i) -> Status {
                                           heads[i] = shared_->client->head_object(bucket, page.common_prefixes[i]);
@@ -320,8 +320,8 @@ class S3Backend final : public Backend {
       if (page.objects.empty() && page.common_prefixes.empty() && !key.empty()) {
         const std::string name = describe_uri(shared_->scheme, bucket, key);
         Result<ObjectInfo> head = shared_->client->head_object(bucket, key);
-        if (head.is_ok()) return Status(Code::kNotADirectory, name + ": is an object, not a prefix");
-        return Status(Code::kNotFound, name + ": no such prefix");
+        if (head.is_ok()) return Status::NotADirectory(name + ": is an object, not a prefix");
+        return Status::NotFound(name + ": no such prefix");
       }
       std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
       return out;
@@ -333,7 +333,7 @@ class S3Backend final : public Backend {
       std::string bucket, key;
       STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
       const std::string name = describe_uri(shared_->scheme, bucket, key);
-      if (key.empty()) return Status(Code::kInvalidArgument, name + ": refusing to remove a bucket root");
+      if (key.empty()) return Status::InvalidArgument(name + ": refusing to remove a bucket root");
       S3Client& client = *shared_->client;
       Result<ObjectInfo> head = client.head_object(bucket, key);
       if (head.is_ok()) return client.delete_object(bucket, key);
@@ -343,13 +343,13 @@ class S3Backend final : public Backend {
       bool has_marker = false, has_children = !page.common_prefixes.empty();
       for (const auto& o : page.objects) {
         if (o.key == key + "/" && o.size > 0)
-          return Status(Code::kNotEmpty, name + ": prefix holds the object " + describe_uri(shared_->scheme, bucket, o.key));
+          return Status::NotEmpty(name + ": prefix holds the object " + describe_uri(shared_->scheme, bucket, o.key));
         if (o.key == key + "/") has_marker = true;
         else has_children = true;
       }
-      if (has_children) return Status(Code::kNotEmpty, name + ": prefix is not empty");
+      if (has_children) return Status::NotEmpty(name + ": prefix is not empty");
       if (has_marker) return client.delete_object(bucket, key + "/");
-      return Status(Code::kNotFound, name + ": no such object or prefix");
+      return Status::NotFound(name + ": no such object or prefix");
     });
   }
 
@@ -358,12 +358,12 @@ class S3Backend final : public Backend {
       std::string bucket, key;
       STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
       const std::string name = describe_uri(shared_->scheme, bucket, key);
-      if (key.empty()) return Status(Code::kAlreadyExists, name + ": bucket root exists");
+      if (key.empty()) return Status::AlreadyExists(name + ": bucket root exists");
       S3Client& client = *shared_->client;
       Result<ObjectInfo> head = client.head_object(bucket, key);
-      if (head.is_ok()) return Status(Code::kAlreadyExists, name + ": an object has this name");
+      if (head.is_ok()) return Status::AlreadyExists(name + ": an object has this name");
       if (head.status().code() != Code::kNotFound) return head.status();
-      if (is_prefix(bucket, key)) return Status(Code::kAlreadyExists, name + ": prefix exists");
+      if (is_prefix(bucket, key)) return Status::AlreadyExists(name + ": prefix exists");
       // Prefixes exist implicitly; an empty "key/" marker object makes an empty one visible.
       return client.put_object_single(bucket, key + "/", "", 0).status();
     });
@@ -375,12 +375,12 @@ class S3Backend final : public Backend {
       STOR_RETURN_IF_ERROR(bucket_and_key(from, &src_bucket, &src_key));
       STOR_RETURN_IF_ERROR(bucket_and_key(to, &dst_bucket, &dst_key));
       const std::string name = describe_uri(shared_->scheme, src_bucket, src_key);
-      if (src_key.empty() || dst_key.empty()) return Status(Code::kInvalidArgument, name + ": cannot rename a bucket root");
+      if (src_key.empty() || dst_key.empty()) return Status::InvalidArgument(name + ": cannot rename a bucket root");
       S3Client& client = *shared_->client;
       Result<ObjectInfo> head = client.head_object(src_bucket, src_key);
       if (!head.is_ok()) {
         if (head.status().code() == Code::kNotFound && is_prefix(src_bucket, src_key))
-          return Status(Code::kUnsupported, name + ": renaming a prefix is not supported");
+          return Status::Unsupported(name + ": renaming a prefix is not supported");
         return head.status();
       }
       // Object stores have no rename: copy server-side, then delete the source.
@@ -419,7 +419,7 @@ class S3Backend final : public Backend {
 
 Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
   if (uri.authority.empty())
-    return Status(Code::kInvalidArgument, "'" + uri.to_string() + "': an S3 URI needs a bucket (scheme://bucket/key)");
+    return Status::InvalidArgument("'" + uri.to_string() + "': an S3 URI needs a bucket (scheme://bucket/key)");
   *bucket = uri.authority;
   std::string k = uri.path;
   while (!k.empty() && k.front() == '/') k.erase(k.begin());
@@ -432,7 +432,7 @@ Status bucket_and_key(const Uri& uri, std::string* bucket, std::string* key) {
     ++encoded;
   }
   if (encoded > 0) {
-    if (k.empty()) return Status(Code::kInvalidArgument, "'" + uri.to_string() + "': an S3 key cannot be only '/'");
+    if (k.empty()) return Status::InvalidArgument("'" + uri.to_string() + "': an S3 key cannot be only '/'");
     k.append(encoded, '/');
   } else {
     while (!k.empty() && k.back() == '/') k.pop_back();

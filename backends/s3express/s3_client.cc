@@ -26,29 +26,29 @@ std::string env_or(const char* name, const std::string& fallback = {}) {
 }
 
 Result<uint64_t> parse_size(const std::string& key, const std::string& text) {
-  if (text.empty()) return Status(Code::kInvalidArgument, key + ": empty value");
+  if (text.empty()) return Status::InvalidArgument(key + ": empty value");
   // strtoull would accept "-1" (as 2^64-1) and leading spaces: digits only.
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0) return Status(Code::kInvalidArgument, key + ": not a number: '" + text + "'");
+  if (digits == 0) return Status::InvalidArgument(key + ": not a number: '" + text + "'");
   errno = 0;
   unsigned long long v = std::strtoull(text.substr(0, digits).c_str(), nullptr, 10);
-  if (errno != 0) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
+  if (errno != 0) return Status::InvalidArgument(key + ": number too large: '" + text + "'");
   std::string suffix = text.substr(digits);
   uint64_t mult = 1;
   if (suffix == "" || suffix == "B") mult = 1;
   else if (suffix == "K" || suffix == "KiB" || suffix == "k") mult = 1ull << 10;
   else if (suffix == "M" || suffix == "MiB" || suffix == "m") mult = 1ull << 20;
   else if (suffix == "G" || suffix == "GiB" || suffix == "g") mult = 1ull << 30;
-  else return Status(Code::kInvalidArgument, key + ": bad size suffix in '" + text + "'");
-  if (v > UINT64_MAX / mult) return Status(Code::kInvalidArgument, key + ": number too large: '" + text + "'");
+  else return Status::InvalidArgument(key + ": bad size suffix in '" + text + "'");
+  if (v > UINT64_MAX / mult) return Status::InvalidArgument(key + ": number too large: '" + text + "'");
   return static_cast<uint64_t>(v) * mult;
 }
 
 Result<bool> parse_bool(const std::string& key, const std::string& text) {
   if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
   if (text == "0" || text == "false" || text == "no" || text == "off") return false;
-  return Status(Code::kInvalidArgument, key + ": expected true/false, got '" + text + "'");
+  return Status::InvalidArgument(key + ": expected true/false, got '" + text + "'");
 }
 
 std::string strip_quotes(std::string s) {
@@ -102,35 +102,35 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   if (std::string v = get("s3.addressing"); !v.empty()) {
     if (v == "path") c.path_style = true;
     else if (v == "virtual") c.path_style = false;
-    else return Status(Code::kInvalidArgument, "s3.addressing: expected path or virtual, got '" + v + "'");
+    else return Status::InvalidArgument("s3.addressing: expected path or virtual, got '" + v + "'");
   }
   if (c.endpoint.empty()) c.endpoint = "https://s3." + c.region + ".amazonaws.com";
 
   if (std::string v = get("s3.max_connections"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_connections", v));
-    if (n == 0 || n > 1024) return Status(Code::kInvalidArgument, "s3.max_connections must be 1..1024");
+    if (n == 0 || n > 1024) return Status::InvalidArgument("s3.max_connections must be 1..1024");
     c.max_connections = static_cast<unsigned>(n);
   }
   if (std::string v = get("s3.part_size"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.part_size", v));
-    if (n < 4096 || n > (5ull << 30)) return Status(Code::kInvalidArgument, "s3.part_size must be 4 KiB..5 GiB");
+    if (n < 4096 || n > (5ull << 30)) return Status::InvalidArgument("s3.part_size must be 4 KiB..5 GiB");
     c.part_size = n;
   }
   if (std::string v = get("s3.max_attempts"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_attempts", v));
-    if (n == 0 || n > 100) return Status(Code::kInvalidArgument, "s3.max_attempts must be 1..100");
+    if (n == 0 || n > 100) return Status::InvalidArgument("s3.max_attempts must be 1..100");
     c.max_attempts = static_cast<unsigned>(n);
   }
   if (std::string v = get("s3.retry_base_ms"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.retry_base_ms", v));
-    if (n > 86400000) return Status(Code::kInvalidArgument, "s3.retry_base_ms must be 0..86400000");
+    if (n > 86400000) return Status::InvalidArgument("s3.retry_base_ms must be 0..86400000");
     c.retry_base = std::chrono::milliseconds(n);
   }
   // Durations in ms, 1 ms .. 1 day (larger values would overflow nanosecond clocks later).
   auto get_ms = [&](const char* key, std::chrono::milliseconds* out) -> Status {
     if (std::string v = get(key); !v.empty()) {
       STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size(key, v));
-      if (n == 0 || n > 86400000) return Status(Code::kInvalidArgument, std::string(key) + " must be 1..86400000 (ms)");
+      if (n == 0 || n > 86400000) return Status::InvalidArgument(std::string(key) + " must be 1..86400000 (ms)");
       *out = std::chrono::milliseconds(n);
     }
     return Status::ok();
@@ -140,19 +140,19 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   STOR_RETURN_IF_ERROR(get_ms("s3.request_deadline_ms", &c.request_deadline));
   if (std::string v = get("s3.min_transfer_rate"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.min_transfer_rate", v));
-    if (n < 1024) return Status(Code::kInvalidArgument, "s3.min_transfer_rate must be at least 1K (bytes/s)");
+    if (n < 1024) return Status::InvalidArgument("s3.min_transfer_rate must be at least 1K (bytes/s)");
     c.min_transfer_rate = n;
   }
   if (std::string v = get("s3.max_xml_body"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_xml_body", v));
-    if (n < (64ull << 10) || n > (1ull << 30)) return Status(Code::kInvalidArgument, "s3.max_xml_body must be 64K..1G");
+    if (n < (64ull << 10) || n > (1ull << 30)) return Status::InvalidArgument("s3.max_xml_body must be 64K..1G");
     c.max_xml_body = n;
   }
   if (std::string v = get("s3.session"); !v.empty()) {
     if (v == "auto") c.session = SessionMode::kAuto;
     else if (v == "on") c.session = SessionMode::kOn;
     else if (v == "off") c.session = SessionMode::kOff;
-    else return Status(Code::kInvalidArgument, "s3.session: expected auto, on or off, got '" + v + "'");
+    else return Status::InvalidArgument("s3.session: expected auto, on or off, got '" + v + "'");
   }
   if (std::string v = get("s3.session_renew_seconds"); !v.empty()) {
     STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.session_renew_seconds", v));
@@ -229,7 +229,7 @@ S3Client::~S3Client() = default;
 
 Result<std::unique_ptr<S3Client>> S3Client::create(S3Config config) {
   STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(config.endpoint));
-  if (config.part_size == 0) return Status(Code::kInvalidArgument, "s3 part size must be > 0");
+  if (config.part_size == 0) return Status::InvalidArgument("s3 part size must be > 0");
   return std::unique_ptr<S3Client>(new S3Client(std::move(config), std::move(ep)));
 }
 
@@ -355,7 +355,7 @@ Status S3Client::credentials_for(const std::string& bucket, Credentials* creds, 
       return use_session();
     }
     // 200 with something else: the server ignores "?session" (plain S3, local servers).
-    failure = Status(Code::kUnsupported, "CreateSession on " + object_name(bucket, "") +
+    failure = Status::Unsupported("CreateSession on " + object_name(bucket, "") +
                                              " is not supported by the server: " + parsed.status().message());
   } else {
     failure = resp.status();
@@ -477,12 +477,12 @@ Result<HttpResponse> S3Client::send(const Request& req, char* sink, size_t sink_
           r.status().message().find("(gave up after") != std::string::npos)  // said by a nested send()
         return r;
       // Not retryable because the deadline ended it (e.g. while waiting for a session).
-      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
+      return r.status().with_suffix(gave_up(attempt + 1, start, deadline, true));
     }
     if (attempt + 1 >= config_.max_attempts)
-      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, false));
+      return r.status().with_suffix(gave_up(attempt + 1, start, deadline, false));
     if (!backoff(attempt, deadline))
-      return Status(r.status().code(), r.status().message() + gave_up(attempt + 1, start, deadline, true));
+      return r.status().with_suffix(gave_up(attempt + 1, start, deadline, true));
     retries_.fetch_add(1);
   }
 }
@@ -523,7 +523,7 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   // The size decides how much is read and allocated later: it must be there and sane.
   Result<uint64_t> size = parse_object_size(resp.header("content-length"));
   if (!size.is_ok()) {
-    return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Content-Length: " +
+    return Status::IoError("S3 HeadObject " + object_name(bucket, key) + ": Content-Length: " +
                                       size.status().message());
   }
   info.size = *size;
@@ -531,7 +531,7 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   if (std::string lm = resp.header("last-modified"); !lm.empty()) {
     Result<int64_t> t = parse_http_date_ns(lm);
     if (!t.is_ok()) {
-      return Status(Code::kIoError, "S3 HeadObject " + object_name(bucket, key) + ": Last-Modified: " +
+      return Status::IoError("S3 HeadObject " + object_name(bucket, key) + ": Last-Modified: " +
                                         t.status().message());
     }
     info.mtime_ns = *t;
@@ -557,7 +557,7 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
     // GET. The response names the version it served; bytes of another version are refused alike.
     const std::string served = strip_quotes(resp.header("etag"));
     if (!served.empty() && served != etag) {
-      return Status(Code::kAborted, "S3 GetObject " + object_name(bucket, key) + ": the object changed (ETag " +
+      return Status::Aborted("S3 GetObject " + object_name(bucket, key) + ": the object changed (ETag " +
                                         served + ", expected " + etag + ")");
     }
   }
@@ -566,7 +566,7 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
     // with exactly the bytes it announces; fewer would pass for the object's end.
     const std::string cr = resp.header("content-range");
     const size_t dash = cr.find('-'), slash = cr.find('/');
-    Result<uint64_t> start = Status(Code::kIoError, ""), end = start, total = start;
+    Result<uint64_t> start = Status::IoError(""), end = start, total = start;
     if (cr.rfind("bytes ", 0) == 0 && dash != std::string::npos && slash != std::string::npos && dash < slash) {
       start = parse_object_size(std::string_view(cr).substr(6, dash - 6));
       end = parse_object_size(std::string_view(cr).substr(dash + 1, slash - dash - 1));
@@ -574,13 +574,13 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
     }
     if (!start.is_ok() || !end.is_ok() || !total.is_ok() || *start != offset || resp.sink_bytes == 0 ||
         *end != offset + resp.sink_bytes - 1 || *end >= *total) {
-      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": asked for " +
+      return Status::IoError("S3 GetObject " + object_name(bucket, key) + ": asked for " +
                                         std::to_string(len) + " bytes from " + std::to_string(offset) + ", got " +
                                         std::to_string(resp.sink_bytes) + " with Content-Range '" +
                                         cr.substr(0, 80) + "'");
     }
   } else if (offset != 0) {
-    return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
+    return Status::IoError("S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
   }
   return resp.sink_bytes;
 }
@@ -596,7 +596,7 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
     const size_t n = static_cast<size_t>(std::min<uint64_t>(part, len - off));
     STOR_ASSIGN_OR_RETURN(size_t got, get_range(bucket, key, offset + off, n, dst + off, info.etag));
     if (got != n) {
-      return Status(Code::kIoError, "S3 GetObject " + object_name(bucket, key) + ": short read at offset " +
+      return Status::IoError("S3 GetObject " + object_name(bucket, key) + ": short read at offset " +
                                         std::to_string(offset + off) + ": " + std::to_string(got) + " of " +
                                         std::to_string(n) + " bytes");
     }
@@ -608,14 +608,14 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
     if (auto it = info.metadata.find(kCrcMetaKey); it != info.metadata.end()) {
       std::string actual = hex32(crc32c(0, dst, len));
       if (actual != it->second) {
-        return Status(Code::kCorruption, "S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
+        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
                                              it->second + ", read " + actual + ")");
       }
     } else if (is_plain_md5_etag(info.etag)) {
       std::string raw = md5(dst, len);
       std::string actual = to_hex(raw.data(), raw.size());
       if (actual != info.etag) {
-        return Status(Code::kCorruption, "S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " +
+        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " +
                                              info.etag + ", read " + actual + ")");
       }
     }
@@ -629,7 +629,7 @@ Result<std::string> S3Client::get_object(const std::string& bucket, const std::s
   try {
     out.resize(info.size);
   } catch (const std::exception&) {  // bad_alloc or length_error: the object does not fit in memory
-    return Status(Code::kNoSpace, "S3 GetObject " + object_name(bucket, key) + ": no memory for its " +
+    return Status::NoSpace("S3 GetObject " + object_name(bucket, key) + ": no memory for its " +
                                       std::to_string(info.size) + " bytes");
   }
   STOR_ASSIGN_OR_RETURN(size_t n, read_object(bucket, key, info, 0, out.size(), out.data()));
@@ -665,7 +665,7 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   std::string etag = strip_quotes(resp.header("etag"));
   if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
-    return Status(Code::kCorruption, "S3 PutObject " + object_name(bucket, key) + ": server stored MD5 " + etag +
+    return Status::Corruption("S3 PutObject " + object_name(bucket, key) + ": server stored MD5 " + etag +
                                          ", sent " + md5_hex);
   }
   return etag;
@@ -711,9 +711,9 @@ Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, 
   }
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   std::string etag = strip_quotes(resp.header("etag"));
-  if (etag.empty()) return Status(Code::kIoError, "S3 UploadPart " + object_name(bucket, key) + ": no ETag in answer");
+  if (etag.empty()) return Status::IoError("S3 UploadPart " + object_name(bucket, key) + ": no ETag in answer");
   if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
-    return Status(Code::kCorruption, "S3 UploadPart " + object_name(bucket, key) + " part " +
+    return Status::Corruption("S3 UploadPart " + object_name(bucket, key) + " part " +
                                          std::to_string(part_number) + ": server stored MD5 " + etag + ", sent " +
                                          md5_hex);
   }
@@ -785,7 +785,7 @@ Result<std::string> S3Client::put_object_multipart(const std::string& bucket, co
   // Leave nothing behind: parts of an unfinished upload are billed and never become an object.
   Status aborted = abort_multipart_upload(bucket, key, upload_id);
   std::string note = aborted.is_ok() ? " (upload aborted)" : " (abort also failed: " + aborted.message() + ")";
-  return Status(done.status().code(), done.status().message() + note);
+  return done.status().with_suffix(note);
 }
 
 Status S3Client::delete_object(const std::string& bucket, const std::string& key) {

@@ -84,7 +84,7 @@ bool parse_tree(const std::string& body, pt::ptree* out, std::string* err) {
 }
 
 Status malformed(const char* what, const std::string& detail) {
-  return Status(Code::kIoError, std::string("malformed ") + what + " response: " + detail);
+  return Status::IoError(std::string("malformed ") + what + " response: " + detail);
 }
 
 std::string strip_quotes(std::string s) {
@@ -137,13 +137,13 @@ bool expect(std::string_view text, size_t* pos, char c) {
 
 Result<int64_t> civil_to_unix_ns(unsigned year, unsigned month, unsigned day, unsigned hour, unsigned minute,
                                  unsigned second, unsigned nanos, int64_t offset_seconds) {
-  if (month < 1 || month > 12) return Status(Code::kInvalidArgument, "month " + std::to_string(month) + " is not 1..12");
+  if (month < 1 || month > 12) return Status::InvalidArgument("month " + std::to_string(month) + " is not 1..12");
   if (day < 1 || day > days_in_month(year, month))
-    return Status(Code::kInvalidArgument, "day " + std::to_string(day) + " does not exist in that month");
-  if (hour > 23) return Status(Code::kInvalidArgument, "hour " + std::to_string(hour) + " is not 0..23");
-  if (minute > 59) return Status(Code::kInvalidArgument, "minute " + std::to_string(minute) + " is not 0..59");
-  if (second > 60) return Status(Code::kInvalidArgument, "second " + std::to_string(second) + " is not 0..60");
-  if (nanos > 999999999) return Status(Code::kInvalidArgument, "fraction of a second out of range");
+    return Status::InvalidArgument("day " + std::to_string(day) + " does not exist in that month");
+  if (hour > 23) return Status::InvalidArgument("hour " + std::to_string(hour) + " is not 0..23");
+  if (minute > 59) return Status::InvalidArgument("minute " + std::to_string(minute) + " is not 0..59");
+  if (second > 60) return Status::InvalidArgument("second " + std::to_string(second) + " is not 0..60");
+  if (nanos > 999999999) return Status::InvalidArgument("fraction of a second out of range");
   // All in seconds first (a 4-digit year is far from overflowing int64), then the range check
   // against what int64 nanoseconds (and system_clock) can hold, then the conversion.
   const int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offset_seconds;
@@ -153,8 +153,7 @@ Result<int64_t> civil_to_unix_ns(unsigned year, unsigned month, unsigned day, un
                     (secs == kMaxSecs && nanos <= static_cast<unsigned>(INT64_MAX % 1000000000)) ||
                     (secs == kMinSecs - 1 && nanos >= static_cast<unsigned>(1000000000 + INT64_MIN % 1000000000));
   if (!fits) {
-    return Status(Code::kOutOfRange,
-                  "outside the representable range 1677-09-21T00:12:43.145224192Z..2262-04-11T23:47:16.854775807Z");
+    return Status::OutOfRange("outside the representable range 1677-09-21T00:12:43.145224192Z..2262-04-11T23:47:16.854775807Z");
   }
   // secs * 1e9 alone may leave int64 at the low edge; stay in range by adding the part first.
   if (secs < 0 && nanos > 0) return (secs + 1) * 1000000000 - static_cast<int64_t>(1000000000 - nanos);
@@ -164,7 +163,7 @@ Result<int64_t> civil_to_unix_ns(unsigned year, unsigned month, unsigned day, un
 Result<std::chrono::system_clock::time_point> parse_iso8601(std::string_view text) {
   auto bad = [&](const std::string& why) {
     const std::string shown(text.substr(0, 64));
-    return Status(Code::kInvalidArgument, "bad timestamp '" + shown + "': " + why);
+    return Status::InvalidArgument("bad timestamp '" + shown + "': " + why);
   };
   // YYYY-MM-DDTHH:MM:SS[.fraction][Z|+HH:MM|-HH:MM]
   size_t pos = 0;
@@ -203,7 +202,7 @@ Result<std::chrono::system_clock::time_point> parse_iso8601(std::string_view tex
 
 Result<uint64_t> parse_object_size(std::string_view text) {
   auto bad = [&] {
-    return Status(Code::kInvalidArgument, "not a byte count 0.." + std::to_string(INT64_MAX) + ": '" +
+    return Status::InvalidArgument("not a byte count 0.." + std::to_string(INT64_MAX) + ": '" +
                                               std::string(text.substr(0, 40)) + "'");
   };
   if (text.empty() || text.size() > 19) return bad();
@@ -219,7 +218,7 @@ Result<uint64_t> parse_object_size(std::string_view text) {
 Result<int64_t> parse_http_date_ns(std::string_view text) {
   auto bad = [&](const std::string& why) {
     const std::string shown(text.substr(0, 64));
-    return Status(Code::kInvalidArgument, "bad HTTP date '" + shown + "': " + why);
+    return Status::InvalidArgument("bad HTTP date '" + shown + "': " + why);
   };
   // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
   static constexpr std::string_view kDays[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
@@ -306,7 +305,7 @@ Result<std::string> parse_complete_multipart_upload(const std::string& body) {
   if (!parse_tree(body, &tree, &err)) return malformed("CompleteMultipartUpload", err);
   // S3 may answer 200 and still put an <Error> in the body.
   if (auto e = tree.get_child_optional("Error")) {
-    return Status(Code::kIoError, "CompleteMultipartUpload failed: " + e->get<std::string>("Code", "") + ": " +
+    return Status::IoError("CompleteMultipartUpload failed: " + e->get<std::string>("Code", "") + ": " +
                                       e->get<std::string>("Message", ""));
   }
   auto root = tree.get_child_optional("CompleteMultipartUploadResult");
@@ -319,8 +318,7 @@ Result<std::string> parse_copy_object(const std::string& body) {
   std::string err;
   if (!parse_tree(body, &tree, &err)) return malformed("CopyObject", err);
   if (auto e = tree.get_child_optional("Error")) {
-    return Status(Code::kIoError,
-                  "CopyObject failed: " + e->get<std::string>("Code", "") + ": " + e->get<std::string>("Message", ""));
+    return Status::IoError("CopyObject failed: " + e->get<std::string>("Code", "") + ": " + e->get<std::string>("Message", ""));
   }
   auto root = tree.get_child_optional("CopyObjectResult");
   if (!root) return malformed("CopyObject", "no <CopyObjectResult>");

@@ -174,8 +174,7 @@ Status ObjectWriter::check_writable_locked(uint64_t begin, uint64_t end) const {
   for (auto it = parts_.lower_bound(layout_.index(begin)); it != parts_.end() && layout_.start(it->first) < end; ++it) {
     if (it->second.state != PartState::kFilling) {
       const uint64_t s = layout_.start(it->first);
-      return Status(Code::kUnsupported,
-                    opts_.describe + ": bytes [" + std::to_string(s) + ", " + std::to_string(s + layout_.len(it->first)) +
+      return Status::Unsupported(opts_.describe + ": bytes [" + std::to_string(s) + ", " + std::to_string(s + layout_.len(it->first)) +
                         ") were already streamed to S3 as part " + std::to_string(it->first + 1) +
                         " and are no longer held; sync() first to rewrite or re-read them");
     }
@@ -189,7 +188,7 @@ Status ObjectWriter::write(const char* src, size_t len, uint64_t offset) {
   if (len == 0) return Status::ok();
   const uint64_t end = offset + len;
   if (end < offset || end > layout_.max_size())
-    return Status(Code::kNoSpace, opts_.describe + ": write beyond the largest object a multipart upload of " +
+    return Status::NoSpace(opts_.describe + ": write beyond the largest object a multipart upload of " +
                                       std::to_string(layout_.part_size) + "-byte parts can hold (" +
                                       std::to_string(layout_.max_size()) + " bytes); raise s3.part_size");
   STOR_RETURN_IF_ERROR(check_writable_locked(offset, end));
@@ -294,7 +293,7 @@ Status ObjectWriter::assemble_locked(std::unique_lock<std::mutex>&, size_t i, ui
     from_base = static_cast<size_t>(std::min<uint64_t>(end, base_limit_) - begin);
     STOR_ASSIGN_OR_RETURN(size_t got, client_->read_object(bucket_, key_, base_, begin, from_base, dst));
     if (got != from_base)
-      return Status(Code::kIoError, opts_.describe + ": object shrank while being rewritten (read " +
+      return Status::IoError(opts_.describe + ": object shrank while being rewritten (read " +
                                         std::to_string(got) + " of " + std::to_string(from_base) + " bytes at " +
                                         std::to_string(begin) + ")");
   }
@@ -329,7 +328,7 @@ Status ObjectWriter::truncate(uint64_t size) {
   std::unique_lock<std::mutex> lock(mu_);
   STOR_RETURN_IF_ERROR(failed_);
   if (size > layout_.max_size())
-    return Status(Code::kNoSpace, opts_.describe + ": size beyond the largest object a multipart upload can hold");
+    return Status::NoSpace(opts_.describe + ": size beyond the largest object a multipart upload can hold");
   if (size < size_) {
     wait_idle_locked(lock);
     STOR_RETURN_IF_ERROR(failed_);

@@ -74,7 +74,7 @@ class GenericColdTier : public ColdTier {
     auto info = f->stat();
     if (info.is_ok() && from_info(rel, *info).etag != known.etag) {
       (void)f->close();
-      return Status(Code::kAborted, uri_of(rel) + " changed in the cold tier (validator " + known.etag + " -> " +
+      return Status::Aborted(uri_of(rel) + " changed in the cold tier (validator " + known.etag + " -> " +
                                         from_info(rel, *info).etag + "): run sync");
     }
     size_t done = 0;
@@ -107,11 +107,11 @@ class GenericColdTier : public ColdTier {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
       auto n = src.read(buf.data(), want, off);
       if (!n.is_ok()) { s = n.status(); break; }
-      if (*n != want) { s = Status(Code::kIoError, "short read of the fast copy while exporting " + rel); break; }
+      if (*n != want) { s = Status::IoError("short read of the fast copy while exporting " + rel); break; }
       c = crc32(buf.data(), want, c);
       auto w = dst->write(buf.data(), want, off);
       if (!w.is_ok()) { s = w.status(); break; }
-      if (*w != want) { s = Status(Code::kIoError, "short write to " + uri_of(rel)); break; }
+      if (*w != want) { s = Status::IoError("short write to " + uri_of(rel)); break; }
       off += want;
     }
     if (s.is_ok()) s = dst->sync(false);
@@ -175,7 +175,7 @@ class S3ColdTier final : public GenericColdTier {
     info.size = known.size;
     info.etag = known.etag;
     STOR_ASSIGN_OR_RETURN(size_t n, client_->read_object(bucket_, key(rel), info, offset, len, dst));
-    if (n != len) return Status(Code::kIoError, "short read of " + uri_of(rel));
+    if (n != len) return Status::IoError("short read of " + uri_of(rel));
     return {};
   }
 
@@ -202,12 +202,12 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
     {
       STOR_ASSIGN_OR_RETURN(size_t n, read(rel, known, off, want, buf.data()));
       if (n != want)
-        return Status(Code::kIoError, uri_of(rel) + ": object ended at " + std::to_string(off + n) + ", expected " +
+        return Status::IoError(uri_of(rel) + ": object ended at " + std::to_string(off + n) + ", expected " +
                                           std::to_string(known.size) + " bytes");
     }
     c = crc32(buf.data(), want, c);
     STOR_ASSIGN_OR_RETURN(size_t w, dst.write(buf.data(), want, off));
-    if (w != want) return Status(Code::kIoError, "short write to the fast tier while fetching " + rel);
+    if (w != want) return Status::IoError("short write to the fast tier while fetching " + rel);
     off += want;
   }
   if (crc) *crc = c;
@@ -216,7 +216,7 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
 
 Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backend, const std::string& root_uri,
                                                  bool dir_markers) {
-  if (!backend) return Status(Code::kInvalidArgument, "tiering: no cold backend");
+  if (!backend) return Status::InvalidArgument("tiering: no cold backend");
   STOR_ASSIGN_OR_RETURN(Uri root, Uri::parse(root_uri));
   while (root.path.size() > 1 && root.path.back() == '/') root.path.pop_back();
 #ifdef STOR_TIERING_WITH_S3

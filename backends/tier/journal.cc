@@ -193,14 +193,14 @@ Status replay_lines(std::string_view text, const std::string& name, bool is_jour
       // Only the journal's last line can be torn (appends are not atomic; checkpoints are
       // written whole and renamed into place).
       if (is_journal && last) return Status::ok();
-      return Status(Code::kCorruption, where + "damaged record (checksum mismatch)" +
+      return Status::Corruption(where + "damaged record (checksum mismatch)" +
                                            (is_journal ? " before the last line" : ""));
     }
     Record r;
     std::string erased;
     bool is_erase = false;
     if (std::string bad = parse_payload(payload, &r, &erased, &is_erase); !bad.empty())
-      return Status(Code::kCorruption, where + bad);
+      return Status::Corruption(where + bad);
     if (is_erase) records->erase(erased);
     else (*records)[r.path] = std::move(r);
   }
@@ -218,7 +218,7 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc) {
 Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<std::string, Record>* records) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
-  if (ec) return Status(Code::kIoError, "create tiering state directory " + dir + ": " + ec.message());
+  if (ec) return Status::IoError("create tiering state directory " + dir + ": " + ec.message());
   const std::string lock_path = dir + "/lock";
   int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (lock_fd < 0) return Status::from_errno(errno, "open " + lock_path);
@@ -226,7 +226,7 @@ Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<
     const int err = errno;
     ::close(lock_fd);
     if (err == EWOULDBLOCK)
-      return Status(Code::kBusy, "tiered namespace state " + dir + " is in use by another process (or another open)");
+      return Status::Busy("tiered namespace state " + dir + " is in use by another process (or another open)");
     return Status::from_errno(err, "flock " + lock_path);
   }
   auto fail = [&](Status s) {

@@ -23,16 +23,16 @@ namespace fs = std::filesystem;
 // (bytes), auto_export, policy_interval (seconds; 0 = only on demand), dir_markers (0/1).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
-  if (!in) return Status(Code::kNotFound, "cannot read " + path);
+  if (!in) return Status::NotFound("cannot read " + path);
   std::map<std::string, std::string> out;
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#') continue;
     auto eq = line.find('=');
-    if (eq == std::string::npos) return Status(Code::kCorruption, path + ": malformed line '" + line + "'");
+    if (eq == std::string::npos) return Status::Corruption(path + ": malformed line '" + line + "'");
     out[line.substr(0, eq)] = line.substr(eq + 1);
   }
-  if (!out.count("cold")) return Status(Code::kCorruption, path + ": no 'cold=' line");
+  if (!out.count("cold")) return Status::Corruption(path + ": no 'cold=' line");
   return out;
 }
 
@@ -42,7 +42,7 @@ Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint
   uint64_t n = 0;
   auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n > max)
-    return Status(Code::kInvalidArgument, "tiering setting " + key + "='" + v + "' is not a number" +
+    return Status::InvalidArgument("tiering setting " + key + "='" + v + "' is not a number" +
                                               (max != UINT64_MAX ? " in 0.." + std::to_string(max) : std::string()));
   return n;
 }
@@ -78,7 +78,7 @@ class TierBackend final : public Backend {
     return ns->remove(rel);
   }
   Status mkdir(const Uri& uri, uint32_t) override {
-    return {Code::kUnsupported, "tier: directories are implicit (a file's parents exist while it does): " + uri.to_string()};
+    return Status::Unsupported("tier: directories are implicit (a file's parents exist while it does): " + uri.to_string());
   }
   std::map<std::string, std::string> describe(const Uri& uri) override {
     std::map<std::string, std::string> out;
@@ -94,7 +94,7 @@ class TierBackend final : public Backend {
   }
 
   Result<std::shared_ptr<TieredStore>> namespace_for(const std::string& path, std::string* rel) {
-    if (path.empty() || path[0] != '/') return Status(Code::kInvalidArgument, "tier: needs an absolute path, got '" + path + "'");
+    if (path.empty() || path[0] != '/') return Status::InvalidArgument("tier: needs an absolute path, got '" + path + "'");
     std::string norm = fs::path(path).lexically_normal().generic_string();
     // "/DIR/" and "/DIR" are one namespace: a trailing slash must not become another root key
     // (a second open of the same state, refused as Busy while the first is held).
@@ -109,7 +109,7 @@ class TierBackend final : public Backend {
       }
       if (dir == dir.root_path() || dir.empty()) break;
     }
-    return Status(Code::kNotFound, "tier: no linked directory (with " + std::string(internal::kStateDirName) +
+    return Status::NotFound("tier: no linked directory (with " + std::string(internal::kStateDirName) +
                                        "/config) contains " + path + "; create one with `stctl link`");
   }
 
@@ -126,7 +126,7 @@ class TierBackend final : public Backend {
   // writing the config file and not yet shared; adopt() shares it once the config is written.
   Result<std::shared_ptr<TieredStore>> open_unlinked(const std::string& root, std::map<std::string, std::string> config) {
     std::lock_guard lk(mu_);
-    if (namespaces_.count(root)) return Status(Code::kAlreadyExists, root + " is already linked");
+    if (namespaces_.count(root)) return Status::AlreadyExists(root + " is already linked");
     return open_locked(root, std::move(config));
   }
   void adopt(const std::string& root, std::shared_ptr<TieredStore> ns) {
@@ -173,7 +173,7 @@ class TierBackend final : public Backend {
   }
 
   Result<std::shared_ptr<Backend>> backend_locked(const std::string& scheme) {
-    if (scheme == "tier") return Status(Code::kInvalidArgument, "tier: a cold tier cannot itself be tier://");
+    if (scheme == "tier") return Status::InvalidArgument("tier: a cold tier cannot itself be tier://");
     if (auto it = backends_.find(scheme); it != backends_.end()) return it->second;
     STOR_ASSIGN_OR_RETURN(BackendFactory factory, BackendRegistry::global().find(scheme));
     STOR_ASSIGN_OR_RETURN(std::shared_ptr<Backend> b, factory(ctx_));
@@ -201,16 +201,16 @@ const bool registered = [] {
 Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root,
                                const std::string& fast_root) {
   TierBackend* tb = as_tier(tier_backend);
-  if (!tb) return Status(Code::kInvalidArgument, "create_link needs the tier:// backend");
+  if (!tb) return Status::InvalidArgument("create_link needs the tier:// backend");
   STOR_ASSIGN_OR_RETURN(Uri cold, Uri::parse(cold_root));
-  if (cold.scheme == "tier") return Status(Code::kInvalidArgument, "cannot link to a tier:// URI");
+  if (cold.scheme == "tier") return Status::InvalidArgument("cannot link to a tier:// URI");
   if (!fast_root.empty()) {
     STOR_ASSIGN_OR_RETURN(Uri fast, Uri::parse(fast_root));
-    if (fast.scheme == "tier") return Status(Code::kInvalidArgument, "the fast tier cannot be a tier:// URI");
+    if (fast.scheme == "tier") return Status::InvalidArgument("the fast tier cannot be a tier:// URI");
   }
   std::error_code ec;
   const fs::path root = fs::absolute(fs::path(fast_dir), ec).lexically_normal();
-  if (ec) return Status(Code::kInvalidArgument, "link: bad path " + fast_dir + ": " + ec.message());
+  if (ec) return Status::InvalidArgument("link: bad path " + fast_dir + ": " + ec.message());
   std::string root_s = root.string();
   while (root_s.size() > 1 && root_s.back() == '/') root_s.pop_back();
   const fs::path state = fs::path(root_s) / internal::kStateDirName;
@@ -218,7 +218,7 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
   if (fs::exists(config, ec)) {
     STOR_ASSIGN_OR_RETURN(auto existing, read_config(config.string()));
     if (existing["cold"] != cold_root || (!fast_root.empty() && existing["fast"] != fast_root))
-      return Status(Code::kAlreadyExists, root_s + " is already linked to " + existing["cold"] +
+      return Status::AlreadyExists(root_s + " is already linked to " + existing["cold"] +
                                               (existing.count("fast") ? " (fast tier " + existing["fast"] + ")" : ""));
     STOR_ASSIGN_OR_RETURN(auto ns, tb->open_root(root_s));
     STOR_ASSIGN_OR_RETURN(size_t imported, ns->import_listing());
@@ -236,7 +236,7 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
     if (p == p.root_path()) break;
   }
   fs::create_directories(state, ec);
-  if (ec) return Status(Code::kIoError, "link: create " + state.string() + ": " + ec.message());
+  if (ec) return Status::IoError("link: create " + state.string() + ": " + ec.message());
   std::map<std::string, std::string> settings{{"cold", cold_root}};
   if (!fast_root.empty()) settings["fast"] = fast_root;
   std::shared_ptr<TieredStore> ns;
@@ -251,14 +251,14 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
       if (!fast_root.empty()) out << "fast=" << fast_root << "\n";
       if (!out.flush()) {
         fs::remove(tmp, ec);
-        return Status(Code::kIoError, "link: write " + tmp.string());
+        return Status::IoError("link: write " + tmp.string());
       }
     }
     std::error_code rec;
     fs::rename(tmp, config, rec);
     if (rec) {
       fs::remove(tmp, ec);
-      return Status(Code::kIoError, "link: rename " + tmp.string() + ": " + rec.message());
+      return Status::IoError("link: rename " + tmp.string() + ": " + rec.message());
     }
     return Status::ok();
   }();
@@ -273,10 +273,10 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
 
 Result<std::shared_ptr<TieredStore>> namespace_of(Backend& tier_backend, const std::string& path, std::string* rel) {
   TierBackend* tb = as_tier(tier_backend);
-  if (!tb) return Status(Code::kInvalidArgument, "namespace_of needs the tier:// backend");
+  if (!tb) return Status::InvalidArgument("namespace_of needs the tier:// backend");
   std::error_code ec;
   const std::string abs = fs::absolute(fs::path(path), ec).lexically_normal().string();
-  if (ec) return Status(Code::kInvalidArgument, "bad path " + path + ": " + ec.message());
+  if (ec) return Status::InvalidArgument("bad path " + path + ": " + ec.message());
   return tb->namespace_for(abs, rel);
 }
 

@@ -42,8 +42,8 @@ Result<std::string> normalize_path(const std::string& path) {
     const std::string part = path.substr(i, slash - i);
     i = slash + 1;
     if (part.empty() || part == ".") continue;
-    if (part == "..") return Status(Code::kInvalidArgument, "tiered path '" + path + "' must not contain '..'");
-    if (part == kStateDirName) return Status(Code::kInvalidArgument, "'" + path + "' is tiering state, not a file");
+    if (part == "..") return Status::InvalidArgument("tiered path '" + path + "' must not contain '..'");
+    if (part == kStateDirName) return Status::InvalidArgument("'" + path + "' is tiering state, not a file");
     out += (out.empty() ? "" : "/") + part;
   }
   return out;
@@ -77,16 +77,16 @@ FileStatus to_status(const Record& r) {
 class CrcSink final : public BackendFile {
  public:
   void read_async(void*, size_t, uint64_t, IoCallback done) override {
-    done(Status(Code::kUnsupported, "checksum sink is write-only"));
+    done(Status::Unsupported("checksum sink is write-only"));
   }
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (offset != next_) return done(Status(Code::kInternal, "checksum sink needs sequential writes"));
+    if (offset != next_) return done(Status::Internal("checksum sink needs sequential writes"));
     crc = internal::crc32(buf, len, crc);
     next_ += len;
     done(len);
   }
   Status sync(bool) override { return {}; }
-  Status truncate(uint64_t) override { return {Code::kUnsupported, "checksum sink"}; }
+  Status truncate(uint64_t) override { return Status::Unsupported("checksum sink"); }
   Result<FileInfo> stat() override {
     FileInfo i;
     i.size = next_;
@@ -126,21 +126,21 @@ class TierFile final : public BackendFile {
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override;
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (!open_) return done(Status(Code::kInvalidArgument, "tiered file " + rel_ + " is closed"));
-    if (!writable_) return done(Status(Code::kPermissionDenied, rel_ + " was not opened for writing"));
+    if (!open_) return done(Status::InvalidArgument("tiered file " + rel_ + " is closed"));
+    if (!writable_) return done(Status::PermissionDenied(rel_ + " was not opened for writing"));
     wrote_ = true;
     fast_->write_async(buf, len, offset, std::move(done));
   }
   Status sync(bool data_only) override {
     std::lock_guard lk(mu_);
-    if (!open_) return {Code::kInvalidArgument, "tiered file " + rel_ + " is closed"};
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
     if (!fast_) return {};  // nothing local to sync: the data lives in the cold tier
     return fast_->sync(data_only);
   }
   Status truncate(uint64_t size) override {
     std::lock_guard lk(mu_);
-    if (!open_) return {Code::kInvalidArgument, "tiered file " + rel_ + " is closed"};
-    if (!writable_) return {Code::kPermissionDenied, rel_ + " was not opened for writing"};
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
+    if (!writable_) return Status::PermissionDenied(rel_ + " was not opened for writing");
     wrote_ = true;
     return fast_->truncate(size);
   }
@@ -339,7 +339,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   Result<std::unique_ptr<BackendFile>> open_file(const std::string& path, const OpenOptions& oo) override {
     STOR_ASSIGN_OR_RETURN(std::string rel, internal::normalize_path(path));
-    if (rel.empty()) return Status(Code::kIsADirectory, "the tiered namespace root is a directory");
+    if (rel.empty()) return Status::IsADirectory("the tiered namespace root is a directory");
     const bool writable = oo.flags & kOpenWrite;
     auto op = op_lock(rel);
     std::lock_guard g(*op);
@@ -351,8 +351,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     OpenOptions fast_opts = oo;
     fast_opts.flags &= ~kOpenExclusive;
     if (!found) {
-      if (!(oo.flags & kOpenCreate)) return Status(Code::kNotFound, "no such tiered file: " + rel);
-      if (is_directory(rel)) return Status(Code::kIsADirectory, rel + " is a directory");
+      if (!(oo.flags & kOpenCreate)) return Status::NotFound("no such tiered file: " + rel);
+      if (is_directory(rel)) return Status::IsADirectory(rel + " is a directory");
       STOR_RETURN_IF_ERROR(make_fast_parents(rel));
       OpenOptions create_opts = fast_opts;
       create_opts.flags |= kOpenTruncate;  // a leftover fast file (from a failed cleanup) is not this file
@@ -367,7 +367,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       STOR_RETURN_IF_ERROR(journal_->put(r, true));
     } else {
       if ((oo.flags & kOpenCreate) && (oo.flags & kOpenExclusive))
-        return Status(Code::kAlreadyExists, "tiered file exists: " + rel);
+        return Status::AlreadyExists("tiered file exists: " + rel);
       Record r = *found;
       if (writable) {
         fast_opts.flags |= kOpenCreate;  // the record exists; a truncating open of a cold file starts it afresh
@@ -393,7 +393,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
             Status v = revalidate_after_failed_fetch(rel, got.status(), &adopted);
             if (!adopted) return v;
             std::optional<Record> now_r = find(rel);
-            if (!now_r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+            if (!now_r) return Status::NotFound("no such tiered file: " + rel);
             r = *now_r;
             got = parquet_footer(r);
             if (!got.is_ok()) return got.status();
@@ -424,7 +424,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
         d.mode = 0755;
         return d;
       }
-      return Status(Code::kNotFound, "no such tiered file: " + rel);
+      return Status::NotFound("no such tiered file: " + rel);
     }
     FileInfo info;
     info.path = rel;
@@ -447,7 +447,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     const std::string prefix = rel.empty() ? "" : rel + "/";
     std::vector<DirEntry> out;
     std::lock_guard lk(mu_);
-    if (records_.count(rel)) return Status(Code::kNotADirectory, rel + " is a file");
+    if (records_.count(rel)) return Status::NotADirectory(rel + " is a file");
     std::string last_dir;
     for (auto it = records_.lower_bound(prefix); it != records_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
          ++it) {
@@ -460,7 +460,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
         out.push_back({last_dir, FileType::kDirectory, 0});
       }
     }
-    if (out.empty() && !rel.empty()) return Status(Code::kNotFound, "no such tiered directory: " + rel);
+    if (out.empty() && !rel.empty()) return Status::NotFound("no such tiered directory: " + rel);
     return out;
   }
 
@@ -472,8 +472,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     {
       std::lock_guard lk(mu_);
       auto it = records_.find(rel);
-      if (it == records_.end()) return {Code::kNotFound, "no such tiered file: " + rel};
-      if (open_handles_.count(rel)) return {Code::kBusy, rel + " is open"};
+      if (it == records_.end()) return Status::NotFound("no such tiered file: " + rel);
+      if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
       r = it->second;
       // Forget first: a crash after this leaves at worst an orphan copy, never a dangling record.
       records_.erase(it);
@@ -494,7 +494,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Result<FileStatus> status(const std::string& path) override {
     STOR_ASSIGN_OR_RETURN(std::string rel, internal::normalize_path(path));
     std::optional<Record> r = find(rel);
-    if (!r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+    if (!r) return Status::NotFound("no such tiered file: " + rel);
     return to_status(*r);
   }
 
@@ -529,7 +529,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     auto op = op_lock(rel);
     std::lock_guard g(*op);
     std::optional<Record> r = find(rel);
-    if (!r) return Status(Code::kNotFound, "no such tiered file: " + rel);
+    if (!r) return Status::NotFound("no such tiered file: " + rel);
     if (r->cold_etag != etag) return changed_since_open(rel, etag, r->cold_etag);
     if (!fast_resident(r->residency)) {
       Status s = fetch_once(rel);
@@ -636,8 +636,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const {
     // The record's version at open may already have been stale (replaced after the listing).
-    return {Code::kAborted, cold_->uri_of(rel) + " no longer holds the version this handle opened (ETag " + opened +
-                                ", now " + (now.empty() ? "unknown" : now) + "): reopen to read the new version"};
+    return Status::Aborted(cold_->uri_of(rel) + " no longer holds the version this handle opened (ETag " + opened +
+                                ", now " + (now.empty() ? "unknown" : now) + "): reopen to read the new version");
   }
 
   // Caller holds the op lock of rel. Promotion (promote(), opening for writing): fetches the
@@ -662,7 +662,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     auto current = cold_->stat(rel);
     if (!current.is_ok()) {
       if (current.status().code() == Code::kNotFound)
-        return {Code::kNotFound, cold_->uri_of(rel) + " was deleted from the cold tier; run sync"};
+        return Status::NotFound(cold_->uri_of(rel) + " was deleted from the cold tier; run sync");
       return s;
     }
     if (current->etag == r->cold_etag) return s;  // same version: a real failure
@@ -682,20 +682,20 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   Status fetch_once(const std::string& rel) {
     std::optional<Record> r = find(rel);
-    if (!r) return {Code::kNotFound, "no such tiered file: " + rel};
+    if (!r) return Status::NotFound("no such tiered file: " + rel);
     if (fast_resident(r->residency)) return {};
     STOR_RETURN_IF_ERROR(make_fast_parents(rel));
     STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
     Status s = cold_->fetch_into(rel, known_of(*r), *f, opts_.fetch_chunk, nullptr);
     if (s.is_ok() && f->stat().is_ok() && f->stat()->size != r->size)
-      s = Status(Code::kIoError, "fetched size differs from the recorded size");
+      s = Status::IoError("fetched size differs from the recorded size");
     // Data reaches the disk before the record says it is there.
     if (s.is_ok() && opts_.durable_fetch) s = f->sync(true);
     Status c = f->close();
     if (s.is_ok()) s = c;
     if (!s.is_ok()) {
       (void)opts_.fast->remove(fast_uri(rel));
-      return Status(s.code(), "fetch " + cold_->uri_of(rel) + ": " + s.message());
+      return s.with_context("fetch " + cold_->uri_of(rel));
     }
     std::lock_guard lk(mu_);
     Record& cur = records_[rel];
@@ -748,11 +748,11 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   // Caller holds the op lock of rel.
   Status export_locked(const std::string& rel) {
     std::optional<Record> r = find(rel);
-    if (!r) return {Code::kNotFound, "no such tiered file: " + rel};
+    if (!r) return Status::NotFound("no such tiered file: " + rel);
     if (r->residency != Residency::kDirty) return {};
     {
       std::lock_guard lk(mu_);
-      if (open_handles_.count(rel)) return {Code::kBusy, rel + " is open; exported when closed (next sync)"};
+      if (open_handles_.count(rel)) return Status::Busy(rel + " is open; exported when closed (next sync)");
     }
     STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
     std::lock_guard lk(mu_);
@@ -775,18 +775,18 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   // Caller holds the op lock of rel. Copy, verify, switch, release.
   Status demote_locked(const std::string& rel) {
     std::optional<Record> r = find(rel);
-    if (!r) return {Code::kNotFound, "no such tiered file: " + rel};
+    if (!r) return Status::NotFound("no such tiered file: " + rel);
     if (!fast_resident(r->residency)) return {};
     {
       std::lock_guard lk(mu_);
-      if (open_handles_.count(rel)) return {Code::kBusy, rel + " is open"};
+      if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
     }
     ColdObject target;
     bool need_copy = r->residency == Residency::kDirty;
     if (!r->cold_etag.empty()) {
       auto current = cold_->stat(rel);
       if (current.is_ok() && current->etag != r->cold_etag)
-        return {Code::kAborted, cold_->uri_of(rel) + " changed in the cold tier since the last sync: run sync first"};
+        return Status::Aborted(cold_->uri_of(rel) + " changed in the cold tier since the last sync: run sync first");
       if (!current.is_ok() && current.status().code() != Code::kNotFound) return current.status();
       if (!current.is_ok()) need_copy = true;  // the cold copy vanished: copy again
       else target = *current;
@@ -796,12 +796,12 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       hook(rel, "copied");
       // Verify by reading the cold copy back before anything depends on it.
       if (up.object.size != up.size)
-        return {Code::kCorruption, cold_->uri_of(rel) + ": cold copy has " + std::to_string(up.object.size) +
-                                       " bytes, expected " + std::to_string(up.size)};
+        return Status::Corruption(cold_->uri_of(rel) + ": cold copy has " + std::to_string(up.object.size) +
+                                       " bytes, expected " + std::to_string(up.size));
       CrcSink sink;
       STOR_RETURN_IF_ERROR(cold_->fetch_into(rel, up.object, sink, opts_.fetch_chunk, nullptr));
       if (sink.crc != up.crc)
-        return {Code::kCorruption, cold_->uri_of(rel) + ": cold copy does not read back as written (CRC mismatch)"};
+        return Status::Corruption(cold_->uri_of(rel) + ": cold copy does not read back as written (CRC mismatch)");
       hook(rel, "verified");
       target = up.object;
     }
@@ -839,7 +839,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     const uint64_t tail = std::min<uint64_t>(kFooterTail, r.size);
     std::string bytes(tail, '\0');
     STOR_ASSIGN_OR_RETURN(size_t n, cold_->read(r.path, known, r.size - tail, tail, bytes.data()));
-    if (n != tail) return Status(Code::kIoError, cold_->uri_of(r.path) + ": short read of the parquet tail");
+    if (n != tail) return Status::IoError(cold_->uri_of(r.path) + ": short read of the parquet tail");
     footer->offset = r.size - tail;
     // Parquet ends with <footer><4-byte little-endian footer length>"PAR1".
     if (std::memcmp(bytes.data() + tail - 4, "PAR1", 4) == 0) {
@@ -849,7 +849,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       if (needed > tail && needed <= r.size) {
         std::string head(needed - tail, '\0');
         STOR_ASSIGN_OR_RETURN(size_t m, cold_->read(r.path, known, r.size - needed, head.size(), head.data()));
-        if (m != head.size()) return Status(Code::kIoError, cold_->uri_of(r.path) + ": short read of the parquet footer");
+        if (m != head.size()) return Status::IoError(cold_->uri_of(r.path) + ": short read of the parquet footer");
         bytes = head + bytes;
         footer->offset = r.size - needed;
       }
@@ -869,7 +869,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     Record r = *found;
     {
       std::lock_guard lk(mu_);
-      if (open_handles_.count(path)) return {Code::kBusy, "open; synced at the next sync after it is closed"};
+      if (open_handles_.count(path)) return Status::Busy("open; synced at the next sync after it is closed");
     }
     auto it = remote.find(path);
     const bool in_remote = it != remote.end();
@@ -972,7 +972,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
 Status TierFile::ensure_fast() {
   if (fast_) return {};
-  if (!pinned_) return {Code::kInternal, "tiered file " + rel_ + " has neither a fast copy nor a version"};
+  if (!pinned_) return Status::Internal("tiered file " + rel_ + " has neither a fast copy nor a version");
   STOR_ASSIGN_OR_RETURN(fast_, store_->open_version_for_read(rel_, pinned_->etag));
   return {};
 }
@@ -981,7 +981,7 @@ void TierFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback don
   BackendFile* fast = nullptr;
   {
     std::lock_guard lk(mu_);
-    if (!open_) return done(Status(Code::kInvalidArgument, "tiered file " + rel_ + " is closed"));
+    if (!open_) return done(Status::InvalidArgument("tiered file " + rel_ + " is closed"));
     if (!fast_ && footer_ && offset >= footer_->offset) {
       // Inside the prefetched parquet footer: no cold-tier request.
       const uint64_t end = footer_->offset + footer_->bytes.size();
@@ -1000,7 +1000,7 @@ Result<FileInfo> TierFile::stat() {
   std::shared_ptr<TieredStoreImpl> store;
   {
     std::lock_guard lk(mu_);
-    if (!open_) return Status(Code::kInvalidArgument, "tiered file " + rel_ + " is closed");
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
     if (fast_ && writable_) return fast_->stat();
     store = store_;
   }
@@ -1031,11 +1031,11 @@ Status TierFile::close() {
 }  // namespace
 
 Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
-  if (!opts.fast || !opts.cold) return Status(Code::kInvalidArgument, "tiered store needs a fast and a cold backend");
-  if (opts.state_dir.empty()) return Status(Code::kInvalidArgument, "tiered store needs a state_dir");
+  if (!opts.fast || !opts.cold) return Status::InvalidArgument("tiered store needs a fast and a cold backend");
+  if (opts.state_dir.empty()) return Status::InvalidArgument("tiered store needs a state_dir");
   if (!opts.clock) opts.clock = system_clock_ns;
   if (opts.low_watermark_bytes > opts.high_watermark_bytes)
-    return Status(Code::kInvalidArgument, "tiering: low watermark above the high watermark");
+    return Status::InvalidArgument("tiering: low watermark above the high watermark");
   STOR_ASSIGN_OR_RETURN(Uri fast_root, Uri::parse(opts.fast_root));
   while (fast_root.path.size() > 1 && fast_root.path.back() == '/') fast_root.path.pop_back();
   STOR_ASSIGN_OR_RETURN(auto cold, ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));

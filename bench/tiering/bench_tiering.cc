@@ -69,7 +69,7 @@ bool parallel(const std::vector<unsigned>& order, unsigned threads, const std::f
 Status read_fully(BackendFile& f, uint64_t expect, std::vector<char>& buf) {
   buf.resize(expect + 1);
   STOR_ASSIGN_OR_RETURN(size_t n, f.read(buf.data(), buf.size(), 0));
-  if (n != expect) return Status(Code::kIoError, "read " + std::to_string(n) + " bytes, expected " + std::to_string(expect));
+  if (n != expect) return Status::IoError("read " + std::to_string(n) + " bytes, expected " + std::to_string(expect));
   return {};
 }
 
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
     STOR_RETURN_IF_ERROR(src.close());
     STOR_ASSIGN_OR_RETURN(auto dst, store->open("nvme://" + local, kOpenWrite | kOpenCreate | kOpenTruncate));
     STOR_ASSIGN_OR_RETURN(size_t n, dst.write(cbuf.data(), a.file_size, 0));
-    if (n != a.file_size) return Status(Code::kIoError, "short local write");
+    if (n != a.file_size) return Status::IoError("short local write");
     return dst.close();
   });
   const double copy_s = seconds_since(t0);

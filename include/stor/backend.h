@@ -123,7 +123,7 @@ class Backend {
   virtual Status mkdir(const Uri& uri, uint32_t mode) = 0;
   virtual Status rename(const Uri& from, const Uri& to) {
     (void)from; (void)to;
-    return {Code::kUnsupported, std::string(scheme()) + ": rename not supported"};
+    return Status::Unsupported(std::string(scheme()) + ": rename not supported");
   }
 
   // Backend-specific description for `stctl info`: "key: value" pairs (layout, targets, ...).

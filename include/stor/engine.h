@@ -83,7 +83,7 @@ class IoEngine {
   // Unsupported where the engine has no such table (thread pool, kernels without sparse tables).
   virtual Result<int> register_file(int fd) {
     (void)fd;
-    return Status(Code::kUnsupported, std::string(name()) + " engine has no fixed-file table");
+    return Status::Unsupported(std::string(name()) + " engine has no fixed-file table");
   }
   virtual void unregister_file(int slot) { (void)slot; }
 

@@ -43,6 +43,32 @@ class [[nodiscard]] Status {
   // Translates an errno value into the closest Code, keeping strerror text plus context.
   static Status from_errno(int err, std::string_view context);
 
+  // Named factories: the one way to build an error with a code known at the call site.
+  // The (Code, message) constructor is for codes decoded at run time (wire, C API).
+  static Status InvalidArgument(std::string msg) { return {Code::kInvalidArgument, std::move(msg)}; }
+  static Status NotFound(std::string msg) { return {Code::kNotFound, std::move(msg)}; }
+  static Status PermissionDenied(std::string msg) { return {Code::kPermissionDenied, std::move(msg)}; }
+  static Status AlreadyExists(std::string msg) { return {Code::kAlreadyExists, std::move(msg)}; }
+  static Status OutOfRange(std::string msg) { return {Code::kOutOfRange, std::move(msg)}; }
+  static Status IoError(std::string msg) { return {Code::kIoError, std::move(msg)}; }
+  static Status Unsupported(std::string msg) { return {Code::kUnsupported, std::move(msg)}; }
+  static Status NotADirectory(std::string msg) { return {Code::kNotADirectory, std::move(msg)}; }
+  static Status IsADirectory(std::string msg) { return {Code::kIsADirectory, std::move(msg)}; }
+  static Status NotEmpty(std::string msg) { return {Code::kNotEmpty, std::move(msg)}; }
+  static Status NoSpace(std::string msg) { return {Code::kNoSpace, std::move(msg)}; }
+  static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
+  static Status Corruption(std::string msg) { return {Code::kCorruption, std::move(msg)}; }
+  static Status Timeout(std::string msg) { return {Code::kTimeout, std::move(msg)}; }
+  static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
+  static Status Aborted(std::string msg) { return {Code::kAborted, std::move(msg)}; }
+  static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
+
+  // Same code, message prefixed: NotFound("x") .with_context("open /a") -> "open /a: x".
+  // An OK status stays OK.
+  Status with_context(std::string_view prefix) const;
+  // Same code, text appended to the message: " (peer 10.0.0.1:7000)". An OK status stays OK.
+  Status with_suffix(std::string_view suffix) const;
+
   bool is_ok() const noexcept { return code_ == Code::kOk; }
   explicit operator bool() const noexcept { return is_ok(); }
   Code code() const noexcept { return code_; }
@@ -60,7 +86,7 @@ class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
-    if (std::get<Status>(v_).is_ok()) v_ = Status(Code::kInternal, "Result built from an OK status without a value");
+    if (std::get<Status>(v_).is_ok()) v_ = Status::Internal("Result built from an OK status without a value");
   }
 
   bool is_ok() const noexcept { return std::holds_alternative<T>(v_); }

@@ -59,7 +59,7 @@ TEST_CASE("Result carries a value or a status") {
   Result<int> ok = 7;
   REQUIRE(ok.is_ok());
   CHECK(*ok == 7);
-  Result<int> bad = Status(Code::kNotFound, "x");
+  Result<int> bad = Status::NotFound("x");
   REQUIRE_FALSE(bad.is_ok());
   CHECK(bad.status().code() == Code::kNotFound);
   // An OK status cannot pose as a value: it becomes an Internal error.

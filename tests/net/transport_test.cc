@@ -181,9 +181,9 @@ TRANSPORT_CASE(rpc_roundtrip, "RPC carries control and bulk bytes both ways") {
                        if (n) std::memcpy(c.reply_buffer.data(), c.payload.data(), n);  // data() may be null when empty
                        return {Status(), ctl, n};
                      }
-                     if (c.opcode == 2) return {Status(Code::kNotFound, "no such thing"), {}, 0};
+                     if (c.opcode == 2) return {Status::NotFound("no such thing"), {}, 0};
                      if (c.opcode == 3) return {Status(), {}, c.reply_buffer.size() + 1};  // buggy handler
-                     return {Status(Code::kUnsupported, "opcode"), {}, 0};
+                     return {Status::Unsupported("opcode"), {}, 0};
                    }).value();
   auto ch = t->connect(listener->endpoint()).value();
   REQUIRE(ch->max_payload() == options_for(flavor).max_payload);
@@ -299,7 +299,7 @@ class StripedFile {
   Status read(char* buf, size_t len, uint64_t offset) {
     return run(len, offset, [&](RemoteObjectTarget& t, size_t at, size_t n, uint64_t obj_off, IoCallback cb) {
       t.read_async(name_, buf + at, n, obj_off, [cb = std::move(cb), n](Result<size_t> r) {
-        if (r.is_ok() && *r != n) return cb(Status(Code::kOutOfRange, "short read from a stripe object"));
+        if (r.is_ok() && *r != n) return cb(Status::OutOfRange("short read from a stripe object"));
         cb(std::move(r));
       });
     });

@@ -314,7 +314,7 @@ class FakeLlapi final : public LayoutDriver {
   }
   Result<pb::Layout> get_layout(const std::string& path) override {
     auto it = store_->find(path);
-    if (it == store_->end()) return Status(Code::kNotFound, "no layout for " + path);
+    if (it == store_->end()) return Status::NotFound("no layout for " + path);
     return it->second;
   }
 

@@ -241,7 +241,7 @@ TEST_CASE("s3 backend: sequential reads use read-ahead, seeks still work, corrup
       if (n.value() == 0) break;
       off += n.value();
     }
-    if (got != data) return Status(Code::kInternal, "content differs");
+    if (got != data) return Status::Internal("content differs");
     return Status::ok();
   };
   {

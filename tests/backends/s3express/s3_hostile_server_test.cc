@@ -195,7 +195,7 @@ TEST_CASE("s3 hostile: an endless ListObjectsV2 body fails with a size error and
     HostileServer server(chunked ? endless_chunked(200) : endless_with_length(200));
     auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
     REQUIRE(client);
-    Result<ListPage> page = Status(Code::kInternal, "not run");
+    Result<ListPage> page = Status::Internal("not run");
     const uint64_t growth = peak_rss_growth([&] { page = client->list_objects_v2("bucket", "", "/", ""); });
     INFO(page.status().to_string());
     REQUIRE_FALSE(page.is_ok());
@@ -211,7 +211,7 @@ TEST_CASE("s3 hostile: an endless error body on a data GET is capped too") {
   auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
   REQUIRE(client);
   std::vector<char> dst(1 << 20);
-  Result<size_t> got = Status(Code::kInternal, "not run");
+  Result<size_t> got = Status::Internal("not run");
   const uint64_t growth =
       peak_rss_growth([&] { got = client->get_range("bucket", "key", 0, dst.size(), dst.data()); });
   INFO(got.status().to_string());
@@ -227,7 +227,7 @@ TEST_CASE("s3 hostile: a data GET answered with more bytes than asked for fails 
     auto client = s3::test::make_client(server.endpoint(), hostile_settings({{"s3.max_attempts", "2"}, {"s3.timeout_ms", "5000"}}));
     REQUIRE(client);
     std::vector<char> dst(1 << 20);
-    Result<size_t> got = Status(Code::kInternal, "not run");
+    Result<size_t> got = Status::Internal("not run");
     const uint64_t growth =
         peak_rss_growth([&] { got = client->get_range("bucket", "key", 0, dst.size(), dst.data()); });
     INFO(got.status().to_string());
@@ -459,7 +459,7 @@ TEST_CASE("s3 hostile: an endless chunk extension or trailer does not grow the r
     });
     auto client = s3::test::make_client(server.endpoint(),
                                         hostile_settings({{"s3.max_attempts", "1"}, {"s3.timeout_ms", "5000"}}));
-    Result<ListPage> page = Status(Code::kInternal, "not run");
+    Result<ListPage> page = Status::Internal("not run");
     const uint64_t growth = peak_rss_growth([&] { page = client->list_objects_v2("bucket", "", "/", ""); });
     INFO(page.status().to_string());
     REQUIRE_FALSE(page.is_ok());

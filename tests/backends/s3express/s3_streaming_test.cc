@@ -243,7 +243,7 @@ TEST_CASE("s3 streaming: a multipart ETag is checked at the end of a sequential 
       Status s = f->read_exact(got.data() + off, std::min<size_t>(500000, data.size() - off), off);
       if (!s.is_ok()) return s;
     }
-    return got == data ? Status::ok() : Status(Code::kInternal, "content differs");
+    return got == data ? Status::ok() : Status::Internal("content differs");
   };
   CHECK(sequential().is_ok());
   if (on_rgw()) return;  // the corruption below pokes at s3rver's backing file
