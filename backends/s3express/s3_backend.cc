@@ -12,6 +12,7 @@
 #include "backends/s3express/crypto.h"
 #include "backends/s3express/read_ahead.h"
 #include "backends/s3express/write_buffer.h"
+#include "stor/object_store.h"
 
 namespace stor::s3 {
 
@@ -213,7 +214,9 @@ class S3File final : public BackendFile {
   size_t pending_ = 0;
 };
 
-class S3Backend final : public Backend {
+// Also the backend's ObjectStore capability (stor/object_store.h): the tiered store's cold tier
+// lists and reads through it.
+class S3Backend final : public Backend, public ObjectStore {
  public:
   explicit S3Backend(std::shared_ptr<Shared> shared) : shared_(std::move(shared)) {}
 
@@ -386,6 +389,58 @@ class S3Backend final : public Backend {
       // Object stores have no rename: copy server-side, then delete the source.
       STOR_RETURN_IF_ERROR(client.copy_object(src_bucket, src_key, dst_bucket, dst_key).status());
       return client.delete_object(src_bucket, src_key);
+    });
+  }
+
+  ObjectStore* object_store() override { return this; }
+
+  // ---- ObjectStore ----
+
+  Result<std::vector<ObjectVersion>> list_objects(const Uri& dir) override {
+    return guarded([&]() -> Result<std::vector<ObjectVersion>> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(dir, &bucket, &key));
+      const std::string prefix = key.empty() ? "" : key + "/";
+      // One ListObjectsV2 per 1000 keys, ETags included: no HEAD per object.
+      STOR_ASSIGN_OR_RETURN(ListPage page, shared_->client->list_all(bucket, prefix, "", 1000));
+      std::vector<ObjectVersion> out;
+      out.reserve(page.objects.size());
+      for (auto& o : page.objects) {
+        if (o.key.size() <= prefix.size()) continue;  // the prefix's own marker
+        out.push_back({o.key.substr(prefix.size()), o.size, o.mtime_ns, std::move(o.etag)});
+      }
+      return out;
+    });
+  }
+
+  Result<ObjectVersion> head_object(const Uri& uri) override {
+    return guarded([&]() -> Result<ObjectVersion> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      STOR_ASSIGN_OR_RETURN(ObjectInfo info, shared_->client->head_object(bucket, key));
+      return ObjectVersion{key, info.size, info.mtime_ns, info.etag};
+    });
+  }
+
+  Result<size_t> read_version(const Uri& uri, const std::string& etag, uint64_t offset, size_t len,
+                              char* dst) override {
+    return guarded([&]() -> Result<size_t> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      return shared_->client->get_range(bucket, key, offset, len, dst, etag);  // If-Match etag
+    });
+  }
+
+  Result<size_t> read_version_bulk(const Uri& uri, const ObjectVersion& version, uint64_t offset, size_t len,
+                                   char* dst) override {
+    return guarded([&]() -> Result<size_t> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      ObjectInfo info;
+      info.size = version.size;
+      info.etag = version.etag;
+      // s3.part_size ranged GETs in parallel, each If-Match the version's ETag.
+      return shared_->client->read_object(bucket, key, info, offset, len, dst);
     });
   }
 

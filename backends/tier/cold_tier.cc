@@ -4,10 +4,7 @@
 #include <vector>
 
 #include "backends/tier/journal.h"
-
-#ifdef STOR_TIERING_WITH_S3
-#include "backends/s3express/s3_backend.h"
-#endif
+#include "stor/object_store.h"
 
 namespace stor::tiering::internal {
 namespace {
@@ -91,6 +88,15 @@ class GenericColdTier : public ColdTier {
     return done;
   }
 
+  Status read_piece(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
+                    char* dst) override {
+    STOR_ASSIGN_OR_RETURN(size_t n, read(rel, known, offset, len, dst));
+    if (n != len)
+      return Status::IoError(uri_of(rel) + ": object ended at " + std::to_string(offset + n) + ", expected " +
+                             std::to_string(known.size) + " bytes");
+    return {};
+  }
+
   Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) override {
     if (make_parents_ && (backend_->capabilities() & kCapDirectories)) {
       // Parents first; AlreadyExists is the normal case.
@@ -131,60 +137,53 @@ class GenericColdTier : public ColdTier {
   bool make_parents_ = true;
 };
 
-#ifdef STOR_TIERING_WITH_S3
-// S3 root: "bucket/prefix". Listing and reads go straight to the client (exact request counts,
-// If-Match on every ranged GET); uploads go through the backend's file (multipart, spilling).
-class S3ColdTier final : public GenericColdTier {
+// A root on an object store (stor/object_store.h): listing and reads go through the capability
+// (exact request counts; every read pinned to the record's ETag); uploads go through the
+// backend's file (for S3: multipart, spilling).
+class ObjectColdTier final : public GenericColdTier {
  public:
-  S3ColdTier(std::shared_ptr<Backend> backend, Uri root, s3::S3Client* client, std::string bucket, std::string prefix,
-             bool dir_markers)
-      : GenericColdTier(std::move(backend), std::move(root)), client_(client), bucket_(std::move(bucket)),
-        prefix_(std::move(prefix)) {
+  ObjectColdTier(std::shared_ptr<Backend> backend, Uri root, ObjectStore* store, bool dir_markers)
+      : GenericColdTier(std::move(backend), std::move(root)), store_(store) {
     // Keys alone make the tree (list_all needs no markers): writing "d1/" and "d1/d2/" for
     // "d1/d2/f" leaves objects nobody wrote (and costs 3 requests each), unless asked for.
     make_parents_ = dir_markers;
   }
 
-  std::string key(const std::string& rel) const { return join(prefix_, rel); }
-
   Result<std::vector<ColdObject>> list_all() override {
-    const std::string list_prefix = prefix_.empty() ? "" : prefix_ + "/";
-    STOR_ASSIGN_OR_RETURN(s3::ListPage page, client_->list_all(bucket_, list_prefix, "", 1000));
+    STOR_ASSIGN_OR_RETURN(std::vector<ObjectVersion> listed, store_->list_objects(root_));
     std::vector<ColdObject> out;
-    for (const auto& o : page.objects) {
-      if (o.key.size() <= list_prefix.size() || o.key.back() == '/') continue;  // directory markers
-      out.push_back({o.key.substr(list_prefix.size()), o.size, o.mtime_ns, o.etag});
+    out.reserve(listed.size());
+    for (auto& o : listed) {
+      if (o.name.empty() || o.name.back() == '/') continue;  // directory markers
+      out.push_back({std::move(o.name), o.size, o.mtime_ns, std::move(o.etag)});
     }
     return out;
   }
 
   Result<ColdObject> stat(const std::string& rel) override {
-    STOR_ASSIGN_OR_RETURN(s3::ObjectInfo info, client_->head_object(bucket_, key(rel)));
-    return ColdObject{rel, info.size, info.mtime_ns, info.etag};
+    STOR_ASSIGN_OR_RETURN(ObjectVersion v, store_->head_object(uri(rel)));
+    return ColdObject{rel, v.size, v.mtime_ns, v.etag};
   }
 
   Result<size_t> read(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
                       char* dst) override {
     if (offset >= known.size) return size_t{0};
     len = static_cast<size_t>(std::min<uint64_t>(len, known.size - offset));
-    return client_->get_range(bucket_, key(rel), offset, len, dst, known.etag);
+    return store_->read_version(uri(rel), known.etag, offset, len, dst);
   }
 
-  Status fetch_chunk(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len, char* dst) {
-    s3::ObjectInfo info;
-    info.size = known.size;
-    info.etag = known.etag;
-    STOR_ASSIGN_OR_RETURN(size_t n, client_->read_object(bucket_, key(rel), info, offset, len, dst));
+ protected:
+  Status read_piece(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
+                    char* dst) override {
+    const ObjectVersion version{rel, known.size, known.mtime_ns, known.etag};
+    STOR_ASSIGN_OR_RETURN(size_t n, store_->read_version_bulk(uri(rel), version, offset, len, dst));
     if (n != len) return Status::IoError("short read of " + uri_of(rel));
     return {};
   }
 
  private:
-  s3::S3Client* client_;
-  std::string bucket_, prefix_;
-  friend class ColdTier;
+  ObjectStore* store_;  // owned by backend_
 };
-#endif
 
 }  // namespace
 
@@ -194,17 +193,7 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
   uint32_t c = 0;
   for (uint64_t off = 0; off < known.size;) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), known.size - off));
-#ifdef STOR_TIERING_WITH_S3
-    if (auto* s3tier = dynamic_cast<S3ColdTier*>(this)) {
-      STOR_RETURN_IF_ERROR(s3tier->fetch_chunk(rel, known, off, want, buf.data()));
-    } else
-#endif
-    {
-      STOR_ASSIGN_OR_RETURN(size_t n, read(rel, known, off, want, buf.data()));
-      if (n != want)
-        return Status::IoError(uri_of(rel) + ": object ended at " + std::to_string(off + n) + ", expected " +
-                                          std::to_string(known.size) + " bytes");
-    }
+    STOR_RETURN_IF_ERROR(read_piece(rel, known, off, want, buf.data()));
     c = crc32(buf.data(), want, c);
     STOR_ASSIGN_OR_RETURN(size_t w, dst.write(buf.data(), want, off));
     if (w != want) return Status::IoError("short write to the fast tier while fetching " + rel);
@@ -219,16 +208,8 @@ Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backen
   if (!backend) return Status::InvalidArgument("tiering: no cold backend");
   STOR_ASSIGN_OR_RETURN(Uri root, Uri::parse(root_uri));
   while (root.path.size() > 1 && root.path.back() == '/') root.path.pop_back();
-#ifdef STOR_TIERING_WITH_S3
-  if (s3::S3Client* client = s3::s3_client_of(*backend)) {
-    std::string bucket, prefix;
-    STOR_RETURN_IF_ERROR(s3::bucket_and_key(root, &bucket, &prefix));
-    return std::unique_ptr<ColdTier>(
-        std::make_unique<S3ColdTier>(std::move(backend), root, client, std::move(bucket), std::move(prefix), dir_markers));
-  }
-#else
-  (void)dir_markers;
-#endif
+  if (ObjectStore* store = backend->object_store())
+    return std::unique_ptr<ColdTier>(std::make_unique<ObjectColdTier>(std::move(backend), root, store, dir_markers));
   return std::unique_ptr<ColdTier>(std::make_unique<GenericColdTier>(std::move(backend), root));
 }
 

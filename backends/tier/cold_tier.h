@@ -1,6 +1,7 @@
 // Access to the cold root of a tiered namespace. Any Backend works (list + stat, file reads);
-// for s3express:// / s3:// roots the S3 client is used directly so that a listing is one
-// ListObjectsV2 per 1000 keys (with ETags, no HEADs) and a ranged read is exactly one GET.
+// a backend with the ObjectStore capability (stor/object_store.h: s3express://, s3://, any other
+// object backend) is listed and read through it, so that on S3 a listing is one ListObjectsV2
+// per 1000 keys (with ETags, no HEADs) and a ranged read is exactly one GET pinned to its ETag.
 #pragma once
 
 #include <cstdint>
@@ -31,14 +32,19 @@ class ColdTier {
   // Reads [offset, offset+len) of the object as described by `known`; fails if it has changed.
   virtual Result<size_t> read(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
                               char* dst) = 0;
-  // Copies the whole object into dst (from offset 0) in pieces of `chunk` bytes. For S3 each
-  // piece is split into s3.part_size ranged GETs run in parallel.
+  // Copies the whole object into dst (from offset 0) in pieces of `chunk` bytes. On an object
+  // store each piece is one read_version_bulk (for S3: s3.part_size ranged GETs in parallel).
   Status fetch_into(const std::string& rel, const ColdObject& known, BackendFile& dst, uint64_t chunk, uint32_t* crc);
   // Uploads `size` bytes from src (offset 0 on); returns the new object's description. The CRC32
   // of the bytes sent is stored in *crc.
   virtual Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) = 0;
   virtual Status remove(const std::string& rel) = 0;
   virtual std::string uri_of(const std::string& rel) const = 0;
+
+ protected:
+  // One piece of fetch_into: exactly len bytes at offset of the version `known`, else an error.
+  virtual Status read_piece(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
+                            char* dst) = 0;
 };
 
 }  // namespace stor::tiering::internal

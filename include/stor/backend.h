@@ -21,6 +21,8 @@
 
 namespace stor {
 
+class ObjectStore;  // stor/object_store.h
+
 struct Uri {
   std::string scheme;     // "nvme", "lustre", "s3express", or a plugin's scheme
   std::string authority;  // bucket for s3express, empty for file systems
@@ -131,6 +133,11 @@ class Backend {
     (void)uri;
     return {};
   }
+
+  // Optional capabilities, found by asking rather than by the backend's concrete type:
+  // object_store() is the listing / version-pinned read interface of an object store
+  // (stor/object_store.h), nullptr for backends that are not one. Owned by the backend.
+  virtual ObjectStore* object_store() { return nullptr; }
 };
 
 // What a backend factory receives: the shared engine and free-form "key=value" settings

@@ -1,0 +1,62 @@
+// Optional capability of an object-store backend: whole-namespace listings with validators, and
+// reads pinned to one version of an object. Obtained with Backend::object_store(); a backend
+// without it (file systems) returns nullptr and is used through the plain Backend calls.
+//
+// Users: the tiered store's cold tier (backends/tier/cold_tier.cc) lists a cold root with one
+// request per 1000 keys instead of a directory walk plus a stat per file, and never serves bytes
+// of another version than the one its record names. s3express:// and s3:// implement it; any
+// other object backend (a plugin, a test fake) can, and tiering then takes the same path.
+//
+// Thread safety: every method may be called concurrently from any thread, on one ObjectStore
+// and alongside the owning Backend's own calls; each call blocks until it is done and runs no
+// callback. The object is owned by its Backend and is valid while that Backend lives.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "stor/backend.h"
+
+namespace stor {
+
+// One version of one object.
+struct ObjectVersion {
+  std::string name;      // list_objects: key relative to the listed prefix; head_object: the key
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  std::string etag;      // the version's validator (S3 ETag without quotes); never empty
+};
+
+class ObjectStore {
+ public:
+  virtual ~ObjectStore() = default;
+
+  // Every object whose key lies under the prefix `dir` (recursively: no delimiter, all pages),
+  // sorted by key, with names relative to `dir`. Keys ending in '/' (directory markers) are
+  // included as they are; callers that want files only skip them. A prefix holding nothing is
+  // an empty listing, not NotFound.
+  virtual Result<std::vector<ObjectVersion>> list_objects(const Uri& dir) = 0;
+
+  // The object's current version (one HEAD on S3). NotFound when there is no such object.
+  virtual Result<ObjectVersion> head_object(const Uri& uri) = 0;
+
+  // Reads [offset, offset+len) of the version `etag` into dst with one request; returns the bytes
+  // read (fewer only where the object ends). Aborted (or the refused request's error) when the
+  // object now holds another version: bytes of another version are never returned.
+  virtual Result<size_t> read_version(const Uri& uri, const std::string& etag, uint64_t offset, size_t len,
+                                      char* dst) = 0;
+
+  // Same contract for large reads of `version` (its size and etag): the backend may split the
+  // range into requests run in parallel, and may check a whole-object read against a stored
+  // checksum (Corruption). Clipped to version.size. The default is one read_version.
+  virtual Result<size_t> read_version_bulk(const Uri& uri, const ObjectVersion& version, uint64_t offset,
+                                           size_t len, char* dst) {
+    if (offset >= version.size) return size_t{0};
+    if (len > version.size - offset) len = static_cast<size_t>(version.size - offset);
+    return read_version(uri, version.etag, offset, len, dst);
+  }
+};
+
+}  // namespace stor
