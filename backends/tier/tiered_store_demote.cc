@@ -1,0 +1,169 @@
+// Demotion (copy, verify by reading back, switch the durable record, release the fast copy) and
+// the policy that picks files by age and by the fast tier's watermarks, on demand or in a thread.
+#include "backends/tier/tiered_store_impl.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace stor::tiering::internal {
+namespace {
+
+// Computes the CRC32 of what is written to it, in order: the read-back check of a demotion.
+class CrcSink final : public BackendFile {
+ public:
+  void read_async(void*, size_t, uint64_t, IoCallback done) override {
+    done(Status::Unsupported("checksum sink is write-only"));
+  }
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    if (offset != next_) return done(Status::Internal("checksum sink needs sequential writes"));
+    crc = crc32(buf, len, crc);
+    next_ += len;
+    done(len);
+  }
+  Status sync(bool) override { return {}; }
+  Status truncate(uint64_t) override { return Status::Unsupported("checksum sink"); }
+  Result<FileInfo> stat() override {
+    FileInfo i;
+    i.size = next_;
+    return i;
+  }
+  Status close() override { return {}; }
+  uint32_t crc = 0;
+
+ private:
+  uint64_t next_ = 0;
+};
+
+}  // namespace
+
+// The background policy: every policy_interval_ns, or when kicked by a full fast tier.
+void TieredStoreImpl::start_policy_thread() {
+  if (opts_.policy_interval_ns <= 0) return;
+  policy_thread_ = std::thread([this] {
+    std::unique_lock lk(policy_mu_);
+    while (!stopping_) {
+      policy_cv_.wait_for(lk, std::chrono::nanoseconds(opts_.policy_interval_ns), [&] { return stopping_ || kicked_; });
+      if (stopping_) break;
+      kicked_ = false;
+      lk.unlock();
+      (void)run_policy();  // a file that fails to move stays where it was; the next run retries it
+      lk.lock();
+    }
+  });
+}
+
+// Caller holds mu_.
+void TieredStoreImpl::kick_policy_if_full() {
+  if (opts_.policy_interval_ns <= 0 || opts_.high_watermark_bytes == 0) return;
+  uint64_t fast_bytes = 0;
+  for (auto& [p, r] : records_)
+    if (fast_resident(r.residency)) fast_bytes += r.size;
+  if (fast_bytes <= opts_.high_watermark_bytes) return;
+  {
+    std::lock_guard lk(policy_mu_);
+    kicked_ = true;
+  }
+  policy_cv_.notify_all();
+}
+
+Result<PolicyReport> TieredStoreImpl::run_policy() {
+  const int64_t now = opts_.clock();
+  struct Candidate {
+    std::string path;
+    int64_t last_access;
+    uint64_t size;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t fast_bytes = 0;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [p, r] : records_) {
+      if (!fast_resident(r.residency)) continue;
+      fast_bytes += r.size;
+      if (open_handles_.count(p)) continue;
+      candidates.push_back({p, r.last_access_ns, r.size});
+    }
+  }
+  std::sort(candidates.begin(), candidates.end(),
+            [](const Candidate& a, const Candidate& b) { return a.last_access < b.last_access; });
+  PolicyReport report;
+  const uint64_t low = opts_.low_watermark_bytes ? opts_.low_watermark_bytes : opts_.high_watermark_bytes;
+  const bool over_high = opts_.high_watermark_bytes > 0 && fast_bytes > opts_.high_watermark_bytes;
+  for (const auto& c : candidates) {
+    const bool aged = now - c.last_access >= opts_.demote_after_ns;
+    const bool evict = over_high && fast_bytes > low;
+    if (!aged && !evict) continue;
+    Status s = demote(c.path);
+    if (s.is_ok()) {
+      report.demoted.push_back(c.path);
+      fast_bytes -= std::min(fast_bytes, c.size);
+    } else {
+      report.failed.push_back(c.path + ": " + s.to_string());
+    }
+  }
+  return report;
+}
+
+Status TieredStoreImpl::demote(const std::string& path) {
+  STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
+  auto op = op_lock(rel);
+  std::lock_guard g(*op);
+  return demote_locked(rel);
+}
+
+void TieredStoreImpl::hook(const std::string& rel, const char* step) {
+  if (opts_.demote_hook) opts_.demote_hook(rel, step);
+}
+
+// Caller holds the op lock of rel. Copy, verify, switch, release.
+Status TieredStoreImpl::demote_locked(const std::string& rel) {
+  std::optional<Record> r = find(rel);
+  if (!r) return Status::NotFound("no such tiered file: " + rel);
+  if (!fast_resident(r->residency)) return {};
+  {
+    std::lock_guard lk(mu_);
+    if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
+  }
+  ColdObject target;
+  bool need_copy = r->residency == Residency::kDirty;
+  if (!r->cold_etag.empty()) {
+    auto current = cold_->stat(rel);
+    if (current.is_ok() && current->etag != r->cold_etag)
+      return Status::Aborted(cold_->uri_of(rel) + " changed in the cold tier since the last sync: run sync first");
+    if (!current.is_ok() && current.status().code() != Code::kNotFound) return current.status();
+    if (!current.is_ok()) need_copy = true;  // the cold copy vanished: copy again
+    else target = *current;
+  }
+  if (need_copy) {
+    STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
+    hook(rel, "copied");
+    // Verify by reading the cold copy back before anything depends on it.
+    if (up.object.size != up.size)
+      return Status::Corruption(cold_->uri_of(rel) + ": cold copy has " + std::to_string(up.object.size) +
+                                     " bytes, expected " + std::to_string(up.size));
+    CrcSink sink;
+    STOR_RETURN_IF_ERROR(cold_->fetch_into(rel, up.object, sink, opts_.fetch_chunk, nullptr));
+    if (sink.crc != up.crc)
+      return Status::Corruption(cold_->uri_of(rel) + ": cold copy does not read back as written (CRC mismatch)");
+    hook(rel, "verified");
+    target = up.object;
+  }
+  {
+    std::lock_guard lk(mu_);
+    Record& cur = records_[rel];
+    cur.residency = Residency::kDemoted;
+    cur.size = target.size;
+    cur.cold_etag = target.etag;
+    cur.cold_mtime_ns = target.mtime_ns;
+    STOR_RETURN_IF_ERROR(journal_->put(cur, true));  // the switch: durable before the release
+    ++stats_.demotions;
+    stats_.demoted_bytes += target.size;
+  }
+  hook(rel, "switched");
+  Status s = opts_.fast->remove(fast_uri(rel));
+  if (!s.is_ok() && s.code() != Code::kNotFound) return s;  // retried by recovery at the next open
+  hook(rel, "released");
+  return {};
+}
+
+}  // namespace stor::tiering::internal

@@ -1,0 +1,91 @@
+// Fetch and promote: copying a cold file's recorded version to the fast tier, and adopting the
+// new version of an object replaced since the listing.
+#include "backends/tier/tiered_store_impl.h"
+
+namespace stor::tiering::internal {
+
+Status TieredStoreImpl::promote(const std::string& path) {
+  STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
+  auto op = op_lock(rel);
+  std::lock_guard g(*op);
+  return fetch_locked(rel);
+}
+
+Status TieredStoreImpl::changed_since_open(const std::string& rel, const std::string& opened,
+                                           const std::string& now) const {
+  // The record's version at open may already have been stale (replaced after the listing).
+  return Status::Aborted(cold_->uri_of(rel) + " no longer holds the version this handle opened (ETag " + opened +
+                              ", now " + (now.empty() ? "unknown" : now) + "): reopen to read the new version");
+}
+
+// Caller holds the op lock of rel. Promotion (promote(), opening for writing): fetches the
+// record's version; if the object was replaced since the listing, adopts and fetches the new one.
+Status TieredStoreImpl::fetch_locked(const std::string& rel) {
+  Status s = fetch_once(rel);
+  if (s.is_ok()) return s;
+  bool adopted = false;
+  Status v = revalidate_after_failed_fetch(rel, s, &adopted);
+  if (!adopted) return v;
+  return fetch_once(rel);
+}
+
+// Caller holds the op lock of rel. After fetch_once failed with `s`: the object may have been
+// replaced since the listing (a ranged GET with If-Match fails). One HEAD tells; a replaced
+// object's new size/mtime/ETag are adopted by the record (*adopted), so the next open sees the
+// new version. Otherwise returns why the fetch failed.
+Status TieredStoreImpl::revalidate_after_failed_fetch(const std::string& rel, const Status& s, bool* adopted) {
+  *adopted = false;
+  std::optional<Record> r = find(rel);
+  if (!r || fast_resident(r->residency)) return s;
+  auto current = cold_->stat(rel);
+  if (!current.is_ok()) {
+    if (current.status().code() == Code::kNotFound)
+      return Status::NotFound(cold_->uri_of(rel) + " was deleted from the cold tier; run sync");
+    return s;
+  }
+  if (current->etag == r->cold_etag) return s;  // same version: a real failure
+  {
+    std::lock_guard lk(mu_);
+    Record& cur = records_[rel];
+    cur.size = current->size;
+    cur.mtime_ns = current->mtime_ns;
+    cur.cold_etag = current->etag;
+    cur.cold_mtime_ns = current->mtime_ns;
+    footers_.erase(rel);
+    STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+  }
+  *adopted = true;
+  return {};
+}
+
+Status TieredStoreImpl::fetch_once(const std::string& rel) {
+  std::optional<Record> r = find(rel);
+  if (!r) return Status::NotFound("no such tiered file: " + rel);
+  if (fast_resident(r->residency)) return {};
+  STOR_RETURN_IF_ERROR(make_fast_parents(rel));
+  STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
+  Status s = cold_->fetch_into(rel, known_of(*r), *f, opts_.fetch_chunk, nullptr);
+  if (s.is_ok() && f->stat().is_ok() && f->stat()->size != r->size)
+    s = Status::IoError("fetched size differs from the recorded size");
+  // Data reaches the disk before the record says it is there.
+  if (s.is_ok() && opts_.durable_fetch) s = f->sync(true);
+  Status c = f->close();
+  if (s.is_ok()) s = c;
+  if (!s.is_ok()) {
+    (void)opts_.fast->remove(fast_uri(rel));
+    return s.with_context("fetch " + cold_->uri_of(rel));
+  }
+  std::lock_guard lk(mu_);
+  Record& cur = records_[rel];
+  cur.residency = Residency::kCached;
+  ++stats_.fetches;
+  stats_.fetched_bytes += cur.size;
+  kick_policy_if_full();
+  footers_.erase(rel);
+  // Not durable: if lost, the file is fetched again.
+  STOR_RETURN_IF_ERROR(journal_->put(cur, false));
+  maybe_compact();
+  return {};
+}
+
+}  // namespace stor::tiering::internal

@@ -1,0 +1,255 @@
+// Opening tiered files and the TierFile handle: a handle on a cold file is pinned to the version
+// it opened (reads fetch that version or fail), a cold parquet file serves its footer from memory.
+#include "backends/tier/tiered_store_impl.h"
+
+#include <cstring>
+
+namespace stor::tiering::internal {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A handle on one tiered file: reads and writes go to the fast copy; a handle opened on a cold
+// file reads the prefetched parquet footer from memory, and fetches its pinned version (see
+// PinnedVersion) on the first read outside it.
+class TierFile final : public BackendFile {
+ public:
+  TierFile(std::shared_ptr<TieredStoreImpl> store, std::string rel, std::unique_ptr<BackendFile> fast,
+           std::shared_ptr<const Footer> footer, std::optional<PinnedVersion> pinned, bool writable)
+      : store_(std::move(store)), rel_(std::move(rel)), fast_(std::move(fast)), footer_(std::move(footer)),
+        pinned_(std::move(pinned)), writable_(writable) {}
+  ~TierFile() override { (void)close(); }
+
+  void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override;
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    if (!open_) return done(Status::InvalidArgument("tiered file " + rel_ + " is closed"));
+    if (!writable_) return done(Status::PermissionDenied(rel_ + " was not opened for writing"));
+    wrote_ = true;
+    fast_->write_async(buf, len, offset, std::move(done));
+  }
+  Status sync(bool data_only) override {
+    std::lock_guard lk(mu_);
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
+    if (!fast_) return {};  // nothing local to sync: the data lives in the cold tier
+    return fast_->sync(data_only);
+  }
+  Status truncate(uint64_t size) override {
+    std::lock_guard lk(mu_);
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
+    if (!writable_) return Status::PermissionDenied(rel_ + " was not opened for writing");
+    wrote_ = true;
+    return fast_->truncate(size);
+  }
+  Result<FileInfo> stat() override;
+  Status close() override;
+
+ private:
+  Status ensure_fast();
+  std::shared_ptr<TieredStoreImpl> store_;
+  std::string rel_;
+  std::mutex mu_;
+  std::unique_ptr<BackendFile> fast_;
+  std::shared_ptr<const Footer> footer_;
+  std::optional<PinnedVersion> pinned_;  // set for handles opened on a cold file
+  bool writable_;
+  bool wrote_ = false;
+  bool open_ = true;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::string& path, const OpenOptions& oo) {
+  STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
+  if (rel.empty()) return Status::IsADirectory("the tiered namespace root is a directory");
+  const bool writable = oo.flags & kOpenWrite;
+  auto op = op_lock(rel);
+  std::lock_guard g(*op);
+  std::optional<Record> found = find(rel);
+  const int64_t now = opts_.clock();
+  std::unique_ptr<BackendFile> fast;
+  std::shared_ptr<const Footer> footer;
+  std::optional<PinnedVersion> pinned;
+  OpenOptions fast_opts = oo;
+  fast_opts.flags &= ~kOpenExclusive;
+  if (!found) {
+    if (!(oo.flags & kOpenCreate)) return Status::NotFound("no such tiered file: " + rel);
+    if (is_directory(rel)) return Status::IsADirectory(rel + " is a directory");
+    STOR_RETURN_IF_ERROR(make_fast_parents(rel));
+    OpenOptions create_opts = fast_opts;
+    create_opts.flags |= kOpenTruncate;  // a leftover fast file (from a failed cleanup) is not this file
+    STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), create_opts));
+    Record r;
+    r.path = rel;
+    r.residency = Residency::kDirty;
+    r.mtime_ns = now;
+    r.last_access_ns = now;
+    std::lock_guard lk(mu_);
+    records_[rel] = r;
+    STOR_RETURN_IF_ERROR(journal_->put(r, true));
+  } else {
+    if ((oo.flags & kOpenCreate) && (oo.flags & kOpenExclusive))
+      return Status::AlreadyExists("tiered file exists: " + rel);
+    Record r = *found;
+    if (writable) {
+      fast_opts.flags |= kOpenCreate;  // the record exists; a truncating open of a cold file starts it afresh
+      if (!fast_resident(r.residency) && !(oo.flags & kOpenTruncate)) STOR_RETURN_IF_ERROR(fetch_locked(rel));
+      if (!fast_resident(r.residency)) STOR_RETURN_IF_ERROR(make_fast_parents(rel));
+      STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), fast_opts));
+      std::lock_guard lk(mu_);
+      Record& cur = records_[rel];
+      if (cur.residency != Residency::kDirty) {
+        // Durable before the first write is acknowledged: a crash must not forget local changes.
+        cur.residency = Residency::kDirty;
+        STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+      }
+    } else if (fast_resident(r.residency)) {
+      STOR_ASSIGN_OR_RETURN(fast, opts_.fast->open(fast_uri(rel), fast_opts));
+    } else {
+      if (ends_with(rel, ".parquet")) {
+        auto got = parquet_footer(r);
+        if (!got.is_ok()) {
+          // Nothing is pinned yet: a footer GET refused because the object was replaced since
+          // the listing adopts the new version (as a fetch would) and this open serves that.
+          bool adopted = false;
+          Status v = revalidate_after_failed_fetch(rel, got.status(), &adopted);
+          if (!adopted) return v;
+          std::optional<Record> now_r = find(rel);
+          if (!now_r) return Status::NotFound("no such tiered file: " + rel);
+          r = *now_r;
+          got = parquet_footer(r);
+          if (!got.is_ok()) return got.status();
+        }
+        footer = *got;
+      }
+      pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
+    }
+  }
+  {
+    std::lock_guard lk(mu_);
+    ++open_handles_[rel];
+    if (!writable) note_access(rel, now);
+  }
+  return std::unique_ptr<BackendFile>(
+      std::make_unique<TierFile>(shared_from_this(), rel, std::move(fast), std::move(footer), std::move(pinned),
+                                 writable));
+}
+
+// For a handle pinned to the cold version `etag`: fetches that version unless the fast tier
+// already holds it (another handle fetched it meanwhile), then opens the fast copy. A handle
+// never adopts another version: if the record moved on, or the object was replaced in the cold
+// tier (the failed If-Match GET revalidates the record for later opens), this is Aborted.
+Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_version_for_read(const std::string& rel,
+                                                                           const std::string& etag) {
+  auto op = op_lock(rel);
+  std::lock_guard g(*op);
+  std::optional<Record> r = find(rel);
+  if (!r) return Status::NotFound("no such tiered file: " + rel);
+  if (r->cold_etag != etag) return changed_since_open(rel, etag, r->cold_etag);
+  if (!fast_resident(r->residency)) {
+    Status s = fetch_once(rel);
+    if (!s.is_ok()) {
+      bool adopted = false;
+      Status v = revalidate_after_failed_fetch(rel, s, &adopted);
+      if (!adopted) return v;
+      std::optional<Record> now = find(rel);
+      return changed_since_open(rel, etag, now ? now->cold_etag : std::string());
+    }
+  }
+  return opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead});
+}
+
+void TieredStoreImpl::count_footer_hit() {
+  std::lock_guard lk(mu_);
+  ++stats_.footer_hits;
+}
+
+Status TieredStoreImpl::closed(const std::string& rel, bool wrote) {
+  Status s;
+  bool export_now = false;
+  {
+    std::lock_guard lk(mu_);
+    if (--open_handles_[rel] == 0) open_handles_.erase(rel);
+    auto it = records_.find(rel);
+    if (wrote && it != records_.end()) {
+      auto local = opts_.fast->stat(fast_uri(rel));
+      if (local.is_ok()) {
+        it->second.size = local->size;
+        it->second.mtime_ns = local->mtime_ns;
+        s = journal_->put(it->second, false);
+        maybe_compact();
+        kick_policy_if_full();
+      } else {
+        s = local.status();
+      }
+      export_now = opts_.auto_export && !open_handles_.count(rel);
+    }
+  }
+  if (s.is_ok() && export_now) {
+    auto op = op_lock(rel);
+    std::lock_guard g(*op);
+    s = export_locked(rel);
+  }
+  return s;
+}
+
+Status TierFile::ensure_fast() {
+  if (fast_) return {};
+  if (!pinned_) return Status::Internal("tiered file " + rel_ + " has neither a fast copy nor a version");
+  STOR_ASSIGN_OR_RETURN(fast_, store_->open_version_for_read(rel_, pinned_->etag));
+  return {};
+}
+
+void TierFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
+  BackendFile* fast = nullptr;
+  {
+    std::lock_guard lk(mu_);
+    if (!open_) return done(Status::InvalidArgument("tiered file " + rel_ + " is closed"));
+    if (!fast_ && footer_ && offset >= footer_->offset) {
+      // Inside the prefetched parquet footer: no cold-tier request.
+      const uint64_t end = footer_->offset + footer_->bytes.size();
+      const size_t n = offset >= end ? 0 : static_cast<size_t>(std::min<uint64_t>(len, end - offset));
+      if (n) std::memcpy(buf, footer_->bytes.data() + (offset - footer_->offset), n);
+      store_->count_footer_hit();
+      return done(n);
+    }
+    if (Status s = ensure_fast(); !s.is_ok()) return done(std::move(s));
+    fast = fast_.get();
+  }
+  fast->read_async(buf, len, offset, std::move(done));
+}
+
+Result<FileInfo> TierFile::stat() {
+  std::shared_ptr<TieredStoreImpl> store;
+  {
+    std::lock_guard lk(mu_);
+    if (!open_) return Status::InvalidArgument("tiered file " + rel_ + " is closed");
+    if (fast_ && writable_) return fast_->stat();
+    store = store_;
+  }
+  STOR_ASSIGN_OR_RETURN(FileInfo info, store->stat(rel_));
+  if (pinned_) {
+    // The version this handle serves, whatever the record says now.
+    info.size = pinned_->size;
+    info.mtime_ns = pinned_->mtime_ns;
+    info.etag = pinned_->etag;
+  }
+  return info;
+}
+
+Status TierFile::close() {
+  std::unique_ptr<BackendFile> fast;
+  {
+    std::lock_guard lk(mu_);
+    if (!open_) return {};
+    open_ = false;
+    fast = std::move(fast_);
+  }
+  Status s = fast ? fast->close() : Status::ok();
+  Status c = store_->closed(rel_, wrote_);
+  store_.reset();  // a closed handle must not keep the namespace (and its state lock) alive
+  return s.is_ok() ? c : s;
+}
+
+}  // namespace stor::tiering::internal

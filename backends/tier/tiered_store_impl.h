@@ -1,0 +1,138 @@
+// The tiered store's implementation class, shared by its sources (one concern per file):
+//   tiered_store.cc          open, crash recovery, records and journal, namespace queries
+//   tiered_store_file.cc     open_file and the TierFile handle (pinned versions, footer reads)
+//   tiered_store_fetch.cc    fetch and promote, revalidation of a replaced object
+//   tiered_store_demote.cc   demotion (copy, verify, switch, release) and the policy thread
+//   tiered_store_export.cc   export of dirty files to the cold tier
+//   tiered_store_sync.cc     import_listing and the two-way sync / conflict state machine
+//   tiered_store_footer.cc   the parquet footer cache
+//
+// Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_
+// and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
+// request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
+// bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
+// policy thread's flags only.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/tier/cold_tier.h"
+#include "backends/tier/journal.h"
+#include "backends/tier/tiered_store.h"
+
+namespace stor::tiering::internal {
+
+inline bool fast_resident(Residency r) { return r == Residency::kDirty || r == Residency::kCached; }
+
+// The tail of a parquet file kept in memory for one cold version (tiered_store_footer.cc).
+struct Footer {
+  std::string etag;
+  uint64_t offset = 0;  // file offset of bytes[0]; bytes run to the end of the file
+  std::string bytes;
+};
+
+// A handle opened on a cold (uncached / demoted) file is pinned to the version it opened: its
+// stat() reports that version's size, mtime and ETag, and its reads are served from that version
+// only (a replaced object fails them with Aborted). Handles opened on a fast copy read that copy.
+struct PinnedVersion {
+  std::string etag;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+class TieredStoreImpl final : public TieredStore, public std::enable_shared_from_this<TieredStoreImpl> {
+ public:
+  TieredStoreImpl(TierOptions opts, Uri fast_root, std::unique_ptr<ColdTier> cold)
+      : opts_(std::move(opts)), fast_root_(std::move(fast_root)), cold_(std::move(cold)) {}
+  ~TieredStoreImpl() override;
+
+  Status init();                // replays the journal and finishes interrupted moves
+  void start_policy_thread();   // when opts_.policy_interval_ns > 0
+
+  // ---- TieredStore ----
+  Result<size_t> import_listing() override;
+  Result<SyncReport> sync() override;
+  Result<PolicyReport> run_policy() override;
+  Status demote(const std::string& path) override;
+  Status promote(const std::string& path) override;
+  Result<std::unique_ptr<BackendFile>> open_file(const std::string& path, const OpenOptions& oo) override;
+  Result<FileInfo> stat(const std::string& path) override;
+  Result<std::vector<DirEntry>> list(const std::string& dir) override;
+  Status remove(const std::string& path) override;
+  Result<FileStatus> status(const std::string& path) override;
+  std::vector<FileStatus> status_all(const std::string& prefix_path) override;
+  TierStats stats() const override;
+
+  // ---- used by TierFile ----
+  // Opens the fast copy of the cold version `etag` of rel, fetching it first if needed.
+  Result<std::unique_ptr<BackendFile>> open_version_for_read(const std::string& rel, const std::string& etag);
+  void count_footer_hit();
+  // A handle on rel closed; `wrote`: it wrote, so the record takes the fast copy's size/mtime.
+  Status closed(const std::string& rel, bool wrote);
+
+ private:
+  // ---- records and journal (tiered_store.cc) ----
+  Uri fast_uri(const std::string& rel) const;
+  std::shared_ptr<std::mutex> op_lock(const std::string& rel);
+  std::optional<Record> find(const std::string& rel) const;
+  bool is_directory(const std::string& rel) const;
+  void maybe_compact();                                // caller holds mu_
+  void note_access(const std::string& rel, int64_t now);  // caller holds mu_
+  Status make_fast_parents(const std::string& rel);
+  static Record uncached_record(const std::string& rel, const ColdObject& o, int64_t now);
+  static ColdObject known_of(const Record& r) { return {r.path, r.size, r.cold_mtime_ns, r.cold_etag}; }
+
+  // ---- fetch and promote (tiered_store_fetch.cc); callers hold the op lock of rel ----
+  Status fetch_once(const std::string& rel);
+  Status fetch_locked(const std::string& rel);
+  Status revalidate_after_failed_fetch(const std::string& rel, const Status& s, bool* adopted);
+  Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const;
+
+  // ---- export (tiered_store_export.cc) ----
+  // The fast copy of rel written to the cold tier, with the size and CRC32 of what was read.
+  struct Upload {
+    ColdObject object;
+    uint64_t size = 0;
+    uint32_t crc = 0;
+  };
+  Result<Upload> upload_fast_copy(const std::string& rel);
+  Status export_locked(const std::string& rel);  // caller holds the op lock of rel
+
+  // ---- demote and policy (tiered_store_demote.cc) ----
+  Status demote_locked(const std::string& rel);  // caller holds the op lock of rel
+  void hook(const std::string& rel, const char* step);
+  void kick_policy_if_full();                    // caller holds mu_
+
+  // ---- sync (tiered_store_sync.cc) ----
+  Status sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote, SyncReport* report);
+
+  // ---- parquet footers (tiered_store_footer.cc) ----
+  Result<std::shared_ptr<const Footer>> parquet_footer(const Record& r);
+
+  TierOptions opts_;
+  Uri fast_root_;
+  std::unique_ptr<ColdTier> cold_;
+  std::unique_ptr<Journal> journal_;
+  mutable std::mutex mu_;
+  std::map<std::string, Record> records_;
+  std::map<std::string, int> open_handles_;
+  std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
+  std::map<std::string, int64_t> persisted_access_;
+  std::map<std::string, std::shared_ptr<const Footer>> footers_;
+  TierStats stats_;
+
+  std::mutex policy_mu_;
+  std::condition_variable policy_cv_;
+  bool stopping_ = false, kicked_ = false;
+  std::thread policy_thread_;  // last member: started after everything else is built
+};
+
+}  // namespace stor::tiering::internal

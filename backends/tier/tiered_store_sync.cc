@@ -1,0 +1,143 @@
+// The link's two directions: import_listing (cold listing -> uncached records) and sync (export
+// dirty files, import new / changed / deleted objects, resolve conflicts; see stor/tiering.h).
+#include "backends/tier/tiered_store_impl.h"
+
+namespace stor::tiering::internal {
+
+Result<size_t> TieredStoreImpl::import_listing() {
+  STOR_ASSIGN_OR_RETURN(auto objects, cold_->list_all());
+  const int64_t now = opts_.clock();
+  std::lock_guard lk(mu_);
+  size_t added = 0;
+  for (auto& o : objects) {
+    auto rel = normalize_path(o.path);
+    if (!rel.is_ok() || rel->empty() || records_.count(*rel)) continue;
+    records_[*rel] = uncached_record(*rel, o, now);
+    ++added;
+  }
+  // One durable checkpoint instead of one journal line per object.
+  STOR_RETURN_IF_ERROR(journal_->compact(records_));
+  return added;
+}
+
+Result<SyncReport> TieredStoreImpl::sync() {
+  STOR_ASSIGN_OR_RETURN(auto listed, cold_->list_all());
+  std::map<std::string, ColdObject> remote;
+  for (auto& o : listed) {
+    auto rel = normalize_path(o.path);
+    if (rel.is_ok() && !rel->empty()) remote[*rel] = o;
+  }
+  SyncReport report;
+  std::vector<std::string> paths;
+  {
+    std::lock_guard lk(mu_);
+    for (auto& [p, r] : records_) paths.push_back(p);
+  }
+  for (const auto& path : paths) {
+    Status s = sync_one(path, remote, &report);
+    if (!s.is_ok()) report.failed.push_back(path + ": " + s.to_string());
+    remote.erase(path);
+  }
+  const int64_t now = opts_.clock();
+  std::lock_guard lk(mu_);
+  for (auto& [path, o] : remote) {
+    if (records_.count(path)) continue;
+    const Record& r = records_[path] = uncached_record(path, o, now);
+    STOR_RETURN_IF_ERROR(journal_->put(r, false));
+    report.imported_new.push_back(path);
+  }
+  STOR_RETURN_IF_ERROR(journal_->compact(records_));
+  return report;
+}
+
+Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote,
+                                 SyncReport* report) {
+  auto op = op_lock(path);
+  std::lock_guard g(*op);
+  std::optional<Record> found = find(path);
+  if (!found) return {};
+  Record r = *found;
+  {
+    std::lock_guard lk(mu_);
+    if (open_handles_.count(path)) return Status::Busy("open; synced at the next sync after it is closed");
+  }
+  auto it = remote.find(path);
+  const bool in_remote = it != remote.end();
+  const bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  switch (r.residency) {
+    case Residency::kUncached:
+    case Residency::kDemoted:
+    case Residency::kCached: {
+      if (!in_remote) {
+        {
+          std::lock_guard lk(mu_);
+          records_.erase(path);
+          footers_.erase(path);
+          STOR_RETURN_IF_ERROR(journal_->erase(path, true));
+        }
+        if (r.residency == Residency::kCached) (void)opts_.fast->remove(fast_uri(path));
+        report->deleted_locally.push_back(path);
+      } else if (it->second.etag != r.cold_etag) {
+        {
+          std::lock_guard lk(mu_);
+          Record& cur = records_[path];
+          cur.residency = Residency::kUncached;  // fetched again on the next read
+          cur.size = it->second.size;
+          cur.mtime_ns = it->second.mtime_ns;
+          cur.cold_etag = it->second.etag;
+          cur.cold_mtime_ns = it->second.mtime_ns;
+          footers_.erase(path);
+          STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+        }
+        if (r.residency == Residency::kCached) (void)opts_.fast->remove(fast_uri(path));
+        report->imported_changed.push_back(path);
+      }
+      return {};
+    }
+    case Residency::kDirty: {
+      if (!remote_changed) {
+        STOR_RETURN_IF_ERROR(export_locked(path));
+        report->exported.push_back(path);
+        return {};
+      }
+      if (!in_remote) {
+        STOR_RETURN_IF_ERROR(export_locked(path));
+        report->exported.push_back(path);
+        report->conflicts.push_back(path + " (deleted in the bucket, changed locally: local version exported again)");
+        return {};
+      }
+      // Both sides changed: the bucket keeps the path, the local version moves aside.
+      std::string aside = path + kConflictSuffix;
+      for (int n = 2; find(aside) || is_directory(aside); ++n)
+        aside = path + kConflictSuffix + "-" + std::to_string(n);
+      STOR_RETURN_IF_ERROR(opts_.fast->rename(fast_uri(path), fast_uri(aside)));
+      {
+        std::lock_guard lk(mu_);
+        Record moved = r;
+        moved.path = aside;
+        moved.cold_etag.clear();
+        moved.cold_mtime_ns = 0;
+        records_[aside] = moved;
+        Record& cur = records_[path];
+        cur.residency = Residency::kUncached;
+        cur.size = it->second.size;
+        cur.mtime_ns = it->second.mtime_ns;
+        cur.cold_etag = it->second.etag;
+        cur.cold_mtime_ns = it->second.mtime_ns;
+        footers_.erase(path);
+        STOR_RETURN_IF_ERROR(journal_->put(moved, false));
+        STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+      }
+      report->conflicts.push_back(path + " (changed in the bucket and locally: bucket version kept at the path, "
+                                         "local version exported as " + aside + ")");
+      auto op2 = op_lock(aside);
+      std::lock_guard g2(*op2);
+      STOR_RETURN_IF_ERROR(export_locked(aside));
+      report->exported.push_back(aside);
+      return {};
+    }
+  }
+  return {};
+}
+
+}  // namespace stor::tiering::internal
