@@ -11,22 +11,12 @@ namespace {
 
 constexpr uint64_t kCopyChunk = 4ull << 20;
 
-std::string join(const std::string& a, const std::string& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return a.back() == '/' ? a + b : a + "/" + b;
-}
-
 // A cold root on any Backend: a directory tree.
 class GenericColdTier : public ColdTier {
  public:
   GenericColdTier(std::shared_ptr<Backend> backend, Uri root) : backend_(std::move(backend)), root_(std::move(root)) {}
 
-  Uri uri(const std::string& rel) const {
-    Uri u = root_;
-    u.path = join(root_.path, rel);
-    return u;
-  }
+  Uri uri(const std::string& rel) const { return child_uri(root_, rel); }
   std::string uri_of(const std::string& rel) const override { return uri(rel).to_string(); }
 
   static ColdObject from_info(const std::string& rel, const FileInfo& info) {
@@ -49,7 +39,7 @@ class GenericColdTier : public ColdTier {
       return entries.status();
     }
     for (const auto& e : *entries) {
-      const std::string rel = join(rel_dir, e.name);
+      const std::string rel = rel_dir.empty() ? e.name : rel_dir + "/" + e.name;
       if (e.type == FileType::kDirectory) {
         STOR_RETURN_IF_ERROR(walk(rel, out));
       } else if (e.type == FileType::kRegular) {
@@ -98,13 +88,8 @@ class GenericColdTier : public ColdTier {
   }
 
   Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) override {
-    if (make_parents_ && (backend_->capabilities() & kCapDirectories)) {
-      // Parents first; AlreadyExists is the normal case.
-      for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
-        Status s = backend_->mkdir(uri(rel.substr(0, slash)), 0755);
-        if (!s.is_ok() && s.code() != Code::kAlreadyExists) return s;
-      }
-    }
+    if (make_parents_ && (backend_->capabilities() & kCapDirectories))
+      STOR_RETURN_IF_ERROR(make_parents(*backend_, root_, rel));
     STOR_ASSIGN_OR_RETURN(auto dst, backend_->open(uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
     std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, std::max<uint64_t>(size, 1))));
     uint32_t c = 0;
@@ -187,6 +172,26 @@ class ObjectColdTier final : public GenericColdTier {
 
 }  // namespace
 
+Result<Uri> parse_root(const std::string& text) {
+  STOR_ASSIGN_OR_RETURN(Uri root, Uri::parse(text));
+  while (root.path.size() > 1 && root.path.back() == '/') root.path.pop_back();
+  return root;
+}
+
+Uri child_uri(const Uri& root, const std::string& rel) {
+  Uri u = root;
+  if (!rel.empty()) u.path = (u.path.empty() || u.path.back() == '/' ? u.path : u.path + "/") + rel;
+  return u;
+}
+
+Status make_parents(Backend& backend, const Uri& root, const std::string& rel) {
+  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
+    Status s = backend.mkdir(child_uri(root, rel.substr(0, slash)), 0755);
+    if (!s.is_ok() && s.code() != Code::kAlreadyExists) return s;
+  }
+  return {};
+}
+
 Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, BackendFile& dst, uint64_t chunk,
                             uint32_t* crc) {
   std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(std::max<uint64_t>(chunk, 1), std::max<uint64_t>(known.size, 1))));
@@ -206,8 +211,7 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
 Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backend, const std::string& root_uri,
                                                  bool dir_markers) {
   if (!backend) return Status::InvalidArgument("tiering: no cold backend");
-  STOR_ASSIGN_OR_RETURN(Uri root, Uri::parse(root_uri));
-  while (root.path.size() > 1 && root.path.back() == '/') root.path.pop_back();
+  STOR_ASSIGN_OR_RETURN(Uri root, parse_root(root_uri));
   if (ObjectStore* store = backend->object_store())
     return std::unique_ptr<ColdTier>(std::make_unique<ObjectColdTier>(std::move(backend), root, store, dir_markers));
   return std::unique_ptr<ColdTier>(std::make_unique<GenericColdTier>(std::move(backend), root));

@@ -20,6 +20,14 @@ struct ColdObject {
   std::string etag;  // "" when the backend has none: then "size:mtime" stands in
 };
 
+// Path helpers shared by the fast and the cold side of a tiered namespace.
+// A root URI ("nvme:///a/b/", "s3express://bucket/prefix") without trailing slashes.
+Result<Uri> parse_root(const std::string& text);
+// root with rel ("d/f", no leading '/') appended to its path; "" gives root itself.
+Uri child_uri(const Uri& root, const std::string& rel);
+// mkdir of every parent directory of rel under root, outermost first; AlreadyExists is fine.
+Status make_parents(Backend& backend, const Uri& root, const std::string& rel);
+
 class ColdTier {
  public:
   virtual ~ColdTier() = default;

@@ -201,12 +201,6 @@ TierStats TieredStoreImpl::stats() const {
   return s;
 }
 
-Uri TieredStoreImpl::fast_uri(const std::string& rel) const {
-  Uri u = fast_root_;
-  if (!rel.empty()) u.path = (u.path.empty() || u.path.back() == '/' ? u.path : u.path + "/") + rel;
-  return u;
-}
-
 std::shared_ptr<std::mutex> TieredStoreImpl::op_lock(const std::string& rel) {
   std::lock_guard lk(mu_);
   auto& m = op_locks_[rel];
@@ -246,23 +240,12 @@ void TieredStoreImpl::note_access(const std::string& rel, int64_t now) {
   }
 }
 
-Status TieredStoreImpl::make_fast_parents(const std::string& rel) {
-  for (size_t slash = rel.find('/'); slash != std::string::npos; slash = rel.find('/', slash + 1)) {
-    Status s = opts_.fast->mkdir(fast_uri(rel.substr(0, slash)), 0755);
-    if (!s.is_ok() && s.code() != Code::kAlreadyExists) return s;
-  }
-  return {};
-}
-
 // A file known only from the cold tier's listing: nothing fetched yet.
 Record TieredStoreImpl::uncached_record(const std::string& rel, const ColdObject& o, int64_t now) {
   Record r;
   r.path = rel;
   r.residency = Residency::kUncached;
-  r.size = o.size;
-  r.mtime_ns = o.mtime_ns;
-  r.cold_etag = o.etag;
-  r.cold_mtime_ns = o.mtime_ns;
+  take_cold_version(r, o);
   r.last_access_ns = now;
   return r;
 }
@@ -275,8 +258,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   if (!opts.clock) opts.clock = system_clock_ns;
   if (opts.low_watermark_bytes > opts.high_watermark_bytes)
     return Status::InvalidArgument("tiering: low watermark above the high watermark");
-  STOR_ASSIGN_OR_RETURN(Uri fast_root, Uri::parse(opts.fast_root));
-  while (fast_root.path.size() > 1 && fast_root.path.back() == '/') fast_root.path.pop_back();
+  STOR_ASSIGN_OR_RETURN(Uri fast_root, internal::parse_root(opts.fast_root));
   STOR_ASSIGN_OR_RETURN(auto cold, internal::ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));
   auto store = std::make_shared<internal::TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());

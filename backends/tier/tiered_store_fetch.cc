@@ -47,10 +47,7 @@ Status TieredStoreImpl::revalidate_after_failed_fetch(const std::string& rel, co
   {
     std::lock_guard lk(mu_);
     Record& cur = records_[rel];
-    cur.size = current->size;
-    cur.mtime_ns = current->mtime_ns;
-    cur.cold_etag = current->etag;
-    cur.cold_mtime_ns = current->mtime_ns;
+    take_cold_version(cur, *current);
     footers_.erase(rel);
     STOR_RETURN_IF_ERROR(journal_->put(cur, true));
   }

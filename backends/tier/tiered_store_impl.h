@@ -32,6 +32,15 @@ namespace stor::tiering::internal {
 
 inline bool fast_resident(Residency r) { return r == Residency::kDirty || r == Residency::kCached; }
 
+// The record describes the cold object's version `o` as the file's content (import, a change
+// found by sync, an object replaced since the listing). Residency is the caller's.
+inline void take_cold_version(Record& r, const ColdObject& o) {
+  r.size = o.size;
+  r.mtime_ns = o.mtime_ns;
+  r.cold_etag = o.etag;
+  r.cold_mtime_ns = o.mtime_ns;
+}
+
 // The tail of a parquet file kept in memory for one cold version (tiered_store_footer.cc).
 struct Footer {
   std::string etag;
@@ -80,13 +89,13 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
  private:
   // ---- records and journal (tiered_store.cc) ----
-  Uri fast_uri(const std::string& rel) const;
+  Uri fast_uri(const std::string& rel) const { return child_uri(fast_root_, rel); }
   std::shared_ptr<std::mutex> op_lock(const std::string& rel);
   std::optional<Record> find(const std::string& rel) const;
   bool is_directory(const std::string& rel) const;
   void maybe_compact();                                // caller holds mu_
   void note_access(const std::string& rel, int64_t now);  // caller holds mu_
-  Status make_fast_parents(const std::string& rel);
+  Status make_fast_parents(const std::string& rel) { return make_parents(*opts_.fast, fast_root_, rel); }
   static Record uncached_record(const std::string& rel, const ColdObject& o, int64_t now);
   static ColdObject known_of(const Record& r) { return {r.path, r.size, r.cold_mtime_ns, r.cold_etag}; }
 

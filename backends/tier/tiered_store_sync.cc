@@ -82,10 +82,7 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
           std::lock_guard lk(mu_);
           Record& cur = records_[path];
           cur.residency = Residency::kUncached;  // fetched again on the next read
-          cur.size = it->second.size;
-          cur.mtime_ns = it->second.mtime_ns;
-          cur.cold_etag = it->second.etag;
-          cur.cold_mtime_ns = it->second.mtime_ns;
+          take_cold_version(cur, it->second);
           footers_.erase(path);
           STOR_RETURN_IF_ERROR(journal_->put(cur, true));
         }
@@ -120,10 +117,7 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
         records_[aside] = moved;
         Record& cur = records_[path];
         cur.residency = Residency::kUncached;
-        cur.size = it->second.size;
-        cur.mtime_ns = it->second.mtime_ns;
-        cur.cold_etag = it->second.etag;
-        cur.cold_mtime_ns = it->second.mtime_ns;
+        take_cold_version(cur, it->second);
         footers_.erase(path);
         STOR_RETURN_IF_ERROR(journal_->put(moved, false));
         STOR_RETURN_IF_ERROR(journal_->put(cur, true));

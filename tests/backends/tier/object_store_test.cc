@@ -12,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <utility>
 
 #include "stor/object_store.h"
 #include "stor/store.h"
@@ -84,21 +85,16 @@ class FakeObjectBackend final : public Backend, public ObjectStore {
 
   Result<std::vector<DirEntry>> list(const Uri& uri) override {
     ++list_calls;
-    const std::string k = key(uri);
-    const std::string prefix = k.empty() ? "" : k + "/";
-    std::lock_guard lk(mu_);
     std::vector<DirEntry> out;
-    for (auto it = objects_.lower_bound(prefix); it != objects_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
-         ++it) {
-      const std::string rest = it->first.substr(prefix.size());
+    for (const auto& [rest, o] : under(uri)) {
       const size_t slash = rest.find('/');
       if (slash == std::string::npos) {
-        if (!rest.empty()) out.push_back({rest, FileType::kRegular, it->second.data.size()});
+        out.push_back({rest, FileType::kRegular, o.data.size()});
       } else if (out.empty() || out.back().name != rest.substr(0, slash)) {
         out.push_back({rest.substr(0, slash), FileType::kDirectory, 0});
       }
     }
-    if (out.empty()) return Status::NotFound(k);
+    if (out.empty()) return Status::NotFound(key(uri));
     return out;
   }
 
@@ -117,15 +113,8 @@ class FakeObjectBackend final : public Backend, public ObjectStore {
 
   Result<std::vector<ObjectVersion>> list_objects(const Uri& dir) override {
     ++list_objects_calls;
-    const std::string k = key(dir);
-    const std::string prefix = k.empty() ? "" : k + "/";
-    std::lock_guard lk(mu_);
     std::vector<ObjectVersion> out;
-    for (auto it = objects_.lower_bound(prefix); it != objects_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
-         ++it) {
-      if (it->first.size() > prefix.size())
-        out.push_back({it->first.substr(prefix.size()), it->second.data.size(), it->second.mtime_ns, it->second.etag});
-    }
+    for (const auto& [name, o] : under(dir)) out.push_back({name, o.data.size(), o.mtime_ns, o.etag});
     return out;
   }
 
@@ -150,6 +139,19 @@ class FakeObjectBackend final : public Backend, public ObjectStore {
   }
 
  private:
+  // The objects under the prefix `dir` by key, named relative to it (the prefix's own marker left out).
+  std::vector<std::pair<std::string, Object>> under(const Uri& dir) {
+    const std::string k = key(dir);
+    const std::string prefix = k.empty() ? "" : k + "/";
+    std::lock_guard lk(mu_);
+    std::vector<std::pair<std::string, Object>> out;
+    for (auto it = objects_.lower_bound(prefix);
+         it != objects_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      if (it->first.size() > prefix.size()) out.emplace_back(it->first.substr(prefix.size()), it->second);
+    }
+    return out;
+  }
+
   static std::string key(const Uri& uri) {
     std::string k = uri.path;
     while (!k.empty() && k.front() == '/') k.erase(k.begin());
