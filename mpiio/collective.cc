@@ -20,64 +20,6 @@ namespace {
 // overlap better.
 constexpr int64_t kMaxRequest = 16 << 20;
 
-// A batch of asynchronous requests on one stor file; wait() returns the first error.
-class IoBatch {
- public:
-  explicit IoBatch(stor::File& file) : file_(file) {}
-
-  void write(const char* data, int64_t len, int64_t off) {
-    for (int64_t done = 0; done < len; done += kMaxRequest)
-      submit_write(data + done, std::min(kMaxRequest, len - done), off + done);
-  }
-  // Adds the bytes read to *got (stops early at end of file).
-  void read(char* data, int64_t len, int64_t off, int64_t* got) {
-    for (int64_t done = 0; done < len; done += kMaxRequest)
-      submit_read(data + done, std::min(kMaxRequest, len - done), off + done, got);
-  }
-  Status wait() {
-    std::unique_lock lk(mu_);
-    cv_.wait(lk, [&] { return pending_ == 0; });
-    return error_;
-  }
-
- private:
-  void begin() {
-    std::lock_guard lk(mu_);
-    ++pending_;
-  }
-  void end(Status s) {
-    std::lock_guard lk(mu_);
-    if (!s.is_ok() && error_.is_ok()) error_ = std::move(s);
-    if (--pending_ == 0) cv_.notify_all();
-  }
-  void submit_write(const char* data, int64_t len, int64_t off) {
-    begin();
-    file_.write_async(data, static_cast<size_t>(len), static_cast<uint64_t>(off), [=, this](Result<size_t> r) {
-      if (!r.is_ok()) return end(r.status());
-      auto n = static_cast<int64_t>(*r);
-      if (n == 0) return end(Status::IoError("write made no progress at offset " + std::to_string(off)));
-      if (n < len) submit_write(data + n, len - n, off + n);  // short write: continue
-      end(Status::ok());
-    });
-  }
-  void submit_read(char* data, int64_t len, int64_t off, int64_t* got) {
-    begin();
-    file_.read_async(data, static_cast<size_t>(len), static_cast<uint64_t>(off), [=, this](Result<size_t> r) {
-      if (!r.is_ok()) return end(r.status());
-      auto n = static_cast<int64_t>(*r);
-      std::atomic_ref<int64_t>(*got).fetch_add(n);
-      if (n > 0 && n < len) submit_read(data + n, len - n, off + n, got);  // maybe EOF: the retry says
-      end(Status::ok());
-    });
-  }
-
-  stor::File& file_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int pending_ = 0;
-  Status error_;
-};
-
 // Splits [off, off+len) at domain-unit boundaries and calls fn(aggregator index, off, len).
 template <typename Fn>
 void for_each_piece(const Block& seg, int64_t unit, size_t naggs, Fn&& fn) {
@@ -251,32 +193,113 @@ Status no_handle(const StorFile& f) {
 
 }  // namespace
 
-Result<int64_t> write_segments(stor::File& file, const std::vector<Block>& segments, const char* stream) {
-  IoBatch batch(file);
+
+// ---- IoBatch ----
+
+void IoBatch::write(const char* data, int64_t len, int64_t off) {
+  for (int64_t done = 0; done < len; done += kMaxRequest)
+    submit_write(data + done, std::min(kMaxRequest, len - done), off + done);
+}
+
+void IoBatch::read(char* data, int64_t len, int64_t off, int64_t* got) {
+  for (int64_t done = 0; done < len; done += kMaxRequest)
+    submit_read(data + done, std::min(kMaxRequest, len - done), off + done, got);
+}
+
+Status IoBatch::wait() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return pending_ == 0; });
+  return error_;
+}
+
+bool IoBatch::done() {
+  std::lock_guard lk(mu_);
+  return pending_ == 0;
+}
+
+Status IoBatch::error() {
+  std::lock_guard lk(mu_);
+  return error_;
+}
+
+void IoBatch::begin() {
+  std::lock_guard lk(mu_);
+  ++pending_;
+}
+
+void IoBatch::end(Status s) {
+  std::lock_guard lk(mu_);
+  if (!s.is_ok() && error_.is_ok()) error_ = std::move(s);
+  if (--pending_ == 0) {
+    // Under the lock: whoever sees done() may free the batch right after.
+    if (on_idle_) on_idle_();
+    cv_.notify_all();
+  }
+}
+
+void IoBatch::submit_write(const char* data, int64_t len, int64_t off) {
+  begin();
+  file_.write_async(data, static_cast<size_t>(len), static_cast<uint64_t>(off), [=, this](Result<size_t> r) {
+    if (!r.is_ok()) return end(r.status());
+    auto n = static_cast<int64_t>(*r);
+    if (n == 0) return end(Status::IoError("write made no progress at offset " + std::to_string(off)));
+    if (n < len) submit_write(data + n, len - n, off + n);  // short write: continue
+    end(Status::ok());
+  });
+}
+
+void IoBatch::submit_read(char* data, int64_t len, int64_t off, int64_t* got) {
+  begin();
+  file_.read_async(data, static_cast<size_t>(len), static_cast<uint64_t>(off), [=, this](Result<size_t> r) {
+    if (!r.is_ok()) return end(r.status());
+    auto n = static_cast<int64_t>(*r);
+    std::atomic_ref<int64_t>(*got).fetch_add(n);
+    if (n > 0 && n < len) submit_read(data + n, len - n, off + n, got);  // maybe EOF: the retry says
+    end(Status::ok());
+  });
+}
+
+void submit_writes(IoBatch& batch, const std::vector<Block>& segments, const char* stream) {
   int64_t pos = 0;
   for (const auto& s : segments) {
     batch.write(stream + pos, s.len, s.off);
     pos += s.len;
   }
-  STOR_RETURN_IF_ERROR(batch.wait());
-  return pos;
 }
 
-Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segments, char* stream) {
-  IoBatch batch(file);
-  std::vector<int64_t> got(segments.size(), 0);
+void submit_reads(IoBatch& batch, const std::vector<Block>& segments, char* stream, std::vector<int64_t>* got) {
+  got->assign(segments.size(), 0);
   int64_t pos = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
-    batch.read(stream + pos, segments[i].len, segments[i].off, &got[i]);
+    batch.read(stream + pos, segments[i].len, segments[i].off, &(*got)[i]);
     pos += segments[i].len;
   }
-  STOR_RETURN_IF_ERROR(batch.wait());
+}
+
+int64_t bytes_read(const std::vector<Block>& segments, const std::vector<int64_t>& got) {
   int64_t total = 0;
   for (size_t i = 0; i < segments.size(); ++i) {
     total += got[i];
     if (got[i] < segments[i].len) break;  // end of file
   }
   return total;
+}
+
+Result<int64_t> write_segments(stor::File& file, const std::vector<Block>& segments, const char* stream) {
+  IoBatch batch(file);
+  submit_writes(batch, segments, stream);
+  STOR_RETURN_IF_ERROR(batch.wait());
+  int64_t total = 0;
+  for (const auto& b : segments) total += b.len;
+  return total;
+}
+
+Result<int64_t> read_segments(stor::File& file, const std::vector<Block>& segments, char* stream) {
+  IoBatch batch(file);
+  std::vector<int64_t> got;
+  submit_reads(batch, segments, stream, &got);
+  STOR_RETURN_IF_ERROR(batch.wait());
+  return bytes_read(segments, got);
 }
 
 // The file range [lo, hi) of one collective call, in rounds of cb_buffer_size per aggregator;
@@ -362,12 +385,18 @@ Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_
   return s;
 }
 
-Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local) {
+Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local,
+                        IoBatch* async, bool* submitted) {
   Block global;
   switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write, &global)) {
     case Path::kFailed: return agree(f.comm, local);
     case Path::kIndependent:
       // Like ROMIO's independent branch: no closing agreement, an error is this rank's own.
+      if (async) {
+        submit_writes(*async, segments, stream);
+        *submitted = true;
+        return Status::ok();
+      }
       return segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status();
     case Path::kTwoPhase: break;
   }
@@ -381,11 +410,17 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
 // agreed, so all ranks stop together.
 Status read_round(StorFile& f, const Segments& segs, char* stream, int64_t lo, int64_t hi);
 
-Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local) {
+Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local,
+                       IoBatch* async, bool* submitted, std::vector<int64_t>* got) {
   Block global;
   switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_read, &global)) {
     case Path::kFailed: return agree(f.comm, local);
     case Path::kIndependent: {
+      if (async) {  // the caller zero-fills past end of file, as below
+        submit_reads(*async, segments, stream, got);
+        *submitted = true;
+        return Status::ok();
+      }
       Status s;
       if (!segments.empty()) {
         auto got = read_segments(*f.file, segments, stream);

@@ -8,13 +8,21 @@ handles with MPI_ERR_UNSUPPORTED_OPERATION (a fake handle must never reach ROMIO
 import re
 import sys
 
-# Implemented in mpiio.cc; every other MPI_File_* gets a refusing wrapper.
+# Implemented in mpiio.cc (and the files named below); every other MPI_File_* gets a refusing wrapper.
 IMPLEMENTED = {
     "open", "close", "delete", "set_size", "get_size", "preallocate", "get_group", "get_amode",
     "set_info", "get_info", "set_view", "get_view", "read_at", "write_at", "read_at_all",
     "write_at_all", "read", "write", "read_all", "write_all", "seek", "get_position",
     "get_byte_offset", "get_type_extent", "set_atomicity", "get_atomicity", "sync",
     "set_errhandler", "get_errhandler", "call_errhandler",
+    # nonblocking.cc: nonblocking I/O and split collectives
+    "iread_at", "iwrite_at", "iread", "iwrite", "iread_at_all", "iwrite_at_all", "iread_all", "iwrite_all",
+    "read_at_all_begin", "read_at_all_end", "write_at_all_begin", "write_at_all_end", "read_all_begin",
+    "read_all_end", "write_all_begin", "write_all_end", "read_ordered_begin", "read_ordered_end",
+    "write_ordered_begin", "write_ordered_end",
+    # shared_fp.cc: shared file pointers
+    "read_shared", "write_shared", "iread_shared", "iwrite_shared", "read_ordered", "write_ordered",
+    "seek_shared", "get_position_shared",
 }
 
 text = open(sys.argv[1]).read()

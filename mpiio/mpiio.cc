@@ -305,6 +305,7 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
     f->position = size;
   }
   start_delegation(*f);
+  shared_open(f, f->position);  // with MPI_MODE_APPEND the shared pointer starts at the end too
   {
     std::lock_guard lk(g_mu);
     handles().insert(f);
@@ -314,15 +315,6 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
 }
 
 // ---- data access ----
-
-// The caller's memory buffer (count x datatype) as a byte stream.
-struct MemoryLayout {
-  FlatType flat;
-  int64_t count = 0;
-  int64_t bytes = 0;
-  bool direct = false;  // the stream is the buffer itself (at offset `direct_off`)
-  int64_t direct_off = 0;
-};
 
 Status memory_layout(int count, MPI_Datatype type, MemoryLayout* m) {
   if (count < 0) return Status::InvalidArgument("negative count");
@@ -359,6 +351,8 @@ void unpack(const MemoryLayout& m, const char* stream, char* buf, int64_t bytes)
     }
 }
 
+}  // namespace
+
 void set_status(MPI_Status* status, int64_t bytes) {
   if (status == MPI_STATUS_IGNORE) return;
   PMPI_Status_set_elements_x(status, MPI_BYTE, bytes);
@@ -381,12 +375,9 @@ int access_error(const Status& s, bool write) {
   }
 }
 
-// One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
-// agree on errors so no rank is left waiting in a collective the others skipped.
-int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
-           bool collective, int64_t* moved_bytes = nullptr) {
+void prepare_access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write, Access* a) {
   Status s;
-  MemoryLayout mem;
+  MemoryLayout& mem = a->mem;
   if (offset < 0) s = Status::InvalidArgument("negative file offset");
   else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_RDONLY");
   else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_WRONLY");
@@ -396,28 +387,42 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
     s = Status::InvalidArgument("only a whole number of etypes can be accessed (" + std::to_string(mem.bytes) +
                                            " bytes, etype of " + std::to_string(f->view.etype_size) + ")");
-  // Collective calls settle a failed check inside the exchange (every rank returns the error).
-  const Status check = s;
-  if (!check.is_ok() && !collective) return report(f, access_error(check, write));
-
-  std::vector<Block> segments;
-  std::unique_ptr<char[]> packed;
-  char* stream = static_cast<char*>(buf) + mem.direct_off;
-  if (check.is_ok()) {
-    f->view.map(offset * f->view.etype_size, mem.bytes, &segments);
-    if (!mem.direct) {
-      packed.reset(new char[static_cast<size_t>(std::max<int64_t>(mem.bytes, 1))]);
-      stream = packed.get();
-      if (write) pack(mem, static_cast<const char*>(buf), stream);
-    }
+  a->check = s;
+  a->buf = buf;
+  a->write = write;
+  a->stream = static_cast<char*>(buf) + mem.direct_off;
+  if (!s.is_ok()) return;
+  f->view.map(offset * f->view.etype_size, mem.bytes, &a->segments);
+  if (!mem.direct) {
+    a->packed.reset(new char[static_cast<size_t>(std::max<int64_t>(mem.bytes, 1))]);
+    a->stream = a->packed.get();
+    if (write) pack(mem, static_cast<const char*>(buf), a->stream);
   }
-  int64_t moved = mem.bytes;
+}
+
+void finish_read(const Access& a, int64_t bytes) {
+  if (!a.mem.direct) unpack(a.mem, a.stream, static_cast<char*>(a.buf), bytes);
+}
+
+// One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
+// agree on errors so no rank is left waiting in a collective the others skipped.
+int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+           bool collective, int64_t* moved_bytes) {
+  Access a;
+  prepare_access(f, offset, buf, count, type, write, &a);
+  // Collective calls settle a failed check inside the exchange (every rank returns the error).
+  const Status& check = a.check;
+  if (!check.is_ok() && !collective) return report(f, access_error(check, write));
+  const std::vector<Block>& segments = a.segments;
+  char* stream = a.stream;
+  Status s;
+  int64_t moved = a.mem.bytes;
   if (write) {
     if (collective) {
       s = collective_write(*f, segments, stream, check);
     } else {
       auto r = f->file ? write_segments(*f->file, segments, stream)
-                       : delegate(*f, DelegatedOp::kWrite, segments, stream, mem.bytes);
+                       : delegate(*f, DelegatedOp::kWrite, segments, stream, a.mem.bytes);
       s = r.status();
     }
   } else {
@@ -425,17 +430,19 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
       s = collective_read(*f, segments, stream, check);  // like ROMIO: reports the full count
     } else {
       auto r = f->file ? read_segments(*f->file, segments, stream)
-                       : delegate(*f, DelegatedOp::kRead, segments, stream, mem.bytes);
+                       : delegate(*f, DelegatedOp::kRead, segments, stream, a.mem.bytes);
       s = r.status();
       if (r.is_ok()) moved = *r;
     }
-    if (s.is_ok() && !mem.direct) unpack(mem, stream, static_cast<char*>(buf), moved);
+    if (s.is_ok()) finish_read(a, moved);
   }
   if (!s.is_ok()) return report(f, access_error(s, write));
   set_status(status, moved);
   if (moved_bytes) *moved_bytes = moved;
   return MPI_SUCCESS;
 }
+
+namespace {
 
 // Individual-file-pointer forms: access at the pointer, then advance it by what moved.
 int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
@@ -445,6 +452,11 @@ int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_
   if (rc == MPI_SUCCESS) f->position += moved / f->view.etype_size;
   return rc;
 }
+
+
+int first_io_rank(const StorFile* f) { return f->io_ranks.front(); }
+
+}  // namespace
 
 // Stream offset (bytes of view data) of the first byte at or past file offset `size`.
 int64_t stream_offset_of_eof(const View& v, int64_t size) {
@@ -457,10 +469,6 @@ int64_t stream_offset_of_eof(const View& v, int64_t size) {
   for (const auto& b : v.flat.blocks) stream += std::clamp<int64_t>(r - b.off, 0, b.len);
   return stream;
 }
-
-int first_io_rank(const StorFile* f) { return f->io_ranks.front(); }
-
-}  // namespace
 
 bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
 
@@ -482,9 +490,11 @@ int file_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
 int file_close(MPI_File* fh) {
   StorFile* f = fh ? lookup(*fh) : nullptr;
   if (!f) return PMPI_File_close(fh);
+  drain_nonblocking(f);  // no engine callback may outlive the handle
   // Independent requests other ranks delegated are answered before they can get here.
   PMPI_Barrier(f->comm);
   stop_delegation(*f);
+  shared_close(f);
   Status s;
   if (f->file) s = f->file->close();
   f->file.reset();
@@ -665,6 +675,7 @@ void finalize_files() {
   }
   for (StorFile* f : open) {
     std::fprintf(stderr, "libstor_mpiio: %s was not closed before MPI_Finalize; closing it\n", f->name.c_str());
+    drain_nonblocking(f);
     stop_delegation(*f);
     if (f->file) (void)f->file->close();
     f->file.reset();
@@ -727,6 +738,7 @@ int MPI_File_set_view(MPI_File fh, MPI_Offset disp, MPI_Datatype etype, MPI_Data
   STOR_FILE_OR_FORWARD(fh, PMPI_File_set_view(fh, disp, etype, filetype, datarep, info));
   int rc = stor::mpiio::file_set_view(f, disp, etype, filetype, datarep);
   if (rc != MPI_SUCCESS) return rc;
+  stor::mpiio::shared_reset(f, 0);  // set_view resets both file pointers
   return stor::mpiio::file_set_info(f, info);  // hints may come with the view, as in ROMIO
 }
 int MPI_File_get_view(MPI_File fh, MPI_Offset* disp, MPI_Datatype* etype, MPI_Datatype* filetype, char* datarep) {

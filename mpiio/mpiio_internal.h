@@ -5,7 +5,10 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <thread>
 #include <memory>
 #include <optional>
@@ -94,6 +97,18 @@ struct StorFile {
   MPI_Offset position = 0;         // individual file pointer, in etypes
   MPI_Errhandler errhandler = MPI_ERRORS_RETURN;
   bool atomic = false;
+  // Nonblocking requests whose I/O is still running (nonblocking.cc); close waits for them, so
+  // no engine callback outlives the stor handle.
+  std::mutex inflight_mu;
+  std::condition_variable inflight_cv;
+  int inflight = 0;
+  // The split collective begun on this handle (MPI allows one at a time), or MPI_REQUEST_NULL.
+  MPI_Request split = MPI_REQUEST_NULL;
+  const char* split_call = nullptr;  // its *_begin call, to match the *_end
+  // Shared file pointer (shared_fp.cc): one MPI_Offset in etypes on rank 0, updated with
+  // MPI_Fetch_and_op under a passive-target lock.
+  MPI_Win shared_win = MPI_WIN_NULL;
+  MPI_Offset* shared_base = nullptr;
 };
 
 bool is_stor_handle(MPI_File fh);
@@ -107,14 +122,110 @@ int report(StorFile* f, int code);
 // MPI_ERR_UNSUPPORTED_OPERATION for a stor handle in a call libstor_mpiio does not implement.
 int refuse(MPI_File fh, const char* call);
 
+// A batch of asynchronous requests on one stor file. Blocking callers wait(); nonblocking ones
+// poll done(). begin()/end() bracket a submission so a batch is not done half-submitted. With
+// `on_idle`, it runs (under the batch's lock) each time the last pending request ends.
+class IoBatch {
+ public:
+  explicit IoBatch(stor::File& file, std::function<void()> on_idle = {}) : file_(file), on_idle_(std::move(on_idle)) {}
+  void write(const char* data, int64_t len, int64_t off);
+  // Adds the bytes read to *got (stops early at end of file).
+  void read(char* data, int64_t len, int64_t off, int64_t* got);
+  Status wait();
+  bool done();
+  Status error();
+  void begin();
+  void end(Status s);
+
+ private:
+  void submit_write(const char* data, int64_t len, int64_t off);
+  void submit_read(char* data, int64_t len, int64_t off, int64_t* got);
+
+  stor::File& file_;
+  std::function<void()> on_idle_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int pending_ = 0;
+  Status error_;
+};
+
+// Segment I/O submitted to a batch: the stream is consecutive segments' bytes. For reads,
+// got[i] collects segment i's bytes; bytes_read() then counts up to the first short segment.
+void submit_writes(IoBatch& batch, const std::vector<Block>& segments, const char* stream);
+void submit_reads(IoBatch& batch, const std::vector<Block>& segments, char* stream, std::vector<int64_t>* got);
+int64_t bytes_read(const std::vector<Block>& segments, const std::vector<int64_t>& got);
+
+// The caller's memory buffer (count x datatype) as a byte stream.
+struct MemoryLayout {
+  FlatType flat;
+  int64_t count = 0;
+  int64_t bytes = 0;
+  bool direct = false;  // the stream is the buffer itself (at offset `direct_off`)
+  int64_t direct_off = 0;
+};
+
+// One data access prepared for I/O: arguments checked (`check`), the file segments of the
+// stream, and the stream itself (the caller's buffer, or a packed copy for noncontiguous memory).
+struct Access {
+  Status check;
+  MemoryLayout mem;
+  std::vector<Block> segments;
+  std::unique_ptr<char[]> packed;
+  char* stream = nullptr;
+  void* buf = nullptr;
+  bool write = false;
+};
+// `offset` in etypes relative to the view.
+void prepare_access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write, Access* a);
+// After a read: copies the first `bytes` stream bytes into a noncontiguous buffer.
+void finish_read(const Access& a, int64_t bytes);
+// The MPI error code of a failed access.
+int access_error(const Status& s, bool write);
+void set_status(MPI_Status* status, int64_t bytes);
+// The blocking data access behind MPI_File_{read,write}[_at][_all] (mpiio.cc).
+int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+           bool collective, int64_t* moved_bytes = nullptr);
+
+// Nonblocking I/O (nonblocking.cc): starts count x type at `offset` (etypes) and returns an MPI
+// generalized request in *req that MPI_Wait/Test/... complete. Collective forms do their
+// exchange at the call; see the file for what overlaps.
+int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+                      bool collective, MPI_Request* req);
+// Split collectives: *_begin starts the nonblocking collective, *_end waits for it.
+int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+                bool ordered);
+int split_end(StorFile* f, const char* call, MPI_Status* status);
+// Waits until no nonblocking I/O of f is running (before close).
+void drain_nonblocking(StorFile* f);
+
+// Shared file pointer (shared_fp.cc). Collective: create/free the window; reset to `pos`.
+void shared_open(StorFile* f, MPI_Offset pos);
+void shared_close(StorFile* f);
+void shared_reset(StorFile* f, MPI_Offset pos);
+// Atomically advances the shared pointer by `n` etypes; returns its previous value.
+MPI_Offset shared_fetch_add(StorFile* f, MPI_Offset n);
+// Collective: this rank's offset for an ordered access of `n` etypes (rank order), the pointer
+// advanced past all ranks' data.
+MPI_Offset shared_ordered(StorFile* f, MPI_Offset n);
+int shared_seek(StorFile* f, MPI_Offset offset, int whence);
+// Etypes of count x type (a whole number, else an argument error that the access reports).
+int64_t etypes_of(StorFile* f, int count, MPI_Datatype type);
+// Stream offset (bytes of view data) of the first byte at or past file offset `size`.
+int64_t stream_offset_of_eof(const View& v, int64_t size);
+Result<int64_t> current_size(StorFile* f);
+
 // Collective agreement on success: every rank learns the first failing rank's status.
 Status agree(MPI_Comm comm, Status local);
 
 // Two-phase collective I/O over the file's view. `stream` is the caller's data in view order
 // (packed); `segments` are the file segments of that data in stream order. `local` is this
 // rank's argument check: if any rank's failed, all return the first failure, having done no I/O.
-Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local);
-Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local);
+// With `async`, the independent branch (see collective.cc) only submits this rank's I/O to it
+// and sets *submitted (reads: into *got); the caller completes it. Two-phase I/O is done in full.
+Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local,
+                        IoBatch* async = nullptr, bool* submitted = nullptr);
+Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local,
+                       IoBatch* async = nullptr, bool* submitted = nullptr, std::vector<int64_t>* got = nullptr);
 
 // Independent I/O of segments through this process's stor handle. Reads return bytes read up
 // to the first short segment (end of file).

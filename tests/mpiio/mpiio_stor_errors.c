@@ -42,10 +42,9 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "write_at_all");
 
   /* A call libstor_mpiio does not implement must refuse the stor handle, never reach ROMIO. */
-  MPIO_Request req;
-  rc = MPI_File_iread_at(fh, 0, &value, 1, MPI_INT, &req);
-  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "iread_at: class %d", error_class(rc));
-  CHECK(rc == MPI_SUCCESS || message_has(rc, "MPI_File_iread_at"), "iread_at message does not name the call");
+  rc = MPI_File_read_at_c(fh, 0, &value, 1, MPI_INT, MPI_STATUS_IGNORE);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "read_at_c: class %d", error_class(rc));
+  CHECK(rc == MPI_SUCCESS || message_has(rc, "MPI_File_read_at_c"), "read_at_c message does not name the call");
   rc = MPI_File_set_atomicity(fh, 1);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "set_atomicity(1): class %d", error_class(rc));
   rc = MPI_File_set_view(fh, 0, MPI_INT, MPI_INT, "external32", MPI_INFO_NULL);
