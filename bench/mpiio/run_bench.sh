@@ -3,13 +3,15 @@
 # preloaded writes/reads a plain local file (ROMIO) and stor: files (nvme, and lustre when the
 # backend is built), then prints MiB/s and the ratio against ROMIO.
 #   bench/mpiio/run_bench.sh [BUILD_DIR (default build)] [bench_mpiio options, e.g. -b 8388608 -s 8]
+#   BENCH=bench_mpiio_async bench/mpiio/run_bench.sh [BUILD_DIR] [-w BYTES -r RECORDS ...]
+#     (nonblocking write + compute overlap, write_ordered appends; see bench_mpiio_async.c)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd); shift || true
 lib=$build/mpiio/libstor_mpiio.so
-bench=$build/bench/mpiio/bench_mpiio
+bench=$build/bench/mpiio/${BENCH:-bench_mpiio}
 stctl=$build/tools/stctl/stctl
-for f in "$lib" "$bench"; do [ -e "$f" ] || { echo "missing $f: build targets stor_mpiio bench_mpiio" >&2; exit 1; }; done
+for f in "$lib" "$bench"; do [ -e "$f" ] || { echo "missing $f: build targets stor_mpiio ${BENCH:-bench_mpiio}" >&2; exit 1; }; done
 work=${BENCH_DIR:-/tmp/stor-bench-mpiio}
 rm -rf "$work"; mkdir -p "$work"
 targets=("$work/romio.bin" "stor:nvme://$work/stor.bin")
