@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 #include "mpiio_internal.h"
 
@@ -318,7 +319,10 @@ Status for_each_round(const StorFile& f, const Block& global, Fn&& fn) {
 }
 
 // One round of two-phase write; returns this rank's (aggregator's) error, if any.
-Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_t lo, int64_t hi) {
+// With `async`, the aggregator's writes are left in flight in async->batch, their buffers in
+// async->buffers.
+Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_t lo, int64_t hi,
+                   AsyncIo* async = nullptr) {
   const int P = f.nprocs;
   Exchange x;
   plan(f, segs, lo, hi, x);
@@ -370,7 +374,8 @@ Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_
     if (!f.file) {
       s = no_handle(f);
     } else {
-      IoBatch batch(*f.file);
+      std::optional<IoBatch> own;
+      IoBatch& batch = async ? *async->batch : own.emplace(*f.file);
       std::vector<std::unique_ptr<char[]>> staging;
       for_each_run(pieces, [&](size_t i, size_t j, int64_t start, int64_t end) {
         if (j == i + 1) return batch.write(pieces[i].data, pieces[i].len, start);
@@ -379,28 +384,44 @@ Status write_round(StorFile& f, const Segments& segs, const char* stream, int64_
           std::memcpy(buf + (pieces[k].off - start), pieces[k].data, static_cast<size_t>(pieces[k].len));
         batch.write(buf, end - start, start);
       });
-      s = batch.wait();
+      if (!async) return batch.wait();
+      async->buffers.push_back(std::move(recv));
+      for (auto& b : staging) async->buffers.push_back(std::move(b));
     }
   }
   return s;
 }
 
 Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local,
-                        IoBatch* async, bool* submitted) {
+                        AsyncIo* async) {
   Block global;
   switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_write, &global)) {
     case Path::kFailed: return agree(f.comm, local);
     case Path::kIndependent:
       // Like ROMIO's independent branch: no closing agreement, an error is this rank's own.
+      if (segments.empty()) return Status::ok();
       if (async) {
-        submit_writes(*async, segments, stream);
-        *submitted = true;
+        submit_writes(*async->batch, segments, stream);
+        async->submitted = true;
         return Status::ok();
       }
-      return segments.empty() ? Status::ok() : write_segments(*f.file, segments, stream).status();
+      return write_segments(*f.file, segments, stream).status();
     case Path::kTwoPhase: break;
   }
   Segments segs(segments);
+  if (async) {
+    // All rounds' exchanges now; only the last round's writes stay in flight (earlier rounds
+    // wait, so aggregator memory stays bounded by cb_buffer_size).
+    const int64_t unit = f.domain_unit;
+    const int64_t round = std::max(unit, f.hints.cb_buffer_size / unit * unit) * static_cast<int64_t>(f.aggregators.size());
+    const int64_t last = (global.off + global.len - 1) / round * round;
+    Status first_error;
+    for (int64_t lo = global.off / round * round; lo < global.off + global.len; lo += round) {
+      Status s = write_round(f, segs, stream, lo, lo + round, lo == last ? async : nullptr);
+      if (!s.is_ok() && first_error.is_ok()) first_error = s;
+    }
+    return first_error;
+  }
   // Aggregators keep writing the later rounds after an error; every rank learns it at the end.
   Status s = for_each_round(f, global, [&](int64_t lo, int64_t hi) { return write_round(f, segs, stream, lo, hi); });
   return agree(f.comm, s);
@@ -411,14 +432,14 @@ Status collective_write(StorFile& f, const std::vector<Block>& segments, const c
 Status read_round(StorFile& f, const Segments& segs, char* stream, int64_t lo, int64_t hi);
 
 Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local,
-                       IoBatch* async, bool* submitted, std::vector<int64_t>* got) {
+                       AsyncIo* async) {
   Block global;
   switch (choose_path(f, local.is_ok() ? segments : std::vector<Block>{}, !local.is_ok(), f.hints.cb_read, &global)) {
     case Path::kFailed: return agree(f.comm, local);
     case Path::kIndependent: {
-      if (async) {  // the caller zero-fills past end of file, as below
-        submit_reads(*async, segments, stream, got);
-        *submitted = true;
+      if (async && !segments.empty()) {  // the caller zero-fills past end of file, as below
+        submit_reads(*async->batch, segments, stream, &async->got);
+        async->submitted = true;
         return Status::ok();
       }
       Status s;

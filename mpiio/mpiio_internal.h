@@ -220,12 +220,23 @@ Status agree(MPI_Comm comm, Status local);
 // Two-phase collective I/O over the file's view. `stream` is the caller's data in view order
 // (packed); `segments` are the file segments of that data in stream order. `local` is this
 // rank's argument check: if any rank's failed, all return the first failure, having done no I/O.
-// With `async`, the independent branch (see collective.cc) only submits this rank's I/O to it
-// and sets *submitted (reads: into *got); the caller completes it. Two-phase I/O is done in full.
+// Where a nonblocking collective leaves the I/O it does not wait for: submitted to `batch`
+// (null on ranks without a stor handle, which then never submit), the buffers that I/O uses kept
+// alive in `buffers`, bytes read per segment in `got`.
+struct AsyncIo {
+  IoBatch* batch = nullptr;
+  std::vector<std::unique_ptr<char[]>> buffers;
+  std::vector<int64_t> got;
+  bool submitted = false;  // this rank's own segments went to `batch` (independent branch)
+};
+// With `async` (which must be given on every rank or on none): on the independent branch this
+// rank's I/O is only submitted; a two-phase write does its exchanges at the call and leaves the
+// aggregators' writes of the last round in flight (their errors are the aggregators' own, not
+// agreed on); a two-phase read is done in full.
 Status collective_write(StorFile& f, const std::vector<Block>& segments, const char* stream, Status local,
-                        IoBatch* async = nullptr, bool* submitted = nullptr);
+                        AsyncIo* async = nullptr);
 Status collective_read(StorFile& f, const std::vector<Block>& segments, char* stream, Status local,
-                       IoBatch* async = nullptr, bool* submitted = nullptr, std::vector<int64_t>* got = nullptr);
+                       AsyncIo* async = nullptr);
 
 // Independent I/O of segments through this process's stor handle. Reads return bytes read up
 // to the first short segment (end of file).

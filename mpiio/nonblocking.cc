@@ -15,8 +15,9 @@
 //   the collective exchange (one Allgather that also agrees on argument errors) happens at the
 //   call, on every rank, so the ranks' calls match like any collective. When ROMIO's rule picks
 //   the independent branch (ranges do not interleave, the default for block layouts), each
-//   rank's own I/O then runs asynchronously. When it picks two-phase I/O, the exchange and the
-//   aggregators' I/O are done at the call and the request is returned complete.
+//   rank's own I/O then runs asynchronously. With two-phase I/O, writes do the exchanges at the
+//   call and leave the aggregators' writes of the last round in flight; reads (whose data comes
+//   back through an exchange after the aggregators' reads) are done at the call.
 #include <cstring>
 #include <memory>
 
@@ -29,8 +30,8 @@ namespace {
 struct Request {
   Access a;
   bool collective = false;
-  std::unique_ptr<IoBatch> batch;  // set when I/O was submitted and runs after the call
-  std::vector<int64_t> got;        // bytes read per segment (submitted reads)
+  std::unique_ptr<IoBatch> batch;  // I/O running after the call (none: completed at the call)
+  AsyncIo io;                      // what the I/O in `batch` uses
   int64_t moved = 0;
   int code = MPI_SUCCESS;          // what MPI_Wait/Test report (query function)
   bool finished = false;
@@ -47,9 +48,9 @@ void finish(Request* r) {
     if (!s.is_ok()) {
       r->code = access_error(s, r->a.write);
       r->moved = 0;
-    } else if (!r->a.write) {
+    } else if (!r->a.write && r->io.submitted) {
       int64_t total = r->a.mem.bytes;
-      int64_t got = bytes_read(r->a.segments, r->got);
+      int64_t got = bytes_read(r->a.segments, r->io.got);
       if (r->collective && got < total) {
         // Collective reads report the full count; past end of file reads as zeros.
         std::memset(r->a.stream + got, 0, static_cast<size_t>(total - got));
@@ -123,28 +124,29 @@ int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_
       f->inflight_cv.notify_all();
     });
     r->batch->begin();
+    r->io.batch = r->batch.get();
   }
   Status s;
-  bool submitted = false;
   r->moved = a.mem.bytes;
   if (collective) {
-    if (write) s = collective_write(*f, a.segments, a.stream, a.check, r->batch.get(), &submitted);
-    else s = collective_read(*f, a.segments, a.stream, a.check, r->batch.get(), &submitted, &r->got);
+    // Every rank passes &r->io (with or without a handle), so all take the same collective path.
+    if (write) s = collective_write(*f, a.segments, a.stream, a.check, &r->io);
+    else s = collective_read(*f, a.segments, a.stream, a.check, &r->io);
   } else if (f->file) {
     if (write) submit_writes(*r->batch, a.segments, a.stream);
-    else submit_reads(*r->batch, a.segments, a.stream, &r->got);
-    submitted = true;
+    else submit_reads(*r->batch, a.segments, a.stream, &r->io.got);
+    r->io.submitted = true;
   } else {
     auto moved = delegate(*f, write ? DelegatedOp::kWrite : DelegatedOp::kRead, a.segments, a.stream, a.mem.bytes);
     s = moved.status();
     if (moved.is_ok()) r->moved = *moved;
   }
   if (r->batch) r->batch->end(Status::ok());
-  if (!submitted) {
-    r->batch.reset();  // nothing in flight (the guard above was its only request)
-    if (!s.is_ok()) return report(f, access_error(s, write));
-    if (!write) finish_read(a, r->moved);
+  if (!s.is_ok()) {
+    if (r->batch) (void)r->batch->wait();  // a failed two-phase write may have left writes in flight
+    return report(f, access_error(s, write));
   }
+  if (!write && !r->io.submitted) finish_read(a, r->moved);  // read at the call (two-phase, delegated)
   Request* state = r.release();
   int rc = PMPIX_Grequest_start(query_fn, free_fn, cancel_fn, poll_fn, wait_fn, state, &state->req);
   if (rc != MPI_SUCCESS) {
@@ -153,7 +155,7 @@ int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_
     return report(f, rc);
   }
   *req = state->req;
-  if (!state->batch) finish(state);  // done at the call (two-phase, delegated)
+  if (!state->batch) finish(state);  // no handle: done at the call
   return MPI_SUCCESS;
 }
 
