@@ -692,10 +692,6 @@ void finalize_files() {
 using stor::mpiio::lookup;
 using stor::mpiio::StorFile;
 
-#define STOR_FILE_OR_FORWARD(fh, forward) \
-  StorFile* f = lookup(fh);               \
-  if (!f) return forward;
-
 extern "C" {
 
 int MPI_File_open(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI_File* fh) {

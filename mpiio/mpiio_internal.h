@@ -256,3 +256,9 @@ enum class DelegatedOp : int64_t { kRead = 1, kWrite = 2, kSize = 3 };
 Result<int64_t> delegate(StorFile& f, DelegatedOp op, const std::vector<Block>& segments, char* stream, int64_t bytes);
 
 }  // namespace stor::mpiio
+
+// The body of an exported MPI_File_* wrapper: `f` is the stor file behind fh, or the call goes
+// to MPICH (ROMIO) as `forward`.
+#define STOR_FILE_OR_FORWARD(fh, forward)        \
+  stor::mpiio::StorFile* f = stor::mpiio::lookup(fh); \
+  if (!f) return forward;

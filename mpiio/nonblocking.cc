@@ -209,10 +209,6 @@ int begin_at_pointer(StorFile* f, const char* call, void* buf, int count, MPI_Da
 
 }  // namespace
 
-#define STOR_FILE_OR_FORWARD(fh, forward) \
-  StorFile* f = lookup(fh);               \
-  if (!f) return forward;
-
 extern "C" {
 
 int MPI_File_iread_at(MPI_File fh, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPIO_Request* req) {

@@ -125,10 +125,6 @@ int ordered(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_Status* st
 
 }  // namespace
 
-#define STOR_FILE_OR_FORWARD(fh, forward) \
-  StorFile* f = lookup(fh);               \
-  if (!f) return forward;
-
 extern "C" {
 
 int MPI_File_read_shared(MPI_File fh, void* buf, int count, MPI_Datatype type, MPI_Status* status) {

@@ -16,30 +16,13 @@
 #include <string.h>
 #include <unistd.h>
 
-static int rank, nprocs;
+#include "bench_mpiio_util.h"
 
-static void die_on(int rc, const char* what, const char* path) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fprintf(stderr, "rank %d: %s %s: %s\n", rank, what, path, msg);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-}
+static int rank, nprocs;
 
 /* Word w of the file holds (file offset of w) ^ seed: a misplaced byte is caught. */
 static void fill(uint64_t* buf, size_t words, uint64_t file_off, uint64_t seed) {
   for (size_t w = 0; w < words; ++w) buf[w] = (file_off + 8 * w) ^ seed;
-}
-
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double* v, int n) {
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 int main(int argc, char** argv) {

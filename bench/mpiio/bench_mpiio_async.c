@@ -18,27 +18,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_mpiio_util.h"
+
 static int rank, nprocs;
 static volatile double sink;
-
-static void die_on(int rc, const char* what, const char* path) {
-  if (rc == MPI_SUCCESS) return;
-  char msg[MPI_MAX_ERROR_STRING];
-  int len = 0;
-  MPI_Error_string(rc, msg, &len);
-  fprintf(stderr, "rank %d: %s %s: %s\n", rank, what, path, msg);
-  MPI_Abort(MPI_COMM_WORLD, 1);
-}
-
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double* v, int n) {
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* One unit of computation that touches no memory the I/O uses. */
 static void compute(long units) {
