@@ -5,10 +5,11 @@
 // RMA window on rank 0 of the file's communicator, created at open. An independent access takes
 // its offset with one MPI_Fetch_and_op(MPI_SUM) under a shared passive-target lock: atomic
 // across ranks without any file lock (ROMIO keeps the pointer in a hidden file under fcntl
-// locks). Ordered accesses are collective: an exclusive scan of the ranks' sizes gives each
-// rank's place, rank 0 advances the pointer by the total, a broadcast gives the base; the data
+// locks). Ordered accesses are collective: an Allgather of the ranks' sizes gives each rank's
+// place, rank 0 advances the pointer by the total, a broadcast gives the base; the data
 // then moves as one collective access (ROMIO does the same with a token passed in rank order).
 #include <cstring>
+#include <vector>
 
 #include "mpiio_internal.h"
 
@@ -53,10 +54,14 @@ void shared_reset(StorFile* f, MPI_Offset pos) {
 MPI_Offset shared_fetch_add(StorFile* f, MPI_Offset n) { return fetch_and_op(f, n, MPI_SUM, MPI_LOCK_SHARED); }
 
 MPI_Offset shared_ordered(StorFile* f, MPI_Offset n) {
+  // One Allgather of the sizes gives every rank its place and the total.
   int64_t mine = n > 0 ? n : 0, before = 0, total = 0;
-  PMPI_Exscan(&mine, &before, 1, MPI_INT64_T, MPI_SUM, f->comm);
-  if (f->rank == 0) before = 0;  // Exscan leaves rank 0's result undefined
-  PMPI_Allreduce(&mine, &total, 1, MPI_INT64_T, MPI_SUM, f->comm);
+  std::vector<int64_t> sizes(static_cast<size_t>(f->nprocs));
+  PMPI_Allgather(&mine, 1, MPI_INT64_T, sizes.data(), 1, MPI_INT64_T, f->comm);
+  for (int r = 0; r < f->nprocs; ++r) {
+    if (r < f->rank) before += sizes[static_cast<size_t>(r)];
+    total += sizes[static_cast<size_t>(r)];
+  }
   int64_t base = 0;
   if (f->rank == kRoot) base = shared_fetch_add(f, total);
   PMPI_Bcast(&base, 1, MPI_INT64_T, kRoot, f->comm);
