@@ -453,7 +453,6 @@ int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_
   return rc;
 }
 
-
 int first_io_rank(const StorFile* f) { return f->io_ranks.front(); }
 
 }  // namespace
