@@ -138,7 +138,7 @@ static MPI_Offset mixed(MPI_File fh, MPI_Offset base) {
 
 /* Collective nonblocking and split collectives, interleaved (two-phase) and blocked layouts. */
 static MPI_Offset collectives(MPI_File fh, MPI_Offset base) {
-  enum { N = 96, BL = 4 };
+  enum { N = 4096, BL = 16 }; /* 2 tiles of 16 KiB per rank: several two-phase rounds (hints) */
   int out[N], back[N];
   MPI_Request req;
   MPI_Status st;
@@ -322,7 +322,14 @@ int main(int argc, char** argv) {
   }
   is_stor = strncmp(argv[1], "stor:", 5) == 0;
   MPI_File fh;
-  check_rc(MPI_File_open(MPI_COMM_WORLD, argv[1], MPI_MODE_CREATE | MPI_MODE_RDWR, MPI_INFO_NULL, &fh), "open");
+  /* Small two-phase rounds (64 KiB file domains and collective buffer), so the interleaved
+   * nonblocking write has rounds done at the call and a last round left in flight. */
+  MPI_Info info;
+  MPI_Info_create(&info);
+  MPI_Info_set(info, "striping_unit", "65536");
+  MPI_Info_set(info, "cb_buffer_size", "65536");
+  check_rc(MPI_File_open(MPI_COMM_WORLD, argv[1], MPI_MODE_CREATE | MPI_MODE_RDWR, info, &fh), "open");
+  MPI_Info_free(&info);
   MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN);
   MPI_Offset off = overlap(fh);
   MPI_Barrier(MPI_COMM_WORLD);
@@ -337,6 +344,13 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_open(MPI_COMM_WORLD, argv[1], MPI_MODE_RDONLY, MPI_INFO_NULL, &fh), "reopen");
   MPI_Offset size = 0;
   MPI_File_get_size(fh, &size);
+  MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN);
+  { /* errors at the call: a nonblocking write on a read-only file, an _end without a _begin */
+    MPI_Request req;
+    int one = 1;
+    CHECK(MPI_File_iwrite_at(fh, 0, &one, 1, MPI_INT, &req) != MPI_SUCCESS, "iwrite_at on a read-only file succeeded");
+    CHECK(MPI_File_read_all_end(fh, &one, MPI_STATUS_IGNORE) != MPI_SUCCESS, "read_all_end without a begin succeeded");
+  }
   CHECK(size == off, "file size %lld, expected %lld", (long long)size, (long long)off);
   if (rank == 0) {
     char* data = malloc((size_t)size);
