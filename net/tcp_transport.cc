@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "net/acceptor.h"
+#include "net/auth.h"
 #include "net/socket_io.h"
 #include "net/transport_internal.h"
 #include "net/wire.h"
@@ -111,10 +112,13 @@ class TcpChannel final : public Channel {
 constexpr uint64_t kRecvStep = 1 << 20;
 
 // Serves one TCP connection until the peer leaves, a frame is bad, it idles past
-// opts.idle_timeout, the acceptor evicts it, or the listener stops.
-void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler, const TransportOptions& opts) {
+// opts.idle_timeout, the acceptor evicts it, or the listener stops. With a key, nothing is read
+// as a frame before the client passed the handshake.
+void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler, const TransportOptions& opts,
+                          RateLimitedLog& auth_log) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
+  if (opts.auth_key && !authenticate_connection(*io, fd, state, *opts.auth_key, opts, auth_log)) return;
   // Lengths in a header are promises, not bytes: the payload buffer grows with the bytes that
   // actually arrive, and the reply buffer is left uninitialised, so only what the handler writes
   // is ever touched. Otherwise a bare header (payload_len or reply_capacity = max_payload) would
@@ -188,14 +192,7 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
 // reason as control bytes, as for a bad frame), which TcpChannel reports as that status. It is
 // a fresh socket, so the ~100 bytes fit its send buffer: never blocks.
 void reject_tcp_connection(int fd, const Status& why) {
-  FrameHeader h;
-  h.flags = kFrameReply;
-  h.status = static_cast<uint32_t>(why.code());
-  std::string text = "stor-target: " + why.message();
-  h.control_len = static_cast<uint32_t>(text.size());
-  FrameBytes b = encode_frame_header(h);
-  std::string frame(reinterpret_cast<const char*>(b.data()), b.size());
-  frame += text;
+  std::string frame = connection_error_frame(why);
   (void)!::send(fd, frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
   ::shutdown(fd, SHUT_WR);
 }
@@ -209,17 +206,25 @@ class TcpTransport final : public Transport {
     if (ep.scheme != "tcp") return Status::InvalidArgument("transport: tcp cannot reach " + ep.to_string());
     auto io = SocketIo::create(opts_.io_uring);
     std::string peer = ep.to_string();
-    STOR_ASSIGN_OR_RETURN(int fd, tcp_connect(*io, ep.host, ep.port, deadline_after(opts_.timeout), peer));
+    Deadline dl = deadline_after(opts_.timeout);
+    STOR_ASSIGN_OR_RETURN(int fd, tcp_connect(*io, ep.host, ep.port, dl, peer));
+    if (opts_.auth_key) {
+      if (Status s = client_handshake(*io, fd, *opts_.auth_key, dl, peer); !s.is_ok()) {
+        ::close(fd);
+        return s;
+      }
+    }
     return std::unique_ptr<Channel>(std::make_unique<TcpChannel>(fd, std::move(io), peer, opts_));
   }
 
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
     if (ep.scheme != "tcp") return Status::InvalidArgument("transport: tcp cannot listen on " + ep.to_string());
     auto opts = opts_;
+    auto auth_log = std::make_shared<RateLimitedLog>(opts_.log);
     STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(
                                              ep, opts_,
-                                             [handler = std::move(handler), opts](int fd, ConnectionState& state) {
-                                               serve_tcp_connection(fd, state, handler, opts);
+                                             [handler = std::move(handler), opts, auth_log](int fd, ConnectionState& state) {
+                                               serve_tcp_connection(fd, state, handler, opts, *auth_log);
                                              },
                                              reject_tcp_connection));
     Endpoint bound = ep;

@@ -27,6 +27,8 @@
 
 namespace stor::transport {
 
+class AuthKey;  // net/auth.h
+
 struct Endpoint {
   std::string scheme;  // "tcp" or "verbs"
   std::string host;    // IPv4 address or a name resolving to one
@@ -54,9 +56,16 @@ struct TransportOptions {
   // A connection that does not deliver a whole request header within this time after accept or
   // its previous reply is closed, whether it sent nothing or a few bytes. 0: never.
   std::chrono::milliseconds idle_timeout{60000};
-  // Where refused and evicted connections and accept failures are reported (rate-limited to
-  // one summary a second). Empty: nowhere.
+  // Where refused and evicted connections, refused handshakes and accept failures are reported
+  // (rate-limited to one summary a second). Empty: nowhere.
   std::function<void(const std::string&)> log;
+
+  // The shared key of the authentication handshake (net/auth.h, docs/transport.md
+  // "Authentication"). Client: every connection proves it holds the key, and checks the server
+  // does, before its first call. Server: a connection that does not complete the handshake
+  // within the idle timeout (or `timeout`, whichever is shorter) is refused before any request
+  // is read. Null: no handshake (stor-target allows that only with --insecure-no-auth).
+  std::shared_ptr<const AuthKey> auth_key;
 };
 
 // Protocol-wide bounds, checked on every frame read from the wire.

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "net/acceptor.h"
+#include "net/auth.h"
 #include "net/socket_io.h"
 #include "net/transport_internal.h"
 #include "net/wire.h"
@@ -485,9 +486,12 @@ class VerbsChannel final : public Channel {
 
 // Serves one verbs connection whose side channel is fd.
 void serve_verbs_connection(int fd, ConnectionState& state, const std::shared_ptr<VerbsDevice>& dev,
-                            const Handler& handler, const TransportOptions& opts) {
+                            const Handler& handler, const TransportOptions& opts, RateLimitedLog& auth_log) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "verbs client fd " + std::to_string(fd);
+  // The same handshake as TCP, on the side channel, before any QP is made: an unauthenticated
+  // client never gets a queue pair, let alone the chance to post a request.
+  if (opts.auth_key && !authenticate_connection(*io, fd, state, *opts.auth_key, opts, auth_log)) return;
   // The set-up message counts as a request header: idle timeout, evictable until it arrived.
   std::string in(kSetupSize, '\0');
   if (!io->recv_all(fd, in.data(), in.size(), deadline_after(opts.idle_timeout)).is_ok()) return;
@@ -565,6 +569,12 @@ class VerbsTransport final : public Transport {
     Deadline dl = deadline_after(opts_.timeout);
     auto io = SocketIo::create(opts_.io_uring);
     STOR_ASSIGN_OR_RETURN(int fd, tcp_connect(*io, ep.host, ep.port, dl, peer));
+    if (opts_.auth_key) {
+      if (Status s = client_handshake(*io, fd, *opts_.auth_key, dl, peer); !s.is_ok()) {
+        ::close(fd);
+        return s;
+      }
+    }
     uint64_t bulk = std::min<uint64_t>(opts_.max_payload, kMaxPayloadLimit);
     auto qp = QueuePair::create(dev_, bulk, 1);
     if (!qp) {
@@ -585,10 +595,11 @@ class VerbsTransport final : public Transport {
   Result<std::unique_ptr<Listener>> listen(const Endpoint& ep, Handler handler) override {
     if (ep.scheme != "verbs") return Status::InvalidArgument("transport: verbs cannot listen on " + ep.to_string());
     auto opts = opts_;
+    auto auth_log = std::make_shared<RateLimitedLog>(opts_.log);
     // A refused verbs client is just hung up on: its side channel expects a set-up message.
-    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_, [dev = dev_, handler = std::move(handler), opts](
-                                                                        int fd, ConnectionState& state) {
-                            serve_verbs_connection(fd, state, dev, handler, opts);
+    STOR_ASSIGN_OR_RETURN(auto acceptor, Acceptor::start(ep, opts_, [dev = dev_, handler = std::move(handler), opts,
+                                                                     auth_log](int fd, ConnectionState& state) {
+                            serve_verbs_connection(fd, state, dev, handler, opts, *auth_log);
                           }));
     Endpoint bound = ep;
     bound.port = acceptor->port();

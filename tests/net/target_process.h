@@ -2,6 +2,7 @@
 // its first stdout line, SIGTERM (clean stop) or SIGKILL (crash) it.
 #pragma once
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -19,11 +20,17 @@ class TargetProcess {
  public:
   // Starts `binary --listen listen --dir dir extra...`; throws when it does not print its
   // endpoint within 10 s. max_files > 0: the child's RLIMIT_NOFILE, soft and hard (the io_uring
-  // engine raises a soft limit below the hard one).
+  // engine raises a soft limit below the hard one). Without --key-file in extra the target is
+  // started with --insecure-no-auth (stor-target refuses to start with neither): the suites that
+  // are not about authentication talk to it without a key.
+  // stderr_file: where the child's stderr (its log) goes; empty: inherited.
   TargetProcess(const std::string& binary, const std::string& listen, const std::string& dir,
-                std::vector<std::string> extra = {}, rlim_t max_files = 0) {
+                std::vector<std::string> extra = {}, rlim_t max_files = 0, const std::string& stderr_file = {}) {
     std::vector<std::string> args = {binary, "--listen", listen, "--dir", dir};
     args.insert(args.end(), extra.begin(), extra.end());
+    bool keyed = false;
+    for (const auto& a : extra) keyed = keyed || a == "--key-file" || a == "--insecure-no-auth";
+    if (!keyed) args.push_back("--insecure-no-auth");
     std::vector<char*> argv;  // built before fork: no allocation in the child
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -35,6 +42,10 @@ class TargetProcess {
       if (max_files > 0) {
         rlimit l{max_files, max_files};
         if (::setrlimit(RLIMIT_NOFILE, &l) != 0) ::_exit(126);
+      }
+      if (!stderr_file.empty()) {
+        int e = ::open(stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (e < 0 || ::dup2(e, STDERR_FILENO) < 0) ::_exit(125);
       }
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);

@@ -1,7 +1,11 @@
 // stor-target: an object target daemon. Serves the objects of one directory to
 // RemoteObjectTarget clients (e.g. the Lustre backend's remote targets).
 //
-//   stor-target --listen tcp://127.0.0.1:0 --dir /srv/ost0
+//   stor-target --make-key /srv/fs.key            # once per file system: 32 random bytes, mode 0600
+//   stor-target --listen tcp://127.0.0.1:0 --dir /srv/ost0 --key-file /srv/fs.key
+//
+// Every connection must pass the key handshake (net/auth.h) before a request is read. Without
+// --key-file the daemon refuses to start, unless --insecure-no-auth says to serve anyone.
 //
 // Prints the bound endpoint (with the real port) as the first line of stdout, then serves until
 // SIGTERM or SIGINT, when it closes every connection and exits 0.
@@ -13,6 +17,7 @@
 #include <cstring>
 #include <string>
 
+#include "net/auth.h"
 #include "net/object_service.h"
 #include "net/transport.h"
 #include "stor/engine.h"
@@ -21,10 +26,15 @@ namespace {
 
 void usage(FILE* out) {
   std::fprintf(out,
-               "usage: stor-target --listen ENDPOINT --dir DIR [--timeout-ms N] [--max-payload BYTES]\n"
-               "                   [--max-connections N] [--idle-timeout-ms N] [--plain-sockets]\n"
+               "usage: stor-target --listen ENDPOINT --dir DIR (--key-file FILE | --insecure-no-auth)\n"
+               "                   [--timeout-ms N] [--max-payload BYTES] [--max-connections N]\n"
+               "                   [--idle-timeout-ms N] [--plain-sockets]\n"
+               "       stor-target --make-key FILE\n"
                "  --listen ENDPOINT   tcp://HOST:PORT or verbs://HOST:PORT (port 0: any free port)\n"
                "  --dir DIR           directory holding the objects (must exist)\n"
+               "  --key-file FILE     shared key of the file system (mode 0600); every client must prove it holds it\n"
+               "  --insecure-no-auth  serve clients without any authentication (trusted, isolated networks only)\n"
+               "  --make-key FILE     write a new random key to FILE (created with mode 0600) and exit\n"
                "  --timeout-ms N      deadline for the rest of a request once its header arrived (30000)\n"
                "  --max-payload BYTES largest bulk transfer per call (4194304; verbs buffer size)\n"
                "  --max-connections N connections served at once (256); at the limit the longest-idle one is\n"
@@ -46,7 +56,8 @@ bool parse_number(const char* s, uint64_t& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen, dir;
+  std::string listen, dir, key_file, make_key;
+  bool insecure = false;
   stor::transport::TransportOptions topts;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -66,6 +77,9 @@ int main(int argc, char** argv) {
       topts.max_connections = static_cast<unsigned>(n);
     else if (a == "--idle-timeout-ms" && parse_number(value(), n)) topts.idle_timeout = std::chrono::milliseconds(n);
     else if (a == "--plain-sockets") topts.io_uring = false;
+    else if (a == "--key-file") key_file = value();
+    else if (a == "--insecure-no-auth") insecure = true;
+    else if (a == "--make-key") make_key = value();
     else if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;
@@ -75,9 +89,34 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (!make_key.empty()) {
+    auto key = stor::transport::AuthKey::generate();
+    stor::Status s = key ? stor::transport::write_key_file(make_key, *key) : key.status();
+    if (!s.is_ok()) {
+      std::fprintf(stderr, "stor-target: %s\n", s.to_string().c_str());
+      return 1;
+    }
+    std::printf("%s\n", make_key.c_str());
+    return 0;
+  }
   if (listen.empty() || dir.empty()) {
     usage(stderr);
     return 2;
+  }
+  if (key_file.empty() == !insecure) {
+    std::fprintf(stderr, "stor-target: %s\n",
+                 insecure ? "--key-file and --insecure-no-auth contradict each other"
+                          : "no --key-file: refusing to serve objects to unauthenticated clients (make a key with "
+                            "--make-key FILE, or pass --insecure-no-auth on a trusted network)");
+    return 2;
+  }
+  if (!key_file.empty()) {
+    auto key = stor::transport::load_key_file(key_file);
+    if (!key) {
+      std::fprintf(stderr, "stor-target: %s\n", key.status().to_string().c_str());
+      return 1;
+    }
+    topts.auth_key = *key;
   }
 
   // Block the stop signals before any thread starts, so only sigwait below sees them.
@@ -113,8 +152,9 @@ int main(int argc, char** argv) {
   }
   std::printf("%s\n", (*listener)->endpoint().c_str());
   std::fflush(stdout);
-  std::fprintf(stderr, "stor-target: serving %s on %s (%s engine)\n", dir.c_str(), (*listener)->endpoint().c_str(),
-               (*engine)->name());
+  std::fprintf(stderr, "stor-target: serving %s on %s (%s engine, %s)\n", dir.c_str(),
+               (*listener)->endpoint().c_str(), (*engine)->name(),
+               insecure ? "NO authentication" : ("clients authenticated by key " + key_file).c_str());
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
