@@ -1,5 +1,6 @@
 // stor-target hardening: object paths never leave the target directory (symlinks are refused),
-// and idle or stalled connections cannot lock valid clients out.
+// idle or stalled connections cannot lock valid clients out, and only holders of the key are
+// served (the authentication handshake).
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -17,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "net/auth.h"
 #include "net/object_protocol.h"
 #include "net/object_service.h"
 #include "net/remote_object.h"
@@ -520,4 +522,378 @@ TEST_CASE("request lengths do not make stor-target commit memory before the byte
   REQUIRE(target->read("big", back.data(), kMax, 0).value() == kMax);
   CHECK(std::memcmp(back.data(), data.data(), kMax) == 0);
   CHECK(t.stop_cleanly());
+}
+
+// ---- Authentication (net/auth.h): the key handshake every connection must pass ----
+
+namespace {
+
+// Every file below `dir` with its contents: what a refused client must leave exactly as it was.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir))
+    out[e.path().string()] = e.is_regular_file() ? slurp(e.path().string()) : std::string("<dir>");
+  return out;
+}
+
+std::shared_ptr<const AuthKey> make_key(const std::string& path) {
+  auto k = AuthKey::generate().value();
+  REQUIRE(write_key_file(path, k).is_ok());
+  return load_key_file(path).value();
+}
+
+TransportOptions keyed(std::shared_ptr<const AuthKey> key, Ms timeout = Ms(5000)) {
+  TransportOptions o;
+  o.auth_key = std::move(key);
+  o.timeout = timeout;
+  return o;
+}
+
+// Reads exactly n bytes, or fewer when the peer closes or `wait` passes.
+std::string recv_upto(int fd, size_t n, Ms wait = Ms(5000)) {
+  std::string out;
+  auto end = std::chrono::steady_clock::now() + wait;
+  while (out.size() < n) {
+    auto left = std::chrono::duration_cast<Ms>(end - std::chrono::steady_clock::now()).count();
+    if (left <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
+    char buf[4096];
+    ssize_t r = ::recv(fd, buf, std::min(sizeof buf, n - out.size()), MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR)) break;
+    if (r > 0) out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+// The connection-level error frame at the start of `bytes`: its status and text.
+Status error_frame(std::string_view bytes) {
+  REQUIRE(bytes.size() >= kFrameHeaderSize);
+  FrameBytes fb;
+  std::memcpy(fb.data(), bytes.data(), fb.size());
+  auto h = decode_frame_header(fb, "test").value();
+  CHECK(h.request_id == 0);
+  return Status(static_cast<Code>(h.status), std::string(bytes.substr(kFrameHeaderSize)));
+}
+
+std::string file_text(const std::string& path) { return slurp(path); }
+
+// Forwards one client connection to `upstream` and records what each side sent: the bytes an
+// eavesdropper on the network would capture.
+class RecordingProxy {
+ public:
+  explicit RecordingProxy(const std::string& upstream) : upstream_(upstream) {
+    listen_fd_ = tcp_listen("127.0.0.1", 0).value();
+    endpoint_ = "tcp://127.0.0.1:" + std::to_string(bound_port(listen_fd_).value());
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RecordingProxy() {
+    wait();
+    ::close(listen_fd_);
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  // Valid once the client hung up (the thread is joined by wait()).
+  void wait() {
+    if (thread_.joinable()) thread_.join();
+  }
+  std::string from_client, from_server;
+
+ private:
+  void run() {
+    int c = ::accept(listen_fd_, nullptr, nullptr);
+    if (c < 0) return;
+    int s = raw_connect(upstream_);
+    pollfd p[2] = {{c, POLLIN, 0}, {s, POLLIN, 0}};
+    for (bool open = true; open;) {
+      if (::poll(p, 2, 10000) <= 0) break;
+      for (int i = 0; i < 2 && open; ++i) {
+        if (!p[i].revents) continue;
+        char buf[65536];
+        ssize_t n = ::recv(p[i].fd, buf, sizeof buf, 0);
+        if (n <= 0) {
+          open = false;
+          break;
+        }
+        (i == 0 ? from_client : from_server).append(buf, static_cast<size_t>(n));
+        if (::send(p[1 - i].fd, buf, static_cast<size_t>(n), MSG_NOSIGNAL) != n) open = false;
+      }
+    }
+    ::close(c);
+    ::close(s);
+  }
+  std::string upstream_, endpoint_;
+  int listen_fd_ = -1;
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("key files: written 0600, hex or raw accepted, refused when group or others may read them", "[transport][auth]") {
+  TempDir d;
+  auto k = AuthKey::generate().value();
+  REQUIRE(write_key_file(d / "k", k).is_ok());
+  struct stat st {};
+  REQUIRE(::stat((d / "k").c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(file_text(d / "k") == k.hex() + "\n");
+  auto loaded = load_key_file(d / "k");
+  REQUIRE(loaded.is_ok());
+  CHECK(std::equal((*loaded)->bytes().begin(), (*loaded)->bytes().end(), k.bytes().begin()));
+  CHECK(AuthKey::generate().value().hex() != k.hex());  // random, not a constant
+  // Never overwrites an existing key (it may be the one every target holds).
+  CHECK(write_key_file(d / "k", AuthKey::generate().value()).code() == Code::kAlreadyExists);
+  CHECK(file_text(d / "k") == k.hex() + "\n");
+
+  // 32 raw bytes work too.
+  {
+    std::ofstream(d / "raw", std::ios::binary)
+        .write(reinterpret_cast<const char*>(k.bytes().data()), static_cast<std::streamsize>(k.bytes().size()));
+  }
+  ::chmod((d / "raw").c_str(), 0600);
+  auto raw = load_key_file(d / "raw");
+  REQUIRE(raw.is_ok());
+  CHECK((*raw)->hex() == k.hex());
+
+  for (mode_t m : {0644, 0640, 0604, 0620, 0602}) {
+    INFO("mode " << std::oct << m);
+    ::chmod((d / "k").c_str(), m);
+    auto r = load_key_file(d / "k");
+    CHECK(r.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(r.status().message(), Catch::Contains("chmod 600"));
+  }
+  ::chmod((d / "k").c_str(), 0600);
+  std::filesystem::create_symlink(d / "k", d / "link");
+  CHECK_FALSE(load_key_file(d / "link").is_ok());
+  std::ofstream(d / "short") << "abc123\n";
+  ::chmod((d / "short").c_str(), 0600);
+  CHECK(load_key_file(d / "short").status().code() == Code::kInvalidArgument);
+  CHECK(load_key_file(d / "missing").status().code() == Code::kNotFound);
+
+  // The daemon: a 0644 key is refused at start; no key and no --insecure-no-auth: refuses to start.
+  TempDir dir;
+  ::chmod((d / "k").c_str(), 0644);
+  std::string bin = STOR_TARGET_PATH;
+  auto run = [&](const std::string& args) {
+    int st = std::system((bin + " --listen tcp://127.0.0.1:0 --dir " + dir.path() + " " + args + " >" + d.path() +
+                          "/out 2>" + d.path() + "/err </dev/null")
+                             .c_str());
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  };
+  CHECK(run("--key-file " + d / "k") == 1);
+  CHECK_THAT(file_text(d / "err"), Catch::Contains("mode 0644"));
+  CHECK(file_text(d / "out").empty());  // never printed an endpoint
+  CHECK(run("") == 2);
+  CHECK_THAT(file_text(d / "err"), Catch::Contains("refusing to serve objects to unauthenticated clients"));
+  CHECK(file_text(d / "out").empty());
+  // --make-key makes a loadable 0600 key and never overwrites.
+  int st2 = std::system((bin + " --make-key " + d / "made" + " >/dev/null").c_str());
+  CHECK((WIFEXITED(st2) && WEXITSTATUS(st2) == 0));
+  CHECK(load_key_file(d / "made").is_ok());
+  int st3 = std::system((bin + " --make-key " + d / "made" + " >/dev/null 2>&1").c_str());
+  CHECK((WIFEXITED(st3) && WEXITSTATUS(st3) == 1));
+}
+
+TEST_CASE("in-process: only a client with the listener's key reaches the handler", "[transport][auth]") {
+  TempDir d;
+  auto key = make_key(d / "a"), other = make_key(d / "b");
+  std::atomic<int> calls{0};
+  auto handler = [&](const ServerCall&) {
+    ++calls;
+    return ServerResult{};
+  };
+  for (bool plain : {false, true}) {
+    INFO((plain ? "plain sockets" : "io_uring sockets"));
+    calls = 0;
+    auto server_opts = keyed(key);
+    server_opts.io_uring = !plain;
+    auto listener = Transport::create("tcp", server_opts).value()->listen("tcp://127.0.0.1:0", handler).value();
+    const std::string ep = listener->endpoint();
+
+    auto good = Transport::create("tcp", keyed(key)).value()->connect(ep);
+    REQUIRE(good.is_ok());
+    CHECK((*good)->call(9, "x", {}, {}).is_ok());
+    CHECK(calls == 1);
+
+    // No key: the request frame is refused unread.
+    auto bare = Transport::create("tcp").value()->connect(ep).value();
+    auto r = bare->call(9, "x", {}, {});
+    CHECK(r.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(r.status().message(), Catch::Contains("requires authentication"));
+    // Wrong key: the client finds out from the server's proof and hangs up without its own.
+    auto wrong = Transport::create("tcp", keyed(other)).value()->connect(ep);
+    CHECK(wrong.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(wrong.status().message(), Catch::StartsWith("authentication failed: "));
+    CHECK_THAT(wrong.status().message(), Catch::Contains("could not prove it holds this key"));
+    CHECK(calls == 1);
+    listener->stop();
+  }
+  // A client with a key talking to a listener without one: told so at once, not after a timeout.
+  auto open_listener = Transport::create("tcp").value()->listen("tcp://127.0.0.1:0", handler).value();
+  auto start = std::chrono::steady_clock::now();
+  auto c = Transport::create("tcp", keyed(key, Ms(20000))).value()->connect(open_listener->endpoint());
+  CHECK(c.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(c.status().message(), Catch::Contains("does not authenticate connections"));
+  CHECK(std::chrono::steady_clock::now() - start < Ms(5000));
+}
+
+TEST_CASE("a client refuses a server that cannot prove the key, and sends it nothing more", "[transport][auth]") {
+  TempDir d;
+  auto key = make_key(d / "k");
+  int lfd = tcp_listen("127.0.0.1", 0).value();
+  std::string ep = "tcp://127.0.0.1:" + std::to_string(bound_port(lfd).value());
+  std::string after_challenge;
+  std::thread fake([&] {
+    int c = ::accept(lfd, nullptr, nullptr);
+    std::string hello = recv_upto(c, 48);
+    // A well-formed challenge with a made-up proof: an impostor that does not hold the key.
+    std::string m;
+    put_u32(m, 0x41525453);  // "STRA"
+    put_u16(m, 1);
+    put_u16(m, 2);
+    auto nonce = AuthKey::generate().value();
+    m.append(reinterpret_cast<const char*>(nonce.bytes().data()), 32);
+    m.append(8, '\0');
+    m.append(reinterpret_cast<const char*>(AuthKey::generate().value().bytes().data()), 32);
+    if (hello.size() == 48) (void)!::send(c, m.data(), m.size(), MSG_NOSIGNAL);
+    after_challenge = recv_upto(c, 48, Ms(3000));
+    ::close(c);
+  });
+  auto r = Transport::create("tcp", keyed(key)).value()->connect(ep);
+  fake.join();
+  ::close(lfd);
+  CHECK(r.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(r.status().message(), Catch::Contains("could not prove it holds this key"));
+  CHECK(after_challenge.empty());  // no proof handed to the impostor
+}
+
+static void check_target_auth(bool plain) {
+  INFO((plain ? "--plain-sockets" : "io_uring sockets"));
+  TempDir keys, dir;
+  auto key = make_key(keys / "fs.key"), other = make_key(keys / "other.key");
+  std::filesystem::create_directory(dir / "ab");
+  std::ofstream(dir / "ab/held") << "SECRET";
+  std::vector<std::string> args = {"--key-file", keys / "fs.key", "--idle-timeout-ms", "800"};
+  if (plain) args.push_back("--plain-sockets");
+  TargetProcess t(STOR_TARGET_PATH, "tcp://127.0.0.1:0", dir.path(), args, 0, keys / "log");
+
+  // The key holder is served.
+  RemoteTargetOptions good;
+  good.transport = keyed(key);
+  good.connections = 1;
+  {
+    auto target = RemoteObjectTarget::connect(t.endpoint(), good).value();
+    REQUIRE(target->write("ab/new", "valid", 5, 0).is_ok());
+    char back[6] = {};
+    REQUIRE(target->read("ab/held", back, 6, 0).value() == 6);
+    CHECK(std::string(back, 6) == "SECRET");
+  }
+  const auto before = snapshot(dir.path());
+
+  // No key: every operation refused before the target reads the request.
+  {
+    auto ch = Transport::create("tcp").value()->connect(t.endpoint()).value();
+    auto w = ch->call(static_cast<uint16_t>(ObjectOp::kWrite), encode_object_call({"ab/evil", 0, 4, 0}),
+                      std::as_bytes(std::span<const char>("EVIL", 4)), {});
+    CHECK(w.status().code() == Code::kPermissionDenied);
+    CHECK_THAT(w.status().message(), Catch::Contains("authentication failed"));
+    auto ch2 = Transport::create("tcp").value()->connect(t.endpoint()).value();
+    std::vector<std::byte> buf(6);
+    auto r = ch2->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call({"ab/held", 0, 6, 0}), {}, buf);
+    CHECK(r.status().code() == Code::kPermissionDenied);
+    CHECK(std::all_of(buf.begin(), buf.end(), [](std::byte b) { return b == std::byte{0}; }));
+  }
+  // Wrong key.
+  {
+    auto w = Transport::create("tcp", keyed(other)).value()->connect(t.endpoint());
+    CHECK(w.status().code() == Code::kPermissionDenied);
+  }
+  // Garbage instead of a hello: an error frame, then hung up.
+  {
+    int fd = raw_connect(t.endpoint());
+    std::string junk(200, '\x5a');
+    REQUIRE(::send(fd, junk.data(), junk.size(), MSG_NOSIGNAL) == 200);
+    auto got = recv_upto(fd, 4096);
+    Status s = error_frame(got);
+    CHECK(s.code() == Code::kPermissionDenied);
+    CHECK_THAT(s.message(), Catch::Contains("expected a handshake hello"));
+    CHECK(closed_by_peer(fd, Ms(3000)));
+    ::close(fd);
+  }
+  // Truncated handshakes: part of a hello, then gone; a hello, then gone after the challenge;
+  // a hello and half a proof, then stalled past the idle timeout.
+  RecordingProxy proxy(t.endpoint());
+  {
+    RemoteTargetOptions via = good;
+    auto target = RemoteObjectTarget::connect(proxy.endpoint(), via).value();
+    REQUIRE(target->write("ab/replayed", "first", 5, 0).is_ok());
+  }
+  proxy.wait();
+  REQUIRE(proxy.from_client.size() > 96);
+  const std::string hello = proxy.from_client.substr(0, 48);
+  {
+    int fd = raw_connect(t.endpoint());
+    REQUIRE(::send(fd, hello.data(), 20, MSG_NOSIGNAL) == 20);
+    ::close(fd);
+  }
+  {
+    int fd = raw_connect(t.endpoint());
+    REQUIRE(::send(fd, hello.data(), 48, MSG_NOSIGNAL) == 48);
+    CHECK(recv_upto(fd, 80).size() == 80);  // the challenge
+    ::close(fd);
+  }
+  {
+    auto start = std::chrono::steady_clock::now();
+    int fd = raw_connect(t.endpoint());
+    REQUIRE(::send(fd, hello.data(), 48, MSG_NOSIGNAL) == 48);
+    CHECK(recv_upto(fd, 80).size() == 80);
+    REQUIRE(::send(fd, proxy.from_client.data() + 48, 24, MSG_NOSIGNAL) == 24);
+    CHECK(closed_by_peer(fd, Ms(5000)));
+    CHECK(std::chrono::steady_clock::now() - start >= Ms(700));
+    ::close(fd);
+  }
+  // Nothing sent at all: closed after the idle timeout.
+  {
+    int fd = raw_connect(t.endpoint());
+    CHECK(closed_by_peer(fd, Ms(5000)));
+    ::close(fd);
+  }
+  // Replay: what the key holder sent through the proxy (hello, proof, the write request),
+  // byte for byte on a new connection. The target's nonce differs, so the proof fails and the
+  // write is never read. Remove the object first so a replayed write would show.
+  {
+    auto target = RemoteObjectTarget::connect(t.endpoint(), good).value();
+    REQUIRE(target->remove("ab/replayed").is_ok());
+  }
+  {
+    int fd = raw_connect(t.endpoint());
+    REQUIRE(::send(fd, proxy.from_client.data(), proxy.from_client.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(proxy.from_client.size()));
+    auto got = recv_upto(fd, 8192);
+    REQUIRE(got.size() > 80 + kFrameHeaderSize);
+    CHECK(got.substr(8, 32) != proxy.from_server.substr(8, 32));  // a fresh server nonce
+    Status s = error_frame(std::string_view(got).substr(80));
+    CHECK(s.code() == Code::kPermissionDenied);
+    CHECK_THAT(s.message(), Catch::Contains("does not match this target's key"));
+    CHECK(closed_by_peer(fd, Ms(3000)));
+    ::close(fd);
+  }
+  CHECK(snapshot(dir.path()) == before);  // no object read-modified, written or created
+  CHECK_FALSE(std::filesystem::exists(dir / "ab/evil"));
+  CHECK_FALSE(std::filesystem::exists(dir / "ab/replayed"));
+
+  // Still serving its key holders; the refusals are in its log.
+  {
+    auto target = RemoteObjectTarget::connect(t.endpoint(), good).value();
+    CHECK(target->stat("ab/new").is_ok());
+  }
+  CHECK(t.stop_cleanly());
+  std::string log = file_text(keys / "log");
+  CHECK_THAT(log, Catch::Contains("refused connection from 127.0.0.1:"));
+  CHECK_THAT(log, Catch::Contains("authentication failed"));
+}
+
+TEST_CASE("stor-target refuses unauthenticated, wrong-key, garbage, truncated, stalled and replayed handshakes",
+          "[transport][auth]") {
+  check_target_auth(false);
+  check_target_auth(true);
 }
