@@ -10,6 +10,7 @@
 #include "backends/lustre/layout_driver.h"
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/wal.h"
+#include "net/auth.h"
 #include "net/remote_object.h"
 
 namespace stor::lustre {
@@ -50,14 +51,32 @@ std::string absolute_path(const std::string& p) {
 }
 }  // namespace
 
+std::string target_key_path(const std::string& dir) {
+  return absolute_path(host_path_of(dir)) + "/" + kTargetKeyName;
+}
+
 Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
   std::string dir = absolute_path(host_path_of(dir_in));
   MkfsOptions opts = opts_in;
+  std::shared_ptr<const transport::AuthKey> key;  // remote targets: written to mdt/target.key
   if (!opts.target_endpoints.empty()) {
     opts.targets = static_cast<uint32_t>(opts.target_endpoints.size());
+    const bool fresh = opts.key_file.empty();
+    if (fresh) {
+      STOR_ASSIGN_OR_RETURN(auto made, transport::AuthKey::generate());
+      key = std::make_shared<transport::AuthKey>(made);
+    } else {
+      auto loaded = transport::load_key_file(opts.key_file);
+      if (!loaded) return loaded.status().with_context("lustre mkfs");
+      key = *loaded;
+    }
+    transport::RemoteTargetOptions ro;
+    ro.transport.auth_key = key;
+    ro.connections = 1;
     for (size_t t = 0; t < opts.target_endpoints.size(); ++t) {
-      auto reach = transport::RemoteObjectTarget::connect(opts.target_endpoints[t]);
-      if (!reach)
+      auto reach = transport::RemoteObjectTarget::connect(opts.target_endpoints[t], ro);
+      // A new key cannot be held by a running target yet: a refusal of it proves a target answers.
+      if (!reach && !(fresh && reach.status().code() == Code::kPermissionDenied))
         return reach.status().with_context("lustre mkfs: target " + std::to_string(t) + " (" +
                                              opts.target_endpoints[t] + ")");
     }
@@ -84,6 +103,10 @@ Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
     std::string ost = dir + "/ost" + std::to_string(t);
     fsys::create_directories(ost, ec);
     if (ec) return from_fs_error(ec, "lustre mkfs: create " + ost);
+  }
+  if (key) {
+    if (Status s = transport::write_key_file(dir + "/" + kTargetKeyName, *key); !s.is_ok())
+      return s.with_context("lustre mkfs");
   }
   STOR_RETURN_IF_ERROR(Mds::format(dir + "/mdt", ::getuid(), ::getgid(), opts.root_mode));
   pb::Superblock sb;

@@ -327,6 +327,7 @@ class LustreBackend final : public Backend {
     if (!fs) {
       MountOptions mo;
       mo.mds = opts_.mds;
+      mo.key_file = opts_.key_file;
       auto m = FileSystem::mount(loc.first, mo);
       if (!m) {
         mounted_.erase(loc.first);
@@ -381,6 +382,7 @@ Result<BackendOptions> backend_options_from_settings(const std::map<std::string,
     STOR_ASSIGN_OR_RETURN(uint64_t b, parse_size(it->second));
     o.mds.checkpoint_bytes = b;
   }
+  if (auto it = settings.find("lustre.key_file"); it != settings.end()) o.key_file = it->second;
   if (auto it = settings.find("lustre.sync_metadata"); it != settings.end())
     o.mds.sync_each_op = it->second == "1" || it->second == "true" || it->second == "yes";
   return o;

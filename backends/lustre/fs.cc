@@ -13,6 +13,7 @@
 
 #include "backends/lustre/layout.h"
 #include "backends/lustre/wal.h"
+#include "net/auth.h"
 
 namespace stor::lustre {
 
@@ -78,6 +79,15 @@ Result<std::pair<std::string, std::string>> FileSystem::locate(const std::string
                                      "'; create one with `stctl mkfs`");
 }
 
+Result<std::shared_ptr<const transport::AuthKey>> target_key(const std::string& root, const std::string& key_file) {
+  std::string path = key_file.empty() ? root + "/" + kTargetKeyName : key_file;
+  auto key = transport::load_key_file(path);
+  if (!key && key_file.empty() && key.status().code() == Code::kNotFound)
+    return std::shared_ptr<const transport::AuthKey>();
+  if (!key) return key.status().with_context("lustre: " + root);
+  return *key;
+}
+
 Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in, const MountOptions& opts) {
   // One instance per root, whatever spelling ("/a//b/", "/a/./b") names it.
   STOR_ASSIGN_OR_RETURN(auto comps, split_path(root_in));
@@ -109,8 +119,10 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   }
   if (fs->sb_.target_endpoints_size() > 0) {
     // Before the MDS opens: replaying its log may delete objects of unlinked files.
+    transport::RemoteTargetOptions ro;
+    STOR_ASSIGN_OR_RETURN(ro.transport.auth_key, target_key(root_dir, opts.key_file));
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
-      auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t));
+      auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t), ro);
       if (!target)
         return target.status().with_context("lustre: mount " + root_dir + ": target " + std::to_string(t) + " (" +
                                               fs->sb_.target_endpoints(t) + ")");

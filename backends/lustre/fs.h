@@ -21,9 +21,20 @@ namespace stor::lustre {
 
 inline constexpr const char* kMarkerName = ".stor-lustre";
 
+// The key a file system with remote targets authenticates to them with (net/auth.h): written
+// by mkfs with mode 0600 beside the metadata.
+inline constexpr const char* kTargetKeyName = "mdt/target.key";
+
 struct MountOptions {
   MdsOptions mds;  // mds.recover / mds.read_only: a private (uncached) recovery mount for fsck
+  // Remote targets: the key file to authenticate with; empty: ROOT/mdt/target.key.
+  std::string key_file;
 };
+
+// The remote targets' key for the file system at root: key_file, or ROOT/mdt/target.key. Null
+// when key_file is empty and the file system has no key (made before keys existed: only targets
+// started with --insecure-no-auth serve it). A key file others may read is refused.
+Result<std::shared_ptr<const transport::AuthKey>> target_key(const std::string& root, const std::string& key_file);
 
 // Parses and validates the superblock: format version, 1..kMaxTargets targets, a valid default
 // layout, one endpoint per target (or none). `where` names the file in errors.

@@ -39,7 +39,15 @@ struct MkfsOptions {
   // Remote targets: one stor-target endpoint per target (targets is then the list's length and
   // no ostK directories are made). mkfs checks that each one answers.
   std::vector<std::string> target_endpoints;
+  // Remote targets: the key they were started with (stor-target --key-file; make one with
+  // `stor-target --make-key FILE`). mkfs checks every target authenticates
+  // with it and copies it to target_key_path(dir), mode 0600. Empty: mkfs makes a new key there,
+  // and only checks that each target answers (they cannot hold the new key yet: restart them with
+  // --key-file target_key_path(dir)).
+  std::string key_file;
 };
+// Where mkfs keeps a remote-target file system's key: DIR/mdt/target.key.
+std::string target_key_path(const std::string& dir);
 // Creates a new file system in `dir` (created if missing; must not already hold one) with
 // `targets` object targets. The root directory belongs to the calling process's uid/gid.
 Status mkfs(const std::string& dir, const MkfsOptions& opts);
@@ -111,9 +119,11 @@ Result<ImageReport> verify_metadata_image(std::string_view superblock, std::stri
 struct BackendOptions {
   Identity identity = Identity::process();
   MdsOptions mds;
+  std::string key_file;  // remote targets' key (lustre.key_file); empty: ROOT/mdt/target.key
 };
 // Settings: lustre.uid, lustre.gids ("100,27", first is primary), lustre.checkpoint_bytes,
-// lustre.sync_metadata ("1": fdatasync the metadata log before acknowledging each operation).
+// lustre.sync_metadata ("1": fdatasync the metadata log before acknowledging each operation),
+// lustre.key_file (the remote targets' key file, when not ROOT/mdt/target.key).
 Result<BackendOptions> backend_options_from_settings(const std::map<std::string, std::string>& settings);
 // A lustre:// backend acting as opts.identity (tests use it to check EACCES as non-root).
 Result<std::shared_ptr<Backend>> make_backend(IoEngine* engine, const BackendOptions& opts);

@@ -95,6 +95,8 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
       o.fsname = args[++i];
     } else if (a == "--remote" && has_value) {  // one stor-target endpoint per target
       o.target_endpoints.push_back(args[++i]);
+    } else if (a == "--key-file" && has_value) {  // the key the remote targets were started with
+      o.key_file = args[++i];
     } else if ((a == "-c" || a == "-S" || a == "-i" || a == "-E") && has_value) {
       layout_args.push_back(a);
       layout_args.push_back(args[++i]);
@@ -114,10 +116,17 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
   std::string root = lu::host_path_of(pos[0]);
   if (ctx.json)
     std::cout << "{\"root\":" << json_str(root) << ",\"targets\":" << o.targets
-              << ",\"default_layout\":" << json_str(lu::describe_layout(lu::to_layout(o.default_layout))) << "}\n";
+              << ",\"default_layout\":" << json_str(lu::describe_layout(lu::to_layout(o.default_layout)))
+              << (o.target_endpoints.empty() ? std::string() : ",\"target_key\":" + json_str(lu::target_key_path(root)))
+              << "}\n";
   else
     std::cout << "created file system '" << o.fsname << "' at " << root << " with " << o.targets
               << " targets; use lustre://" << root << "/... URIs\n";
+  if (!o.target_endpoints.empty() && !ctx.json)
+    std::cout << "target key: " << lu::target_key_path(root) << " (mode 0600; "
+              << (o.key_file.empty() ? "new: restart each stor-target with --key-file " + lu::target_key_path(root)
+                                     : "a copy of " + o.key_file)
+              << ")\n";
   return 0;
 }
 
@@ -248,10 +257,13 @@ const char* kMkfsHelp =
     "target (mdt/: write-ahead log + checkpoint) and the .stor-lustre superblock. -c/-S/-i/-E set the\n"
     "file system's default layout (default: 1 stripe of 1M). Files are then reached as lustre://DIR/...\n"
     "--remote ENDPOINT (repeated, e.g. --remote tcp://127.0.0.1:7001) puts each target on a stor-target\n"
-    "daemon instead of a local ostK directory; the count of --remote options is the target count.";
+    "daemon instead of a local ostK directory; the count of --remote options is the target count.\n"
+    "--key-file FILE: the key those targets were started with (stor-target --key-file FILE; make one with\n"
+    "stor-target --make-key FILE); mkfs checks each target authenticates with it. Without it mkfs makes a new\n"
+    "key. Either way the key is kept in DIR/mdt/target.key (mode 0600) and every mount authenticates with it.";
 
-const Registrar r_mkfs{{"mkfs", "mkfs [-t N | --remote ENDPOINT...] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR", kMkfsHelp, cmd_mkfs}};
-const Registrar r_init{{"init", "init [-t N | --remote ENDPOINT...] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR",
+const Registrar r_mkfs{{"mkfs", "mkfs [-t N | --remote ENDPOINT... [--key-file FILE]] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR", kMkfsHelp, cmd_mkfs}};
+const Registrar r_init{{"init", "init [-t N | --remote ENDPOINT... [--key-file FILE]] [-c COUNT] [-S SIZE] [--mode OCTAL] [--fsname NAME] DIR",
                         std::string("Same as mkfs.\n") + kMkfsHelp, cmd_mkfs}};
 const Registrar r_setstripe{{"setstripe", "setstripe [-c N] [-S SIZE] [-i INDEX] | [-E END -c N -S SIZE]... PATH",
                              "Set the layout of a lustre:// path: a directory's default for new files, an empty file's\n"

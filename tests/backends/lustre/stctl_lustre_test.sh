@@ -43,16 +43,28 @@ echo "$err" | grep -q "exceeds the 4 targets" || fail "count message: $err"
 err="$("$STCTL" info "lustre://$WORK/fs/../etc" 2>&1)" && fail "path escape accepted"
 echo "$err" | grep -q "InvalidArgument" || fail "escape message: $err"
 if [ -n "$STOR_TARGET" ]; then
-  # Two stor-target daemons as the object targets: mkfs --remote, a striped round trip over TCP.
+  # Two stor-target daemons as the object targets: mkfs --remote, a striped round trip over TCP,
+  # every connection authenticated with the key the targets were started with.
+  "$STOR_TARGET" --make-key "$WORK/fs.key" >/dev/null || fail "stor-target --make-key"
+  [ "$(stat -c %a "$WORK/fs.key")" = 600 ] || fail "key file mode $(stat -c %a "$WORK/fs.key")"
   endpoints=()
   for t in 0 1; do
     mkdir -p "$WORK/target$t"
-    "$STOR_TARGET" --listen tcp://127.0.0.1:0 --dir "$WORK/target$t" > "$WORK/endpoint$t" 2>/dev/null &
+    "$STOR_TARGET" --listen tcp://127.0.0.1:0 --dir "$WORK/target$t" --key-file "$WORK/fs.key" > "$WORK/endpoint$t" 2>/dev/null &
     TARGET_PIDS+=($!)
     for _ in $(seq 1 100); do [ -s "$WORK/endpoint$t" ] && break; sleep 0.05; done
     endpoints+=(--remote "$(head -1 "$WORK/endpoint$t")")
   done
-  "$STCTL" mkfs "${endpoints[@]}" -c -1 -S 64K "$WORK/rfs" | grep -q "2 targets" || fail "mkfs --remote"
+  out="$("$STCTL" mkfs "${endpoints[@]}" --key-file "$WORK/fs.key" -c -1 -S 64K "$WORK/rfs")" || fail "mkfs --remote"
+  echo "$out" | grep -q "2 targets" || fail "mkfs --remote: $out"
+  echo "$out" | grep -q "target key: $WORK/rfs/mdt/target.key" || fail "mkfs does not say where the key is: $out"
+  cmp -s "$WORK/fs.key" "$WORK/rfs/mdt/target.key" || fail "mkfs did not keep the targets' key"
+  [ "$(stat -c %a "$WORK/rfs/mdt/target.key")" = 600 ] || fail "kept key is not 0600"
+  # Without --key-file mkfs makes a new key (the running targets refuse it until restarted with it).
+  out="$("$STCTL" mkfs "${endpoints[@]}" "$WORK/rfs-new")" || fail "mkfs --remote with a new key: $out"
+  echo "$out" | grep -q "restart each stor-target with --key-file $WORK/rfs-new/mdt/target.key" || fail "new key message: $out"
+  err="$("$STCTL" cp "$WORK/src.bin" "lustre://$WORK/rfs-new/f" 2>&1)" && fail "targets accepted a key they do not hold"
+  echo "$err" | grep -q "authentication failed" || fail "wrong key message: $err"
   "$STCTL" cp "$WORK/src.bin" "lustre://$WORK/rfs/f" >/dev/null 2>&1 || fail "cp to remote targets"
   "$STCTL" cp "lustre://$WORK/rfs/f" "$WORK/rback.bin" >/dev/null 2>&1 || fail "cp from remote targets"
   cmp -s "$WORK/src.bin" "$WORK/rback.bin" || fail "data differs through remote targets"

@@ -1,14 +1,18 @@
 // The lustre:// backend with remote object targets: two stor-target processes on 127.0.0.1
 // serve the targets, and a striped file written and read through stor::Store matches a flat
-// reference byte for byte.
+// reference byte for byte. Every connection authenticates with the file system's key.
+#include <sys/stat.h>
+
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
+#include "net/auth.h"
 #include "net/remote_object.h"
 #include "stor/store.h"
 #include "test_util.h"
@@ -17,16 +21,54 @@
 using namespace stor;
 using namespace stor::lustre;
 
+namespace {
+
+// A new key file in dir (mode 0600), as `stor-target --make-key` writes it.
+std::string new_key_file(const stor::test::TempDir& dir, const std::string& name = "fs.key") {
+  std::string path = dir / name;
+  REQUIRE(transport::write_key_file(path, transport::AuthKey::generate().value()).is_ok());
+  return path;
+}
+
+std::shared_ptr<transport::RemoteObjectTarget> connect_keyed(const std::string& endpoint, const std::string& key_file) {
+  transport::RemoteTargetOptions o;
+  o.transport.auth_key = transport::load_key_file(key_file).value();
+  return transport::RemoteObjectTarget::connect(endpoint, o).value();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Every file below dir with its contents.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (auto& e : std::filesystem::recursive_directory_iterator(dir))
+    out[e.path().string()] = e.is_regular_file() ? slurp(e.path().string()) : std::string("<dir>");
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("a lustre file system on two remote stor-targets stripes over the transport", "[lustre][remote]") {
-  stor::test::TempDir dir, ost0, ost1;
-  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path());
-  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path());
+  stor::test::TempDir dir, ost0, ost1, keys;
+  const std::string key = new_key_file(keys);
+  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(), {"--key-file", key});
+  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(), {"--key-file", key});
   std::string root = dir.path() + "/fs";
   MkfsOptions o;
   o.target_endpoints = {p0.endpoint(), p1.endpoint()};
   o.targets = 2;
   o.default_layout = {StripeSpec{-1, 128 << 10}};
+  o.key_file = key;
   REQUIRE(mkfs(root, o).is_ok());
+  // mkfs keeps a 0600 copy of the key beside the metadata; mounts find it there.
+  CHECK(target_key_path(root) == root + "/mdt/target.key");
+  CHECK(slurp(target_key_path(root)) == slurp(key));
+  struct stat st {};
+  REQUIRE(::stat(target_key_path(root).c_str(), &st) == 0);
+  CHECK((st.st_mode & 07777) == 0600);
 
   auto store = Store::create().value();
   std::string uri = "lustre://" + root + "/data.bin";
@@ -70,7 +112,7 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
   CHECK(stripe.objects[0].size + stripe.objects[1].size == kSize);
   for (const auto& o : stripe.objects) {  // the same object, asked directly: "XX/INO.C.S"
     std::string name = o.path.substr(o.path.rfind('/', o.path.rfind('/') - 1) + 1);
-    auto t = transport::RemoteObjectTarget::connect(o.target == 0 ? p0.endpoint() : p1.endpoint()).value();
+    auto t = connect_keyed(o.target == 0 ? p0.endpoint() : p1.endpoint(), key);
     CHECK(t->stat(name).value().size == o.size);
   }
   uint64_t on_targets = 0;
@@ -94,7 +136,7 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
   }
   // fsck lists the remote targets: a stray object is an orphan, repair removes it; df counts.
   {
-    auto t0 = transport::RemoteObjectTarget::connect(p0.endpoint()).value();
+    auto t0 = connect_keyed(p0.endpoint(), key);
     REQUIRE(t0->write("e7/999999.0.0", "stray", 5, 0).is_ok());
     auto report = fsck(root).value();
     CHECK(report.orphans == 1);
@@ -130,15 +172,17 @@ TEST_CASE("a lustre file system on two remote stor-targets stripes over the tran
 }
 
 TEST_CASE("remote targets must answer at mkfs and at mount", "[lustre][remote]") {
-  stor::test::TempDir dir, ost0, ost1;
+  stor::test::TempDir dir, ost0, ost1, keys;
+  const std::string key = new_key_file(keys);
   std::string root = dir.path() + "/fs";
   std::string gone;
   {
-    stor::test::TargetProcess p(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path());
+    stor::test::TargetProcess p(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(), {"--key-file", key});
     gone = p.endpoint();
     CHECK(p.stop_cleanly());
   }
   MkfsOptions o;
+  o.key_file = key;
   o.target_endpoints = {gone};
   auto s = mkfs(root, o);
   CHECK(s.code() == Code::kUnavailable);
@@ -148,8 +192,8 @@ TEST_CASE("remote targets must answer at mkfs and at mount", "[lustre][remote]")
 
   // A file system whose target went away does not mount: Unavailable, naming the target.
   {
-    stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path());
-    stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path());
+    stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(), {"--key-file", key});
+    stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(), {"--key-file", key});
     o.target_endpoints = {p0.endpoint(), p1.endpoint()};
     REQUIRE(mkfs(root, o).is_ok());
     gone = p1.endpoint();
@@ -164,4 +208,112 @@ TEST_CASE("remote targets must answer at mkfs and at mount", "[lustre][remote]")
     CHECK(f.status().code() == Code::kUnavailable);
     CHECK_THAT(f.status().message(), Catch::Contains("target 1 (" + gone + ")"));
   }
+}
+
+TEST_CASE("a remote-target file system authenticates every connection with its key", "[lustre][remote][auth]") {
+  stor::test::TempDir dir, ost0, ost1, keys;
+  const std::string key = new_key_file(keys), other = new_key_file(keys, "other.key");
+  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(), {"--key-file", key});
+  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(), {"--key-file", key});
+  MkfsOptions o;
+  o.target_endpoints = {p0.endpoint(), p1.endpoint()};
+  auto targets_before = std::make_pair(snapshot(ost0.path()), snapshot(ost1.path()));
+  auto targets_untouched = [&] {
+    return snapshot(ost0.path()) == targets_before.first && snapshot(ost1.path()) == targets_before.second;
+  };
+
+  // mkfs with a key others may read, or with a key the targets do not hold: refused, nothing made.
+  ::chmod(other.c_str(), 0644);
+  o.key_file = other;
+  auto s = mkfs(dir / "loose", o);
+  CHECK(s.code() == Code::kPermissionDenied);
+  CHECK_THAT(s.message(), Catch::Contains("chmod 600"));
+  ::chmod(other.c_str(), 0600);
+  s = mkfs(dir / "wrong", o);
+  CHECK(s.code() == Code::kPermissionDenied);
+  CHECK_THAT(s.message(), Catch::Contains("authentication failed"));
+  CHECK_FALSE(std::filesystem::exists(dir / "wrong/.stor-lustre"));
+
+  // Without a key file mkfs makes a new one; the running targets cannot hold it yet, so the
+  // mount is refused by them until they are restarted with it.
+  o.key_file.clear();
+  REQUIRE(mkfs(dir / "fresh", o).is_ok());
+  auto fresh_key = transport::load_key_file(target_key_path(dir / "fresh"));
+  REQUIRE(fresh_key.is_ok());
+  CHECK((*fresh_key)->hex() != transport::load_key_file(key).value()->hex());
+  auto store = Store::create().value();
+  auto f = store->open("lustre://" + dir / "fresh" + "/x", kOpenWrite | kOpenCreate);
+  REQUIRE_FALSE(f.is_ok());
+  CHECK(f.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(f.status().message(), Catch::Contains("authentication failed"));
+  CHECK(targets_untouched());
+  {
+    stor::test::TempDir ost2;
+    stor::test::TargetProcess p2(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost2.path(),
+                                 {"--key-file", target_key_path(dir / "fresh")});
+    MkfsOptions o2;
+    o2.target_endpoints = {p2.endpoint()};
+    o2.key_file = target_key_path(dir / "fresh");
+    REQUIRE(mkfs(dir / "fresh2", o2).is_ok());
+    auto g = store->open("lustre://" + dir / "fresh2" + "/x", kOpenWrite | kOpenCreate);
+    REQUIRE(g.is_ok());
+    CHECK(g->write("hello", 5, 0).value() == 5);
+    CHECK(g->close().is_ok());
+  }
+
+  // The right key: served.
+  o.key_file = key;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  {
+    auto h = store->open("lustre://" + dir / "fs" + "/ok", kOpenWrite | kOpenCreate).value();
+    CHECK(h.write("hello", 5, 0).value() == 5);
+    CHECK(h.close().is_ok());
+  }
+  targets_before = std::make_pair(snapshot(ost0.path()), snapshot(ost1.path()));
+
+  // A mount given the wrong key (lustre.key_file) is refused by the targets before any object
+  // is touched (the orphan sweep of an unclean mount would list and remove objects).
+  REQUIRE(mkfs(dir / "fs2", o).is_ok());
+  StoreOptions wrong;
+  wrong.settings = {{"lustre.key_file", other}};
+  auto store2 = Store::create(wrong).value();
+  auto w = store2->open("lustre://" + dir / "fs2" + "/evil", kOpenWrite | kOpenCreate);
+  REQUIRE_FALSE(w.is_ok());
+  CHECK(w.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(w.status().message(), Catch::Contains("authentication failed"));
+  CHECK_THAT(w.status().message(), Catch::Contains("target 0"));
+  // Its own key file loosened to 0644: refused before connecting.
+  ::chmod(target_key_path(dir / "fs2").c_str(), 0644);
+  auto store3 = Store::create().value();
+  auto l = store3->open("lustre://" + dir / "fs2" + "/evil", kOpenWrite | kOpenCreate);
+  REQUIRE_FALSE(l.is_ok());
+  CHECK(l.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(l.status().message(), Catch::Contains("mode 0644"));
+  // Gone altogether: the mount connects without a key (as for file systems made before keys)
+  // and the targets refuse its first request, saying why.
+  std::filesystem::remove(target_key_path(dir / "fs2"));
+  auto n = store3->open("lustre://" + dir / "fs2" + "/evil", kOpenWrite | kOpenCreate);
+  REQUIRE_FALSE(n.is_ok());
+  CHECK(n.status().code() == Code::kPermissionDenied);
+  CHECK_THAT(n.status().message(), Catch::Contains("requires authentication"));
+  CHECK(targets_untouched());
+  // With lustre.key_file naming the right key, it mounts again.
+  StoreOptions right;
+  right.settings = {{"lustre.key_file", key}};
+  auto store4 = Store::create(right).value();
+  CHECK(store4->open("lustre://" + dir / "fs2" + "/fine", kOpenWrite | kOpenCreate).is_ok());
+
+  // A target started without authentication is refused by a keyed file system, with the reason.
+  {
+    stor::test::TempDir ost3;
+    stor::test::TargetProcess open_target(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost3.path());
+    MkfsOptions o3;
+    o3.target_endpoints = {open_target.endpoint()};
+    o3.key_file = key;
+    auto m = mkfs(dir / "fs3", o3);
+    CHECK(m.code() == Code::kPermissionDenied);
+    CHECK_THAT(m.message(), Catch::Contains("does not authenticate connections"));
+  }
+  CHECK(p0.stop_cleanly());
+  CHECK(p1.stop_cleanly());
 }
