@@ -7,8 +7,9 @@
 //   server -> client  CHALLENGE  "STRA" | version 1 | kind 2 | server nonce[32] | 0[8]      48 bytes
 //                                + HMAC(key, "stor-transport-auth-v1 server" 0 | Nc | Ns)   32 bytes
 //   client -> server  PROOF      "STRA" | version 1 | kind 3 | HMAC(key, "...-v1 client" 0 | Nc | Ns) | 0[8]
-//   server -> client  VERDICT    a transport frame header (reply, request id 0): status 0, or the
-//                                refusal as status + message (the connection-level error frame)
+// then the first request frame at once (one round trip in all). A refusal at any step is the
+// connection-level error frame (reply, request id 0, status + message), then a hang-up: in
+// answer to the hello, or, after a bad proof, in place of the first reply.
 #pragma once
 
 #include <array>
@@ -57,10 +58,12 @@ Status write_key_file(const std::string& path, const AuthKey& key);
 
 // Client side, right after connect and before the first frame. Authentication failures
 // (refused, wrong key on either side, a server that does not authenticate) are PermissionDenied
-// "authentication failed: ..."; a peer that vanishes or stalls gives Unavailable/Timeout.
+// "authentication failed: ..."; a peer that vanishes or stalls gives Unavailable/Timeout. A
+// server refusing the proof itself (possible only if the stream was damaged, since the server's
+// proof showed the keys match) answers the first call with a PermissionDenied error frame.
 Status client_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl, const std::string& peer);
 // Server side, first thing on an accepted connection. On a refusal the client has been sent the
-// reason (verdict frame) where it could be; the status says why, for the server's log.
+// reason (the error frame) where it could be; the status says why, for the server's log.
 Status server_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl);
 
 class ConnectionState;

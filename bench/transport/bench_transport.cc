@@ -1,7 +1,9 @@
 // Throughput of 1 MiB reads served by stor-target over the TCP transport (1 and 2 targets on
 // 127.0.0.1) relative to reading the same files locally through the IoEngine, at the same
 // number of requests in flight. Files are read once first, so both sides read from the page
-// cache and the ratio is the cost of the transport itself. Prints ratios only (median of reps).
+// cache and the ratio is the cost of the transport itself. The targets authenticate every
+// connection (key handshake); a last line compares connect + first 4 KiB read with and without
+// the handshake. Prints ratios only (median of reps).
 //
 //   bench_transport [--mib N] [--reps N] [--qd N]
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "backends/lustre/lustre_admin.h"
+#include "net/auth.h"
 #include "net/remote_object.h"
 #include "stor/engine.h"
 #include "stor/store.h"
@@ -97,11 +100,16 @@ int main(int argc, char** argv) {
   }
 
   auto engine = IoEngine::create().value();
-  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d0.path());
-  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d1.path());
+  stor::test::TempDir keydir;
+  const std::string key_file = keydir.path() + "/fs.key";
+  if (!transport::write_key_file(key_file, transport::AuthKey::generate().value()).is_ok()) return 1;
+  auto key = transport::load_key_file(key_file).value();
+  stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d0.path(), {"--key-file", key_file});
+  stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d1.path(), {"--key-file", key_file});
   transport::RemoteTargetOptions ro;
   ro.connections = qd;
   ro.transport.max_payload = kChunk;
+  ro.transport.auth_key = key;
   std::vector<std::shared_ptr<transport::RemoteObjectTarget>> targets = {
       transport::RemoteObjectTarget::connect(p0.endpoint(), ro).value(),
       transport::RemoteObjectTarget::connect(p1.endpoint(), ro).value()};
@@ -130,6 +138,50 @@ int main(int argc, char** argv) {
     }
     std::printf("tcp transport, %u target%s / local read: %.2f\n", n, n == 1 ? " " : "s", median(ratios));
   }
+  // The handshake's cost where it shows most: a new connection and one small read. The same
+  // directory served by a target with the key (p0) and one without (--insecure-no-auth),
+  // alternating, so both see the same load. Before the lustre:// part, whose orphan sweep
+  // removes `obj` from the targets.
+  bool open_ok = true;
+  {
+    stor::test::TargetProcess open_target(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d0.path(), {"--insecure-no-auth"});
+    transport::TransportOptions with, without;
+    with.auth_key = key;
+    auto tw = transport::Transport::create("tcp", with).value();
+    auto tn = transport::Transport::create("tcp", without).value();
+    std::string control = transport::encode_object_call({"obj", 0, 4096, 0});
+    std::vector<std::byte> small(4096);
+    auto once = [&](transport::Transport& t, const std::string& ep) {
+      auto start = Clock::now();
+      auto ch = t.connect(ep);
+      auto r = ch ? (*ch)->call(static_cast<uint16_t>(transport::ObjectOp::kRead), control, {}, small)
+                  : Result<transport::Reply>(ch.status());
+      if (!r || r->payload_len != small.size()) {
+        std::fprintf(stderr, "bench_transport: connect + 4 KiB read from %s: %s\n", ep.c_str(),
+                     r ? "short" : r.status().to_string().c_str());
+        open_ok = false;
+      }
+      return std::chrono::duration<double, std::micro>(Clock::now() - start).count();
+    };
+    const int n = 50 + 20 * reps;
+    std::vector<double> auth_us, open_us, ratios;
+    for (int rep = 0; rep < reps; ++rep) {
+      std::vector<double> a, o;
+      for (int i = 0; i < n / reps && open_ok; ++i) {
+        a.push_back(once(*tw, p0.endpoint()));
+        o.push_back(once(*tn, open_target.endpoint()));
+      }
+      if (!open_ok) break;
+      ratios.push_back(median(a) / median(o));
+      auth_us.push_back(median(a));
+      open_us.push_back(median(o));
+    }
+    if (open_ok && std::getenv("STOR_BENCH_VERBOSE"))
+      std::fprintf(stderr, "  connect + 4 KiB read: with key handshake %.1f us, without %.1f us (medians)\n",
+                   median(auth_us), median(open_us));
+    if (open_ok) std::printf("connect + first 4 KiB read, key handshake / no authentication: %.2f\n", median(ratios));
+    open_ok = open_target.stop_cleanly() && open_ok;
+  }
   // lustre:// end to end: a file striped 1 MiB over two targets, remote vs local file system.
   {
     stor::test::TempDir fsdir;
@@ -139,6 +191,7 @@ int main(int argc, char** argv) {
     local_opts.default_layout = {lu::StripeSpec{-1, kChunk}};
     lu::MkfsOptions remote_opts = local_opts;
     remote_opts.target_endpoints = {p0.endpoint(), p1.endpoint()};
+    remote_opts.key_file = key_file;
     if (!lu::mkfs(fsdir.path() + "/local", local_opts).is_ok() || !lu::mkfs(fsdir.path() + "/remote", remote_opts).is_ok())
       return 1;
     auto store = Store::create().value();
@@ -167,5 +220,5 @@ int main(int argc, char** argv) {
     for (auto& f : files) (void)f.close();
   }
   for (int fd : fds) ::close(fd);
-  return (p0.stop_cleanly() && p1.stop_cleanly()) ? 0 : 1;
+  return (p0.stop_cleanly() && p1.stop_cleanly() && open_ok) ? 0 : 1;
 }
