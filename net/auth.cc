@@ -237,6 +237,26 @@ std::string connection_error_frame(const Status& why) {
   return std::string(reinterpret_cast<const char*>(b.data()), b.size()) + text;
 }
 
+Status read_error_frame(SocketIo& io, int fd, std::string_view have, Deadline dl, const std::string& peer) {
+  if (have.size() < kFrameHeaderSize) return Status::Corruption("transport: short frame from " + peer);
+  FrameBytes fb;
+  std::memcpy(fb.data(), have.data(), fb.size());
+  auto h = decode_frame_header(fb, peer);
+  if (!h) return h.status();
+  if (!(h->flags & kFrameReply) || h->request_id != 0 || h->status == 0 || h->payload_len != 0)
+    return Status::Corruption("transport: " + peer + " sent a frame that is not a connection-level error");
+  // The text: what already arrived past the header, then the rest (bounded: it is only shown).
+  std::string why(have.substr(kFrameHeaderSize, h->control_len));
+  size_t want = std::min<size_t>(h->control_len, 4096);
+  if (why.size() < want) {
+    size_t at = why.size();
+    why.resize(want);
+    if (Status s = io.recv_all(fd, why.data() + at, want - at, dl); !s.is_ok()) return s.with_suffix(" (" + peer + ")");
+  }
+  if (why.size() > want) why.resize(want);
+  return Status(static_cast<Code>(h->status), why);
+}
+
 Status client_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl, const std::string& peer) {
   Nonce client{};
   STOR_RETURN_IF_ERROR(fill_random(client.data(), client.size()));
@@ -249,16 +269,12 @@ Status client_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl, c
   Message m{};
   if (Status s = io.recv_all(fd, m.data(), m.size(), dl); !s.is_ok()) return ctx(s);
   if (get_u32(m.data()) == kFrameMagic) {
-    FrameBytes fb;
-    std::memcpy(fb.data(), m.data(), fb.size());
-    auto h = decode_frame_header(fb, peer);
-    if (!h) return auth_failed(peer + " answered the handshake with a bad frame: " + h.status().message());
-    std::string why(std::min<uint32_t>(h->control_len, 4096), '\0');
-    if (Status s = io.recv_all(fd, why.data(), why.size(), dl); !s.is_ok()) return ctx(s);
-    if (h->status == static_cast<uint32_t>(Code::kCorruption))
+    Status refused = read_error_frame(io, fd, std::string_view(reinterpret_cast<const char*>(m.data()), m.size()), dl,
+                                      peer);
+    if (refused.code() == Code::kCorruption)
       return auth_failed(peer + " does not authenticate connections (a target started with --insecure-no-auth?); it "
-                                "answered: " + why);
-    return auth_failed(peer + " refused the connection: " + server_reason(why));
+                                "answered: " + refused.message());
+    return auth_failed(peer + " refused the connection: " + server_reason(refused.message()));
   }
   if (std::string bad = check_message(m, kChallenge); !bad.empty()) return auth_failed(peer + " sent " + bad);
   Nonce server{};
@@ -280,7 +296,8 @@ Status server_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl) {
   Message hello{};
   if (Status s = io.recv_all(fd, hello.data(), hello.size(), dl); !s.is_ok())
     return auth_failed("no handshake: " + s.message());
-  if (get_u32(hello.data()) == kFrameMagic)
+  // An unkeyed client's first bytes: a request frame (TCP) or a set-up message (verbs, "STRV").
+  if (get_u32(hello.data()) == kFrameMagic || get_u32(hello.data()) == 0x56525453)
     return refuse(io, fd, dl,
                   auth_failed("this target requires authentication: the client sent a request without the key "
                               "handshake (give it the file system's key file)"));

@@ -76,6 +76,11 @@ struct TransportOptions;
 bool authenticate_connection(SocketIo& io, int fd, ConnectionState& state, const AuthKey& key,
                              const TransportOptions& opts, RateLimitedLog& log);
 
+// Reads the rest of a connection-level error frame of which `have` holds the first bytes (at
+// least its header) and returns it as that status with the peer's text; Corruption when it is
+// not one. For the verbs set-up, which gets such a frame instead of a set-up answer when refused.
+Status read_error_frame(SocketIo& io, int fd, std::string_view have, Deadline dl, const std::string& peer);
+
 // The connection-level error frame (reply, request id 0, status + message as control bytes) that
 // TcpChannel and client_handshake report as that status.
 std::string connection_error_frame(const Status& why);

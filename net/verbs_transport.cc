@@ -421,6 +421,11 @@ Status exchange_setup(SocketIo& io, int fd, const SetupInfo& mine, SetupInfo& th
   std::string out = encode_setup(mine), in(kSetupSize, '\0');
   if (send_first) STOR_RETURN_IF_ERROR(io.send_all(fd, out.data(), out.size(), dl));
   STOR_RETURN_IF_ERROR(io.recv_all(fd, in.data(), in.size(), dl));
+  // A server refusing us (authentication, connection limit) answers with an error frame instead.
+  if (send_first && get_u32(in.data()) == kFrameMagic) {
+    Status s = read_error_frame(io, fd, in, dl, peer);
+    return Status(s.code(), peer + " closed the connection: " + s.message());
+  }
   STOR_ASSIGN_OR_RETURN(theirs, decode_setup(in, peer));
   if (!send_first) STOR_RETURN_IF_ERROR(io.send_all(fd, out.data(), out.size(), dl));
   return {};
