@@ -274,7 +274,10 @@ Status client_handshake(SocketIo& io, int fd, const AuthKey& key, Deadline dl, c
     if (refused.code() == Code::kCorruption)
       return auth_failed(peer + " does not authenticate connections (a target started with --insecure-no-auth?); it "
                                 "answered: " + refused.message());
-    return auth_failed(peer + " refused the connection: " + server_reason(refused.message()));
+    if (refused.code() == Code::kPermissionDenied)
+      return auth_failed(peer + " refused the connection: " + server_reason(refused.message()));
+    // Not about the key (all slots busy: Unavailable): keep the code, so callers retry as ever.
+    return Status(refused.code(), peer + " closed the connection: " + refused.message());
   }
   if (std::string bad = check_message(m, kChallenge); !bad.empty()) return auth_failed(peer + " sent " + bad);
   Nonce server{};

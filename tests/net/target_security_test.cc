@@ -766,6 +766,25 @@ TEST_CASE("a client refuses a server that cannot prove the key, and sends it not
   CHECK(after_challenge.empty());  // no proof handed to the impostor
 }
 
+TEST_CASE("a keyed client refused for want of slots gets Unavailable, not an authentication error", "[transport][auth]") {
+  TempDir d;
+  auto key = make_key(d / "k");
+  int lfd = tcp_listen("127.0.0.1", 0).value();
+  std::string ep = "tcp://127.0.0.1:" + std::to_string(bound_port(lfd).value());
+  std::thread full([&] {  // what the acceptor sends when every connection is inside a request
+    int c = ::accept(lfd, nullptr, nullptr);
+    (void)recv_upto(c, 48);
+    std::string f = connection_error_frame(Status::Unavailable("too many connections: all 3 are inside requests"));
+    (void)!::send(c, f.data(), f.size(), MSG_NOSIGNAL);
+    ::close(c);
+  });
+  auto r = Transport::create("tcp", keyed(key)).value()->connect(ep);
+  full.join();
+  ::close(lfd);
+  CHECK(r.status().code() == Code::kUnavailable);
+  CHECK_THAT(r.status().message(), Catch::Contains("too many connections"));
+}
+
 static void check_target_auth(bool plain) {
   INFO((plain ? "--plain-sockets" : "io_uring sockets"));
   TempDir keys, dir;
