@@ -2,6 +2,7 @@
 // semantics follow ROMIO: filetype copies tile the file at disp + k * extent, block offsets are
 // displacements from the type's origin (so a resized lower bound shifts nothing but the tiling).
 #include <algorithm>
+#include <cstddef>
 #include <string>
 
 #include "mpiio_internal.h"
@@ -30,13 +31,50 @@ TypeInfo type_info(MPI_Datatype t) {
   return {static_cast<int64_t>(size), static_cast<int64_t>(lb), static_cast<int64_t>(extent)};
 }
 
-// Frees the derived datatypes MPI_Type_get_contents handed out.
-void free_contents_types(std::vector<MPI_Datatype>& types) {
-  for (auto& t : types) {
-    int ni, na, nd, combiner;
-    PMPI_Type_get_envelope(t, &ni, &na, &nd, &combiner);
-    if (combiner != MPI_COMBINER_NAMED) PMPI_Type_free(&t);
+int combiner_of(MPI_Datatype t) {
+  // The _c envelope: MPI_Type_get_envelope fails (fatally by default) on types built by the
+  // MPI-4 large-count constructors, the _c form answers for every type.
+  MPI_Count ni = 0, na = 0, nc = 0, nd = 0;
+  int combiner = MPI_COMBINER_NAMED;
+  PMPI_Type_get_envelope_c(t, &ni, &na, &nc, &nd, &combiner);
+  return combiner;
+}
+
+// Named types and the Fortran 90 parameterized ones: leaves of the type tree, never freed.
+bool is_leaf(int combiner) {
+  return combiner == MPI_COMBINER_NAMED || combiner == MPI_COMBINER_F90_REAL ||
+         combiner == MPI_COMBINER_F90_COMPLEX || combiner == MPI_COMBINER_F90_INTEGER;
+}
+
+// What MPI_Type_get_contents_c reports. Types built by a large-count (_c) constructor carry
+// every count and displacement in `counts` (MPICH 4.0: e.g. struct_c gives counts = {n, blocklens,
+// displs}, subarray_c ints = {ndims, order} + counts = {sizes, subsizes, starts}); the classic ones
+// carry counts in `ints` and byte displacements in `addrs`.
+struct Contents {
+  int combiner = MPI_COMBINER_NAMED;
+  std::vector<int> ints;
+  std::vector<MPI_Aint> addrs;
+  std::vector<MPI_Count> counts;
+  std::vector<MPI_Datatype> types;
+  bool large() const { return !counts.empty(); }
+  // Classic layout: the k-th integer; large-count layout: the k-th count.
+  int64_t count(size_t k) const { return large() ? counts.at(k) : ints.at(k); }
+  // A byte displacement: the k-th address (classic) or the k-th count (large-count).
+  int64_t address(size_t k_addr, size_t k_count) const { return large() ? counts.at(k_count) : addrs.at(k_addr); }
+  ~Contents() {
+    for (auto& t : types)
+      if (!is_leaf(combiner_of(t))) PMPI_Type_free(&t);
   }
+};
+
+void get_contents(MPI_Datatype type, Contents* c) {
+  MPI_Count ni = 0, na = 0, nc = 0, nd = 0;
+  PMPI_Type_get_envelope_c(type, &ni, &na, &nc, &nd, &c->combiner);
+  c->ints.resize(static_cast<size_t>(ni));
+  c->addrs.resize(static_cast<size_t>(na));
+  c->counts.resize(static_cast<size_t>(nc));
+  c->types.resize(static_cast<size_t>(nd));
+  PMPI_Type_get_contents_c(type, ni, na, nc, nd, c->ints.data(), c->addrs.data(), c->counts.data(), c->types.data());
 }
 
 Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth);
@@ -58,30 +96,43 @@ Status append_copies(MPI_Datatype type, int64_t base, int64_t count, int64_t str
   return Status::ok();
 }
 
-Status append_subarray(int ndims, const int* sizes, const int* subsizes, const int* starts, int order,
-                       MPI_Datatype old, int64_t base, std::vector<Block>& out, int depth) {
+// Runs of consecutive indices [start, start + len) of one array dimension.
+using Runs = std::vector<Block>;
+
+// An n-dimensional array of `old` (dimension sizes `sizes`, C or Fortran order) of which the
+// elements whose index in dimension d lies in runs[d] belong to the type: subarray and darray.
+// Elements come in array order (increasing offset), as in the constructors' type maps.
+Status append_grid(const std::vector<int64_t>& sizes, const std::vector<Runs>& runs, int order, MPI_Datatype old,
+                   int64_t base, std::vector<Block>& out, int depth) {
+  const int ndims = static_cast<int>(sizes.size());
+  if (ndims == 0) return Status::ok();
   const int64_t ext = type_info(old).extent;
   // Dimension index from slowest to fastest varying.
-  std::vector<int> dims(ndims);
+  std::vector<int> dims(static_cast<size_t>(ndims));
   for (int i = 0; i < ndims; ++i) dims[i] = order == MPI_ORDER_C ? i : ndims - 1 - i;
-  std::vector<int64_t> stride(ndims);  // in elements, per dims[] position
+  std::vector<int64_t> stride(static_cast<size_t>(ndims));  // in elements, per dims[] position
   int64_t s = 1;
   for (int i = ndims - 1; i >= 0; --i) {
     stride[i] = s;
     s *= sizes[dims[i]];
   }
-  for (int i = 0; i < ndims; ++i)
-    if (subsizes[dims[i]] <= 0) return Status::ok();
-  // Walk every row of the fastest dimension; each row is subsizes[fastest] consecutive elements.
-  const int fastest = dims[ndims - 1];
-  std::vector<int64_t> idx(ndims, 0);
+  // Every index of the slower dimensions, as (run, position in run) odometers.
+  std::vector<std::vector<int64_t>> indices(static_cast<size_t>(ndims));
+  for (int i = 0; i < ndims - 1; ++i) {
+    for (const auto& r : runs[dims[i]])
+      for (int64_t x = r.off; x < r.off + r.len; ++x) indices[i].push_back(x);
+    if (indices[i].empty()) return Status::ok();
+  }
+  const Runs& fastest = runs[dims[ndims - 1]];
+  std::vector<size_t> idx(static_cast<size_t>(ndims), 0);
   while (true) {
-    int64_t elem = 0;
-    for (int i = 0; i < ndims; ++i) elem += (starts[dims[i]] + idx[i]) * stride[i];
-    STOR_RETURN_IF_ERROR(append_copies(old, base + elem * ext, subsizes[fastest], ext, out, depth));
+    int64_t row = 0;
+    for (int i = 0; i < ndims - 1; ++i) row += indices[i][idx[i]] * stride[i];
+    for (const auto& r : fastest)
+      STOR_RETURN_IF_ERROR(append_copies(old, base + (row + r.off * stride[ndims - 1]) * ext, r.len, ext, out, depth));
     int i = ndims - 2;
     for (; i >= 0; --i) {
-      if (++idx[i] < subsizes[dims[i]]) break;
+      if (++idx[i] < indices[i].size()) break;
       idx[i] = 0;
     }
     if (i < 0) break;
@@ -89,81 +140,181 @@ Status append_subarray(int ndims, const int* sizes, const int* subsizes, const i
   return Status::ok();
 }
 
+Status append_subarray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+  // classic ints: ndims, sizes[n], subsizes[n], starts[n], order; large: ints ndims, order,
+  // counts sizes[n], subsizes[n], starts[n].
+  const int n = c.ints.at(0);
+  const int order = c.large() ? c.ints.at(1) : c.ints.at(1 + 3 * static_cast<size_t>(n));
+  const size_t first = c.large() ? 0 : 1;
+  std::vector<int64_t> sizes(static_cast<size_t>(n));
+  std::vector<Runs> runs(static_cast<size_t>(n));
+  for (int d = 0; d < n; ++d) {
+    sizes[d] = c.count(first + d);
+    runs[d] = {{c.count(first + 2 * n + d), c.count(first + n + d)}};
+    if (runs[d][0].len <= 0) return Status::ok();
+  }
+  return append_grid(sizes, runs, order, c.types.at(0), base, out, depth);
+}
+
+// The indices of one dimension a darray process owns (MPI 4.0, 5.1.4): block (default block size
+// ceil(gsize / psize)), cyclic(k) (default k = 1), or none.
+Result<Runs> darray_runs(int64_t gsize, int distrib, int64_t darg, int64_t psize, int64_t coord) {
+  Runs r;
+  if (distrib == MPI_DISTRIBUTE_NONE) {
+    if (gsize > 0) r.push_back({0, gsize});
+    return r;
+  }
+  if (psize <= 0) return Status::InvalidArgument("darray with a process grid dimension of size 0");
+  if (distrib == MPI_DISTRIBUTE_BLOCK) {
+    const int64_t b = darg == MPI_DISTRIBUTE_DFLT_DARG ? (gsize + psize - 1) / psize : darg;
+    if (b <= 0) return Status::InvalidArgument("darray block size " + std::to_string(b));
+    const int64_t lo = coord * b, hi = std::min(gsize, lo + b);
+    if (hi > lo) r.push_back({lo, hi - lo});
+    return r;
+  }
+  if (distrib == MPI_DISTRIBUTE_CYCLIC) {
+    const int64_t k = darg == MPI_DISTRIBUTE_DFLT_DARG ? 1 : darg;
+    if (k <= 0) return Status::InvalidArgument("darray cyclic block size " + std::to_string(k));
+    for (int64_t lo = coord * k; lo < gsize; lo += psize * k) r.push_back({lo, std::min(k, gsize - lo)});
+    return r;
+  }
+  return Status::InvalidArgument("darray distribution " + std::to_string(distrib));
+}
+
+Status append_darray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+  // classic ints: size, rank, ndims, gsizes[n], distribs[n], dargs[n], psizes[n], order;
+  // large: the same without gsizes, which are counts[n].
+  const int rank = c.ints.at(1), n = c.ints.at(2);
+  const size_t distribs = c.large() ? 3 : 3 + static_cast<size_t>(n);
+  const size_t dargs = distribs + n, psizes = dargs + n, order_at = psizes + n;
+  std::vector<int64_t> gsizes(static_cast<size_t>(n)), coords(static_cast<size_t>(n));
+  for (int d = 0; d < n; ++d) gsizes[d] = c.large() ? c.counts.at(d) : c.ints.at(3 + static_cast<size_t>(d));
+  // The process grid is row-major whatever the array order (as for Cartesian topologies).
+  int64_t r = rank;
+  for (int d = n - 1; d >= 0; --d) {
+    const int64_t p = c.ints.at(psizes + d);
+    if (p <= 0) return Status::InvalidArgument("darray process grid size " + std::to_string(p));
+    coords[d] = r % p;
+    r /= p;
+  }
+  std::vector<Runs> runs(static_cast<size_t>(n));
+  for (int d = 0; d < n; ++d) {
+    auto owned = darray_runs(gsizes[d], c.ints.at(distribs + d), c.ints.at(dargs + d), c.ints.at(psizes + d), coords[d]);
+    if (!owned.is_ok()) return owned.status();
+    if (owned->empty()) return Status::ok();
+    runs[d] = std::move(*owned);
+  }
+  return append_grid(gsizes, runs, c.ints.at(order_at), c.types.at(0), base, out, depth);
+}
+
+// Predefined pair types (MPI_SHORT_INT, ...) are a value and an int laid out as the C struct
+// {T value; int index;}: two blocks, with the padding between them left out.
+bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Block>& out) {
+  struct Pair {
+    MPI_Datatype type;
+    int64_t value_len, index_off;
+  };
+  struct ShortInt { short v; int i; };
+  struct LongInt { long v; int i; };
+  struct FloatInt { float v; int i; };
+  struct DoubleInt { double v; int i; };
+  struct LongDoubleInt { long double v; int i; };
+  static const Pair pairs[] = {
+      {MPI_SHORT_INT, sizeof(short), offsetof(ShortInt, i)},
+      {MPI_LONG_INT, sizeof(long), offsetof(LongInt, i)},
+      {MPI_FLOAT_INT, sizeof(float), offsetof(FloatInt, i)},
+      {MPI_DOUBLE_INT, sizeof(double), offsetof(DoubleInt, i)},
+      {MPI_LONG_DOUBLE_INT, sizeof(long double), offsetof(LongDoubleInt, i)},
+  };
+  for (const auto& p : pairs)
+    if (p.type == type && p.value_len + static_cast<int64_t>(sizeof(int)) == size) {
+      push_block(out, base, p.value_len);
+      push_block(out, base + p.index_off, sizeof(int));
+      return true;
+    }
+  return false;
+}
+
 Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth) {
   if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
-  int ni = 0, na = 0, nd = 0, combiner = 0;
-  PMPI_Type_get_envelope(type, &ni, &na, &nd, &combiner);
-  if (combiner == MPI_COMBINER_NAMED) {
+  const int combiner = combiner_of(type);
+  if (is_leaf(combiner)) {
     TypeInfo info = type_info(type);
     MPI_Count tlb = 0, textent = 0;
     PMPI_Type_get_true_extent_x(type, &tlb, &textent);
-    // Pair types such as MPI_SHORT_INT have interior padding we cannot see from here.
-    if (info.size != textent)
-      return Status::Unsupported("predefined datatype with interior padding (e.g. MPI_SHORT_INT) in a file view");
-    push_block(out, base + tlb, info.size);
-    return Status::ok();
+    if (info.size == textent) {
+      push_block(out, base + tlb, info.size);
+      return Status::ok();
+    }
+    if (append_pair(type, base + tlb, info.size, out)) return Status::ok();
+    return Status::Unsupported("predefined datatype with interior padding of unknown layout (size " +
+                               std::to_string(info.size) + ", true extent " + std::to_string(textent) + ")");
   }
-  std::vector<int> ints(ni);
-  std::vector<MPI_Aint> addrs(na);
-  std::vector<MPI_Datatype> types(nd);
-  PMPI_Type_get_contents(type, ni, na, nd, ints.data(), addrs.data(), types.data());
-  Status s;
+  Contents c;
+  get_contents(type, &c);
   switch (combiner) {
     case MPI_COMBINER_DUP:
     case MPI_COMBINER_RESIZED:  // same type map; only lb/extent (the tiling) change
-      s = append(types[0], base, out, depth + 1);
-      break;
+      return append(c.types.at(0), base, out, depth + 1);
     case MPI_COMBINER_CONTIGUOUS:
-      s = append_copies(types[0], base, ints[0], type_info(types[0]).extent, out, depth);
-      break;
+      return append_copies(c.types.at(0), base, c.count(0), type_info(c.types[0]).extent, out, depth);
     case MPI_COMBINER_VECTOR:
     case MPI_COMBINER_HVECTOR: {
-      const int64_t ext = type_info(types[0]).extent;
-      const int64_t stride = combiner == MPI_COMBINER_VECTOR ? ints[2] * ext : addrs[0];
-      for (int64_t i = 0; i < ints[0] && s.is_ok(); ++i)
-        s = append_copies(types[0], base + i * stride, ints[1], ext, out, depth);
-      break;
+      const int64_t ext = type_info(c.types.at(0)).extent;
+      const int64_t stride = combiner == MPI_COMBINER_VECTOR ? c.count(2) * ext : c.address(0, 2);
+      for (int64_t i = 0; i < c.count(0); ++i)
+        STOR_RETURN_IF_ERROR(append_copies(c.types[0], base + i * stride, c.count(1), ext, out, depth));
+      return Status::ok();
     }
     case MPI_COMBINER_INDEXED:
     case MPI_COMBINER_HINDEXED: {
-      const int64_t ext = type_info(types[0]).extent;
-      const int count = ints[0];
-      for (int i = 0; i < count && s.is_ok(); ++i) {
-        int64_t disp = combiner == MPI_COMBINER_INDEXED ? ints[1 + count + i] * ext : addrs[i];
-        s = append_copies(types[0], base + disp, ints[1 + i], ext, out, depth);
+      // {n, blocklens[n], displs[n]}; classic hindexed has its displacements in addrs.
+      const int64_t ext = type_info(c.types.at(0)).extent;
+      const int64_t n = c.count(0);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = static_cast<size_t>(1 + n + i);
+        const int64_t disp = combiner == MPI_COMBINER_INDEXED ? c.count(k) * ext : c.address(static_cast<size_t>(i), k);
+        STOR_RETURN_IF_ERROR(append_copies(c.types[0], base + disp, c.count(static_cast<size_t>(1 + i)), ext, out, depth));
       }
-      break;
+      return Status::ok();
     }
     case MPI_COMBINER_INDEXED_BLOCK:
     case MPI_COMBINER_HINDEXED_BLOCK: {
-      const int64_t ext = type_info(types[0]).extent;
-      const int count = ints[0];
-      for (int i = 0; i < count && s.is_ok(); ++i) {
-        int64_t disp = combiner == MPI_COMBINER_INDEXED_BLOCK ? ints[2 + i] * ext : addrs[i];
-        s = append_copies(types[0], base + disp, ints[1], ext, out, depth);
+      // {n, blocklen, displs[n]}
+      const int64_t ext = type_info(c.types.at(0)).extent;
+      const int64_t n = c.count(0);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = static_cast<size_t>(2 + i);
+        const int64_t disp =
+            combiner == MPI_COMBINER_INDEXED_BLOCK ? c.count(k) * ext : c.address(static_cast<size_t>(i), k);
+        STOR_RETURN_IF_ERROR(append_copies(c.types[0], base + disp, c.count(1), ext, out, depth));
       }
-      break;
+      return Status::ok();
     }
     case MPI_COMBINER_STRUCT: {
-      const int count = ints[0];
-      for (int i = 0; i < count && s.is_ok(); ++i)
-        s = append_copies(types[i], base + addrs[i], ints[1 + i], type_info(types[i]).extent, out, depth);
-      break;
+      // {n, blocklens[n], displs[n]} with one type per block.
+      const int64_t n = c.count(0);
+      for (int64_t i = 0; i < n; ++i) {
+        const size_t k = static_cast<size_t>(i);
+        STOR_RETURN_IF_ERROR(append_copies(c.types.at(k), base + c.address(k, static_cast<size_t>(1 + n + i)),
+                                           c.count(1 + k), type_info(c.types[k]).extent, out, depth));
+      }
+      return Status::ok();
     }
-    case MPI_COMBINER_SUBARRAY: {
-      const int n = ints[0];
-      s = append_subarray(n, &ints[1], &ints[1 + n], &ints[1 + 2 * n], ints[1 + 3 * n], types[0], base, out, depth);
-      break;
-    }
+    case MPI_COMBINER_SUBARRAY:
+      return append_subarray(c, base, out, depth);
+    case MPI_COMBINER_DARRAY:
+      return append_darray(c, base, out, depth);
     default:
-      s = Status::Unsupported("datatype constructor " + std::to_string(combiner) +
-                                         " (e.g. MPI_Type_create_darray) is not supported in stor file views");
+      // Left: the Fortran-77-only *_INTEGER combiners (Fortran programs are not supported).
+      return Status::Unsupported("datatype combiner " + std::to_string(combiner) +
+                                 " (a Fortran-only constructor) is not supported in stor file views and buffers");
   }
-  free_contents_types(types);
-  return s;
 }
 
 }  // namespace
+
+bool is_predefined_type(MPI_Datatype t) { return t != MPI_DATATYPE_NULL && is_leaf(combiner_of(t)); }
 
 Status flatten(MPI_Datatype type, FlatType* out) {
   if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL");

@@ -48,21 +48,15 @@ Result<stor::Store*> store() {
   return g_store.get();
 }
 
-bool is_named(MPI_Datatype t) {
-  int ni, na, nd, combiner;
-  PMPI_Type_get_envelope(t, &ni, &na, &nd, &combiner);
-  return combiner == MPI_COMBINER_NAMED;
-}
-
 // Our own reference to a datatype kept by a view (the caller may free theirs).
 MPI_Datatype keep_type(MPI_Datatype t) {
-  if (is_named(t)) return t;
+  if (is_predefined_type(t)) return t;
   MPI_Datatype dup = MPI_DATATYPE_NULL;
   PMPI_Type_dup(t, &dup);
   return dup;
 }
 void release_type(MPI_Datatype& t) {
-  if (t != MPI_DATATYPE_NULL && !is_named(t)) PMPI_Type_free(&t);
+  if (t != MPI_DATATYPE_NULL && !is_predefined_type(t)) PMPI_Type_free(&t);
   t = MPI_DATATYPE_NULL;
 }
 

@@ -38,10 +38,13 @@ struct FlatType {
   }
 };
 
-// Flattens any datatype built from named types with contiguous/vector/hvector/indexed/hindexed/
-// indexed_block/hindexed_block/struct/subarray/resized/dup constructors (MPI_Type_get_contents
-// recursion). DARRAY and Fortran-specific types give Unsupported.
+// Flattens any datatype built from predefined types (pair types such as MPI_SHORT_INT included)
+// by the contiguous/vector/hvector/indexed/hindexed/indexed_block/hindexed_block/struct/subarray/
+// darray/resized/dup constructors, classic or MPI-4 large-count (_c) (MPI_Type_get_contents_c
+// recursion). Only the Fortran-77 *_INTEGER combiners give Unsupported.
 Status flatten(MPI_Datatype type, FlatType* out);
+// Predefined (named or Fortran 90 parameterized) types: never duplicated or freed.
+bool is_predefined_type(MPI_Datatype t);
 
 // A file view (MPI_File_set_view) and the mapping of its data stream onto file bytes.
 struct View {
