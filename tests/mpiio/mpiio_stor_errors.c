@@ -60,6 +60,14 @@ int main(int argc, char** argv) {
   CHECK(where == (4 * rank + 1) * (MPI_Offset)sizeof(int), "darray byte offset %lld", (long long)where);
   check_rc(MPI_File_set_view(fh, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL), "byte view");
   MPI_Type_free(&darray);
+  /* A pair type in memory: the short and the int, without the padding between them. */
+  struct { short v; int i; } pair = {(short)(100 + rank), 7 * rank}, pair_back = {0, 0};
+  char raw[6];
+  check_rc(MPI_File_write_at(fh, 64 + 6 * rank, &pair, 1, MPI_SHORT_INT, MPI_STATUS_IGNORE), "write MPI_SHORT_INT");
+  check_rc(MPI_File_read_at(fh, 64 + 6 * rank, raw, 6, MPI_BYTE, MPI_STATUS_IGNORE), "read pair bytes");
+  CHECK(memcmp(raw, &pair.v, 2) == 0 && memcmp(raw + 2, &pair.i, 4) == 0, "MPI_SHORT_INT written with its padding");
+  check_rc(MPI_File_read_at(fh, 64 + 6 * rank, &pair_back, 1, MPI_SHORT_INT, MPI_STATUS_IGNORE), "read MPI_SHORT_INT");
+  CHECK(pair_back.v == pair.v && pair_back.i == pair.i, "MPI_SHORT_INT read back %d %d", pair_back.v, pair_back.i);
   MPI_Errhandler custom;
   MPI_File_create_errhandler(my_handler, &custom);
   rc = MPI_File_set_errhandler(fh, custom);
