@@ -71,46 +71,7 @@ void release(StorFile* f) {
   delete f;
 }
 
-// ---- hints ----
-
-// Copies hint `key` into value; false when info does not have it.
-bool info_value(MPI_Info info, const char* key, char (&value)[MPI_MAX_INFO_VAL + 1]) {
-  if (info == MPI_INFO_NULL) return false;
-  int flag = 0;
-  PMPI_Info_get(info, key, MPI_MAX_INFO_VAL, value, &flag);
-  return flag != 0;
-}
-
-int64_t info_int(MPI_Info info, const char* key, int64_t fallback) {
-  char value[MPI_MAX_INFO_VAL + 1];
-  if (!info_value(info, key, value)) return fallback;
-  char* end = nullptr;
-  long long v = std::strtoll(value, &end, 10);
-  if (end == value || v < 0) return fallback;  // a hint that does not parse is ignored, as ROMIO does
-  return v;
-}
-
-CollectiveBuffering info_cb(MPI_Info info, const char* key, CollectiveBuffering fallback) {
-  char value[MPI_MAX_INFO_VAL + 1];
-  if (!info_value(info, key, value)) return fallback;
-  if (strcasecmp(value, "enable") == 0) return CollectiveBuffering::kEnable;
-  if (strcasecmp(value, "disable") == 0) return CollectiveBuffering::kDisable;
-  if (strcasecmp(value, "automatic") == 0) return CollectiveBuffering::kAutomatic;
-  return fallback;
-}
-
-const char* cb_name(CollectiveBuffering m) {
-  return m == CollectiveBuffering::kEnable ? "enable" : m == CollectiveBuffering::kDisable ? "disable" : "automatic";
-}
-
-void read_hints(MPI_Info info, Hints* h) {
-  h->cb_write = info_cb(info, "romio_cb_write", h->cb_write);
-  h->cb_read = info_cb(info, "romio_cb_read", h->cb_read);
-  h->cb_nodes = static_cast<int>(info_int(info, "cb_nodes", h->cb_nodes));
-  h->cb_buffer_size = std::max<int64_t>(1, info_int(info, "cb_buffer_size", h->cb_buffer_size));
-  h->striping_unit = info_int(info, "striping_unit", h->striping_unit);
-  h->striping_factor = static_cast<int>(info_int(info, "striping_factor", h->striping_factor));
-}
+// ---- hints (parsing and reporting: hints.cc) ----
 
 // Aggregators: cb_nodes ranks spread evenly over the ranks that hold a handle. Default, as
 // ROMIO: one per stripe (at most one per rank) on striped files, else one per node (on one node
@@ -199,17 +160,12 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   f->name = filename;
   f->uri = f->name.substr(std::strlen(kPrefix));
   f->amode = amode;
-  read_hints(info, &f->hints);
-  int64_t hint_vals[6] = {f->hints.cb_nodes, f->hints.striping_unit, f->hints.striping_factor,
-                          static_cast<int64_t>(f->hints.cb_write), static_cast<int64_t>(f->hints.cb_read),
-                          f->hints.cb_buffer_size};
-  PMPI_Bcast(hint_vals, 6, MPI_INT64_T, 0, f->comm);  // rank 0's hints rule if they differ
-  f->hints.cb_buffer_size = hint_vals[5];
-  f->hints.cb_nodes = static_cast<int>(hint_vals[0]);
-  f->hints.striping_unit = hint_vals[1];
-  f->hints.striping_factor = static_cast<int>(hint_vals[2]);
-  f->hints.cb_write = static_cast<CollectiveBuffering>(hint_vals[3]);
-  f->hints.cb_read = static_cast<CollectiveBuffering>(hint_vals[4]);
+  {  // the program's hints over those of the ROMIO_HINTS file; rank 0's rule if ranks differ
+    MPI_Info all = with_system_hints(f->comm, info);
+    read_hints(all, &f->hints);
+    PMPI_Info_free(&all);
+    PMPI_Bcast(&f->hints, sizeof(Hints), MPI_BYTE, 0, f->comm);
+  }
 
   auto fail = [&](const Status& s) {
     if (f->file) (void)f->file->close();
@@ -612,29 +568,25 @@ int file_seek(StorFile* f, MPI_Offset offset, int whence) {
 
 int file_get_info(StorFile* f, MPI_Info* info) {
   PMPI_Info_create(info);
-  auto put = [&](const char* k, const std::string& v) { PMPI_Info_set(*info, k, v.c_str()); };
-  put("cb_nodes", std::to_string(f->hints.cb_nodes));
-  put("striping_unit", std::to_string(f->hints.striping_unit));
-  if (f->hints.striping_factor > 0) put("striping_factor", std::to_string(f->hints.striping_factor));
-  put("cb_buffer_size", std::to_string(f->hints.cb_buffer_size));
-  put("romio_cb_write", cb_name(f->hints.cb_write));
-  put("romio_cb_read", cb_name(f->hints.cb_read));
-  put("stor_uri", f->uri);
-  put("stor_io_ranks", std::to_string(f->io_ranks.size()));
+  put_hints(f->hints, *info);
+  PMPI_Info_set(*info, "stor_uri", f->uri.c_str());
+  PMPI_Info_set(*info, "stor_io_ranks", std::to_string(f->io_ranks.size()).c_str());
   return MPI_SUCCESS;
 }
 
 int file_set_info(StorFile* f, MPI_Info info) {
-  // Only cb_nodes can change after open; striping is fixed at creation (as on Lustre).
+  // Striping is fixed at creation (as on Lustre) and romio_no_indep_rw at open (as in ROMIO);
+  // the rest can change. Rank 0's values rule.
   Hints h = f->hints;
   h.cb_nodes = 0;
   read_hints(info, &h);
-  int64_t vals[4] = {h.cb_nodes, static_cast<int64_t>(h.cb_write), static_cast<int64_t>(h.cb_read), h.cb_buffer_size};
-  PMPI_Bcast(vals, 4, MPI_INT64_T, 0, f->comm);
-  f->hints.cb_buffer_size = vals[3];
-  f->hints.cb_write = static_cast<CollectiveBuffering>(vals[1]);
-  f->hints.cb_read = static_cast<CollectiveBuffering>(vals[2]);
-  int cb = static_cast<int>(vals[0]);
+  h.striping_unit = f->hints.striping_unit;
+  h.striping_factor = f->hints.striping_factor;
+  h.no_indep_rw = f->hints.no_indep_rw;
+  PMPI_Bcast(&h, sizeof(Hints), MPI_BYTE, 0, f->comm);
+  const int cb = h.cb_nodes;
+  h.cb_nodes = f->hints.cb_nodes;
+  f->hints = h;
   if (cb > 0) {
     f->hints.cb_nodes = cb;
     choose_aggregators(f, f->hints.striping_factor);

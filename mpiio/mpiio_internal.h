@@ -72,7 +72,18 @@ struct Hints {
   int64_t cb_buffer_size = 16 << 20;  // bytes an aggregator handles per two-phase round
   int64_t striping_unit = 0;    // bytes; file-domain granule of collective I/O
   int striping_factor = 0;      // stripe count (lustre)
+  bool no_indep_rw = false;     // romio_no_indep_rw: the program promises collective I/O only
+  int64_t ind_rd_buffer_size = 4 << 20;  // ROMIO's defaults; reported (no data sieving here)
+  int64_t ind_wr_buffer_size = 512 << 10;
 };
+
+// Hints from info (unknown keys and values that do not parse are ignored).
+void read_hints(MPI_Info info, Hints* h);
+// A new info (caller frees): `user` plus the hints of ROMIO's system hints file ($ROMIO_HINTS,
+// else /etc/romio-hints) it does not set itself. Collective: rank 0 reads the file.
+MPI_Info with_system_hints(MPI_Comm comm, MPI_Info user);
+// The hints in effect, under ROMIO's names (MPI_File_get_info).
+void put_hints(const Hints& h, MPI_Info info);
 
 // What an MPI_File handle of a stor file points to.
 struct StorFile {
