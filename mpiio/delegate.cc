@@ -20,6 +20,8 @@ constexpr int kRequestTag = 1, kSegmentsTag = 2, kDataTag = 3, kReplyTag = 4, kR
 bool g_delegation = false;
 
 Result<int64_t> serve(StorFile& f, DelegatedOp op, const std::vector<Block>& segments, char* data) {
+  AtomicGuard atomic(f, segments, op == DelegatedOp::kWrite);  // atomic mode (atomic.cc)
+  if (!atomic.status().is_ok()) return atomic.status();
   switch (op) {
     case DelegatedOp::kRead: return read_segments(*f.file, segments, data);
     case DelegatedOp::kWrite: return write_segments(*f.file, segments, data);

@@ -61,6 +61,7 @@ void release_type(MPI_Datatype& t) {
 }
 
 void release(StorFile* f) {
+  close_atomic(*f);
   release_type(f->view.etype);
   release_type(f->view.filetype);
   if (f->comm != MPI_COMM_NULL) PMPI_Comm_free(&f->comm);
@@ -367,6 +368,12 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
   char* stream = a.stream;
   Status s;
   int64_t moved = a.mem.bytes;
+  // Atomic mode: independent accesses lock their extent (served ones are locked by the delegate).
+  std::optional<AtomicGuard> atomic_guard;
+  if (!collective && f->file && check.is_ok()) {
+    atomic_guard.emplace(*f, segments, write);
+    if (!atomic_guard->status().is_ok()) return report(f, to_mpi_error(atomic_guard->status()));
+  }
   if (write) {
     if (collective) {
       s = collective_write(*f, segments, stream, check);
@@ -386,6 +393,11 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
     }
     if (s.is_ok()) finish_read(a, moved);
   }
+  atomic_guard.reset();
+  // Atomic mode: a collective call returns on no rank before every rank's data is in place, so
+  // no independent access that follows can overlap it half-done (entry is already synchronised
+  // by the collective's first exchange).
+  if (collective && f->atomic.load()) PMPI_Barrier(f->comm);
   if (!s.is_ok()) return report(f, access_error(s, write));
   set_status(status, moved);
   if (moved_bytes) *moved_bytes = moved;
@@ -744,11 +756,7 @@ int MPI_File_get_type_extent(MPI_File fh, MPI_Datatype type, MPI_Aint* extent) {
 }
 int MPI_File_set_atomicity(MPI_File fh, int flag) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_set_atomicity(fh, flag));
-  if (flag)
-    return stor::mpiio::report(f, stor::mpiio::mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
-                                                         "atomic mode is not implemented for stor files"));
-  f->atomic = false;
-  return MPI_SUCCESS;
+  return stor::mpiio::report(f, stor::mpiio::to_mpi_error(stor::mpiio::set_atomicity(*f, flag != 0)));
 }
 int MPI_File_get_atomicity(MPI_File fh, int* flag) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_get_atomicity(fh, flag));

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -110,7 +111,6 @@ struct StorFile {
   View view;
   MPI_Offset position = 0;         // individual file pointer, in etypes
   MPI_Errhandler errhandler = MPI_ERRORS_RETURN;
-  bool atomic = false;
   // Nonblocking requests whose I/O is still running (nonblocking.cc); close waits for them, so
   // no engine callback outlives the stor handle.
   std::mutex inflight_mu;
@@ -123,6 +123,29 @@ struct StorFile {
   // MPI_Fetch_and_op under a passive-target lock.
   MPI_Win shared_win = MPI_WIN_NULL;
   MPI_Offset* shared_base = nullptr;
+  std::atomic<bool> atomic{false}; // MPI_File_set_atomicity (atomic.cc); read by the service thread
+  int lock_fd = -1;                // nvme: descriptor the atomic-mode OFD locks hang on
+  std::mutex atomic_mu;            // one-process files: serialises own and served accesses
+};
+
+// Atomic mode (atomic.cc). Collective: every rank switches, or all return the error.
+Status set_atomicity(StorFile& f, bool on);
+void close_atomic(StorFile& f);
+// Holds the atomic-mode lock over the extent of an independent access's segments (nothing when
+// atomic mode is off).
+class AtomicGuard {
+ public:
+  AtomicGuard(StorFile& f, const std::vector<Block>& segments, bool write);
+  ~AtomicGuard();
+  AtomicGuard(const AtomicGuard&) = delete;
+  AtomicGuard& operator=(const AtomicGuard&) = delete;
+  const Status& status() const { return status_; }
+
+ private:
+  StorFile& f_;
+  int64_t lo_ = 0, hi_ = 0;
+  bool locked_ = false, mutex_held_ = false;
+  Status status_;
 };
 
 bool is_stor_handle(MPI_File fh);

@@ -20,6 +20,7 @@
 //   back through an exchange after the aggregators' reads) are done at the call.
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "mpiio_internal.h"
 
@@ -127,21 +128,37 @@ int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_
     r->io.batch = r->batch.get();
   }
   Status s;
+  std::optional<AtomicGuard> atomic_guard;
   r->moved = a.mem.bytes;
   if (collective) {
     // Every rank passes &r->io (with or without a handle), so all take the same collective path.
     if (write) s = collective_write(*f, a.segments, a.stream, a.check, &r->io);
     else s = collective_read(*f, a.segments, a.stream, a.check, &r->io);
   } else if (f->file) {
-    if (write) submit_writes(*r->batch, a.segments, a.stream);
-    else submit_reads(*r->batch, a.segments, a.stream, &r->io.got);
-    r->io.submitted = true;
+    // Atomic mode: the access keeps its byte-range lock until its I/O is done, so it completes
+    // at the call (atomic.cc).
+    if (f->atomic.load() && a.check.is_ok()) {
+      atomic_guard.emplace(*f, a.segments, write);
+      s = atomic_guard->status();
+    }
+    if (s.is_ok()) {
+      if (write) submit_writes(*r->batch, a.segments, a.stream);
+      else submit_reads(*r->batch, a.segments, a.stream, &r->io.got);
+      r->io.submitted = true;
+    }
   } else {
     auto moved = delegate(*f, write ? DelegatedOp::kWrite : DelegatedOp::kRead, a.segments, a.stream, a.mem.bytes);
     s = moved.status();
     if (moved.is_ok()) r->moved = *moved;
   }
   if (r->batch) r->batch->end(Status::ok());
+  if (atomic_guard && r->batch) (void)r->batch->wait();  // its error is the request's
+  atomic_guard.reset();
+  if (collective && f->atomic.load()) {
+    // Atomic mode: as for the blocking form, no rank leaves before every rank's data is in place.
+    if (r->batch) (void)r->batch->wait();
+    PMPI_Barrier(f->comm);
+  }
   if (!s.is_ok()) {
     if (r->batch) (void)r->batch->wait();  // a failed two-phase write may have left writes in flight
     return report(f, access_error(s, write));

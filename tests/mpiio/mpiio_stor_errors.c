@@ -1,6 +1,6 @@
 /* libstor_mpiio specifics, run with the library preloaded on 4 ranks:
  *   mpiio_stor_errors STOR_FILE PLAIN_FILE [LUSTRE_FILE delegation|no-delegation]
- * refused calls on stor handles, unsupported atomicity/datarep/error handlers, a darray view, amode and
+ * refused calls on stor handles, atomic mode, unsupported datarep/error handlers, a darray view, amode and
  * EXCL errors, hints in MPI_File_get_info, MPI_File_delete, a plain ROMIO file in the same run,
  * and (with LUSTRE_FILE) independent I/O of ranks that cannot mount the emulated file system:
  * delegated to rank 0, or refused when delegation is off (STOR_MPIIO_DELEGATION=0). */
@@ -45,8 +45,12 @@ int main(int argc, char** argv) {
   rc = MPI_File_read_at_c(fh, 0, &value, 1, MPI_INT, MPI_STATUS_IGNORE);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "read_at_c: class %d", error_class(rc));
   CHECK(rc == MPI_SUCCESS || message_has(rc, "MPI_File_read_at_c"), "read_at_c message does not name the call");
-  rc = MPI_File_set_atomicity(fh, 1);
-  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "set_atomicity(1): class %d", error_class(rc));
+  /* Atomic mode on nvme: OFD locks (mpiio_atomic checks the guarantee). */
+  check_rc(MPI_File_set_atomicity(fh, 1), "set_atomicity(1)");
+  int atomic_flag = 0;
+  check_rc(MPI_File_get_atomicity(fh, &atomic_flag), "get_atomicity");
+  CHECK(atomic_flag == 1, "get_atomicity %d after set_atomicity(1)", atomic_flag);
+  check_rc(MPI_File_set_atomicity(fh, 0), "set_atomicity(0)");
   rc = MPI_File_set_view(fh, 0, MPI_INT, MPI_INT, "external32", MPI_INFO_NULL);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_DATAREP, "external32: class %d", error_class(rc));
   int gsizes[1] = {16}, distribs[1] = {MPI_DISTRIBUTE_BLOCK}, dargs[1] = {MPI_DISTRIBUTE_DFLT_DARG}, psizes[1] = {4};
