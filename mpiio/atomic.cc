@@ -44,7 +44,7 @@ Status set_atomicity(StorFile& f, bool on) {
       lock_fd = ::open(uri->path.c_str(), ((f.amode & MPI_MODE_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
       if (lock_fd < 0) s = Status::from_errno(errno, "open " + uri->path + " for atomic-mode locks");
     } else if (f.io_ranks.size() > 1) {
-      s = Status::Unsupported("MPI_File_set_atomicity(1) on " + f.name + ": " + std::to_string(f.io_ranks.size()) +
+      s = Status::Unsupported("atomic mode needs byte-range locks: " + std::to_string(f.io_ranks.size()) +
                               " processes hold handles and the " + uri->scheme +
                               " backend offers no byte-range locks (atomic mode needs nvme://, or one process "
                               "doing all I/O as on the emulated lustre:// mount)");

@@ -33,17 +33,35 @@ int error_class_of(Code c) {
 
 }  // namespace
 
+namespace {
+
+// A code of error_class whose MPI_Error_string is "<class text>, error stack:\n<where>(0): <text>".
+// The specific message is our text itself (a plain format, no MPICH message key, so no MPICH
+// wording such as "Other I/O error" is mixed into it).
+int create_code(int error_class, const char* where, const std::string& text) {
+  return MPIR_Err_create_code(MPI_SUCCESS, /*MPIR_ERR_RECOVERABLE*/ 0, where, 0, error_class, "**io", "%s",
+                              text.c_str());
+}
+
+}  // namespace
+
 int mpi_error(int error_class, const std::string& message) {
   if (error_class == MPI_SUCCESS) return MPI_SUCCESS;
-  std::string text = "stor: " + message;
-  // "**io %s" is an MPICH message key ("Other I/O error %s") that carries free text.
-  return MPIR_Err_create_code(MPI_SUCCESS, /*MPIR_ERR_RECOVERABLE*/ 0, "libstor_mpiio", 0, error_class, "**io",
-                              "**io %s", text.c_str());
+  if (error_class == MPI_ERR_UNSUPPORTED_OPERATION || error_class == MPI_ERR_UNSUPPORTED_DATAREP)
+    return create_code(error_class, "libstor_mpiio", "stor cannot serve this call: " + message);
+  return create_code(error_class, "libstor_mpiio", "stor: " + message);
 }
 
 int to_mpi_error(const Status& s) {
   if (s.is_ok()) return MPI_SUCCESS;
+  if (s.code() == Code::kUnsupported) return mpi_error(MPI_ERR_UNSUPPORTED_OPERATION, s.message());
   return mpi_error(error_class_of(s.code()), s.to_string());
+}
+
+int unsupported(StorFile* f, const char* call, const std::string& reason, int error_class) {
+  return report(f, create_code(error_class, call,
+                               std::string("stor cannot serve ") + call + (f ? " on " + f->name : std::string()) +
+                                   ": " + reason));
 }
 
 int report(StorFile* f, int code) {
@@ -69,10 +87,7 @@ int report(StorFile* f, int code) {
 }
 
 int refuse(MPI_File fh, const char* call) {
-  StorFile* f = lookup(fh);
-  return report(f, mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
-                             std::string(call) + " is not implemented for stor files (" + (f ? f->name : "?") +
-                                 "); see docs/mpiio.md for the supported calls"));
+  return unsupported(lookup(fh), call, "libstor_mpiio does not implement it (docs/mpiio.md lists what it does)");
 }
 
 Status agree(MPI_Comm comm, Status local) {

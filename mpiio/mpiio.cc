@@ -432,6 +432,7 @@ int64_t stream_offset_of_eof(const View& v, int64_t size) {
 }
 
 bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
+bool is_stor_file_name(const char* name) { return is_stor_name(name); }
 
 StorFile* lookup(MPI_File fh) {
   auto* f = reinterpret_cast<StorFile*>(fh);
@@ -513,7 +514,7 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
   if (!datarep || strcasecmp(datarep, "native") != 0) {
     cls = MPI_ERR_UNSUPPORTED_DATAREP;
     s = Status::Unsupported(std::string("data representation '") + (datarep ? datarep : "(null)") +
-                                       "' (stor files support \"native\")");
+                            "' (stor files support \"native\")");
   } else if (disp < 0) {
     s = Status::InvalidArgument("negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
   } else {
@@ -535,7 +536,11 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
     }
   }
   Status all = agree(f->comm, s);
-  if (!all.is_ok()) return report(f, mpi_error(s.is_ok() ? MPI_ERR_ARG : cls, all.message()));
+  if (!all.is_ok()) {
+    if (all.code() == Code::kUnsupported)
+      return unsupported(f, "MPI_File_set_view", all.message(), s.is_ok() ? MPI_ERR_UNSUPPORTED_OPERATION : cls);
+    return report(f, mpi_error(s.is_ok() ? MPI_ERR_ARG : cls, all.message()));
+  }
   v.disp = disp;
   v.etype = keep_type(etype);
   v.filetype = keep_type(filetype);
@@ -618,8 +623,9 @@ int file_sync(StorFile* f) {
 
 int file_set_errhandler(StorFile* f, MPI_Errhandler eh) {
   if (eh != MPI_ERRORS_RETURN && eh != MPI_ERRORS_ARE_FATAL && eh != MPI_ERRORS_ABORT)
-    return report(f, mpi_error(MPI_ERR_UNSUPPORTED_OPERATION,
-                               "user-defined error handlers on stor files (use MPI_ERRORS_RETURN or MPI_ERRORS_ARE_FATAL)"));
+    return unsupported(f, "MPI_File_set_errhandler",
+                       "user-defined error handlers are not called for stor files (use MPI_ERRORS_RETURN or "
+                       "MPI_ERRORS_ARE_FATAL)");
   f->errhandler = eh == MPI_ERRORS_ABORT ? MPI_ERRORS_ARE_FATAL : eh;
   return MPI_SUCCESS;
 }
@@ -756,7 +762,9 @@ int MPI_File_get_type_extent(MPI_File fh, MPI_Datatype type, MPI_Aint* extent) {
 }
 int MPI_File_set_atomicity(MPI_File fh, int flag) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_set_atomicity(fh, flag));
-  return stor::mpiio::report(f, stor::mpiio::to_mpi_error(stor::mpiio::set_atomicity(*f, flag != 0)));
+  stor::Status s = stor::mpiio::set_atomicity(*f, flag != 0);
+  if (s.code() == stor::Code::kUnsupported) return stor::mpiio::unsupported(f, "MPI_File_set_atomicity", s.message());
+  return stor::mpiio::report(f, stor::mpiio::to_mpi_error(s));
 }
 int MPI_File_get_atomicity(MPI_File fh, int* flag) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_get_atomicity(fh, flag));

@@ -156,8 +156,23 @@ int to_mpi_error(const Status& s);
 int mpi_error(int error_class, const std::string& message);
 // Applies the file's error handler (fatal: message and abort) and returns the code.
 int report(StorFile* f, int code);
-// MPI_ERR_UNSUPPORTED_OPERATION for a stor handle in a call libstor_mpiio does not implement.
+// A call stor cannot serve, in one wording: "stor cannot serve <call> on <file>: <reason>"
+// (class MPI_ERR_UNSUPPORTED_OPERATION unless given), through the file's error handler.
+// Unsupported statuses without a call at hand read "stor cannot serve this call: <reason>".
+int unsupported(StorFile* f, const char* call, const std::string& reason,
+                int error_class = MPI_ERR_UNSUPPORTED_OPERATION);
+// unsupported() for a stor handle in a call libstor_mpiio does not implement.
 int refuse(MPI_File fh, const char* call);
+// A PMPI_File_* call on a stor handle (f) or a "stor:" name: unsupported(), saying that the PMPI_
+// entry point bypasses the interposition (pmpi_guard.cc).
+int bypassed(StorFile* f, const char* name, const char* call);
+bool is_stor_file_name(const char* name);
+// MPICH's definition of a symbol we also define (the next one in lookup order).
+void* next_definition_of(const char* symbol);
+template <typename Fn>
+Fn next_definition(const char* symbol) {
+  return reinterpret_cast<Fn>(next_definition_of(symbol));
+}
 
 // A batch of asynchronous requests on one stor file. Blocking callers wait(); nonblocking ones
 // poll done(). begin()/end() bracket a submission so a batch is not done half-submitted. With

@@ -53,6 +53,20 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_set_atomicity(fh, 0), "set_atomicity(0)");
   rc = MPI_File_set_view(fh, 0, MPI_INT, MPI_INT, "external32", MPI_INFO_NULL);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_DATAREP, "external32: class %d", error_class(rc));
+  /* One wording for whatever stor cannot serve: the call, the file, the reason. */
+  CHECK(rc == MPI_SUCCESS || (message_has(rc, "stor cannot serve MPI_File_set_view on stor:") &&
+                              message_has(rc, "external32") && !message_has(rc, "Other I/O error")),
+        "external32 message");
+  /* PMPI_File_* bypasses the interposition: said so, for a stor handle and a stor: name. */
+  MPI_Offset psize = 0;
+  rc = PMPI_File_get_size(fh, &psize);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "PMPI_File_get_size on a stor handle: class %d", error_class(rc));
+  CHECK(rc == MPI_SUCCESS || (message_has(rc, "stor cannot serve PMPI_File_get_size") && message_has(rc, "bypasses")),
+        "PMPI_File_get_size message");
+  MPI_File pfh;
+  rc = PMPI_File_open(MPI_COMM_SELF, stor_file, MPI_MODE_RDONLY, MPI_INFO_NULL, &pfh);
+  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "PMPI_File_open of a stor: name: class %d", error_class(rc));
+  CHECK(rc == MPI_SUCCESS || message_has(rc, "call MPI_File_open"), "PMPI_File_open message");
   int gsizes[1] = {16}, distribs[1] = {MPI_DISTRIBUTE_BLOCK}, dargs[1] = {MPI_DISTRIBUTE_DFLT_DARG}, psizes[1] = {4};
   MPI_Datatype darray;
   MPI_Type_create_darray(4, rank, 1, gsizes, distribs, dargs, psizes, MPI_ORDER_C, MPI_INT, &darray);
@@ -76,6 +90,8 @@ int main(int argc, char** argv) {
   MPI_File_create_errhandler(my_handler, &custom);
   rc = MPI_File_set_errhandler(fh, custom);
   CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "custom errhandler: class %d", error_class(rc));
+  CHECK(rc == MPI_SUCCESS || message_has(rc, "stor cannot serve MPI_File_set_errhandler on stor:"),
+        "custom errhandler message");
   MPI_Errhandler_free(&custom);
   check_rc(MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN), "set_errhandler(MPI_ERRORS_RETURN)");
 
