@@ -5,6 +5,8 @@
 // ROMIO calls; exported by libmpich) builds a proper code with an error stack.
 #include <cstdio>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "mpiio_internal.h"
 
@@ -82,8 +84,31 @@ int report(StorFile* f, int code) {
   } else if (!f && eh != MPI_ERRORS_RETURN) {
     // A user handler on MPI_FILE_NULL: the standard says it is called with MPI_FILE_NULL.
     PMPI_File_call_errhandler(MPI_FILE_NULL, code);
+  } else if (f && eh != MPI_ERRORS_RETURN) {
+    // A user handler on a stor file: MPICH can only call it through ROMIO's file object, so we
+    // call the function recorded when it was created (MPI_File_create_errhandler below).
+    if (MPI_File_errhandler_function* fn = user_errhandler(eh)) {
+      MPI_File fh = reinterpret_cast<MPI_File>(f);
+      fn(&fh, &code);
+    }
   }
   return code;
+}
+
+namespace {
+std::mutex g_errhandlers_mu;
+// Every file error handler the program created, with its function. Never shrinks: a freed
+// handler stays valid while a file still uses it, and the table is a few entries.
+std::unordered_map<MPI_Errhandler, MPI_File_errhandler_function*>& errhandlers() {
+  static auto* m = new std::unordered_map<MPI_Errhandler, MPI_File_errhandler_function*>();
+  return *m;
+}
+}  // namespace
+
+MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh) {
+  std::lock_guard lk(g_errhandlers_mu);
+  auto it = errhandlers().find(eh);
+  return it == errhandlers().end() ? nullptr : it->second;
 }
 
 int refuse(MPI_File fh, const char* call) {
@@ -112,3 +137,12 @@ Status agree(MPI_Comm comm, Status local) {
 }
 
 }  // namespace stor::mpiio
+
+extern "C" int MPI_File_create_errhandler(MPI_File_errhandler_function* fn, MPI_Errhandler* eh) {
+  int rc = PMPI_File_create_errhandler(fn, eh);
+  if (rc == MPI_SUCCESS && fn) {
+    std::lock_guard lk(stor::mpiio::g_errhandlers_mu);
+    stor::mpiio::errhandlers()[*eh] = fn;
+  }
+  return rc;
+}

@@ -622,10 +622,9 @@ int file_sync(StorFile* f) {
 }
 
 int file_set_errhandler(StorFile* f, MPI_Errhandler eh) {
-  if (eh != MPI_ERRORS_RETURN && eh != MPI_ERRORS_ARE_FATAL && eh != MPI_ERRORS_ABORT)
+  if (eh != MPI_ERRORS_RETURN && eh != MPI_ERRORS_ARE_FATAL && eh != MPI_ERRORS_ABORT && !user_errhandler(eh))
     return unsupported(f, "MPI_File_set_errhandler",
-                       "user-defined error handlers are not called for stor files (use MPI_ERRORS_RETURN or "
-                       "MPI_ERRORS_ARE_FATAL)");
+                       "an error handler not made by MPI_File_create_errhandler after libstor_mpiio was loaded");
   f->errhandler = eh == MPI_ERRORS_ABORT ? MPI_ERRORS_ARE_FATAL : eh;
   return MPI_SUCCESS;
 }

@@ -154,8 +154,11 @@ StorFile* lookup(MPI_File fh);
 // stor::Status -> an MPI error code of the closest class whose MPI_Error_string is the message.
 int to_mpi_error(const Status& s);
 int mpi_error(int error_class, const std::string& message);
-// Applies the file's error handler (fatal: message and abort) and returns the code.
+// Applies the file's error handler (fatal: message and abort; a user handler is called) and
+// returns the code.
 int report(StorFile* f, int code);
+// The function of a file error handler made by MPI_File_create_errhandler; null for others.
+MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh);
 // A call stor cannot serve, in one wording: "stor cannot serve <call> on <file>: <reason>"
 // (class MPI_ERR_UNSUPPORTED_OPERATION unless given), through the file's error handler.
 // Unsupported statuses without a call at hand read "stor cannot serve this call: <reason>".

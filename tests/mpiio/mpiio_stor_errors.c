@@ -1,6 +1,6 @@
 /* libstor_mpiio specifics, run with the library preloaded on 4 ranks:
  *   mpiio_stor_errors STOR_FILE PLAIN_FILE [LUSTRE_FILE delegation|no-delegation]
- * refused calls on stor handles, atomic mode, unsupported datarep/error handlers, a darray view, amode and
+ * refused calls on stor handles, atomic mode, unsupported datarep, a user error handler, a darray view, amode and
  * EXCL errors, hints in MPI_File_get_info, MPI_File_delete, a plain ROMIO file in the same run,
  * and (with LUSTRE_FILE) independent I/O of ranks that cannot mount the emulated file system:
  * delegated to rank 0, or refused when delegation is off (STOR_MPIIO_DELEGATION=0). */
@@ -23,7 +23,13 @@ static int message_has(int rc, const char* needle) {
   return strstr(msg, needle) != NULL;
 }
 
-static void my_handler(MPI_File* fh, int* code, ...) { (void)fh; (void)code; }
+static int handler_calls, handler_code;
+static MPI_File handler_file;
+static void my_handler(MPI_File* fh, int* code, ...) {
+  ++handler_calls;
+  handler_file = *fh;
+  handler_code = *code;
+}
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
@@ -88,10 +94,11 @@ int main(int argc, char** argv) {
   CHECK(pair_back.v == pair.v && pair_back.i == pair.i, "MPI_SHORT_INT read back %d %d", pair_back.v, pair_back.i);
   MPI_Errhandler custom;
   MPI_File_create_errhandler(my_handler, &custom);
-  rc = MPI_File_set_errhandler(fh, custom);
-  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "custom errhandler: class %d", error_class(rc));
-  CHECK(rc == MPI_SUCCESS || message_has(rc, "stor cannot serve MPI_File_set_errhandler on stor:"),
-        "custom errhandler message");
+  /* A user-defined handler is called for stor files, with the file and the code. */
+  check_rc(MPI_File_set_errhandler(fh, custom), "set_errhandler(custom)");
+  rc = MPI_File_set_view(fh, 0, MPI_INT, MPI_INT, "external32", MPI_INFO_NULL);
+  CHECK(handler_calls == 1 && handler_file == fh && handler_code == rc, "custom handler: %d calls, code %d vs %d",
+        handler_calls, handler_code, rc);
   MPI_Errhandler_free(&custom);
   check_rc(MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN), "set_errhandler(MPI_ERRORS_RETURN)");
 
