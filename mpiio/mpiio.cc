@@ -267,7 +267,7 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
 
 // ---- data access ----
 
-Status memory_layout(int count, MPI_Datatype type, MemoryLayout* m) {
+Status memory_layout(MPI_Count count, MPI_Datatype type, MemoryLayout* m) {
   if (count < 0) return Status::InvalidArgument("negative count");
   if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL as buffer type");
   STOR_RETURN_IF_ERROR(flatten(type, &m->flat));
@@ -326,7 +326,7 @@ int access_error(const Status& s, bool write) {
   }
 }
 
-void prepare_access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write, Access* a) {
+void prepare_access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write, Access* a) {
   Status s;
   MemoryLayout& mem = a->mem;
   if (offset < 0) s = Status::InvalidArgument("negative file offset");
@@ -357,7 +357,7 @@ void finish_read(const Access& a, int64_t bytes) {
 
 // One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
 // agree on errors so no rank is left waiting in a collective the others skipped.
-int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+int access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status, bool write,
            bool collective, int64_t* moved_bytes) {
   Access a;
   prepare_access(f, offset, buf, count, type, write, &a);
@@ -407,7 +407,7 @@ int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype ty
 namespace {
 
 // Individual-file-pointer forms: access at the pointer, then advance it by what moved.
-int access_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+int access_at_pointer(StorFile* f, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status, bool write,
                       bool collective) {
   int64_t moved = 0;
   int rc = access(f, f->position, buf, count, type, status, write, collective, &moved);
@@ -433,6 +433,12 @@ int64_t stream_offset_of_eof(const View& v, int64_t size) {
 
 bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
 bool is_stor_file_name(const char* name) { return is_stor_name(name); }
+
+int large_count_access(StorFile* f, const MPI_Offset* offset, void* buf, MPI_Count count, MPI_Datatype type,
+                       MPI_Status* status, bool write, bool collective) {
+  return offset ? access(f, *offset, buf, count, type, status, write, collective)
+                : access_at_pointer(f, buf, count, type, status, write, collective);
+}
 
 StorFile* lookup(MPI_File fh) {
   auto* f = reinterpret_cast<StorFile*>(fh);

@@ -231,23 +231,23 @@ struct Access {
   bool write = false;
 };
 // `offset` in etypes relative to the view.
-void prepare_access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write, Access* a);
+void prepare_access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write, Access* a);
 // After a read: copies the first `bytes` stream bytes into a noncontiguous buffer.
 void finish_read(const Access& a, int64_t bytes);
 // The MPI error code of a failed access.
 int access_error(const Status& s, bool write);
 void set_status(MPI_Status* status, int64_t bytes);
 // The blocking data access behind MPI_File_{read,write}[_at][_all] (mpiio.cc).
-int access(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write,
+int access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status, bool write,
            bool collective, int64_t* moved_bytes = nullptr);
 
 // Nonblocking I/O (nonblocking.cc): starts count x type at `offset` (etypes) and returns an MPI
 // generalized request in *req that MPI_Wait/Test/... complete. Collective forms do their
 // exchange at the call; see the file for what overlaps.
-int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write,
                       bool collective, MPI_Request* req);
 // Split collectives: *_begin starts the nonblocking collective, *_end waits for it.
-int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write,
                 bool ordered);
 int split_end(StorFile* f, const char* call, MPI_Status* status);
 // Waits until no nonblocking I/O of f is running (before close).
@@ -264,10 +264,15 @@ MPI_Offset shared_fetch_add(StorFile* f, MPI_Offset n);
 MPI_Offset shared_ordered(StorFile* f, MPI_Offset n);
 int shared_seek(StorFile* f, MPI_Offset offset, int whence);
 // Etypes of count x type (a whole number, else an argument error that the access reports).
-int64_t etypes_of(StorFile* f, int count, MPI_Datatype type);
+int64_t etypes_of(StorFile* f, MPI_Count count, MPI_Datatype type);
 // Stream offset (bytes of view data) of the first byte at or past file offset `size`.
 int64_t stream_offset_of_eof(const View& v, int64_t size);
 Result<int64_t> current_size(StorFile* f);
+
+// The blocking large-count (MPI_File_*_c) calls (large_count.cc): at *offset (etypes), or at
+// the individual file pointer when offset is null.
+int large_count_access(StorFile* f, const MPI_Offset* offset, void* buf, MPI_Count count, MPI_Datatype type,
+                       MPI_Status* status, bool write, bool collective);
 
 // Collective agreement on success: every rank learns the first failing rank's status.
 Status agree(MPI_Comm comm, Status local);

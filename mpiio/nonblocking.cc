@@ -102,7 +102,7 @@ int wait_fn(int count, void** states, double, MPI_Status*) {
 
 }  // namespace
 
-int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write,
                       bool collective, MPI_Request* req) {
   if (!req) return report(f, mpi_error(MPI_ERR_REQUEST, "null request pointer"));
   *req = MPI_REQUEST_NULL;
@@ -181,7 +181,7 @@ void drain_nonblocking(StorFile* f) {
   f->inflight_cv.wait(lk, [&] { return f->inflight == 0; });
 }
 
-int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, int count, MPI_Datatype type, bool write,
+int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, bool write,
                 bool ordered) {
   if (f->split != MPI_REQUEST_NULL)
     return report(f, mpi_error(MPI_ERR_OTHER, std::string(call) + ": " + f->split_call +
@@ -209,7 +209,7 @@ using stor::mpiio::StorFile;
 namespace {
 
 // Individual-file-pointer forms: the pointer moves by the amount requested, at the call.
-int start_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, bool write, bool collective,
+int start_at_pointer(StorFile* f, void* buf, MPI_Count count, MPI_Datatype type, bool write, bool collective,
                      MPI_Request* req) {
   int64_t n = stor::mpiio::etypes_of(f, count, type);
   int rc = stor::mpiio::start_nonblocking(f, f->position, buf, count, type, write, collective, req);
@@ -217,7 +217,7 @@ int start_at_pointer(StorFile* f, void* buf, int count, MPI_Datatype type, bool 
   return rc;
 }
 
-int begin_at_pointer(StorFile* f, const char* call, void* buf, int count, MPI_Datatype type, bool write) {
+int begin_at_pointer(StorFile* f, const char* call, void* buf, MPI_Count count, MPI_Datatype type, bool write) {
   int64_t n = stor::mpiio::etypes_of(f, count, type);
   int rc = stor::mpiio::split_begin(f, call, f->position, buf, count, type, write, false);
   if (rc == MPI_SUCCESS && n > 0) f->position += n;
@@ -313,6 +313,69 @@ int MPI_File_write_ordered_begin(MPI_File fh, const void* buf, int count, MPI_Da
 int MPI_File_write_ordered_end(MPI_File fh, const void* buf, MPI_Status* status) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_write_ordered_end(fh, buf, status));
   return stor::mpiio::split_end(f, "MPI_File_write_ordered_end", status);
+}
+
+// The MPI-4 large-count forms: the same, with an MPI_Count count.
+int MPI_File_iread_at_c(MPI_File fh, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type, MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iread_at_c(fh, offset, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, offset, buf, count, type, false, false, req);
+}
+int MPI_File_iwrite_at_c(MPI_File fh, MPI_Offset offset, const void* buf, MPI_Count count, MPI_Datatype type,
+                       MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iwrite_at_c(fh, offset, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, offset, const_cast<void*>(buf), count, type, true, false, req);
+}
+int MPI_File_iread_at_all_c(MPI_File fh, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type,
+                          MPI_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iread_at_all_c(fh, offset, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, offset, buf, count, type, false, true, req);
+}
+int MPI_File_iwrite_at_all_c(MPI_File fh, MPI_Offset offset, const void* buf, MPI_Count count, MPI_Datatype type,
+                           MPI_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iwrite_at_all_c(fh, offset, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, offset, const_cast<void*>(buf), count, type, true, true, req);
+}
+int MPI_File_iread_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type, MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iread_c(fh, buf, count, type, req));
+  return start_at_pointer(f, buf, count, type, false, false, req);
+}
+int MPI_File_iwrite_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type, MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iwrite_c(fh, buf, count, type, req));
+  return start_at_pointer(f, const_cast<void*>(buf), count, type, true, false, req);
+}
+int MPI_File_iread_all_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type, MPI_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iread_all_c(fh, buf, count, type, req));
+  return start_at_pointer(f, buf, count, type, false, true, req);
+}
+int MPI_File_iwrite_all_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type, MPI_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iwrite_all_c(fh, buf, count, type, req));
+  return start_at_pointer(f, const_cast<void*>(buf), count, type, true, true, req);
+}
+int MPI_File_read_at_all_begin_c(MPI_File fh, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_at_all_begin_c(fh, offset, buf, count, type));
+  return stor::mpiio::split_begin(f, "MPI_File_read_at_all_begin_c", offset, buf, count, type, false, false);
+}
+int MPI_File_write_at_all_begin_c(MPI_File fh, MPI_Offset offset, const void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_at_all_begin_c(fh, offset, buf, count, type));
+  return stor::mpiio::split_begin(f, "MPI_File_write_at_all_begin_c", offset, const_cast<void*>(buf), count, type,
+                                  true, false);
+}
+int MPI_File_read_all_begin_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_all_begin_c(fh, buf, count, type));
+  return begin_at_pointer(f, "MPI_File_read_all_begin_c", buf, count, type, false);
+}
+int MPI_File_write_all_begin_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_all_begin_c(fh, buf, count, type));
+  return begin_at_pointer(f, "MPI_File_write_all_begin_c", const_cast<void*>(buf), count, type, true);
+}
+int MPI_File_read_ordered_begin_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_ordered_begin_c(fh, buf, count, type));
+  return stor::mpiio::split_begin(f, "MPI_File_read_ordered_begin_c", 0, buf, count, type, false, true);
+}
+int MPI_File_write_ordered_begin_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_ordered_begin_c(fh, buf, count, type));
+  return stor::mpiio::split_begin(f, "MPI_File_write_ordered_begin_c", 0, const_cast<void*>(buf), count, type, true,
+                                  true);
 }
 
 }  // extern "C"

@@ -68,7 +68,7 @@ MPI_Offset shared_ordered(StorFile* f, MPI_Offset n) {
   return base + before;
 }
 
-int64_t etypes_of(StorFile* f, int count, MPI_Datatype type) {
+int64_t etypes_of(StorFile* f, MPI_Count count, MPI_Datatype type) {
   MPI_Count size = 0;
   if (count < 0 || type == MPI_DATATYPE_NULL || PMPI_Type_size_x(type, &size) != MPI_SUCCESS) return -1;
   int64_t bytes = static_cast<int64_t>(size) * count;
@@ -118,12 +118,12 @@ namespace {
 
 // An independent access at the shared pointer, which moves by the amount requested. Invalid
 // arguments leave the pointer alone (the access reports them).
-MPI_Offset take_shared(StorFile* f, int count, MPI_Datatype type) {
+MPI_Offset take_shared(StorFile* f, MPI_Count count, MPI_Datatype type) {
   int64_t n = stor::mpiio::etypes_of(f, count, type);
   return n > 0 ? stor::mpiio::shared_fetch_add(f, n) : 0;
 }
 
-int ordered(StorFile* f, void* buf, int count, MPI_Datatype type, MPI_Status* status, bool write) {
+int ordered(StorFile* f, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status, bool write) {
   MPI_Offset off = stor::mpiio::shared_ordered(f, stor::mpiio::etypes_of(f, count, type));
   return stor::mpiio::access(f, off, buf, count, type, status, write, true);
 }
@@ -166,6 +166,34 @@ int MPI_File_get_position_shared(MPI_File fh, MPI_Offset* offset) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_get_position_shared(fh, offset));
   *offset = stor::mpiio::shared_fetch_add(f, 0);
   return MPI_SUCCESS;
+}
+
+// The MPI-4 large-count forms: the same, with an MPI_Count count.
+int MPI_File_read_shared_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_shared_c(fh, buf, count, type, status));
+  return stor::mpiio::access(f, take_shared(f, count, type), buf, count, type, status, false, false);
+}
+int MPI_File_write_shared_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_shared_c(fh, buf, count, type, status));
+  return stor::mpiio::access(f, take_shared(f, count, type), const_cast<void*>(buf), count, type, status, true,
+                             false);
+}
+int MPI_File_iread_shared_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type, MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iread_shared_c(fh, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, take_shared(f, count, type), buf, count, type, false, false, req);
+}
+int MPI_File_iwrite_shared_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type, MPIO_Request* req) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_iwrite_shared_c(fh, buf, count, type, req));
+  return stor::mpiio::start_nonblocking(f, take_shared(f, count, type), const_cast<void*>(buf), count, type, true,
+                                        false, req);
+}
+int MPI_File_read_ordered_c(MPI_File fh, void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_read_ordered_c(fh, buf, count, type, status));
+  return ordered(f, buf, count, type, status, false);
+}
+int MPI_File_write_ordered_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Datatype type, MPI_Status* status) {
+  STOR_FILE_OR_FORWARD(fh, PMPI_File_write_ordered_c(fh, buf, count, type, status));
+  return ordered(f, const_cast<void*>(buf), count, type, status, true);
 }
 
 }  // extern "C"

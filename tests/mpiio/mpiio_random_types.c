@@ -3,7 +3,8 @@
  * every rank) from every constructor: contiguous, vector, hvector, indexed, hindexed,
  * indexed_block, hindexed_block, struct, subarray (C and Fortran order), darray (block, cyclic,
  * cyclic(k), none; C and Fortran order), resized, dup, each in its classic or MPI-4 large-count
- * (_c) form, nested up to three deep. The filetype is either T placed at rank * extent(T) and
+ * (_c) form, nested up to three deep; I/O through the classic or the large-count (_c) calls.
+ * The filetype is either T placed at rank * extent(T) and
  * resized to nprocs copies (ranks interleave copies of T), or a darray over all ranks whose
  * element is T. Memory type: T itself, or bytes. Written collectively or independently, read
  * back both ways and checked. get_byte_offset and get_type_extent values go to LOG, which must
@@ -318,14 +319,20 @@ int main(int argc, char** argv) {
     const MPI_Offset span = tiles * (MPI_Offset)tile_extent;
     check_rc(MPI_File_set_size(fh, disp + span), "set_size");
     check_rc(MPI_File_set_view(fh, disp, MPI_BYTE, filetype, "native", MPI_INFO_NULL), "set_view");
-    const int how = rnd(3);
+    const int how = rnd(3), io_c = use_c(); /* the large-count I/O calls too */
     if (how == 0) {
-      check_rc(MPI_File_write_at_all(fh, 0, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE), "write_at_all");
+      check_rc(io_c ? MPI_File_write_at_all_c(fh, 0, mem, mem_count, memtype, MPI_STATUS_IGNORE)
+                    : MPI_File_write_at_all(fh, 0, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE),
+               "write_at_all");
     } else if (how == 1) {
       check_rc(MPI_File_seek(fh, 0, MPI_SEEK_SET), "seek");
-      check_rc(MPI_File_write_all(fh, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE), "write_all");
+      check_rc(io_c ? MPI_File_write_all_c(fh, mem, mem_count, memtype, MPI_STATUS_IGNORE)
+                    : MPI_File_write_all(fh, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE),
+               "write_all");
     } else {
-      check_rc(MPI_File_write_at(fh, 0, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE), "write_at");
+      check_rc(io_c ? MPI_File_write_at_c(fh, 0, mem, mem_count, memtype, MPI_STATUS_IGNORE)
+                    : MPI_File_write_at(fh, 0, mem, (int)mem_count, memtype, MPI_STATUS_IGNORE),
+               "write_at");
     }
     MPI_Barrier(MPI_COMM_WORLD);
 
@@ -333,7 +340,12 @@ int main(int argc, char** argv) {
     for (int pass = 0; pass < 2; ++pass) {
       memset(back, 0, mem_len);
       if (pass == 0)
-        check_rc(MPI_File_read_at_all(fh, 0, back, (int)mem_count, memtype, MPI_STATUS_IGNORE), "read_at_all");
+        check_rc(io_c ? MPI_File_read_at_all_c(fh, 0, back, mem_count, memtype, MPI_STATUS_IGNORE)
+                      : MPI_File_read_at_all(fh, 0, back, (int)mem_count, memtype, MPI_STATUS_IGNORE),
+                 "read_at_all");
+      else if (io_c) /* through the individual pointer, large-count */
+        check_rc(MPI_File_seek(fh, 0, MPI_SEEK_SET) || MPI_File_read_c(fh, back, mem_count, memtype, MPI_STATUS_IGNORE),
+                 "read_c");
       else
         check_rc(MPI_File_read_at(fh, 0, back, (int)mem_count, memtype, MPI_STATUS_IGNORE), "read_at");
       MPI_Count packed_len = 0;
@@ -360,8 +372,14 @@ int main(int argc, char** argv) {
     MPI_Aint te = 0;
     check_rc(MPI_File_get_type_extent(fh, t, &te), "get_type_extent");
     vals[4] = te;
-    check_rc(MPI_File_get_type_extent(fh, filetype, &te), "get_type_extent");
-    vals[5] = te;
+    if (io_c) {
+      MPI_Count te_c = 0;
+      check_rc(MPI_File_get_type_extent_c(fh, filetype, &te_c), "get_type_extent_c");
+      vals[5] = te_c;
+    } else {
+      check_rc(MPI_File_get_type_extent(fh, filetype, &te), "get_type_extent");
+      vals[5] = te;
+    }
     log_values("offsets+extents", vals, 6);
     if (rank == 0) fprintf(logf, "round %d: size %lld extent %lld tiles %d how %d\n", round, (long long)size,
                            (long long)ext, tiles, how);

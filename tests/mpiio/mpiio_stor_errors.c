@@ -48,9 +48,20 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_write_at_all(fh, rank * (MPI_Offset)sizeof(int), &value, 1, MPI_INT, MPI_STATUS_IGNORE), "write_at_all");
 
   /* A call libstor_mpiio does not implement must refuse the stor handle, never reach ROMIO. */
-  rc = MPI_File_read_at_c(fh, 0, &value, 1, MPI_INT, MPI_STATUS_IGNORE);
-  CHECK(error_class(rc) == MPI_ERR_UNSUPPORTED_OPERATION, "read_at_c: class %d", error_class(rc));
-  CHECK(rc == MPI_SUCCESS || message_has(rc, "MPI_File_read_at_c"), "read_at_c message does not name the call");
+  /* The large-count (_c) forms: blocking, nonblocking, shared pointer (random_types does more). */
+  int c_back = -1;
+  check_rc(MPI_File_read_at_c(fh, rank * (MPI_Offset)sizeof(int), &c_back, 1, MPI_INT, MPI_STATUS_IGNORE), "read_at_c");
+  CHECK(c_back == rank, "read_at_c read %d", c_back);
+  MPI_Request c_req;
+  int c_value = 1000 + rank;
+  check_rc(MPI_File_iwrite_at_c(fh, (16 + rank) * (MPI_Offset)sizeof(int), &c_value, 1, MPI_INT, &c_req), "iwrite_at_c");
+  check_rc(MPI_Wait(&c_req, MPI_STATUS_IGNORE), "wait iwrite_at_c");
+  check_rc(MPI_File_read_at_c(fh, (16 + rank) * (MPI_Offset)sizeof(int), &c_back, 1, MPI_INT, MPI_STATUS_IGNORE),
+           "read_at_c after iwrite_at_c");
+  CHECK(c_back == c_value, "iwrite_at_c wrote %d", c_back);
+  MPI_Count c_extent = 0;
+  check_rc(MPI_File_get_type_extent_c(fh, MPI_DOUBLE, &c_extent), "get_type_extent_c");
+  CHECK(c_extent == (MPI_Count)sizeof(double), "get_type_extent_c %lld", (long long)c_extent);
   /* Atomic mode on nvme: OFD locks (mpiio_atomic checks the guarantee). */
   check_rc(MPI_File_set_atomicity(fh, 1), "set_atomicity(1)");
   int atomic_flag = 0;
