@@ -393,22 +393,5 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_close(&fh), "close");
   if (rank == 0) fclose(logf);
 
-  if (rank == 0) {
-    MPI_File in;
-    check_rc(MPI_File_open(MPI_COMM_SELF, argv[1], MPI_MODE_RDONLY, MPI_INFO_NULL, &in), "open for dump");
-    MPI_Offset total = 0;
-    check_rc(MPI_File_get_size(in, &total), "get_size");
-    char* all = malloc(total > 0 ? total : 1);
-    check_rc(MPI_File_read_at(in, 0, all, (int)total, MPI_BYTE, MPI_STATUS_IGNORE), "read for dump");
-    check_rc(MPI_File_close(&in), "close dump");
-    FILE* out = fopen(argv[2], "wb");
-    CHECK(out && fwrite(all, 1, total, out) == (size_t)total && fclose(out) == 0, "writing %s", argv[2]);
-    printf("%s: %lld bytes\n", argv[1], (long long)total);
-    free(all);
-  }
-  int all_failures = 0;
-  MPI_Allreduce(&failures, &all_failures, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-  if (rank == 0) printf("%s\n", all_failures ? "FAILED" : "OK");
-  MPI_Finalize();
-  return all_failures ? 1 : 0;
+  return dump_and_finish(argv[1], argv[2]);
 }
