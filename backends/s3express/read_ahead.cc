@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "backends/s3express/crypto.h"
+#include "stor/settings.h"
 
 namespace stor::s3 {
 
@@ -43,11 +44,9 @@ ReadAhead::ReadAhead(std::shared_ptr<S3Client> client, std::string bucket, std::
   if (etag.size() == 32 && is_hex(etag)) {
     check_ = Check::kPlainMd5;
   } else if (dash == 32 && is_hex(etag.substr(0, 32)) && info_.metadata.count("stor-part-size")) {
-    char* end = nullptr;
-    const std::string& ps = info_.metadata.at("stor-part-size");
-    const unsigned long long part = std::strtoull(ps.c_str(), &end, 10);
-    if (part > 0 && end && *end == '\0') {
-      layout_.part_size = part;
+    // Server-supplied: strict digits (strtoull took "-1" as 2^64-1 and leading blanks).
+    if (auto part = parse_uint(info_.metadata.at("stor-part-size")); part.is_ok() && *part > 0) {
+      layout_.part_size = *part;
       check_ = Check::kMultipartMd5;
     }
   }

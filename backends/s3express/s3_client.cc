@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +10,7 @@
 #include <thread>
 
 #include "backends/s3express/crypto.h"
+#include "stor/settings.h"
 
 namespace stor::s3 {
 
@@ -23,32 +23,6 @@ constexpr uint64_t kMaxParts = 10000;
 std::string env_or(const char* name, const std::string& fallback = {}) {
   const char* v = std::getenv(name);
   return v && *v ? std::string(v) : fallback;
-}
-
-Result<uint64_t> parse_size(const std::string& key, const std::string& text) {
-  if (text.empty()) return Status::InvalidArgument(key + ": empty value");
-  // strtoull would accept "-1" (as 2^64-1) and leading spaces: digits only.
-  size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0) return Status::InvalidArgument(key + ": not a number: '" + text + "'");
-  errno = 0;
-  unsigned long long v = std::strtoull(text.substr(0, digits).c_str(), nullptr, 10);
-  if (errno != 0) return Status::InvalidArgument(key + ": number too large: '" + text + "'");
-  std::string suffix = text.substr(digits);
-  uint64_t mult = 1;
-  if (suffix == "" || suffix == "B") mult = 1;
-  else if (suffix == "K" || suffix == "KiB" || suffix == "k") mult = 1ull << 10;
-  else if (suffix == "M" || suffix == "MiB" || suffix == "m") mult = 1ull << 20;
-  else if (suffix == "G" || suffix == "GiB" || suffix == "g") mult = 1ull << 30;
-  else return Status::InvalidArgument(key + ": bad size suffix in '" + text + "'");
-  if (v > UINT64_MAX / mult) return Status::InvalidArgument(key + ": number too large: '" + text + "'");
-  return static_cast<uint64_t>(v) * mult;
-}
-
-Result<bool> parse_bool(const std::string& key, const std::string& text) {
-  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
-  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
-  return Status::InvalidArgument(key + ": expected true/false, got '" + text + "'");
 }
 
 std::string strip_quotes(std::string s) {
@@ -85,99 +59,49 @@ std::string object_name(const std::string& bucket, const std::string& key) {
 // Configuration
 
 Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string>& settings, bool express) {
+  using std::chrono::milliseconds;
+  constexpr milliseconds kMs{1}, kDay{86'400'000};
+  const Settings s(settings);
   S3Config c;
-  auto get = [&](const char* key, const std::string& fallback = {}) {
-    auto it = settings.find(key);
-    return it != settings.end() ? it->second : fallback;
-  };
-  c.endpoint = get("s3.endpoint", env_or("AWS_ENDPOINT_URL_S3", env_or("AWS_ENDPOINT_URL")));
-  c.region = get("s3.region", env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION", "us-east-1")));
-  c.credentials.access_key = get("s3.access_key", env_or("AWS_ACCESS_KEY_ID"));
-  c.credentials.secret_key = get("s3.secret_key", env_or("AWS_SECRET_ACCESS_KEY"));
-  c.credentials.session_token = get("s3.session_token", env_or("AWS_SESSION_TOKEN"));
-  c.session = express ? SessionMode::kAuto : SessionMode::kOff;
+  c.endpoint = s.get_string("s3.endpoint", env_or("AWS_ENDPOINT_URL_S3", env_or("AWS_ENDPOINT_URL")));
+  c.region = s.get_string("s3.region", env_or("AWS_REGION", env_or("AWS_DEFAULT_REGION", "us-east-1")));
+  c.credentials.access_key = s.get_string("s3.access_key", env_or("AWS_ACCESS_KEY_ID"));
+  c.credentials.secret_key = s.get_string("s3.secret_key", env_or("AWS_SECRET_ACCESS_KEY"));
+  c.credentials.session_token = s.get_string("s3.session_token", env_or("AWS_SESSION_TOKEN"));
 
   // A custom endpoint is usually a local server: path-style unless told otherwise.
-  c.path_style = !c.endpoint.empty();
-  if (std::string v = get("s3.addressing"); !v.empty()) {
-    if (v == "path") c.path_style = true;
-    else if (v == "virtual") c.path_style = false;
-    else return Status::InvalidArgument("s3.addressing: expected path or virtual, got '" + v + "'");
-  }
+  STOR_ASSIGN_OR_RETURN(std::string addressing,
+                        s.get_choice("s3.addressing", c.endpoint.empty() ? "virtual" : "path", {"path", "virtual"}));
+  c.path_style = addressing == "path";
   if (c.endpoint.empty()) c.endpoint = "https://s3." + c.region + ".amazonaws.com";
 
-  if (std::string v = get("s3.max_connections"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_connections", v));
-    if (n == 0 || n > 1024) return Status::InvalidArgument("s3.max_connections must be 1..1024");
-    c.max_connections = static_cast<unsigned>(n);
-  }
-  if (std::string v = get("s3.part_size"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.part_size", v));
-    if (n < 4096 || n > (5ull << 30)) return Status::InvalidArgument("s3.part_size must be 4 KiB..5 GiB");
-    c.part_size = n;
-  }
-  if (std::string v = get("s3.max_attempts"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_attempts", v));
-    if (n == 0 || n > 100) return Status::InvalidArgument("s3.max_attempts must be 1..100");
-    c.max_attempts = static_cast<unsigned>(n);
-  }
-  if (std::string v = get("s3.retry_base_ms"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.retry_base_ms", v));
-    if (n > 86400000) return Status::InvalidArgument("s3.retry_base_ms must be 0..86400000");
-    c.retry_base = std::chrono::milliseconds(n);
-  }
-  // Durations in ms, 1 ms .. 1 day (larger values would overflow nanosecond clocks later).
-  auto get_ms = [&](const char* key, std::chrono::milliseconds* out) -> Status {
-    if (std::string v = get(key); !v.empty()) {
-      STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size(key, v));
-      if (n == 0 || n > 86400000) return Status::InvalidArgument(std::string(key) + " must be 1..86400000 (ms)");
-      *out = std::chrono::milliseconds(n);
-    }
-    return Status::ok();
-  };
-  STOR_RETURN_IF_ERROR(get_ms("s3.connect_timeout_ms", &c.connect_timeout));
-  STOR_RETURN_IF_ERROR(get_ms("s3.timeout_ms", &c.io_timeout));
-  STOR_RETURN_IF_ERROR(get_ms("s3.request_deadline_ms", &c.request_deadline));
-  if (std::string v = get("s3.min_transfer_rate"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.min_transfer_rate", v));
-    if (n < 1024) return Status::InvalidArgument("s3.min_transfer_rate must be at least 1K (bytes/s)");
-    c.min_transfer_rate = n;
-  }
-  if (std::string v = get("s3.max_xml_body"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.max_xml_body", v));
-    if (n < (64ull << 10) || n > (1ull << 30)) return Status::InvalidArgument("s3.max_xml_body must be 64K..1G");
-    c.max_xml_body = n;
-  }
-  if (std::string v = get("s3.session"); !v.empty()) {
-    if (v == "auto") c.session = SessionMode::kAuto;
-    else if (v == "on") c.session = SessionMode::kOn;
-    else if (v == "off") c.session = SessionMode::kOff;
-    else return Status::InvalidArgument("s3.session: expected auto, on or off, got '" + v + "'");
-  }
-  if (std::string v = get("s3.session_renew_seconds"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t n, parse_size("s3.session_renew_seconds", v));
-    c.session_renew_margin = std::chrono::seconds(n);
-  }
-  if (std::string v = get("s3.verify_tls"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.verify_tls, parse_bool("s3.verify_tls", v));
-  }
-  c.ca_file = get("s3.ca_file", env_or("AWS_CA_BUNDLE"));
-  if (std::string v = get("s3.checksum_crc32c"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.checksum_crc32c, parse_bool("s3.checksum_crc32c", v));
-  }
-  if (std::string v = get("s3.content_md5"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.content_md5, parse_bool("s3.content_md5", v));
-  }
-  if (std::string v = get("s3.write_buffer_memory"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.write_buffer_memory, parse_size("s3.write_buffer_memory", v));
-  }
-  c.tmp_dir = get("s3.tmp_dir", env_or("TMPDIR", "/tmp"));
-  if (std::string v = get("s3.readahead"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.readahead, parse_size("s3.readahead", v));
-  }
-  if (std::string v = get("s3.verify_checksums"); !v.empty()) {
-    STOR_ASSIGN_OR_RETURN(c.verify_checksums, parse_bool("s3.verify_checksums", v));
-  }
+  STOR_ASSIGN_OR_RETURN(uint64_t connections, s.get_uint("s3.max_connections", c.max_connections, 1, 1024));
+  c.max_connections = static_cast<unsigned>(connections);
+  STOR_ASSIGN_OR_RETURN(c.part_size, s.get_size("s3.part_size", c.part_size, 4096, 5ull << 30));
+  STOR_ASSIGN_OR_RETURN(uint64_t attempts, s.get_uint("s3.max_attempts", c.max_attempts, 1, 100));
+  c.max_attempts = static_cast<unsigned>(attempts);
+  STOR_ASSIGN_OR_RETURN(c.retry_base, s.get_duration("s3.retry_base_ms", c.retry_base, kMs, milliseconds(0), kDay));
+  // Timeouts 1 ms .. 1 day (larger values would overflow nanosecond clocks later).
+  STOR_ASSIGN_OR_RETURN(c.connect_timeout, s.get_duration("s3.connect_timeout_ms", c.connect_timeout, kMs, kMs, kDay));
+  STOR_ASSIGN_OR_RETURN(c.io_timeout, s.get_duration("s3.timeout_ms", c.io_timeout, kMs, kMs, kDay));
+  STOR_ASSIGN_OR_RETURN(c.request_deadline, s.get_duration("s3.request_deadline_ms", c.request_deadline, kMs, kMs, kDay));
+  STOR_ASSIGN_OR_RETURN(c.min_transfer_rate, s.get_size("s3.min_transfer_rate", c.min_transfer_rate, 1024));  // bytes/s
+  STOR_ASSIGN_OR_RETURN(c.max_xml_body, s.get_size("s3.max_xml_body", c.max_xml_body, 64ull << 10, 1ull << 30));
+
+  STOR_ASSIGN_OR_RETURN(std::string session, s.get_choice("s3.session", express ? "auto" : "off", {"auto", "on", "off"}));
+  c.session = session == "on" ? SessionMode::kOn : session == "off" ? SessionMode::kOff : SessionMode::kAuto;
+  STOR_ASSIGN_OR_RETURN(milliseconds renew, s.get_duration("s3.session_renew_seconds", c.session_renew_margin,
+                                                           milliseconds(1000), milliseconds(0), kDay));
+  c.session_renew_margin = std::chrono::duration_cast<std::chrono::seconds>(renew);
+
+  STOR_ASSIGN_OR_RETURN(c.verify_tls, s.get_bool("s3.verify_tls", c.verify_tls));
+  c.ca_file = s.get_string("s3.ca_file", env_or("AWS_CA_BUNDLE"));
+  STOR_ASSIGN_OR_RETURN(c.checksum_crc32c, s.get_bool("s3.checksum_crc32c", c.checksum_crc32c));
+  STOR_ASSIGN_OR_RETURN(c.content_md5, s.get_bool("s3.content_md5", c.content_md5));
+  STOR_ASSIGN_OR_RETURN(c.verify_checksums, s.get_bool("s3.verify_checksums", c.verify_checksums));
+  STOR_ASSIGN_OR_RETURN(c.write_buffer_memory, s.get_size("s3.write_buffer_memory", c.write_buffer_memory));
+  STOR_ASSIGN_OR_RETURN(c.readahead, s.get_size("s3.readahead", c.readahead));
+  c.tmp_dir = s.get_string("s3.tmp_dir", env_or("TMPDIR", "/tmp"));
   return c;
 }
 

@@ -168,8 +168,19 @@ TEST_CASE("config: sizes and durations that overflow or are negative are refused
                                                         {"s3.min_transfer_rate", "0"},
                                                         {"s3.readahead", " 5"}}) {
     INFO(key << "=" << value);
-    CHECK_FALSE(with(key, value).is_ok());
+    auto r = with(key, value);
+    REQUIRE_FALSE(r.is_ok());
+    // The message names the setting and the value refused.
+    CHECK(r.status().message().find(std::string(key) + "='" + value + "'") != std::string::npos);
   }
+  // Units and words are accepted where documented.
+  CHECK(with("s3.timeout_ms", "90s")->io_timeout == std::chrono::milliseconds(90'000));
+  CHECK(with("s3.session_renew_seconds", "2m")->session_renew_margin == std::chrono::seconds(120));
+  CHECK_FALSE(with("s3.session_renew_seconds", "86401").is_ok());
+  CHECK_FALSE(with("s3.max_connections", "0").is_ok());
+  CHECK_FALSE(with("s3.max_connections", "1025").is_ok());
+  CHECK_FALSE(with("s3.verify_tls", "maybe").is_ok());
+  CHECK_FALSE(with("s3.verify_tls", "").is_ok());  // present but empty: refused, not the default
   auto ok = with("s3.request_deadline_ms", "2500");
   REQUIRE(ok.is_ok());
   CHECK(ok->request_deadline == std::chrono::milliseconds(2500));
