@@ -20,6 +20,7 @@
 #include "backends/lustre/remote_file.h"
 #include "backends/lustre/striped_file.h"
 #include "stor/backend.h"
+#include "stor/settings.h"
 
 namespace stor::lustre {
 
@@ -345,46 +346,23 @@ class LustreBackend final : public Backend {
   std::map<std::string, std::shared_ptr<FileSystem>> mounted_;
 };
 
-Result<uint32_t> parse_u32(const std::string& key, const std::string& v) {
-  try {
-    size_t idx = 0;
-    unsigned long x = std::stoul(v, &idx);
-    if (idx == v.size() && x <= UINT32_MAX) return static_cast<uint32_t>(x);
-  } catch (...) {
-  }
-  return Status::InvalidArgument("lustre: setting " + key + "='" + v + "' is not a 32-bit unsigned number");
-}
-
 }  // namespace
 
 Result<BackendOptions> backend_options_from_settings(const std::map<std::string, std::string>& settings) {
+  const Settings s(settings);
   BackendOptions o;
-  if (auto it = settings.find("lustre.uid"); it != settings.end()) {
-    STOR_ASSIGN_OR_RETURN(o.identity.uid, parse_u32(it->first, it->second));
-    o.identity.gids.clear();
-    o.identity.gids.push_back(o.identity.uid);  // like a user-private group, until lustre.gids says otherwise
+  if (s.has("lustre.uid")) {
+    STOR_ASSIGN_OR_RETURN(uint64_t uid, s.get_uint("lustre.uid", 0, 0, UINT32_MAX));
+    o.identity.uid = static_cast<uint32_t>(uid);
+    o.identity.gids = {o.identity.uid};  // like a user-private group, until lustre.gids says otherwise
   }
-  if (auto it = settings.find("lustre.gids"); it != settings.end()) {
-    o.identity.gids.clear();
-    std::string v = it->second;
-    size_t i = 0;
-    while (i <= v.size()) {
-      size_t j = v.find(',', i);
-      if (j == std::string::npos) j = v.size();
-      if (j > i) {
-        STOR_ASSIGN_OR_RETURN(uint32_t g, parse_u32(it->first, v.substr(i, j - i)));
-        o.identity.gids.push_back(g);
-      }
-      i = j + 1;
-    }
+  if (s.has("lustre.gids")) {
+    STOR_ASSIGN_OR_RETURN(auto gids, s.get_uint_list("lustre.gids", {}, 0, UINT32_MAX));
+    o.identity.gids.assign(gids.begin(), gids.end());
   }
-  if (auto it = settings.find("lustre.checkpoint_bytes"); it != settings.end()) {
-    STOR_ASSIGN_OR_RETURN(uint64_t b, parse_size(it->second));
-    o.mds.checkpoint_bytes = b;
-  }
-  if (auto it = settings.find("lustre.key_file"); it != settings.end()) o.key_file = it->second;
-  if (auto it = settings.find("lustre.sync_metadata"); it != settings.end())
-    o.mds.sync_each_op = it->second == "1" || it->second == "true" || it->second == "yes";
+  STOR_ASSIGN_OR_RETURN(o.mds.checkpoint_bytes, s.get_size("lustre.checkpoint_bytes", o.mds.checkpoint_bytes));
+  o.key_file = s.get_string("lustre.key_file", o.key_file);
+  STOR_ASSIGN_OR_RETURN(o.mds.sync_each_op, s.get_bool("lustre.sync_metadata", o.mds.sync_each_op));
   return o;
 }
 

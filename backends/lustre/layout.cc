@@ -1,7 +1,8 @@
 #include "backends/lustre/layout.h"
 
 #include <algorithm>
-#include <cctype>
+
+#include "stor/settings.h"
 
 namespace stor::lustre {
 
@@ -151,16 +152,7 @@ Result<uint64_t> object_size_for(const pb::Layout& layout, uint32_t component, u
   return full_rows * ss + tail;
 }
 
-std::string format_size(uint64_t bytes) {
-  if (bytes == kEof) return "EOF";
-  static const char* units[] = {"", "K", "M", "G", "T"};
-  int u = 0;
-  while (u < 4 && bytes != 0 && bytes % 1024 == 0) {
-    bytes /= 1024;
-    ++u;
-  }
-  return std::to_string(bytes) + units[u];
-}
+std::string format_size(uint64_t bytes) { return bytes == kEof ? "EOF" : stor::format_size(bytes); }
 
 std::string describe_layout(const pb::Layout& layout) {
   std::string out;
@@ -180,28 +172,7 @@ std::string describe_layout(const pb::Layout& layout) {
 
 Result<uint64_t> parse_size(const std::string& text, bool allow_eof) {
   if (allow_eof && (text == "EOF" || text == "eof" || text == "-1")) return kEof;
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0])))
-    return Status::InvalidArgument("bad size '" + text + "' (want e.g. 65536, 64K, 1M, 4G)");
-  size_t idx = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &idx);
-  } catch (...) {
-    return Status::InvalidArgument("bad size '" + text + "'");
-  }
-  std::string suffix = text.substr(idx);
-  for (auto& ch : suffix) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  if (!suffix.empty() && suffix.back() == 'B') suffix.pop_back();  // "MB", "KiB" -> "M", "KI"
-  if (!suffix.empty() && suffix.back() == 'I') suffix.pop_back();
-  int shift = 0;
-  if (suffix.empty()) shift = 0;
-  else if (suffix == "K") shift = 10;
-  else if (suffix == "M") shift = 20;
-  else if (suffix == "G") shift = 30;
-  else if (suffix == "T") shift = 40;
-  else return Status::InvalidArgument("bad size suffix in '" + text + "' (want K, M, G or T)");
-  if (shift && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' overflows");
-  return static_cast<uint64_t>(v) << shift;
+  return stor::parse_size(text);
 }
 
 }  // namespace stor::lustre

@@ -69,7 +69,7 @@ Result<uint64_t> object_size_for(const pb::Layout& layout, uint32_t component, u
 std::string describe_layout(const pb::Layout& layout);
 std::string format_size(uint64_t bytes);  // 1048576 -> "1M"
 
-// Parses "65536", "64K", "1M", "2G", "EOF"/"-1" (kEof only where allow_eof).
+// stor::parse_size ("65536", "64K", "1M", "2GiB", ...) plus "EOF"/"-1" as kEof where allow_eof.
 Result<uint64_t> parse_size(const std::string& text, bool allow_eof = false);
 
 }  // namespace stor::lustre

@@ -177,6 +177,36 @@ TEST_CASE("many async reads in flight over all stripes", "[lustre][io]") {
   REQUIRE(errors == 0);
 }
 
+TEST_CASE("lustre.* settings are parsed strictly and errors name the setting", "[lustre][errors]") {
+  auto ok = backend_options_from_settings({{"lustre.uid", "1000"},
+                                           {"lustre.gids", "1000,,50"},
+                                           {"lustre.checkpoint_bytes", "48KiB"},
+                                           {"lustre.sync_metadata", "on"}});
+  REQUIRE(ok.is_ok());
+  CHECK(ok->identity.uid == 1000);
+  CHECK(ok->identity.gids == std::vector<uint32_t>{1000, 50});
+  CHECK(ok->mds.checkpoint_bytes == 48 * 1024);
+  CHECK(ok->mds.sync_each_op);
+  auto uid_only = backend_options_from_settings({{"lustre.uid", "7"}});
+  REQUIRE(uid_only.is_ok());
+  CHECK(uid_only->identity.gids == std::vector<uint32_t>{7});  // a user-private group
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"lustre.uid", "-1"},
+           {"lustre.uid", "4294967296"},
+           {"lustre.uid", ""},
+           {"lustre.gids", "1,-2"},
+           {"lustre.gids", "1,4294967296"},
+           {"lustre.checkpoint_bytes", "99999999999999999999"},
+           {"lustre.checkpoint_bytes", "1Q"},
+           {"lustre.sync_metadata", "maybe"}}) {
+    INFO(key << "=" << value);
+    auto r = backend_options_from_settings({{key, value}});
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == Code::kInvalidArgument);
+    CHECK(r.status().message().find(key + "='" + value + "'") != std::string::npos);
+  }
+}
+
 TEST_CASE("the identity comes from lustre.uid / lustre.gids settings", "[lustre][perm]") {
   Fixture admin(2);
   REQUIRE(admin.store->mkdir(admin.uri("/private"), 0700).is_ok());
