@@ -3,7 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "backends/tier/tiered_store.h"
+#include "stor/settings.h"
 #include "stor/tiering.h"
 
 namespace stor::tiering {
@@ -19,8 +20,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Config keys: cold, fast (optional), demote_after (seconds), high_watermark, low_watermark
-// (bytes), auto_export, policy_interval (seconds; 0 = only on demand), dir_markers (0/1).
+// Config keys: cold, fast (optional), demote_after (seconds, or with a ms/s/m/h unit),
+// high_watermark, low_watermark (bytes, or with a K/M/G/T unit), auto_export, policy_interval
+// (like demote_after; 0 = only on demand), dir_markers (booleans: 0/1, true/false, ...).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read " + path);
@@ -36,19 +38,9 @@ Result<std::map<std::string, std::string>> read_config(const std::string& path) 
   return out;
 }
 
-// Decimal digits only: std::stoull took "-1" as 2^64-1 (a negative demote_after then demoted
-// everything at once). `max` keeps seconds from overflowing when turned into nanoseconds.
-Result<uint64_t> parse_number(const std::string& key, const std::string& v, uint64_t max = UINT64_MAX) {
-  uint64_t n = 0;
-  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
-  if (v.empty() || ec != std::errc() || end != v.data() + v.size() || n > max)
-    return Status::InvalidArgument("tiering setting " + key + "='" + v + "' is not a number" +
-                                              (max != UINT64_MAX ? " in 0.." + std::to_string(max) : std::string()));
-  return n;
-}
-
 // Seconds that still fit in int64 nanoseconds.
-constexpr uint64_t kMaxSeconds = static_cast<uint64_t>(INT64_MAX) / 1'000'000'000;
+constexpr std::chrono::milliseconds kMaxDuration{INT64_MAX / 1'000'000};
+constexpr std::chrono::milliseconds kSecond{1000};
 
 class TierBackend final : public Backend {
  public:
@@ -151,24 +143,21 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(Uri cold_uri, Uri::parse(o.cold_root));
     STOR_ASSIGN_OR_RETURN(o.cold, backend_locked(cold_uri.scheme));
     o.state_dir = state_dir;
-    if (config.count("demote_after")) {
-      STOR_ASSIGN_OR_RETURN(uint64_t secs, parse_number("demote_after", config["demote_after"], kMaxSeconds));
-      o.demote_after_ns = static_cast<int64_t>(secs) * 1'000'000'000;
-    }
-    if (config.count("high_watermark")) {
-      STOR_ASSIGN_OR_RETURN(o.high_watermark_bytes, parse_number("high_watermark", config["high_watermark"]));
-    }
-    if (config.count("low_watermark")) {
-      STOR_ASSIGN_OR_RETURN(o.low_watermark_bytes, parse_number("low_watermark", config["low_watermark"]));
-    }
-    o.auto_export = config["auto_export"] == "1" || config["auto_export"] == "true";
-    o.cold_dir_markers = config["dir_markers"] == "1" || config["dir_markers"] == "true";
+    // Strict numbers (std::stoull took "-1" as 2^64-1: a negative demote_after then demoted
+    // everything at once); durations must fit in int64 nanoseconds.
+    const Settings s(config, "tier link " + root);
+    STOR_ASSIGN_OR_RETURN(auto demote_after, s.get_duration("demote_after",
+                                   std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(o.demote_after_ns)),
+                                   kSecond, std::chrono::milliseconds(0), kMaxDuration));
+    o.demote_after_ns = std::chrono::nanoseconds(demote_after).count();
+    STOR_ASSIGN_OR_RETURN(o.high_watermark_bytes, s.get_size("high_watermark", o.high_watermark_bytes));
+    STOR_ASSIGN_OR_RETURN(o.low_watermark_bytes, s.get_size("low_watermark", o.low_watermark_bytes));
+    STOR_ASSIGN_OR_RETURN(o.auto_export, s.get_bool("auto_export", false));
+    STOR_ASSIGN_OR_RETURN(o.cold_dir_markers, s.get_bool("dir_markers", false));
     // Cold data moves on its own in long-lived processes; `stctl` runs are too short to notice.
-    uint64_t policy_secs = 300;
-    if (config.count("policy_interval")) {
-      STOR_ASSIGN_OR_RETURN(policy_secs, parse_number("policy_interval", config["policy_interval"], kMaxSeconds));
-    }
-    o.policy_interval_ns = static_cast<int64_t>(policy_secs) * 1'000'000'000;
+    STOR_ASSIGN_OR_RETURN(auto policy_interval, s.get_duration("policy_interval", std::chrono::minutes(5), kSecond,
+                                                               std::chrono::milliseconds(0), kMaxDuration));
+    o.policy_interval_ns = std::chrono::nanoseconds(policy_interval).count();
     return TieredStore::open(std::move(o));
   }
 

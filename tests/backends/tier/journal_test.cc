@@ -183,6 +183,10 @@ TEST_CASE("tier link config with a negative or overflowing number is refused", "
     key = "high_watermark";
     value = "10 GB";
   }
+  SECTION("not a boolean (was silently read as false)") {
+    key = "auto_export";
+    value = "maybe";
+  }
   {
     auto store = Store::create().value();
     auto tier = store->backend(Uri::parse("tier:///").value());
@@ -194,7 +198,26 @@ TEST_CASE("tier link config with a negative or overflowing number is refused", "
   auto st = store->stat("tier://" + fast + "/x");
   INFO(st.status().message());
   CHECK(st.status().code() == Code::kInvalidArgument);
-  CHECK(contains(st.status().message(), key));
+  CHECK(contains(st.status().message(), key + "='" + value + "'"));
+}
+
+TEST_CASE("tier link config takes units on durations and sizes", "[tiering][config]") {
+  stor::test::TempDir dir;
+  const std::string fast = dir / "ns", cold = dir / "bucket";
+  std::filesystem::create_directories(fast);
+  std::filesystem::create_directories(cold);
+  {
+    auto store = Store::create().value();
+    auto tier = store->backend(Uri::parse("tier:///").value());
+    REQUIRE(tier.is_ok());
+    REQUIRE(create_link(**tier, fast, "nvme://" + cold).is_ok());
+  }
+  std::ofstream(fast + "/.stor-tier/config", std::ios::app)
+      << "demote_after=2h\npolicy_interval=0\nhigh_watermark=1G\nlow_watermark=512MiB\nauto_export=yes\n";
+  auto store = Store::create().value();
+  auto st = store->stat("tier://" + fast + "/x");
+  INFO(st.status().message());
+  CHECK(st.status().code() == Code::kNotFound);  // the namespace opened; the file is just absent
 }
 
 // State files are rewritten through checkpoint.tmp and appended to: planted symlinks must not
