@@ -662,3 +662,16 @@ TEST_CASE("stor-target enforces its --max-payload", "[transport][tcp]") {
   CHECK(t->read("x", big.data(), big.size(), 0).value() == big.size());
   CHECK(p.stop_cleanly());
 }
+
+TEST_CASE("stor-target refuses negative, junk and overflowing numbers", "[transport][args]") {
+  stor::test::TempDir dir;
+  for (const char* bad : {"--max-payload -1", "--timeout-ms ' 5'", "--max-connections 12abc",
+                          "--idle-timeout-ms 99999999999999999999"}) {
+    INFO(bad);
+    // Exit 2 before binding anything (strtoull used to wrap "-1" to an unlimited payload).
+    auto r = stor::test::run_command(std::string(STOR_TARGET_PATH) + " --listen tcp://127.0.0.1:0 --dir " + dir.path() +
+                                     " " + bad + " 2>&1");
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.find("bad argument") != std::string::npos);
+  }
+}

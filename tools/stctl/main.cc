@@ -15,6 +15,7 @@
 #include <random>
 #include <sstream>
 
+#include "stor/settings.h"
 #include "tools/stctl/command.h"
 
 namespace stctl {
@@ -72,40 +73,18 @@ int usage_error(const stor::Status& s) {
   return 2;
 }
 
+// The strict parsers of stor/settings.h ("-1", blanks, "0x" and overflow refused), with stctl's
+// "OPTION wants ..., got '...'" messages.
 stor::Result<uint64_t> parse_uint(const std::string& option, const std::string& text, int base) {
-  // std::stoull would accept "-1" (as 2^64-1), leading blanks and "0x": check the digits ourselves.
-  const std::string want = base == 8 ? "an octal number" : "a non-negative integer";
-  if (text.empty()) return bad_value(option, text, want);
-  uint64_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c >= '0' + base) return bad_value(option, text, want);
-    const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / static_cast<uint64_t>(base)) return bad_value(option, text, want + " below 2^64");
-    v = v * static_cast<uint64_t>(base) + d;
-  }
+  auto v = stor::parse_uint(text, base);
+  if (!v.is_ok()) return bad_value(option, text, base == 8 ? "an octal number" : "a non-negative integer below 2^64");
   return v;
 }
 
 stor::Result<uint64_t> parse_size(const std::string& option, const std::string& text) {
-  const std::string want = "a size (e.g. 4096, 4k, 1M, 2GiB)";
-  size_t digits = 0;
-  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (digits == 0) return bad_value(option, text, want);
-  auto v = parse_uint(option, text.substr(0, digits));
-  if (!v.is_ok()) return bad_value(option, text, want + " below 2^64 bytes");
-  std::string unit = text.substr(digits);
-  for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  int shift = 0;
-  if (!unit.empty() && unit != "b") {
-    const std::string letters = "kmgt";
-    const size_t at = letters.find(unit[0]);
-    const std::string tail = unit.substr(1);
-    if (at == std::string::npos || !(tail.empty() || tail == "b" || tail == "i" || tail == "ib"))
-      return bad_value(option, text, want);
-    shift = 10 * static_cast<int>(at + 1);
-  }
-  if (*v > (UINT64_MAX >> shift)) return bad_value(option, text, want + " below 2^64 bytes");
-  return *v << shift;
+  auto v = stor::parse_size(text);
+  if (!v.is_ok()) return bad_value(option, text, "a size below 2^64 bytes (e.g. 4096, 4k, 1M, 2GiB)");
+  return v;
 }
 
 stor::Result<int64_t> parse_int(const std::string& option, const std::string& text, int64_t min, int64_t max) {

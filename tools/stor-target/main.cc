@@ -21,6 +21,7 @@
 #include "net/object_service.h"
 #include "net/transport.h"
 #include "stor/engine.h"
+#include "stor/settings.h"
 
 namespace {
 
@@ -44,12 +45,11 @@ void usage(FILE* out) {
                "Prints the bound endpoint on the first line of stdout; exits on SIGTERM/SIGINT.\n");
 }
 
+// Strict digits: strtoull took "-1" as 2^64-1 (an unlimited payload) and leading blanks.
 bool parse_number(const char* s, uint64_t& out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long v = std::strtoull(s, &end, 10);
-  if (errno != 0 || !end || *end != '\0' || end == s) return false;
-  out = v;
+  auto v = stor::parse_uint(s);
+  if (!v.is_ok()) return false;
+  out = *v;
   return true;
 }
 
