@@ -1,7 +1,10 @@
+#include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <mutex>
 
 #include "stor/backend.h"
+#include "stor/register_backend.h"
 
 namespace stor {
 
@@ -56,6 +59,24 @@ std::vector<std::string> BackendRegistry::schemes() const {
   for (auto& [name, f] : s.factories) out.push_back(name);
   return out;
 }
+
+namespace internal {
+
+Status register_builtin_backend(const char* scheme, BackendFactory factory, const char* where) {
+  return BackendRegistry::global()
+      .add(scheme ? scheme : "", std::move(factory))
+      .with_context(std::string("built-in backend '") + (scheme ? scheme : "") + "' (" + (where ? where : "?") + ")");
+}
+
+bool registered_or_abort(const Status& s) noexcept {
+  if (s.is_ok()) return true;
+  // During static initialisation: no caller to return an error to, and a missing backend would
+  // only surface later as a confusing "unknown URI scheme".
+  std::fprintf(stderr, "stor: %s\n", s.to_string().c_str());
+  std::abort();
+}
+
+}  // namespace internal
 
 Result<size_t> BackendFile::read(void* buf, size_t len, uint64_t offset) {
   return wait_for([&](IoCallback cb) { read_async(buf, len, offset, std::move(cb)); });

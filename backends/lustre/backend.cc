@@ -20,6 +20,7 @@
 #include "backends/lustre/remote_file.h"
 #include "backends/lustre/striped_file.h"
 #include "stor/backend.h"
+#include "stor/register_backend.h"
 #include "stor/settings.h"
 
 namespace stor::lustre {
@@ -371,14 +372,9 @@ Result<std::shared_ptr<Backend>> make_backend(IoEngine* engine, const BackendOpt
   return std::shared_ptr<Backend>(std::make_shared<LustreBackend>(engine, opts));
 }
 
-namespace {
-const bool registered = [] {
-  (void)BackendRegistry::global().add("lustre", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
-    STOR_ASSIGN_OR_RETURN(auto opts, backend_options_from_settings(ctx.settings));
-    return make_backend(ctx.engine, opts);
-  });
-  return true;
-}();
-}  // namespace
+STOR_REGISTER_BACKEND("lustre", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
+  STOR_ASSIGN_OR_RETURN(auto opts, backend_options_from_settings(ctx.settings));
+  return make_backend(ctx.engine, opts);
+});
 
 }  // namespace stor::lustre

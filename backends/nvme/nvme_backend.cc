@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <future>
 
+#include "stor/register_backend.h"
+#include "stor/settings.h"
+
 namespace stor::nvme {
 
 namespace {
@@ -246,14 +249,11 @@ class NvmeBackend final : public Backend {
   NvmeOptions opts_;
 };
 
-const bool registered = [] {
-  (void)BackendRegistry::global().add("nvme", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
-    NvmeOptions o;
-    if (auto it = ctx.settings.find("nvme.refuse_direct"); it != ctx.settings.end()) o.refuse_direct = it->second == "1";
-    return make_backend(ctx.engine, o);
-  });
-  return true;
-}();
+STOR_REGISTER_BACKEND("nvme", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
+  NvmeOptions o;
+  STOR_ASSIGN_OR_RETURN(o.refuse_direct, Settings(ctx.settings).get_bool("nvme.refuse_direct", o.refuse_direct));
+  return make_backend(ctx.engine, o);
+});
 
 }  // namespace
 

@@ -13,6 +13,7 @@
 #include "backends/s3express/read_ahead.h"
 #include "backends/s3express/write_buffer.h"
 #include "stor/object_store.h"
+#include "stor/register_backend.h"
 
 namespace stor::s3 {
 
@@ -514,16 +515,7 @@ Result<std::shared_ptr<Backend>> make_s3_backend(const std::string& scheme, cons
   });
 }
 
-namespace {
-
-const bool registered = [] {
-  (void)BackendRegistry::global().add("s3express", [](const BackendContext& ctx) {
-    return make_s3_backend("s3express", ctx);
-  });
-  (void)BackendRegistry::global().add("s3", [](const BackendContext& ctx) { return make_s3_backend("s3", ctx); });
-  return true;
-}();
-
-}  // namespace
+STOR_REGISTER_BACKEND("s3express", [](const BackendContext& ctx) { return make_s3_backend("s3express", ctx); });
+STOR_REGISTER_BACKEND("s3", [](const BackendContext& ctx) { return make_s3_backend("s3", ctx); });
 
 }  // namespace stor::s3

@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "backends/tier/tiered_store.h"
+#include "stor/register_backend.h"
 #include "stor/settings.h"
 #include "stor/tiering.h"
 
@@ -178,12 +179,9 @@ class TierBackend final : public Backend {
 
 TierBackend* as_tier(Backend& b) { return dynamic_cast<TierBackend*>(&b); }
 
-const bool registered = [] {
-  (void)BackendRegistry::global().add("tier", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
-    return std::shared_ptr<Backend>(std::make_shared<TierBackend>(ctx));
-  });
-  return true;
-}();
+STOR_REGISTER_BACKEND("tier", [](const BackendContext& ctx) -> Result<std::shared_ptr<Backend>> {
+  return std::shared_ptr<Backend>(std::make_shared<TierBackend>(ctx));
+});
 
 }  // namespace
 
