@@ -29,6 +29,7 @@
 #include "net/socket_io.h"
 #include "net/transport_internal.h"
 #include "net/wire.h"
+#include "stor/settings.h"
 
 namespace stor::transport {
 
@@ -83,7 +84,14 @@ class VerbsDevice {
     if (int rc = ibv_query_port(dev->ctx_, dev->port_, &dev->port_attr_); rc != 0) return verbs_error("ibv_query_port", rc);
     if (dev->port_attr_.state != IBV_PORT_ACTIVE)
       return Status::Unavailable("verbs: port 1 of " + dev->name_ + " is not active");
-    if (const char* g = std::getenv("STOR_VERBS_GID_INDEX")) dev->gid_index_ = std::atoi(g);
+    if (const char* g = std::getenv("STOR_VERBS_GID_INDEX")) {
+      // atoi read junk as GID 0 (a silently wrong address): strict, and inside the port's table.
+      auto idx = parse_uint(g);
+      if (!idx.is_ok() || *idx >= static_cast<uint64_t>(dev->port_attr_.gid_tbl_len))
+        return Status::InvalidArgument("verbs: STOR_VERBS_GID_INDEX='" + std::string(g) + "' is not a GID index below " +
+                                       std::to_string(dev->port_attr_.gid_tbl_len));
+      dev->gid_index_ = static_cast<int>(*idx);
+    }
     if (int rc = ibv_query_gid(dev->ctx_, dev->port_, dev->gid_index_, &dev->gid_); rc != 0)
       return verbs_error("ibv_query_gid", rc);
     return dev;

@@ -16,6 +16,8 @@
 #include <exception>
 #include <optional>
 
+#include "stor/settings.h"
+
 namespace stor::s3 {
 
 namespace asio = boost::asio;
@@ -70,11 +72,9 @@ Result<Endpoint> Endpoint::parse(const std::string& url) {
     if (!ok) return Status::InvalidArgument("bad character in s3 endpoint host: '" + url + "'");
   }
   if (!has_port) port = ep.tls ? "443" : "80";
-  if (port.empty() || port.size() > 5) return Status::InvalidArgument("bad port in '" + url + "'");
-  for (char c : port)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return Status::InvalidArgument("bad port in '" + url + "'");
-  if (const int n = std::stoi(port); n < 1 || n > 65535)
-    return Status::InvalidArgument("port out of range in '" + url + "'");
+  if (port.size() > 5) return Status::InvalidArgument("bad port in '" + url + "'");
+  if (auto n = parse_uint(port); !n.is_ok()) return Status::InvalidArgument("bad port in '" + url + "'");
+  else if (*n < 1 || *n > 65535) return Status::InvalidArgument("port out of range in '" + url + "'");
   ep.host = host;
   ep.port = port;
   return ep;
