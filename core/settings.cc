@@ -97,7 +97,8 @@ Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::chr
   if (digits.empty()) return Status::InvalidArgument(quoted(text) + " is not " + want);
   STOR_ASSIGN_OR_RETURN(uint64_t v, parse_uint(digits));
   int64_t mult = unit.count();
-  const std::string u = lower(unit_text);
+  // Lower case only: "5M" meant 5 MiB milliseconds to the size parser durations used before.
+  const std::string_view u = unit_text;
   if (u == "ms") mult = 1;
   else if (u == "s") mult = 1000;
   else if (u == "m") mult = 60'000;

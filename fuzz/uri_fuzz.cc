@@ -1,5 +1,6 @@
 // URIs and endpoints: stor URIs (include/stor/backend.h), S3 endpoints and bucket/key splitting,
 // S3 settings, transport endpoints, lustre paths. The first byte picks the parser.
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -12,6 +13,7 @@
 #include "net/transport.h"
 #include "fuzz/fuzz_util.h"
 #include "stor/backend.h"
+#include "stor/settings.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
@@ -57,6 +59,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (eq != std::string::npos) settings["s3." + line.substr(0, eq)] = line.substr(eq + 1);
       }
       (void)stor::s3::S3Config::from_settings(settings, which & 0x80);
+      // The shared parsers behind every setting: what parses, prints back to the same number.
+      for (const auto& [k, v] : settings) {
+        if (auto n = stor::parse_size(v); n.is_ok()) {
+          auto again = stor::parse_size(stor::format_size(*n));
+          STOR_FUZZ_CHECK(again.is_ok() && *again == *n, "size does not survive format_size: " + v);
+        }
+        if (auto n = stor::parse_uint(v); n.is_ok())
+          STOR_FUZZ_CHECK(std::to_string(*n) == v || v.front() == '0', "uint parse is not plain decimal: " + v);
+        (void)stor::parse_duration(v, std::chrono::milliseconds(1000));
+        (void)stor::parse_bool(v);
+      }
       break;
     }
     case 3: {

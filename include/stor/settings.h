@@ -30,7 +30,7 @@ Result<uint64_t> parse_uint(std::string_view text, int base = 10);
 Result<uint64_t> parse_size(std::string_view text);
 // 1/true/yes/on or 0/false/no/off.
 Result<bool> parse_bool(std::string_view text);
-// Digits with an optional unit: ms, s, m (minutes), h. A bare number is in `unit`
+// Digits with an optional lower-case unit: ms, s, m (minutes), h. A bare number is in `unit`
 // ("s3.timeout_ms=5000" is milliseconds, "tier.demote_after=3600" seconds).
 Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::chrono::milliseconds unit);
 
