@@ -5,6 +5,8 @@
 #   bench/mpiio/run_bench.sh [BUILD_DIR (default build)] [bench_mpiio options, e.g. -b 8388608 -s 8]
 #   BENCH=bench_mpiio_async bench/mpiio/run_bench.sh [BUILD_DIR] [-w BYTES -r RECORDS ...]
 #     (nonblocking write + compute overlap, write_ordered appends; see bench_mpiio_async.c)
+#   BENCH=bench_mpiio_darray bench/mpiio/run_bench.sh [BUILD_DIR] [-g G -k K -i REPS]
+#     (collective write/read through a 3-D CYCLIC(k) x CYCLIC(k) x NONE darray view)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd); shift || true
