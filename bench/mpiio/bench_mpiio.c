@@ -105,20 +105,9 @@ int main(int argc, char** argv) {
       die_on(MPI_File_close(&fh), "close", path);
       MPI_Barrier(MPI_COMM_WORLD);
       rt[r] = MPI_Wtime() - t0;
-      long long all_wrong = 0;
-      MPI_Allreduce(&wrong, &all_wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-      if (all_wrong) {
-        if (rank == 0) fprintf(stderr, "%s: %lld words read back wrong\n", path, all_wrong);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
+      abort_if_wrong(wrong, path);
     }
-    wbw[f] = total / 1048576.0 / median(wt, reps);
-    rbw[f] = total / 1048576.0 / median(rt, reps);
-    if (rank == 0) {
-      printf("%-50s write %9.1f MiB/s  read %9.1f MiB/s", path, wbw[f], rbw[f]);
-      if (f > 0) printf("   ratio vs %s: write %.2f read %.2f", argv[optind], wbw[f] / wbw[0], rbw[f] / rbw[0]);
-      printf("\n");
-    }
+    report_rates(f, path, argv[optind], total, wt, rt, reps, wbw, rbw);
     if (rank == 0) MPI_File_delete(path, MPI_INFO_NULL);
   }
   MPI_Info_free(&info);

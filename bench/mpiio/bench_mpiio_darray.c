@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
       die_on(MPI_File_close(&fh), "close", path);
       MPI_Barrier(MPI_COMM_WORLD);
       rt[r] = MPI_Wtime() - t0;
-      long long wrong = 0, all_wrong = 0;
+      long long wrong = 0;
       for (long long e = 0; e < local; ++e) wrong += buf[e] != (want[e] ^ seed);
       if (r == 0 && rank == 0) { /* untimed: the file itself, read flat, holds offset ^ seed */
         uint64_t* flat = malloc(total);
@@ -103,19 +103,9 @@ int main(int argc, char** argv) {
         for (long long w = 0; w < total / 8; ++w) wrong += flat[w] != (((uint64_t)w * 8) ^ seed);
         free(flat);
       }
-      MPI_Allreduce(&wrong, &all_wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
-      if (all_wrong) {
-        if (rank == 0) fprintf(stderr, "%s: %lld elements read back wrong\n", path, all_wrong);
-        MPI_Abort(MPI_COMM_WORLD, 1);
-      }
+      abort_if_wrong(wrong, path);
     }
-    wbw[f] = total / 1048576.0 / median(wt, reps);
-    rbw[f] = total / 1048576.0 / median(rt, reps);
-    if (rank == 0) {
-      printf("%-50s write %9.1f MiB/s  read %9.1f MiB/s", path, wbw[f], rbw[f]);
-      if (f > 0) printf("   ratio vs %s: write %.2f read %.2f", argv[optind], wbw[f] / wbw[0], rbw[f] / rbw[0]);
-      printf("\n");
-    }
+    report_rates(f, path, argv[optind], total, wt, rt, reps, wbw, rbw);
     if (rank == 0) MPI_File_delete(path, MPI_INFO_NULL);
   }
   MPI_Type_free(&view);

@@ -28,4 +28,29 @@ static double median(double* v, int n) {
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+/* Ends the run when any rank counted wrong words in what it read back. */
+static void abort_if_wrong(long long wrong, const char* path) {
+  long long all_wrong = 0;
+  int me = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  MPI_Allreduce(&wrong, &all_wrong, 1, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);
+  if (!all_wrong) return;
+  if (me == 0) fprintf(stderr, "%s: %lld words read back wrong\n", path, all_wrong);
+  MPI_Abort(MPI_COMM_WORLD, 1);
+}
+
+/* File f's write/read MiB/s (median over reps, total bytes per pass) into wbw[f]/rbw[f]; rank 0
+ * prints them and, after the first file, the ratios against it. */
+static void report_rates(int f, const char* path, const char* first, long long total, double* wt, double* rt,
+                         int reps, double* wbw, double* rbw) {
+  int me = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &me);
+  wbw[f] = total / 1048576.0 / median(wt, reps);
+  rbw[f] = total / 1048576.0 / median(rt, reps);
+  if (me != 0) return;
+  printf("%-50s write %9.1f MiB/s  read %9.1f MiB/s", path, wbw[f], rbw[f]);
+  if (f > 0) printf("   ratio vs %s: write %.2f read %.2f", first, wbw[f] / wbw[0], rbw[f] / rbw[0]);
+  printf("\n");
+}
+
 #endif
