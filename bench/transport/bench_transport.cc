@@ -5,8 +5,16 @@
 // connection (key handshake); a last line compares connect + first 4 KiB read with and without
 // the handshake. Prints ratios only (median of reps).
 //
-//   bench_transport [--mib N] [--reps N] [--qd N]
+// A single-stream line compares one channel's sequential reads with iperf3 on 127.0.0.1 in the
+// same run (skipped when iperf3 is not installed).
+//
+//   bench_transport [--mib N] [--reps N] [--qd N] [--stream-secs N]
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,19 +82,159 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// --- Single stream vs iperf3 -------------------------------------------------------------------
+// iperf3 (one TCP stream on 127.0.0.1) against one channel reading `obj` from one stor-target in
+// large sequential reads for the same time, alternating, so both see the same machine load.
+
+// iperf3's path, or empty when it is not installed.
+std::string find_in_path(const char* prog) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  for (size_t i = 0; i <= dirs.size();) {
+    size_t j = std::min(dirs.find(':', i), dirs.size());
+    std::string cand = dirs.substr(i, j - i) + "/" + prog;
+    if (j > i && ::access(cand.c_str(), X_OK) == 0) return cand;
+    i = j + 1;
+  }
+  return {};
+}
+
+// A port nothing listens on right now (the kernel's pick for an ephemeral bind).
+int free_tcp_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t l = sizeof a;
+  int port = -1;
+  if (fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &l) == 0)
+    port = ntohs(a.sin_port);
+  if (fd >= 0) ::close(fd);
+  return port;
+}
+
+// The number after `"key":` following `section` in iperf3's JSON, or a negative value.
+double json_number_after(const std::string& json, const std::string& section, const std::string& key) {
+  size_t at = json.find("\"" + section + "\"");
+  if (at == std::string::npos) return -1;
+  at = json.find("\"" + key + "\"", at);
+  if (at == std::string::npos) return -1;
+  at = json.find(':', at);
+  if (at == std::string::npos) return -1;
+  return std::strtod(json.c_str() + at + 1, nullptr);
+}
+
+// One single-stream iperf3 run of `secs` seconds on 127.0.0.1: bytes/s received, or < 0.
+double iperf3_once(const std::string& iperf3, int secs) {
+  int port = free_tcp_port();
+  if (port < 0) return -1;
+  std::string p = std::to_string(port);
+  pid_t server = ::fork();
+  if (server < 0) return -1;
+  if (server == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, STDOUT_FILENO);
+    ::dup2(null, STDERR_FILENO);
+    ::execl(iperf3.c_str(), "iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", p.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  double bps = -1;
+  // The server needs a moment to listen: retry the client until it connects.
+  for (int attempt = 0; attempt < 100 && bps < 0; ++attempt) {
+    std::string cmd = iperf3 + " -c 127.0.0.1 -p " + p + " -t " + std::to_string(secs) + " -J 2>/dev/null";
+    FILE* f = ::popen(cmd.c_str(), "r");
+    if (!f) break;
+    std::string json;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) json.append(buf, n);
+    int rc = ::pclose(f);
+    if (rc == 0 && json.find("\"error\"") == std::string::npos)
+      bps = json_number_after(json, "sum_received", "bits_per_second") / 8;
+    else
+      ::usleep(50 * 1000);
+  }
+  if (bps < 0) ::kill(server, SIGKILL);
+  int st = 0;
+  ::waitpid(server, &st, 0);
+  return bps;
+}
+
+// Sequential reads of `read_len` bytes of `object` (object_len bytes, wrapping around) on one
+// channel for `secs` seconds: bytes/s, or < 0 on a failed read.
+double stream_reads(transport::RemoteObjectTarget& t, const std::string& object, uint64_t object_len, size_t read_len,
+                    int secs) {
+  std::vector<char> buf(read_len);
+  uint64_t off = 0, bytes = 0;
+  auto start = Clock::now();
+  auto end = start + std::chrono::seconds(secs);
+  while (Clock::now() < end) {
+    auto r = t.read(object, buf.data(), read_len, off);
+    if (!r || *r != read_len) {
+      std::fprintf(stderr, "bench_transport: stream read: %s\n", r ? "short" : r.status().to_string().c_str());
+      return -1;
+    }
+    bytes += read_len;
+    off = off + read_len + read_len > object_len ? 0 : off + read_len;
+  }
+  return static_cast<double>(bytes) / std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Prints "single tcp stream, stor-target read / iperf3: R" (median over reps of same-run pairs);
+// false when a stor read failed. Skips (true) when iperf3 is not installed.
+bool compare_with_iperf3(const std::string& endpoint, const std::shared_ptr<const transport::AuthKey>& key, uint64_t object_len, int reps,
+                         int secs) {
+  std::string iperf3 = find_in_path("iperf3");
+  if (iperf3.empty()) {
+    std::printf("single tcp stream vs iperf3: skipped (iperf3 is not installed; apt-get install iperf3)\n");
+    return true;
+  }
+  transport::RemoteTargetOptions ro;
+  ro.connections = 1;
+  ro.transport.auth_key = key;  // max_payload: the default frame size, as a lustre:// client uses
+  auto t = transport::RemoteObjectTarget::connect(endpoint, ro);
+  if (!t) {
+    std::fprintf(stderr, "bench_transport: %s\n", t.status().to_string().c_str());
+    return false;
+  }
+  const size_t read_len = static_cast<size_t>(std::min<uint64_t>(object_len, 16 << 20));
+  if (stream_reads(**t, "obj", object_len, read_len, 1) < 0) return false;  // warm up
+  std::vector<double> ratios, stor_bps, iperf_bps;
+  for (int r = 0; r < reps; ++r) {
+    double ip = iperf3_once(iperf3, secs);
+    double st = stream_reads(**t, "obj", object_len, read_len, secs);
+    if (st < 0) return false;
+    if (ip <= 0) {
+      std::printf("single tcp stream vs iperf3: skipped (iperf3 did not run)\n");
+      return true;
+    }
+    if (std::getenv("STOR_BENCH_VERBOSE"))
+      std::fprintf(stderr, "  single stream: stor-target read %.0f MiB/s, iperf3 %.0f MiB/s\n", st / (1 << 20),
+                   ip / (1 << 20));
+    ratios.push_back(st / ip);
+    stor_bps.push_back(st);
+    iperf_bps.push_back(ip);
+  }
+  std::printf("single tcp stream, stor-target %zu MiB reads / iperf3 (%d s each, %.0f vs %.0f MiB/s): %.2f\n",
+              read_len >> 20, secs, median(stor_bps) / (1 << 20), median(iperf_bps) / (1 << 20), median(ratios));
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   size_t mib = 128;
   int reps = 9;
   unsigned qd = 4;
+  int stream_secs = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--mib") mib = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--reps") reps = std::atoi(argv[i + 1]);
     else if (a == "--qd") qd = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    else if (a == "--stream-secs") stream_secs = std::atoi(argv[i + 1]);
   }
-  if (mib == 0 || reps <= 0 || qd == 0) return 2;
+  if (mib == 0 || reps <= 0 || qd == 0 || stream_secs <= 0) return 2;
 
   stor::test::TempDir d0, d1;
   std::vector<std::string> dirs = {d0.path(), d1.path()};
@@ -138,6 +286,7 @@ int main(int argc, char** argv) {
     }
     std::printf("tcp transport, %u target%s / local read: %.2f\n", n, n == 1 ? " " : "s", median(ratios));
   }
+  bool stream_ok = compare_with_iperf3(p0.endpoint(), key, mib * kChunk, std::max(1, reps / 3), stream_secs);
   // The handshake's cost where it shows most: a new connection and one small read. The same
   // directory served by a target with the key (p0) and one without (--insecure-no-auth),
   // alternating, so both see the same load. Before the lustre:// part, whose orphan sweep
@@ -220,5 +369,5 @@ int main(int argc, char** argv) {
     for (auto& f : files) (void)f.close();
   }
   for (int fd : fds) ::close(fd);
-  return (p0.stop_cleanly() && p1.stop_cleanly() && open_ok) ? 0 : 1;
+  return (p0.stop_cleanly() && p1.stop_cleanly() && open_ok && stream_ok) ? 0 : 1;
 }
