@@ -17,6 +17,13 @@ namespace stor::transport {
 
 namespace {
 
+// A frame's header followed by its control bytes, to go out in one send.
+std::string frame_head(const FrameBytes& header, std::string_view control) {
+  std::string head(reinterpret_cast<const char*>(header.data()), header.size());
+  head.append(control);
+  return head;
+}
+
 class TcpChannel final : public Channel {
  public:
   TcpChannel(int fd, std::unique_ptr<SocketIo> io, std::string peer, const TransportOptions& opts)
@@ -61,10 +68,9 @@ class TcpChannel final : public Channel {
     h.reply_capacity = reply_payload.size();
     FrameBytes hb = encode_frame_header(h);
     auto ctx = [&](Status s) { return s.with_suffix(" (" + peer_ + ")"); };
-    bool more_after_header = !control.empty() || !payload.empty();
-    if (Status s = io_->send_all(fd_, hb.data(), hb.size(), dl, more_after_header); !s.is_ok()) return ctx(s);
-    if (!control.empty())
-      if (Status s = io_->send_all(fd_, control.data(), control.size(), dl, !payload.empty()); !s.is_ok()) return ctx(s);
+    // Header and control bytes in one send: one system call (and segment) fewer per call.
+    std::string head = frame_head(hb, control);
+    if (Status s = io_->send_all(fd_, head.data(), head.size(), dl, !payload.empty()); !s.is_ok()) return ctx(s);
     if (!payload.empty())
       if (Status s = io_->send_all(fd_, payload.data(), payload.size(), dl); !s.is_ok()) return ctx(s);
 
@@ -180,9 +186,8 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
     finish_result(result, capacity, reply);
     FrameBytes rb = encode_frame_header(reply);
     // MSG_MORE only when bytes follow: a corked header alone would wait for the cork timer.
-    bool more = !result.control.empty() || result.payload_len > 0;
-    if (!io->send_all(fd, rb.data(), rb.size(), dl, more).is_ok()) return;
-    if (!io->send_all(fd, result.control.data(), result.control.size(), dl, result.payload_len > 0).is_ok()) return;
+    std::string head = frame_head(rb, result.control);
+    if (!io->send_all(fd, head.data(), head.size(), dl, result.payload_len > 0).is_ok()) return;
     if (result.payload_len && !io->send_all(fd, reply_buffer.get(), result.payload_len, dl).is_ok()) return;
     if (fatal) return;
   }
