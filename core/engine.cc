@@ -1,5 +1,6 @@
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -80,14 +81,57 @@ EngineStats EngineBase::stats() const {
 
 Status validate_request(const IoRequest& req) {
   if (req.fd < 0) return Status::InvalidArgument("I/O request on a closed or invalid file descriptor");
-  if ((req.op == IoOp::kRead || req.op == IoOp::kWrite) && req.buf == nullptr && req.len > 0)
+  if ((req.op == IoOp::kRead || req.op == IoOp::kWrite) && req.buf == nullptr && req.len > 0 && req.iov_count == 0)
     return Status::InvalidArgument("I/O request with a null buffer");
   if (req.offset > static_cast<uint64_t>(INT64_MAX) || req.len > static_cast<size_t>(INT64_MAX) - req.offset)
     return Status::InvalidArgument("I/O request offset/length overflow");
+  if (req.iov_count > 0) {
+    if (req.op != IoOp::kRead && req.op != IoOp::kWrite)
+      return Status::InvalidArgument("only reads and writes can be vectored");
+    if (req.iov == nullptr || req.buf != nullptr || req.buf_index >= 0)
+      return Status::InvalidArgument("vectored I/O request needs iov, and neither buf nor a registered buffer");
+    STOR_ASSIGN_OR_RETURN(size_t total, iov_total(std::span<const struct iovec>(req.iov, req.iov_count)));
+    if (total != req.len)
+      return Status::InvalidArgument("vectored I/O request: len " + std::to_string(req.len) +
+                                     " is not the segments' total " + std::to_string(total));
+  }
   return {};
 }
 
 }  // namespace internal
+
+Result<size_t> iov_total(std::span<const struct iovec> iov) {
+  size_t total = 0;
+  for (const struct iovec& v : iov) {
+    if (v.iov_len == 0) continue;
+    if (v.iov_base == nullptr) return Status::InvalidArgument("I/O segment of " + std::to_string(v.iov_len) + " bytes has no buffer");
+    if (v.iov_len > static_cast<size_t>(INT64_MAX) - total) return Status::InvalidArgument("I/O segments' total length overflows");
+    total += v.iov_len;
+  }
+  return total;
+}
+
+size_t IovCursor::take(size_t n, std::vector<struct iovec>* out) {
+  size_t got = 0;
+  while (got < n && index_ < iov_.size()) {
+    const struct iovec& v = iov_[index_];
+    const size_t k = std::min(v.iov_len - offset_, n - got);
+    if (k > 0 && out) out->push_back({static_cast<char*>(v.iov_base) + offset_, k});
+    got += k;
+    offset_ += k;
+    if (offset_ == v.iov_len) {
+      ++index_;
+      offset_ = 0;
+    }
+  }
+  return got;
+}
+
+size_t iov_slice(std::span<const struct iovec> iov, size_t skip, size_t len, std::vector<struct iovec>* out) {
+  IovCursor c(iov);
+  c.skip(skip);
+  return c.take(len, out);
+}
 
 Result<std::unique_ptr<IoEngine>> IoEngine::create(const EngineOptions& opts) {
   EngineKind kind = opts.kind;

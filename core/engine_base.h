@@ -9,6 +9,10 @@
 
 namespace stor::internal {
 
+// Segments one preadv/pwritev/IORING_OP_READV may carry (UIO_MAXIOV); longer vectored requests
+// continue in further calls.
+inline constexpr size_t kMaxSegmentsPerCall = 1024;
+
 class EngineBase : public IoEngine {
  public:
   explicit EngineBase(unsigned queue_depth) : queue_depth_(queue_depth ? queue_depth : 1) {}

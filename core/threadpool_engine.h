@@ -15,7 +15,7 @@ class ThreadPoolEngine final : public EngineBase {
   Status register_buffers(std::span<const struct iovec>) override { return {}; }
 
  private:
-  void execute(IoRequest& req);
+  void execute(IoRequest& req, std::span<const struct iovec> iov);
   TaskPool pool_;
 };
 

@@ -9,6 +9,8 @@
 // requests of the same engine (submitting new ones from a callback is fine).
 #pragma once
 
+#include <sys/uio.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -16,6 +18,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "stor/status.h"
 
@@ -35,7 +38,36 @@ struct IoRequest {
   int buf_index = -1;       // >= 0: index from register_buffers(); buf must lie inside it
   IoCallback done;
   int file_slot = -1;       // >= 0: slot from register_file(fd) for this fd; saves a file lookup
+  // Scatter-gather: iov_count > 0 makes a read or write vectored over iov[0, iov_count), in
+  // order (preadv/pwritev, IORING_OP_READV/WRITEV). Then buf must be null, buf_index -1 and len
+  // the segments' total. The engine copies the array during submit(); the memory it points to
+  // must stay valid until the callback runs.
+  const struct iovec* iov = nullptr;
+  size_t iov_count = 0;
 };
+
+// Total bytes of a segment list, or InvalidArgument when a segment with bytes has no address or
+// the total overflows. Zero-length segments are allowed (and skipped by every consumer).
+Result<size_t> iov_total(std::span<const struct iovec> iov);
+
+// Walks a segment list front to back, handing out the pieces of it that hold the next n bytes:
+// how one vectored request is split over stripes, cache blocks or continuations without copies.
+class IovCursor {
+ public:
+  explicit IovCursor(std::span<const struct iovec> iov) : iov_(iov) {}
+  // Appends (when out is not null) the segments, without zero-length ones, that hold the next n
+  // bytes and moves past them. Returns how many bytes that was: less than n only at the end.
+  size_t take(size_t n, std::vector<struct iovec>* out);
+  size_t skip(size_t n) { return take(n, nullptr); }
+
+ private:
+  std::span<const struct iovec> iov_;
+  size_t index_ = 0, offset_ = 0;  // position: segment, and bytes into it
+};
+
+// The segments holding bytes [skip, skip + len) of the concatenation of iov, appended to *out;
+// returns how many bytes they hold.
+size_t iov_slice(std::span<const struct iovec> iov, size_t skip, size_t len, std::vector<struct iovec>* out);
 
 enum class EngineKind { kAuto, kIoUring, kThreadPool };
 
