@@ -1,6 +1,7 @@
 // Block cache decorator: segmented LRU of fixed-size blocks shared by every handle of a URI,
 // read-ahead for sequential handles, write-back of dirty blocks. See include/stor/cache.h.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -8,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <span>
 #include <unordered_map>
 
 #include "stor/cache.h"
@@ -59,6 +61,33 @@ struct Object {
 };
 
 Validator validator_of(const FileInfo& info) { return {info.size, info.mtime_ns, info.etag}; }
+
+// Copies block bytes into a caller's segments or out of them, in order.
+class SegmentCopier {
+ public:
+  explicit SegmentCopier(std::span<const struct iovec> iov) : cursor_(iov) {}
+  void fill_from(const char* src, size_t n) {
+    for (const auto& v : next(n)) {
+      std::memcpy(v.iov_base, src, v.iov_len);
+      src += v.iov_len;
+    }
+  }
+  void drain_to(char* dst, size_t n) {
+    for (const auto& v : next(n)) {
+      std::memcpy(dst, v.iov_base, v.iov_len);
+      dst += v.iov_len;
+    }
+  }
+
+ private:
+  const std::vector<struct iovec>& next(size_t n) {
+    part_.clear();
+    cursor_.take(n, &part_);
+    return part_;
+  }
+  IovCursor cursor_;
+  std::vector<struct iovec> part_;
+};
 
 class Cache {
  public:
@@ -205,11 +234,21 @@ class CachedFile final : public BackendFile {
 
   ~CachedFile() override { (void)close(); }
 
+  // Served on the calling thread: the callback runs before these return. The vectored forms copy
+  // between the blocks and the caller's segments directly, like the plain ones.
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    done(read_blocking(static_cast<char*>(buf), len, offset));
+    const struct iovec one{buf, len};
+    done(read_blocking(std::span<const struct iovec>(&one, 1), offset));
   }
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    done(write_blocking(static_cast<const char*>(buf), len, offset));
+    const struct iovec one{const_cast<void*>(buf), len};
+    done(write_blocking(std::span<const struct iovec>(&one, 1), offset));
+  }
+  void readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) override {
+    done(read_blocking(iov, offset));
+  }
+  void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) override {
+    done(write_blocking(iov, offset));
   }
 
   Status sync(bool data_only) override {
@@ -344,21 +383,83 @@ class CachedFile final : public BackendFile {
     }
   }
 
-  Result<size_t> read_blocking(char* dst, size_t len, uint64_t offset) {
+  // Reads the blocks of [first, last] that are neither cached nor being read with one vectored
+  // backend read per run of consecutive such blocks, each block its own segment (a k-block miss
+  // is one backend request, not k). Blocks filled here go into *filled (counted as misses).
+  Status fill_missing(std::unique_lock<std::mutex>& lk, uint64_t first, uint64_t last, std::set<uint64_t>* filled) {
+    const uint64_t bs = cache_->opts().block_size;
+    std::vector<std::pair<uint64_t, uint64_t>> runs;  // [begin, end) block indices
+    for (uint64_t i = first; i <= last; ++i) {
+      if (obj_->blocks.count(i) || obj_->inflight.count(i)) continue;
+      if (!runs.empty() && runs.back().second == i) ++runs.back().second;
+      else runs.emplace_back(i, i + 1);
+      obj_->inflight.insert(i);
+    }
+    if (runs.empty()) return {};
+    const uint64_t gen = obj_->generation;
+    lk.unlock();
+    std::map<uint64_t, std::vector<char>> data;
+    Status error;
+    for (const auto& [begin, end] : runs) {
+      std::vector<struct iovec> iov;
+      for (uint64_t i = begin; i < end; ++i) {
+        auto& d = data[i];
+        d.assign(bs, 0);  // bytes past the end of the file stay zero
+        iov.push_back({d.data(), bs});
+      }
+      auto n = inner_->readv(iov, begin * bs);
+      if (!n.is_ok()) {
+        error = n.status();
+        break;
+      }
+    }
+    lk.lock();
+    for (const auto& [begin, end] : runs)
+      for (uint64_t i = begin; i < end; ++i) obj_->inflight.erase(i);
+    cache_->filled.notify_all();
+    if (!error.is_ok()) return error;
+    if (obj_->generation != gen) return {};  // invalidated meanwhile: get_block reads again
+    for (auto& [i, bytes] : data) {
+      if (obj_->blocks.count(i)) continue;
+      ++cache_->stats.misses;
+      cache_->insert(obj_.get(), i, std::move(bytes), false);
+      filled->insert(i);
+    }
+    return {};
+  }
+
+  Result<size_t> read_blocking(std::span<const struct iovec> iov, uint64_t offset) {
     STOR_RETURN_IF_ERROR(check_open());
+    STOR_ASSIGN_OR_RETURN(const size_t len, iov_total(iov));
     STOR_RETURN_IF_ERROR(maybe_revalidate());
     const uint64_t bs = cache_->opts().block_size;
     std::unique_lock lk(cache_->mu);
     const uint64_t size = obj_->logical_size;
     if (offset >= size || len == 0) return size_t{0};
     const uint64_t end = std::min<uint64_t>(size, offset + len);
+    // Misses are filled a window at a time, at most half the cache, so a window's blocks are not
+    // evicted by the window itself before they are copied out.
+    const uint64_t window = std::max<uint64_t>(1, cache_->opts().capacity_bytes / bs / 2);
+    SegmentCopier out(iov);
+    std::set<uint64_t> filled;
     uint64_t pos = offset;
     while (pos < end) {
-      STOR_ASSIGN_OR_RETURN(Block * b, get_block(lk, pos / bs, true));
-      const uint64_t in_block = pos % bs;
-      const uint64_t n = std::min<uint64_t>(bs - in_block, end - pos);
-      std::memcpy(dst + (pos - offset), b->data.data() + in_block, n);
-      pos += n;
+      const uint64_t last = std::min((end - 1) / bs, pos / bs + window - 1);
+      STOR_RETURN_IF_ERROR(fill_missing(lk, pos / bs, last, &filled));
+      for (; pos < end && pos / bs <= last;) {
+        // A block this read just filled is used as is: touching it would promote a one-time
+        // read to the protected segment (a first access is not a re-use).
+        Block* b = nullptr;
+        if (filled.count(pos / bs))
+          if (auto it = obj_->blocks.find(pos / bs); it != obj_->blocks.end()) b = it->second.get();
+        if (!b) {
+          STOR_ASSIGN_OR_RETURN(b, get_block(lk, pos / bs, !filled.count(pos / bs)));
+        }
+        const uint64_t in_block = pos % bs;
+        const uint64_t n = std::min<uint64_t>(bs - in_block, end - pos);
+        out.fill_from(b->data.data() + in_block, n);
+        pos += n;
+      }
     }
     // Sequential stream detection: this read starts where the last one ended.
     const bool sequential = offset == next_expected_;
@@ -406,10 +507,15 @@ class CachedFile final : public BackendFile {
     ra_done_.wait(ra, [&] { return ra_outstanding_ == 0; });
   }
 
-  Result<size_t> write_blocking(const char* src, size_t len, uint64_t offset) {
+  Result<size_t> write_blocking(std::span<const struct iovec> iov, uint64_t offset) {
     STOR_RETURN_IF_ERROR(check_open());
     if (!writable_) return Status::PermissionDenied(uri_.to_string() + " was not opened for writing");
+    STOR_ASSIGN_OR_RETURN(const size_t len, iov_total(iov));
+    if (offset > static_cast<uint64_t>(INT64_MAX) - len)
+      return Status::InvalidArgument(uri_.to_string() + ": write past the largest offset");
+    if (len == 0) return size_t{0};  // as pwrite: an empty write does not extend the file
     const uint64_t bs = cache_->opts().block_size;
+    SegmentCopier in(iov);
     bool need_flush = false;
     {
       std::unique_lock lk(cache_->mu);
@@ -428,7 +534,7 @@ class CachedFile final : public BackendFile {
         } else {
           STOR_ASSIGN_OR_RETURN(b, get_block(lk, index, false));  // read-modify-write
         }
-        std::memcpy(b->data.data() + in_block, src + (pos - offset), n);
+        in.drain_to(b->data.data() + in_block, n);
         cache_->make_dirty(obj_.get(), b, in_block, in_block + n);
         pos += n;
       }
@@ -474,14 +580,25 @@ class CachedFile final : public BackendFile {
       return Status::PermissionDenied(uri_.to_string() + ": dirty cached blocks need a handle opened for writing");
     Status first_error;
     std::vector<Piece*> written;
-    for (auto& p : pieces) {
-      auto n = inner_->write(p.bytes.data(), p.bytes.size(), p.offset);
-      if (!n.is_ok() || *n != p.bytes.size()) {
+    // Pieces that continue each other (a run of dirty blocks) go to the backend as one vectored
+    // write: one request per run instead of one per block.
+    for (size_t i = 0; i < pieces.size();) {
+      size_t j = i + 1;
+      while (j < pieces.size() && pieces[j].offset == pieces[j - 1].offset + pieces[j - 1].bytes.size()) ++j;
+      std::vector<struct iovec> iov;
+      size_t run_bytes = 0;
+      for (size_t k = i; k < j; ++k) {
+        iov.push_back({pieces[k].bytes.data(), pieces[k].bytes.size()});
+        run_bytes += pieces[k].bytes.size();
+      }
+      auto n = inner_->writev(iov, pieces[i].offset);
+      if (!n.is_ok() || *n != run_bytes) {
         if (first_error.is_ok())
           first_error = n.is_ok() ? Status::IoError("short write-back to " + uri_.to_string()) : n.status();
-        continue;
+      } else {
+        for (size_t k = i; k < j; ++k) written.push_back(&pieces[k]);
       }
-      written.push_back(&p);
+      i = j;
     }
     std::lock_guard lk(cache_->mu);
     for (Piece* p : written) {
@@ -508,7 +625,7 @@ class CachedFile final : public BackendFile {
   std::unique_ptr<BackendFile> inner_;
   std::shared_ptr<Object> obj_;
   bool writable_;
-  bool wrote_ = false;
+  std::atomic<bool> wrote_{false};  // set by concurrent writers
   uint64_t next_expected_ = UINT64_MAX;
   unsigned streak_ = 0;
   std::mutex ra_mu_;

@@ -86,4 +86,12 @@ Result<size_t> BackendFile::write(const void* buf, size_t len, uint64_t offset) 
   return wait_for([&](IoCallback cb) { write_async(buf, len, offset, std::move(cb)); });
 }
 
+Result<size_t> BackendFile::readv(std::span<const struct iovec> iov, uint64_t offset) {
+  return wait_for([&](IoCallback cb) { readv_async(iov, offset, std::move(cb)); });
+}
+
+Result<size_t> BackendFile::writev(std::span<const struct iovec> iov, uint64_t offset) {
+  return wait_for([&](IoCallback cb) { writev_async(iov, offset, std::move(cb)); });
+}
+
 }  // namespace stor

@@ -85,6 +85,30 @@ void File::write_async(const void* buf, size_t len, uint64_t offset, IoCallback 
   impl_->write_async(buf, len, offset, counted(true, std::move(done)));
 }
 
+Result<size_t> File::readv(std::span<const struct iovec> iov, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(check_open());
+  auto r = impl_->readv(iov, offset);
+  count(false, r);
+  return r;
+}
+
+Result<size_t> File::writev(std::span<const struct iovec> iov, uint64_t offset) {
+  STOR_RETURN_IF_ERROR(check_open());
+  auto r = impl_->writev(iov, offset);
+  count(true, r);
+  return r;
+}
+
+void File::readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+  if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
+  impl_->readv_async(iov, offset, counted(false, std::move(done)));
+}
+
+void File::writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+  if (Status s = check_open(); !s.is_ok()) return done(std::move(s));
+  impl_->writev_async(iov, offset, counted(true, std::move(done)));
+}
+
 Status File::sync(bool data_only) {
   STOR_RETURN_IF_ERROR(check_open());
   return impl_->sync(data_only);

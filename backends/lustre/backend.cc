@@ -41,50 +41,60 @@ class LustreFile final : public StripedFile {
   ~LustreFile() override { (void)close(); }
 
  private:
-  void read_pieces(const std::vector<StripePiece>& pieces, char* base, uint64_t offset,
-                   const std::shared_ptr<PendingIo>& op) override {
+  // One engine request per piece: plain when the piece is one segment, else preadv/pwritev over
+  // the caller's segments (the engine copies the segment array during submit).
+  static IoRequest piece_request(IoOp op, int fd, const PieceIo& pi, IoCallback done) {
+    IoRequest r{op, fd, nullptr, static_cast<size_t>(pi.piece.length), pi.piece.object_offset, -1, std::move(done)};
+    if (pi.iov.size() == 1) {
+      r.buf = pi.iov[0].iov_base;
+    } else {
+      r.iov = pi.iov.data();
+      r.iov_count = pi.iov.size();
+    }
+    return r;
+  }
+
+  void read_pieces(std::vector<PieceIo>& pieces, const std::shared_ptr<PendingIo>& op) override {
     std::vector<IoRequest> reqs;
     reqs.reserve(pieces.size());
-    for (const auto& p : pieces) {
-      char* dst = base + (p.file_offset - offset);
-      auto fd = object_fd(p, /*create=*/false);
+    for (auto& pi : pieces) {
+      auto fd = object_fd(pi.piece, /*create=*/false);
       if (!fd) {
         op->fail(fd.status());
         break;
       }
+      const size_t want = pi.piece.length;
       if (*fd < 0) {  // object never written: a hole
-        std::memset(dst, 0, p.length);
+        zero_fill(pi.iov, 0, want);
         continue;
       }
-      size_t want = p.length;
-      reqs.push_back(IoRequest{IoOp::kRead, *fd, dst, want, p.object_offset, -1, [op, dst, want](Result<size_t> r) {
-                                 if (!r) op->fail(r.status());
-                                 else if (*r < want) std::memset(dst + *r, 0, want - *r);  // object ends early: sparse tail
-                                 op->finish_one();
-                               }});
+      // The segments are kept for a sparse tail (the engine has its own copy to transfer into).
+      auto segs = std::make_shared<std::vector<struct iovec>>(pi.iov);
+      reqs.push_back(piece_request(IoOp::kRead, *fd, pi, [op, segs, want](Result<size_t> r) {
+        if (!r) op->fail(r.status());
+        else if (*r < want) zero_fill(*segs, *r, want - *r);  // object ends early: sparse tail
+        op->finish_one();
+      }));
     }
     op->set_pieces(reqs.size());
     if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));
   }
 
-  void write_pieces(const std::vector<StripePiece>& pieces, const char* base, uint64_t offset,
-                    const std::shared_ptr<PendingIo>& op) override {
+  void write_pieces(std::vector<PieceIo>& pieces, const std::shared_ptr<PendingIo>& op) override {
     std::vector<IoRequest> reqs;
     reqs.reserve(pieces.size());
-    for (const auto& p : pieces) {
-      auto fd = object_fd(p, /*create=*/true);
+    for (auto& pi : pieces) {
+      auto fd = object_fd(pi.piece, /*create=*/true);
       if (!fd) {
         op->fail(fd.status());
         break;
       }
-      size_t want = p.length;
-      reqs.push_back(IoRequest{IoOp::kWrite, *fd, const_cast<char*>(base + (p.file_offset - offset)), want,
-                               p.object_offset, -1, [op, want](Result<size_t> r) {
-                                 if (!r) op->fail(r.status());
-                                 else if (*r != want)
-                                   op->fail(Status::IoError("lustre: short write to a stripe object"));
-                                 op->finish_one();
-                               }});
+      const size_t want = pi.piece.length;
+      reqs.push_back(piece_request(IoOp::kWrite, *fd, pi, [op, want](Result<size_t> r) {
+        if (!r) op->fail(r.status());
+        else if (*r != want) op->fail(Status::IoError("lustre: short write to a stripe object"));
+        op->finish_one();
+      }));
     }
     op->set_pieces(reqs.size());
     if (!reqs.empty()) engine_->submit(std::span<IoRequest>(reqs));

@@ -44,6 +44,13 @@ class NativeFile final : public BackendFile {
     if (fd_ < 0) return done(Status::InvalidArgument("lustre: write on a closed file"));
     engine_->submit(IoRequest{IoOp::kWrite, fd_, const_cast<void*>(buf), len, offset, -1, std::move(done)});
   }
+  // One preadv/pwritev for all segments: Lustre's client stripes it like a plain request.
+  void readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) override {
+    submitv(IoOp::kRead, iov, offset, std::move(done));
+  }
+  void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) override {
+    submitv(IoOp::kWrite, iov, offset, std::move(done));
+  }
   Status sync(bool data_only) override {
     if (fd_ < 0) return Status::InvalidArgument("lustre: sync on a closed file");
     auto r = engine_->fsync(fd_, data_only).get();
@@ -66,6 +73,17 @@ class NativeFile final : public BackendFile {
   }
 
  private:
+  void submitv(IoOp op, std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+    if (fd_ < 0) return done(Status::InvalidArgument("lustre: I/O on a closed file"));
+    auto total = iov_total(iov);
+    if (!total) return done(total.status());
+    if (*total == 0) return done(size_t{0});
+    IoRequest req{op, fd_, nullptr, *total, offset, -1, std::move(done)};
+    req.iov = iov.data();
+    req.iov_count = iov.size();
+    engine_->submit(std::move(req));
+  }
+
   IoEngine* engine_;
   int fd_;
   std::string path_;

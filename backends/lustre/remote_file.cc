@@ -24,38 +24,52 @@ class RemoteLustreFile final : public StripedFile {
   ~RemoteLustreFile() override { (void)close(); }
 
  private:
-  void read_pieces(const std::vector<StripePiece>& pieces, char* base, uint64_t offset,
-                   const std::shared_ptr<PendingIo>& op) override {
-    op->set_pieces(pieces.size());
-    for (const auto& p : pieces) {
-      char* dst = base + (p.file_offset - offset);
-      size_t want = p.length;
-      fs_->remote_target(p.target).read_async(
-          FileSystem::object_name(inode_->ino, p.component, p.stripe), dst, want, p.object_offset,
-          [op, dst, want](Result<size_t> r) {
-            if (!r && r.status().code() == Code::kNotFound) std::memset(dst, 0, want);  // never written: a hole
-            else if (!r) op->fail(r.status());
-            else if (*r < want) std::memset(dst + *r, 0, want - *r);  // object ends early: sparse tail
-            op->finish_one();
-          });
+  // The object protocol has no vectored call: one call per segment of a piece, each straight
+  // into (or from) the caller's memory, all in flight at once.
+  static size_t segment_count(const std::vector<PieceIo>& pieces) {
+    size_t n = 0;
+    for (const auto& pi : pieces) n += pi.iov.size();
+    return n;
+  }
+
+  void read_pieces(std::vector<PieceIo>& pieces, const std::shared_ptr<PendingIo>& op) override {
+    op->set_pieces(segment_count(pieces));
+    for (const auto& pi : pieces) {
+      uint64_t object_offset = pi.piece.object_offset;
+      for (const auto& v : pi.iov) {
+        char* dst = static_cast<char*>(v.iov_base);
+        size_t want = v.iov_len;
+        fs_->remote_target(pi.piece.target).read_async(
+            FileSystem::object_name(inode_->ino, pi.piece.component, pi.piece.stripe), dst, want, object_offset,
+            [op, dst, want](Result<size_t> r) {
+              if (!r && r.status().code() == Code::kNotFound) std::memset(dst, 0, want);  // never written: a hole
+              else if (!r) op->fail(r.status());
+              else if (*r < want) std::memset(dst + *r, 0, want - *r);  // object ends early: sparse tail
+              op->finish_one();
+            });
+        object_offset += want;
+      }
     }
   }
 
-  void write_pieces(const std::vector<StripePiece>& pieces, const char* base, uint64_t offset,
-                    const std::shared_ptr<PendingIo>& op) override {
-    op->set_pieces(pieces.size());
+  void write_pieces(std::vector<PieceIo>& pieces, const std::shared_ptr<PendingIo>& op) override {
+    op->set_pieces(segment_count(pieces));
     // Set before any object can exist, so unlink knows to delete them (see Inode).
     inode_->may_have_objects = true;
-    for (const auto& p : pieces) {
-      size_t want = p.length;
-      remember_written(p);
-      fs_->remote_target(p.target).write_async(
-          FileSystem::object_name(inode_->ino, p.component, p.stripe), base + (p.file_offset - offset), want,
-          p.object_offset, [op, want](Result<size_t> r) {
-            if (!r) op->fail(r.status());
-            else if (*r != want) op->fail(Status::IoError("lustre: short write to a remote stripe object"));
-            op->finish_one();
-          });
+    for (const auto& pi : pieces) {
+      remember_written(pi.piece);
+      uint64_t object_offset = pi.piece.object_offset;
+      for (const auto& v : pi.iov) {
+        size_t want = v.iov_len;
+        fs_->remote_target(pi.piece.target).write_async(
+            FileSystem::object_name(inode_->ino, pi.piece.component, pi.piece.stripe), v.iov_base, want,
+            object_offset, [op, want](Result<size_t> r) {
+              if (!r) op->fail(r.status());
+              else if (*r != want) op->fail(Status::IoError("lustre: short write to a remote stripe object"));
+              op->finish_one();
+            });
+        object_offset += want;
+      }
     }
   }
 

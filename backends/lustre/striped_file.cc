@@ -1,5 +1,7 @@
 #include "backends/lustre/striped_file.h"
 
+#include <cstring>
+#include <map>
 #include <shared_mutex>
 
 namespace stor::lustre {
@@ -30,34 +32,95 @@ uint64_t StripedFile::current_size() const {
   return inode_->size;
 }
 
+namespace {
+// Pairs each piece with the caller's segments for it, and joins the pieces that continue each
+// other inside one object even when they are apart in the file (stripe k and k + count of a
+// row-major layout): a request over R rows of C stripes becomes C vectored requests, not R * C.
+// Pieces come in file order, so each object's segments are in object order.
+std::vector<PieceIo> with_segments(const std::vector<StripePiece>& pieces, std::span<const struct iovec> iov) {
+  std::vector<PieceIo> out;
+  out.reserve(pieces.size());
+  std::map<std::pair<uint32_t, uint32_t>, size_t> last;  // (component, stripe) -> its latest entry
+  IovCursor segs(iov);  // the pieces tile the request in order
+  for (const auto& p : pieces) {
+    auto [it, fresh] = last.try_emplace({p.component, p.stripe}, out.size());
+    if (!fresh) {
+      PieceIo& prev = out[it->second];
+      if (prev.piece.object_offset + prev.piece.length == p.object_offset) {
+        prev.piece.length += p.length;
+        segs.take(static_cast<size_t>(p.length), &prev.iov);
+        continue;
+      }
+      it->second = out.size();
+    }
+    PieceIo pi{p, {}};
+    segs.take(static_cast<size_t>(p.length), &pi.iov);
+    out.push_back(std::move(pi));
+  }
+  return out;
+}
+}  // namespace
+
+void zero_fill(std::span<const struct iovec> iov, size_t skip, size_t len) {
+  std::vector<struct iovec> part;
+  iov_slice(iov, skip, len, &part);
+  for (const auto& v : part) std::memset(v.iov_base, 0, v.iov_len);
+}
+
 void StripedFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
-  if (closed_) return done(Status::InvalidArgument("lustre: read on a closed file"));
-  if (!(flags_ & kOpenRead))
-    return done(Status::PermissionDenied("lustre: '" + path_ + "' was not opened for reading"));
-  uint64_t size = current_size();
-  if (offset >= size || len == 0) return done(size_t{0});
-  len = static_cast<size_t>(std::min<uint64_t>(len, size - offset));
-  auto pieces = pieces_for(layout_, offset, len, path_);
-  if (!pieces) return done(pieces.status());
-  auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
-  read_pieces(*pieces, static_cast<char*>(buf), offset, op);
-  op->finish_one();
+  const struct iovec one{buf, len};
+  start_read(std::span<const struct iovec>(&one, 1), offset, std::move(done));
 }
 
 void StripedFile::write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) {
+  const struct iovec one{const_cast<void*>(buf), len};
+  start_write(std::span<const struct iovec>(&one, 1), offset, std::move(done));
+}
+
+void StripedFile::readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+  start_read(iov, offset, std::move(done));
+}
+
+void StripedFile::writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+  start_write(iov, offset, std::move(done));
+}
+
+void StripedFile::start_read(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
+  if (closed_) return done(Status::InvalidArgument("lustre: read on a closed file"));
+  if (!(flags_ & kOpenRead))
+    return done(Status::PermissionDenied("lustre: '" + path_ + "' was not opened for reading"));
+  auto total = iov_total(iov);
+  if (!total) return done(total.status().with_context("lustre: " + path_));
+  uint64_t size = current_size();
+  if (offset >= size || *total == 0) return done(size_t{0});
+  // Past the end only the leading segments are filled; the rest stay untouched.
+  const size_t len = static_cast<size_t>(std::min<uint64_t>(*total, size - offset));
+  auto pieces = pieces_for(layout_, offset, len, path_);
+  if (!pieces) return done(pieces.status());
+  auto work = with_segments(*pieces, iov);
+  auto op = std::make_shared<PendingIo>(len, std::move(done), nullptr);
+  read_pieces(work, op);
+  op->finish_one();
+}
+
+void StripedFile::start_write(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) {
   if (closed_) return done(Status::InvalidArgument("lustre: write on a closed file"));
   if (!(flags_ & kOpenWrite))
     return done(Status::PermissionDenied("lustre: '" + path_ + "' was not opened for writing"));
+  auto total = iov_total(iov);
+  if (!total) return done(total.status().with_context("lustre: " + path_));
+  const size_t len = *total;
   if (len == 0) return done(size_t{0});
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)
     return done(Status::InvalidArgument("lustre: write past the largest file size (2^63 - 1 bytes)"));
   uint64_t end = offset + len;
   auto pieces = pieces_for(layout_, offset, len, path_);
   if (!pieces) return done(pieces.status());
+  auto work = with_segments(*pieces, iov);
   // The size grows only once every piece is on its object.
   auto op = std::make_shared<PendingIo>(len, std::move(done),
                                         [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
-  write_pieces(*pieces, static_cast<const char*>(buf), offset, op);
+  write_pieces(work, op);
   op->finish_one();
 }
 

@@ -79,6 +79,14 @@ class NvmeFile final : public BackendFile {
   void write_async(const void* buf, size_t len, uint64_t off, IoCallback done) override {
     submit(IoOp::kWrite, const_cast<void*>(buf), len, off, std::move(done));
   }
+  // One preadv/pwritev (IORING_OP_READV/WRITEV) for all segments; on an O_DIRECT file every
+  // segment must be aligned like a plain request.
+  void readv_async(std::span<const struct iovec> iov, uint64_t off, IoCallback done) override {
+    submitv(IoOp::kRead, iov, off, std::move(done));
+  }
+  void writev_async(std::span<const struct iovec> iov, uint64_t off, IoCallback done) override {
+    submitv(IoOp::kWrite, iov, off, std::move(done));
+  }
 
   Status sync(bool data_only) override {
     if (fd_ < 0) return closed();
@@ -108,17 +116,31 @@ class NvmeFile final : public BackendFile {
  private:
   Status closed() const { return Status::InvalidArgument(path_ + ": file is closed"); }
 
+  Status check_direct(const void* buf, size_t len, uint64_t off) const {
+    auto addr = reinterpret_cast<uintptr_t>(buf);
+    if (!direct_ || (addr % align_ == 0 && len % align_ == 0 && off % align_ == 0)) return {};
+    return Status::InvalidArgument(path_ + " is open with O_DIRECT: buffer address, length (" + std::to_string(len) +
+                                   ") and offset (" + std::to_string(off) + ") must be multiples of " +
+                                   std::to_string(align_) + " (use stor::AlignedBuffer)");
+  }
+
   void submit(IoOp op, void* buf, size_t len, uint64_t off, IoCallback done) {
     if (fd_ < 0) return done(closed());
-    if (direct_) {
-      auto addr = reinterpret_cast<uintptr_t>(buf);
-      if (addr % align_ || len % align_ || off % align_) {
-        return done(Status::InvalidArgument(path_ + " is open with O_DIRECT: buffer address, length (" + std::to_string(len) +
-                               ") and offset (" + std::to_string(off) + ") must be multiples of " +
-                               std::to_string(align_) + " (use stor::AlignedBuffer)"));
-      }
-    }
+    if (Status s = check_direct(buf, len, off); !s.is_ok()) return done(std::move(s));
     engine_->submit(IoRequest{op, fd_, buf, len, off, -1, std::move(done), file_slot_});
+  }
+
+  void submitv(IoOp op, std::span<const struct iovec> iov, uint64_t off, IoCallback done) {
+    if (fd_ < 0) return done(closed());
+    auto total = iov_total(iov);
+    if (!total) return done(total.status().with_context(path_));
+    if (*total == 0) return done(size_t{0});
+    for (const auto& v : iov)
+      if (Status s = check_direct(v.iov_base, v.iov_len, off); !s.is_ok()) return done(std::move(s));
+    IoRequest req{op, fd_, nullptr, *total, off, -1, std::move(done), file_slot_};
+    req.iov = iov.data();
+    req.iov_count = iov.size();
+    engine_->submit(std::move(req));
   }
 
   IoEngine* engine_;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,9 +90,28 @@ class BackendFile {
   virtual void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) = 0;
   virtual void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) = 0;
 
+  // Scatter-gather I/O: the file range [offset, offset + total of the segments) to or from the
+  // segments in order, as preadv/pwritev. Zero-length segments are skipped; no segments (or only
+  // empty ones) completes with 0. A read is short only at end of file, and the count is then the
+  // bytes of the leading segments that were filled (later segments are left untouched). The
+  // segment array is copied before the call returns; the memory it points to must stay valid
+  // until the callback runs. InvalidArgument for a segment with bytes but no address, or a total
+  // that overflows.
+  //
+  // The default issues one read_async/write_async per non-empty segment, all at once, and joins
+  // them: no copies, but one backend request
+  // per segment. nvme and native Lustre override it with one preadv/pwritev (IORING_OP_READV /
+  // WRITEV) per file; striped lustre files with one vectored request per stripe object; the
+  // block cache copies between its blocks and the segments directly and fetches the missing
+  // blocks of a request with one vectored read of the backend.
+  virtual void readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
+  virtual void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
+
   // Blocking forms, built on the async ones.
   Result<size_t> read(void* buf, size_t len, uint64_t offset);
   Result<size_t> write(const void* buf, size_t len, uint64_t offset);
+  Result<size_t> readv(std::span<const struct iovec> iov, uint64_t offset);
+  Result<size_t> writev(std::span<const struct iovec> iov, uint64_t offset);
 
   // data_only: fdatasync semantics (file data plus the metadata needed to read it back, e.g.
   // size), otherwise fsync (all metadata too). When it returns OK, acknowledged writes survive

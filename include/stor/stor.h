@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h> /* struct iovec, for stor_file_readv / stor_file_writev */
 
 #ifdef __cplusplus
 extern "C" {
@@ -79,6 +80,17 @@ stor_code_t stor_file_read_async(stor_file_t *f, void *buf, size_t len, uint64_t
                                  void *ctx);
 stor_code_t stor_file_write_async(stor_file_t *f, const void *buf, size_t len, uint64_t off,
                                   stor_io_cb cb, void *ctx);
+/* Scatter-gather, as preadv/pwritev: the file range at off to or from iov[0..iovcnt) in order,
+ * one request where the backend has a vectored path. Zero-length segments are skipped; a read is
+ * short only at end of file (the leading segments are filled). iov is copied before the call
+ * returns; for the async forms the memory it points to must stay valid until cb runs. */
+stor_code_t stor_file_readv(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off, size_t *nread);
+stor_code_t stor_file_writev(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+                             size_t *nwritten);
+stor_code_t stor_file_readv_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+                                  stor_io_cb cb, void *ctx);
+stor_code_t stor_file_writev_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+                                   stor_io_cb cb, void *ctx);
 stor_code_t stor_file_sync(stor_file_t *f, int data_only);
 stor_code_t stor_file_truncate(stor_file_t *f, uint64_t size);
 stor_code_t stor_file_size(stor_file_t *f, uint64_t *size);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +55,13 @@ class File {
   Result<size_t> write(const void* buf, size_t len, uint64_t offset);
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done);
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done);
+  // Scatter-gather (see BackendFile::readv_async): [offset, offset + total) to or from the
+  // segments in order, one request where the backend has a vectored path. Counted as one
+  // operation in the I/O statistics.
+  Result<size_t> readv(std::span<const struct iovec> iov, uint64_t offset);
+  Result<size_t> writev(std::span<const struct iovec> iov, uint64_t offset);
+  void readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
+  void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
   Status sync(bool data_only = false);
   Status truncate(uint64_t size);
   Result<FileInfo> stat();

@@ -8,6 +8,7 @@
 
 #include "stor/cache.h"
 #include "stor/store.h"
+#include "io_check.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -248,4 +249,55 @@ TEST_CASE("cache: concurrent readers of one file agree") {
   }
   for (auto& th : threads) th.join();
   CHECK(bad == 0);
+}
+
+TEST_CASE("cache: vectored reads and writes across block boundaries, eviction and write-back", "[vectored]") {
+  Fixture fx;
+  auto c = fx.cached(small(16));  // 73 blocks of traffic through 16: windows, evictions, flushes
+  {
+    auto f = c->open(fx.uri("v"), {kOpenRead | kOpenWrite | kOpenCreate}).value();
+    stor::test::check_vectored_round_trip(*f, 300000, 1234, 10000, 5);
+    REQUIRE(f->close().is_ok());
+  }
+  auto expect = stor::test::pattern(300000, 5);
+  auto on_disk = fx.read_file("v");
+  REQUIRE(on_disk.size() == 1234 + expect.size());
+  CHECK(std::equal(expect.begin(), expect.end(), on_disk.begin() + 1234));
+  // Through a fresh cache: every byte comes from the backend into blocks, then into the segments.
+  auto c2 = fx.cached(small(16));
+  auto g = c2->open(fx.uri("v"), {kOpenRead}).value();
+  stor::test::Segments segs(stor::test::odd_sizes(expect.size(), 7000, 6));
+  REQUIRE(g->readv(segs.iov, 1234).value() == expect.size());
+  CHECK(segs.gather(expect.size()) == expect);
+}
+
+TEST_CASE("cache: a multi-block miss is one backend read, a dirty run one write-back", "[vectored]") {
+  Fixture fx;
+  auto data = stor::test::pattern(8 * kBlock, 21);
+  fx.write_file("m", data);
+  auto c = fx.cached(small(64));
+  auto f = c->open(fx.uri("m"), {kOpenRead | kOpenWrite}).value();
+  auto& engine = fx.store->engine();
+  uint64_t before = engine.stats().submitted;
+  CHECK(read_all(*f, data.size()) == data);
+  CHECK(engine.stats().submitted - before == 1);  // 8 blocks, one vectored backend read
+  CHECK(c->stats().misses == 8);
+  // Six blocks rewritten (dirty), then sync: one vectored write plus the fsync.
+  auto fresh = stor::test::pattern(6 * kBlock, 22);
+  REQUIRE(f->write(fresh.data(), fresh.size(), kBlock).value() == fresh.size());
+  before = engine.stats().submitted;
+  REQUIRE(f->sync(true).is_ok());
+  CHECK(engine.stats().submitted - before == 2);
+  REQUIRE(f->close().is_ok());
+  std::copy(fresh.begin(), fresh.end(), data.begin() + kBlock);
+  CHECK(fx.read_file("m") == data);
+}
+
+TEST_CASE("cache: many threads read and write one cached handle at once", "[concurrency]") {
+  Fixture fx;
+  auto c = fx.cached(small(64, 4));
+  auto f = c->open(fx.uri("h"), {kOpenRead | kOpenWrite | kOpenCreate}).value();
+  // Regions are not block multiples: neighbouring threads share blocks.
+  CHECK(stor::test::hammer_one_handle(*f, 50001, 4, 6) == 0);
+  REQUIRE(f->close().is_ok());
 }

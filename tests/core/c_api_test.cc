@@ -67,6 +67,69 @@ TEST_CASE("C API round trip on the nvme backend") {
   stor_store_close(s);
 }
 
+TEST_CASE("C API vectored read and write, blocking and async", "[vectored]") {
+  stor::test::TempDir dir;
+  stor_store_t* s = nullptr;
+  REQUIRE(stor_store_open(nullptr, &s) == STOR_OK);
+  std::string uri = "nvme://" + (dir / "v.bin");
+  stor_file_t* f = nullptr;
+  REQUIRE(stor_file_open(s, uri.c_str(), STOR_O_READ | STOR_O_WRITE | STOR_O_CREATE, 0644, &f) == STOR_OK);
+  char a[] = "scatter", b[] = "-", c[] = "gather";
+  struct iovec out[] = {{a, 7}, {b, 0}, {b, 1}, {c, 6}};
+  size_t n = 0;
+  REQUIRE(stor_file_writev(f, out, 4, 10, &n) == STOR_OK);
+  CHECK(n == 14);
+  char x[5] = {}, y[20] = {};
+  struct iovec in[] = {{x, 5}, {y, sizeof y}};
+  REQUIRE(stor_file_readv(f, in, 2, 10, &n) == STOR_OK);
+  CHECK(n == 14);  // short at end of file
+  CHECK(std::string(x, 5) + std::string(y, 9) == "scatter-gather");
+
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    int done = 0;
+    size_t bytes = 0;
+    stor_code_t code = STOR_OK;
+  } w;
+  auto cb = [](void* ctx, stor_code_t code, size_t bytes) {
+    auto* w = static_cast<Waiter*>(ctx);
+    std::lock_guard lk(w->mu);
+    if (code != STOR_OK) w->code = code;
+    w->bytes += bytes;
+    ++w->done;
+    w->cv.notify_all();
+  };
+  struct iovec again[] = {{c, 6}, {a, 7}};
+  REQUIRE(stor_file_writev_async(f, again, 2, 0, cb, &w) == STOR_OK);
+  {
+    std::unique_lock lk(w.mu);
+    w.cv.wait(lk, [&] { return w.done == 1; });
+  }
+  char z[13] = {};
+  struct iovec one[] = {{z, sizeof z}};
+  REQUIRE(stor_file_readv_async(f, one, 1, 0, cb, &w) == STOR_OK);
+  {
+    std::unique_lock lk(w.mu);
+    w.cv.wait(lk, [&] { return w.done == 2; });
+  }
+  CHECK(w.code == STOR_OK);
+  CHECK(w.bytes == 26);
+  CHECK(std::string(z, 13) == "gatherscatter");
+
+  CHECK(stor_file_readv(f, nullptr, 1, 0, &n) == STOR_EINVAL);
+  CHECK(stor_file_readv(f, in, -1, 0, &n) == STOR_EINVAL);
+  CHECK(std::string(stor_last_error()).find("iovcnt") != std::string::npos);
+  CHECK(stor_file_writev(nullptr, out, 1, 0, &n) == STOR_EINVAL);
+  struct iovec bad[] = {{nullptr, 3}};
+  CHECK(stor_file_writev(f, bad, 1, 0, &n) == STOR_EINVAL);
+  CHECK(stor_file_readv_async(f, in, 2, 0, nullptr, nullptr) == STOR_EINVAL);
+  REQUIRE(stor_file_readv(f, nullptr, 0, 0, &n) == STOR_OK);
+  CHECK(n == 0);
+  REQUIRE(stor_file_close(f) == STOR_OK);
+  stor_store_close(s);
+}
+
 TEST_CASE("C API reports bad input with codes and messages") {
   stor::test::TempDir dir;
   stor_store_t* s = nullptr;

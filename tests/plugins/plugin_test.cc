@@ -2,6 +2,7 @@
 #include <filesystem>
 
 #include "stor/store.h"
+#include "io_check.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -40,6 +41,16 @@ TEST_CASE("the example plugin loads with dlopen and serves mem:// URIs") {
   REQUIRE(s.remove("mem://bucket/dir/obj").is_ok());
   REQUIRE(s.remove("mem://bucket/dir").is_ok());
   CHECK(s.describe("mem://bucket/x").at("backend") == "mem");
+}
+
+TEST_CASE("vectored I/O on a plugin file takes the default path: one plugin call per segment", "[vectored]") {
+  auto store = Store::create({}).value();
+  REQUIRE(store->load_plugin(STOR_TEST_PLUGIN_MEM).is_ok());
+  REQUIRE(store->mkdir("mem://vb/d").is_ok());
+  auto f = store->open("mem://vb/d/v", kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  test::check_vectored_round_trip(*f->backend_file(), 200000, 99, 9000, 3);
+  REQUIRE(f->close().is_ok());
 }
 
 TEST_CASE("plugins load from a directory, as StoreOptions::plugin_dir") {
