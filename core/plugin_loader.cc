@@ -37,7 +37,10 @@ class PluginFile final : public BackendFile {
       : ops_(ops), handle_(handle), pool_(std::move(pool)), path_(std::move(path)) {}
   ~PluginFile() override { (void)close(); }
 
+  // The handle is checked on the calling thread: BackendFile's contract has close() come after
+  // every callback, so it cannot change under a request already posted.
   void read_async(void* buf, size_t len, uint64_t off, IoCallback done) override {
+    if (!handle_) return done(closed());
     pool_->post([this, buf, len, off, done = std::move(done)] {
       stor_plugin_error e{};
       int64_t n = ops_->pread(handle_, buf, len, off, &e);
@@ -45,6 +48,7 @@ class PluginFile final : public BackendFile {
     });
   }
   void write_async(const void* buf, size_t len, uint64_t off, IoCallback done) override {
+    if (!handle_) return done(closed());
     pool_->post([this, buf, len, off, done = std::move(done)] {
       stor_plugin_error e{};
       int64_t n = ops_->pwrite(handle_, buf, len, off, &e);
@@ -52,14 +56,17 @@ class PluginFile final : public BackendFile {
     });
   }
   Status sync(bool data_only) override {
+    if (!handle_) return closed();
     stor_plugin_error e{};
     return ops_->sync(handle_, data_only ? 1 : 0, &e) == 0 ? Status() : plugin_status(e, "sync");
   }
   Status truncate(uint64_t size) override {
+    if (!handle_) return closed();
     stor_plugin_error e{};
     return ops_->truncate(handle_, size, &e) == 0 ? Status() : plugin_status(e, "truncate");
   }
   Result<FileInfo> stat() override {
+    if (!handle_) return closed();
     stor_plugin_error e{};
     stor_plugin_stat st{};
     if (ops_->fstat(handle_, &st, &e) != 0) return plugin_status(e, "fstat");
@@ -74,6 +81,8 @@ class PluginFile final : public BackendFile {
   }
 
  private:
+  Status closed() const { return Status::InvalidArgument(path_ + ": file is closed"); }
+
   const stor_plugin_ops* ops_;
   void* handle_;
   std::shared_ptr<TaskPool> pool_;

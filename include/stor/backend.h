@@ -81,6 +81,31 @@ struct OpenOptions {
   uint32_t mode = 0644;      // permission bits for newly created files
 };
 
+// An open file of a backend.
+//
+// Thread safety (every built-in backend meets this; the "[concurrency]" test cases check it on
+// nvme, lustre and the cache, on both engines):
+//  - The data calls may run concurrently on one handle from any number of threads: read_async,
+//    write_async, readv_async, writev_async, their blocking forms, sync, truncate, stat and
+//    direct. Each call is safe; what they do to the same bytes at once is not ordered: a read
+//    overlapping a concurrent write or truncate may see old or new bytes, overlapping concurrent
+//    writes leave either writer's bytes. Calls whose completions the caller ordered (waited for
+//    one before starting the next) take effect in that order.
+//  - close() and abort() end the handle. Call one of them once, after the callback of every async
+//    call made on the handle has run, and with no other call on it in progress (a backend may
+//    release the descriptors a request in flight still uses; only S3 waits). Destroying a handle
+//    closes it, under the same rule. Calls after close fail with InvalidArgument.
+//  - Callbacks run exactly once, on a thread the backend chooses: the engine's completion thread
+//    (nvme, lustre with local targets, native Lustre), an S3 worker, a stor-target connection
+//    worker (remote lustre targets), a plugin worker. They may also run on the calling thread
+//    before the call returns: for errors found up front (closed handle, misaligned O_DIRECT
+//    buffer, bad segments) and for backends that complete from memory (the block cache always,
+//    tier:// footer hits). So do not hold a lock in the caller that the callback takes. A callback
+//    may start new async calls; it must not block waiting for other I/O (a blocking read, write
+//    or sync on any handle of the same Store): on io_uring it runs on the thread that would have
+//    to complete that I/O.
+//  - Handles must be closed before their Backend and the Store (or IoEngine) it was created with
+//    are destroyed.
 class BackendFile {
  public:
   virtual ~BackendFile() = default;
@@ -98,8 +123,8 @@ class BackendFile {
   // until the callback runs. InvalidArgument for a segment with bytes but no address, or a total
   // that overflows.
   //
-  // The default issues one read_async/write_async per non-empty segment, all at once, and joins
-  // them: no copies, but one backend request
+  // The default issues one read_async/write_async per non-empty segment, all at once (so it
+  // relies on the concurrency rule above), and joins them: no copies, but one backend request
   // per segment. nvme and native Lustre override it with one preadv/pwritev (IORING_OP_READV /
   // WRITEV) per file; striped lustre files with one vectored request per stripe object; the
   // block cache copies between its blocks and the segments directly and fetches the missing
@@ -114,8 +139,8 @@ class BackendFile {
   Result<size_t> writev(std::span<const struct iovec> iov, uint64_t offset);
 
   // data_only: fdatasync semantics (file data plus the metadata needed to read it back, e.g.
-  // size), otherwise fsync (all metadata too). When it returns OK, acknowledged writes survive
-  // a crash of the process and the machine.
+  // size), otherwise fsync (all metadata too). When it returns OK, acknowledged writes (those
+  // whose callbacks ran before sync was called) survive a crash of the process and the machine.
   virtual Status sync(bool data_only) = 0;
   virtual Status truncate(uint64_t size) = 0;
   virtual Result<FileInfo> stat() = 0;
@@ -131,6 +156,9 @@ class BackendFile {
   virtual bool direct() const { return false; }
 };
 
+// Thread safety: every method may be called concurrently from any thread; each open() returns an
+// independent handle (see BackendFile for what a handle allows). A Backend lives as long as the
+// Store that created it, or its last shared owner; close its handles before it goes.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -170,7 +198,8 @@ struct BackendContext {
 using BackendFactory = std::function<Result<std::shared_ptr<Backend>>(const BackendContext&)>;
 
 // Process-wide registry of backend factories by scheme. Built-in backends register themselves
-// at library load time; plugins register when loaded.
+// at library load time; plugins register when loaded. Thread safe: add, find and schemes may run
+// concurrently; a factory found is a copy, callable after the registry changed.
 class BackendRegistry {
  public:
   static BackendRegistry& global();

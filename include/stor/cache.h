@@ -23,6 +23,14 @@
 //    cached; any difference drops the file's clean blocks. With revalidate_after_ns > 0, reads
 //    through an already open handle also re-check after that interval (close-to-open otherwise).
 //  - A file with dirty blocks is not revalidated (the local writes win until they are flushed).
+//
+// Thread safety: the caching backend and its stats()/drop_clean() may be used from any thread;
+// one mutex guards the blocks of all files. Cached handles follow BackendFile's rules (many
+// threads on one handle, close after every callback), and their I/O is synchronous: read_async,
+// write_async and the vectored forms do the work on the calling thread (a miss or a flush blocks
+// it on the backend) and call the callback before returning. Hence, like every blocking call,
+// they must not be made from an engine completion callback of the same Store. Read-ahead runs
+// on the backend's threads; close() waits for it.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,8 @@
 //
 // Completion callbacks run on the engine's completion thread; they must not block on other
 // requests of the same engine (submitting new ones from a callback is fine).
+//
+// Thread safety: see IoEngine.
 #pragma once
 
 #include <sys/uio.h>
@@ -24,7 +26,8 @@
 
 namespace stor {
 
-// Bytes transferred, or the error. Short transfers (EOF on read) are not errors.
+// Bytes transferred, or the error. Short transfers (EOF on read) are not errors. Called exactly
+// once per request, on a thread the engine or backend picks (see IoEngine, BackendFile).
 using IoCallback = std::function<void(Result<size_t>)>;
 
 enum class IoOp : uint8_t { kRead, kWrite, kFsync, kFdatasync };
@@ -86,6 +89,21 @@ struct EngineStats {
   uint64_t bytes_written = 0;
 };
 
+// Thread safety:
+//  - submit(), the future conveniences, register_file/unregister_file, stats() and drain() may be
+//    called from any number of threads at once.
+//  - Callbacks: io_uring runs every callback on its one completion thread, so callbacks of one
+//    engine never run concurrently with each other there; the thread pool runs them on any of its
+//    worker threads, concurrently. A request refused before it reaches the device (validation
+//    failure: bad fd, null buffer, misplaced fixed buffer, malformed segments) completes on the
+//    submitting thread, inside submit(). Either way exactly once.
+//  - A callback may submit; it must not wait for another request of the same engine (a future's
+//    get(), drain(), a blocking backend read): on io_uring nothing else can complete it.
+//  - register_buffers replaces the registration for requests submitted after it; do not
+//    unregister or free memory that requests in flight still use. unregister_file may run while
+//    requests on that slot are in flight (they hold their own reference to the file).
+//  - Destroying the engine drains it first; nothing may submit concurrently with or after that,
+//    and it must not be destroyed from one of its own callbacks.
 class IoEngine {
  public:
   virtual ~IoEngine() = default;
@@ -130,7 +148,8 @@ class IoEngine {
 bool io_uring_available();
 
 // Page-aligned heap buffer, as O_DIRECT needs: address, length and file offset must all be
-// multiples of the logical block size; 4096 covers every device we target.
+// multiples of the logical block size; 4096 covers every device we target. Not synchronized: a
+// plain owning buffer (its bytes may be shared by requests in flight as any memory can).
 class AlignedBuffer {
  public:
   static constexpr size_t kAlignment = 4096;

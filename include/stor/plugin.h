@@ -4,7 +4,12 @@
  *     int stor_plugin_init(uint32_t host_abi, const stor_plugin_ops **ops);
  * It returns 0 and fills *ops, or a non-zero stor_code_t (e.g. when host_abi is one it does not
  * speak). The host wraps the ops table into a stor::Backend for ops->scheme. Plugin calls are
- * synchronous; the host runs them on its own worker threads, so they must be thread safe.
+ * synchronous; the host runs them on its own worker threads, so they must be thread safe:
+ *  - backend calls (open, stat, list, remove, mkdir) may run concurrently on one backend;
+ *  - pread, pwrite, sync, truncate and fstat may run concurrently on one file, from several
+ *    threads (a vectored request arrives as one pread/pwrite per segment, all at once);
+ *  - close is called once per file, after every other call on that file has returned;
+ *  - destroy is called once, after every file of the backend is closed and no call is running.
  * Nothing here may throw: the ABI is plain C. Every call that can fail fills a stor_plugin_error.
  */
 #ifndef STOR_PLUGIN_H

@@ -1,6 +1,9 @@
 // Per-backend I/O counters. Every Store counts the I/O of its files per URI scheme and, unless
 // StoreOptions::publish_stats is false, publishes the counters in a small shared-memory file
 // (/dev/shm/stor-stats.<pid>.<n>) that `stctl top` samples from another process.
+// Thread safety: counters are updated with relaxed atomics from any thread; Store::stats() and
+// read_published_stats() may run concurrently with I/O and return a snapshot (fields of one
+// snapshot may be from slightly different instants). A vectored call counts as one operation.
 #pragma once
 
 #include <cstdint>

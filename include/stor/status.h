@@ -1,5 +1,7 @@
 // stor::Status and stor::Result<T>: every fallible call in stor returns one of these.
 // Nothing in the public API throws; the C API maps Code values 1:1 onto stor_code_t.
+// Thread safety: plain values. Copies are independent; one object may be read from many threads
+// at once, but not modified while another thread reads it.
 #pragma once
 
 #include <cstdint>

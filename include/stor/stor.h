@@ -2,6 +2,14 @@
  * thread's last error message is available from stor_last_error(). No C++ exception ever
  * crosses this boundary.
  *
+ * Thread safety: as the C++ API. A stor_store_t may be used from many threads at once. On one
+ * stor_file_t the I/O calls (read, write, their async and vectored forms, sync, truncate, size)
+ * may run concurrently; stor_file_close / stor_file_abort need exclusive access and must come
+ * after every callback of the file's async calls has run. Close every file before its store.
+ * Async callbacks run once, on an engine or backend thread, or on the calling thread before the
+ * call returns (errors found up front, the in-memory cache); they must not wait for other I/O of
+ * the same store. stor_last_error() is per thread.
+ *
  *   stor_store_t *s; stor_file_t *f;
  *   stor_store_open(NULL, &s);
  *   stor_file_open(s, "nvme:///tmp/a", STOR_O_WRITE | STOR_O_CREATE, 0644, &f);

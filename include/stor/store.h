@@ -38,6 +38,13 @@ struct StoreOptions {
   bool publish_stats = true;
 };
 
+// An open file: the application's handle on a BackendFile.
+//
+// Thread safety: the I/O calls (read*, write*, readv*, writev*, sync, truncate, stat, size,
+// direct) may run concurrently from many threads, under BackendFile's rules (callbacks on a
+// backend thread or inline, buffers valid until the callback). close(), abort(), moving and
+// destroying the File need exclusive access and come after every callback of the File's async
+// calls has run. uri(), is_open() and backend_file() are plain reads, safe while no one closes.
 class File {
  public:
   File() = default;
@@ -84,6 +91,10 @@ class File {
   internal::SchemeCounters* counters_ = nullptr;
 };
 
+// Thread safety: every method may be called concurrently from any thread (backends are created
+// once per scheme under a lock). Destroy a Store only after every File it opened is closed and no
+// call on it is in progress; the destructor drains the engine first. The Store owns the engine
+// and the backends; Files refer to them, so they must not outlive it.
 class Store {
  public:
   // Creates the engine and loads plugins. Backends are created lazily, on first use of a scheme.

@@ -35,6 +35,13 @@
 // tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only).
 //
 // The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
+//
+// Thread safety: every TieredStore method may be called concurrently from any thread, alongside
+// the policy thread; operations on one path (open, promote, demote, remove) are serialized by a
+// per-path lock. Handles from open_file follow BackendFile's rules for reads, stat, sync and
+// close; their writes go to the fast tier's handle, but write_async/truncate also set an unlocked
+// "written" flag, so concurrent writes on one tier:// handle are not yet race-free: serialize
+// them (or use one handle per writer). Reads may run concurrently with anything but close.
 #pragma once
 
 #include <cstdint>

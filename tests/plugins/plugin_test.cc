@@ -53,6 +53,21 @@ TEST_CASE("vectored I/O on a plugin file takes the default path: one plugin call
   REQUIRE(f->close().is_ok());
 }
 
+TEST_CASE("a closed plugin file refuses calls instead of passing the plugin a freed handle", "[concurrency]") {
+  auto store = Store::create({}).value();
+  REQUIRE(store->load_plugin(STOR_TEST_PLUGIN_MEM).is_ok());
+  REQUIRE(store->mkdir("mem://cb/d").is_ok());
+  auto f = store->open("mem://cb/d/x", kOpenRead | kOpenWrite | kOpenCreate);
+  REQUIRE(f.is_ok());
+  BackendFile* raw = f->backend_file();
+  REQUIRE(raw->close().is_ok());
+  char buf[4];
+  CHECK(raw->read(buf, 4, 0).status().code() == Code::kInvalidArgument);
+  CHECK(raw->write(buf, 4, 0).status().code() == Code::kInvalidArgument);
+  CHECK(raw->stat().status().code() == Code::kInvalidArgument);
+  CHECK(raw->sync(false).code() == Code::kInvalidArgument);
+}
+
 TEST_CASE("plugins load from a directory, as StoreOptions::plugin_dir") {
   StoreOptions o;
   o.plugin_dir = std::filesystem::path(STOR_TEST_PLUGIN_MEM).parent_path().string();
