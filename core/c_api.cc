@@ -41,6 +41,26 @@ stor_code_t null_arg(const char* what) {
 
 }  // namespace
 
+namespace {
+// Runs body(segments) for a vectored C call after checking the file and the segment arguments.
+template <typename Body>
+stor_code_t with_segments(stor_file_t* f, const struct iovec* iov, int iovcnt, Body&& body) {
+  return guarded([&] {
+    if (!f) return null_arg("file");
+    if (iovcnt < 0) return record(stor::Status::InvalidArgument("iovcnt must not be negative"));
+    if (iovcnt > 0 && !iov) return record(stor::Status::InvalidArgument("iov must not be NULL when iovcnt > 0"));
+    return body(std::span<const struct iovec>(iov, static_cast<size_t>(iovcnt)));
+  });
+}
+
+// Records a blocking transfer's outcome, storing the byte count where asked.
+stor_code_t transferred(const stor::Result<size_t>& r, size_t* out) {
+  if (!r.is_ok()) return record(r.status());
+  if (out) *out = *r;
+  return record({});
+}
+}  // namespace
+
 extern "C" {
 
 const char* stor_version(void) { return stor::version(); }
@@ -147,59 +167,28 @@ stor_code_t stor_file_write_async(stor_file_t* f, const void* buf, size_t len, u
   });
 }
 
-namespace {
-// The segments of a C call, or InvalidArgument for a negative count or a missing array.
-stor::Result<std::span<const struct iovec>> segments(const struct iovec* iov, int iovcnt) {
-  if (iovcnt < 0) return stor::Status::InvalidArgument("iovcnt must not be negative");
-  if (iovcnt > 0 && !iov) return stor::Status::InvalidArgument("iov must not be NULL when iovcnt > 0");
-  return std::span<const struct iovec>(iov, static_cast<size_t>(iovcnt));
-}
-}  // namespace
-
 stor_code_t stor_file_readv(stor_file_t* f, const struct iovec* iov, int iovcnt, uint64_t off, size_t* nread) {
-  return guarded([&] {
-    if (!f) return null_arg("file");
-    auto segs = segments(iov, iovcnt);
-    if (!segs.is_ok()) return record(segs.status());
-    auto r = f->file.readv(*segs, off);
-    if (!r.is_ok()) return record(r.status());
-    if (nread) *nread = *r;
-    return record({});
-  });
+  return with_segments(f, iov, iovcnt, [&](auto segs) { return transferred(f->file.readv(segs, off), nread); });
 }
 
 stor_code_t stor_file_writev(stor_file_t* f, const struct iovec* iov, int iovcnt, uint64_t off, size_t* nwritten) {
-  return guarded([&] {
-    if (!f) return null_arg("file");
-    auto segs = segments(iov, iovcnt);
-    if (!segs.is_ok()) return record(segs.status());
-    auto r = f->file.writev(*segs, off);
-    if (!r.is_ok()) return record(r.status());
-    if (nwritten) *nwritten = *r;
-    return record({});
-  });
+  return with_segments(f, iov, iovcnt, [&](auto segs) { return transferred(f->file.writev(segs, off), nwritten); });
 }
 
 stor_code_t stor_file_readv_async(stor_file_t* f, const struct iovec* iov, int iovcnt, uint64_t off, stor_io_cb cb,
                                   void* ctx) {
-  return guarded([&] {
-    if (!f) return null_arg("file");
+  return with_segments(f, iov, iovcnt, [&](auto segs) {
     if (!cb) return null_arg("callback");
-    auto segs = segments(iov, iovcnt);
-    if (!segs.is_ok()) return record(segs.status());
-    f->file.readv_async(*segs, off, c_callback(cb, ctx));
+    f->file.readv_async(segs, off, c_callback(cb, ctx));
     return record({});
   });
 }
 
 stor_code_t stor_file_writev_async(stor_file_t* f, const struct iovec* iov, int iovcnt, uint64_t off, stor_io_cb cb,
                                    void* ctx) {
-  return guarded([&] {
-    if (!f) return null_arg("file");
+  return with_segments(f, iov, iovcnt, [&](auto segs) {
     if (!cb) return null_arg("callback");
-    auto segs = segments(iov, iovcnt);
-    if (!segs.is_ok()) return record(segs.status());
-    f->file.writev_async(*segs, off, c_callback(cb, ctx));
+    f->file.writev_async(segs, off, c_callback(cb, ctx));
     return record({});
   });
 }
