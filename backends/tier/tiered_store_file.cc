@@ -2,6 +2,7 @@
 // it opened (reads fetch that version or fail), a cold parquet file serves its footer from memory.
 #include "backends/tier/tiered_store_impl.h"
 
+#include <atomic>
 #include <cstring>
 
 namespace stor::tiering::internal {
@@ -54,7 +55,7 @@ class TierFile final : public BackendFile {
   std::shared_ptr<const Footer> footer_;
   std::optional<PinnedVersion> pinned_;  // set for handles opened on a cold file
   bool writable_;
-  bool wrote_ = false;
+  std::atomic<bool> wrote_{false};  // set by writers on any thread (BackendFile's contract)
   bool open_ = true;
 };
 

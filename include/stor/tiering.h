@@ -38,10 +38,9 @@
 //
 // Thread safety: every TieredStore method may be called concurrently from any thread, alongside
 // the policy thread; operations on one path (open, promote, demote, remove) are serialized by a
-// per-path lock. Handles from open_file follow BackendFile's rules for reads, stat, sync and
-// close; their writes go to the fast tier's handle, but write_async/truncate also set an unlocked
-// "written" flag, so concurrent writes on one tier:// handle are not yet race-free: serialize
-// them (or use one handle per writer). Reads may run concurrently with anything but close.
+// per-path lock. Handles from open_file follow BackendFile's rules (many threads on one handle,
+// close after every callback): I/O goes to the fast tier's handle, whose thread runs the
+// callbacks; reads inside a prefetched parquet footer complete on the calling thread.
 #pragma once
 
 #include <cstdint>

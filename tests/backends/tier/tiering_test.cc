@@ -13,6 +13,7 @@
 
 #include "stor/store.h"
 #include "stor/tiering.h"
+#include "io_check.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -600,4 +601,13 @@ TEST_CASE("tiering: an object replaced after the listing is read in its new vers
   auto r = f->read(&c, 1, 0);
   CHECK(r.status().code() == Code::kNotFound);
   CHECK(r.status().message().find("run sync") != std::string::npos);
+}
+
+TEST_CASE("tiering: many threads read and write one tier handle at once", "[concurrency]") {
+  Env env;
+  auto t = env.open();
+  auto f = t->open_file("shared.bin", {kOpenRead | kOpenWrite | kOpenCreate});
+  REQUIRE(f.is_ok());
+  CHECK(stor::test::hammer_one_handle(**f, 100000, 4, 4) == 0);
+  REQUIRE((*f)->close().is_ok());
 }
