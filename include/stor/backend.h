@@ -84,7 +84,7 @@ struct OpenOptions {
 // An open file of a backend.
 //
 // Thread safety (every built-in backend meets this; the "[concurrency]" test cases check it on
-// nvme, lustre and the cache, on both engines):
+// nvme, lustre, the cache and tier://, on both engines):
 //  - The data calls may run concurrently on one handle from any number of threads: read_async,
 //    write_async, readv_async, writev_async, their blocking forms, sync, truncate, stat and
 //    direct. Each call is safe; what they do to the same bytes at once is not ordered: a read
