@@ -112,8 +112,12 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     uint64_t size = 0;
     uint32_t crc = 0;
   };
+  // Records the export intent (durably), then uploads; caller holds the op lock of rel.
   Result<Upload> upload_fast_copy(const std::string& rel);
   Status export_locked(const std::string& rel);  // caller holds the op lock of rel
+  // Sync after a crash: is `listed` the upload an export intent describes? (op lock of rel held)
+  Status adopt_completed_export(const std::string& rel, const ColdObject& listed, bool* ours);
+  Status fast_checksum(const std::string& rel, uint64_t* size, uint32_t* crc);
 
   // ---- demote and policy (tiered_store_demote.cc) ----
   Status demote_locked(const std::string& rel);  // caller holds the op lock of rel

@@ -63,7 +63,20 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
   }
   auto it = remote.find(path);
   const bool in_remote = it != remote.end();
-  const bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  if (remote_changed && in_remote && r.residency == Residency::kDirty && r.export_pending) {
+    // An export interrupted by a crash may have completed: then the new object is ours.
+    bool ours = false;
+    STOR_RETURN_IF_ERROR(adopt_completed_export(path, it->second, &ours));
+    if (ours) {
+      r = *find(path);
+      if (r.residency != Residency::kDirty) {
+        report->exported.push_back(path);
+        return {};
+      }
+      remote_changed = false;  // changed locally since: exported below over our own upload
+    }
+  }
   switch (r.residency) {
     case Residency::kUncached:
     case Residency::kDemoted:

@@ -81,8 +81,10 @@ struct TierOptions {
   // > 0: a background thread applies the policy this often (wall time), and right away when a
   // fetch or a write pushes the fast tier over the high watermark. 0: only run_policy() does.
   int64_t policy_interval_ns = 0;
-  // Test seam: called at each step of a demotion ("copied", "verified", "switched", "released").
-  std::function<void(const std::string& path, const char* step)> demote_hook;
+  // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
+  // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
+  // "uploaded": the object is in the cold tier, "exported": the record says so).
+  std::function<void(const std::string& path, const char* step)> step_hook;
 };
 
 struct FileStatus {
