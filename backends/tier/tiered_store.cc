@@ -160,6 +160,7 @@ Status TieredStoreImpl::remove(const std::string& path) {
     // Forget first: a crash after this leaves at worst an orphan copy, never a dangling record.
     records_.erase(it);
     footers_.erase(rel);
+    validated_ns_.erase(rel);
     STOR_RETURN_IF_ERROR(journal_->erase(rel, true));
   }
   if (fast_resident(r->residency)) {

@@ -126,6 +126,7 @@ Status TieredStoreImpl::demote_locked(const std::string& rel) {
     cur.size = target.size;
     cur.cold_etag = target.etag;
     cur.cold_mtime_ns = target.mtime_ns;
+    validated(rel);
     STOR_RETURN_IF_ERROR(journal_->put(cur, true));  // the switch: durable before the release
     ++stats_.demotions;
     stats_.demoted_bytes += target.size;

@@ -90,6 +90,7 @@ Status TieredStoreImpl::export_locked(const std::string& rel) {
     cur.size = up.size;
     cur.cold_etag = up.object.etag;
     cur.cold_mtime_ns = up.object.mtime_ns;
+    validated(rel);
     ++stats_.exports;
     stats_.exported_bytes += up.size;
     // Not durable: if lost, the intent left behind lets the next sync recognise the upload.
@@ -120,6 +121,7 @@ Status TieredStoreImpl::adopt_completed_export(const std::string& rel, const Col
   cur.export_pending = false;
   cur.cold_etag = listed.etag;
   cur.cold_mtime_ns = listed.mtime_ns;
+  validated(rel);
   if (local_size == r->export_size && local_crc == r->export_crc) {
     cur.residency = Residency::kCached;
     cur.size = local_size;

@@ -7,8 +7,8 @@
 //   tiered_store_sync.cc     import_listing and the two-way sync / conflict state machine
 //   tiered_store_footer.cc   the parquet footer cache
 //
-// Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_
-// and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
+// Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_,
+// validated_ns_ and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
 // request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
 // bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
 // policy thread's flags only.
@@ -104,6 +104,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Status fetch_locked(const std::string& rel);
   Status revalidate_after_failed_fetch(const std::string& rel, const Status& s, bool* adopted);
   Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const;
+  // Revalidation on open (TierOptions::revalidate_after_ns); caller holds the op lock of rel.
+  Status revalidate_on_open(const std::string& rel, int64_t now);
+  void validated(const std::string& rel) { validated_ns_[rel] = opts_.clock(); }  // caller holds mu_
 
   // ---- export (tiered_store_export.cc) ----
   // The fast copy of rel written to the cold tier, with the size and CRC32 of what was read.
@@ -140,6 +143,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::map<std::string, int64_t> persisted_access_;
   std::map<std::string, std::shared_ptr<const Footer>> footers_;
+  // When each record's cold version was last confirmed against the cold tier (this process only:
+  // after a restart, the first open of each file checks).
+  std::map<std::string, int64_t> validated_ns_;
   TierStats stats_;
 
   std::mutex policy_mu_;

@@ -11,8 +11,14 @@ Result<size_t> TieredStoreImpl::import_listing() {
   size_t added = 0;
   for (auto& o : objects) {
     auto rel = normalize_path(o.path);
-    if (!rel.is_ok() || rel->empty() || records_.count(*rel)) continue;
+    if (!rel.is_ok() || rel->empty()) continue;
+    auto it = records_.find(*rel);
+    if (it != records_.end()) {
+      if (it->second.cold_etag == o.etag) validated(*rel);  // the listing confirms it
+      continue;
+    }
     records_[*rel] = uncached_record(*rel, o, now);
+    validated(*rel);
     ++added;
   }
   // One durable checkpoint instead of one journal line per object.
@@ -27,6 +33,7 @@ Result<SyncReport> TieredStoreImpl::sync() {
     auto rel = normalize_path(o.path);
     if (rel.is_ok() && !rel->empty()) remote[*rel] = o;
   }
+  const std::map<std::string, ColdObject> listed_by_path = remote;
   SyncReport report;
   std::vector<std::string> paths;
   {
@@ -40,8 +47,11 @@ Result<SyncReport> TieredStoreImpl::sync() {
   }
   const int64_t now = opts_.clock();
   std::lock_guard lk(mu_);
+  for (auto& [path, o] : listed_by_path)  // the listing confirms every record still naming its ETag
+    if (auto it = records_.find(path); it != records_.end() && it->second.cold_etag == o.etag) validated(path);
   for (auto& [path, o] : remote) {
     if (records_.count(path)) continue;
+    validated(path);
     const Record& r = records_[path] = uncached_record(path, o, now);
     STOR_RETURN_IF_ERROR(journal_->put(r, false));
     report.imported_new.push_back(path);

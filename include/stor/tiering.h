@@ -32,7 +32,8 @@
 // `stctl link` / create_link). Its fast tier is that directory (nvme) unless .stor-tier/config
 // names another root (fast=lustre:///...); its cold tier is the URI recorded there (cold=...).
 // Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
-// tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only).
+// tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only),
+// tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier).
 //
 // The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
 #pragma once
@@ -81,6 +82,12 @@ struct TierOptions {
   // > 0: a background thread applies the policy this often (wall time), and right away when a
   // fetch or a write pushes the fast tier over the high watermark. 0: only run_policy() does.
   int64_t policy_interval_ns = 0;
+  // Revalidation on open: a file not dirty whose cold version was last confirmed (by the listing,
+  // a sync, a fetch, an export or an earlier revalidation, in this process) longer ago than this
+  // costs its open one cold-tier stat (a HEAD on S3): a new ETag makes the record adopt the new
+  // version (the open serves its bytes), a deleted object fails the open with NotFound and drops
+  // the record. 0: every open checks. Files open elsewhere in the process are not revalidated.
+  int64_t revalidate_after_ns = 60ll * 1'000'000'000;
   // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
   // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
   // "uploaded": the object is in the cold tier, "exported": the record says so).

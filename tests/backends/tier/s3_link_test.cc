@@ -173,12 +173,15 @@ TEST_CASE("s3 link: first read fetches with ranged GETs, the second read makes n
   CHECK(env.requests() - before == 0);
   CHECK(t->status("large.bin")->residency == Residency::kCached);
 
-  // A later run (new process state, same fast tier) reads from the cache too.
+  // A later run (new process state, same fast tier) reads from the cache too: its first open
+  // revalidates the copy with one HEAD (nothing is known to be fresh after a restart), no GET.
   t.reset();
   auto again = env.open();
   before = env.requests();
   CHECK(read_whole(*again, "large.bin") == large);
-  CHECK(env.requests() - before == 0);
+  CHECK(env.requests() - before == 1);
+  CHECK(read_whole(*again, "large.bin") == large);
+  CHECK(env.requests() - before == 1);
 }
 
 TEST_CASE("s3 link: export round trip (single and multipart), demotion into the bucket") {
@@ -619,4 +622,83 @@ TEST_CASE("s3 link: an export intent recognises only its own bytes") {
     CHECK(t->status("f1")->residency == Residency::kCached);
     CHECK(uploader->list_all(bucket, "b/", "")->objects.size() == kCrashSizes.size());
   }
+}
+
+// Issue 15 item 1: a cached file is revalidated on open once its version was last confirmed
+// longer ago than revalidate_after (one HEAD), so another client's overwrite (same size too) or
+// delete reaches the next open without a sync.
+TEST_CASE("s3 link: revalidation on open sees bucket overwrites and deletes after the staleness bound") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkreval");
+  const std::string v1 = body_of(20, 5000), v2 = body_of(21, 5000);  // same size, other bytes
+  env.put("data/same.bin", v1);
+  env.put("data/gone.bin", "to be deleted");
+  auto o = env.options();
+  o.revalidate_after_ns = 30 * kSecond;
+  auto t = TieredStore::open(o).value();
+  REQUIRE(t->import_listing().is_ok());
+  CHECK(read_whole(*t, "same.bin") == v1);
+  CHECK(read_whole(*t, "gone.bin") == "to be deleted");
+  env.put("data/same.bin", v2);
+  REQUIRE(env.uploader->delete_object(env.bucket, "data/gone.bin").is_ok());
+
+  // Within the bound: the cached copies are served without a request (the documented staleness).
+  uint64_t before = env.requests();
+  CHECK(read_whole(*t, "same.bin") == v1);
+  CHECK(read_whole(*t, "gone.bin") == "to be deleted");
+  CHECK(env.requests() - before == 0);
+
+  env.now += 31 * kSecond;
+  before = env.requests();
+  CHECK(read_whole(*t, "same.bin") == v2);  // HEAD: new ETag, then the GET of the new version
+  CHECK(env.requests() - before == 2);
+  CHECK(t->status("same.bin")->residency == Residency::kCached);
+  auto gone = t->open_file("gone.bin", {kOpenRead});
+  REQUIRE(!gone.is_ok());
+  CHECK(gone.status().code() == Code::kNotFound);
+  CHECK(t->status("gone.bin").status().code() == Code::kNotFound);  // the record went
+  CHECK(!fs::exists(env.fast_dir + "/gone.bin"));
+  CHECK(env.requests() - before == 3);
+  // Just confirmed: the next open inside the bound makes no request.
+  before = env.requests();
+  CHECK(read_whole(*t, "same.bin") == v2);
+  CHECK(env.requests() - before == 0);
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->imported_changed.empty());
+  CHECK(report->deleted_locally.empty());
+}
+
+TEST_CASE("s3 link: revalidate_after 0 checks every open; tier.revalidate_after sets it for tier://") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkreval0");
+  env.put("data/f.bin", "version one");
+  StoreOptions so;
+  so.settings = s3rver_settings(server.endpoint());
+  so.settings["s3.session"] = "off";
+  so.settings["tier.revalidate_after"] = "0";
+  auto store = Store::create(so).value();
+  auto tier = store->backend(Uri::parse("tier:///").value()).value();
+  auto link = create_link(*tier, env.fast_dir, "s3express://" + env.bucket + "/data");
+  REQUIRE(link.is_ok());
+  auto& t = *link->store;
+  CHECK(read_whole(t, "f.bin") == "version one");
+  CHECK(read_whole(t, "f.bin") == "version one");
+  env.put("data/f.bin", "version two");  // the very next open sees it
+  CHECK(read_whole(t, "f.bin") == "version two");
+  env.put("data/f.bin", "version 3!!");  // same size
+  CHECK(read_whole(t, "f.bin") == "version 3!!");
+  REQUIRE(env.uploader->delete_object(env.bucket, "data/f.bin").is_ok());
+  CHECK(t.open_file("f.bin", {kOpenRead}).status().code() == Code::kNotFound);
+  // A handle open on the cached copy keeps reading it; nothing is swapped under it.
+  env.put("data/h.bin", "held v1");
+  REQUIRE(t.sync().is_ok());
+  CHECK(read_whole(t, "h.bin") == "held v1");
+  auto held = t.open_file("h.bin", {kOpenRead}).value();
+  env.put("data/h.bin", "held v2");
+  std::string buf(7, '\0');
+  CHECK(held->read(buf.data(), buf.size(), 0).value() == 7);
+  CHECK(buf == "held v1");
+  REQUIRE(held->close().is_ok());
+  CHECK(read_whole(t, "h.bin") == "held v2");
 }
