@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 // Config keys: cold, fast (optional), demote_after (seconds, or with a ms/s/m/h unit),
 // high_watermark, low_watermark (bytes, or with a K/M/G/T unit), auto_export, policy_interval
 // (like demote_after; 0 = only on demand), dir_markers (booleans: 0/1, true/false, ...),
-// revalidate_after (like demote_after; 0 = every open checks).
+// revalidate_after (like demote_after; 0 = every open checks), sync_interval (0 = no background sync).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read " + path);
@@ -134,7 +134,7 @@ class TierBackend final : public Backend {
     // Settings given to the store override the directory's config.
     for (const char* key :
          {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers",
-          "revalidate_after"})
+          "revalidate_after", "sync_interval"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -164,6 +164,9 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto revalidate_after, s.get_duration("revalidate_after", std::chrono::minutes(1), kSecond,
                                                                 std::chrono::milliseconds(0), kMaxDuration));
     o.revalidate_after_ns = std::chrono::nanoseconds(revalidate_after).count();
+    STOR_ASSIGN_OR_RETURN(auto sync_interval, s.get_duration("sync_interval", std::chrono::milliseconds(0), kSecond,
+                                                             std::chrono::milliseconds(0), kMaxDuration));
+    o.sync_interval_ns = std::chrono::nanoseconds(sync_interval).count();
     return TieredStore::open(std::move(o));
   }
 

@@ -62,6 +62,7 @@ TieredStoreImpl::~TieredStoreImpl() {
   }
   policy_cv_.notify_all();
   if (policy_thread_.joinable()) policy_thread_.join();
+  if (sync_thread_.joinable()) sync_thread_.join();
 }
 
 Status TieredStoreImpl::init() {
@@ -264,6 +265,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   auto store = std::make_shared<internal::TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
   store->start_policy_thread();
+  store->start_sync_thread();
   return std::shared_ptr<TieredStore>(store);
 }
 

@@ -11,7 +11,7 @@
 // validated_ns_ and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
 // request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
 // bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
-// policy thread's flags only.
+// policy and sync threads' flags only.
 #pragma once
 
 #include <condition_variable>
@@ -65,6 +65,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   Status init();                // replays the journal and finishes interrupted moves
   void start_policy_thread();   // when opts_.policy_interval_ns > 0
+  void start_sync_thread();     // when opts_.sync_interval_ns > 0 (tiered_store_sync.cc)
 
   // ---- TieredStore ----
   Result<size_t> import_listing() override;
@@ -151,7 +152,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::mutex policy_mu_;
   std::condition_variable policy_cv_;
   bool stopping_ = false, kicked_ = false;
-  std::thread policy_thread_;  // last member: started after everything else is built
+  std::thread policy_thread_;  // last members: started after everything else is built
+  std::thread sync_thread_;
 };
 
 }  // namespace stor::tiering::internal

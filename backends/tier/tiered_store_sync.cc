@@ -2,6 +2,8 @@
 // dirty files, import new / changed / deleted objects, resolve conflicts; see stor/tiering.h).
 #include "backends/tier/tiered_store_impl.h"
 
+#include <chrono>
+
 namespace stor::tiering::internal {
 
 Result<size_t> TieredStoreImpl::import_listing() {
@@ -24,6 +26,22 @@ Result<size_t> TieredStoreImpl::import_listing() {
   // One durable checkpoint instead of one journal line per object.
   STOR_RETURN_IF_ERROR(journal_->compact(records_));
   return added;
+}
+
+// Automatic export and import: sync() on an interval. A file open at that moment is skipped
+// (reported Busy to nobody) and taken by a later round; errors are retried the same way.
+void TieredStoreImpl::start_sync_thread() {
+  if (opts_.sync_interval_ns <= 0) return;
+  sync_thread_ = std::thread([this] {
+    std::unique_lock lk(policy_mu_);
+    while (!stopping_) {
+      policy_cv_.wait_for(lk, std::chrono::nanoseconds(opts_.sync_interval_ns), [&] { return stopping_; });
+      if (stopping_) break;
+      lk.unlock();
+      (void)sync();
+      lk.lock();
+    }
+  });
 }
 
 Result<SyncReport> TieredStoreImpl::sync() {

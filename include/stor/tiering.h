@@ -33,7 +33,8 @@
 // names another root (fast=lustre:///...); its cold tier is the URI recorded there (cold=...).
 // Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
 // tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only),
-// tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier).
+// tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier),
+// tier.sync_interval (seconds, default 0 = only stctl sync / sync()).
 //
 // The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
 #pragma once
@@ -88,6 +89,9 @@ struct TierOptions {
   // version (the open serves its bytes), a deleted object fails the open with NotFound and drops
   // the record. 0: every open checks. Files open elsewhere in the process are not revalidated.
   int64_t revalidate_after_ns = 60ll * 1'000'000'000;
+  // > 0: a background thread runs sync() this often (wall time): dirty files not open are
+  // exported, new / changed / deleted cold objects are imported, without anyone calling sync().
+  int64_t sync_interval_ns = 0;
   // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
   // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
   // "uploaded": the object is in the cold tier, "exported": the record says so).

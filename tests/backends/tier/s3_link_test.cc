@@ -702,3 +702,46 @@ TEST_CASE("s3 link: revalidate_after 0 checks every open; tier.revalidate_after 
   REQUIRE(held->close().is_ok());
   CHECK(read_whole(t, "h.bin") == "held v2");
 }
+
+namespace {
+
+// Polls `done` every 20 ms for up to 10 s.
+bool eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 500; ++i) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+}  // namespace
+
+// Issue 15 items "automatic export" and "interval importer": with sync_interval set, a background
+// sync exports closed local writes and imports new, changed and deleted objects; nobody calls sync().
+TEST_CASE("s3 link: sync_interval exports and imports in the background") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkinterval");
+  env.put("data/changed.bin", "bucket v1");
+  env.put("data/deleted.bin", "to be deleted");
+  auto o = env.options();
+  o.sync_interval_ns = kSecond / 5;
+  o.revalidate_after_ns = 3600 * kSecond;  // what is seen here is the importer's doing, not revalidation
+  auto t = TieredStore::open(o).value();
+  REQUIRE(t->import_listing().is_ok());
+  CHECK(read_whole(*t, "changed.bin") == "bucket v1");
+
+  write_whole(*t, "local.bin", "written here");
+  env.put("data/new.bin", "new in the bucket");
+  env.put("data/changed.bin", "bucket v2");
+  REQUIRE(env.uploader->delete_object(env.bucket, "data/deleted.bin").is_ok());
+  CHECK(eventually([&] {
+    auto got = env.uploader->get_object(env.bucket, "data/local.bin");
+    return got.is_ok() && *got == "written here";
+  }));
+  CHECK(eventually([&] { return t->stat("new.bin").is_ok(); }));
+  CHECK(eventually([&] { return t->stat("deleted.bin").status().code() == Code::kNotFound; }));
+  CHECK(eventually([&] { return t->status("changed.bin")->residency == Residency::kUncached; }));
+  CHECK(read_whole(*t, "changed.bin") == "bucket v2");
+  CHECK(read_whole(*t, "new.bin") == "new in the bucket");
+  CHECK(eventually([&] { return t->status("local.bin")->residency == Residency::kCached; }));
+}
