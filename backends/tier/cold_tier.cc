@@ -141,6 +141,12 @@ class GenericColdTier : public ColdTier {
 
   Status remove(const std::string& rel) override { return backend_->remove(uri(rel)); }
 
+  Status rename(const std::string& from, const std::string& to) override {
+    if (make_parents_ && (backend_->capabilities() & kCapDirectories))
+      STOR_RETURN_IF_ERROR(make_parents(*backend_, root_, to));
+    return backend_->rename(uri(from), uri(to));
+  }
+
  protected:
   std::shared_ptr<Backend> backend_;
   Uri root_;

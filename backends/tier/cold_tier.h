@@ -49,6 +49,8 @@ class ColdTier {
   // of the bytes sent is stored in *crc.
   virtual Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) = 0;
   virtual Status remove(const std::string& rel) = 0;
+  // Moves the object (S3: server-side copy, then delete of the source; directories: rename).
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual std::string uri_of(const std::string& rel) const = 0;
 
  protected:

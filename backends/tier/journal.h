@@ -34,6 +34,9 @@ struct Record {
   bool export_pending = false;
   uint64_t export_size = 0;
   uint32_t export_crc = 0;
+  // Rename intent: this record is the target of a rename from `renamed_from` that has not
+  // finished (the old record still exists); replay finishes it (TieredStoreImpl::finish_rename).
+  std::string renamed_from;
 };
 
 uint32_t crc32(const void* data, size_t len, uint32_t crc = 0);

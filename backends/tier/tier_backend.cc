@@ -71,6 +71,13 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
     return ns->remove(rel);
   }
+  Status rename(const Uri& from, const Uri& to) override {
+    std::string from_rel, to_rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(from.path, &from_rel));
+    STOR_ASSIGN_OR_RETURN(auto to_ns, namespace_for(to.path, &to_rel));
+    if (ns != to_ns) return Status::Unsupported("tier: rename across linked namespaces: " + from.to_string() + " -> " + to.to_string());
+    return ns->rename(from_rel, to_rel);
+  }
   Status mkdir(const Uri& uri, uint32_t) override {
     return Status::Unsupported("tier: directories are implicit (a file's parents exist while it does): " + uri.to_string());
   }

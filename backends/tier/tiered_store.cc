@@ -67,9 +67,16 @@ TieredStoreImpl::~TieredStoreImpl() {
 
 Status TieredStoreImpl::init() {
   STOR_ASSIGN_OR_RETURN(journal_, Journal::open(opts_.state_dir, &records_));
+  // A rename a crash interrupted is finished first; when the cold tier cannot be reached now, its
+  // records stay as they are (the source's copies have not moved yet) and sync finishes it.
+  (void)finish_pending_renames();
   // Finish or roll back whatever a crash interrupted; the journal says which copy is valid.
   for (auto it = records_.begin(); it != records_.end();) {
     Record& r = it->second;
+    if (!r.renamed_from.empty()) {  // an unfinished rename's target: its copies are still at the source
+      ++it;
+      continue;
+    }
     auto local = opts_.fast->stat(fast_uri(r.path));
     const bool have_local = local.is_ok();
     if (!have_local && local.status().code() != Code::kNotFound) return local.status();

@@ -77,6 +77,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Result<FileInfo> stat(const std::string& path) override;
   Result<std::vector<DirEntry>> list(const std::string& dir) override;
   Status remove(const std::string& path) override;
+  Status rename(const std::string& from, const std::string& to) override;  // tiered_store_rename.cc
   Result<FileStatus> status(const std::string& path) override;
   std::vector<FileStatus> status_all(const std::string& prefix_path) override;
   TierStats stats() const override;
@@ -127,6 +128,11 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Status demote_locked(const std::string& rel);  // caller holds the op lock of rel
   void hook(const std::string& rel, const char* step);
   void kick_policy_if_full();                    // caller holds mu_
+
+  // ---- rename (tiered_store_rename.cc) ----
+  // Rolls the rename whose target record is `to` forward (idempotent); callers hold both op locks.
+  Status finish_rename(const std::string& to);
+  Status finish_pending_renames();  // every record with a rename intent (init, sync)
 
   // ---- sync (tiered_store_sync.cc) ----
   Status sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote, SyncReport* report);

@@ -45,6 +45,7 @@ void TieredStoreImpl::start_sync_thread() {
 }
 
 Result<SyncReport> TieredStoreImpl::sync() {
+  STOR_RETURN_IF_ERROR(finish_pending_renames());  // the listing must not see a half-moved file
   STOR_ASSIGN_OR_RETURN(auto listed, cold_->list_all());
   std::map<std::string, ColdObject> remote;
   for (auto& o : listed) {

@@ -94,7 +94,8 @@ struct TierOptions {
   int64_t sync_interval_ns = 0;
   // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
   // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
-  // "uploaded": the object is in the cold tier, "exported": the record says so).
+  // "uploaded": the object is in the cold tier, "exported": the record says so) and of a rename
+  // ("rename-intent", "rename-cold": the cold object moved, "rename-fast": the fast copy moved).
   std::function<void(const std::string& path, const char* step)> step_hook;
 };
 
@@ -148,6 +149,11 @@ class TieredStore {
   virtual Result<FileInfo> stat(const std::string& path) = 0;
   virtual Result<std::vector<DirEntry>> list(const std::string& dir) = 0;
   virtual Status remove(const std::string& path) = 0;
+  // Renames a file (not a directory: Unsupported); `to` must not exist (AlreadyExists) and neither
+  // may be open (Busy). An exported file moves in the cold tier too (S3: server-side copy, then
+  // delete); a not-yet-exported one only locally. Crash safe: the journal records the intent
+  // first and the next open (or sync) finishes it.
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
 
   virtual Result<FileStatus> status(const std::string& path) = 0;
   // Every record at or under `prefix` ("" for all), sorted by path.

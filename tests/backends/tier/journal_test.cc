@@ -76,6 +76,24 @@ TEST_CASE("an export intent (10th field) round-trips through journal and checkpo
   CHECK(!again.at("dir/a.bin").export_pending);
 }
 
+TEST_CASE("a rename intent (11th field) round-trips, with or without an export intent", "[tiering][journal]") {
+  stor::test::TempDir dir;
+  std::map<std::string, Record> records;
+  REQUIRE(open_with_journal(dir, framed("P\tnew\t1\t5\t1\t\"e\"\t0\t0\t0\t\told%09name") +
+                                     framed("P\tb\t0\t5\t1\t\t0\t0\t0\t5:0a0b0c0d\tc"), &records).is_ok());
+  CHECK(records.at("new").renamed_from == "old\tname");
+  CHECK(!records.at("new").export_pending);
+  CHECK(records.at("b").renamed_from == "c");
+  CHECK(records.at("b").export_pending);
+  std::map<std::string, Record> again;
+  {
+    auto j = Journal::open(dir.path(), &again);
+    REQUIRE(j.is_ok());
+  }
+  CHECK(again.at("new").renamed_from == "old\tname");
+  CHECK(again.at("b").export_crc == 0x0a0b0c0du);
+}
+
 TEST_CASE("CRC-valid journal lines with bad fields are Corruption naming the line", "[tiering][journal]") {
   stor::test::TempDir dir;
   std::string bad;
@@ -131,6 +149,14 @@ TEST_CASE("CRC-valid journal lines with bad fields are Corruption naming the lin
   SECTION("export intent with a CRC that is not 8 hex digits") {
     bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t5:-eadbeef";
     field = "export intent";
+  }
+  SECTION("rename source escaping the namespace") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t\t../y";
+    field = "rename source";
+  }
+  SECTION("rename source naming the record itself") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t\tx";
+    field = "rename source";
   }
   SECTION("wrong field count") {
     bad = "P\tx\t1\t1";

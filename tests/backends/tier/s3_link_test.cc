@@ -745,3 +745,117 @@ TEST_CASE("s3 link: sync_interval exports and imports in the background") {
   CHECK(read_whole(*t, "new.bin") == "new in the bucket");
   CHECK(eventually([&] { return t->status("local.bin")->residency == Residency::kCached; }));
 }
+
+// Issue 15 item 5: rename on tier://. An exported file moves in the bucket (server-side copy +
+// delete), a dirty one locally (its stale object is deleted, the new name exported by sync).
+TEST_CASE("s3 link: rename of exported, cached, uncached and dirty files; directories are Unsupported") {
+  REQUIRE_S3RVER();
+  LinkEnv env(server.endpoint(), "linkrename");
+  env.put("data/cold.bin", "only in the bucket");
+  env.put("data/d/x", "in a directory");
+  auto t = env.open();
+  REQUIRE(t->import_listing().is_ok());
+  CHECK(read_whole(*t, "d/x") == "in a directory");  // cached
+  write_whole(*t, "exp.txt", "exported then changed");
+  REQUIRE(t->sync().is_ok());
+  write_whole(*t, "new.txt", "never exported");
+  write_whole(*t, "exp.txt", "exported, changed locally");  // dirty with an older object
+
+  REQUIRE(t->rename("cold.bin", "moved/cold.bin").is_ok());
+  REQUIRE(t->rename("d/x", "y").is_ok());
+  REQUIRE(t->rename("new.txt", "sub/new.txt").is_ok());
+  REQUIRE(t->rename("exp.txt", "exp2.txt").is_ok());
+  CHECK(t->stat("cold.bin").status().code() == Code::kNotFound);
+  CHECK(t->stat("d").status().code() == Code::kNotFound);
+  CHECK(t->status("moved/cold.bin")->residency == Residency::kUncached);
+  CHECK(t->status("y")->residency == Residency::kCached);
+  CHECK(read_whole(*t, "moved/cold.bin") == "only in the bucket");
+  CHECK(read_whole(*t, "y") == "in a directory");
+  CHECK(read_whole(*t, "sub/new.txt") == "never exported");
+  CHECK(read_whole(*t, "exp2.txt") == "exported, changed locally");
+  CHECK(bucket_keys(env, "") == std::vector<std::string>{"data/moved/cold.bin", "data/y"});
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->conflicts.empty());
+  CHECK(report->failed.empty());
+  CHECK(report->imported_new.empty());
+  CHECK(report->deleted_locally.empty());
+  CHECK(bucket_keys(env, "") ==
+        std::vector<std::string>{"data/exp2.txt", "data/moved/cold.bin", "data/sub/new.txt", "data/y"});
+  CHECK(env.uploader->get_object(env.bucket, "data/exp2.txt").value() == "exported, changed locally");
+
+  write_whole(*t, "dir/a", "a");
+  CHECK(t->rename("dir", "dir2").code() == Code::kUnsupported);
+  CHECK(t->rename("y", "dir/a").code() == Code::kAlreadyExists);
+  CHECK(t->rename("nope", "z").code() == Code::kNotFound);
+  auto held = t->open_file("y", {kOpenRead}).value();
+  CHECK(t->rename("y", "z").code() == Code::kBusy);
+  REQUIRE(held->close().is_ok());
+
+  // Through the tier:// backend (was Unsupported).
+  t.reset();
+  auto store = link_store(server.endpoint());
+  auto tier = store->backend(Uri::parse("tier:///").value()).value();
+  auto link = create_link(*tier, env.fast_dir, "s3express://" + env.bucket + "/data");
+  REQUIRE(link.is_ok());
+  REQUIRE(tier->rename(Uri::parse("tier://" + env.fast_dir + "/y").value(), Uri::parse("tier://" + env.fast_dir + "/z").value()).is_ok());
+  CHECK(read_whole(*link->store, "z") == "in a directory");
+  CHECK(env.uploader->get_object(env.bucket, "data/z").value() == "in a directory");
+}
+
+TEST_CASE("s3 link: SIGKILL at every step of a rename; the next open finishes it") {
+  REQUIRE_S3RVER();
+  auto uploader = make_client(server.endpoint(), {{"s3.session", "off"}});
+  REQUIRE(uploader);
+  const std::string bucket = unique_bucket("linkrenamecrash");
+  REQUIRE(uploader->create_bucket(bucket).is_ok());
+  int round = 0;
+  for (const char* step : {"rename-intent", "rename-cold", "rename-fast"}) {
+    for (bool dirty : {false, true}) {
+      INFO("killed at " << step << (dirty ? " (dirty)" : " (cached)"));
+      stor::test::TempDir dir;
+      const std::string fast_dir = dir / "fast", prefix = "r" + std::to_string(round++);
+      const std::string cold_root = "s3express://" + bucket + "/" + prefix;
+      fs::create_directories(fast_dir);
+      const std::string body = body_of(round, 20'000), local = body_of(round + 100, 9'000);
+      pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        auto store = link_store(server.endpoint());
+        auto o = link_options(*store, fast_dir, cold_root);
+        o.step_hook = [&](const std::string&, const char* s) {
+          if (std::string(s) == step) ::kill(::getpid(), SIGKILL);
+        };
+        auto t = TieredStore::open(o).value();
+        auto f = t->open_file("a/f", {kOpenWrite | kOpenCreate}).value();
+        (void)f->write(body.data(), body.size(), 0);
+        (void)f->close();
+        (void)t->sync();
+        if (dirty) {
+          auto g = t->open_file("a/f", {kOpenWrite | kOpenTruncate}).value();
+          (void)g->write(local.data(), local.size(), 0);
+          (void)g->close();
+        }
+        (void)t->rename("a/f", "b/g");
+        ::_exit(0);
+      }
+      int status = 0;
+      REQUIRE(::waitpid(pid, &status, 0) == pid);
+      REQUIRE(WIFSIGNALED(status));
+      auto store = link_store(server.endpoint());
+      auto t = TieredStore::open(link_options(*store, fast_dir, cold_root)).value();
+      CHECK(t->stat("a/f").status().code() == Code::kNotFound);
+      CHECK(read_whole(*t, "b/g") == (dirty ? local : body));
+      auto report = t->sync();
+      REQUIRE(report.is_ok());
+      CHECK(report->conflicts.empty());
+      CHECK(report->failed.empty());
+      auto listed = uploader->list_all(bucket, prefix + "/", "");
+      REQUIRE(listed.is_ok());
+      REQUIRE(listed->objects.size() == 1);
+      CHECK(listed->objects[0].key == prefix + "/b/g");
+      CHECK(uploader->get_object(bucket, prefix + "/b/g").value() == (dirty ? local : body));
+      CHECK(!fs::exists(fast_dir + "/a/f"));
+    }
+  }
+}
