@@ -35,7 +35,9 @@ std::string frame_lines(const std::string& text) {
 bool same(const Record& a, const Record& b) {
   return a.path == b.path && a.residency == b.residency && a.size == b.size && a.mtime_ns == b.mtime_ns &&
          a.cold_etag == b.cold_etag && a.cold_mtime_ns == b.cold_mtime_ns && a.last_access_ns == b.last_access_ns &&
-         a.reads == b.reads;
+         a.reads == b.reads && a.export_pending == b.export_pending &&
+         (!a.export_pending || (a.export_size == b.export_size && a.export_crc == b.export_crc)) &&
+         a.renamed_from == b.renamed_from;
 }
 
 }  // namespace

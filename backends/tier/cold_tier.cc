@@ -11,6 +11,32 @@ namespace {
 
 constexpr uint64_t kCopyChunk = 4ull << 20;
 
+// Computes the CRC32 of what is written to it, in order: checksum().
+class CrcSink final : public BackendFile {
+ public:
+  void read_async(void*, size_t, uint64_t, IoCallback done) override {
+    done(Status::Unsupported("checksum sink is write-only"));
+  }
+  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
+    if (offset != next_) return done(Status::Internal("checksum sink needs sequential writes"));
+    crc = crc32(buf, len, crc);
+    next_ += len;
+    done(len);
+  }
+  Status sync(bool) override { return {}; }
+  Status truncate(uint64_t) override { return Status::Unsupported("checksum sink"); }
+  Result<FileInfo> stat() override {
+    FileInfo i;
+    i.size = next_;
+    return i;
+  }
+  Status close() override { return {}; }
+  uint32_t crc = 0;
+
+ private:
+  uint64_t next_ = 0;
+};
+
 // A cold root on any Backend: a directory tree.
 class GenericColdTier : public ColdTier {
  public:
@@ -115,6 +141,12 @@ class GenericColdTier : public ColdTier {
 
   Status remove(const std::string& rel) override { return backend_->remove(uri(rel)); }
 
+  Status rename(const std::string& from, const std::string& to) override {
+    if (make_parents_ && (backend_->capabilities() & kCapDirectories))
+      STOR_RETURN_IF_ERROR(make_parents(*backend_, root_, to));
+    return backend_->rename(uri(from), uri(to));
+  }
+
  protected:
   std::shared_ptr<Backend> backend_;
   Uri root_;
@@ -206,6 +238,12 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
   }
   if (crc) *crc = c;
   return {};
+}
+
+Result<uint32_t> ColdTier::checksum(const std::string& rel, const ColdObject& known, uint64_t chunk) {
+  CrcSink sink;
+  STOR_RETURN_IF_ERROR(fetch_into(rel, known, sink, chunk, nullptr));
+  return sink.crc;
 }
 
 Result<std::unique_ptr<ColdTier>> ColdTier::make(std::shared_ptr<Backend> backend, const std::string& root_uri,

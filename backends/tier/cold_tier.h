@@ -43,10 +43,14 @@ class ColdTier {
   // Copies the whole object into dst (from offset 0) in pieces of `chunk` bytes. On an object
   // store each piece is one read_version_bulk (for S3: s3.part_size ranged GETs in parallel).
   Status fetch_into(const std::string& rel, const ColdObject& known, BackendFile& dst, uint64_t chunk, uint32_t* crc);
+  // The CRC32 of the whole version `known`, read as fetch_into reads it (nothing is stored).
+  Result<uint32_t> checksum(const std::string& rel, const ColdObject& known, uint64_t chunk);
   // Uploads `size` bytes from src (offset 0 on); returns the new object's description. The CRC32
   // of the bytes sent is stored in *crc.
   virtual Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) = 0;
   virtual Status remove(const std::string& rel) = 0;
+  // Moves the object (S3: server-side copy, then delete of the source; directories: rename).
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual std::string uri_of(const std::string& rel) const = 0;
 
  protected:

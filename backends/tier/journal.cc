@@ -82,6 +82,15 @@ std::string encode_put(const Record& r) {
   std::ostringstream o;
   o << "P\t" << escape(r.path) << '\t' << static_cast<int>(r.residency) << '\t' << r.size << '\t' << r.mtime_ns << '\t'
     << escape(r.cold_etag) << '\t' << r.cold_mtime_ns << '\t' << r.last_access_ns << '\t' << r.reads;
+  // Optional 10th field, only while an export is in flight: "SIZE:CRC32 in hex" (else empty
+  // when an 11th follows); optional 11th, only while a rename is in flight: its source path.
+  if (r.export_pending || !r.renamed_from.empty()) o << '\t';
+  if (r.export_pending) {
+    char crc[9];
+    std::snprintf(crc, sizeof crc, "%08x", r.export_crc);
+    o << r.export_size << ':' << crc;
+  }
+  if (!r.renamed_from.empty()) o << '\t' << escape(r.renamed_from);
   return o.str();
 }
 
@@ -121,7 +130,8 @@ std::string parse_payload(const std::string& payload, Record* r, std::string* er
     return path_problem(*erased);
   }
   if (f[0] != "P") return "unknown record type '" + f[0].substr(0, 16) + "'";
-  if (f.size() != 9) return "put record has " + std::to_string(f.size()) + " fields, want 9";
+  if (f.size() < 9 || f.size() > 11)
+    return "put record has " + std::to_string(f.size()) + " fields, want 9 (10-11 with export / rename intents)";
   *is_erase = false;
   if (!unescape(f[1], &r->path)) return "bad %XX escape in path";
   if (std::string bad = path_problem(r->path); !bad.empty()) return bad;
@@ -141,6 +151,23 @@ std::string parse_payload(const std::string& payload, Record* r, std::string* er
   if (!parse_i64(f[6], &r->cold_mtime_ns)) return "cold mtime '" + f[6] + "' is not a number";
   if (!parse_i64(f[7], &r->last_access_ns)) return "last access '" + f[7] + "' is not a number";
   if (!parse_u64(f[8], &r->reads)) return "reads '" + f[8] + "' is not a number";
+  r->export_pending = f.size() >= 10 && !f[9].empty();
+  if (r->export_pending) {
+    const size_t colon = f[9].find(':');
+    const std::string crc = colon == std::string::npos ? "" : f[9].substr(colon + 1);
+    uint64_t crc_value = 0;
+    auto [end, ec] = std::from_chars(crc.data(), crc.data() + crc.size(), crc_value, 16);
+    if (colon == std::string::npos || !parse_u64(f[9].substr(0, colon), &r->export_size) ||
+        r->export_size > static_cast<uint64_t>(INT64_MAX) || crc.size() != 8 || ec != std::errc() ||
+        end != crc.data() + crc.size())
+      return "export intent '" + f[9].substr(0, 40) + "' is not SIZE:CRC32 (8 hex digits)";
+    r->export_crc = static_cast<uint32_t>(crc_value);
+  }
+  if (f.size() == 11) {
+    if (!unescape(f[10], &r->renamed_from)) return "bad %XX escape in rename source";
+    if (std::string bad = path_problem(r->renamed_from); !bad.empty()) return "rename source: " + bad;
+    if (r->renamed_from == r->path) return "rename source is the record's own path";
+  }
   return "";
 }
 

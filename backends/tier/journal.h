@@ -28,6 +28,15 @@ struct Record {
   int64_t cold_mtime_ns = 0;
   int64_t last_access_ns = 0;
   uint64_t reads = 0;
+  // Export intent: set (durably) before a dirty file's upload starts, cleared when the record
+  // takes the uploaded version. After a crash between the two, an object with this size and
+  // CRC32 is recognised as our own completed upload rather than a change by another client.
+  bool export_pending = false;
+  uint64_t export_size = 0;
+  uint32_t export_crc = 0;
+  // Rename intent: this record is the target of a rename from `renamed_from` that has not
+  // finished (the old record still exists); replay finishes it (TieredStoreImpl::finish_rename).
+  std::string renamed_from;
 };
 
 uint32_t crc32(const void* data, size_t len, uint32_t crc = 0);

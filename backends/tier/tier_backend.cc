@@ -23,7 +23,8 @@ namespace fs = std::filesystem;
 
 // Config keys: cold, fast (optional), demote_after (seconds, or with a ms/s/m/h unit),
 // high_watermark, low_watermark (bytes, or with a K/M/G/T unit), auto_export, policy_interval
-// (like demote_after; 0 = only on demand), dir_markers (booleans: 0/1, true/false, ...).
+// (like demote_after; 0 = only on demand), dir_markers (booleans: 0/1, true/false, ...),
+// revalidate_after (like demote_after; 0 = every open checks), sync_interval (0 = no background sync).
 Result<std::map<std::string, std::string>> read_config(const std::string& path) {
   std::ifstream in(path);
   if (!in) return Status::NotFound("cannot read " + path);
@@ -69,6 +70,13 @@ class TierBackend final : public Backend {
     std::string rel;
     STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
     return ns->remove(rel);
+  }
+  Status rename(const Uri& from, const Uri& to) override {
+    std::string from_rel, to_rel;
+    STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(from.path, &from_rel));
+    STOR_ASSIGN_OR_RETURN(auto to_ns, namespace_for(to.path, &to_rel));
+    if (ns != to_ns) return Status::Unsupported("tier: rename across linked namespaces: " + from.to_string() + " -> " + to.to_string());
+    return ns->rename(from_rel, to_rel);
   }
   Status mkdir(const Uri& uri, uint32_t) override {
     return Status::Unsupported("tier: directories are implicit (a file's parents exist while it does): " + uri.to_string());
@@ -132,7 +140,8 @@ class TierBackend final : public Backend {
     const std::string state_dir = root + "/" + internal::kStateDirName;
     // Settings given to the store override the directory's config.
     for (const char* key :
-         {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers"})
+         {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers",
+          "revalidate_after", "sync_interval"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -159,6 +168,12 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto policy_interval, s.get_duration("policy_interval", std::chrono::minutes(5), kSecond,
                                                                std::chrono::milliseconds(0), kMaxDuration));
     o.policy_interval_ns = std::chrono::nanoseconds(policy_interval).count();
+    STOR_ASSIGN_OR_RETURN(auto revalidate_after, s.get_duration("revalidate_after", std::chrono::minutes(1), kSecond,
+                                                                std::chrono::milliseconds(0), kMaxDuration));
+    o.revalidate_after_ns = std::chrono::nanoseconds(revalidate_after).count();
+    STOR_ASSIGN_OR_RETURN(auto sync_interval, s.get_duration("sync_interval", std::chrono::milliseconds(0), kSecond,
+                                                             std::chrono::milliseconds(0), kMaxDuration));
+    o.sync_interval_ns = std::chrono::nanoseconds(sync_interval).count();
     return TieredStore::open(std::move(o));
   }
 

@@ -62,13 +62,21 @@ TieredStoreImpl::~TieredStoreImpl() {
   }
   policy_cv_.notify_all();
   if (policy_thread_.joinable()) policy_thread_.join();
+  if (sync_thread_.joinable()) sync_thread_.join();
 }
 
 Status TieredStoreImpl::init() {
   STOR_ASSIGN_OR_RETURN(journal_, Journal::open(opts_.state_dir, &records_));
+  // A rename a crash interrupted is finished first; when the cold tier cannot be reached now, its
+  // records stay as they are (the source's copies have not moved yet) and sync finishes it.
+  (void)finish_pending_renames();
   // Finish or roll back whatever a crash interrupted; the journal says which copy is valid.
   for (auto it = records_.begin(); it != records_.end();) {
     Record& r = it->second;
+    if (!r.renamed_from.empty()) {  // an unfinished rename's target: its copies are still at the source
+      ++it;
+      continue;
+    }
     auto local = opts_.fast->stat(fast_uri(r.path));
     const bool have_local = local.is_ok();
     if (!have_local && local.status().code() != Code::kNotFound) return local.status();
@@ -160,6 +168,7 @@ Status TieredStoreImpl::remove(const std::string& path) {
     // Forget first: a crash after this leaves at worst an orphan copy, never a dangling record.
     records_.erase(it);
     footers_.erase(rel);
+    validated_ns_.erase(rel);
     STOR_RETURN_IF_ERROR(journal_->erase(rel, true));
   }
   if (fast_resident(r->residency)) {
@@ -263,6 +272,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   auto store = std::make_shared<internal::TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
   store->start_policy_thread();
+  store->start_sync_thread();
   return std::shared_ptr<TieredStore>(store);
 }
 

@@ -6,35 +6,6 @@
 #include <chrono>
 
 namespace stor::tiering::internal {
-namespace {
-
-// Computes the CRC32 of what is written to it, in order: the read-back check of a demotion.
-class CrcSink final : public BackendFile {
- public:
-  void read_async(void*, size_t, uint64_t, IoCallback done) override {
-    done(Status::Unsupported("checksum sink is write-only"));
-  }
-  void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    if (offset != next_) return done(Status::Internal("checksum sink needs sequential writes"));
-    crc = crc32(buf, len, crc);
-    next_ += len;
-    done(len);
-  }
-  Status sync(bool) override { return {}; }
-  Status truncate(uint64_t) override { return Status::Unsupported("checksum sink"); }
-  Result<FileInfo> stat() override {
-    FileInfo i;
-    i.size = next_;
-    return i;
-  }
-  Status close() override { return {}; }
-  uint32_t crc = 0;
-
- private:
-  uint64_t next_ = 0;
-};
-
-}  // namespace
 
 // The background policy: every policy_interval_ns, or when kicked by a full fast tier.
 void TieredStoreImpl::start_policy_thread() {
@@ -112,7 +83,7 @@ Status TieredStoreImpl::demote(const std::string& path) {
 }
 
 void TieredStoreImpl::hook(const std::string& rel, const char* step) {
-  if (opts_.demote_hook) opts_.demote_hook(rel, step);
+  if (opts_.step_hook) opts_.step_hook(rel, step);
 }
 
 // Caller holds the op lock of rel. Copy, verify, switch, release.
@@ -141,9 +112,8 @@ Status TieredStoreImpl::demote_locked(const std::string& rel) {
     if (up.object.size != up.size)
       return Status::Corruption(cold_->uri_of(rel) + ": cold copy has " + std::to_string(up.object.size) +
                                      " bytes, expected " + std::to_string(up.size));
-    CrcSink sink;
-    STOR_RETURN_IF_ERROR(cold_->fetch_into(rel, up.object, sink, opts_.fetch_chunk, nullptr));
-    if (sink.crc != up.crc)
+    STOR_ASSIGN_OR_RETURN(uint32_t crc, cold_->checksum(rel, up.object, opts_.fetch_chunk));
+    if (crc != up.crc)
       return Status::Corruption(cold_->uri_of(rel) + ": cold copy does not read back as written (CRC mismatch)");
     hook(rel, "verified");
     target = up.object;
@@ -152,9 +122,11 @@ Status TieredStoreImpl::demote_locked(const std::string& rel) {
     std::lock_guard lk(mu_);
     Record& cur = records_[rel];
     cur.residency = Residency::kDemoted;
+    cur.export_pending = false;
     cur.size = target.size;
     cur.cold_etag = target.etag;
     cur.cold_mtime_ns = target.mtime_ns;
+    validated(rel);
     STOR_RETURN_IF_ERROR(journal_->put(cur, true));  // the switch: durable before the release
     ++stats_.demotions;
     stats_.demoted_bytes += target.size;

@@ -49,9 +49,52 @@ Status TieredStoreImpl::revalidate_after_failed_fetch(const std::string& rel, co
     Record& cur = records_[rel];
     take_cold_version(cur, *current);
     footers_.erase(rel);
+    validated(rel);
     STOR_RETURN_IF_ERROR(journal_->put(cur, true));
   }
   *adopted = true;
+  return {};
+}
+
+// Caller holds the op lock of rel. See TierOptions::revalidate_after_ns: one cold-tier stat when
+// the record's version was last confirmed too long ago; a replaced object is adopted (a cached
+// copy dropped, the open then fetches the new version), a deleted one drops the record.
+Status TieredStoreImpl::revalidate_on_open(const std::string& rel, int64_t now) {
+  std::optional<Record> r = find(rel);
+  if (!r || r->residency == Residency::kDirty) return {};  // local changes win until exported
+  {
+    std::lock_guard lk(mu_);
+    // A handle open on the fast copy must keep reading that copy: nothing is swapped under it.
+    if (open_handles_.count(rel)) return {};
+    auto it = validated_ns_.find(rel);
+    if (it != validated_ns_.end() && now - it->second < opts_.revalidate_after_ns) return {};
+  }
+  auto current = cold_->stat(rel);
+  if (!current.is_ok() && current.status().code() != Code::kNotFound)
+    return current.status().with_context("revalidate " + cold_->uri_of(rel));
+  const bool gone = !current.is_ok();
+  if (!gone && current->etag == r->cold_etag) {
+    std::lock_guard lk(mu_);
+    validated(rel);
+    return {};
+  }
+  {
+    std::lock_guard lk(mu_);
+    footers_.erase(rel);
+    if (gone) {
+      records_.erase(rel);
+      validated_ns_.erase(rel);
+      STOR_RETURN_IF_ERROR(journal_->erase(rel, true));
+    } else {
+      Record& cur = records_[rel];
+      if (cur.residency == Residency::kCached) cur.residency = Residency::kUncached;  // fetched again
+      take_cold_version(cur, *current);
+      validated(rel);
+      STOR_RETURN_IF_ERROR(journal_->put(cur, true));
+    }
+  }
+  if (r->residency == Residency::kCached) (void)opts_.fast->remove(fast_uri(rel));
+  if (gone) return Status::NotFound(cold_->uri_of(rel) + " was deleted from the cold tier");
   return {};
 }
 
@@ -75,6 +118,7 @@ Status TieredStoreImpl::fetch_once(const std::string& rel) {
   std::lock_guard lk(mu_);
   Record& cur = records_[rel];
   cur.residency = Residency::kCached;
+  validated(rel);  // its If-Match reads just confirmed the version
   ++stats_.fetches;
   stats_.fetched_bytes += cur.size;
   kick_policy_if_full();

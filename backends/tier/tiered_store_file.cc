@@ -67,8 +67,12 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
   const bool writable = oo.flags & kOpenWrite;
   auto op = op_lock(rel);
   std::lock_guard g(*op);
-  std::optional<Record> found = find(rel);
   const int64_t now = opts_.clock();
+  if (Status v = revalidate_on_open(rel, now); !v.is_ok()) {
+    // Deleted in the cold tier: the record is gone, so a creating open makes a new file.
+    if (v.code() != Code::kNotFound || !(oo.flags & kOpenCreate)) return v;
+  }
+  std::optional<Record> found = find(rel);
   std::unique_ptr<BackendFile> fast;
   std::shared_ptr<const Footer> footer;
   std::optional<PinnedVersion> pinned;

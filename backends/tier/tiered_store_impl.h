@@ -7,11 +7,11 @@
 //   tiered_store_sync.cc     import_listing and the two-way sync / conflict state machine
 //   tiered_store_footer.cc   the parquet footer cache
 //
-// Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_
-// and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
+// Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_,
+// validated_ns_ and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
 // request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
 // bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
-// policy thread's flags only.
+// policy and sync threads' flags only.
 #pragma once
 
 #include <condition_variable>
@@ -65,6 +65,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   Status init();                // replays the journal and finishes interrupted moves
   void start_policy_thread();   // when opts_.policy_interval_ns > 0
+  void start_sync_thread();     // when opts_.sync_interval_ns > 0 (tiered_store_sync.cc)
 
   // ---- TieredStore ----
   Result<size_t> import_listing() override;
@@ -76,6 +77,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Result<FileInfo> stat(const std::string& path) override;
   Result<std::vector<DirEntry>> list(const std::string& dir) override;
   Status remove(const std::string& path) override;
+  Status rename(const std::string& from, const std::string& to) override;  // tiered_store_rename.cc
   Result<FileStatus> status(const std::string& path) override;
   std::vector<FileStatus> status_all(const std::string& prefix_path) override;
   TierStats stats() const override;
@@ -104,6 +106,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Status fetch_locked(const std::string& rel);
   Status revalidate_after_failed_fetch(const std::string& rel, const Status& s, bool* adopted);
   Status changed_since_open(const std::string& rel, const std::string& opened, const std::string& now) const;
+  // Revalidation on open (TierOptions::revalidate_after_ns); caller holds the op lock of rel.
+  Status revalidate_on_open(const std::string& rel, int64_t now);
+  void validated(const std::string& rel) { validated_ns_[rel] = opts_.clock(); }  // caller holds mu_
 
   // ---- export (tiered_store_export.cc) ----
   // The fast copy of rel written to the cold tier, with the size and CRC32 of what was read.
@@ -112,13 +117,22 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     uint64_t size = 0;
     uint32_t crc = 0;
   };
+  // Records the export intent (durably), then uploads; caller holds the op lock of rel.
   Result<Upload> upload_fast_copy(const std::string& rel);
   Status export_locked(const std::string& rel);  // caller holds the op lock of rel
+  // Sync after a crash: is `listed` the upload an export intent describes? (op lock of rel held)
+  Status adopt_completed_export(const std::string& rel, const ColdObject& listed, bool* ours);
+  Status fast_checksum(const std::string& rel, uint64_t* size, uint32_t* crc);
 
   // ---- demote and policy (tiered_store_demote.cc) ----
   Status demote_locked(const std::string& rel);  // caller holds the op lock of rel
   void hook(const std::string& rel, const char* step);
   void kick_policy_if_full();                    // caller holds mu_
+
+  // ---- rename (tiered_store_rename.cc) ----
+  // Rolls the rename whose target record is `to` forward (idempotent); callers hold both op locks.
+  Status finish_rename(const std::string& to);
+  Status finish_pending_renames();  // every record with a rename intent (init, sync)
 
   // ---- sync (tiered_store_sync.cc) ----
   Status sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote, SyncReport* report);
@@ -136,12 +150,16 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::map<std::string, int64_t> persisted_access_;
   std::map<std::string, std::shared_ptr<const Footer>> footers_;
+  // When each record's cold version was last confirmed against the cold tier (this process only:
+  // after a restart, the first open of each file checks).
+  std::map<std::string, int64_t> validated_ns_;
   TierStats stats_;
 
   std::mutex policy_mu_;
   std::condition_variable policy_cv_;
   bool stopping_ = false, kicked_ = false;
-  std::thread policy_thread_;  // last member: started after everything else is built
+  std::thread policy_thread_;  // last members: started after everything else is built
+  std::thread sync_thread_;
 };
 
 }  // namespace stor::tiering::internal

@@ -2,6 +2,8 @@
 // dirty files, import new / changed / deleted objects, resolve conflicts; see stor/tiering.h).
 #include "backends/tier/tiered_store_impl.h"
 
+#include <chrono>
+
 namespace stor::tiering::internal {
 
 Result<size_t> TieredStoreImpl::import_listing() {
@@ -11,8 +13,14 @@ Result<size_t> TieredStoreImpl::import_listing() {
   size_t added = 0;
   for (auto& o : objects) {
     auto rel = normalize_path(o.path);
-    if (!rel.is_ok() || rel->empty() || records_.count(*rel)) continue;
+    if (!rel.is_ok() || rel->empty()) continue;
+    auto it = records_.find(*rel);
+    if (it != records_.end()) {
+      if (it->second.cold_etag == o.etag) validated(*rel);  // the listing confirms it
+      continue;
+    }
     records_[*rel] = uncached_record(*rel, o, now);
+    validated(*rel);
     ++added;
   }
   // One durable checkpoint instead of one journal line per object.
@@ -20,13 +28,31 @@ Result<size_t> TieredStoreImpl::import_listing() {
   return added;
 }
 
+// Automatic export and import: sync() on an interval. A file open at that moment is skipped
+// (reported Busy to nobody) and taken by a later round; errors are retried the same way.
+void TieredStoreImpl::start_sync_thread() {
+  if (opts_.sync_interval_ns <= 0) return;
+  sync_thread_ = std::thread([this] {
+    std::unique_lock lk(policy_mu_);
+    while (!stopping_) {
+      policy_cv_.wait_for(lk, std::chrono::nanoseconds(opts_.sync_interval_ns), [&] { return stopping_; });
+      if (stopping_) break;
+      lk.unlock();
+      (void)sync();
+      lk.lock();
+    }
+  });
+}
+
 Result<SyncReport> TieredStoreImpl::sync() {
+  STOR_RETURN_IF_ERROR(finish_pending_renames());  // the listing must not see a half-moved file
   STOR_ASSIGN_OR_RETURN(auto listed, cold_->list_all());
   std::map<std::string, ColdObject> remote;
   for (auto& o : listed) {
     auto rel = normalize_path(o.path);
     if (rel.is_ok() && !rel->empty()) remote[*rel] = o;
   }
+  const std::map<std::string, ColdObject> listed_by_path = remote;
   SyncReport report;
   std::vector<std::string> paths;
   {
@@ -40,8 +66,11 @@ Result<SyncReport> TieredStoreImpl::sync() {
   }
   const int64_t now = opts_.clock();
   std::lock_guard lk(mu_);
+  for (auto& [path, o] : listed_by_path)  // the listing confirms every record still naming its ETag
+    if (auto it = records_.find(path); it != records_.end() && it->second.cold_etag == o.etag) validated(path);
   for (auto& [path, o] : remote) {
     if (records_.count(path)) continue;
+    validated(path);
     const Record& r = records_[path] = uncached_record(path, o, now);
     STOR_RETURN_IF_ERROR(journal_->put(r, false));
     report.imported_new.push_back(path);
@@ -63,7 +92,20 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
   }
   auto it = remote.find(path);
   const bool in_remote = it != remote.end();
-  const bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  if (remote_changed && in_remote && r.residency == Residency::kDirty && r.export_pending) {
+    // An export interrupted by a crash may have completed: then the new object is ours.
+    bool ours = false;
+    STOR_RETURN_IF_ERROR(adopt_completed_export(path, it->second, &ours));
+    if (ours) {
+      r = *find(path);
+      if (r.residency != Residency::kDirty) {
+        report->exported.push_back(path);
+        return {};
+      }
+      remote_changed = false;  // changed locally since: exported below over our own upload
+    }
+  }
   switch (r.residency) {
     case Residency::kUncached:
     case Residency::kDemoted:

@@ -32,7 +32,9 @@
 // `stctl link` / create_link). Its fast tier is that directory (nvme) unless .stor-tier/config
 // names another root (fast=lustre:///...); its cold tier is the URI recorded there (cold=...).
 // Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
-// tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only).
+// tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only),
+// tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier),
+// tier.sync_interval (seconds, default 0 = only stctl sync / sync()).
 //
 // The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
 //
@@ -87,8 +89,20 @@ struct TierOptions {
   // > 0: a background thread applies the policy this often (wall time), and right away when a
   // fetch or a write pushes the fast tier over the high watermark. 0: only run_policy() does.
   int64_t policy_interval_ns = 0;
-  // Test seam: called at each step of a demotion ("copied", "verified", "switched", "released").
-  std::function<void(const std::string& path, const char* step)> demote_hook;
+  // Revalidation on open: a file not dirty whose cold version was last confirmed (by the listing,
+  // a sync, a fetch, an export or an earlier revalidation, in this process) longer ago than this
+  // costs its open one cold-tier stat (a HEAD on S3): a new ETag makes the record adopt the new
+  // version (the open serves its bytes), a deleted object fails the open with NotFound and drops
+  // the record. 0: every open checks. Files open elsewhere in the process are not revalidated.
+  int64_t revalidate_after_ns = 60ll * 1'000'000'000;
+  // > 0: a background thread runs sync() this often (wall time): dirty files not open are
+  // exported, new / changed / deleted cold objects are imported, without anyone calling sync().
+  int64_t sync_interval_ns = 0;
+  // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
+  // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
+  // "uploaded": the object is in the cold tier, "exported": the record says so) and of a rename
+  // ("rename-intent", "rename-cold": the cold object moved, "rename-fast": the fast copy moved).
+  std::function<void(const std::string& path, const char* step)> step_hook;
 };
 
 struct FileStatus {
@@ -141,6 +155,11 @@ class TieredStore {
   virtual Result<FileInfo> stat(const std::string& path) = 0;
   virtual Result<std::vector<DirEntry>> list(const std::string& dir) = 0;
   virtual Status remove(const std::string& path) = 0;
+  // Renames a file (not a directory: Unsupported); `to` must not exist (AlreadyExists) and neither
+  // may be open (Busy). An exported file moves in the cold tier too (S3: server-side copy, then
+  // delete); a not-yet-exported one only locally. Crash safe: the journal records the intent
+  // first and the next open (or sync) finishes it.
+  virtual Status rename(const std::string& from, const std::string& to) = 0;
 
   virtual Result<FileStatus> status(const std::string& path) = 0;
   // Every record at or under `prefix` ("" for all), sorted by path.

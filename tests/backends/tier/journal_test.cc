@@ -56,6 +56,44 @@ TEST_CASE("valid journal lines load; a torn last line is skipped", "[tiering][jo
   CHECK(r.reads == 8);
 }
 
+TEST_CASE("an export intent (10th field) round-trips through journal and checkpoint", "[tiering][journal]") {
+  stor::test::TempDir dir;
+  std::map<std::string, Record> records;
+  REQUIRE(open_with_journal(dir, framed(kGood) + framed("P\tb\t0\t5\t1\t\t0\t0\t0\t5:0a0b0c0d"), &records).is_ok());
+  CHECK(!records.at("dir/a.bin").export_pending);
+  const Record& b = records.at("b");
+  CHECK(b.export_pending);
+  CHECK(b.export_size == 5);
+  CHECK(b.export_crc == 0x0a0b0c0du);
+  // Open compacted both into the checkpoint; a second open reads the intent back from there.
+  std::map<std::string, Record> again;
+  {
+    auto j = Journal::open(dir.path(), &again);
+    REQUIRE(j.is_ok());
+  }
+  CHECK(again.at("b").export_pending);
+  CHECK(again.at("b").export_crc == 0x0a0b0c0du);
+  CHECK(!again.at("dir/a.bin").export_pending);
+}
+
+TEST_CASE("a rename intent (11th field) round-trips, with or without an export intent", "[tiering][journal]") {
+  stor::test::TempDir dir;
+  std::map<std::string, Record> records;
+  REQUIRE(open_with_journal(dir, framed("P\tnew\t1\t5\t1\t\"e\"\t0\t0\t0\t\told%09name") +
+                                     framed("P\tb\t0\t5\t1\t\t0\t0\t0\t5:0a0b0c0d\tc"), &records).is_ok());
+  CHECK(records.at("new").renamed_from == "old\tname");
+  CHECK(!records.at("new").export_pending);
+  CHECK(records.at("b").renamed_from == "c");
+  CHECK(records.at("b").export_pending);
+  std::map<std::string, Record> again;
+  {
+    auto j = Journal::open(dir.path(), &again);
+    REQUIRE(j.is_ok());
+  }
+  CHECK(again.at("new").renamed_from == "old\tname");
+  CHECK(again.at("b").export_crc == 0x0a0b0c0du);
+}
+
 TEST_CASE("CRC-valid journal lines with bad fields are Corruption naming the line", "[tiering][journal]") {
   stor::test::TempDir dir;
   std::string bad;
@@ -103,6 +141,22 @@ TEST_CASE("CRC-valid journal lines with bad fields are Corruption naming the lin
   SECTION("uncached file without a cold validator") {
     bad = "P\tx\t2\t1\t1\t\t1\t1\t1";
     field = "etag";
+  }
+  SECTION("export intent without SIZE:") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\tdeadbeef";
+    field = "export intent";
+  }
+  SECTION("export intent with a CRC that is not 8 hex digits") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t5:-eadbeef";
+    field = "export intent";
+  }
+  SECTION("rename source escaping the namespace") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t\t../y";
+    field = "rename source";
+  }
+  SECTION("rename source naming the record itself") {
+    bad = "P\tx\t0\t1\t1\t\t1\t1\t1\t\tx";
+    field = "rename source";
   }
   SECTION("wrong field count") {
     bad = "P\tx\t1\t1";

@@ -344,7 +344,7 @@ TEST_CASE("tiering: SIGKILL at every step of a demotion loses nothing") {
             auto store = Store::create().value();
             auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
             auto o = options(nvme);
-            o.demote_hook = [&](const std::string&, const char* s) {
+            o.step_hook = [&](const std::string&, const char* s) {
               if (std::string(s) == step) ::kill(::getpid(), SIGKILL);
             };
             auto t = TieredStore::open(o).value();
