@@ -71,9 +71,10 @@ class S3File final : public BackendFile {
   // Writable files: `base` is the content kept where nothing is written (the existing object for
   // opens without O_TRUNC, else empty); `dirty`: the object is (re)written at close even if
   // nothing is written.
-  void start_writer(ObjectInfo base, bool dirty) {
+  void start_writer(ObjectInfo base, bool dirty, WriteCondition cond) {
     const S3Config& c = shared_->client->config();
     ObjectWriter::Options o;
+    o.condition = std::move(cond);
     o.part_size = c.part_size;
     o.max_in_flight = std::clamp(c.max_connections, 1u, 4u);
     o.max_memory_parts = static_cast<unsigned>(std::clamp<uint64_t>(c.write_buffer_memory / c.part_size, 1, 1024));
@@ -253,12 +254,19 @@ class S3Backend final : public Backend, public ObjectStore {
       if (!exists && !(opts.flags & kOpenCreate)) return Status::NotFound(name + ": no such object");
       if (!exists && is_prefix(bucket, key)) return Status::IsADirectory(name + ": is a prefix (directory)");
       auto file = std::make_unique<S3File>(shared_, bucket, key, true);
+      // The HEAD above only gives an early answer: the server checks the condition again when
+      // the object is written (If-None-Match: *), so of two exclusive creators one fails.
+      WriteCondition cond;
+      cond.if_none_match = (opts.flags & kOpenCreate) && (opts.flags & kOpenExclusive);
       if (exists && !(opts.flags & kOpenTruncate)) {
         // Objects are rewritten whole: bytes not written come from the current object (fetched a
-        // part at a time at close, If-Match its ETag).
-        file->start_writer(std::move(head).value(), false);
+        // part at a time at close, If-Match its ETag), and the rewrite replaces only that version
+        // (If-Match again), so a concurrent writer's object is never overwritten silently.
+        cond.if_match = head->etag;
+        file->start_writer(std::move(head).value(), false, std::move(cond));
       } else {
-        file->start_writer(ObjectInfo{}, true);  // a new or truncated object exists once closed
+        // A new or truncated object exists once closed.
+        file->start_writer(ObjectInfo{}, true, std::move(cond));
       }
       return std::unique_ptr<BackendFile>(std::move(file));
     });
@@ -387,7 +395,11 @@ class S3Backend final : public Backend, public ObjectStore {
           return Status::Unsupported(name + ": renaming a prefix is not supported");
         return head.status();
       }
-      // Object stores have no rename: copy server-side, then delete the source.
+      if (is_directory_bucket(src_bucket) && src_bucket == dst_bucket) {
+        // S3 Express: one atomic RenameObject, whatever the size.
+        return client.rename_object(src_bucket, src_key, dst_key);
+      }
+      // Other object stores have no rename: copy server-side, then delete the source.
       STOR_RETURN_IF_ERROR(client.copy_object(src_bucket, src_key, dst_bucket, dst_key).status());
       return client.delete_object(src_bucket, src_key);
     });

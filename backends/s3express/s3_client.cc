@@ -53,6 +53,30 @@ std::string object_name(const std::string& bucket, const std::string& key) {
   return "s3://" + bucket + (key.empty() ? "" : "/" + key);
 }
 
+void add_condition(HeaderList* headers, const WriteCondition& cond) {
+  if (cond.if_none_match) headers->emplace_back("If-None-Match", "*");
+  if (!cond.if_match.empty()) headers->emplace_back("If-Match", "\"" + cond.if_match + "\"");
+}
+
+// A failed write condition (412 PreconditionFailed, or 409 ConditionalRequestConflict when another
+// conditional write to the key was in progress) said in the caller's terms; see WriteCondition.
+Status condition_failed(const Status& s, const WriteCondition& cond, const std::string& what) {
+  if (s.is_ok() || cond.empty() || s.code() != Code::kAborted) return s;
+  if (cond.if_none_match)
+    return Status::AlreadyExists(what + ": the object exists (If-None-Match: * refused by the server): " + s.message());
+  return Status::Aborted(what + ": the object changed since ETag " + cond.if_match +
+                         " (If-Match refused by the server): " + s.message());
+}
+
+// x-amz-client-token: 64 random ASCII characters at most, so a retried RenameObject is idempotent.
+std::string client_token() {
+  thread_local std::mt19937_64 rng(std::random_device{}());
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "stor-%016llx%016llx", static_cast<unsigned long long>(rng()),
+                static_cast<unsigned long long>(rng()));
+  return buf;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -105,6 +129,11 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   return c;
 }
 
+bool is_directory_bucket(const std::string& bucket) {
+  constexpr std::string_view kSuffix = "--x-s3";
+  return bucket.size() > kSuffix.size() && bucket.compare(bucket.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
 Code code_for_s3_error(int status, const std::string& c) {
   if (c == "NoSuchKey" || c == "NoSuchBucket" || c == "NoSuchUpload" || c == "NotFound") return Code::kNotFound;
   if (c == "AccessDenied" || c == "InvalidAccessKeyId" || c == "SignatureDoesNotMatch" || c == "ExpiredToken" ||
@@ -117,7 +146,7 @@ Code code_for_s3_error(int status, const std::string& c) {
   if (c == "NotImplemented" || c == "MethodNotAllowed") return Code::kUnsupported;
   if (c == "SlowDown" || c == "InternalError" || c == "ServiceUnavailable") return Code::kUnavailable;
   if (c == "RequestTimeout") return Code::kTimeout;
-  if (c == "PreconditionFailed") return Code::kAborted;
+  if (c == "PreconditionFailed" || c == "ConditionalRequestConflict") return Code::kAborted;
   switch (status) {
     case 400: return Code::kInvalidArgument;
     case 401:
@@ -562,14 +591,15 @@ Result<std::string> S3Client::get_object(const std::string& bucket, const std::s
 }
 
 Result<std::string> S3Client::put_object(const std::string& bucket, const std::string& key, const char* data,
-                                         size_t len) {
+                                         size_t len, const WriteCondition& cond) {
   std::map<std::string, std::string> meta{{kCrcMetaKey, hex32(crc32c(0, data, len))}};
-  if (len > config_.part_size) return put_object_multipart(bucket, key, data, len, meta);
-  return put_object_single(bucket, key, data, len, meta);
+  if (len > config_.part_size) return put_object_multipart(bucket, key, data, len, meta, cond);
+  return put_object_single(bucket, key, data, len, meta, cond);
 }
 
 Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
-                                                size_t len, const std::map<std::string, std::string>& metadata) {
+                                                size_t len, const std::map<std::string, std::string>& metadata,
+                                                const WriteCondition& cond) {
   Request req;
   req.op = "PutObject";
   req.method = "PUT";
@@ -586,7 +616,10 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   }
   if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  add_condition(&req.headers, cond);
+  Result<HttpResponse> sent = send(req);
+  if (!sent.is_ok()) return condition_failed(sent.status(), cond, "S3 PutObject " + object_name(bucket, key));
+  HttpResponse resp = std::move(sent).value();
   std::string etag = strip_quotes(resp.header("etag"));
   if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
     return Status::Corruption("S3 PutObject " + object_name(bucket, key) + ": server stored MD5 " + etag +
@@ -647,7 +680,8 @@ Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, 
 
 Result<std::string> S3Client::complete_multipart_upload(const std::string& bucket, const std::string& key,
                                                         const std::string& upload_id,
-                                                        const std::vector<UploadedPart>& parts) {
+                                                        const std::vector<UploadedPart>& parts,
+                                                        const WriteCondition& cond) {
   std::vector<std::string> etags, checksums;
   uint64_t object_bytes = 0;
   for (const auto& p : parts) {
@@ -663,10 +697,20 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.key = key;
   req.query = {{"uploadId", upload_id}};
   req.headers.emplace_back("Content-Type", "application/xml");
+  add_condition(&req.headers, cond);
   req.body = body.data();
   req.body_len = body.size();
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send_allowing_late_errors(req, object_bytes));
-  return parse_complete_multipart_upload(resp.body);
+  const std::string what = "S3 CompleteMultipartUpload " + object_name(bucket, key);
+  Result<HttpResponse> sent = send_allowing_late_errors(req, object_bytes);
+  if (!sent.is_ok()) return condition_failed(sent.status(), cond, what);
+  Result<std::string> etag = parse_complete_multipart_upload(sent->body);
+  // A 200 whose body is a PreconditionFailed <Error> is the same refusal.
+  if (!etag.is_ok() && !cond.empty()) {
+    ErrorDoc err;
+    if (parse_error(sent->body, &err) && code_for_s3_error(412, err.code) == Code::kAborted)
+      return condition_failed(Status::Aborted(what + ": " + err.code + ": " + err.message), cond, what);
+  }
+  return etag;
 }
 
 Status S3Client::abort_multipart_upload(const std::string& bucket, const std::string& key,
@@ -682,7 +726,8 @@ Status S3Client::abort_multipart_upload(const std::string& bucket, const std::st
 
 Result<std::string> S3Client::put_object_multipart(const std::string& bucket, const std::string& key,
                                                    const char* data, size_t len,
-                                                   const std::map<std::string, std::string>& metadata) {
+                                                   const std::map<std::string, std::string>& metadata,
+                                                   const WriteCondition& cond) {
   // S3 allows at most 10000 parts: grow the part size for huge objects.
   uint64_t part = std::max<uint64_t>(config_.part_size, (len + kMaxParts - 1) / kMaxParts);
   size_t parts = std::max<size_t>(1, static_cast<size_t>((len + part - 1) / part));
@@ -694,7 +739,7 @@ Result<std::string> S3Client::put_object_multipart(const std::string& bucket, co
     STOR_ASSIGN_OR_RETURN(uploaded[i], upload_part(bucket, key, upload_id, static_cast<int>(i + 1), data + off, n));
     return Status::ok();
   });
-  Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, uploaded)
+  Result<std::string> done = st.is_ok() ? complete_multipart_upload(bucket, key, upload_id, uploaded, cond)
                                         : Result<std::string>(st);
   if (done.is_ok()) return done;
   if (auto ours = metadata.find(kCrcMetaKey); st.is_ok() && ours != metadata.end()) {
@@ -777,6 +822,43 @@ Result<ListPage> S3Client::list_all(const std::string& bucket, const std::string
                             all.common_prefixes.end());
   if (pages) *pages = n;
   return all;
+}
+
+Result<std::string> S3Client::append_object(const std::string& bucket, const std::string& key, uint64_t offset,
+                                            const char* data, size_t len) {
+  const std::string what = "S3 PutObject (append) " + object_name(bucket, key);
+  if (!is_directory_bucket(bucket))
+    return Status::Unsupported(what + ": appends need an S3 Express directory bucket (name ending in --x-s3)");
+  Request req;
+  req.op = "PutObject";
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.key = key;
+  req.body = data;
+  req.body_len = len;
+  req.headers.emplace_back("Content-Type", "application/octet-stream");
+  req.headers.emplace_back("x-amz-write-offset-bytes", std::to_string(offset));
+  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  return strip_quotes(resp.header("etag"));
+}
+
+Status S3Client::rename_object(const std::string& bucket, const std::string& src_key, const std::string& dst_key,
+                               const WriteCondition& cond) {
+  const std::string what = "S3 RenameObject " + object_name(bucket, src_key) + " -> " + object_name(bucket, dst_key);
+  if (!is_directory_bucket(bucket))
+    return Status::Unsupported(what + ": RenameObject needs an S3 Express directory bucket (name ending in --x-s3)");
+  Request req;
+  req.op = "RenameObject";
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.key = dst_key;
+  req.query = {{"renameObject", ""}};
+  req.headers.emplace_back("x-amz-rename-source", "/" + uri_encode(bucket, true) + "/" + uri_encode(src_key, false));
+  // One token for every attempt: a retry of a rename that did happen is recognised by the server.
+  req.headers.emplace_back("x-amz-client-token", client_token());
+  add_condition(&req.headers, cond);
+  return condition_failed(send(req).status(), cond, what);
 }
 
 Result<std::string> S3Client::copy_object(const std::string& src_bucket, const std::string& src_key,

@@ -77,6 +77,19 @@ struct ObjectInfo {
   std::map<std::string, std::string> metadata;  // x-amz-meta-* without the prefix
 };
 
+// A condition the server checks when it makes a write visible (PutObject, CompleteMultipartUpload),
+// so two writers racing for one key cannot both win (a HEAD before the write could not promise
+// that). A failed condition (HTTP 412 PreconditionFailed) becomes:
+//  - if_none_match: AlreadyExists ("the object exists"): exclusive create lost;
+//  - if_match: Aborted ("the object changed"): someone replaced the version we read; re-read and
+//    decide again. A missing object under if_match is NotFound.
+// Servers that ignore the headers (s3rver) make both no-ops.
+struct WriteCondition {
+  bool if_none_match = false;  // If-None-Match: *  (create only)
+  std::string if_match;        // If-Match: "<etag>" (overwrite only this version), without quotes
+  bool empty() const { return !if_none_match && if_match.empty(); }
+};
+
 struct S3Stats {
   uint64_t requests = 0;
   uint64_t retries = 0;
@@ -106,12 +119,15 @@ class S3Client {
   Result<std::string> get_object(const std::string& bucket, const std::string& key);
 
   // PutObject up to part_size, multipart above it. Stores the CRC32C as metadata.
-  Result<std::string> put_object(const std::string& bucket, const std::string& key, const char* data, size_t len);
+  Result<std::string> put_object(const std::string& bucket, const std::string& key, const char* data, size_t len,
+                                 const WriteCondition& cond = {});
   Result<std::string> put_object_single(const std::string& bucket, const std::string& key, const char* data,
-                                        size_t len, const std::map<std::string, std::string>& metadata = {});
+                                        size_t len, const std::map<std::string, std::string>& metadata = {},
+                                        const WriteCondition& cond = {});
   // Multipart upload with parts uploaded in parallel; aborts the upload if anything fails.
   Result<std::string> put_object_multipart(const std::string& bucket, const std::string& key, const char* data,
-                                           size_t len, const std::map<std::string, std::string>& metadata = {});
+                                           size_t len, const std::map<std::string, std::string>& metadata = {},
+                                           const WriteCondition& cond = {});
 
   Result<std::string> create_multipart_upload(const std::string& bucket, const std::string& key,
                                               const std::map<std::string, std::string>& metadata = {});
@@ -123,7 +139,8 @@ class S3Client {
   Result<UploadedPart> upload_part(const std::string& bucket, const std::string& key, const std::string& upload_id,
                                    int part_number, const char* data, size_t len);
   Result<std::string> complete_multipart_upload(const std::string& bucket, const std::string& key,
-                                                const std::string& upload_id, const std::vector<UploadedPart>& parts);
+                                                const std::string& upload_id, const std::vector<UploadedPart>& parts,
+                                                const WriteCondition& cond = {});
   Status abort_multipart_upload(const std::string& bucket, const std::string& key, const std::string& upload_id);
 
   Status delete_object(const std::string& bucket, const std::string& key);
@@ -135,6 +152,17 @@ class S3Client {
   // Follows continuation tokens to the end; `pages` (optional) counts the requests.
   Result<ListPage> list_all(const std::string& bucket, const std::string& prefix, const std::string& delimiter,
                             unsigned page_size = 1000, unsigned* pages = nullptr);
+
+  // S3 Express appendable objects: PutObject with x-amz-write-offset-bytes = the object's current
+  // size adds `data` at its end (the server refuses a wrong offset, so concurrent appenders cannot
+  // interleave silently). Only directory buckets support it: elsewhere Unsupported.
+  Result<std::string> append_object(const std::string& bucket, const std::string& key, uint64_t offset,
+                                    const char* data, size_t len);
+  // S3 Express RenameObject (PUT /dst?renameObject, x-amz-rename-source: /bucket/src) within one
+  // directory bucket; Unsupported for general purpose buckets. `cond.if_none_match` makes it fail
+  // AlreadyExists instead of replacing an existing destination.
+  Status rename_object(const std::string& bucket, const std::string& src_key, const std::string& dst_key,
+                       const WriteCondition& cond = {});
 
   Result<std::string> copy_object(const std::string& src_bucket, const std::string& src_key,
                                   const std::string& dst_bucket, const std::string& dst_key);
@@ -193,6 +221,9 @@ class S3Client {
   std::map<std::string, std::shared_ptr<Session>> sessions_;
   std::atomic<uint64_t> requests_{0}, retries_{0}, sessions_created_{0};
 };
+
+// True for S3 Express directory bucket names ("base--zone-id--x-s3").
+bool is_directory_bucket(const std::string& bucket);
 
 // Maps an HTTP status plus S3 error code to a stor code.
 Code code_for_s3_error(int http_status, const std::string& s3_code);

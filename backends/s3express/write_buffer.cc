@@ -140,7 +140,7 @@ void SpillFile::release(uint64_t offset, uint64_t len) {
 
 ObjectWriter::ObjectWriter(std::shared_ptr<S3Client> client, std::string bucket, std::string key, Options opts,
                            ObjectInfo base, bool dirty)
-    : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)), opts_(std::move(opts)),
+    : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)), opts_(std::move(opts)), condition_(opts_.condition),
       layout_{std::max<uint64_t>(opts_.part_size, 1)}, spill_(opts_.tmp_dir) {
   reset_locked(std::move(base));
   dirty_ = dirty;
@@ -287,10 +287,16 @@ Status ObjectWriter::submit_locked(std::unique_lock<std::mutex>& lock, size_t i,
 Status ObjectWriter::assemble_locked(std::unique_lock<std::mutex>&, size_t i, uint64_t begin, uint64_t end,
                                      char* dst) {
   const size_t n = static_cast<size_t>(end - begin);
-  // Underneath: the object as it was at open, then zeros.
+  // Underneath: the object as it was at open, then zeros. Base bytes that are all overwritten
+  // are not fetched (a GET for nothing, and a rewrite must not depend on the old version).
   size_t from_base = 0;
+  auto written = parts_.find(i);
   if (begin < base_limit_) {
     from_base = static_cast<size_t>(std::min<uint64_t>(end, base_limit_) - begin);
+    if (written != parts_.end() && written->second.written.covered(begin, begin + from_base) == from_base)
+      from_base = 0;
+  }
+  if (from_base > 0) {
     STOR_ASSIGN_OR_RETURN(size_t got, client_->read_object(bucket_, key_, base_, begin, from_base, dst));
     if (got != from_base)
       return Status::IoError(opts_.describe + ": object shrank while being rewritten (read " +
@@ -298,9 +304,8 @@ Status ObjectWriter::assemble_locked(std::unique_lock<std::mutex>&, size_t i, ui
                                         std::to_string(begin) + ")");
   }
   std::memset(dst + from_base, 0, n - from_base);
-  auto it = parts_.find(i);
-  if (it == parts_.end()) return Status::ok();
-  const Part& p = it->second;
+  if (written == parts_.end()) return Status::ok();
+  const Part& p = written->second;
   const uint64_t ps = layout_.start(i);
   Status st;
   p.written.for_each(begin, end, [&](uint64_t b, uint64_t e) {
@@ -398,7 +403,7 @@ Result<ObjectInfo> ObjectWriter::finish() {
       Status s = assemble_locked(lock, 0, 0, size_, buf.data());
       if (!s.is_ok()) return fail(s);
     }
-    Result<std::string> etag = client_->put_object(bucket_, key_, size_ ? buf.data() : "", buf.size());
+    Result<std::string> etag = client_->put_object(bucket_, key_, size_ ? buf.data() : "", buf.size(), condition_);
     if (!etag.is_ok()) return fail(etag.status());
     out.etag = std::move(etag).value();
   } else {
@@ -414,7 +419,7 @@ Result<ObjectInfo> ObjectWriter::finish() {
     if (!failed_.is_ok()) return fail(failed_);
     std::vector<S3Client::UploadedPart> done;
     for (size_t i = 0; i < count; ++i) done.push_back(parts_.at(i).uploaded);
-    Result<std::string> etag = client_->complete_multipart_upload(bucket_, key_, upload_id_, done);
+    Result<std::string> etag = client_->complete_multipart_upload(bucket_, key_, upload_id_, done, condition_);
     if (!etag.is_ok()) {
       // The answer to a Complete that did succeed can be lost; its retry then fails. Our object
       // is recognised by its size and the write id it carries.
@@ -429,6 +434,7 @@ Result<ObjectInfo> ObjectWriter::finish() {
     upload_id_.clear();
   }
   write_id_.clear();
+  if (!condition_.empty()) condition_ = WriteCondition{false, out.etag};
   // Later writes through this handle start over from the object just written.
   reset_locked(out);
   return out;

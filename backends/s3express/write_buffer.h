@@ -108,6 +108,10 @@ class ObjectWriter {
     unsigned max_memory_parts = 4;  // parts being filled held in memory; the rest spill
     std::string tmp_dir;
     std::string describe;  // "s3express://bucket/key", for messages
+    // Checked by the server when finish() makes the object visible. After a finish() that
+    // succeeded, a non-empty condition becomes If-Match the ETag just written, so later rewrites
+    // through this handle still replace only our own version.
+    WriteCondition condition;
   };
   // `base`: the object's content at open (size 0 for new or truncated objects). `dirty`: the
   // object must be written on finish() even if nothing is written (a new or truncated object).
@@ -150,6 +154,7 @@ class ObjectWriter {
   const std::shared_ptr<S3Client> client_;
   const std::string bucket_, key_;
   const Options opts_;
+  WriteCondition condition_;  // opts_.condition, then If-Match our last write
   const PartLayout layout_;
 
   mutable std::mutex mu_;

@@ -1,5 +1,7 @@
 #include "s3_test_support.h"
 
+#include "backends/s3express/crypto.h"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -13,6 +15,12 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cctype>
 
 #include <chrono>
 #include <cstdlib>
@@ -567,6 +575,365 @@ std::vector<std::string> SessionServer::auth_services() const {
 void SessionServer::revoke_all() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   impl_->valid.clear();
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// ExpressFake
+
+namespace {
+
+std::string hex_of(const unsigned char* p, size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) out += d[p[i] >> 4], out += d[p[i] & 15];
+  return out;
+}
+
+std::string ossl_sha256_hex(const std::string& data) {
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), md);
+  return hex_of(md, sizeof md);
+}
+
+std::string ossl_hmac(const std::string& key, const std::string& data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), md, &len);
+  return std::string(reinterpret_cast<char*>(md), len);
+}
+
+std::string pct_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() + 0 && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// RFC 3986 encoding as the SigV4 documentation specifies (upper-case hex, unreserved kept).
+std::string aws_encode(const std::string& s, bool keep_slash) {
+  std::string out;
+  char buf[4];
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+      out += static_cast<char>(c);
+    } else {
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+std::string collapse_spaces(std::string v) {
+  while (!v.empty() && v.front() == ' ') v.erase(v.begin());
+  while (!v.empty() && v.back() == ' ') v.pop_back();
+  std::string out;
+  for (char c : v)
+    if (!(c == ' ' && !out.empty() && out.back() == ' ')) out += c;
+  return out;
+}
+
+}  // namespace
+
+struct ExpressFake::Impl {
+  explicit Impl(std::string bucket)
+      : bucket(std::move(bucket)), server([this](std::shared_ptr<tcp::socket> s) { serve(std::move(s)); }) {}
+
+  void serve(std::shared_ptr<tcp::socket> sock) {
+    beast::flat_buffer buf;
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.body_limit(64u << 20);
+      error_code ec;
+      http::read(*sock, buf, parser, ec);
+      if (ec) break;
+      auto req = parser.release();
+      auto r = handle(req);
+      r.keep_alive(req.keep_alive());
+      if (req.method() != http::verb::head) {
+        r.prepare_payload();
+      } else if (r.result() != http::status::ok) {
+        r.body().clear();  // HEAD answers have no body
+        r.prepare_payload();
+      }  // else HEAD keeps the object's length
+      http::write(*sock, r, ec);
+      if (ec || !req.keep_alive()) break;
+    }
+  }
+
+  using Response = http::response<http::string_body>;
+  static Response error(http::status st, const std::string& code, const std::string& msg) {
+    Response r{st, 11};
+    r.body() = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>" + code + "</Code><Message>" + msg +
+               "</Message></Error>";
+    return r;
+  }
+  Response violation(const std::string& what) {
+    violations.push_back(what);
+    return error(http::status::forbidden, "SignatureDoesNotMatch", what);
+  }
+
+  // Checks the SigV4 Authorization header; `secret` is the key the request must be signed with.
+  std::string check_signature(const http::request<http::string_body>& req, const std::string& path,
+                              const std::string& query, const std::string& secret, const std::string& access_key,
+                              const std::string& service) {
+    const std::string auth(req[http::field::authorization]);
+    const std::string prefix = "AWS4-HMAC-SHA256 Credential=";
+    if (auth.rfind(prefix, 0) != 0) return "no AWS4-HMAC-SHA256 Authorization header";
+    const size_t sh = auth.find(", SignedHeaders="), sg = auth.find(", Signature=");
+    if (sh == std::string::npos || sg == std::string::npos || sg < sh) return "malformed Authorization: " + auth;
+    const std::string credential = auth.substr(prefix.size(), sh - prefix.size());
+    const std::string signed_headers = auth.substr(sh + 16, sg - sh - 16);
+    const std::string signature = auth.substr(sg + 12);
+    const std::string amz_date(req["x-amz-date"]);
+    if (amz_date.size() != 16) return "x-amz-date missing or malformed";
+    const std::string date = amz_date.substr(0, 8);
+    const std::string scope = date + "/us-east-1/" + service + "/aws4_request";
+    if (credential != access_key + "/" + scope) return "credential scope " + credential + ", expected " + access_key + "/" + scope;
+    // The payload hash must be signed and must match the body (or be UNSIGNED-PAYLOAD).
+    const std::string payload_hash(req["x-amz-content-sha256"]);
+    if (payload_hash != "UNSIGNED-PAYLOAD" && payload_hash != ossl_sha256_hex(req.body()))
+      return "x-amz-content-sha256 does not match the body";
+    std::vector<std::string> names;
+    std::stringstream ss(signed_headers);
+    for (std::string n; std::getline(ss, n, ';');) names.push_back(n);
+    for (const char* must : {"host", "x-amz-date", "x-amz-content-sha256"})
+      if (std::find(names.begin(), names.end(), must) == names.end()) return std::string(must) + " is not signed";
+    if (req.count("x-amz-s3session-token") &&
+        std::find(names.begin(), names.end(), "x-amz-s3session-token") == names.end())
+      return "x-amz-s3session-token is not signed";
+    if (!std::is_sorted(names.begin(), names.end())) return "SignedHeaders not sorted";
+    std::string canonical_headers;
+    for (const auto& n : names) {
+      auto it = req.find(n);
+      if (it == req.end()) return "signed header " + n + " is missing";
+      canonical_headers += n + ":" + collapse_spaces(std::string(it->value())) + "\n";
+    }
+    std::vector<std::pair<std::string, std::string>> params;
+    std::stringstream qs(query);
+    for (std::string kv; std::getline(qs, kv, '&');) {
+      if (kv.empty()) continue;
+      const size_t eq = kv.find('=');
+      params.emplace_back(aws_encode(pct_decode(kv.substr(0, eq)), false),
+                          eq == std::string::npos ? "" : aws_encode(pct_decode(kv.substr(eq + 1)), false));
+    }
+    std::sort(params.begin(), params.end());
+    std::string canonical_query;
+    for (const auto& [k, v] : params) canonical_query += (canonical_query.empty() ? "" : "&") + k + "=" + v;
+    const std::string canonical = std::string(req.method_string()) + "\n" + aws_encode(pct_decode(path), true) + "\n" +
+                                  canonical_query + "\n" + canonical_headers + "\n" + signed_headers + "\n" + payload_hash;
+    const std::string to_sign = "AWS4-HMAC-SHA256\n" + amz_date + "\n" + scope + "\n" + ossl_sha256_hex(canonical);
+    std::string k = ossl_hmac("AWS4" + secret, date);
+    k = ossl_hmac(k, "us-east-1");
+    k = ossl_hmac(k, service);
+    k = ossl_hmac(k, "aws4_request");
+    const std::string mac = ossl_hmac(k, to_sign);
+    if (hex_of(reinterpret_cast<const unsigned char*>(mac.data()), mac.size()) != signature)
+      return "signature mismatch for canonical request:\n" + canonical;
+    return {};
+  }
+
+  static std::string etag_of(uint64_t version) { return "\"v" + std::to_string(version) + "\""; }
+
+  Response object_answer(const std::string& key, bool head) {
+    auto it = store.find(key);
+    if (it == store.end()) return error(http::status::not_found, "NoSuchKey", "no such key");
+    Response r{http::status::ok, 11};
+    r.set(http::field::etag, etag_of(it->second.version));
+    r.set(http::field::last_modified, "Fri, 27 Nov 2026 12:00:00 GMT");
+    if (head) {
+      r.set(http::field::content_length, std::to_string(it->second.data.size()));
+    } else {
+      r.body() = it->second.data;
+    }
+    return r;
+  }
+
+  Response handle(const http::request<http::string_body>& req) {
+    std::lock_guard<std::mutex> lock(mu);
+    const std::string target(req.target());
+    Seen seen{std::string(req.method_string()), target, {}};
+    for (const auto& f : req) {
+      std::string n(f.name_string());
+      std::transform(n.begin(), n.end(), n.begin(), [](unsigned char c) { return std::tolower(c); });
+      seen.headers[n] = std::string(f.value());
+    }
+    seen_requests.push_back(seen);
+    const size_t q = target.find('?');
+    const std::string path = target.substr(0, q), query = q == std::string::npos ? "" : target.substr(q + 1);
+    const std::string bucket_path = "/" + bucket;
+    if (path != bucket_path && path.rfind(bucket_path + "/", 0) != 0) return error(http::status::not_found, "NoSuchBucket", path);
+    const std::string key = path.size() > bucket_path.size() + 1 ? pct_decode(path.substr(bucket_path.size() + 1)) : "";
+    std::map<std::string, std::string> params;  // "session" and "session=" alike
+    {
+      std::stringstream qs(query);
+      for (std::string kv; std::getline(qs, kv, '&');) {
+        const size_t eq = kv.find('=');
+        if (!kv.empty()) params[pct_decode(kv.substr(0, eq))] = eq == std::string::npos ? "" : pct_decode(kv.substr(eq + 1));
+      }
+    }
+    const auto only = [&](const char* name) { return params.size() == 1 && params.count(name) && params[name].empty(); };
+
+    if (only("session")) {
+      if (std::string e = check_signature(req, path, query, kSecretKey, kAccessKey, "s3express"); !e.empty())
+        return violation("CreateSession: " + e);
+      const std::string token = "fake-token-" + std::to_string(++issued);
+      sessions[token] = "fake-session-secret-" + std::to_string(issued);
+      Response r{http::status::ok, 11};
+      r.body() = "<CreateSessionResult><Credentials><SessionToken>" + token + "</SessionToken><SecretAccessKey>" +
+                 sessions[token] + "</SecretAccessKey><AccessKeyId>ASIA" + std::to_string(issued) +
+                 "</AccessKeyId><Expiration>" + iso8601(std::chrono::system_clock::now() + std::chrono::minutes(5)) +
+                 "</Expiration></Credentials></CreateSessionResult>";
+      return r;
+    }
+    const std::string token(req["x-amz-s3session-token"]);
+    auto sess = sessions.find(token);
+    if (sess == sessions.end()) return violation("data call without a live x-amz-s3session-token");
+    const std::string access = "ASIA" + token.substr(std::string("fake-token-").size());
+    if (std::string e = check_signature(req, path, query, sess->second, access, "s3express"); !e.empty())
+      return violation(std::string(req.method_string()) + " " + target + ": " + e);
+
+    const std::string if_none_match(req[http::field::if_none_match]);
+    const std::string if_match(req[http::field::if_match]);
+    auto it = store.find(key);
+    auto precondition = [&]() -> std::optional<Response> {
+      if (!if_none_match.empty()) {
+        if (if_none_match != "*") return error(http::status::not_implemented, "NotImplemented", "If-None-Match: only *");
+        if (it != store.end()) return error(http::status::precondition_failed, "PreconditionFailed", "exists");
+      }
+      if (!if_match.empty()) {
+        if (it == store.end()) return error(http::status::not_found, "NoSuchKey", "If-Match on a missing key");
+        if (if_match != etag_of(it->second.version))
+          return error(http::status::precondition_failed, "PreconditionFailed", "ETag differs");
+      }
+      return std::nullopt;
+    };
+
+    if (req.method() == http::verb::get && key.empty() && params["list-type"] == "2") {
+      // Directory buckets list in no particular order: newest version first here.
+      std::vector<std::pair<uint64_t, std::string>> order;
+      for (const auto& [k, o] : store) order.emplace_back(o.version, k);
+      std::sort(order.rbegin(), order.rend());
+      std::string body = "<ListBucketResult><Name>" + bucket + "</Name><KeyCount>" + std::to_string(order.size()) +
+                         "</KeyCount><IsTruncated>false</IsTruncated>";
+      for (const auto& [v, k] : order)
+        body += "<Contents><Key>" + k + "</Key><Size>" + std::to_string(store[k].data.size()) + "</Size><ETag>" +
+                etag_of(v) + "</ETag></Contents>";
+      Response r{http::status::ok, 11};
+      r.body() = body + "</ListBucketResult>";
+      return r;
+    }
+    if ((req.method() == http::verb::get || req.method() == http::verb::head) && query.empty()) {
+      if (it != store.end() && !if_match.empty() && if_match != etag_of(it->second.version))
+        return error(http::status::precondition_failed, "PreconditionFailed", "ETag differs");
+      Response r = object_answer(key, req.method() == http::verb::head);
+      const std::string range(req[http::field::range]);
+      uint64_t first = 0, last = 0;
+      if (r.result() == http::status::ok && req.method() == http::verb::get &&
+          std::sscanf(range.c_str(), "bytes=%lu-%lu", &first, &last) == 2) {
+        const std::string& data = it->second.data;
+        if (first > last || first >= data.size())
+          return error(http::status::range_not_satisfiable, "InvalidRange", range);
+        last = std::min<uint64_t>(last, data.size() - 1);
+        r.result(http::status::partial_content);
+        r.set(http::field::content_range,
+              "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" + std::to_string(data.size()));
+        r.body() = data.substr(first, last - first + 1);
+      }
+      return r;
+    }
+    if (req.method() == http::verb::put && only("renameObject")) {
+      const std::string source = pct_decode(std::string(req["x-amz-rename-source"]));
+      if (source.rfind(bucket_path + "/", 0) != 0) return error(http::status::bad_request, "InvalidRequest", "rename source " + source);
+      if (req["x-amz-client-token"].empty()) violations.push_back("RenameObject without x-amz-client-token");
+      const std::string src = source.substr(bucket_path.size() + 1);
+      if (auto p = precondition()) return *p;
+      auto s = store.find(src);
+      if (s == store.end()) return error(http::status::not_found, "NoSuchKey", "rename source missing");
+      Object moved = s->second;
+      store.erase(s);
+      store[key] = moved;
+      return Response{http::status::ok, 11};
+    }
+    if (req.method() == http::verb::put && query.empty()) {
+      if (auto p = precondition()) return *p;
+      if (auto c = req.find("x-amz-checksum-crc32c"); c != req.end()) {
+        const uint32_t crc = stor::s3::crc32c(0, req.body().data(), req.body().size());
+        const unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
+                                     static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
+        if (std::string(c->value()) != stor::s3::base64_encode(be, 4))
+          return error(http::status::bad_request, "BadDigest", "CRC32C mismatch");
+      }
+      const std::string offset(req["x-amz-write-offset-bytes"]);
+      if (!offset.empty()) {
+        // Appends: only to an existing object, exactly at its end.
+        if (it == store.end()) return error(http::status::not_found, "NoSuchKey", "append to a missing object");
+        if (offset != std::to_string(it->second.data.size()))
+          return error(http::status::bad_request, "InvalidWriteOffset", "offset is not the object's size");
+        it->second.data += req.body();
+        it->second.version = ++versions;
+      } else {
+        store[key] = Object{req.body(), ++versions};
+      }
+      Response r{http::status::ok, 11};
+      r.set(http::field::etag, etag_of(store[key].version));
+      return r;
+    }
+    if (req.method() == http::verb::delete_ && query.empty()) {
+      store.erase(key);
+      return Response{http::status::no_content, 11};
+    }
+    return error(http::status::not_implemented, "NotImplemented", "the fake does not implement " + target);
+  }
+
+  struct Object {
+    std::string data;
+    uint64_t version = 0;
+  };
+  std::string bucket;
+  mutable std::mutex mu;
+  std::map<std::string, Object> store;
+  uint64_t versions = 0;
+  int issued = 0;
+  std::map<std::string, std::string> sessions;  // token -> secret
+  std::vector<Seen> seen_requests;
+  std::vector<std::string> violations;
+  ThreadedServer server;
+};
+
+ExpressFake::ExpressFake(std::string bucket) : impl_(std::make_unique<Impl>(std::move(bucket))) {}
+ExpressFake::~ExpressFake() = default;
+std::string ExpressFake::endpoint() const { return "http://127.0.0.1:" + std::to_string(impl_->server.port()); }
+std::map<std::string, std::string> ExpressFake::settings() const {
+  return {{"s3.endpoint", endpoint()}, {"s3.region", "us-east-1"}, {"s3.access_key", kAccessKey},
+          {"s3.secret_key", kSecretKey}, {"s3.session", "on"},     {"s3.retry_base_ms", "5"}};
+}
+std::vector<ExpressFake::Seen> ExpressFake::requests() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->seen_requests;
+}
+std::vector<std::string> ExpressFake::violations() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->violations;
+}
+std::map<std::string, std::string> ExpressFake::objects() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::map<std::string, std::string> out;
+  for (const auto& [k, o] : impl_->store) out[k] = o.data;
+  return out;
+}
+void ExpressFake::put(const std::string& key, const std::string& data) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->store[key] = Impl::Object{data, ++impl_->versions};
 }
 
 }  // namespace stor::s3::test

@@ -125,4 +125,36 @@ class SessionServer {
   int port_ = 0;
 };
 
+// Protocol-level fake of one S3 Express directory bucket, for the calls neither s3rver nor RGW
+// implements (CreateSession, conditional writes, appends with x-amz-write-offset-bytes,
+// RenameObject) and for unordered listings. It checks each request as the AWS documentation
+// specifies: the SigV4 signature is recomputed here with OpenSSL (independently of the client's
+// sigv4.cc) from the exact method, path, query, signed headers and payload hash, the payload hash
+// against the body; data calls must carry a live x-amz-s3session-token and be signed with that
+// session's keys for the s3express service. A request that fails a check gets 403
+// SignatureDoesNotMatch (or 400) and is recorded in violations().
+class ExpressFake {
+ public:
+  static constexpr const char* kAccessKey = "AKIDEXPRESSFAKE";
+  static constexpr const char* kSecretKey = "express-fake-secret";
+  explicit ExpressFake(std::string bucket);
+  ~ExpressFake();
+  std::string endpoint() const;
+  // Settings for a path-style client of this fake with its keys.
+  std::map<std::string, std::string> settings() const;
+  struct Seen {
+    std::string method, target;
+    std::map<std::string, std::string> headers;  // lower-case names
+  };
+  std::vector<Seen> requests() const;
+  std::vector<std::string> violations() const;
+  // Direct access to the stored objects (key -> bytes).
+  std::map<std::string, std::string> objects() const;
+  void put(const std::string& key, const std::string& data);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 }  // namespace stor::s3::test
