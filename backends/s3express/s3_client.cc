@@ -60,12 +60,10 @@ void add_condition(HeaderList* headers, const WriteCondition& cond) {
 
 // A failed write condition (412 PreconditionFailed, or 409 ConditionalRequestConflict when another
 // conditional write to the key was in progress) said in the caller's terms; see WriteCondition.
-Status condition_failed(const Status& s, const WriteCondition& cond, const std::string& what) {
+Status condition_failed(const Status& s, const WriteCondition& cond) {
   if (s.is_ok() || cond.empty() || s.code() != Code::kAborted) return s;
-  if (cond.if_none_match)
-    return Status::AlreadyExists(what + ": the object exists (If-None-Match: * refused by the server): " + s.message());
-  return Status::Aborted(what + ": the object changed since ETag " + cond.if_match +
-                         " (If-Match refused by the server): " + s.message());
+  if (cond.if_none_match) return Status::AlreadyExists(s.message() + ": the object exists (If-None-Match: *)");
+  return Status::Aborted(s.message() + ": the object changed since ETag " + cond.if_match + " was read (If-Match)");
 }
 
 // x-amz-client-token: 64 random ASCII characters at most, so a retried RenameObject is idempotent.
@@ -618,7 +616,7 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   add_condition(&req.headers, cond);
   Result<HttpResponse> sent = send(req);
-  if (!sent.is_ok()) return condition_failed(sent.status(), cond, "S3 PutObject " + object_name(bucket, key));
+  if (!sent.is_ok()) return condition_failed(sent.status(), cond);
   HttpResponse resp = std::move(sent).value();
   std::string etag = strip_quotes(resp.header("etag"));
   if (!md5_hex.empty() && is_plain_md5_etag(etag) && etag != md5_hex) {
@@ -702,13 +700,13 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.body_len = body.size();
   const std::string what = "S3 CompleteMultipartUpload " + object_name(bucket, key);
   Result<HttpResponse> sent = send_allowing_late_errors(req, object_bytes);
-  if (!sent.is_ok()) return condition_failed(sent.status(), cond, what);
+  if (!sent.is_ok()) return condition_failed(sent.status(), cond);
   Result<std::string> etag = parse_complete_multipart_upload(sent->body);
   // A 200 whose body is a PreconditionFailed <Error> is the same refusal.
   if (!etag.is_ok() && !cond.empty()) {
     ErrorDoc err;
     if (parse_error(sent->body, &err) && code_for_s3_error(412, err.code) == Code::kAborted)
-      return condition_failed(Status::Aborted(what + ": " + err.code + ": " + err.message), cond, what);
+      return condition_failed(Status::Aborted(what + ": " + err.code + ": " + err.message), cond);
   }
   return etag;
 }
@@ -858,7 +856,7 @@ Status S3Client::rename_object(const std::string& bucket, const std::string& src
   // One token for every attempt: a retry of a rename that did happen is recognised by the server.
   req.headers.emplace_back("x-amz-client-token", client_token());
   add_condition(&req.headers, cond);
-  return condition_failed(send(req).status(), cond, what);
+  return condition_failed(send(req).status(), cond);
 }
 
 Result<std::string> S3Client::copy_object(const std::string& src_bucket, const std::string& src_key,
