@@ -616,6 +616,14 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   add_condition(&req.headers, cond);
   Result<HttpResponse> sent = send(req);
+  if (!sent.is_ok() && sent.status().code() == Code::kAborted && !cond.if_match.empty()) {
+    // Ceph RGW (16) compares If-Match on writes with the stored ETag without its quotes, so a
+    // quoted (RFC 9110) value never matches there. The unquoted one is the same compare-and-swap:
+    // asking once more cannot let a changed object through.
+    for (auto& [name, value] : req.headers)
+      if (name == "If-Match") value = cond.if_match;
+    sent = send(req);
+  }
   if (!sent.is_ok()) return condition_failed(sent.status(), cond);
   HttpResponse resp = std::move(sent).value();
   std::string etag = strip_quotes(resp.header("etag"));

@@ -415,6 +415,13 @@ TEST_CASE("s3 client: conditional PutObject and CompleteMultipartUpload on the r
   // here so a server that starts to shows up in the log; AWS does (ExpressFake tests the client).
   std::vector<char> big = stor::test::pattern((5u << 20) + 1, 9);
   auto multipart = client->put_object_multipart(bucket, "k", big.data(), big.size(), {}, create_only);
+  // Compare-and-swap with the current ETag goes through.
+  WriteCondition current;
+  current.if_match = *client->put_object_single(bucket, "s", "x", 1);
+  auto swapped = client->put_object_single(bucket, "s", "y", 1, {}, current);
+  INFO("If-Match PUT with the current ETag: " << swapped.status().to_string());
+  CHECK(swapped.is_ok());
+  CHECK(client->get_object(bucket, "s").value() == "y");
   WARN("conditional writes on " << (on_rgw() ? "RGW" : "s3rver") << ": If-None-Match PUT "
                                 << again.status().to_string() << "; If-Match PUT " << stale.status().to_string()
                                 << "; If-None-Match CompleteMultipartUpload " << multipart.status().to_string());

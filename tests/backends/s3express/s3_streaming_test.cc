@@ -173,7 +173,9 @@ TEST_CASE("s3 streaming: overwrite without O_TRUNC, sync then keep writing, trun
     REQUIRE(f.is_ok());
     REQUIRE(f->truncate(0).is_ok());
     REQUIRE(f->write("abc", 3, 0).is_ok());
-    REQUIRE(f->close().is_ok());
+    Status closed = f->close();
+    INFO(closed.to_string());
+    REQUIRE(closed.is_ok());
   }
   CHECK(read_all(*store, uri) == std::vector<char>{'a', 'b', 'c'});
   {
