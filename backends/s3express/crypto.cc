@@ -130,4 +130,43 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t len) {
   return ~crc32c_portable(crc, p, len);
 }
 
+namespace {
+
+// Multiplies the 32x32 GF(2) matrix `mat` (one column per word) by `vec`.
+uint32_t gf2_times(const uint32_t* mat, uint32_t vec) {
+  uint32_t sum = 0;
+  for (; vec; vec >>= 1, ++mat)
+    if (vec & 1) sum ^= *mat;
+  return sum;
+}
+
+void gf2_square(uint32_t* square, const uint32_t* mat) {
+  for (int n = 0; n < 32; ++n) square[n] = gf2_times(mat, mat[n]);
+}
+
+}  // namespace
+
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
+  if (len_b == 0) return crc_a;
+  // Appending len_b zero bytes to A is a linear map on its CRC: apply the operator for one zero
+  // bit, squared repeatedly (1, 2, 4, ... bytes), for the bits set in len_b. The pre/post
+  // inversions cancel out, as in zlib.
+  uint32_t even[32], odd[32];
+  odd[0] = 0x82F63B78u;  // reflected Castagnoli polynomial
+  for (int n = 1; n < 32; ++n) odd[n] = 1u << (n - 1);
+  gf2_square(even, odd);  // two zero bits
+  gf2_square(odd, even);  // four zero bits
+  for (;;) {
+    gf2_square(even, odd);  // first pass: one zero byte
+    if (len_b & 1) crc_a = gf2_times(even, crc_a);
+    len_b >>= 1;
+    if (len_b == 0) break;
+    gf2_square(odd, even);
+    if (len_b & 1) crc_a = gf2_times(odd, crc_a);
+    len_b >>= 1;
+    if (len_b == 0) break;
+  }
+  return crc_a ^ crc_b;
+}
+
 }  // namespace stor::s3

@@ -35,5 +35,8 @@ class Md5 {
 
 // CRC32C (Castagnoli). `crc` is the value of the preceding bytes (0 to start).
 uint32_t crc32c(uint32_t crc, const void* data, size_t len);
+// CRC32C of A followed by B from crc32c(A), crc32c(B) and B's length (zlib's crc32_combine for the
+// Castagnoli polynomial): the whole-object CRC of a multipart upload from its parts' CRCs.
+uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
 
 }  // namespace stor::s3

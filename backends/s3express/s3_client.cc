@@ -37,12 +37,13 @@ std::string hex32(uint32_t v) {
 }
 
 // x-amz-checksum-crc32c: base64 of the big-endian CRC.
-std::string crc32c_base64(const char* data, size_t len) {
-  uint32_t crc = crc32c(0, data, len);
+std::string crc32c_base64_of(uint32_t crc) {
   unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
                          static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
   return base64_encode(be, 4);
 }
+
+std::string crc32c_base64(const char* data, size_t len) { return crc32c_base64_of(crc32c(0, data, len)); }
 
 bool is_plain_md5_etag(const std::string& etag) {
   if (etag.size() != 32) return false;
@@ -469,6 +470,7 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   req.method = "HEAD";
   req.bucket = bucket;
   req.key = key;
+  req.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   ObjectInfo info;
   // The size decides how much is read and allocated later: it must be there and sane.
@@ -489,6 +491,8 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   }
   for (const auto& [name, value] : resp.headers)
     if (name.rfind("x-amz-meta-", 0) == 0) info.metadata[name.substr(11)] = value;
+  info.checksum_crc32c = resp.header("x-amz-checksum-crc32c");
+  info.checksum_type = resp.header("x-amz-checksum-type");
   return info;
 }
 
@@ -561,6 +565,15 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
       if (actual != it->second) {
         return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
                                              it->second + ", read " + actual + ")");
+      }
+    } else if (!info.checksum_crc32c.empty() &&
+               (info.checksum_type == "FULL_OBJECT" ||
+                (info.checksum_type.empty() && info.checksum_crc32c.find('-') == std::string::npos))) {
+      // The server's CRC of the whole object (a COMPOSITE one, "crc-N", is a CRC of part CRCs).
+      const std::string actual = crc32c_base64(dst, len);
+      if (actual != info.checksum_crc32c) {
+        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (server " +
+                                  info.checksum_crc32c + ", read " + actual + ")");
       }
     } else if (is_plain_md5_etag(info.etag)) {
       std::string raw = md5(dst, len);
@@ -643,7 +656,10 @@ Result<std::string> S3Client::create_multipart_upload(const std::string& bucket,
   req.key = key;
   req.query = {{"uploads", ""}};
   req.headers.emplace_back("Content-Type", "application/octet-stream");
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-algorithm", "CRC32C");
+  if (config_.checksum_crc32c) {
+    req.headers.emplace_back("x-amz-checksum-algorithm", "CRC32C");
+    req.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
+  }
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   return parse_initiate_multipart_upload(resp.body);
@@ -669,7 +685,8 @@ Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, 
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
   if (config_.checksum_crc32c) {
-    part.checksum_crc32c = crc32c_base64(data, len);
+    part.crc32c = crc32c(0, data, len);
+    part.checksum_crc32c = crc32c_base64_of(part.crc32c);
     req.headers.emplace_back("x-amz-checksum-crc32c", part.checksum_crc32c);
   }
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
@@ -690,10 +707,15 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
                                                         const WriteCondition& cond) {
   std::vector<std::string> etags, checksums;
   uint64_t object_bytes = 0;
+  // The whole object's CRC32C from the parts' (FULL_OBJECT, declared at CreateMultipartUpload).
+  bool full_crc = config_.checksum_crc32c && !parts.empty();
+  uint32_t crc = 0;
   for (const auto& p : parts) {
     etags.push_back(p.etag);
     checksums.push_back(p.checksum_crc32c);
     object_bytes += p.size;
+    full_crc = full_crc && !p.checksum_crc32c.empty();
+    crc = crc32c_combine(crc, p.crc32c, p.size);
   }
   std::string body = build_complete_multipart_upload(etags, checksums);
   Request req;
@@ -703,6 +725,10 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.key = key;
   req.query = {{"uploadId", upload_id}};
   req.headers.emplace_back("Content-Type", "application/xml");
+  if (full_crc) {
+    req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64_of(crc));
+    req.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
+  }
   add_condition(&req.headers, cond);
   req.body = body.data();
   req.body_len = body.size();

@@ -7,7 +7,9 @@
 //    exponential backoff and jitter.
 //  - Integrity: uploads carry Content-MD5 and the returned ETags are checked; objects written here
 //    carry a CRC32C of their content (x-amz-meta-stor-crc32c) checked on whole-object reads, and
-//    plain-MD5 ETags are checked when no CRC is stored.
+//    plain-MD5 ETags are checked when no CRC is stored. Multipart uploads are FULL_OBJECT CRC32C
+//    uploads (the whole object's CRC, combined from the parts', sent at completion), so servers
+//    that keep checksums (AWS) return one for streamed objects too, checked the same way.
 #pragma once
 
 #include <atomic>
@@ -75,6 +77,9 @@ struct ObjectInfo {
   std::string etag;  // without quotes
   int64_t mtime_ns = 0;
   std::map<std::string, std::string> metadata;  // x-amz-meta-* without the prefix
+  // The server's own CRC32C of the object (x-amz-checksum-crc32c, base64, asked for with
+  // x-amz-checksum-mode: ENABLED) and its x-amz-checksum-type; empty when it keeps none.
+  std::string checksum_crc32c, checksum_type;
 };
 
 // A condition the server checks when it makes a write visible (PutObject, CompleteMultipartUpload),
@@ -134,6 +139,7 @@ class S3Client {
   struct UploadedPart {
     std::string etag;
     std::string checksum_crc32c;  // base64, empty when checksums are off
+    uint32_t crc32c = 0;          // the same CRC, for the whole-object checksum at completion
     uint64_t size = 0;            // bytes in the part: completing a large object takes the server longer
   };
   Result<UploadedPart> upload_part(const std::string& bucket, const std::string& key, const std::string& upload_id,

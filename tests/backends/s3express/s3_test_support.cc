@@ -744,12 +744,23 @@ struct ExpressFake::Impl {
 
   static std::string etag_of(uint64_t version) { return "\"v" + std::to_string(version) + "\""; }
 
-  Response object_answer(const std::string& key, bool head) {
+  static std::string crc_base64(const std::string& data) {
+    const uint32_t crc = stor::s3::crc32c(0, data.data(), data.size());
+    const unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
+                                 static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
+    return stor::s3::base64_encode(be, 4);
+  }
+
+  Response object_answer(const std::string& key, bool head, bool checksum_mode) {
     auto it = store.find(key);
     if (it == store.end()) return error(http::status::not_found, "NoSuchKey", "no such key");
     Response r{http::status::ok, 11};
     r.set(http::field::etag, etag_of(it->second.version));
     r.set(http::field::last_modified, "Fri, 27 Nov 2026 12:00:00 GMT");
+    if (checksum_mode && !it->second.checksum.empty()) {
+      r.set("x-amz-checksum-crc32c", it->second.checksum);
+      r.set("x-amz-checksum-type", "FULL_OBJECT");
+    }
     if (head) {
       r.set(http::field::content_length, std::to_string(it->second.data.size()));
     } else {
@@ -820,14 +831,24 @@ struct ExpressFake::Impl {
 
     if (req.method() == http::verb::get && key.empty() && params["list-type"] == "2") {
       // Directory buckets list in no particular order: newest version first here.
+      const std::string prefix = params["prefix"], delimiter = params["delimiter"];
+      if (!delimiter.empty() && delimiter != "/") return error(http::status::bad_request, "InvalidArgument", "delimiter");
       std::vector<std::pair<uint64_t, std::string>> order;
-      for (const auto& [k, o] : store) order.emplace_back(o.version, k);
+      std::set<std::string> common;
+      for (const auto& [k, o] : store) {
+        if (k.compare(0, prefix.size(), prefix) != 0) continue;
+        const size_t slash = delimiter.empty() ? std::string::npos : k.find('/', prefix.size());
+        if (slash != std::string::npos) common.insert(k.substr(0, slash + 1));
+        else order.emplace_back(o.version, k);
+      }
       std::sort(order.rbegin(), order.rend());
-      std::string body = "<ListBucketResult><Name>" + bucket + "</Name><KeyCount>" + std::to_string(order.size()) +
-                         "</KeyCount><IsTruncated>false</IsTruncated>";
+      std::string body = "<ListBucketResult><Name>" + bucket + "</Name><KeyCount>" +
+                         std::to_string(order.size() + common.size()) + "</KeyCount><IsTruncated>false</IsTruncated>";
       for (const auto& [v, k] : order)
         body += "<Contents><Key>" + k + "</Key><Size>" + std::to_string(store[k].data.size()) + "</Size><ETag>" +
                 etag_of(v) + "</ETag></Contents>";
+      for (auto c = common.rbegin(); c != common.rend(); ++c)  // unordered too
+        body += "<CommonPrefixes><Prefix>" + *c + "</Prefix></CommonPrefixes>";
       Response r{http::status::ok, 11};
       r.body() = body + "</ListBucketResult>";
       return r;
@@ -835,7 +856,7 @@ struct ExpressFake::Impl {
     if ((req.method() == http::verb::get || req.method() == http::verb::head) && query.empty()) {
       if (it != store.end() && !if_match.empty() && if_match != etag_of(it->second.version))
         return error(http::status::precondition_failed, "PreconditionFailed", "ETag differs");
-      Response r = object_answer(key, req.method() == http::verb::head);
+      Response r = object_answer(key, req.method() == http::verb::head, req["x-amz-checksum-mode"] == "ENABLED");
       const std::string range(req[http::field::range]);
       uint64_t first = 0, last = 0;
       if (r.result() == http::status::ok && req.method() == http::verb::get &&
@@ -864,15 +885,21 @@ struct ExpressFake::Impl {
       store[key] = moved;
       return Response{http::status::ok, 11};
     }
-    if (req.method() == http::verb::put && query.empty()) {
+    if (req.method() == http::verb::put) {
       if (auto p = precondition()) return *p;
-      if (auto c = req.find("x-amz-checksum-crc32c"); c != req.end()) {
-        const uint32_t crc = stor::s3::crc32c(0, req.body().data(), req.body().size());
-        const unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
-                                     static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
-        if (std::string(c->value()) != stor::s3::base64_encode(be, 4))
-          return error(http::status::bad_request, "BadDigest", "CRC32C mismatch");
+      const std::string checksum(req["x-amz-checksum-crc32c"]);
+      if (!checksum.empty() && checksum != crc_base64(req.body()))
+        return error(http::status::bad_request, "BadDigest", "CRC32C mismatch");
+      if (params.count("partNumber") && params.count("uploadId")) {
+        auto up = uploads.find(params["uploadId"]);
+        if (up == uploads.end() || up->second.key != key) return error(http::status::not_found, "NoSuchUpload", "");
+        const int n = std::atoi(params["partNumber"].c_str());
+        up->second.parts[n] = req.body();
+        Response r{http::status::ok, 11};
+        r.set(http::field::etag, "\"part" + std::to_string(n) + "\"");
+        return r;
       }
+      if (!params.empty()) return error(http::status::not_implemented, "NotImplemented", target);
       const std::string offset(req["x-amz-write-offset-bytes"]);
       if (!offset.empty()) {
         // Appends: only to an existing object, exactly at its end.
@@ -881,12 +908,49 @@ struct ExpressFake::Impl {
           return error(http::status::bad_request, "InvalidWriteOffset", "offset is not the object's size");
         it->second.data += req.body();
         it->second.version = ++versions;
+        it->second.checksum = crc_base64(it->second.data);
       } else {
-        store[key] = Object{req.body(), ++versions};
+        store[key] = Object{req.body(), ++versions, checksum};
       }
       Response r{http::status::ok, 11};
       r.set(http::field::etag, etag_of(store[key].version));
       return r;
+    }
+    if (req.method() == http::verb::post && only("uploads")) {
+      const std::string id = "upload-" + std::to_string(++versions);
+      uploads[id] = Upload{key, req["x-amz-checksum-algorithm"] == "CRC32C" && req["x-amz-checksum-type"] == "FULL_OBJECT", {}};
+      Response r{http::status::ok, 11};
+      r.body() = "<InitiateMultipartUploadResult><Bucket>" + bucket + "</Bucket><Key>" + key + "</Key><UploadId>" + id +
+                 "</UploadId></InitiateMultipartUploadResult>";
+      return r;
+    }
+    if (req.method() == http::verb::post && params.size() == 1 && params.count("uploadId")) {
+      auto up = uploads.find(params["uploadId"]);
+      if (up == uploads.end() || up->second.key != key) return error(http::status::not_found, "NoSuchUpload", "");
+      if (auto p = precondition()) return *p;
+      std::string data;
+      for (const auto& [n, bytes] : up->second.parts) data += bytes;
+      const std::string full = crc_base64(data);
+      std::string checksum;
+      if (up->second.full_object) {
+        // As AWS: the whole object's CRC32C must come with the completion, and match.
+        if (req["x-amz-checksum-type"] != "FULL_OBJECT" || req["x-amz-checksum-crc32c"] != full) {
+          violations.push_back("CompleteMultipartUpload: x-amz-checksum-crc32c '" +
+                               std::string(req["x-amz-checksum-crc32c"]) + "', object's " + full);
+          return error(http::status::bad_request, "BadDigest", "full-object CRC32C mismatch");
+        }
+        checksum = full;
+      }
+      store[key] = Object{data, ++versions, checksum};
+      uploads.erase(up);
+      Response r{http::status::ok, 11};
+      r.body() = "<CompleteMultipartUploadResult><Bucket>" + bucket + "</Bucket><Key>" + key + "</Key><ETag>" +
+                 etag_of(versions) + "</ETag></CompleteMultipartUploadResult>";
+      return r;
+    }
+    if (req.method() == http::verb::delete_ && params.size() == 1 && params.count("uploadId")) {
+      uploads.erase(params["uploadId"]);
+      return Response{http::status::no_content, 11};
     }
     if (req.method() == http::verb::delete_ && query.empty()) {
       store.erase(key);
@@ -898,7 +962,14 @@ struct ExpressFake::Impl {
   struct Object {
     std::string data;
     uint64_t version = 0;
+    std::string checksum;  // FULL_OBJECT CRC32C (base64) when the writer sent one
   };
+  struct Upload {
+    std::string key;
+    bool full_object = false;  // declared x-amz-checksum-type: FULL_OBJECT with CRC32C
+    std::map<int, std::string> parts;
+  };
+  std::map<std::string, Upload> uploads;
   std::string bucket;
   mutable std::mutex mu;
   std::map<std::string, Object> store;
@@ -930,6 +1001,11 @@ std::map<std::string, std::string> ExpressFake::objects() const {
   std::map<std::string, std::string> out;
   for (const auto& [k, o] : impl_->store) out[k] = o.data;
   return out;
+}
+void ExpressFake::corrupt(const std::string& key) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto& data = impl_->store.at(key).data;
+  if (!data.empty()) data[data.size() / 2] ^= 0x20;
 }
 void ExpressFake::put(const std::string& key, const std::string& data) {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -127,7 +127,7 @@ class SessionServer {
 
 // Protocol-level fake of one S3 Express directory bucket, for the calls neither s3rver nor RGW
 // implements (CreateSession, conditional writes, appends with x-amz-write-offset-bytes,
-// RenameObject) and for unordered listings. It checks each request as the AWS documentation
+// RenameObject, multipart uploads with a FULL_OBJECT CRC32C) and for unordered listings. It checks each request as the AWS documentation
 // specifies: the SigV4 signature is recomputed here with OpenSSL (independently of the client's
 // sigv4.cc) from the exact method, path, query, signed headers and payload hash, the payload hash
 // against the body; data calls must carry a live x-amz-s3session-token and be signed with that
@@ -151,6 +151,7 @@ class ExpressFake {
   // Direct access to the stored objects (key -> bytes).
   std::map<std::string, std::string> objects() const;
   void put(const std::string& key, const std::string& data);
+  void corrupt(const std::string& key);  // flips a bit of the stored bytes, checksum kept
 
  private:
   struct Impl;

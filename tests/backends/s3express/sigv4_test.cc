@@ -128,6 +128,13 @@ TEST_CASE("checksums: CRC32C and MD5 known answers") {
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 31 + 7);
   CHECK(crc32c(crc32c(0, big.data(), 50001), big.data() + 50001, big.size() - 50001) ==
         crc32c(0, big.data(), big.size()));
+  // Combining part CRCs gives the whole CRC (multipart FULL_OBJECT checksums), for any split.
+  for (size_t cut : {size_t{0}, size_t{1}, size_t{7}, size_t{50001}, big.size() - 1, big.size()}) {
+    INFO("cut at " << cut);
+    CHECK(crc32c_combine(crc32c(0, big.data(), cut), crc32c(0, big.data() + cut, big.size() - cut),
+                         big.size() - cut) == crc32c(0, big.data(), big.size()));
+  }
+  CHECK(crc32c_combine(crc32c(0, "1234", 4), crc32c(0, "56789", 5), 5) == 0xE3069283u);
   std::string m = md5("", 0);
   CHECK(to_hex(m.data(), m.size()) == "d41d8cd98f00b204e9800998ecf8427e");
   CHECK(base64_encode(m.data(), m.size()) == "1B2M2Y8AsgTpgAmY7PhCfg==");
