@@ -139,8 +139,8 @@ class S3Client {
   struct UploadedPart {
     std::string etag;
     std::string checksum_crc32c;  // base64, empty when checksums are off
-    uint32_t crc32c = 0;          // the same CRC, for the whole-object checksum at completion
     uint64_t size = 0;            // bytes in the part: completing a large object takes the server longer
+    uint32_t crc32c = 0;          // checksum_crc32c's CRC, for the whole-object checksum at completion
   };
   Result<UploadedPart> upload_part(const std::string& bucket, const std::string& key, const std::string& upload_id,
                                    int part_number, const char* data, size_t len);
