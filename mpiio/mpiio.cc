@@ -18,9 +18,7 @@
 
 #include "mpiio_internal.h"
 
-#ifdef STOR_MPIIO_WITH_LUSTRE
-#include "backends/lustre/lustre_admin.h"
-#endif
+#include "stor/admin.h"
 
 namespace stor::mpiio {
 
@@ -112,39 +110,30 @@ struct StripeGeometry {
 
 // Rank 0, before creating: striping hints become the new file's lustre layout.
 Status apply_striping_hints(stor::Store& st, const Uri& uri, const std::string& text, int amode, const Hints& h) {
-#ifdef STOR_MPIIO_WITH_LUSTRE
   if (uri.scheme != "lustre" || !(amode & MPI_MODE_CREATE) || (h.striping_factor <= 0 && h.striping_unit <= 0))
     return Status::ok();
   auto existing = st.stat(text);
   if (existing.is_ok()) return Status::ok();  // a layout is fixed at creation, as on Lustre
-  lustre::StripeSpec spec;
+  admin::StripeSpec spec;
   if (h.striping_factor > 0) spec.stripe_count = h.striping_factor;
   if (h.striping_unit > 0) spec.stripe_size = static_cast<uint64_t>(h.striping_unit);
-  Status s = lustre::setstripe(text, lustre::LayoutSpec{spec});
+  Status s = admin::setstripe(text, admin::LayoutSpec{spec});
   if (s.code() == Code::kInvalidArgument) {
     // Hints may be ignored; a bad one must not fail the open. Say so, though.
     std::fprintf(stderr, "libstor_mpiio: ignoring striping hints for %s: %s\n", text.c_str(), s.to_string().c_str());
     return Status::ok();
   }
   return s;
-#else
-  (void)st; (void)uri; (void)text; (void)amode; (void)h;
-  return Status::ok();
-#endif
 }
 
 StripeGeometry stripe_geometry(const Uri& uri, const std::string& text) {
-#ifdef STOR_MPIIO_WITH_LUSTRE
   if (uri.scheme == "lustre") {
-    auto info = lustre::getstripe(text);
-    if (info.is_ok() && info->layout.components_size() > 0) {
-      const auto& c = info->layout.components(0);
-      return {static_cast<int64_t>(c.stripe_size()), c.targets_size()};
+    auto info = admin::getstripe(text);
+    if (info.is_ok() && !info->layout.components.empty()) {
+      const auto& c = info->layout.components[0];
+      return {static_cast<int64_t>(c.stripe_size), static_cast<int64_t>(c.targets.size())};
     }
   }
-#else
-  (void)uri; (void)text;
-#endif
   return {};
 }
 

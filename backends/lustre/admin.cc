@@ -55,7 +55,8 @@ std::string target_key_path(const std::string& dir) {
   return absolute_path(host_path_of(dir)) + "/" + kTargetKeyName;
 }
 
-Status mkfs(const std::string& dir_in, const MkfsOptions& opts_in) {
+// admin::mkfs (below).
+static Status make_file_system(const std::string& dir_in, const MkfsOptions& opts_in) {
   std::string dir = absolute_path(host_path_of(dir_in));
   MkfsOptions opts = opts_in;
   std::shared_ptr<const transport::AuthKey> key;  // remote targets: written to mdt/target.key
@@ -196,32 +197,46 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
   return info;
 }
 
-std::string format_stripe_info(const StripeInfo& info) {
-  std::string out = info.path + "\n";
-  char line[256];
-  if (info.is_dir) out += info.inherited ? "  default layout (inherited from the file system):\n" : "  default layout:\n";
-  else {
-    std::snprintf(line, sizeof line, "  size: %llu\n", static_cast<unsigned long long>(info.size));
-    out += line;
+std::string format_stripe_info(const StripeInfo& info) { return admin::format_stripe_info(to_admin_stripe_info(info)); }
+
+admin::Layout to_admin_layout(const pb::Layout& layout) {
+  admin::Layout out;
+  for (const auto& c : layout.components()) {
+    admin::LayoutComponent ac;
+    ac.extent_start = c.extent_start();
+    ac.extent_end = c.extent_end();
+    ac.stripe_count = c.stripe_count();
+    ac.stripe_size = c.stripe_size();
+    ac.stripe_offset = c.stripe_offset();
+    ac.targets.assign(c.targets().begin(), c.targets().end());
+    out.components.push_back(std::move(ac));
   }
-  out += "  layout driver: " + info.driver + "\n";
-  for (int c = 0; c < info.layout.components_size(); ++c) {
-    const auto& comp = info.layout.components(c);
-    std::snprintf(line, sizeof line, "  component %d: extent [%s, %s) stripe_count %d stripe_size %s stripe_offset %d\n", c,
-                  format_size(comp.extent_start()).c_str(), format_size(comp.extent_end()).c_str(), comp.stripe_count(),
-                  format_size(comp.stripe_size()).c_str(), comp.targets_size() ? static_cast<int>(comp.targets(0)) : comp.stripe_offset());
-    out += line;
-    bool header = false;
-    for (const auto& o : info.objects) {
-      if (o.component != static_cast<uint32_t>(c)) continue;
-      if (!header) out += "    stripe  obdidx  object                      size\n";
-      header = true;
-      std::snprintf(line, sizeof line, "    %6u  %6u  %-26s  %s\n", o.stripe, o.target,
-                    o.path.substr(o.path.rfind('/') + 1).c_str(),
-                    o.exists ? std::to_string(o.size).c_str() : "(not allocated)");
-      out += line;
-    }
+  return out;
+}
+
+pb::Layout from_admin_layout(const admin::Layout& layout) {
+  pb::Layout out;
+  for (const auto& ac : layout.components) {
+    auto* c = out.add_components();
+    c->set_extent_start(ac.extent_start);
+    c->set_extent_end(ac.extent_end);
+    c->set_stripe_count(ac.stripe_count);
+    c->set_stripe_size(ac.stripe_size);
+    c->set_stripe_offset(ac.stripe_offset);
+    for (uint32_t t : ac.targets) c->add_targets(t);
   }
+  return out;
+}
+
+admin::StripeInfo to_admin_stripe_info(const StripeInfo& info) {
+  admin::StripeInfo out;
+  out.path = info.path;
+  out.is_dir = info.is_dir;
+  out.inherited = info.inherited;
+  out.layout = to_admin_layout(info.layout);
+  out.size = info.size;
+  out.objects = info.objects;
+  out.driver = info.driver;
   return out;
 }
 
@@ -316,3 +331,59 @@ DriverInfo layout_driver_for(const std::string& path_in) {
 }
 
 }  // namespace stor::lustre
+
+// The public admin API (include/stor/admin.h): plain structs in, plain structs out, as the
+// calling process's identity.
+namespace stor::admin {
+
+static_assert(kEof == lustre::kEof && kDefaultStripeSize == lustre::kDefaultStripeSize);
+
+Layout layout_of(const LayoutSpec& spec) { return lustre::to_admin_layout(lustre::to_layout(spec)); }
+std::string describe_layout(const Layout& layout) { return lustre::describe_layout(lustre::from_admin_layout(layout)); }
+Result<uint64_t> parse_size(const std::string& text, bool allow_eof) { return lustre::parse_size(text, allow_eof); }
+std::string format_size(uint64_t bytes) { return lustre::format_size(bytes); }
+Status mkfs(const std::string& dir, const MkfsOptions& opts) { return lustre::make_file_system(dir, opts); }
+std::string target_key_path(const std::string& dir) { return lustre::target_key_path(dir); }
+Status setstripe(const std::string& path, const LayoutSpec& spec) {
+  return lustre::setstripe(path, spec, lustre::Identity::process());
+}
+Result<StripeInfo> getstripe(const std::string& path) {
+  STOR_ASSIGN_OR_RETURN(lustre::StripeInfo info, lustre::getstripe(path));
+  return lustre::to_admin_stripe_info(info);
+}
+Result<DfReport> df(const std::string& path) { return lustre::df(path); }
+Result<FsckReport> fsck(const std::string& path, bool repair) { return lustre::fsck(path, repair); }
+std::string host_path_of(const std::string& path_or_uri) { return lustre::host_path_of(path_or_uri); }
+
+std::string format_stripe_info(const StripeInfo& info) {
+  using lustre::format_size;
+  std::string out = info.path + "\n";
+  char line[256];
+  if (info.is_dir) out += info.inherited ? "  default layout (inherited from the file system):\n" : "  default layout:\n";
+  else {
+    std::snprintf(line, sizeof line, "  size: %llu\n", static_cast<unsigned long long>(info.size));
+    out += line;
+  }
+  out += "  layout driver: " + info.driver + "\n";
+  for (size_t c = 0; c < info.layout.components.size(); ++c) {
+    const auto& comp = info.layout.components[c];
+    std::snprintf(line, sizeof line, "  component %d: extent [%s, %s) stripe_count %d stripe_size %s stripe_offset %d\n",
+                  static_cast<int>(c), format_size(comp.extent_start).c_str(), format_size(comp.extent_end).c_str(),
+                  comp.stripe_count, format_size(comp.stripe_size).c_str(),
+                  comp.targets.empty() ? comp.stripe_offset : static_cast<int>(comp.targets[0]));
+    out += line;
+    bool header = false;
+    for (const auto& o : info.objects) {
+      if (o.component != static_cast<uint32_t>(c)) continue;
+      if (!header) out += "    stripe  obdidx  object                      size\n";
+      header = true;
+      std::snprintf(line, sizeof line, "    %6u  %6u  %-26s  %s\n", o.stripe, o.target,
+                    o.path.substr(o.path.rfind('/') + 1).c_str(),
+                    o.exists ? std::to_string(o.size).c_str() : "(not allocated)");
+      out += line;
+    }
+  }
+  return out;
+}
+
+}  // namespace stor::admin

@@ -12,56 +12,35 @@
 #include "backends/lustre/layout.h"
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
+#include "stor/admin.h"
 #include "stor/backend.h"
 #include "stor/engine.h"
 #include "stor/status.h"
 
 namespace stor::lustre {
 
-// One component of a layout request. A LayoutSpec with several components is progressive
-// (PFL): each covers the file up to its extent_end, the last one to EOF.
-struct StripeSpec {
-  int32_t stripe_count = 1;                 // -1: all targets
-  uint64_t stripe_size = kDefaultStripeSize;  // multiple of 64 KiB
-  int32_t stripe_offset = -1;               // first target; -1: allocator's choice
-  uint64_t extent_end = kEof;
-};
-using LayoutSpec = std::vector<StripeSpec>;
+// The plain request and report structs are the public ones (include/stor/admin.h); this header
+// adds what tools must not see: protobuf layouts, identities and the metadata server's options.
+using admin::LayoutSpec;
+using admin::StripeSpec;
 
 // Builds the layout template (extents chained from 0); validation happens against a file system.
 pb::Layout to_layout(const LayoutSpec& spec);
 
-struct MkfsOptions {
-  uint32_t targets = 4;
-  LayoutSpec default_layout{StripeSpec{}};
-  uint32_t root_mode = 0755;
-  std::string fsname = "stor";
-  // Remote targets: one stor-target endpoint per target (targets is then the list's length and
-  // no ostK directories are made). mkfs checks that each one answers.
-  std::vector<std::string> target_endpoints;
-  // Remote targets: the key they were started with (stor-target --key-file; make one with
-  // `stor-target --make-key FILE`). mkfs checks every target authenticates
-  // with it and copies it to target_key_path(dir), mode 0600. Empty: mkfs makes a new key there,
-  // and only checks that each target answers (they cannot hold the new key yet: restart them with
-  // --key-file target_key_path(dir)).
-  std::string key_file;
-};
+// mkfs and setstripe as the calling process are the public admin::mkfs/admin::setstripe (one
+// function each, so unqualified calls that find them by argument-dependent lookup agree).
+using admin::MkfsOptions;
+using admin::mkfs;
+using admin::setstripe;
 // Where mkfs keeps a remote-target file system's key: DIR/mdt/target.key.
 std::string target_key_path(const std::string& dir);
-// Creates a new file system in `dir` (created if missing; must not already hold one) with
-// `targets` object targets. The root directory belongs to the calling process's uid/gid.
-Status mkfs(const std::string& dir, const MkfsOptions& opts);
 
 // The directory default (directory), the layout of an empty file, or a new empty file with the
-// layout (missing path). Path is a host path or lustre:// URI.
-Status setstripe(const std::string& path, const LayoutSpec& spec, const Identity& id = Identity::process());
+// layout (missing path), as `id`. Path is a host path or lustre:// URI.
+Status setstripe(const std::string& path, const LayoutSpec& spec, const Identity& id);
 
-struct ObjectInfo {
-  uint32_t component = 0, stripe = 0, target = 0;
-  std::string path;
-  bool exists = false;
-  uint64_t size = 0;
-};
+using admin::ObjectInfo;
+// getstripe as tests and the fuzzers see it: the protobuf layout, as any identity.
 struct StripeInfo {
   std::string path;
   bool is_dir = false;
@@ -74,20 +53,13 @@ struct StripeInfo {
 Result<StripeInfo> getstripe(const std::string& path, const Identity& id = Identity::process());
 std::string format_stripe_info(const StripeInfo& info);
 
-struct TargetUsage {
-  uint32_t index = 0;
-  std::string path;
-  uint64_t objects = 0;
-  uint64_t used_bytes = 0;      // allocated blocks of the objects
-  uint64_t apparent_bytes = 0;  // sum of object sizes (sparse files count their holes)
-  uint64_t fs_total = 0, fs_avail = 0;  // of the host file system holding the target
-};
-struct DfReport {
-  std::string root, fsname;
-  uint64_t inodes = 0;
-  uint64_t wal_bytes = 0;
-  std::vector<TargetUsage> targets;
-};
+// The plain (public) form of a protobuf layout and of a StripeInfo, and back.
+admin::Layout to_admin_layout(const pb::Layout& layout);
+pb::Layout from_admin_layout(const admin::Layout& layout);
+admin::StripeInfo to_admin_stripe_info(const StripeInfo& info);
+
+using admin::DfReport;
+using admin::TargetUsage;
 Result<DfReport> df(const std::string& path);
 
 // Consistency check: every object must belong to a live file's layout and hold nothing past the
@@ -97,12 +69,7 @@ Result<DfReport> df(const std::string& path);
 // dropped, entry moved to /lost+found/#INO); without repair nothing is written. With repair the
 // result is written as a fresh checkpoint, so the file system mounts again. A bad superblock or
 // a checkpoint that does not parse at all is reported as Corruption (nothing to rebuild from).
-struct FsckReport {
-  uint64_t inodes = 0, objects = 0, orphans = 0;
-  uint64_t overlong = 0;  // objects with bytes past their file's size (unacknowledged writes)
-  std::vector<std::string> orphan_paths;
-  std::vector<std::string> problems;  // metadata problems (empty when the file system mounts)
-};
+using admin::FsckReport;
 Result<FsckReport> fsck(const std::string& path, bool repair = false);
 
 // Loads a metadata image held in memory (the bytes of .stor-lustre, mdt/checkpoint and the

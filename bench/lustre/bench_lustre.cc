@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "backends/lustre/lustre_admin.h"
+#include "stor/admin.h"
 #include "stor/store.h"
 
-namespace lu = stor::lustre;
+namespace lu = stor::admin;
 using Clock = std::chrono::steady_clock;
 
 namespace {

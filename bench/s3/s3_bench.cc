@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/s3express/s3_client.h"
+#include "backends/s3express/s3_client.h"  // internal: see CMakeLists.txt
 
 using namespace stor::s3;
 

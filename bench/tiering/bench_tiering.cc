@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/s3express/s3_backend.h"
+#include "stor/admin.h"
 #include "stor/store.h"
 #include "stor/tiering.h"
 
@@ -108,12 +108,17 @@ int main(int argc, char** argv) {
                  {"s3.region", "us-east-1"}, {"s3.session", "off"}};
   auto store = Store::create(so).value();
   auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
-  auto cold = store->backend(Uri::parse("s3express://" + a.bucket + "/x").value()).value();
-  s3::S3Client* client = s3::s3_client_of(*cold);
-  if (Status s = client->create_bucket(a.bucket); !s.is_ok() && s.code() != Code::kAlreadyExists) {
-    std::fprintf(stderr, "bench_tiering: create bucket: %s\n", s.to_string().c_str());
+  const std::string bucket_uri = "s3express://" + a.bucket;
+  auto cold = store->backend(Uri::parse(bucket_uri + "/x").value()).value();
+  if (auto made = admin::s3_create_bucket(*store, bucket_uri); !made.is_ok() && made.status().code() != Code::kAlreadyExists) {
+    std::fprintf(stderr, "bench_tiering: create bucket: %s\n", made.status().to_string().c_str());
     return 1;
   }
+  // Requests the S3 client has sent so far (0 if its counters cannot be read).
+  auto s3_requests = [&]() -> uint64_t {
+    auto st = admin::s3_client_stats(*store, bucket_uri);
+    return st.is_ok() ? st->requests : 0;
+  };
 
   std::vector<unsigned> order(a.files);
   for (unsigned i = 0; i < a.files; ++i) order[i] = i;
@@ -123,7 +128,10 @@ int main(int argc, char** argv) {
   if (!parallel(order, a.threads, [&](unsigned i) -> Status {
         std::vector<char> body(a.file_size, static_cast<char>('a' + i % 26));
         std::memcpy(body.data(), &i, sizeof i);
-        return client->put_object(a.bucket, "ds/" + name_of(i), body.data(), body.size()).status();
+        STOR_ASSIGN_OR_RETURN(auto f, store->open(bucket_uri + "/ds/" + name_of(i), kOpenWrite | kOpenCreate | kOpenTruncate));
+        STOR_ASSIGN_OR_RETURN(size_t n, f.write(body.data(), body.size(), 0));
+        if (n != body.size()) return Status::IoError("short S3 write");
+        return f.close();
       }))
     return 1;
   std::printf("upload (setup): %.2f s\n", seconds_since(t0));
@@ -133,7 +141,9 @@ int main(int argc, char** argv) {
   if (!parallel(order, a.threads, [&](unsigned i) -> Status {
         thread_local std::vector<char> wbuf;
         wbuf.resize(a.file_size);
-        return client->get_range(a.bucket, "ds/" + name_of(i), 0, a.file_size, wbuf.data()).status();
+        STOR_ASSIGN_OR_RETURN(auto f, store->open(bucket_uri + "/ds/" + name_of(i)));
+        STOR_RETURN_IF_ERROR(f.read_exact(wbuf.data(), a.file_size, 0));
+        return f.close();
       }))
     return 1;
   std::printf("server warm-up (untimed GET of each object): %.2f s\n", seconds_since(t0));
@@ -149,7 +159,7 @@ int main(int argc, char** argv) {
   auto opened = tiering::TieredStore::open(o);
   if (!opened.is_ok()) return std::fprintf(stderr, "bench_tiering: %s\n", opened.status().to_string().c_str()), 1;
   auto ns = *opened;
-  uint64_t req0 = client->stats().requests;
+  uint64_t req0 = s3_requests();
   t0 = std::chrono::steady_clock::now();
   auto imported = ns->import_listing();
   if (!imported.is_ok() || *imported != a.files) {
@@ -158,12 +168,12 @@ int main(int argc, char** argv) {
   }
   const double link_s = seconds_since(t0);
   std::printf("link (import listing): %.3f s, %llu requests\n", link_s,
-              static_cast<unsigned long long>(client->stats().requests - req0));
+              static_cast<unsigned long long>(s3_requests() - req0));
 
   auto epoch = [&](unsigned seed, uint64_t* requests) -> double {
     std::vector<unsigned> shuffled = order;
     std::shuffle(shuffled.begin(), shuffled.end(), std::mt19937(seed));
-    const uint64_t before = client->stats().requests;
+    const uint64_t before = s3_requests();
     auto start = std::chrono::steady_clock::now();
     thread_local std::vector<char> buf;
     bool ok = parallel(shuffled, a.threads, [&](unsigned i) -> Status {
@@ -173,7 +183,7 @@ int main(int argc, char** argv) {
       return s.is_ok() ? c : s;
     });
     const double secs = seconds_since(start);
-    *requests = client->stats().requests - before;
+    *requests = s3_requests() - before;
     return ok ? secs : -1;
   };
   uint64_t req1 = 0, req2 = 0;
@@ -182,7 +192,7 @@ int main(int argc, char** argv) {
   if (epoch1 < 0 || epoch2 < 0) return 1;
 
   // Copy-first: download every object to a local directory, then read them there.
-  const uint64_t before_copy = client->stats().requests;
+  const uint64_t before_copy = s3_requests();
   t0 = std::chrono::steady_clock::now();
   thread_local std::vector<char> cbuf;
   bool ok = parallel(order, a.threads, [&](unsigned i) -> Status {
@@ -198,7 +208,7 @@ int main(int argc, char** argv) {
     return dst.close();
   });
   const double copy_s = seconds_since(t0);
-  const uint64_t copy_requests = client->stats().requests - before_copy;
+  const uint64_t copy_requests = s3_requests() - before_copy;
   t0 = std::chrono::steady_clock::now();
   ok = ok && parallel(order, a.threads, [&](unsigned i) -> Status {
     STOR_ASSIGN_OR_RETURN(auto f, store->open("nvme://" + copy_dir + "/" + name_of(i)));

@@ -33,8 +33,8 @@
 #include "net/remote_object.h"
 #include "stor/engine.h"
 #include "stor/store.h"
-#include "tests/net/target_process.h"
-#include "tests/test_util.h"
+#include "target_process.h"
+#include "test_util.h"
 
 using namespace stor;
 using Clock = std::chrono::steady_clock;

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/engine.h"
 #include "stor/status.h"
 
@@ -24,7 +25,7 @@ namespace stor {
 
 class ObjectStore;  // stor/object_store.h
 
-struct Uri {
+struct STOR_API Uri {
   std::string scheme;     // "nvme", "lustre", "s3express", or a plugin's scheme
   std::string authority;  // bucket for s3express, empty for file systems
   std::string path;       // "/a/b" for file systems, "key/with/slashes" for objects
@@ -46,7 +47,7 @@ enum Capability : uint32_t {
   kCapPermissions = 1u << 7,
   kCapRename = 1u << 8,
 };
-std::string capabilities_to_string(uint32_t caps);
+STOR_API std::string capabilities_to_string(uint32_t caps);
 
 enum class FileType : uint8_t { kRegular, kDirectory, kBlockDevice, kOther };
 
@@ -106,7 +107,7 @@ struct OpenOptions {
 //    to complete that I/O.
 //  - Handles must be closed before their Backend and the Store (or IoEngine) it was created with
 //    are destroyed.
-class BackendFile {
+class STOR_API BackendFile {
  public:
   virtual ~BackendFile() = default;
 
@@ -159,7 +160,7 @@ class BackendFile {
 // Thread safety: every method may be called concurrently from any thread; each open() returns an
 // independent handle (see BackendFile for what a handle allows). A Backend lives as long as the
 // Store that created it, or its last shared owner; close its handles before it goes.
-class Backend {
+class STOR_API Backend {
  public:
   virtual ~Backend() = default;
 
@@ -200,7 +201,7 @@ using BackendFactory = std::function<Result<std::shared_ptr<Backend>>(const Back
 // Process-wide registry of backend factories by scheme. Built-in backends register themselves
 // at library load time; plugins register when loaded. Thread safe: add, find and schemes may run
 // concurrently; a factory found is a copy, callable after the registry changed.
-class BackendRegistry {
+class STOR_API BackendRegistry {
  public:
   static BackendRegistry& global();
   // AlreadyExists when the scheme is taken (a plugin cannot replace a built-in backend).

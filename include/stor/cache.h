@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "stor/export.h"
 #include "stor/backend.h"
 
 namespace stor::cache {
@@ -61,7 +62,7 @@ struct CacheStats {
   uint64_t dirty_bytes = 0;
 };
 
-class CachingBackend : public Backend {
+class STOR_API CachingBackend : public Backend {
  public:
   virtual CacheStats stats() const = 0;
   // Drops every clean block (dirty ones stay until flushed).
@@ -69,6 +70,6 @@ class CachingBackend : public Backend {
 };
 
 // Wraps `inner`; the result serves the same scheme and URIs.
-Result<std::shared_ptr<CachingBackend>> make_caching_backend(std::shared_ptr<Backend> inner, CacheOptions opts = {});
+STOR_API Result<std::shared_ptr<CachingBackend>> make_caching_backend(std::shared_ptr<Backend> inner, CacheOptions opts = {});
 
 }  // namespace stor::cache

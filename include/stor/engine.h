@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/status.h"
 
 namespace stor {
@@ -51,11 +52,11 @@ struct IoRequest {
 
 // Total bytes of a segment list, or InvalidArgument when a segment with bytes has no address or
 // the total overflows. Zero-length segments are allowed (and skipped by every consumer).
-Result<size_t> iov_total(std::span<const struct iovec> iov);
+STOR_API Result<size_t> iov_total(std::span<const struct iovec> iov);
 
 // Walks a segment list front to back, handing out the pieces of it that hold the next n bytes:
 // how one vectored request is split over stripes, cache blocks or continuations without copies.
-class IovCursor {
+class STOR_API IovCursor {
  public:
   explicit IovCursor(std::span<const struct iovec> iov) : iov_(iov) {}
   // Appends (when out is not null) the segments, without zero-length ones, that hold the next n
@@ -70,7 +71,7 @@ class IovCursor {
 
 // The segments holding bytes [skip, skip + len) of the concatenation of iov, appended to *out;
 // returns how many bytes they hold.
-size_t iov_slice(std::span<const struct iovec> iov, size_t skip, size_t len, std::vector<struct iovec>* out);
+STOR_API size_t iov_slice(std::span<const struct iovec> iov, size_t skip, size_t len, std::vector<struct iovec>* out);
 
 enum class EngineKind { kAuto, kIoUring, kThreadPool };
 
@@ -104,7 +105,7 @@ struct EngineStats {
 //    requests on that slot are in flight (they hold their own reference to the file).
 //  - Destroying the engine drains it first; nothing may submit concurrently with or after that,
 //    and it must not be destroyed from one of its own callbacks.
-class IoEngine {
+class STOR_API IoEngine {
  public:
   virtual ~IoEngine() = default;
 
@@ -145,12 +146,12 @@ class IoEngine {
 };
 
 // Whether io_uring can be set up in this process (false under seccomp filters, old kernels).
-bool io_uring_available();
+STOR_API bool io_uring_available();
 
 // Page-aligned heap buffer, as O_DIRECT needs: address, length and file offset must all be
 // multiples of the logical block size; 4096 covers every device we target. Not synchronized: a
 // plain owning buffer (its bytes may be shared by requests in flight as any memory can).
-class AlignedBuffer {
+class STOR_API AlignedBuffer {
  public:
   static constexpr size_t kAlignment = 4096;
   AlignedBuffer() = default;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "stor/backend.h"
+#include "stor/export.h"
 
 namespace stor {
 
@@ -29,7 +30,7 @@ struct ObjectVersion {
   std::string etag;      // the version's validator (S3 ETag without quotes); never empty
 };
 
-class ObjectStore {
+class STOR_API ObjectStore {
  public:
   virtual ~ObjectStore() = default;
 

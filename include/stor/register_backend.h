@@ -14,6 +14,7 @@
 // Thread safety: registration runs during static initialisation; the registry itself is locked.
 #pragma once
 
+#include "stor/export.h"
 #include "stor/backend.h"
 
 namespace stor::internal {
@@ -21,9 +22,9 @@ namespace stor::internal {
 // What STOR_REGISTER_BACKEND does, minus the abort: BackendRegistry::global().add(scheme,
 // factory), an error naming the scheme and `where` (the registering source file). AlreadyExists
 // when the scheme is taken.
-Status register_builtin_backend(const char* scheme, BackendFactory factory, const char* where);
+STOR_API Status register_builtin_backend(const char* scheme, BackendFactory factory, const char* where);
 // True for OK; otherwise prints "stor: <message>" to stderr and aborts.
-bool registered_or_abort(const Status& s) noexcept;
+STOR_API bool registered_or_abort(const Status& s) noexcept;
 
 }  // namespace stor::internal
 

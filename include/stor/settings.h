@@ -19,25 +19,26 @@
 #include <string_view>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/status.h"
 
 namespace stor {
 
 // Unsigned integer in `base` (2..16; digits and lower/upper-case letters).
-Result<uint64_t> parse_uint(std::string_view text, int base = 10);
+STOR_API Result<uint64_t> parse_uint(std::string_view text, int base = 10);
 // A byte count: digits with an optional binary unit, any case: B; K, KB, Ki, KiB; M..; G..; T..
 // (all powers of 1024, as elsewhere in stor: "64K" = 65536, "1MB" = 1048576).
-Result<uint64_t> parse_size(std::string_view text);
+STOR_API Result<uint64_t> parse_size(std::string_view text);
 // 1/true/yes/on or 0/false/no/off.
-Result<bool> parse_bool(std::string_view text);
+STOR_API Result<bool> parse_bool(std::string_view text);
 // Digits with an optional lower-case unit: ms, s, m (minutes), h. A bare number is in `unit`
 // ("s3.timeout_ms=5000" is milliseconds, "tier.demote_after=3600" seconds).
-Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::chrono::milliseconds unit);
+STOR_API Result<std::chrono::milliseconds> parse_duration(std::string_view text, std::chrono::milliseconds unit);
 
 // "64K", "5G", "12345": the largest binary unit that divides `bytes` exactly (for messages).
-std::string format_size(uint64_t bytes);
+STOR_API std::string format_size(uint64_t bytes);
 
-class Settings {
+class STOR_API Settings {
  public:
   // A view of `values`, which must outlive it. `context` prefixes error messages ("tier config").
   explicit Settings(const std::map<std::string, std::string>& values, std::string context = {});

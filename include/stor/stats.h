@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/status.h"
 
 namespace stor {
@@ -28,6 +29,6 @@ struct ProcessStats {
 };
 
 // Reads every live published stats file (files of processes that are gone are removed).
-Result<std::vector<ProcessStats>> read_published_stats(const std::string& dir = "/dev/shm");
+STOR_API Result<std::vector<ProcessStats>> read_published_stats(const std::string& dir = "/dev/shm");
 
 }  // namespace stor

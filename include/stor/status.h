@@ -10,6 +10,8 @@
 #include <utility>
 #include <variant>
 
+#include "stor/export.h"
+
 namespace stor {
 
 enum class Code : int {
@@ -34,9 +36,9 @@ enum class Code : int {
 };
 
 // Human-readable name of a code, e.g. "NotFound".
-std::string_view code_name(Code c) noexcept;
+STOR_API std::string_view code_name(Code c) noexcept;
 
-class [[nodiscard]] Status {
+class [[nodiscard]] STOR_API Status {
  public:
   Status() noexcept = default;
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -111,7 +113,7 @@ class [[nodiscard]] Result {
   std::variant<T, Status> v_;
 };
 
-[[noreturn]] void result_value_of_error(const Status& s);
+[[noreturn]] STOR_API void result_value_of_error(const Status& s);
 
 template <typename T>
 void Result<T>::check() const {

@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <sys/uio.h> /* struct iovec, for stor_file_readv / stor_file_writev */
 
+#include "stor/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -68,49 +70,49 @@ typedef struct stor_options {
 
 typedef void (*stor_io_cb)(void *ctx, stor_code_t code, size_t bytes);
 
-const char *stor_version(void);
+STOR_API const char *stor_version(void);
 /* Message of this thread's last failed call; "" when none. Valid until the next call. */
-const char *stor_last_error(void);
-const char *stor_code_name(stor_code_t code);
+STOR_API const char *stor_last_error(void);
+STOR_API const char *stor_code_name(stor_code_t code);
 
-stor_code_t stor_store_open(const stor_options_t *opts, stor_store_t **out);
-void stor_store_close(stor_store_t *store);
+STOR_API stor_code_t stor_store_open(const stor_options_t *opts, stor_store_t **out);
+STOR_API void stor_store_close(stor_store_t *store);
 /* "io_uring" or "threadpool". */
-const char *stor_store_engine(const stor_store_t *store);
+STOR_API const char *stor_store_engine(const stor_store_t *store);
 
-stor_code_t stor_file_open(stor_store_t *store, const char *uri, uint32_t flags, uint32_t mode,
+STOR_API stor_code_t stor_file_open(stor_store_t *store, const char *uri, uint32_t flags, uint32_t mode,
                            stor_file_t **out);
-stor_code_t stor_file_read(stor_file_t *f, void *buf, size_t len, uint64_t off, size_t *nread);
-stor_code_t stor_file_write(stor_file_t *f, const void *buf, size_t len, uint64_t off,
+STOR_API stor_code_t stor_file_read(stor_file_t *f, void *buf, size_t len, uint64_t off, size_t *nread);
+STOR_API stor_code_t stor_file_write(stor_file_t *f, const void *buf, size_t len, uint64_t off,
                             size_t *nwritten);
 /* cb runs on an engine thread once the I/O finishes. Returns an error only for bad arguments. */
-stor_code_t stor_file_read_async(stor_file_t *f, void *buf, size_t len, uint64_t off, stor_io_cb cb,
+STOR_API stor_code_t stor_file_read_async(stor_file_t *f, void *buf, size_t len, uint64_t off, stor_io_cb cb,
                                  void *ctx);
-stor_code_t stor_file_write_async(stor_file_t *f, const void *buf, size_t len, uint64_t off,
+STOR_API stor_code_t stor_file_write_async(stor_file_t *f, const void *buf, size_t len, uint64_t off,
                                   stor_io_cb cb, void *ctx);
 /* Scatter-gather, as preadv/pwritev: the file range at off to or from iov[0..iovcnt) in order,
  * one request where the backend has a vectored path. Zero-length segments are skipped; a read is
  * short only at end of file (the leading segments are filled). iov is copied before the call
  * returns; for the async forms the memory it points to must stay valid until cb runs. */
-stor_code_t stor_file_readv(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off, size_t *nread);
-stor_code_t stor_file_writev(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+STOR_API stor_code_t stor_file_readv(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off, size_t *nread);
+STOR_API stor_code_t stor_file_writev(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
                              size_t *nwritten);
-stor_code_t stor_file_readv_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+STOR_API stor_code_t stor_file_readv_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
                                   stor_io_cb cb, void *ctx);
-stor_code_t stor_file_writev_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
+STOR_API stor_code_t stor_file_writev_async(stor_file_t *f, const struct iovec *iov, int iovcnt, uint64_t off,
                                    stor_io_cb cb, void *ctx);
-stor_code_t stor_file_sync(stor_file_t *f, int data_only);
-stor_code_t stor_file_truncate(stor_file_t *f, uint64_t size);
-stor_code_t stor_file_size(stor_file_t *f, uint64_t *size);
+STOR_API stor_code_t stor_file_sync(stor_file_t *f, int data_only);
+STOR_API stor_code_t stor_file_truncate(stor_file_t *f, uint64_t size);
+STOR_API stor_code_t stor_file_size(stor_file_t *f, uint64_t *size);
 /* Closes and frees f, even when the close itself reports an error. */
-stor_code_t stor_file_close(stor_file_t *f);
+STOR_API stor_code_t stor_file_close(stor_file_t *f);
 /* Like stor_file_close, without publishing buffered writes: an object store aborts the upload,
  * so the object keeps its previous bytes. For a writer that failed half-way. */
-stor_code_t stor_file_abort(stor_file_t *f);
+STOR_API stor_code_t stor_file_abort(stor_file_t *f);
 
-stor_code_t stor_stat_size(stor_store_t *store, const char *uri, uint64_t *size);
-stor_code_t stor_remove(stor_store_t *store, const char *uri);
-stor_code_t stor_mkdir(stor_store_t *store, const char *uri, uint32_t mode);
+STOR_API stor_code_t stor_stat_size(stor_store_t *store, const char *uri, uint64_t *size);
+STOR_API stor_code_t stor_remove(stor_store_t *store, const char *uri);
+STOR_API stor_code_t stor_mkdir(stor_store_t *store, const char *uri, uint32_t mode);
 
 #ifdef __cplusplus
 }

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/backend.h"
 #include "stor/engine.h"
 #include "stor/stats.h"
@@ -45,7 +46,7 @@ struct StoreOptions {
 // backend thread or inline, buffers valid until the callback). close(), abort(), moving and
 // destroying the File need exclusive access and come after every callback of the File's async
 // calls has run. uri(), is_open() and backend_file() are plain reads, safe while no one closes.
-class File {
+class STOR_API File {
  public:
   File() = default;
   File(std::unique_ptr<BackendFile> impl, Uri uri, std::shared_ptr<internal::StatsRegistry> stats = nullptr);
@@ -95,7 +96,7 @@ class File {
 // once per scheme under a lock). Destroy a Store only after every File it opened is closed and no
 // call on it is in progress; the destructor drains the engine first. The Store owns the engine
 // and the backends; Files refer to them, so they must not outlive it.
-class Store {
+class STOR_API Store {
  public:
   // Creates the engine and loads plugins. Backends are created lazily, on first use of a scheme.
   static Result<std::unique_ptr<Store>> create(const StoreOptions& opts = {});
@@ -129,6 +130,6 @@ class Store {
 };
 
 // Library version, "MAJOR.MINOR.PATCH".
-const char* version();
+STOR_API const char* version();
 
 }  // namespace stor

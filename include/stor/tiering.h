@@ -51,16 +51,17 @@
 #include <string>
 #include <vector>
 
+#include "stor/export.h"
 #include "stor/backend.h"
 
 namespace stor::tiering {
 
 enum class Residency : uint8_t { kDirty = 0, kCached = 1, kUncached = 2, kDemoted = 3 };
-const char* residency_name(Residency r);  // "dirty", "cached", "uncached", "demoted"
+STOR_API const char* residency_name(Residency r);  // "dirty", "cached", "uncached", "demoted"
 
 // Nanoseconds since the Unix epoch; injectable for policy tests.
 using Clock = std::function<int64_t()>;
-int64_t system_clock_ns();
+STOR_API int64_t system_clock_ns();
 
 struct TierOptions {
   std::shared_ptr<Backend> fast;
@@ -135,7 +136,7 @@ struct SyncReport {
   std::vector<std::string> failed;
 };
 
-class TieredStore {
+class STOR_API TieredStore {
  public:
   // Opens (or creates) the namespace, replaying the journal and finishing interrupted moves.
   static Result<std::shared_ptr<TieredStore>> open(TierOptions opts);
@@ -177,11 +178,11 @@ struct LinkResult {
   size_t imported = 0;
 };
 // fast_root: the fast tier's root when it is not fast_dir itself (e.g. "lustre:///mnt/fs/ns").
-Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root,
+STOR_API Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_dir, const std::string& cold_root,
                                const std::string& fast_root = {});
 
 // The namespace holding local path `path` (its nearest ancestor with .stor-tier); *rel receives
 // the path relative to the namespace root. Instances are shared per root within the backend.
-Result<std::shared_ptr<TieredStore>> namespace_of(Backend& tier_backend, const std::string& path, std::string* rel);
+STOR_API Result<std::shared_ptr<TieredStore>> namespace_of(Backend& tier_backend, const std::string& path, std::string* rel);
 
 }  // namespace stor::tiering

@@ -26,7 +26,7 @@
 #include "net/transport.h"
 #include "net/wire.h"
 #include "stor/engine.h"
-#include "tests/net/target_process.h"
+#include "target_process.h"
 #include "test_util.h"
 
 using namespace stor;

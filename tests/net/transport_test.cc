@@ -18,7 +18,7 @@
 #include "net/socket_io.h"
 #include "net/transport.h"
 #include "net/wire.h"
-#include "tests/net/target_process.h"
+#include "target_process.h"
 #include "test_util.h"
 
 using namespace stor;

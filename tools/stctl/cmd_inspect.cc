@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "stor/stats.h"
-#include "tools/stctl/command.h"
+#include "command.h"
 
 namespace stctl {
 namespace {

@@ -4,13 +4,13 @@
 #include <string>
 #include <vector>
 
-#include "backends/lustre/lustre_admin.h"
-#include "tools/stctl/command.h"
+#include "stor/admin.h"
+#include "command.h"
 
 namespace stctl {
 namespace {
 
-namespace lu = stor::lustre;
+namespace lu = stor::admin;
 
 std::string json_str(const std::string& s) {
   std::string out = "\"";
@@ -116,7 +116,7 @@ int cmd_mkfs(Context& ctx, const std::vector<std::string>& args) {
   std::string root = lu::host_path_of(pos[0]);
   if (ctx.json)
     std::cout << "{\"root\":" << json_str(root) << ",\"targets\":" << o.targets
-              << ",\"default_layout\":" << json_str(lu::describe_layout(lu::to_layout(o.default_layout)))
+              << ",\"default_layout\":" << json_str(lu::describe_layout(lu::layout_of(o.default_layout)))
               << (o.target_endpoints.empty() ? std::string() : ",\"target_key\":" + json_str(lu::target_key_path(root)))
               << "}\n";
   else
@@ -136,7 +136,7 @@ int cmd_setstripe(Context& ctx, const std::vector<std::string>& args) {
   if (!spec.is_ok()) return usage_error(spec.status());
   if (pos.size() != 1) return 2;
   if (auto s = lu::setstripe(pos[0], *spec); !s.is_ok()) return fail(s);
-  if (ctx.json) std::cout << "{\"path\":" << json_str(pos[0]) << ",\"layout\":" << json_str(lu::describe_layout(lu::to_layout(*spec))) << "}\n";
+  if (ctx.json) std::cout << "{\"path\":" << json_str(pos[0]) << ",\"layout\":" << json_str(lu::describe_layout(lu::layout_of(*spec))) << "}\n";
   return 0;
 }
 
@@ -237,13 +237,13 @@ stor::Status copy_layout(const std::string& like, const std::string& path) {
   STOR_ASSIGN_OR_RETURN(lu::StripeInfo info, lu::getstripe(like));
   if (info.is_dir) return {stor::Code::kIsADirectory, like + " is a directory"};
   lu::LayoutSpec spec;
-  for (const auto& c : info.layout.components()) {
+  for (const auto& c : info.layout.components) {
     lu::StripeSpec s;
-    s.stripe_count = c.stripe_count();
-    s.stripe_size = c.stripe_size();
-    // The resolved targets start at targets(0); asking for that offset gives the same placement.
-    s.stripe_offset = c.targets_size() ? static_cast<int32_t>(c.targets(0)) : c.stripe_offset();
-    s.extent_end = c.extent_end();
+    s.stripe_count = c.stripe_count;
+    s.stripe_size = c.stripe_size;
+    // The resolved targets start at targets[0]; asking for that offset gives the same placement.
+    s.stripe_offset = c.targets.empty() ? c.stripe_offset : static_cast<int32_t>(c.targets[0]);
+    s.extent_end = c.extent_end;
     spec.push_back(s);
   }
   if (spec.empty()) return {stor::Code::kCorruption, like + " has no layout components"};

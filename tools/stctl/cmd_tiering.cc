@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "stor/tiering.h"
-#include "tools/stctl/command.h"
+#include "command.h"
 
 namespace stctl {
 namespace {

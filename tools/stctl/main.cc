@@ -16,7 +16,7 @@
 #include <sstream>
 
 #include "stor/settings.h"
-#include "tools/stctl/command.h"
+#include "command.h"
 
 namespace stctl {
 

@@ -17,11 +17,9 @@
 #include <cstring>
 #include <string>
 
-#include "net/auth.h"
-#include "net/object_service.h"
-#include "net/transport.h"
 #include "stor/engine.h"
 #include "stor/settings.h"
+#include "stor/target.h"
 
 namespace {
 
@@ -56,9 +54,9 @@ bool parse_number(const char* s, uint64_t& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen, dir, key_file, make_key;
+  std::string make_key;
   bool insecure = false;
-  stor::transport::TransportOptions topts;
+  stor::TargetOptions topts;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&]() -> const char* {
@@ -69,15 +67,15 @@ int main(int argc, char** argv) {
       return argv[++i];
     };
     uint64_t n = 0;
-    if (a == "--listen") listen = value();
-    else if (a == "--dir") dir = value();
+    if (a == "--listen") topts.listen = value();
+    else if (a == "--dir") topts.dir = value();
     else if (a == "--timeout-ms" && parse_number(value(), n)) topts.timeout = std::chrono::milliseconds(n);
     else if (a == "--max-payload" && parse_number(value(), n)) topts.max_payload = n;
     else if (a == "--max-connections" && parse_number(value(), n) && n <= UINT32_MAX)
       topts.max_connections = static_cast<unsigned>(n);
     else if (a == "--idle-timeout-ms" && parse_number(value(), n)) topts.idle_timeout = std::chrono::milliseconds(n);
     else if (a == "--plain-sockets") topts.io_uring = false;
-    else if (a == "--key-file") key_file = value();
+    else if (a == "--key-file") topts.key_file = value();
     else if (a == "--insecure-no-auth") insecure = true;
     else if (a == "--make-key") make_key = value();
     else if (a == "--help" || a == "-h") {
@@ -90,34 +88,25 @@ int main(int argc, char** argv) {
     }
   }
   if (!make_key.empty()) {
-    auto key = stor::transport::AuthKey::generate();
-    stor::Status s = key ? stor::transport::write_key_file(make_key, *key) : key.status();
-    if (!s.is_ok()) {
+    if (stor::Status s = stor::make_target_key(make_key); !s.is_ok()) {
       std::fprintf(stderr, "stor-target: %s\n", s.to_string().c_str());
       return 1;
     }
     std::printf("%s\n", make_key.c_str());
     return 0;
   }
-  if (listen.empty() || dir.empty()) {
+  if (topts.listen.empty() || topts.dir.empty()) {
     usage(stderr);
     return 2;
   }
-  if (key_file.empty() == !insecure) {
+  if (topts.key_file.empty() == !insecure) {
     std::fprintf(stderr, "stor-target: %s\n",
                  insecure ? "--key-file and --insecure-no-auth contradict each other"
                           : "no --key-file: refusing to serve objects to unauthenticated clients (make a key with "
                             "--make-key FILE, or pass --insecure-no-auth on a trusted network)");
     return 2;
   }
-  if (!key_file.empty()) {
-    auto key = stor::transport::load_key_file(key_file);
-    if (!key) {
-      std::fprintf(stderr, "stor-target: %s\n", key.status().to_string().c_str());
-      return 1;
-    }
-    topts.auth_key = *key;
-  }
+  // The key file itself is read (and refused when unsafe) by TargetServer::start below.
 
   // Block the stop signals before any thread starts, so only sigwait below sees them.
   sigset_t stop_signals;
@@ -132,34 +121,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "stor-target: %s\n", engine.status().to_string().c_str());
     return 1;
   }
-  auto service = stor::transport::ObjectService::create(dir, engine->get());
-  if (!service) {
-    std::fprintf(stderr, "stor-target: %s\n", service.status().to_string().c_str());
-    return 1;
-  }
   // Refused and evicted connections, accept failures: at most one line a second.
   topts.log = [](const std::string& msg) { std::fprintf(stderr, "stor-target: %s\n", msg.c_str()); };
-  auto transport = stor::transport::Transport::for_endpoint(listen, topts);
-  if (!transport) {
-    std::fprintf(stderr, "stor-target: %s\n", transport.status().to_string().c_str());
+  auto server = stor::TargetServer::start(topts, engine->get());
+  if (!server) {
+    std::fprintf(stderr, "stor-target: %s\n", server.status().to_string().c_str());
     return 1;
   }
-  auto* svc = service->get();
-  auto listener = (*transport)->listen(listen, [svc](const stor::transport::ServerCall& c) { return svc->handle(c); });
-  if (!listener) {
-    std::fprintf(stderr, "stor-target: %s\n", listener.status().to_string().c_str());
-    return 1;
-  }
-  std::printf("%s\n", (*listener)->endpoint().c_str());
+  std::printf("%s\n", (*server)->endpoint().c_str());
   std::fflush(stdout);
-  std::fprintf(stderr, "stor-target: serving %s on %s (%s engine, %s)\n", dir.c_str(),
-               (*listener)->endpoint().c_str(), (*engine)->name(),
-               insecure ? "NO authentication" : ("clients authenticated by key " + key_file).c_str());
+  std::fprintf(stderr, "stor-target: serving %s on %s (%s engine, %s)\n", topts.dir.c_str(),
+               (*server)->endpoint().c_str(), (*engine)->name(),
+               insecure ? "NO authentication" : ("clients authenticated by key " + topts.key_file).c_str());
 
   int sig = 0;
   while (sigwait(&stop_signals, &sig) != 0) {
   }
-  (*listener)->stop();
+  (*server)->stop();
   (*engine)->drain();
   return 0;
 }

@@ -17,7 +17,7 @@
 #include "stor/store.h"
 #include "io_check.h"
 #include "test_util.h"
-#include "tests/net/target_process.h"
+#include "target_process.h"
 
 using namespace stor;
 using namespace stor::lustre;

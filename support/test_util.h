@@ -1,4 +1,4 @@
-// Helpers shared by the test suites.
+// Helpers shared by the test suites and the benches (stor_test_support).
 #pragma once
 
 #include <sys/wait.h>
