@@ -104,7 +104,8 @@ void UringEngine::prepare_locked(Op* op) {
     sqe = io_uring_get_sqe(&ring_);
   }
   IoRequest& r = op->req;
-  char* buf = static_cast<char*>(r.buf) + op->done_bytes;
+  // A vectored request has no flat buffer (buf is null): offsetting it would be undefined.
+  char* buf = op->iov.empty() ? static_cast<char*>(r.buf) + op->done_bytes : nullptr;
   unsigned len = static_cast<unsigned>(std::min<size_t>(r.len - op->done_bytes, 1u << 30));
   uint64_t off = r.offset + op->done_bytes;
   op->chunk_len = len;
