@@ -31,6 +31,7 @@ ALLOWED = {
     "cache": {"core"},
     "tools": set(),
     "mpiio": set(),
+    "python": set(),
     "plugins": set(),
     "support": set(),
     "bench": {"support"},

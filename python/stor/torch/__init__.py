@@ -1,0 +1,1 @@
+"""stor.torch (filled in below)."""
