@@ -17,5 +17,7 @@ code = ("import stor, stor.torch, sys\n"
         "assert stor.read_bytes(sys.argv[2]) == b'installed'\n"
         "print(stor.version(), stor.engine())\n")
 out = subprocess.run([sys.executable, "-c", code, site, "nvme://" + os.path.join(scratch, "probe.bin")],
-                     env=env, cwd=scratch, check=True, capture_output=True, text=True)
+                     env=env, cwd=scratch, capture_output=True, text=True)
+if out.returncode != 0:
+    sys.exit(f"importing the installed package failed:\n{out.stdout}{out.stderr}")
 print("python_install: imported from", site, "-", out.stdout.strip())

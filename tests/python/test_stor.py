@@ -10,7 +10,7 @@ import pytest
 import stor
 from stor import _errors
 
-DATA = os.urandom(3 * (1 << 20) + 12345)  # several pieces of a split read, and an odd tail
+DATA = os.urandom(3 * (1 << 20) + 12345)  # several S3 parts, and an odd tail
 
 
 def test_round_trip_and_listing(base_uri):
@@ -58,6 +58,19 @@ def test_readinto_fills_any_writable_buffer_in_place(base_uri):
         assert f.preadinto(f32, 0) == 1024 and f32.tobytes() == DATA[:1024]
         with pytest.raises(BufferError):  # what the buffer protocol says of read-only memory
             f.readinto(b"immutable")
+
+
+def test_split_reads_add_up_to_end_of_file(base_uri):
+    big = os.urandom((9 << 20) + 5)
+    uri = stor.join(base_uri, "split.bin")
+    stor.write_bytes(uri, big)
+    with stor.open(uri, "rb", buffering=0) as f:
+        f.set_read_pieces(4)  # at most 4 MiB-or-larger pieces: 3 requests for 9 MiB
+        buf = bytearray(len(big) + 4096)
+        assert f.readinto(buf) == len(big) and bytes(buf[:len(big)]) == big
+        # Short at the end: the pieces past end of file read nothing.
+        assert f.preadinto(buf, 1 << 20) == len(big) - (1 << 20)
+        assert bytes(buf[:len(big) - (1 << 20)]) == big[1 << 20:]
 
 
 def test_async_reads_keep_many_requests_in_flight(base_uri):
