@@ -68,6 +68,7 @@ class File(_io.RawIOBase):
 
     def __init__(self, uri, mode="rb", direct=False, perm=0o644):
         super().__init__()
+        self._h = None  # close() (also io's __del__) then has nothing to do if the open fails
         if mode not in ("rb", "wb", "xb", "r+b", "w+b"):
             raise ValueError(f"mode {mode!r}: stor files open with rb, wb, xb, r+b or w+b")
         self._h = _stor.open(uri, mode, direct, perm)
@@ -191,7 +192,8 @@ class File(_io.RawIOBase):
     def close(self):
         if not self.closed:
             try:
-                self._h.close()
+                if self._h is not None:
+                    self._h.close()
             finally:
                 super().close()
 
@@ -199,7 +201,8 @@ class File(_io.RawIOBase):
         """Closes without publishing what was written (object stores keep the old object)."""
         if not self.closed:
             try:
-                self._h.close(abort=True)
+                if self._h is not None:
+                    self._h.close(abort=True)
             finally:
                 super().close()
 
