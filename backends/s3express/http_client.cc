@@ -10,6 +10,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <cctype>
@@ -156,6 +157,12 @@ Status deadline_error(const std::string& what, const Endpoint& ep) {
 
 // A header, chunk line or trailer longer than Beast's header limit or our read buffer: the
 // server misbehaves, a retry would see the same.
+// True when the peer has closed (or reset) an idle socket: poll says readable or hung up.
+bool peer_closed(int fd) {
+  pollfd p{fd, POLLIN | POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 bool oversized(const error_code& ec) { return ec == http::error::header_limit || ec == http::error::buffer_overflow; }
 
 Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
@@ -358,10 +365,14 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       if (!slot.is_ok()) return slot.status();
       std::unique_ptr<Connection> conn = std::move(slot).value();
       if (conn && conn->plain) {
-        // An idle connection with unread bytes got more than its last answer: drop it. (Not
-        // for TLS, where late session tickets are normal.)
+        // An idle connection with unread bytes got more than its last answer; one readable with
+        // nothing to read was closed by the server (an idle keep-alive timeout: node's is 5 s).
+        // Drop either. Only the single retry below covered the closed ones, so a pool holding
+        // two failed the request ("closed twice in a row"). (Not for TLS, where late session
+        // tickets are normal.)
         error_code ec;
-        if (conn->plain->socket().available(ec) > 0 || ec) conn.reset();
+        if (conn->plain->socket().available(ec) > 0 || ec || peer_closed(conn->plain->socket().native_handle()))
+          conn.reset();
       }
       if (!conn) {
         conn = std::make_unique<Connection>();

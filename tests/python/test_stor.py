@@ -88,7 +88,7 @@ def test_async_reads_keep_many_requests_in_flight(base_uri):
         f.read_async(0, 10)  # dropped unread: closing waits for it
 
 
-def test_reads_release_the_gil():
+def test_reads_release_the_gil(tmp_path):
     # A thread spinning in Python keeps running while another thread waits on stor.
     import time
     fut_started = threading.Event()
@@ -102,7 +102,7 @@ def test_reads_release_the_gil():
 
     t = threading.Thread(target=spin)
     t.start()
-    path = "/tmp/stor-py-gil-%d.bin" % os.getpid()
+    path = str(tmp_path / "gil.bin")
     stor.write_bytes(path, os.urandom(64 << 20))
     try:
         with stor.open(path, "rb", buffering=0) as f:
@@ -113,7 +113,6 @@ def test_reads_release_the_gil():
                 f.preadinto(buf, 0)
     finally:
         t.join()
-        os.remove(path)
     assert count[0] > 1000
 
 
@@ -170,6 +169,9 @@ def test_file_objects_for_torch_numpy_pickle_pil(base_uri):
     img = PIL.new("RGB", (17, 9), (10, 200, 30))
     with stor.open(stor.join(base_uri, "i.png"), "wb") as f:
         img.save(f, format="PNG")
+    ref = io.BytesIO()
+    img.save(ref, format="PNG")
+    assert stor.read_bytes(stor.join(base_uri, "i.png")) == ref.getvalue()
     with stor.open(stor.join(base_uri, "i.png"), "rb") as f:
         back = PIL.open(f)
         back.load()

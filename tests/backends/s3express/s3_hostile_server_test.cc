@@ -495,3 +495,42 @@ TEST_CASE("s3 hostile: completing a multipart upload gets time in proportion to 
   CHECK(late.status().code() == Code::kTimeout);
   CHECK(late.status().message().find("deadline") != std::string::npos);
 }
+
+TEST_CASE("s3 hostile: pooled connections the server has since closed are not used") {
+  // HTTP/1.1 servers close idle keep-alive connections (node's s3rver after 5 s). The client
+  // pools 4 connections, the server closes them all, then each request must still succeed on its
+  // first attempt (it dropped the stale ones; it used to retry once, then fail with "closed twice
+  // in a row" when the pool held two).
+  constexpr int kConnections = 4;
+  std::atomic<int> arrived{0};
+  HostileServer server([&](int fd, const std::atomic<bool>& stop) {
+    if (!read_request_head(fd, stop)) return;
+    ++arrived;
+    // Hold the first answers until all 4 connections are open, so the client opens 4.
+    const auto until = Clock::now() + std::chrono::seconds(5);
+    while (arrived.load() < kConnections && Clock::now() < until && !stop)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    if (!send_all(fd, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-4/5\r\nContent-Length: 5\r\n\r\nhello"))
+      return;
+    ::shutdown(fd, SHUT_WR);  // a keep-alive answer, then the server closes its side
+  });
+  auto client = s3::test::make_client(
+      server.endpoint(), hostile_settings({{"s3.max_attempts", "1"}, {"s3.max_connections", std::to_string(kConnections)}}));
+  std::vector<std::future<Result<size_t>>> first;
+  for (int i = 0; i < kConnections; ++i) {
+    first.push_back(std::async(std::launch::async, [&] {
+      char dst[5];
+      return client->get_range("bucket", "key", 0, sizeof dst, dst);
+    }));
+  }
+  for (auto& f : first) REQUIRE(f.get().is_ok());
+  REQUIRE(server.connections() == kConnections);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the FINs arrive
+  for (int i = 0; i < 3; ++i) {
+    char dst[5] = {};
+    auto got = client->get_range("bucket", "key", 0, sizeof dst, dst);
+    INFO(i << ": " << got.status().to_string());
+    REQUIRE(got.is_ok());
+    CHECK(std::string(dst, sizeof dst) == "hello");
+  }
+}
