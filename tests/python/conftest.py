@@ -54,7 +54,9 @@ class S3rver:
             while time.monotonic() < deadline and self.proc.poll() is None and not _answers_http(self.port):
                 time.sleep(0.1)
             if self.proc.poll() is None and _answers_http(self.port):
-                break
+                time.sleep(0.1)  # still ours? (another server answering on a stolen port leaves ours dead)
+                if self.proc.poll() is None:
+                    break
             self.proc.kill()
             self.proc.wait()
         else:
