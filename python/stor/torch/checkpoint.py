@@ -55,7 +55,19 @@ def _object_store(uri):
     return uri.startswith(("s3://", "s3express://"))
 
 
-class StorageWriter(dcp.StorageWriter):
+class _CheckpointUri:
+    """torch >= 2.0 names a checkpoint per save/load (checkpoint_id): here, its URI."""
+
+    def reset(self, checkpoint_id=None):
+        if checkpoint_id is not None:
+            self.uri = str(checkpoint_id).rstrip("/")
+
+    @classmethod
+    def validate_checkpoint_id(cls, checkpoint_id):
+        return "://" in str(checkpoint_id)
+
+
+class StorageWriter(_CheckpointUri, dcp.StorageWriter):
     """Writes a DCP checkpoint under `uri` (a directory on file systems, a prefix on object
     stores). thread_count files per rank are written concurrently (the writes release the GIL)."""
 
@@ -66,15 +78,7 @@ class StorageWriter(dcp.StorageWriter):
         self.sync_files = sync_files
         self.is_coordinator = False
 
-    # torch >= 2.0 names; 1.13 calls init().
-    def reset(self, checkpoint_id=None):
-        if checkpoint_id is not None:
-            self.uri = str(checkpoint_id).rstrip("/")
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id):
-        return "://" in str(checkpoint_id)
-
+    # torch >= 2.0 calls set_up_storage_writer (and reset, from _CheckpointUri); 1.13 calls init().
     def set_up_storage_writer(self, is_coordinator):
         self.is_coordinator = is_coordinator
 
@@ -151,7 +155,7 @@ def _narrow(t, offsets, lengths):
     return t
 
 
-class StorageReader(dcp.StorageReader):
+class StorageReader(_CheckpointUri, dcp.StorageReader):
     """Reads a checkpoint StorageWriter wrote; only the items the planner asks for, by ranged
     reads. bytes_read counts what this reader fetched (for checking partial loads)."""
 
@@ -160,14 +164,6 @@ class StorageReader(dcp.StorageReader):
         self.uri = str(uri).rstrip("/")
         self.storage_data: Dict = {}
         self.bytes_read = 0
-
-    def reset(self, checkpoint_id=None):
-        if checkpoint_id is not None:
-            self.uri = str(checkpoint_id).rstrip("/")
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id):
-        return "://" in str(checkpoint_id)
 
     def read_metadata(self):
         return pickle.loads(stor.read_bytes(stor.join(self.uri, _METADATA)))
