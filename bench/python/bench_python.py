@@ -2,7 +2,8 @@
 """The Python binding against the plain-Python way of doing the same thing, in the same run
 (bench/python/run.sh starts s3rver and calls this; see docs/python.md for the table).
 
-  readinto   nvme:// stor.File.readinto vs open(path, 'rb', buffering=0).readinto, same file
+  readinto   nvme:// stor.File.readinto (and readinto_async, 4 in flight) vs
+             open(path, 'rb', buffering=0).readinto, same file
   epoch      DataLoader epoch: stor.torch.IterableDataset over s3:// vs a plain local-file dataset;
              and through a tier:// link, epoch 1 (fetches from the bucket) vs epoch 2 (local)
   checkpoint stor.torch.save/load to s3:// vs torch.save/load on a local file + the AWS CLI
@@ -67,6 +68,26 @@ def bench_readinto(work):
         with open(path, "rb", buffering=0) as f:
             while f.readinto(buf):
                 pass
+
+    def stor_async_pass(bufs):
+        # readinto_async with len(bufs) reads in flight, each buffer reused once its read is done.
+        with stor.open("nvme://" + path, "rb", buffering=0) as f:
+            pending = []
+            for i, off in enumerate(range(0, size, len(bufs[0]))):
+                if len(pending) == len(bufs):
+                    pending.pop(0).result()
+                pending.append(f.readinto_async(bufs[i % len(bufs)], off))
+            for fut in pending:
+                fut.result()
+
+    bufs = [bytearray(1 << 20) for _ in range(4)]
+    py_pass(bufs[0])
+    s, p = [], []
+    for _ in range(ROUNDS + 2):
+        s.append(size / timed(lambda: stor_async_pass(bufs)) / 1e9)
+        p.append(size / timed(lambda: py_pass(bufs[0])) / 1e9)
+    report("readinto_async nvme://, 4 x 1 MiB in flight", statistics.median(s), statistics.median(p), "GB/s",
+           "open().readinto 1 MiB")
 
     for bs in (1 << 20, 16 << 20):
         buf = bytearray(bs)
