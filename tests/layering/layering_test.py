@@ -37,6 +37,8 @@ CASES = [
     ("core includes a backend", {"core/store.cc": '#include "backends/lustre/mds.h"\n'}, True, "layer 'core'"),
     ("net includes a backend", {"net/wire.cc": '#include "backends/lustre/mds.h"\n'}, True, "layer 'net'"),
     ("tool includes an internal header", {"tools/stctl/cmd_x.cc": '#include "net/transport.h"\n'}, True, "layer 'tools'"),
+    ("python binding includes an internal header",
+     {"python/src/stor_module.cc": '#include "backends/s3express/s3_client.h"\n'}, True, "layer 'python'"),
     ("public header includes an internal one", {"include/stor/admin.h": '#include "core/registry.h"\n'}, True,
      "public header"),
     ("public header includes a generated one", {"include/stor/admin.h": '#include "backends/lustre/lustre.pb.h"\n'},
