@@ -1,6 +1,7 @@
 // Transport frames and object-protocol control bytes (net/wire.h, object_protocol.h,
 // object_service.h). First byte, low two bits:
-//   0  the decoders alone: frame header, object call, listing, stat reply (with round trips)
+//   0  the decoders alone: frame header, object call, listing, stat and server-stats replies
+//      (with round trips)
 //   1  server side: the bytes are sent on a TCP connection to a real Listener serving an
 //      ObjectService (as stor-target does) over a scratch directory
 //   2  client side: a Channel sends a call and the bytes come back as the reply
@@ -25,6 +26,7 @@
 
 #include "net/object_protocol.h"
 #include "net/object_service.h"
+#include "net/server_stats.h"
 #include "net/transport.h"
 #include "net/wire.h"
 #include "fuzz/fuzz_util.h"
@@ -87,6 +89,8 @@ void decoders(std::string_view in) {
     for (const auto& e : *entries) STOR_FUZZ_CHECK(validate_object_name(e.name).is_ok(), "listing kept a bad name");
   auto info = decode_object_info(in);
   if (info.is_ok()) STOR_FUZZ_CHECK(encode_object_info(*info) == in, "stat reply does not round trip");
+  auto stats = decode_server_stats(in);
+  if (stats.is_ok()) STOR_FUZZ_CHECK(encode_server_stats(*stats) == in, "server stats reply does not round trip");
 }
 
 int connect_to(uint16_t port) {

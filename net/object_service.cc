@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "net/server_stats.h"
 #include "net/wire.h"
 
 namespace stor::transport {
@@ -196,6 +197,34 @@ void ObjectService::forget(const std::string& name) {
 }
 
 ServerResult ObjectService::handle(const ServerCall& call) {
+  if (call.opcode == kServerStatsOpcode) return stats();
+  ServerResult r = dispatch(call);
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  if (!r.status.is_ok()) errors_.fetch_add(1, std::memory_order_relaxed);
+  else if (call.opcode == static_cast<uint16_t>(ObjectOp::kRead)) read_bytes_.fetch_add(r.payload_len, std::memory_order_relaxed);
+  else if (call.opcode == static_cast<uint16_t>(ObjectOp::kWrite)) write_bytes_.fetch_add(call.payload.size(), std::memory_order_relaxed);
+  return r;
+}
+
+ServerResult ObjectService::stats() {
+  ServerStats s;
+  s.role = "ost";
+  size_t open_objects = 0;
+  {
+    std::lock_guard lk(mu_);
+    open_objects = open_.size();
+  }
+  const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_);
+  s.counters = {{"requests", requests_.load(std::memory_order_relaxed)},
+                {"errors", errors_.load(std::memory_order_relaxed)},
+                {"read_bytes", read_bytes_.load(std::memory_order_relaxed)},
+                {"write_bytes", write_bytes_.load(std::memory_order_relaxed)},
+                {"open_objects", open_objects},
+                {"uptime_ms", static_cast<uint64_t>(up.count())}};
+  return {Status(), encode_server_stats(s), 0};
+}
+
+ServerResult ObjectService::dispatch(const ServerCall& call) {
   auto c = decode_object_call(call.control);
   if (!c) return ServerResult{c.status(), {}, 0};
   if (call.opcode == static_cast<uint16_t>(ObjectOp::kList)) {

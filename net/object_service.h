@@ -5,6 +5,8 @@
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -35,6 +37,9 @@ class ObjectService {
                                                        const ObjectServiceOptions& opts = {});
   ~ObjectService();
 
+  // Object calls, and the server-stats call (net/server_stats.h) with role "ost" and counters
+  // requests, errors, read_bytes, write_bytes (object calls since start), open_objects
+  // (descriptors cached), uptime_ms.
   ServerResult handle(const ServerCall& call);
   // Whether paths are resolved by openat2 (false: the O_NOFOLLOW component walk).
   bool uses_openat2() const { return use_openat2_; }
@@ -61,6 +66,8 @@ class ObjectService {
   ServerResult stat(const ObjectCall& c);
   ServerResult remove(const ObjectCall& c);
   ServerResult list(const ObjectCall& c, const ServerCall& call);
+  ServerResult dispatch(const ServerCall& call);
+  ServerResult stats();
 
   const std::string dir_;
   IoEngine* engine_;
@@ -68,6 +75,9 @@ class ObjectService {
   const bool use_openat2_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<OpenObject>> open_;  // bounded: see open_object
+  // For stats(): relaxed counters, one add per call.
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> requests_{0}, errors_{0}, read_bytes_{0}, write_bytes_{0};
 };
 
 }  // namespace stor::transport

@@ -4,6 +4,7 @@
 #include "net/auth.h"
 #include "net/object_service.h"
 #include "net/remote_object.h"
+#include "net/server_stats.h"
 #include "net/transport.h"
 #include "stor/target.h"
 
@@ -67,6 +68,21 @@ Result<std::unique_ptr<TargetClient>> TargetClient::connect(const std::string& e
   }
   STOR_ASSIGN_OR_RETURN(auto target, transport::RemoteObjectTarget::connect(endpoint, ro));
   return std::unique_ptr<TargetClient>(std::make_unique<TargetClientImpl>(std::move(target)));
+}
+
+Result<ServerStats> query_server_stats(const std::string& endpoint, const ServerQueryOptions& opts) {
+  transport::TransportOptions topts;
+  topts.timeout = opts.timeout;
+  topts.max_payload = 4096;  // the call carries no bulk bytes
+  if (!opts.key_file.empty()) {
+    STOR_ASSIGN_OR_RETURN(topts.auth_key, transport::load_key_file(opts.key_file));
+  }
+  STOR_ASSIGN_OR_RETURN(auto transport, transport::Transport::for_endpoint(endpoint, topts));
+  STOR_ASSIGN_OR_RETURN(auto channel, transport->connect(endpoint));
+  STOR_ASSIGN_OR_RETURN(transport::Reply reply, channel->call(transport::kServerStatsOpcode, {}, {}, {}));
+  auto stats = transport::decode_server_stats(reply.control);
+  if (!stats.is_ok()) return stats.status().with_context(endpoint);
+  return stats;
 }
 
 Result<std::unique_ptr<TargetServer>> TargetServer::start(const TargetOptions& opts, IoEngine* engine) {

@@ -9,6 +9,9 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "stor/engine.h"
 #include "stor/export.h"
@@ -71,5 +74,25 @@ class STOR_API TargetClient {
   // Reads up to len bytes at offset of object `name` (a path relative to the target's directory).
   virtual void read_async(const std::string& name, void* buf, size_t len, uint64_t offset, IoCallback done) = 0;
 };
+
+// What a stor daemon (stor-target, stor-mds) says about itself when asked: its role ("ost",
+// "mdt") and named counters (requests, errors, bytes, uptime_ms, ...; each daemon documents its
+// own). docs/transport.md "Server stats".
+struct STOR_API ServerStats {
+  std::string role;
+  std::vector<std::pair<std::string, uint64_t>> counters;
+  // The counter called `name`, or fallback when the server does not report it.
+  uint64_t get(std::string_view name, uint64_t fallback = 0) const;
+};
+
+struct ServerQueryOptions {
+  std::string key_file;  // the server's key file; empty: no handshake (an --insecure-no-auth server)
+  std::chrono::milliseconds timeout{5000};
+};
+
+// Connects to `endpoint` (tcp:// or verbs://), authenticates with opts.key_file and asks for the
+// server's stats. Unavailable or Timeout when nothing answers there; PermissionDenied
+// ("authentication failed: ...") when the server refuses the key or has another one.
+STOR_API Result<ServerStats> query_server_stats(const std::string& endpoint, const ServerQueryOptions& opts = {});
 
 }  // namespace stor

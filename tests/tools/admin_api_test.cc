@@ -186,3 +186,58 @@ TEST_CASE("target: a keyed TargetServer serves only clients holding its key", "[
   CHECK_FALSE(TargetServer::start(to, engine.get()).is_ok());
 }
 
+
+TEST_CASE("target: query_server_stats counts a target's calls and needs its key", "[admin][target][stats]") {
+  stor::test::TempDir dir, keys;
+  std::ofstream(dir.path() + "/obj") << "0123456789";
+  const std::string key = keys.path() + "/fs.key", other = keys.path() + "/other.key";
+  REQUIRE(make_target_key(key).is_ok());
+  REQUIRE(make_target_key(other).is_ok());
+  auto engine = IoEngine::create().value();
+  TargetOptions to;
+  to.listen = "tcp://127.0.0.1:0";
+  to.dir = dir.path();
+  to.key_file = key;
+  auto server = TargetServer::start(to, engine.get());
+  REQUIRE(server.is_ok());
+  const std::string endpoint = (*server)->endpoint();
+
+  ServerQueryOptions qo;
+  qo.key_file = key;
+  auto before = query_server_stats(endpoint, qo);
+  REQUIRE(before.is_ok());
+  CHECK(before->role == "ost");
+  CHECK(before->get("requests", 99) == 0);
+  CHECK(before->get("read_bytes", 99) == 0);
+  CHECK(before->get("no_such_counter", 7) == 7);
+
+  TargetClientOptions co;
+  co.key_file = key;
+  auto client = TargetClient::connect(endpoint, co);
+  REQUIRE(client.is_ok());
+  char buf[10];
+  for (int i = 0; i < 3; ++i) {
+    std::promise<Result<size_t>> done;
+    (*client)->read_async("obj", buf, sizeof buf, 0, [&](Result<size_t> r) { done.set_value(r); });
+    REQUIRE(done.get_future().get().is_ok());
+  }
+  std::promise<Result<size_t>> missing;
+  (*client)->read_async("nope", buf, sizeof buf, 0, [&](Result<size_t> r) { missing.set_value(r); });
+  CHECK_FALSE(missing.get_future().get().is_ok());
+
+  auto after = query_server_stats(endpoint, qo);
+  REQUIRE(after.is_ok());
+  CHECK(after->get("requests") == 4);  // the stats calls themselves are not counted
+  CHECK(after->get("errors") == 1);
+  CHECK(after->get("read_bytes") == 30);
+  CHECK(after->get("write_bytes") == 0);
+
+  // Reachable but the wrong key: PermissionDenied; nothing listening: Unavailable.
+  qo.key_file = other;
+  CHECK(query_server_stats(endpoint, qo).status().code() == Code::kPermissionDenied);
+  (*server)->stop();
+  qo.key_file = key;
+  auto gone = query_server_stats(endpoint, qo);
+  REQUIRE_FALSE(gone.is_ok());
+  CHECK((gone.status().code() == Code::kUnavailable || gone.status().code() == Code::kTimeout));
+}
