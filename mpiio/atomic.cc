@@ -44,10 +44,13 @@ Status set_atomicity(StorFile& f, bool on) {
       lock_fd = ::open(uri->path.c_str(), ((f.amode & MPI_MODE_RDONLY) ? O_RDONLY : O_RDWR) | O_CLOEXEC);
       if (lock_fd < 0) s = Status::from_errno(errno, "open " + uri->path + " for atomic-mode locks");
     } else if (f.io_ranks.size() > 1) {
+      // The multi-client lustre://HOST:PORT/ mount is such a backend: every rank holds its own
+      // handle and there are no extent locks between client processes (yet).
       s = Status::Unsupported("atomic mode needs byte-range locks: " + std::to_string(f.io_ranks.size()) +
                               " processes hold handles and the " + uri->scheme +
-                              " backend offers no byte-range locks (atomic mode needs nvme://, or one process "
-                              "doing all I/O as on the emulated lustre:// mount)");
+                              " backend offers no byte-range locks between them (atomic mode needs nvme://, or "
+                              "one process doing all I/O as on the embedded lustre:/// mount; a lustre://HOST:PORT "
+                              "cluster mount has no extent locks yet)");
     }
   }
   s = agree(f.comm, s);

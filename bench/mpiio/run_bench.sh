@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # stor vs plain ROMIO, same program, same run: bench_mpiio on 4 ranks with libstor_mpiio.so
 # preloaded writes/reads a plain local file (ROMIO) and stor: files (nvme, and lustre when the
-# backend is built), then prints MiB/s and the ratio against ROMIO.
+# backend is built: the one-process mount, and a `stctl cluster` of stor-mds + 4 stor-targets
+# where every rank mounts the file system itself), then prints MiB/s and the ratio against ROMIO.
+# CLUSTER=0 leaves the cluster out.
 #   bench/mpiio/run_bench.sh [BUILD_DIR (default build)] [bench_mpiio options, e.g. -b 8388608 -s 8]
 #   BENCH=bench_mpiio_async bench/mpiio/run_bench.sh [BUILD_DIR] [-w BYTES -r RECORDS ...]
 #     (nonblocking write + compute overlap, write_ordered appends; see bench_mpiio_async.c)
@@ -20,5 +22,17 @@ targets=("$work/romio.bin" "stor:nvme://$work/stor.bin")
 if [ -x "$stctl" ] && "$stctl" mkfs -t 4 "$work/fs" >/dev/null 2>&1; then
   targets+=("stor:lustre://$work/fs/stor.bin")
 fi
-mpiexec.mpich -n "${NPROCS:-4}" -hosts 127.0.0.1 -genv LD_PRELOAD "$lib" "$bench" "$@" "${targets[@]}"
+genv=(-genv LD_PRELOAD "$lib")
+if [ "${CLUSTER:-1}" != 0 ] && [ -x "$build/tools/stor-mds/stor-mds" ]; then
+  trap '"$stctl" cluster stop "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+  out=$("$stctl" cluster start "$work/cluster" --osts 4)
+  uri=$(printf '%s\n' "$out" | grep '^lustre://')
+  targets+=("stor:${uri}stor.bin")
+  genv+=(-genv STOR_LUSTRE_KEY_FILE "$work/cluster/cluster.key")
+fi
+mpiexec.mpich -n "${NPROCS:-4}" -hosts 127.0.0.1 "${genv[@]}" "$bench" "$@" "${targets[@]}"
+if [ "${CLUSTER:-1}" != 0 ] && [ -x "$build/tools/stor-mds/stor-mds" ]; then
+  "$stctl" cluster stop "$work/cluster" >/dev/null
+  trap - EXIT
+fi
 rm -rf "$work"
