@@ -264,6 +264,8 @@ stor::Result<std::string> spawn(const Paths& p, Server& s, const std::string& bi
     for (const auto& a : args) l << " " << a;
     l << "\n";
   }
+  // The previous run's endpoint line must be gone before we look for the new one.
+  if (::unlink(out.c_str()) != 0 && errno != ENOENT) return stor::Status::from_errno(errno, "remove " + out);
   args.insert(args.begin(), binary);
   std::vector<char*> argv;  // built before fork: the child only calls async-signal-safe functions
   for (auto& a : args) argv.push_back(a.data());
