@@ -7,7 +7,9 @@
 #include <iostream>
 #include <thread>
 
+#include "stor/admin.h"
 #include "stor/stats.h"
+#include "stor/target.h"
 #include "command.h"
 
 namespace stctl {
@@ -107,7 +109,7 @@ int cmd_ls(Context& ctx, const std::vector<std::string>& args) {
 int cmd_top(Context& ctx, const std::vector<std::string>& args) {
   double interval = 1.0;
   long count = isatty(STDOUT_FILENO) ? -1 : 1;  // on a terminal: until interrupted
-  std::string dir = "/dev/shm";
+  std::string dir = "/dev/shm", cluster;
   for (size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--interval" && i + 1 < args.size()) {
       auto v = parse_seconds(args[i], args[i + 1]);
@@ -120,8 +122,29 @@ int cmd_top(Context& ctx, const std::vector<std::string>& args) {
       count = static_cast<long>(*v);
       ++i;
     } else if (args[i] == "--dir" && i + 1 < args.size()) dir = args[++i];
+    else if (!args[i].empty() && args[i][0] != '-' && cluster.empty()) cluster = args[i];
     else return 2;
   }
+  // A cluster URI (lustre://HOST:PORT/...): its servers' load too, from their stats calls.
+  std::vector<std::string> servers;
+  if (!cluster.empty()) {
+    const std::string prefix = "lustre://";
+    if (cluster.rfind(prefix, 0) != 0 || cluster.size() == prefix.size() || cluster[prefix.size()] == '/')
+      return usage_error({stor::Code::kInvalidArgument, "top takes a cluster URI (lustre://HOST:PORT/), got '" + cluster + "'"});
+    const size_t slash = cluster.find('/', prefix.size());
+    servers.push_back("tcp://" + cluster.substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size()));
+    auto df = stor::admin::df(cluster);
+    if (!df.is_ok()) return fail(df.status());
+    for (const auto& t : df->targets) servers.push_back(t.path);  // remote targets: their endpoints
+  }
+  stor::ServerQueryOptions query;
+  if (const char* k = std::getenv("STOR_LUSTRE_KEY_FILE")) query.key_file = k;
+  auto sample_servers = [&]() {
+    std::vector<stor::Result<stor::ServerStats>> out;
+    for (const auto& ep : servers) out.push_back(stor::query_server_stats(ep, query));
+    return out;
+  };
+  auto servers_before = sample_servers();
   auto key = [](int pid, const std::string& scheme) { return std::to_string(pid) + "/" + scheme; };
   auto before = stor::read_published_stats(dir);
   if (!before.is_ok()) return fail(before.status());
@@ -154,6 +177,35 @@ int cmd_top(Context& ctx, const std::vector<std::string>& args) {
     }
     if (!ctx.json && count != 1 && isatty(STDOUT_FILENO)) std::cout << "\033[H\033[2J";
     print_table(ctx, {"pid", "backend", "read_ops_s", "read_mib_s", "write_ops_s", "write_mib_s", "errors"}, rows);
+    if (!servers.empty()) {
+      auto servers_after = sample_servers();
+      std::vector<std::vector<std::string>> srows;
+      for (size_t k = 0; k < servers.size(); ++k) {
+        const auto& a = servers_after[k];
+        const auto& b = servers_before[k];
+        if (!a.is_ok()) {
+          srows.push_back({servers[k], "-", a.status().code() == stor::Code::kPermissionDenied ? "key refused" : "unreachable",
+                           "-", "-", "-", "-"});
+          continue;
+        }
+        auto rate = [&](const char* key) {
+          const uint64_t now = a->get(key), then = b.is_ok() ? b->get(key) : now;
+          return static_cast<double>(now - std::min(now, then)) / interval;
+        };
+        std::vector<std::string> row{servers[k], a->role, "ok"};
+        std::snprintf(buf, sizeof buf, "%.0f", rate("requests"));
+        row.push_back(buf);
+        std::snprintf(buf, sizeof buf, "%.1f", rate("read_bytes") / (1 << 20));
+        row.push_back(buf);
+        std::snprintf(buf, sizeof buf, "%.1f", rate("write_bytes") / (1 << 20));
+        row.push_back(buf);
+        row.push_back(std::to_string(a->get("errors")));
+        srows.push_back(std::move(row));
+      }
+      if (!ctx.json) std::cout << "\n";
+      print_table(ctx, {"server", "role", "health", "req_s", "read_mib_s", "write_mib_s", "errors"}, srows);
+      servers_before = std::move(servers_after);
+    }
     std::cout.flush();
     before = std::move(after);
   }
@@ -168,10 +220,13 @@ const Registrar r_ls{{"ls", "ls [-l] URI",
                       "List a directory (or an object prefix). With -l: mode, size, mtime, layout and tier columns; "
                       "backends without striping or tiering show '-' there.",
                       cmd_ls}};
-const Registrar r_top{{"top", "top [--interval SEC] [--count N] [--dir DIR]",
+const Registrar r_top{{"top", "top [--interval SEC] [--count N] [--dir DIR] [lustre://HOST:PORT/]",
                        "Live ops/s and MiB/s per process and backend, read from the counters every stor process "
                        "publishes in /dev/shm (stor-stats.<pid>.<n>). Refreshes every SEC seconds (default 1) until "
-                       "interrupted on a terminal; N rounds otherwise (default 1). Files of dead processes are removed.",
+                       "interrupted on a terminal; N rounds otherwise (default 1). Files of dead processes are removed. "
+                       "With a cluster URI, also every server of that cluster (the MDS and its targets): requests/s "
+                       "and MiB/s from their stats calls, authenticated with STOR_LUSTRE_KEY_FILE (or --set "
+                       "lustre.key_file=FILE).",
                        cmd_top}};
 
 }  // namespace

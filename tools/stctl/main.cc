@@ -665,6 +665,10 @@ int main(int argc, char** argv) {
     std::printf("usage: stctl %s\n\n%s\n", it->second.synopsis.c_str(), it->second.help.c_str());
     return 0;
   }
+  // The admin calls (df, getstripe, setstripe, fsck, top) reach a lustre://HOST:PORT cluster with
+  // the key of STOR_LUSTRE_KEY_FILE; --set lustre.key_file names it for them as for the store.
+  if (auto k = opts.settings.find("lustre.key_file"); k != opts.settings.end())
+    ::setenv("STOR_LUSTRE_KEY_FILE", k->second.c_str(), 1);
   auto store = stor::Store::create(opts);
   if (!store.is_ok()) return fail(store.status());
   Context ctx{**store, json};
