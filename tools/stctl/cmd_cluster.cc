@@ -101,6 +101,7 @@ class DirLock {
 struct Conf {
   std::string host;
   unsigned mdts = 0, osts = 0;
+  bool root_squash = true;
   std::vector<Server> servers;  // endpoints; mdt first
 };
 
@@ -124,7 +125,7 @@ stor::Result<std::vector<Server>> parse_servers(const std::string& path, const s
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     if (line.empty() || line[0] == '#' || line.rfind("host ", 0) == 0 || line.rfind("mdts ", 0) == 0 ||
-        line.rfind("osts ", 0) == 0)
+        line.rfind("osts ", 0) == 0 || line.rfind("root_squash ", 0) == 0)
       continue;
     std::istringstream l(line);
     Server s;
@@ -165,6 +166,7 @@ stor::Result<Conf> read_conf(const Paths& p) {
     std::string k, v;
     l >> k >> v;
     if (k == "host") c.host = v;
+    if (k == "root_squash") c.root_squash = v != "0";
     if (k == "mdts" || k == "osts") {
       auto n = stor::parse_uint(v);
       if (!n.is_ok() || *n > 4096) return stor::Status::Corruption(p.conf() + ": bad " + k + " '" + v + "'");
@@ -181,7 +183,7 @@ stor::Result<Conf> read_conf(const Paths& p) {
 
 std::string conf_text(const Conf& c) {
   std::string t = "# stctl cluster: servers of this cluster (kept across stop/start)\nhost " + c.host +
-                  "\nmdts " + std::to_string(c.mdts) + "\nosts " + std::to_string(c.osts) + "\n";
+                  "\nmdts " + std::to_string(c.mdts) + "\nosts " + std::to_string(c.osts) + "\nroot_squash " + (c.root_squash ? "1" : "0") + "\n";
   for (const auto& s : c.servers) t += s.role + " " + std::to_string(s.index) + " " + s.endpoint + "\n";
   return t;
 }
@@ -352,6 +354,20 @@ void stop_all(const Paths& p, std::vector<Server> running, std::chrono::millisec
   ::unlink(p.pids().c_str());
 }
 
+// Whether a failed stats call still reached the server and passed the handshake: the server
+// itself answered with an error (a daemon without the stats call refuses its opcode).
+bool answered(const stor::Status& s) {
+  switch (s.code()) {
+    case stor::Code::kUnavailable:
+    case stor::Code::kTimeout:
+    case stor::Code::kPermissionDenied:
+    case stor::Code::kCorruption:
+      return false;
+    default:
+      return true;
+  }
+}
+
 std::string uri_of(const Conf& c) {
   for (const auto& s : c.servers)
     if (s.role == "mdt") {
@@ -367,7 +383,8 @@ std::string uri_of(const Conf& c) {
 struct StartOptions {
   unsigned mdts = 1, osts = 4;
   std::string host = "127.0.0.1";
-  bool mdts_given = false, osts_given = false, host_given = false;
+  bool root_squash = true;
+  bool mdts_given = false, osts_given = false, host_given = false, squash_given = false;
   std::chrono::milliseconds deadline{15000};
 };
 
@@ -375,11 +392,12 @@ stor::Status check_start(const Paths& p, const StartOptions& o, Conf* conf, bool
   auto existing = read_conf(p);
   if (existing.is_ok()) {
     if ((o.mdts_given && o.mdts != existing->mdts) || (o.osts_given && o.osts != existing->osts) ||
-        (o.host_given && o.host != existing->host))
+        (o.host_given && o.host != existing->host) || (o.squash_given && o.root_squash != existing->root_squash))
       return stor::Status::InvalidArgument(
           p.dir + " holds a cluster of " + std::to_string(existing->mdts) + " MDT(s) and " +
           std::to_string(existing->osts) + " OST(s) on " + existing->host +
-          "; start it without --mdts/--osts/--host to restart it, or use a new directory");
+          (existing->root_squash ? "" : " without root squash") +
+          "; start it without --mdts/--osts/--host/--no-root-squash to restart it, or use a new directory");
     *conf = *existing;
     *fresh = false;
     return {};
@@ -391,6 +409,7 @@ stor::Status check_start(const Paths& p, const StartOptions& o, Conf* conf, bool
                                        " does not: not a cluster directory made by stctl cluster start (or a start "
                                        "that failed half-way: remove " + p.root() + ")");
   conf->host = o.host;
+  conf->root_squash = o.root_squash;
   conf->mdts = o.mdts;
   conf->osts = o.osts;
   for (unsigned k = 0; k < o.osts; ++k) conf->servers.push_back({"ost", k, "tcp://" + o.host + ":0", 0});
@@ -456,7 +475,9 @@ stor::Status start_cluster(Context& ctx, const Paths& p, const StartOptions& o) 
   }
   for (auto& s : conf.servers) {
     if (s.role != "mdt") continue;
-    auto ep = spawn(p, s, mds_bin, {"--root", p.root(), "--listen", s.endpoint, "--key-file", p.key()}, o.deadline);
+    std::vector<std::string> args{"--root", p.root(), "--listen", s.endpoint, "--key-file", p.key()};
+    if (!conf.root_squash) args.push_back("--no-root-squash");
+    auto ep = spawn(p, s, mds_bin, args, o.deadline);
     if (!ep.is_ok()) return undo(ep.status());
     s.endpoint = *ep;
     running.push_back(s);
@@ -467,7 +488,7 @@ stor::Status start_cluster(Context& ctx, const Paths& p, const StartOptions& o) 
     stor::ServerQueryOptions q;
     q.key_file = p.key();
     auto st = stor::query_server_stats(s.endpoint, q);
-    if (!st.is_ok() && st.status().code() != stor::Code::kUnsupported)  // answered, without stats
+    if (!st.is_ok() && !answered(st.status()))
       return undo(st.status().with_context(s.name() + " at " + s.endpoint + " does not answer"));
   }
   if (fresh)
@@ -504,6 +525,9 @@ int cmd_start(Context& ctx, const std::vector<std::string>& args) {
       o.host_given = true;
       if (o.host.empty() || o.host.find_first_of("/: ") != std::string::npos)
         return usage_error(stor::Status::InvalidArgument("--host wants an address or name, got '" + o.host + "'"));
+    } else if (a == "--no-root-squash") {
+      o.root_squash = false;
+      o.squash_given = true;
     } else if (a == "--timeout" && i + 1 < args.size()) {
       auto v = parse_seconds(a, args[++i]);
       if (!v.is_ok()) return usage_error(v.status());
@@ -658,7 +682,7 @@ int cmd_status(Context& ctx, const std::vector<std::string>& args) {
   for (auto& r : rows) {
     std::string health;
     if (r.first.is_ok()) health = "ok";
-    else if (r.first.status().code() == stor::Code::kUnsupported) health = "ok (no stats)";
+    else if (answered(r.first.status())) health = "ok (no stats)";
     else if (r.first.status().code() == stor::Code::kPermissionDenied) health = "AUTH REFUSED";
     else health = "UNREACHABLE";
     const bool up = r.s.pid > 0;
@@ -711,13 +735,14 @@ int cmd_cluster(Context& ctx, const std::vector<std::string>& args) {
 }
 
 const Registrar r_cluster{
-    {"cluster", "cluster start DIR [--mdts 1] [--osts N] [--host ADDR] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC]",
+    {"cluster", "cluster start DIR [--mdts 1] [--osts N] [--host ADDR] [--no-root-squash] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC]",
      "A local Lustre-style cluster for development and tests (docs/lustre.md \"Clusters\").\n"
      "start: makes DIR, a key (DIR/cluster.key, 0600), starts N stor-target daemons (default 4) on\n"
      "DIR/ost*/ and one stor-mds on the file system DIR/fs (made on first start with those targets),\n"
      "each detached with its log in DIR/logs, and prints the URI (lustre://HOST:PORT/) and the\n"
      "STOR_LUSTRE_KEY_FILE line clients need. A stopped cluster restarts on the same ports with its\n"
      "data. Refuses a directory whose cluster is running. --mdts above 1 (DNE) is not implemented.\n"
+     "The MDS squashes clients' uid 0 (as Lustre does); --no-root-squash (first start) lets root in.\n"
      "stop: SIGTERM to every daemon (the MDS first), SIGKILL after --timeout (10 s); nothing to do is\n"
      "not an error. status: every server's endpoint, pid, whether it answers an authenticated call,\n"
      "and its load over --interval (0.5 s): requests/s, MiB/s, CPU %, RSS; exit status 1 when any\n"
