@@ -12,8 +12,9 @@
 // mdtest/IOR report the slowest rank). Prints ops/s or MB/s and the ratio lustre/host.
 //
 //   bench_cluster [--dir DIR] [--files N] [--ior-size BYTES] [--procs 1,2,4] [--only mdtest|ior]
-//                 [--uri lustre://HOST:PORT/ --key FILE] [--stctl PATH] [--osts N]
-//   defaults: --dir /dev/shm --files 2000 --ior-size 128M --procs 1,2,4 --osts 4
+//                 [--reps N] [--uri lustre://HOST:PORT/ --key FILE] [--stctl PATH] [--osts N]
+//   defaults: --dir /dev/shm --files 2000 --ior-size 128M --procs 1,2,4 --reps 1 --osts 4
+// With --reps N every cell is the median of N runs (lustre and host alternate).
 // Without --uri it starts a cluster in DIR with `stctl cluster start` (1 MDT, --osts OSTs) and
 // stops it at the end; the host reference runs in DIR too, so both use the same file system.
 #include <fcntl.h>
@@ -394,6 +395,11 @@ std::vector<int> parse_procs(const std::string& v) {
   return out;
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
 std::string fmt(double v) {
   char b[32];
   std::snprintf(b, sizeof b, v >= 100 ? "%.0f" : "%.1f", v);
@@ -407,6 +413,7 @@ int main(int argc, char** argv) {
   size_t files = 2000;
   uint64_t ior_size = 128ull << 20;
   unsigned osts = 4;
+  int reps = 1;
   std::vector<int> procs{1, 2, 4};
   Cluster cluster;
   cluster.stctl = self_dir() + "/../../tools/stctl/stctl";
@@ -424,6 +431,7 @@ int main(int argc, char** argv) {
     else if (a == "--ior-size") ior_size = num();
     else if (a == "--procs") procs = parse_procs(v);
     else if (a == "--only") only = v;
+    else if (a == "--reps") reps = static_cast<int>(std::min<uint64_t>(num(), 99));
     else if (a == "--uri") cluster.uri = v;
     else if (a == "--key") cluster.key = v;
     else if (a == "--stctl") cluster.stctl = v;
@@ -466,15 +474,21 @@ int main(int argc, char** argv) {
               }());
   int run = 0;
   if (only.empty() || only == "mdtest") {
-    std::printf("\nmdtest-style, %zu files per process, ops/s (lustre / host = ratio)\n", files);
+    std::printf("\nmdtest-style, %zu files per process, ops/s (lustre / host = ratio), median of %d\n", files, reps);
     std::printf("%-7s %-8s %5s  %-26s %-26s %-26s\n", "size", "dir", "procs", "create", "stat", "unlink");
     for (size_t bytes : {size_t{0}, size_t{3901}})
       for (bool shared : {true, false}) {
         std::map<int, std::pair<MdResult, MdResult>> rows;
         for (int n : procs) {
-          const std::string r = "md" + std::to_string(run++);
-          MdResult l = mdtest(lustre, r, n, shared, files, bytes);
-          MdResult h = mdtest(host, r, n, shared, files, bytes);
+          std::vector<double> lc, ls, lu, hc, hs, hu;
+          for (int k = 0; k < reps; ++k) {
+            const std::string r = "md" + std::to_string(run++);
+            const MdResult a = mdtest(lustre, r, n, shared, files, bytes);
+            const MdResult b = mdtest(host, r, n, shared, files, bytes);
+            lc.push_back(a.create), ls.push_back(a.stat), lu.push_back(a.unlink);
+            hc.push_back(b.create), hs.push_back(b.stat), hu.push_back(b.unlink);
+          }
+          const MdResult l{median(lc), median(ls), median(lu)}, h{median(hc), median(hs), median(hu)};
           auto cell = [](double a, double b) { return fmt(a) + " / " + fmt(b) + " = " + fmt(a / b) + "x"; };
           std::printf("%-7s %-8s %5d  %-26s %-26s %-26s\n", bytes ? "3901" : "empty", shared ? "shared" : "per-proc", n,
                       cell(l.create, h.create).c_str(), cell(l.stat, h.stat).c_str(), cell(l.unlink, h.unlink).c_str());
@@ -491,14 +505,20 @@ int main(int argc, char** argv) {
       }
   }
   if (only.empty() || only == "ior") {
-    std::printf("\nIOR-style, %s per process, MB/s (lustre / host = ratio)\n", stor::admin::format_size(ior_size).c_str());
+    std::printf("\nIOR-style, %s per process, MB/s (lustre / host = ratio), median of %d\n",
+                stor::admin::format_size(ior_size).c_str(), reps);
     std::printf("%-26s %5s  %-28s %-28s\n", "pattern", "procs", "write", "read");
     for (bool hard : {false, true})
       for (int n : procs) {
-        const std::string r = "ior" + std::to_string(run++);
         const size_t xfer = hard ? 47008 : (1u << 20);
-        IorResult l = ior(lustre, r, n, hard, ior_size, xfer);
-        IorResult h = ior(host, r, n, hard, ior_size, xfer);
+        std::vector<double> lw, lr, hw, hr;
+        for (int k = 0; k < reps; ++k) {
+          const std::string r = "ior" + std::to_string(run++);
+          const IorResult a = ior(lustre, r, n, hard, ior_size, xfer);
+          const IorResult b = ior(host, r, n, hard, ior_size, xfer);
+          lw.push_back(a.write), lr.push_back(a.read), hw.push_back(b.write), hr.push_back(b.read);
+        }
+        const IorResult l{median(lw), median(lr)}, h{median(hw), median(hr)};
         auto cell = [](double a, double b) { return fmt(a) + " / " + fmt(b) + " = " + fmt(a / b) + "x"; };
         std::printf("%-26s %5d  %-28s %-28s\n", hard ? "hard: shared, 47008 B" : "easy: file/proc, 1 MiB", n,
                     cell(l.write, h.write).c_str(), cell(l.read, h.read).c_str());
