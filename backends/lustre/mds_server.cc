@@ -3,6 +3,7 @@
 #include "backends/lustre/fs.h"
 #include "backends/lustre/remote_mds.h"
 #include "net/auth.h"
+#include "net/server_stats.h"
 #include "net/transport.h"
 #include "stor/mds.h"
 
@@ -16,6 +17,30 @@ class MdsServerImpl final : public MdsServer {
   void stop() override {
     if (listener_) listener_->stop();
   }
+
+  // The server-stats call (net/server_stats.h, for `stctl cluster status` / `stctl top`), answered
+  // here so the metadata protocol stays as it is.
+  transport::ServerResult handle(const transport::ServerCall& c) {
+    if (c.opcode == transport::kServerStatsOpcode) return stats();
+    transport::ServerResult r = service->handle(c);
+    requests.fetch_add(1, std::memory_order_relaxed);
+    if (!r.status.is_ok()) errors.fetch_add(1, std::memory_order_relaxed);
+    return r;
+  }
+  transport::ServerResult stats() const {
+    ServerStats s;
+    s.role = "mdt";
+    const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    s.counters = {{"requests", requests.load(std::memory_order_relaxed)},
+                  {"errors", errors.load(std::memory_order_relaxed)},
+                  {"inodes", fs->mds().inode_count()},
+                  {"wal_bytes", fs->mds().wal_bytes()},
+                  {"open_handles", service->open_handles()},
+                  {"uptime_ms", static_cast<uint64_t>(up.count())}};
+    return {Status(), transport::encode_server_stats(s), 0};
+  }
+  const std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::atomic<uint64_t> requests{0}, errors{0};
 
   // Destroyed bottom-up: connection threads end before the service and the mount they use.
   std::shared_ptr<lustre::FileSystem> fs;
@@ -55,9 +80,9 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   so.squash_gid = opts.squash_gid;
   server->service = std::make_unique<lustre::MdsService>(server->fs, so);
   STOR_ASSIGN_OR_RETURN(server->transport, transport::Transport::for_endpoint(opts.listen, topts));
-  auto* svc = server->service.get();
-  STOR_ASSIGN_OR_RETURN(server->listener_, server->transport->listen(opts.listen, [svc](const transport::ServerCall& c) {
-    return svc->handle(c);
+  auto* srv = server.get();
+  STOR_ASSIGN_OR_RETURN(server->listener_, server->transport->listen(opts.listen, [srv](const transport::ServerCall& c) {
+    return srv->handle(c);
   }));
   return std::unique_ptr<MdsServer>(std::move(server));
 }

@@ -183,7 +183,13 @@ TEST_CASE("cluster child", "[.cluster-child]") {
 TEST_CASE("stctl cluster: 1 MDT and 4 OSTs, 4 client processes in one namespace, status, stop, restart", "[cluster]") {
   stor::test::TempDir tmp;
   const std::string dir = tmp.path() + "/c";
-  Run r = stctl("cluster start " + dir + " --osts 4");
+  // Whatever fails below, no daemon outlives the test.
+  struct StopAtExit {
+    std::string dir;
+    ~StopAtExit() { (void)stor::test::run_command(std::string(STOR_TEST_STCTL) + " cluster stop " + dir + " >/dev/null 2>&1"); }
+  } stop_at_exit{dir};
+  // Tests run as root in CI: without root squash the MDS lets uid 0 in.
+  Run r = stctl("cluster start " + dir + " --osts 4 --no-root-squash");
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
   std::string uri, key;
@@ -267,8 +273,11 @@ TEST_CASE("stctl cluster: 1 MDT and 4 OSTs, 4 client processes in one namespace,
   std::string ost2_pid;
   {
     std::ifstream pids(dir + "/cluster.pids");
-    for (std::string role, idx, pid; pids >> role >> idx >> pid;)
-      if (role == "ost" && idx == "2") ost2_pid = pid;
+    for (std::string line; std::getline(pids, line);) {
+      std::istringstream l(line);
+      std::string role, idx, pid;
+      if (l >> role >> idx >> pid && role == "ost" && idx == "2") ost2_pid = pid;
+    }
   }
   REQUIRE_FALSE(ost2_pid.empty());
   ::kill(std::stoi(ost2_pid), SIGKILL);
