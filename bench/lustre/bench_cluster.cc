@@ -42,8 +42,13 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// Set once the bench started a cluster: die() stops it, so no daemon outlives a failed run.
+std::string g_stop_command;
+pid_t g_main_pid = 0;
+
 [[noreturn]] void die(const std::string& msg) {
   std::fprintf(stderr, "bench_cluster: %s\n", msg.c_str());
+  if (::getpid() == g_main_pid && !g_stop_command.empty()) (void)std::system(g_stop_command.c_str());
   std::exit(1);
 }
 
@@ -354,7 +359,8 @@ struct Cluster {
 
 // `stctl cluster start` (no threads in this process yet: the workers fork from it).
 void start_cluster(Cluster& c, unsigned osts) {
-  const std::string cmd = "'" + c.stctl + "' cluster start '" + c.dir + "' --osts " + std::to_string(osts) + " 2>&1";
+  const std::string cmd = "'" + c.stctl + "' cluster start '" + c.dir + "' --osts " + std::to_string(osts) +
+                          " --no-root-squash 2>&1";  // the bench may run as root
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) die("popen " + cmd);
   std::string out;
@@ -371,8 +377,9 @@ void start_cluster(Cluster& c, unsigned osts) {
     if (line.rfind("export STOR_LUSTRE_KEY_FILE=", 0) == 0) c.key = line.substr(std::strlen("export STOR_LUSTRE_KEY_FILE="));
     at = nl + 1;
   }
-  if (c.uri.empty() || c.key.empty()) die("stctl cluster start printed no URI/key:\n" + out);
   c.ours = true;
+  g_stop_command = "'" + c.stctl + "' cluster stop '" + c.dir + "' >/dev/null";
+  if (c.uri.empty() || c.key.empty()) die("stctl cluster start printed no URI/key:\n" + out);
 }
 
 void stop_cluster(const Cluster& c) {
@@ -409,6 +416,7 @@ std::string fmt(double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  g_main_pid = ::getpid();
   std::string dir = "/dev/shm", only;
   size_t files = 2000;
   uint64_t ior_size = 128ull << 20;

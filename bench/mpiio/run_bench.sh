@@ -25,7 +25,7 @@ fi
 genv=(-genv LD_PRELOAD "$lib")
 if [ "${CLUSTER:-1}" != 0 ] && [ -x "$build/tools/stor-mds/stor-mds" ]; then
   trap '"$stctl" cluster stop "$work/cluster" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-  out=$("$stctl" cluster start "$work/cluster" --osts 4)
+  out=$("$stctl" cluster start "$work/cluster" --osts 4 --no-root-squash)  # tests run as root in CI
   uri=$(printf '%s\n' "$out" | grep '^lustre://')
   targets+=("stor:${uri}stor.bin")
   genv+=(-genv STOR_LUSTRE_KEY_FILE "$work/cluster/cluster.key")
