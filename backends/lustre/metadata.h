@@ -40,6 +40,9 @@ class MetaFile {
   virtual void objects_may_exist() = 0;
   // Merges the size (cluster) and releases the open handle. Idempotent.
   virtual Status close() = 0;
+  // Cluster: other clients' writes past size() may be on the objects, not yet merged at the MDS
+  // (so a truncate that grows the file must not cut objects back to size()).
+  virtual bool others_may_write_past_size() const { return false; }
 };
 
 struct OpenedFile {

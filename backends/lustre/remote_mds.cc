@@ -255,12 +255,24 @@ class RemoteMetaFile final : public MetaFile {
     pb::MdsRequest req = request(pb::MdsRequest::MERGE_SIZE);
     const bool dirty = dirty_.exchange(false);
     req.set_has_size(dirty);
-    req.set_size(size_.load());
+    const uint64_t sent = size_.load();
+    req.set_size(sent);
     auto r = conn_->call(std::move(req));
-    if (!r && dirty) dirty_ = true;
-    return r.status();
+    if (!r) {
+      if (dirty) dirty_ = true;
+      return r.status();
+    }
+    // Adopt the MDS's merged size (other handles' growth, another client's truncate), unless a
+    // write of ours grew the size meanwhile: then the larger one stands.
+    uint64_t cur = sent;
+    if (r->has_attrs() && !size_.compare_exchange_strong(cur, r->attrs().size())) {
+      while (cur < r->attrs().size() && !size_.compare_exchange_weak(cur, r->attrs().size())) {
+      }
+    }
+    return Status::ok();
   }
   void objects_may_exist() override {}  // the MDS assumes objects may exist for client files
+  bool others_may_write_past_size() const override { return true; }
   Status close() override {
     if (closed_.exchange(true)) return Status::ok();
     pb::MdsRequest req = request(pb::MdsRequest::CLOSE);
@@ -559,6 +571,10 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       STOR_ASSIGN_OR_RETURN(InodeRef n, handle_inode(req, id, false, req.has_size()));
       if (req.has_size()) STOR_RETURN_IF_ERROR(mds_.extend_size(*n, req.size()));
       STOR_RETURN_IF_ERROR(mds_.sync());
+      {  // the merged size goes back: the client adopts it (growth and truncates by others)
+        std::shared_lock lk(n->mu);
+        rep.mutable_attrs()->set_size(n->size);
+      }
       return rep;
     }
     case pb::MdsRequest::SET_SIZE: {

@@ -138,8 +138,11 @@ Status StripedFile::truncate(uint64_t size) {
   if (size > kMaxFileSize)
     return Status::InvalidArgument("lustre: truncate past the largest file size (2^63 - 1 bytes)");
   // Cut every object to what the smaller size keeps, so growing again exposes zeros, not old data.
+  // On a cluster mount, bytes past the size this handle knows may be another client's writes
+  // that are not merged yet: only a shrink below this handle's size cuts, and at the new size.
   uint64_t keep = std::min(current_size(), size);
-  for (int c = 0; c < layout_.components_size(); ++c) {
+  const bool cut = !meta_->others_may_write_past_size() || size < current_size();
+  for (int c = 0; cut && c < layout_.components_size(); ++c) {
     const auto& comp = layout_.components(c);
     for (int s = 0; s < comp.targets_size(); ++s) {
       auto component = static_cast<uint32_t>(c), stripe = static_cast<uint32_t>(s);
