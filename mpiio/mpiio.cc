@@ -406,6 +406,13 @@ int access_at_pointer(StorFile* f, void* buf, MPI_Count count, MPI_Datatype type
 
 int first_io_rank(const StorFile* f) { return f->io_ranks.front(); }
 
+// A file on a multi-client lustre:// mount (non-empty authority: lustre://HOST:PORT/...), where
+// every rank holds its own handle and its own idea of the size until it syncs.
+bool cluster_mount(const StorFile& f) {
+  auto uri = Uri::parse(f.uri);
+  return uri.is_ok() && uri->scheme == "lustre" && !uri->authority.empty() && f.io_ranks.size() > 1;
+}
+
 }  // namespace
 
 // Stream offset (bytes of view data) of the first byte at or past file offset `size`.
@@ -483,7 +490,16 @@ int file_set_size(StorFile* f, MPI_Offset size, bool at_least) {
   else if (f->amode & MPI_MODE_RDONLY) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_RDONLY");
   s = agree(f->comm, s);
   if (!s.is_ok()) return report(f, mpi_error(s.code() == Code::kPermissionDenied ? MPI_ERR_READ_ONLY : MPI_ERR_ARG, s.message()));
-  if (f->rank == first_io_rank(f)) {
+  if (cluster_mount(*f)) {
+    // Every rank's writes reach the MDS first, and the truncating rank then learns the whole
+    // file's size (its sync after the others' pulls it): a shrink cuts exactly, preallocate
+    // compares with the real size.
+    if (f->file) s = f->file->sync(true);
+    s = agree(f->comm, s);
+    if (!s.is_ok()) return report(f, to_mpi_error(s));
+    if (f->rank == first_io_rank(f)) s = f->file->sync(true);  // failing here skips the truncate
+  }
+  if (f->rank == first_io_rank(f) && s.is_ok()) {
     if (at_least) {  // preallocate: grow only
       auto cur = f->file->size();
       if (!cur.is_ok()) s = cur.status();
@@ -492,7 +508,12 @@ int file_set_size(StorFile* f, MPI_Offset size, bool at_least) {
       s = f->file->truncate(static_cast<uint64_t>(size));
     }
   }
-  return report(f, to_mpi_error(agree(f->comm, s)));
+  s = agree(f->comm, s);
+  // On a lustre://HOST:PORT cluster each rank's handle keeps the size it knows (the MDS merges
+  // sizes at sync/close); a sync makes the others adopt the size the first rank just set.
+  if (s.is_ok() && f->file && f->rank != first_io_rank(f) && cluster_mount(*f)) s = f->file->sync(true);
+  if (cluster_mount(*f)) s = agree(f->comm, s);
+  return report(f, to_mpi_error(s));
 }
 
 int file_get_size(StorFile* f, MPI_Offset* size) {
@@ -607,13 +628,18 @@ int file_set_info(StorFile* f, MPI_Info info) {
 }
 
 int file_sync(StorFile* f) {
-  if (f->amode & MPI_MODE_RDONLY) {
-    // ROMIO syncs read-only files without complaint; so do we (nothing to flush).
-    return report(f, to_mpi_error(agree(f->comm, Status::ok())));
-  }
   Status s;
-  if (f->file) s = f->file->sync(false);
-  return report(f, to_mpi_error(agree(f->comm, s)));
+  // ROMIO syncs read-only files without complaint; so do we (nothing to flush).
+  if (f->file && !(f->amode & MPI_MODE_RDONLY)) s = f->file->sync(false);
+  s = agree(f->comm, s);
+  if (s.is_ok() && cluster_mount(*f)) {
+    // MPI: after the (collective) sync every rank sees all ranks' earlier writes. Each handle of
+    // a cluster mount knows the size it reached; now that every rank merged its size at the MDS
+    // (the agree above), a second sync brings the merged size into this handle.
+    if (f->file) s = f->file->sync(true);
+    s = agree(f->comm, s);
+  }
+  return report(f, to_mpi_error(s));
 }
 
 int file_set_errhandler(StorFile* f, MPI_Errhandler eh) {
