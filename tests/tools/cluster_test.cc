@@ -269,6 +269,19 @@ TEST_CASE("stctl cluster: 1 MDT and 4 OSTs, 4 client processes in one namespace,
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, "OST3"));
 
+  // fsck: refused on the URI (the MDS holds the metadata), done offline by `cluster fsck`,
+  // which restarts the MDS on its port.
+  r = stctl("fsck " + uri);
+  CHECK(r.exit_code == 1);
+  CHECK(contains(r.out, "Unsupported"));
+  CHECK(contains(r.out, "cluster fsck"));
+  r = stctl("cluster fsck " + dir);
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "0 orphan(s)"));
+  CHECK(stctl("cluster status " + dir).exit_code == 0);
+  CHECK(stctl("ls " + uri + "shared").exit_code == 0);
+
   // A target killed: status says so and fails; stop still stops the rest.
   std::string ost2_pid;
   {

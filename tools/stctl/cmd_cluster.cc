@@ -725,17 +725,78 @@ int cmd_status(Context& ctx, const std::vector<std::string>& args) {
   return healthy ? 0 : 1;
 }
 
+// ---- fsck -----------------------------------------------------------------------------------
+
+// The MDS holds the metadata while it serves, so fsck runs offline: stop the MDS (the targets
+// keep running: fsck reads their objects), check DIR/fs as `stctl fsck` does, restart the MDS on
+// its port. The MDS is restarted whatever fsck found.
+int cmd_fsck_cluster(Context& ctx, const std::vector<std::string>& args) {
+  std::string dir;
+  bool repair = false;
+  for (const auto& a : args) {
+    if (a == "--repair") repair = true;
+    else if (!a.empty() && a[0] == '-') return usage_error(stor::Status::InvalidArgument("unknown option " + a));
+    else if (dir.empty()) dir = a;
+    else return 2;
+  }
+  if (dir.empty()) return 2;
+  auto p = paths_of(dir, false);
+  if (!p.is_ok()) return fail(p.status());
+  auto mds_bin = find_daemon("stor-mds");
+  if (!mds_bin.is_ok()) return fail(mds_bin.status());
+  auto lock = DirLock::take(*p);
+  if (!lock.is_ok()) return fail(lock.status());
+  auto conf = read_conf(*p);
+  if (!conf.is_ok()) return fail(conf.status());
+  auto listed = read_text(p->pids());
+  if (!listed.is_ok()) return fail(stor::Status::Unavailable("no cluster running in " + p->dir + ": fsck needs the targets; start it first"));
+  auto servers = parse_servers(p->pids(), *listed, true);
+  if (!servers.is_ok()) return fail(servers.status());
+  auto running = running_daemons(*p, *servers);
+  size_t osts = 0;
+  for (const auto& s : running) osts += s.role == "ost";
+  if (osts != conf->osts)
+    return fail(stor::Status::Unavailable("only " + std::to_string(osts) + " of " + std::to_string(conf->osts) +
+                                          " targets are running; fsck needs all of them (stctl cluster status " + p->dir + ")"));
+  std::vector<Server> kept;
+  for (const auto& s : running) {
+    if (s.role != "mdt") {
+      kept.push_back(s);
+      continue;
+    }
+    if (!ctx.json) std::cerr << "stopping " << s.name() << " (pid " << s.pid << ") for fsck\n";
+    (void)terminate(s.pid, std::chrono::milliseconds(10000));
+  }
+  if (auto w = write_pids(*p, kept); !w.is_ok()) return fail(w);
+  std::vector<std::string> fsck_args{p->root()};
+  if (repair) fsck_args.push_back("--repair");
+  const int rc = commands().at("fsck").run(ctx, fsck_args);
+  // Back in service on the same endpoint.
+  for (auto s : conf->servers) {
+    if (s.role != "mdt") continue;
+    std::vector<std::string> mds_args{"--root", p->root(), "--listen", s.endpoint, "--key-file", p->key()};
+    if (!conf->root_squash) mds_args.push_back("--no-root-squash");
+    auto ep = spawn(*p, s, *mds_bin, mds_args, std::chrono::milliseconds(15000));
+    if (!ep.is_ok()) return fail(ep.status().with_context("restarting the MDS after fsck"));
+    kept.push_back(s);
+    if (!ctx.json) std::cerr << "restarted " << s.name() << " on " << *ep << " (pid " << s.pid << ")\n";
+  }
+  if (auto w = write_pids(*p, kept); !w.is_ok()) return fail(w);
+  return rc;
+}
+
 int cmd_cluster(Context& ctx, const std::vector<std::string>& args) {
   if (args.empty()) return 2;
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "start") return cmd_start(ctx, rest);
+  if (args[0] == "fsck") return cmd_fsck_cluster(ctx, rest);
   if (args[0] == "stop") return cmd_stop(ctx, rest);
   if (args[0] == "status") return cmd_status(ctx, rest);
-  return usage_error(stor::Status::InvalidArgument("cluster wants start, stop or status, got '" + args[0] + "'"));
+  return usage_error(stor::Status::InvalidArgument("cluster wants start, stop, status or fsck, got '" + args[0] + "'"));
 }
 
 const Registrar r_cluster{
-    {"cluster", "cluster start DIR [--mdts 1] [--osts N] [--host ADDR] [--no-root-squash] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC]",
+    {"cluster", "cluster start DIR [--mdts 1] [--osts N] [--host ADDR] [--no-root-squash] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC] | fsck DIR [--repair]",
      "A local Lustre-style cluster for development and tests (docs/lustre.md \"Clusters\").\n"
      "start: makes DIR, a key (DIR/cluster.key, 0600), starts N stor-target daemons (default 4) on\n"
      "DIR/ost*/ and one stor-mds on the file system DIR/fs (made on first start with those targets),\n"
@@ -746,8 +807,9 @@ const Registrar r_cluster{
      "stop: SIGTERM to every daemon (the MDS first), SIGKILL after --timeout (10 s); nothing to do is\n"
      "not an error. status: every server's endpoint, pid, whether it answers an authenticated call,\n"
      "and its load over --interval (0.5 s): requests/s, MiB/s, CPU %, RSS; exit status 1 when any\n"
-     "server is down or refuses the key. The daemons are looked up in STOR_BIN_DIR, next to stctl, or\n"
-     "in the build tree.",
+     "server is down or refuses the key. fsck: stops the MDS (it holds the metadata while serving),\n"
+     "runs stctl fsck [--repair] on DIR/fs with the targets up, restarts the MDS on its port. The\n"
+     "daemons are looked up in STOR_BIN_DIR, next to stctl, or in the build tree.",
      cmd_cluster}};
 
 }  // namespace

@@ -215,6 +215,13 @@ int cmd_fsck(Context& ctx, const std::vector<std::string>& args) {
     else pos.push_back(a);
   }
   if (pos.size() != 1) return 2;
+  // A cluster's metadata is held (and locked) by its running stor-mds: fsck works offline on the
+  // file system root, on the MDS host, with the MDS stopped.
+  const std::string prefix = "lustre://";
+  if (pos[0].rfind(prefix, 0) == 0 && pos[0].size() > prefix.size() && pos[0][prefix.size()] != '/')
+    return fail(stor::Status::Unsupported(
+        "fsck of a cluster (" + pos[0] + ") is offline: its stor-mds holds ROOT/mdt/lock while it serves; stop it "
+        "and run stctl fsck ROOT on the MDS host with the targets up (for a local cluster: stctl cluster fsck DIR)"));
   auto r = lu::fsck(pos[0], repair);
   if (!r.is_ok()) return fail(r.status());
   if (ctx.json) {
