@@ -269,6 +269,22 @@ TEST_CASE("stctl cluster: 1 MDT and 4 OSTs, 4 client processes in one namespace,
   CHECK(r.exit_code == 0);
   CHECK(contains(r.out, "OST3"));
 
+  r = stctl("setstripe -c -1 -S 64K " + uri + "wide");
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  r = stctl("getstripe " + uri + "wide");
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "stripe_count 4 "));
+  CHECK(contains(r.out, "stripe_size 64K "));
+  // top with the cluster URI: the MDS and the four targets answer their stats calls.
+  r = stctl("top --count 1 --interval 0.2 " + uri);
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "mdt"));
+  CHECK(contains(r.out, "ost"));
+  CHECK_FALSE(contains(r.out, "unreachable"));
+  CHECK_FALSE(contains(r.out, "key refused"));
+
   // fsck: refused on the URI (the MDS holds the metadata), done offline by `cluster fsck`,
   // which restarts the MDS on its port.
   r = stctl("fsck " + uri);
