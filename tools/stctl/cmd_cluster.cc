@@ -553,24 +553,31 @@ int cmd_start(Context& ctx, const std::vector<std::string>& args) {
 
 // ---- stop -----------------------------------------------------------------------------------
 
-int cmd_stop(Context& ctx, const std::vector<std::string>& args) {
-  std::string dir;
-  std::chrono::milliseconds grace{10000};
+// "DIR [OPTION SECONDS]" of stop and status. Returns 0, or the exit code of a usage error.
+int parse_dir_and_seconds(const std::vector<std::string>& args, const std::string& option, std::string* dir,
+                          double* seconds) {
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--timeout" && i + 1 < args.size()) {
+    if (args[i] == option && i + 1 < args.size()) {
       auto v = parse_seconds(args[i], args[i + 1]);
       if (!v.is_ok()) return usage_error(v.status());
-      grace = std::chrono::milliseconds(static_cast<int64_t>(*v * 1000));
+      *seconds = *v;
       ++i;
     } else if (!args[i].empty() && args[i][0] == '-') {
       return usage_error(stor::Status::InvalidArgument("unknown option " + args[i]));
-    } else if (dir.empty()) {
-      dir = args[i];
+    } else if (dir->empty()) {
+      *dir = args[i];
     } else {
       return 2;
     }
   }
-  if (dir.empty()) return 2;
+  return dir->empty() ? 2 : 0;
+}
+
+int cmd_stop(Context& ctx, const std::vector<std::string>& args) {
+  std::string dir;
+  double seconds = 10;
+  if (int rc = parse_dir_and_seconds(args, "--timeout", &dir, &seconds); rc != 0) return rc;
+  const std::chrono::milliseconds grace(static_cast<int64_t>(seconds * 1000));
   auto p = paths_of(dir, false);
   if (!p.is_ok()) return fail(p.status());
   auto lock = DirLock::take(*p);
@@ -619,21 +626,7 @@ ProcSample sample_proc(pid_t pid) {
 int cmd_status(Context& ctx, const std::vector<std::string>& args) {
   std::string dir;
   double interval = 0.5;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--interval" && i + 1 < args.size()) {
-      auto v = parse_seconds(args[i], args[i + 1]);
-      if (!v.is_ok()) return usage_error(v.status());
-      interval = *v;
-      ++i;
-    } else if (!args[i].empty() && args[i][0] == '-') {
-      return usage_error(stor::Status::InvalidArgument("unknown option " + args[i]));
-    } else if (dir.empty()) {
-      dir = args[i];
-    } else {
-      return 2;
-    }
-  }
-  if (dir.empty()) return 2;
+  if (int rc = parse_dir_and_seconds(args, "--interval", &dir, &interval); rc != 0) return rc;
   auto p = paths_of(dir, false);
   if (!p.is_ok()) return fail(p.status());
   auto conf = read_conf(*p);
