@@ -1,4 +1,4 @@
-// bench_cluster: the multi-client lustre:// mount (stor-mds + stor-target daemons) against the
+// bench_io500: IO500-style workloads on the multi-client lustre:// mount (stor-mds + stor-target daemons) against the
 // same POSIX calls on the host file system, measured in the same run, with 1, 2 and 4 client
 // processes (separate processes, each with its own Store and connections):
 //
@@ -11,7 +11,7 @@
 // A phase is timed by the parent from releasing every process to the last one finishing (as
 // mdtest/IOR report the slowest rank). Prints ops/s or MB/s and the ratio lustre/host.
 //
-//   bench_cluster [--dir DIR] [--files N] [--ior-size BYTES] [--procs 1,2,4] [--only mdtest|ior]
+//   bench_io500 [--dir DIR] [--files N] [--ior-size BYTES] [--procs 1,2,4] [--only mdtest|ior]
 //                 [--reps N] [--uri lustre://HOST:PORT/ --key FILE] [--stctl PATH] [--osts N]
 //   defaults: --dir /dev/shm --files 2000 --ior-size 128M --procs 1,2,4 --reps 1 --osts 4
 // With --reps N every cell is the median of N runs (lustre and host alternate).
@@ -47,7 +47,7 @@ std::string g_stop_command;
 pid_t g_main_pid = 0;
 
 [[noreturn]] void die(const std::string& msg) {
-  std::fprintf(stderr, "bench_cluster: %s\n", msg.c_str());
+  std::fprintf(stderr, "bench_io500: %s\n", msg.c_str());
   if (::getpid() == g_main_pid && !g_stop_command.empty()) (void)std::system(g_stop_command.c_str());
   std::exit(1);
 }
@@ -89,7 +89,7 @@ std::vector<double> run_phases(int nprocs, bool lustre, const std::vector<Phase>
       if (lustre) {
         auto s = stor::Store::create();
         if (!s.is_ok()) {
-          std::fprintf(stderr, "bench_cluster: rank %d: %s\n", r, s.status().to_string().c_str());
+          std::fprintf(stderr, "bench_io500: rank %d: %s\n", r, s.status().to_string().c_str());
           ::_exit(1);
         }
         store = std::move(*s);
@@ -101,7 +101,7 @@ std::vector<double> run_phases(int nprocs, bool lustre, const std::vector<Phase>
         if (::read(g[0], &c, 1) != 1) ::_exit(1);
         stor::Status s = ph.fn(w);
         if (!s.is_ok()) {
-          std::fprintf(stderr, "bench_cluster: rank %d, %s (%s): %s\n", r, ph.name.c_str(), lustre ? "lustre" : "host",
+          std::fprintf(stderr, "bench_io500: rank %d, %s (%s): %s\n", r, ph.name.c_str(), lustre ? "lustre" : "host",
                        s.to_string().c_str());
           c = 'E';
           (void)::write(report[1], &c, 1);
@@ -385,7 +385,7 @@ void start_cluster(Cluster& c, unsigned osts) {
 void stop_cluster(const Cluster& c) {
   if (!c.ours) return;
   const std::string cmd = "'" + c.stctl + "' cluster stop '" + c.dir + "' >/dev/null";
-  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "bench_cluster: %s failed\n", cmd.c_str());
+  if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "bench_io500: %s failed\n", cmd.c_str());
 }
 
 std::vector<int> parse_procs(const std::string& v) {
@@ -427,7 +427,7 @@ int main(int argc, char** argv) {
   cluster.stctl = self_dir() + "/../../tools/stctl/stctl";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (i + 1 >= argc) die("usage: see the comment at the top of bench/lustre/bench_cluster.cc");
+    if (i + 1 >= argc) die("usage: see the comment at the top of bench/lustre/bench_io500.cc");
     const std::string v = argv[++i];
     auto num = [&]() {
       auto n = stor::parse_size(v);
@@ -446,7 +446,7 @@ int main(int argc, char** argv) {
     else if (a == "--osts") osts = static_cast<unsigned>(num());
     else die("unknown option " + a);
   }
-  std::string tmpl = dir + "/bench_cluster-XXXXXX";
+  std::string tmpl = dir + "/bench_io500-XXXXXX";
   std::vector<char> tbuf(tmpl.begin(), tmpl.end());
   tbuf.push_back('\0');
   if (!::mkdtemp(tbuf.data())) die("mkdtemp under " + dir + ": " + std::strerror(errno));
@@ -471,7 +471,7 @@ int main(int argc, char** argv) {
                           return stor::admin::setstripe(lustre.base, {all});
                         }, false}});
   if (::mkdir(host.base.c_str(), 0755) != 0) die("mkdir " + host.base);
-  std::printf("bench_cluster: %s (1 MDT, %u OSTs, each a daemon on this host) vs host file system %s; "
+  std::printf("bench_io500: %s (1 MDT, %u OSTs, each a daemon on this host) vs host file system %s; "
               "%u CPUs, load %s\n", cluster.uri.c_str(), osts, host.base.c_str(),
               static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN)), [] {
                 double l[3] = {0, 0, 0};
