@@ -1,5 +1,5 @@
-// bench_io500: IO500-style workloads on the multi-client lustre:// mount (stor-mds + stor-target daemons) against the
-// same POSIX calls on the host file system, measured in the same run, with 1, 2 and 4 client
+// bench_io500: IO500-style workloads on the multi-client lustre:// mount (stor-mds +
+// stor-target daemons, started with `stctl cluster start`) against the same POSIX calls on the host file system, measured in the same run, with 1, 2 and 4 client
 // processes (separate processes, each with its own Store and connections):
 //
 //   mdtest-style: create / stat / unlink of N empty and N 3,901-byte files per process (IO500's
