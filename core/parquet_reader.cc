@@ -249,7 +249,7 @@ struct Reader::Impl {
   std::condition_variable cv;
   std::vector<Block> blocks;  // guarded by mu
   uint64_t block_bytes = 0, tick = 0;
-  uint64_t seq_end = UINT64_MAX, window = 0;
+  uint64_t seq_end = UINT64_MAX, window = 0, streak = 0;
   std::set<int> columns_read;
   std::vector<Prefetch> prefetch;
   uint64_t prefetch_reserved = 0;
@@ -421,33 +421,46 @@ struct Reader::Impl {
     }
   }
 
-  // Copies [off, off+len) from memory when one held block (or a predicted range, waiting for it
-  // when it is being fetched) covers it. Lock held.
+  // Copies [off, off+len) from memory when the footer, held blocks and predicted ranges (waiting
+  // for one being fetched) cover it, piece by piece. Lock held.
   bool from_memory_locked(std::unique_lock<std::mutex>& lock, uint64_t off, uint64_t len, char* dst) {
     if (have_whole) {
       std::memcpy(dst, whole.data() + off, len);
       return true;
     }
-    if (off >= footer->offset) {
-      std::memcpy(dst, footer->bytes.data() + (off - footer->offset), len);
-      return true;
-    }
-    for (Block& b : blocks)
-      if (b.contains(off, len)) {
-        std::memcpy(dst, b.bytes->data() + (off - b.offset), len);
-        b.tick = ++tick;
-        return true;
+    const uint64_t end = off + len;
+    uint64_t pos = off;
+    while (pos < end) {
+      const char* from = nullptr;
+      uint64_t avail = 0;
+      bool predicted = false;
+      if (pos >= footer->offset) {
+        from = footer->bytes.data() + (pos - footer->offset);
+        avail = footer->offset + footer->bytes.size() - pos;
       }
-    for (size_t i = 0; i < prefetch.size(); ++i) {
-      const Range r = prefetch[i].range;
-      if (off < r.offset || off + len > r.offset + r.len) continue;
-      cv.wait(lock, [&] { return prefetch[i].state != Prefetch::kQueued && prefetch[i].state != Prefetch::kRunning; });
-      if (prefetch[i].state != Prefetch::kDone) return false;
-      std::memcpy(dst, prefetch[i].bytes->data() + (off - r.offset), len);
-      predicted_used.fetch_add(len);
-      return true;
+      for (size_t i = 0; !from && i < blocks.size(); ++i) {
+        Block& b = blocks[i];
+        if (pos < b.offset || pos >= b.offset + b.bytes->size()) continue;
+        from = b.bytes->data() + (pos - b.offset);
+        avail = b.offset + b.bytes->size() - pos;
+        b.tick = ++tick;
+      }
+      for (size_t i = 0; !from && i < prefetch.size(); ++i) {
+        const Range r = prefetch[i].range;
+        if (pos < r.offset || pos >= r.offset + r.len) continue;
+        cv.wait(lock, [&] { return prefetch[i].state != Prefetch::kQueued && prefetch[i].state != Prefetch::kRunning; });
+        if (prefetch[i].state != Prefetch::kDone) break;
+        from = prefetch[i].bytes->data() + (pos - r.offset);
+        avail = r.offset + r.len - pos;
+        predicted = true;
+      }
+      if (!from) return false;
+      const uint64_t n = std::min(avail, end - pos);
+      std::memcpy(dst + (pos - off), from, n);
+      if (predicted) predicted_used.fetch_add(n);
+      pos += n;
     }
-    return false;
+    return true;
   }
 
   void note_columns(const std::set<int>& cols) {
@@ -505,42 +518,48 @@ struct Reader::Impl {
     const uint64_t size = src->size;
     if (off >= size || len == 0) return size_t{0};
     if (len > size - off) len = static_cast<size_t>(size - off);
+    bool scan;
     {
       std::unique_lock<std::mutex> lock(mu);
-      if (from_memory_locked(lock, off, len, dst)) {
-        seq_end = off + len;
-        return len;
+      streak = off == seq_end ? streak + 1 : 0;
+      seq_end = off + len;
+      if (from_memory_locked(lock, off, len, dst)) return len;
+      // Two reads in a row that continue each other: a scan, served by a growing window.
+      scan = streak >= 2;
+    }
+    std::vector<Range> ranges;
+    if (!scan) {
+      // Inside column chunks: fetch exactly the chunks the range touches.
+      const FileMetaData& md = footer->md;
+      std::vector<Range> chunks;
+      std::set<int> cols;
+      uint64_t covered = 0;
+      for (const RowGroup& rg : md.row_groups)
+        for (size_t c = 0; c < rg.columns.size(); ++c) {
+          const ColumnChunk& cc = rg.columns[c];
+          const uint64_t lo = std::max(off, cc.offset), hi = std::min(off + len, cc.offset + cc.compressed_size);
+          if (lo >= hi) continue;
+          chunks.push_back({cc.offset, cc.compressed_size});
+          cols.insert(static_cast<int>(c));
+          covered += hi - lo;
+        }
+      if (!chunks.empty() && covered == len) {
+        ranges = coalesce(std::move(chunks), opts.coalesce_gap);
+        note_columns(cols);
       }
     }
-    // Inside column chunks: fetch exactly the chunks the range touches.
-    const FileMetaData& md = footer->md;
-    std::vector<Range> chunks;
-    std::set<int> cols;
-    uint64_t covered = 0;
-    for (const RowGroup& rg : md.row_groups)
-      for (size_t c = 0; c < rg.columns.size(); ++c) {
-        const ColumnChunk& cc = rg.columns[c];
-        const uint64_t lo = std::max(off, cc.offset), hi = std::min(off + len, cc.offset + cc.compressed_size);
-        if (lo >= hi) continue;
-        chunks.push_back({cc.offset, cc.compressed_size});
-        cols.insert(static_cast<int>(c));
-        covered += hi - lo;
-      }
-    std::vector<Range> ranges;
-    if (!chunks.empty() && covered == len) {
-      ranges = coalesce(std::move(chunks), opts.coalesce_gap);
-      note_columns(cols);
-    } else {
-      // Not (only) column chunk bytes: a window that doubles while reads are sequential.
+    if (ranges.empty()) {
+      // A scan, or bytes outside the column chunks: a window from `off`, doubling while the scan
+      // goes on, up to window_max; it stops at the footer (held already).
       std::lock_guard<std::mutex> lock(mu);
-      window = off == seq_end ? std::min(std::max(window * 2, opts.window_initial), opts.window_max) : opts.window_initial;
-      const uint64_t end = std::min(size, off + std::max<uint64_t>(len, window));
+      window = scan ? std::min(std::max(window * 2, opts.window_initial), opts.window_max) : opts.window_initial;
+      const uint64_t limit = off < footer->offset ? footer->offset : size;
+      const uint64_t end = std::max(off + len, std::min(limit, off + window));
       ranges.push_back({off, end - off});
     }
     STOR_ASSIGN_OR_RETURN(auto got, fetch_all(ranges));
     std::unique_lock<std::mutex> lock(mu);
     for (size_t i = 0; i < ranges.size(); ++i) add_block_locked(ranges[i].offset, got[i]);
-    seq_end = off + len;
     // The ranges cover [off, off+len) without holes (chunks back to back, or one window) unless
     // chunks are apart by more than the gap: then copy piecewise.
     size_t done = 0;
