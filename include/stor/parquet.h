@@ -97,7 +97,7 @@ STOR_API Result<FileMetaData> parse_metadata(const void* data, size_t len);
 STOR_API const char* codec_name(int32_t codec);  // "SNAPPY", ..., "?" for unknown
 STOR_API const char* type_name(int32_t type);    // "INT64", ..., "group" for -1
 
-struct ReaderOptions {
+struct STOR_API ReaderOptions {
   uint64_t small_object_bytes = 8ull << 20;  // objects smaller than this are fetched whole at open
   uint64_t coalesce_gap = 128ull << 10;      // merge chunk ranges separated by at most this
   uint64_t window_initial = 1ull << 20;      // sequential read window, doubling up to window_max
