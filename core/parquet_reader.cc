@@ -50,17 +50,9 @@ uint64_t tail_size(uint64_t size) {
   return 1ull << 20;
 }
 
-// Where bytes come from: one call is one backend request.
-class Source {
- public:
-  virtual ~Source() = default;
-  virtual Result<size_t> read(uint64_t offset, size_t len, char* dst) = 0;
-  uint64_t size = 0;
-  std::string validator;  // ETag, or size+mtime for backends without one
-  std::string etag;
-};
+using internal::RangeSource;
 
-class ObjectSource final : public Source {
+class ObjectSource final : public RangeSource {
  public:
   ObjectSource(std::shared_ptr<Backend> backend, ObjectStore* os, Uri uri)
       : backend_(std::move(backend)), os_(os), uri_(std::move(uri)) {}
@@ -74,7 +66,7 @@ class ObjectSource final : public Source {
   Uri uri_;
 };
 
-class FileSource final : public Source {
+class FileSource final : public RangeSource {
  public:
   explicit FileSource(std::unique_ptr<BackendFile> f) : f_(std::move(f)) {}
   ~FileSource() override { (void)f_->close(); }
@@ -239,7 +231,9 @@ struct Prefetch {
 struct Reader::Impl {
   ReaderOptions opts;
   Uri uri;
-  std::unique_ptr<Source> src;
+  std::unique_ptr<RangeSource> src;
+  std::string seed;  // end of the object known before open (a caller's own footer prefetch)
+  uint64_t seed_offset = 0;
   std::shared_ptr<CachedFooter> footer;
   std::string whole;  // small objects
   bool have_whole = false;
@@ -321,6 +315,9 @@ struct Reader::Impl {
       tail_off = 0;
     } else if (footer) {
       return Status::ok();
+    } else if (!seed.empty() && seed_offset + seed.size() == size) {
+      tail_off = seed_offset;
+      tail = std::make_shared<const std::string>(std::move(seed));
     } else {
       tail_off = size - std::min(tail_size(size), size);
       STOR_ASSIGN_OR_RETURN(tail, fetch(tail_off, size - tail_off));
@@ -614,33 +611,42 @@ Reader::~Reader() = default;
 
 namespace internal {
 
-Result<std::shared_ptr<Reader::Impl>> open_impl(Store& store, const Uri& uri, const ReaderOptions& options) {
-  STOR_ASSIGN_OR_RETURN(auto backend, store.backend(uri));
+Result<std::shared_ptr<Reader::Impl>> open_source(std::unique_ptr<RangeSource> src, const Uri& uri,
+                                                  const ReaderOptions& options, std::string seed, uint64_t seed_offset,
+                                                  uint64_t requests_made) {
   auto impl = std::make_shared<Reader::Impl>();
   impl->opts = options;
   impl->uri = uri;
+  impl->src = std::move(src);
+  impl->seed = std::move(seed);
+  impl->seed_offset = seed_offset;
+  impl->requests.fetch_add(requests_made);
+  STOR_RETURN_IF_ERROR(impl->open_footer());
+  if (options.page_index) STOR_RETURN_IF_ERROR(impl->page_index().status());
+  impl->start_prediction();
+  return impl;
+}
+
+Result<size_t> read(Reader::Impl& impl, char* dst, size_t len, uint64_t offset) { return impl.read(dst, len, offset); }
+
+Result<std::shared_ptr<Reader::Impl>> open_impl(Store& store, const Uri& uri, const ReaderOptions& options) {
+  STOR_ASSIGN_OR_RETURN(auto backend, store.backend(uri));
   if (ObjectStore* os = backend->object_store()) {
-    impl->requests.fetch_add(1);  // the HEAD: size and ETag
     STOR_ASSIGN_OR_RETURN(ObjectVersion v, os->head_object(uri));
     auto src = std::make_unique<ObjectSource>(backend, os, uri);
     src->size = v.size;
     src->etag = v.etag;
     src->validator = "etag:" + v.etag;
-    impl->src = std::move(src);
-  } else {
-    STOR_ASSIGN_OR_RETURN(auto f, backend->open(uri, OpenOptions{kOpenRead, 0}));
-    STOR_ASSIGN_OR_RETURN(FileInfo fi, f->stat());
-    auto src = std::make_unique<FileSource>(std::move(f));
-    src->size = fi.size;
-    src->etag = fi.etag;
-    src->validator = fi.etag.empty() ? "size:" + std::to_string(fi.size) + ",mtime:" + std::to_string(fi.mtime_ns)
-                                     : "etag:" + fi.etag;
-    impl->src = std::move(src);
+    return open_source(std::move(src), uri, options, {}, 0, 1);  // the HEAD: size and ETag
   }
-  STOR_RETURN_IF_ERROR(impl->open_footer());
-  if (options.page_index) STOR_RETURN_IF_ERROR(impl->page_index().status());
-  impl->start_prediction();
-  return impl;
+  STOR_ASSIGN_OR_RETURN(auto f, backend->open(uri, OpenOptions{kOpenRead, 0}));
+  STOR_ASSIGN_OR_RETURN(FileInfo fi, f->stat());
+  auto src = std::make_unique<FileSource>(std::move(f));
+  src->size = fi.size;
+  src->etag = fi.etag;
+  src->validator = fi.etag.empty() ? "size:" + std::to_string(fi.size) + ",mtime:" + std::to_string(fi.mtime_ns)
+                                   : "etag:" + fi.etag;
+  return open_source(std::move(src), uri, options, {}, 0, 0);
 }
 
 namespace {

@@ -19,6 +19,7 @@ ROW_GROUP=${ROW_GROUP:-16384}
 THREADS=${THREADS:-4}
 READ=${READ:-c1,c6,c11}
 SMALL_OBJECT=${SMALL_OBJECT:-1M}
+EXTRA=${EXTRA:-}
 
 bench="$build/bench/parquet/bench_parquet"
 source "$root/bench/lib/s3rver.sh"
@@ -37,4 +38,4 @@ t0=$(date +%s)
 node "$root/tests/fixtures/parquet_gen.js" write "$work/files" "$FILES" "$COLUMNS" "$ROWS" "$ROW_GROUP" part- >/dev/null
 echo "DuckDB wrote $FILES files x $COLUMNS columns x $ROWS rows (row groups of $ROW_GROUP) in $(( $(date +%s) - t0 )) s"
 start_s3rver "$work/s3"
-"$bench" --endpoint "$S3RVER_ENDPOINT" --dir "$work/files" --threads "$THREADS" --columns "$READ" --small-object "$SMALL_OBJECT"
+"$bench" --endpoint "$S3RVER_ENDPOINT" --dir "$work/files" --threads "$THREADS" --columns "$READ" --small-object "$SMALL_OBJECT" $EXTRA

@@ -18,6 +18,7 @@
 #include "s3_test_support.h"
 #include "stor/parquet.h"
 #include "stor/store.h"
+#include "stor/tiering.h"
 
 using namespace stor;
 using namespace stor::s3::test;
@@ -425,4 +426,57 @@ TEST_CASE("parquet: the columns read from one file are prefetched when the next 
   REQUIRE(r3.is_ok());
   REQUIRE((*r3)->read_chunks({}, cols).is_ok());
   CHECK((*r3)->stats().predicted_bytes == 0);
+}
+
+TEST_CASE("parquet: a cold tier:// parquet file is read by column chunks, not fetched whole") {
+  REQUIRE_PARQUET_FILES();
+  Env env(server.endpoint(), "s3express");
+  const std::string local = files.dir.path() + "/t-0001.parquet";
+  const std::string file = slurp(local);
+  env.upload(local, "data/t.parquet");
+  env.upload(local, "data/whole.parquet");
+  stor::test::TempDir fast;
+  tiering::TierOptions o;
+  o.fast = env.store->backend(Uri::parse("nvme:///").value()).value();
+  o.fast_root = "nvme://" + fast.path();
+  o.cold = env.store->backend(Uri::parse("s3express://" + env.bucket).value()).value();
+  o.cold_root = "s3express://" + env.bucket + "/data";
+  o.state_dir = fast.path() + "/.stor-tier";
+  o.parquet_sparse_min = 1 << 20;
+  auto t = tiering::TieredStore::open(o);
+  REQUIRE(t.is_ok());
+  REQUIRE((*t)->import_listing().value() == 2);
+
+  uint64_t before = env.requests();
+  auto f = (*t)->open_file("t.parquet", {kOpenRead});
+  REQUIRE(f.is_ok());
+  CHECK(env.requests() - before == 1);  // the tail (the footer fits)
+  // A query engine's reads of two column chunks: one ranged GET each, the bytes of the object.
+  const auto& want = files.chunks["t-0001.parquet"];
+  for (const ChunkInfo* c : {&want[1], &want[2 * 8 + 5]}) {
+    before = env.requests();
+    std::string buf(c->size, '\0');
+    REQUIRE((*f)->read(buf.data(), buf.size(), c->offset).value() == c->size);
+    CHECK(buf == file.substr(c->offset, c->size));
+    CHECK(env.requests() - before == 1);
+    // Re-reading part of it is served from memory.
+    REQUIRE((*f)->read(buf.data(), 1000, c->offset + 10).value() == 1000);
+    CHECK(env.requests() - before == 1);
+  }
+  REQUIRE((*f)->close().is_ok());
+  CHECK((*t)->status("t.parquet")->residency == tiering::Residency::kUncached);  // never fetched
+
+  // Under the threshold (here: everything, with parquet_sparse_min = 0 in another namespace) the
+  // first data read fetches the file, as before.
+  (*t).reset();
+  o.parquet_sparse_min = 0;
+  auto t2 = tiering::TieredStore::open(o);
+  REQUIRE(t2.is_ok());
+  auto g = (*t2)->open_file("whole.parquet", {kOpenRead});
+  REQUIRE(g.is_ok());
+  std::string buf(want[1].size, '\0');
+  REQUIRE((*g)->read(buf.data(), buf.size(), want[1].offset).value() == want[1].size);
+  CHECK(buf == file.substr(want[1].offset, want[1].size));
+  REQUIRE((*g)->close().is_ok());
+  CHECK((*t2)->status("whole.parquet")->residency == tiering::Residency::kCached);
 }
