@@ -315,7 +315,7 @@ struct Reader::Impl {
       tail_off = 0;
     } else if (footer) {
       return Status::ok();
-    } else if (!seed.empty() && seed_offset + seed.size() == size) {
+    } else if (seed.size() >= 12 && seed_offset + seed.size() == size) {
       tail_off = seed_offset;
       tail = std::make_shared<const std::string>(std::move(seed));
     } else {

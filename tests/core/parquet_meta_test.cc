@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
 #include "stor/parquet.h"
+#include "stor/store.h"
 
 using namespace stor;
 using namespace stor::parquet;
@@ -207,4 +210,107 @@ TEST_CASE("parse_metadata bounds nesting, list sizes and the schema") {
   CHECK_FALSE(parse_metadata(nullptr, 0).is_ok());
   CHECK(std::string(codec_name(6)) == "ZSTD");
   CHECK(std::string(codec_name(99)) == "?");
+}
+
+namespace {
+
+// A minimal Thrift compact encoder for hand-made footers.
+struct Enc {
+  std::string out;
+  void byte(uint8_t b) { out += static_cast<char>(b); }
+  void varint(uint64_t v) {
+    while (v >= 0x80) {
+      byte(static_cast<uint8_t>(v | 0x80));
+      v >>= 7;
+    }
+    byte(static_cast<uint8_t>(v));
+  }
+  void zz(int64_t v) { varint((static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63)); }
+  void field(int delta, uint8_t type) { byte(static_cast<uint8_t>(delta << 4 | type)); }
+  void i32(int delta, int32_t v) { field(delta, 5), zz(v); }
+  void i64(int delta, int64_t v) { field(delta, 6), zz(v); }
+  void str(int delta, const std::string& s) { field(delta, 8), varint(s.size()), out += s; }
+  void list(int delta, uint8_t elem, int n) { field(delta, 9), byte(static_cast<uint8_t>(n << 4 | elem)); }
+  void stop() { byte(0); }
+};
+
+// "PAR1", 100 data bytes (one INT32 column chunk), a column index (20 bytes) and an offset index
+// (16 bytes) after the data, the footer, its length, "PAR1".
+std::string file_with_page_index() {
+  std::string data(100, 'd'), column_index(20, 'c'), offset_index(16, 'o');
+  Enc e;
+  e.i32(1, 1);             // version
+  e.list(1, 12, 2);        // schema
+  e.str(4, "r"), e.i32(1, 1), e.stop();
+  e.i32(1, 1), e.i32(2, 0), e.str(1, "a"), e.stop();
+  e.i64(1, 10);            // num_rows
+  e.list(1, 12, 1);        // row_groups
+  e.list(1, 12, 1);        //   columns
+  e.i64(2, 4);             //     file_offset
+  e.field(1, 12);          //     meta_data
+  e.i32(1, 1);             //       type INT32
+  e.list(1, 5, 1), e.zz(0);  //     encodings
+  e.list(1, 8, 1), e.varint(1), e.out += "a";  // path_in_schema
+  e.i32(1, 0);             //       codec
+  e.i64(1, 10), e.i64(1, 100), e.i64(1, 100);  // num_values, uncompressed, compressed
+  e.i64(2, 4);             //       data_page_offset
+  e.stop();
+  e.i64(1, 124), e.i32(1, 16);  //  offset index at 124, 16 bytes
+  e.i64(1, 104), e.i32(1, 20);  //  column index at 104, 20 bytes
+  e.stop();
+  e.i64(1, 100), e.i64(1, 10);  //   total_byte_size, num_rows
+  e.stop();
+  e.stop();
+  std::string f = "PAR1" + data + column_index + offset_index + e.out;
+  for (int i = 0; i < 4; ++i) f += static_cast<char>((e.out.size() >> (8 * i)) & 0xff);
+  return f + "PAR1";
+}
+
+}  // namespace
+
+TEST_CASE("page index locations are decoded, and Reader::page_index fetches them once") {
+  const std::string file = file_with_page_index();
+  const std::string footer = footer_of(file);
+  auto md = parse_metadata(footer.data(), footer.size());
+  REQUIRE(md.is_ok());
+  const ColumnChunk& c = md->row_groups.at(0).columns.at(0);
+  CHECK(c.column_index_offset == 104);
+  CHECK(c.column_index_length == 20);
+  CHECK(c.offset_index_offset == 124);
+  CHECK(c.offset_index_length == 16);
+  CHECK(c.offset == 4);
+  CHECK(c.compressed_size == 100);
+
+  // Through the read path on an nvme file: the page index is the bytes between data and footer.
+  char tmpl[] = "/tmp/stor-parquet-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl));
+  const std::string path = std::string(tmpl) + "/pi.parquet";
+  std::ofstream(path, std::ios::binary) << file;
+  {
+    StoreOptions so;
+    so.publish_stats = false;
+    auto store = Store::create(so).value();
+    clear_caches();
+    ReaderOptions o;
+    o.small_object_bytes = 0;
+    o.page_index = true;
+    auto r = Reader::open(*store, "nvme://" + path, o);
+    REQUIRE(r.is_ok());
+    CHECK((*r)->stats().requests == 1);  // the tail holds the whole (small) file: index included
+    auto pi = (*r)->page_index();
+    REQUIRE(pi.is_ok());
+    CHECK(*pi == std::string(20, 'c') + std::string(16, 'o'));
+    // A second Reader of the same version gets footer and index from the process-wide cache.
+    auto r2 = Reader::open(*store, "nvme://" + path, o);
+    REQUIRE(r2.is_ok());
+    CHECK((*r2)->stats().requests == 0);
+    CHECK((*r2)->stats().footer_cache_hits == 1);
+    CHECK((*r2)->page_index().value() == *pi);
+    std::string chunk(100, '\0');
+    auto chunks = (*r2)->read_chunks({}, std::vector<int>{0});
+    REQUIRE(chunks.is_ok());
+    CHECK((*chunks)[0].bytes == std::string(100, 'd'));
+    CHECK((*r2)->stats().requests == 1);
+  }
+  std::filesystem::remove_all(tmpl);
 }
