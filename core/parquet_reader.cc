@@ -41,6 +41,7 @@ namespace {
 constexpr uint64_t kMaxFooter = 256ull << 20;  // refuse footers claiming more (untrusted length)
 constexpr uint64_t kFooterCacheBytes = 256ull << 20;
 constexpr size_t kMaxPredictionKeys = 4096;
+constexpr size_t kBulkRead = 16ull << 20;  // ranges from here on are read with read_version_bulk
 
 // Bytes read from the end of a large object at open: enough for the footer of most files in one
 // request, growing with the object (bigger files have more row groups and longer footers).
@@ -57,7 +58,10 @@ class ObjectSource final : public RangeSource {
   ObjectSource(std::shared_ptr<Backend> backend, ObjectStore* os, Uri uri)
       : backend_(std::move(backend)), os_(os), uri_(std::move(uri)) {}
   Result<size_t> read(uint64_t offset, size_t len, char* dst) override {
-    return os_->read_version(uri_, etag, offset, len, dst);  // If-Match: never another version
+    // If-Match: never another version. Large ranges (scan windows) go to the bulk read, which
+    // S3 splits into parallel part-sized GETs.
+    if (len >= kBulkRead) return os_->read_version_bulk(uri_, ObjectVersion{uri_.path, size, 0, etag}, offset, len, dst);
+    return os_->read_version(uri_, etag, offset, len, dst);
   }
 
  private:
@@ -150,10 +154,16 @@ class Predictions {
     auto it = map_.find(key);
     return it == map_.end() ? std::vector<int>{} : it->second;
   }
-  void set(const std::string& key, std::vector<int> cols) {
+  // merge: add to the prediction (a reader still reading: files opening meanwhile should not see
+  // only the columns it got to so far); else replace it (a reader closing: a column it did not
+  // read leaves the prediction).
+  void set(const std::string& key, const std::set<int>& cols, bool merge) {
     std::lock_guard<std::mutex> lock(mu_);
     if (map_.size() >= kMaxPredictionKeys && !map_.count(key)) map_.erase(map_.begin());
-    map_[key] = std::move(cols);
+    std::vector<int>& v = map_[key];
+    std::set<int> all(cols);
+    if (merge) all.insert(v.begin(), v.end());
+    v.assign(all.begin(), all.end());
   }
   void clear() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -253,6 +263,8 @@ struct Reader::Impl {
   std::atomic<uint64_t> requests{0}, bytes{0}, footer_hits{0}, predicted_bytes{0}, predicted_used{0};
 
   ~Impl() {
+    // What this file was read for is the prediction for the next one.
+    if (!predict_key.empty() && !columns_read.empty()) Predictions::get().set(predict_key, columns_read, false);
     {
       std::lock_guard<std::mutex> lock(mu);
       cancel = true;
@@ -462,15 +474,15 @@ struct Reader::Impl {
 
   void note_columns(const std::set<int>& cols) {
     if (!opts.predict || have_whole || predict_key.empty() || cols.empty()) return;
-    std::vector<int> v;
+    std::set<int> now;
     {
       std::lock_guard<std::mutex> lock(mu);
       const size_t before = columns_read.size();
       columns_read.insert(cols.begin(), cols.end());
       if (columns_read.size() == before) return;
-      v.assign(columns_read.begin(), columns_read.end());
+      now = columns_read;
     }
-    Predictions::get().set(predict_key, std::move(v));
+    Predictions::get().set(predict_key, now, true);
   }
 
   Result<std::vector<Chunk>> read_chunks(std::span<const int> rgs, std::span<const int> cols) {

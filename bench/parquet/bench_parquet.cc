@@ -12,6 +12,12 @@
 // of the needed column chunks and to naive's time. Every returned chunk is compared with naive's
 // bytes of the same object. Exit 3 when the parquet path misses its targets (bytes <= 1.3x needed,
 // time <= 0.6x naive).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -44,6 +50,7 @@ struct Args {
   std::string small_object = "8M";
   std::string parallel = "8", predict = "1";
   unsigned rounds = 3;
+  int latency_ms = 0;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -75,13 +82,102 @@ std::map<std::string, std::string> s3_settings(const Args& a) {
 
 struct Result1 {
   const char* name;
-  uint64_t requests = 0, bytes = 0;
+  uint64_t requests = 0, bytes = 0, predicted = 0, predicted_used = 0;
   double seconds = 0;
+};
+
+
+// --latency MS: a TCP proxy on 127.0.0.1 in front of s3rver that holds each response's first bytes
+// until MS after the request's first bytes came in, as S3's time to first byte (loopback has none).
+class LatencyProxy {
+ public:
+  LatencyProxy(const std::string& endpoint, int latency_ms) : latency_(latency_ms) {
+    const size_t colon = endpoint.rfind(':');
+    upstream_port_ = std::stoi(endpoint.substr(colon + 1));
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listen_fd_, 256) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+      std::perror("bench_parquet: proxy");
+      std::exit(1);
+    }
+    port_ = ntohs(a.sin_port);
+    std::thread([this] { accept_loop(); }).detach();  // lives as long as the process
+  }
+  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  struct Pair {
+    int client = -1, upstream = -1;
+    std::atomic<int> alive{2};  // pumps running; the last one closes both sockets
+    std::mutex mu;
+    bool pending = false;
+    std::chrono::steady_clock::time_point since;
+  };
+  void accept_loop() {
+    for (;;) {
+      const int c = ::accept(listen_fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      const int u = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      a.sin_port = htons(static_cast<uint16_t>(upstream_port_));
+      if (::connect(u, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        ::close(c);
+        ::close(u);
+        continue;
+      }
+      const int one = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      ::setsockopt(u, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      auto pair = std::make_shared<Pair>();
+      pair->client = c;
+      pair->upstream = u;
+      std::thread([=, this] { pump(c, u, pair, true); }).detach();
+      std::thread([=, this] { pump(u, c, pair, false); }).detach();
+    }
+  }
+  void pump(int from, int to, std::shared_ptr<Pair> p, bool request) {
+    std::vector<char> buf(1 << 16);
+    for (;;) {
+      const ssize_t n = ::recv(from, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      {
+        std::unique_lock<std::mutex> lock(p->mu);
+        if (request && !p->pending) {
+          p->pending = true;
+          p->since = std::chrono::steady_clock::now();
+        } else if (!request && p->pending) {
+          const auto due = p->since + std::chrono::milliseconds(latency_);
+          p->pending = false;
+          lock.unlock();
+          std::this_thread::sleep_until(due);
+        }
+      }
+      for (ssize_t off = 0; off < n;) {
+        const ssize_t w = ::send(to, buf.data() + off, static_cast<size_t>(n - off), MSG_NOSIGNAL);
+        if (w <= 0) goto done;
+        off += w;
+      }
+    }
+  done:
+    ::shutdown(to, SHUT_WR);  // the other side sees the end and stops its pump
+    if (p->alive.fetch_sub(1) == 1) {
+      ::close(p->client);
+      ::close(p->upstream);
+    }
+  }
+  int latency_;
+  int upstream_port_ = 0, port_ = 0, listen_fd_ = -1;
 };
 
 int usage() {
   std::fprintf(stderr, "usage: bench_parquet --endpoint URL --dir DIR_OF_PARQUET_FILES [--threads T] [--columns a,b,c] "
-                       "[--small-object SIZE] [--parallel N] [--predict 0|1] [--rounds N]\n");
+                       "[--small-object SIZE] [--parallel N] [--predict 0|1] [--rounds N] [--latency MS]\n");
   return 2;
 }
 
@@ -99,6 +195,7 @@ int main(int argc, char** argv) {
     else if (k == "--parallel") a.parallel = next();
     else if (k == "--predict") a.predict = next();
     else if (k == "--rounds") a.rounds = static_cast<unsigned>(std::stoul(next()));
+    else if (k == "--latency") a.latency_ms = std::stoi(next());
     else if (k == "--columns") {
       a.columns.clear();
       std::stringstream ss(next());
@@ -117,6 +214,11 @@ int main(int argc, char** argv) {
   std::sort(names.begin(), names.end());
   if (names.empty()) return usage();
 
+  std::unique_ptr<LatencyProxy> proxy;
+  if (a.latency_ms > 0) {
+    proxy = std::make_unique<LatencyProxy>(a.endpoint, a.latency_ms);
+    a.endpoint = proxy->endpoint();
+  }
   StoreOptions so;
   so.settings = s3_settings(a);
   so.publish_stats = false;
@@ -136,8 +238,10 @@ int main(int argc, char** argv) {
         return f.close();
       }))
     return 1;
-  std::printf("table: %zu files, %.1f MiB in s3rver (%s); upload (setup) %.1f s; %u reader threads; columns",
-              names.size(), static_cast<double>(total) / (1 << 20), a.endpoint.c_str(), seconds_since(t0), a.threads);
+  std::printf("table: %zu files, %.1f MiB in s3rver (%s%s); upload (setup) %.1f s; %u reader threads; columns",
+              names.size(), static_cast<double>(total) / (1 << 20), a.endpoint.c_str(),
+              a.latency_ms ? (", " + std::to_string(a.latency_ms) + " ms to first byte").c_str() : "", seconds_since(t0),
+              a.threads);
   for (auto& c : a.columns) std::printf(" %s", c.c_str());
   std::printf("\n");
 
@@ -214,7 +318,10 @@ int main(int argc, char** argv) {
             return Status::Corruption(uri_of(i) + ": chunk bytes differ from the object's");
         }
       std::lock_guard<std::mutex> lock(mu);
-      r.bytes += rd->stats().bytes;
+      const auto rs = rd->stats();
+      r.bytes += rs.bytes;
+      r.predicted += rs.predicted_bytes;
+      r.predicted_used += rs.predicted_used;
       return Status::ok();
     });
     r.seconds = seconds_since(t0);
@@ -255,6 +362,8 @@ int main(int argc, char** argv) {
                 static_cast<double>(r.bytes) / (1 << 20), static_cast<double>(r.bytes) / static_cast<double>(needed),
                 r.seconds, r.seconds / results[0].seconds);
   const Result1& p = results.back();
+  std::printf("\nparquet path: %.1f MiB fetched by column prediction, %.1f MiB of it used\n",
+              static_cast<double>(p.predicted) / (1 << 20), static_cast<double>(p.predicted_used) / (1 << 20));
   const double bytes_ratio = static_cast<double>(p.bytes) / static_cast<double>(needed);
   const double time_ratio = p.seconds / results[0].seconds;
   std::printf("\nparquet path: bytes %.2fx needed (target <= 1.3), time %.2fx naive (target <= 0.6)\n", bytes_ratio,

@@ -113,7 +113,8 @@ struct STOR_API ReaderOptions {
   static Result<ReaderOptions> from_settings(const std::map<std::string, std::string>& settings);
 };
 
-// What one Reader asked of its backend (requests are backend read calls: ranged GETs on S3).
+// What one Reader asked of its backend: requests are backend read calls (one ranged GET each on
+// S3, but a range of 16 MiB or more, a scan window, is split into parallel part-sized GETs).
 struct ReaderStats {
   uint64_t requests = 0;
   uint64_t bytes = 0;               // bytes fetched, prediction included

@@ -420,6 +420,26 @@ TEST_CASE("parquet: the columns read from one file are prefetched when the next 
   REQUIRE((*r2)->read_chunks({}, cols).is_ok());
   CHECK((*r2)->stats().predicted_bytes == 0);
 
+  // A wrong guess: a file read for column 1 only gets columns 0 and 4 prefetched and unused; the
+  // next file is predicted from what that one read (column 1 alone).
+  r2->reset();
+  {
+    auto wrong = parquet::Reader::open(*env.store, env.uri("tbl/f0.parquet"), opts);
+    REQUIRE(wrong.is_ok());
+    const std::vector<int> col1 = {1};
+    REQUIRE((*wrong)->read_chunks({}, col1).is_ok());
+    CHECK((*wrong)->stats().predicted_used == 0);
+  }
+  uint64_t need1 = 0;
+  for (const auto& c : files.chunks["t-0002.parquet"])
+    if (c.column == 1) need1 += c.size;
+  auto next = parquet::Reader::open(*env.store, env.uri("tbl/f2.parquet"), opts);
+  REQUIRE(next.is_ok());
+  const std::vector<int> col1 = {1};
+  REQUIRE((*next)->read_chunks({}, col1).is_ok());
+  CHECK((*next)->stats().predicted_bytes == need1);
+  CHECK((*next)->stats().predicted_used == need1);
+
   // Another directory (another table): no prediction.
   env.upload(files.dir.path() + "/t-0001.parquet", "other/f.parquet");
   auto r3 = parquet::Reader::open(*env.store, env.uri("other/f.parquet"), opts);
