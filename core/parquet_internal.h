@@ -16,6 +16,7 @@ class RangeSource {
   virtual ~RangeSource() = default;
   virtual Result<size_t> read(uint64_t offset, size_t len, char* dst) = 0;
   uint64_t size = 0;
+  int64_t mtime_ns = 0;
   std::string validator;  // keys the footer cache with the URI: "etag:...", or size and mtime
   std::string etag;
 };

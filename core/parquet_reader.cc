@@ -647,6 +647,7 @@ Result<std::shared_ptr<Reader::Impl>> open_impl(Store& store, const Uri& uri, co
     STOR_ASSIGN_OR_RETURN(ObjectVersion v, os->head_object(uri));
     auto src = std::make_unique<ObjectSource>(backend, os, uri);
     src->size = v.size;
+    src->mtime_ns = v.mtime_ns;
     src->etag = v.etag;
     src->validator = "etag:" + v.etag;
     return open_source(std::move(src), uri, options, {}, 0, 1);  // the HEAD: size and ETag
@@ -655,6 +656,7 @@ Result<std::shared_ptr<Reader::Impl>> open_impl(Store& store, const Uri& uri, co
   STOR_ASSIGN_OR_RETURN(FileInfo fi, f->stat());
   auto src = std::make_unique<FileSource>(std::move(f));
   src->size = fi.size;
+  src->mtime_ns = fi.mtime_ns;
   src->etag = fi.etag;
   src->validator = fi.etag.empty() ? "size:" + std::to_string(fi.size) + ",mtime:" + std::to_string(fi.mtime_ns)
                                    : "etag:" + fi.etag;
@@ -693,6 +695,7 @@ class ParquetFile final : public BackendFile {
     FileInfo fi;
     fi.path = impl_->uri.path;
     fi.size = impl_->src->size;
+    fi.mtime_ns = impl_->src->mtime_ns;
     fi.etag = impl_->src->etag;
     fi.mode = 0644;
     return fi;

@@ -355,6 +355,10 @@ TEST_CASE("parquet: Store::open of a .parquet object reads through the parquet p
   auto st = f->stat();
   REQUIRE(st.is_ok());
   CHECK(st->size == file.size());
+  auto head = env.store->stat(env.uri("scan.parquet"));
+  REQUIRE(head.is_ok());
+  CHECK(st->mtime_ns == head->mtime_ns);
+  CHECK(st->etag == head->etag);
   CHECK_FALSE(f->write("x", 1, 0).is_ok());
   REQUIRE(f->close().is_ok());
 
