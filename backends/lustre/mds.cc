@@ -1109,6 +1109,21 @@ Status Mds::set_size(Inode& n, uint64_t size) {
   return Status::ok();
 }
 
+std::string entry_name_problem(const std::string& name) { return name_problem(name); }
+
+Result<InodeRef> Mds::inode_for_write(const Identity& id, uint64_t ino) {
+  InodeRef n;
+  {
+    decltype(inodes_)::const_accessor a;
+    if (!inodes_.find(a, ino)) return Status::NotFound("lustre: inode " + std::to_string(ino) + " does not exist");
+    n = a->second;
+  }
+  std::shared_lock lk(n->mu);
+  if (n->is_dir()) return Status::IsADirectory("lustre: inode " + std::to_string(ino) + " is a directory");
+  if (!permitted(*n, id, kPermW)) return denied(kPermW, "inode " + std::to_string(ino), id);
+  return n;
+}
+
 Result<uint64_t> Mds::inode_number(const Identity& id, std::string_view path) {
   STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
   return n->ino;

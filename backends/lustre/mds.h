@@ -149,6 +149,9 @@ class Mds {
   int64_t object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const;
   // The inode number of a path (object names contain it).
   Result<uint64_t> inode_number(const Identity& id, std::string_view path);
+  // Cluster mode, an open handle the MDS no longer knows (it restarted): the regular file `ino`
+  // if `id` may write it.
+  Result<InodeRef> inode_for_write(const Identity& id, uint64_t ino);
 
  private:
   Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
@@ -202,6 +205,10 @@ class Mds {
   friend struct MdsTestPeer;  // tests reach wal_ to inject write failures
   std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches
 };
+
+// What is wrong with a directory entry name ("" when nothing): empty, longer than 255 bytes,
+// "." / "..", '/' or NUL in it. For names read from disk or the network.
+std::string entry_name_problem(const std::string& name);
 
 // Splits an in-fs path into components, dropping "" and "."; ".." is rejected.
 Result<std::vector<std::string>> split_path(std::string_view path);
