@@ -11,9 +11,18 @@ Result<std::shared_ptr<RemoteObjectTarget>> RemoteObjectTarget::connect(std::str
                                                                          const RemoteTargetOptions& opts) {
   STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(endpoint));
   STOR_ASSIGN_OR_RETURN(auto transport, Transport::create(ep.scheme, opts.transport));
-  STOR_ASSIGN_OR_RETURN(auto first, transport->connect(ep));
+  auto first = transport->connect(ep);
+  // A target that is restarting: wait for it as calls do (reconnect_timeout).
+  const auto deadline = std::chrono::steady_clock::now() + opts.reconnect_timeout;
+  for (int attempt = 0; !first && (first.status().code() == Code::kUnavailable || first.status().code() == Code::kTimeout) &&
+                        std::chrono::steady_clock::now() < deadline;
+       ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 20 << std::min(attempt, 6))));
+    first = transport->connect(ep);
+  }
+  if (!first) return first.status();
   auto t = std::shared_ptr<RemoteObjectTarget>(new RemoteObjectTarget(ep.to_string(), std::move(transport), opts));
-  t->release(std::move(first));
+  t->release(std::move(*first));
   return t;
 }
 

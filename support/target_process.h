@@ -59,6 +59,14 @@ class TargetProcess {
     pid_ = -1;
     return status;
   }
+  // True (and reaped) when the process has ended on its own, e.g. by fault injection.
+  bool exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
   // True when it exited 0 after SIGTERM.
   bool stop_cleanly() {
     int st = kill(SIGTERM);

@@ -121,6 +121,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   if (fs->sb_.target_endpoints_size() > 0) {
     // Before the MDS opens: replaying its log may delete objects of unlinked files.
     transport::RemoteTargetOptions ro;
+    ro.reconnect_timeout = opts.reconnect_timeout;
     STOR_ASSIGN_OR_RETURN(ro.transport.auth_key, target_key(root_dir, opts.key_file));
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
       auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t), ro);

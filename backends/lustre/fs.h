@@ -35,6 +35,9 @@ struct MountOptions {
   // stor-mds must not: in cluster mode writers merge sizes only at sync/close, so bytes past
   // the size at the MDS may be acknowledged writes of files still open on some client.
   bool cut_overlong = true;
+  // Remote targets: how long a call to a target that went away keeps reconnecting (0: fail at
+  // once). A stor-mds waits for restarting targets instead of leaving orphans.
+  std::chrono::milliseconds reconnect_timeout{0};
 };
 
 // Cluster mode (lustre://HOST:PORT/...): how a client reaches the stor-mds and the targets.

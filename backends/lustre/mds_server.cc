@@ -1,5 +1,7 @@
 // include/stor/mds.h: an embedded mount of ROOT whose Mds serves MdsService requests behind a
 // transport Listener.
+#include <atomic>
+
 #include "backends/lustre/fs.h"
 #include "backends/lustre/remote_mds.h"
 #include "net/auth.h"
@@ -15,8 +17,13 @@ class MdsServerImpl final : public MdsServer {
   const std::string& endpoint() const override { return listener_->endpoint(); }
   void stop() override {
     if (listener_) listener_->stop();
+    if (log && service && !stopped_.exchange(true))
+      log("stopped; " + std::to_string(service->resends_answered()) +
+          " resent request(s) were answered from the reply cache");
   }
 
+  std::function<void(const std::string&)> log;
+  std::atomic<bool> stopped_{false};
   // Destroyed bottom-up: connection threads end before the service and the mount they use.
   std::shared_ptr<lustre::FileSystem> fs;
   std::unique_ptr<lustre::MdsService> service;
@@ -43,7 +50,9 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   lustre::MountOptions mo;
   mo.key_file = opts.key_file;
   mo.cut_overlong = false;  // clients merge sizes at close: bytes past the size may be theirs
+  mo.reconnect_timeout = opts.target_reconnect_timeout;
   auto server = std::make_unique<MdsServerImpl>();
+  server->log = opts.log;
   STOR_ASSIGN_OR_RETURN(server->fs, lustre::FileSystem::mount(opts.root, mo));
   if (!server->fs->remote())
     return Status::InvalidArgument("stor-mds: " + opts.root +
@@ -53,6 +62,7 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   so.root_squash = opts.root_squash;
   so.squash_uid = opts.squash_uid;
   so.squash_gid = opts.squash_gid;
+  so.crash_after_mutations = opts.crash_after_mutations;
   server->service = std::make_unique<lustre::MdsService>(server->fs, so);
   STOR_ASSIGN_OR_RETURN(server->transport, transport::Transport::for_endpoint(opts.listen, topts));
   auto* svc = server->service.get();

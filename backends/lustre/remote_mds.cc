@@ -1,5 +1,6 @@
 #include "backends/lustre/remote_mds.h"
 
+#include <signal.h>
 #include <sys/random.h>
 
 #include <algorithm>
@@ -125,11 +126,9 @@ Result<std::unique_ptr<MdsConnection>> MdsConnection::connect(const std::string&
   topts.auth_key = std::move(key);
   topts.max_payload = kMdsReplyCapacity;
   STOR_ASSIGN_OR_RETURN(auto t, transport::Transport::for_endpoint(endpoint, topts));
-  std::unique_ptr<MdsConnection> c(new MdsConnection(endpoint, std::move(t), reconnect_timeout));
-  // Once now, so a wrong address or key fails the mount at once.
-  STOR_ASSIGN_OR_RETURN(auto first, c->acquire());
-  c->release(std::move(first));
-  return c;
+  // No connection yet: the first call (GET_CONFIG at mount) connects, and waits for an MDS that
+  // is restarting like any other call; a wrong key fails it at once.
+  return std::unique_ptr<MdsConnection>(new MdsConnection(endpoint, std::move(t), reconnect_timeout));
 }
 
 Result<std::unique_ptr<MdsConnection::Pooled>> MdsConnection::acquire() {
@@ -445,7 +444,7 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
   if (!req.ParseFromArray(call.control.data(), static_cast<int>(call.control.size())))
     return {Status::InvalidArgument("lustre mds: request does not parse"), {}, 0};
   if (Status s = validate_mds_request(req, fs_->target_count()); !s) return {s, {}, 0};
-  auto rep = dispatch(req, identity_of(req), call.reply_buffer.size());
+  auto rep = run_once(req, identity_of(req), call.reply_buffer.size());
   if (!rep) return {rep.status(), {}, 0};
   const size_t n = rep->ByteSizeLong();
   if (n > call.reply_buffer.size())
@@ -454,6 +453,55 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
             {}, 0};
   rep->SerializeToArray(call.reply_buffer.data(), static_cast<int>(n));
   return {Status::ok(), {}, n};
+}
+
+Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
+  bool mutation = false;
+  switch (req.op()) {
+    case pb::MdsRequest::MKDIR:
+    case pb::MdsRequest::REMOVE:
+    case pb::MdsRequest::RENAME:
+    case pb::MdsRequest::CHMOD:
+    case pb::MdsRequest::CHOWN:
+    case pb::MdsRequest::CLOSE:
+    case pb::MdsRequest::MERGE_SIZE:
+    case pb::MdsRequest::SET_SIZE:
+    case pb::MdsRequest::SET_LAYOUT:
+      mutation = true;
+      break;
+    case pb::MdsRequest::OPEN:
+      mutation = (req.flags() & kOpenCreate) != 0;
+      break;
+    default:
+      break;
+  }
+  if (!mutation || req.client_id() == 0 || req.xid() == 0) return dispatch(req, id, reply_capacity);
+  decltype(running_)::accessor running;
+  running_.insert(running, {req.client_id(), req.xid()});  // waits while a copy of it runs
+  struct Done {
+    decltype(running_)& map;
+    decltype(running_)::accessor& a;
+    ~Done() { map.erase(a); }
+  } done{running_, running};
+  if (mds_.applied(req.client_id(), req.xid())) {
+    // Applied before (the reply was lost, maybe with the MDS): the recorded result, not a
+    // second application. An open that created the file opens it now.
+    resends_answered_.fetch_add(1);
+    if (req.op() != pb::MdsRequest::OPEN) return pb::MdsReply();
+    pb::MdsRequest again = req;
+    again.set_flags(req.flags() & ~static_cast<uint32_t>(kOpenCreate | kOpenExclusive | kOpenTruncate));
+    STOR_ASSIGN_OR_RETURN(auto rep, dispatch(again, id, reply_capacity));
+    rep.set_created(true);
+    return rep;
+  }
+  RequestTag tag{req.client_id(), req.xid(), req.min_inflight_xid()};
+  Mds::RequestScope scope(tag);
+  auto rep = dispatch(req, id, reply_capacity);
+  // Fault injection (tests): die like kill -9 between applying a logged mutation and replying.
+  if (opts_.crash_after_mutations && rep && mds_.applied(req.client_id(), req.xid()) &&
+      logged_mutations_.fetch_add(1) + 1 == opts_.crash_after_mutations)
+    ::raise(SIGKILL);
+  return rep;
 }
 
 Result<InodeRef> MdsService::handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write) {

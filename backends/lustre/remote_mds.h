@@ -78,6 +78,10 @@ struct MdsServiceOptions {
   bool root_squash = true;  // uid 0 becomes squash_uid/squash_gid (Lustre's nodemap root squash)
   uint32_t squash_uid = 65534;
   uint32_t squash_gid = 65534;
+  // Fault injection for recovery tests (as Lustre's fail_loc): > 0: the process kills itself
+  // with SIGKILL right after applying (and logging) this many client mutations, before the
+  // last one's reply is sent.
+  uint64_t crash_after_mutations = 0;
 };
 
 // The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
@@ -89,6 +93,8 @@ class MdsService {
   transport::ServerResult handle(const transport::ServerCall& call);
   // Number of open handles (tests).
   size_t open_handles() const { return handles_.size(); }
+  // Resent mutations answered from the reply cache instead of running again.
+  uint64_t resends_answered() const { return resends_answered_.load(); }
 
  private:
   struct Handle {
@@ -97,6 +103,16 @@ class MdsService {
     bool writable = false;
   };
   Result<pb::MdsReply> dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  // A mutation: at most once per (client, xid), also across MDS restarts (Mds reply cache).
+  Result<pb::MdsReply> run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  struct PairHash {
+    static size_t hash(const std::pair<uint64_t, uint64_t>& k) { return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second); }
+    static bool equal(const std::pair<uint64_t, uint64_t>& a, const std::pair<uint64_t, uint64_t>& b) { return a == b; }
+  };
+  // (client, xid) of mutations running now: a resend arriving meanwhile waits for the original.
+  tbb::concurrent_hash_map<std::pair<uint64_t, uint64_t>, bool, PairHash> running_;
+  std::atomic<uint64_t> resends_answered_{0};
+  std::atomic<uint64_t> logged_mutations_{0};
   // The inode of the open handle req names; write: the handle must be open for writing.
   Result<InodeRef> handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write);
   Identity identity_of(const pb::MdsRequest& req) const;

@@ -29,7 +29,12 @@ struct MdsServerOptions {
   unsigned max_connections = 1024;
   std::chrono::milliseconds idle_timeout{0};  // clients keep their connections between calls
   bool io_uring = true;
+  // How long the MDS's own calls to a target that went away (object deletion) keep reconnecting.
+  std::chrono::milliseconds target_reconnect_timeout{60000};
   std::function<void(const std::string&)> log;
+  // Fault injection for recovery tests: > 0: the process SIGKILLs itself right after applying
+  // this many client mutations, before the last reply is sent (stor-mds --crash-after-mutations).
+  uint64_t crash_after_mutations = 0;
 };
 
 // A running metadata server. It holds ROOT/mdt/lock (an embedded mount of ROOT in another

@@ -39,6 +39,8 @@ void usage(FILE* out) {
                "  --timeout-ms N      deadline for the rest of a request once its header arrived (30000)\n"
                "  --max-connections N connections served at once (1024; 0: no limit)\n"
                "  --plain-sockets     send/recv system calls instead of io_uring for socket I/O\n"
+               "  --crash-after-mutations N  fault injection for recovery tests: die (SIGKILL) right after\n"
+               "                      applying the Nth client mutation, before replying\n"
                "Prints the bound endpoint on the first line of stdout; exits 0 on SIGTERM/SIGINT after a checkpoint.\n");
 }
 
@@ -74,6 +76,7 @@ int main(int argc, char** argv) {
     else if (a == "--timeout-ms" && parse_number(value(), n)) o.timeout = std::chrono::milliseconds(n);
     else if (a == "--max-connections" && parse_number(value(), n, UINT32_MAX)) o.max_connections = static_cast<unsigned>(n);
     else if (a == "--plain-sockets") o.io_uring = false;
+    else if (a == "--crash-after-mutations" && parse_number(value(), n)) o.crash_after_mutations = n;
     else if (a == "--help" || a == "-h") {
       usage(stdout);
       return 0;

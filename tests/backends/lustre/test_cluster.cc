@@ -2,12 +2,16 @@
 // that several client processes mount at once as lustre://127.0.0.1:PORT/... Workers are this
 // binary re-executed ([.mdsd-child]), so each is a fresh process with its own mount.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -30,6 +34,7 @@ namespace {
 constexpr size_t kChunk = 300 * 1024 + 77;  // per writer, not stripe aligned
 constexpr int kWorkers = 4;
 constexpr int kFilesPerWorker = 24;
+constexpr int kMixedIterations = 40;
 
 std::string self_exe() {
   char exe[4096];
@@ -60,10 +65,11 @@ struct Cluster {
     o.root_mode = 0777;
     REQUIRE(mkfs(root, o).is_ok());
   }
-  void start_mds(std::vector<std::string> extra = {}, const std::string& listen = "tcp://127.0.0.1:0") {
+  void start_mds(std::vector<std::string> extra = {}, const std::string& listen = "tcp://127.0.0.1:0",
+                 const std::string& log_file = {}) {
     std::vector<std::string> args = {STOR_MDS_PATH, "--root", root, "--listen", listen, "--key-file", key};
     args.insert(args.end(), extra.begin(), extra.end());
-    mds = std::make_unique<TargetProcess>(TargetProcess::Args{args});
+    mds = std::make_unique<TargetProcess>(TargetProcess::Args{args}, log_file);
     authority = mds->endpoint().substr(std::strlen("tcp://"));
   }
   // The admin calls (getstripe/setstripe/df of a cluster URI) take the key from the environment.
@@ -79,16 +85,24 @@ struct Cluster {
 
 // Runs `n` copies of this binary as [.mdsd-child] with role/index/uri in the environment (the
 // key only through STOR_LUSTRE_KEY_FILE); returns how many exited 0.
-int run_workers(const Cluster& c, const std::string& role, int n, const std::string& base_uri) {
+// base_uri gets the worker index appended when per_worker_dir. on_ack(total) runs in this
+// process for each acknowledged iteration of the "mixed" role.
+int run_workers(const Cluster& c, const std::string& role, int n, const std::string& base_uri,
+                bool per_worker_dir = false, const std::function<void(int)>& on_ack = {},
+                const std::function<void()>& on_tick = {}) {
   const std::string exe = self_exe();
   std::vector<pid_t> pids;
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
   for (int i = 0; i < n; ++i) {
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
+      ::close(ack[0]);
+      ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
       ::setenv("STOR_MDSD_ROLE", role.c_str(), 1);
       ::setenv("STOR_MDSD_INDEX", std::to_string(i).c_str(), 1);
-      ::setenv("STOR_MDSD_URI", base_uri.c_str(), 1);
+      ::setenv("STOR_MDSD_URI", (base_uri + (per_worker_dir ? std::to_string(i) : "")).c_str(), 1);
       ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
       int devnull = ::open("/dev/null", O_WRONLY);
       ::dup2(devnull, 1);
@@ -97,6 +111,22 @@ int run_workers(const Cluster& c, const std::string& role, int n, const std::str
     }
     pids.push_back(pid);
   }
+  ::close(ack[1]);
+  int acks = 0;
+  char buf[256];
+  for (;;) {
+    pollfd p{ack[0], POLLIN, 0};
+    if (::poll(&p, 1, 20) == 0) {
+      if (on_tick) on_tick();
+      continue;
+    }
+    ssize_t r = ::read(ack[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;  // every worker has exited
+    for (ssize_t k = 0; k < r; ++k)
+      if (on_ack) on_ack(++acks);
+  }
+  ::close(ack[0]);
   int ok = 0;
   for (pid_t p : pids) {
     int st = 0;
@@ -154,7 +184,51 @@ int child_main() {
     }
     return 0;
   }
+  if (std::string(role) == "mixed") {
+    // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
+    // j remove g{j-1}. Each finished iteration is acknowledged with one byte on STOR_MDSD_ACK_FD.
+    // Any failure (a resent create saying AlreadyExists, a resent rename saying NotFound) fails
+    // the worker.
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    const int ack_fd = fd_text ? std::atoi(fd_text) : -1;
+    for (int j = 0; j < kMixedIterations; ++j) {
+      const std::string f = dir + "/f" + std::to_string(j), g = dir + "/g" + std::to_string(j);
+      auto file = s.open(f, kOpenWrite | kOpenCreate | kOpenExclusive);
+      if (!file) return fail(20, file.status());
+      auto data = stor::test::pattern(3000 + j * 97, i * 1000 + j);
+      if (auto w = file->write(data.data(), data.size(), 0); !w) return fail(21, w.status());
+      if (Status c = file->close(); !c) return fail(22, c);
+      if (Status r = s.rename(f, g); !r) return fail(23, r);
+      if (Status m = s.mkdir(dir + "/d" + std::to_string(j), 0755); !m) return fail(24, m);
+      if (j % 2 == 1)
+        if (Status r = s.remove(dir + "/g" + std::to_string(j - 1)); !r) return fail(25, r);
+      if (ack_fd >= 0 && ::write(ack_fd, "a", 1) != 1) return 26;
+    }
+    return 0;
+  }
   return 1;
+}
+
+// The namespace the "mixed" workers leave in their directory.
+void check_mixed(Store& s, const Cluster& c, const std::string& dir, int i) {
+  std::set<std::string> want, got;
+  for (int j = 0; j < kMixedIterations; ++j) {
+    want.insert("d" + std::to_string(j));
+    if (j % 2 == 1 || j == kMixedIterations - 1) want.insert("g" + std::to_string(j));
+  }
+  auto listed = s.list(c.uri(dir));
+  REQUIRE(listed.is_ok());
+  for (auto& e : *listed) got.insert(e.name);
+  CHECK(got == want);
+  for (int j = 1; j < kMixedIterations; j += 2) {
+    auto f = s.open(c.uri(dir + "/g" + std::to_string(j)));
+    REQUIRE(f.is_ok());
+    auto want_data = stor::test::pattern(3000 + j * 97, i * 1000 + j);
+    std::vector<char> data(want_data.size());
+    REQUIRE(f->read(data.data(), data.size(), 0).value() == data.size());
+    CHECK(f->stat().value().size == data.size());
+    CHECK(data == want_data);
+  }
 }
 
 }  // namespace
@@ -338,4 +412,135 @@ TEST_CASE("the MDS validates every request it reads", "[lustre][cluster]") {
           r.set_ino(999);
         }) == Code::kNotFound);
   CHECK(svc.open_handles() == 0);
+}
+
+TEST_CASE("the MDS reply cache answers a resent mutation, also after a restart", "[lustre][cluster][recovery]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  std::vector<std::byte> buf(1 << 16);
+  auto send = [&](MdsService& svc, pb::MdsRequest::Op op, uint64_t xid, const std::string& path,
+                  const std::string& to = {}, uint32_t flags = 0) {
+    pb::MdsRequest r;
+    r.set_op(op);
+    r.set_client_id(77);
+    r.set_xid(xid);
+    r.set_min_inflight_xid(1);
+    r.set_uid(1000);
+    r.add_gids(1000);
+    r.set_path(path);
+    r.set_new_path(to);
+    r.set_flags(flags);
+    r.set_mode(0755);
+    transport::ServerCall c;
+    c.opcode = kMdsOpcode;
+    std::string control = r.SerializeAsString();
+    c.control = control;
+    c.reply_buffer = buf;
+    return svc.handle(c).status;
+  };
+  using Op = pb::MdsRequest;
+  {
+    auto fs = FileSystem::mount(dir / "fs").value();
+    REQUIRE(fs->mds().chmod(Identity{0, {0}}, "/", 0777).is_ok());
+    MdsService svc(fs, {});
+    REQUIRE(send(svc, Op::MKDIR, 1, "/d").is_ok());
+    CHECK(send(svc, Op::MKDIR, 1, "/d").is_ok());                          // resent: the recorded result
+    CHECK(send(svc, Op::MKDIR, 2, "/d").code() == Code::kAlreadyExists);  // a new request runs
+    REQUIRE(send(svc, Op::OPEN, 3, "/f", {}, kOpenWrite | kOpenCreate | kOpenExclusive).is_ok());
+    CHECK(send(svc, Op::OPEN, 3, "/f", {}, kOpenWrite | kOpenCreate | kOpenExclusive).is_ok());
+    REQUIRE(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    CHECK(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    CHECK(svc.resends_answered() == 3);
+    // A copy of the file system as a crash would leave it (log not checkpointed yet).
+    std::filesystem::copy(dir / "fs", dir / "crashed", std::filesystem::copy_options::recursive);
+    REQUIRE(send(svc, Op::REMOVE, 5, "/g").is_ok());
+    CHECK(send(svc, Op::REMOVE, 5, "/g").is_ok());
+  }
+  for (const char* root : {"crashed", "fs"}) {  // rebuilt from the log; kept by a checkpoint
+    INFO(root);
+    auto fs = FileSystem::mount(dir / root).value();
+    MdsService svc(fs, {});
+    CHECK(send(svc, Op::MKDIR, 1, "/d").is_ok());
+    CHECK(send(svc, Op::OPEN, 3, "/f2", {}, kOpenWrite | kOpenCreate | kOpenExclusive).code() == Code::kNotFound);
+    CHECK(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    if (std::string(root) == "fs") CHECK(send(svc, Op::REMOVE, 5, "/g").is_ok());
+    CHECK(svc.resends_answered() >= 2);
+    CHECK(send(svc, Op::MKDIR, 6, "/d").code() == Code::kAlreadyExists);
+  }
+}
+
+TEST_CASE("clients ride out kill -9 of the MDS and of a target", "[lustre][cluster][recovery]") {
+  Cluster c;
+  c.start_mds();
+  const std::string mds_endpoint = c.mds->endpoint();
+  {
+    auto store = c.store();
+    for (int i = 0; i < kWorkers; ++i) {
+      REQUIRE(store->mkdir(c.uri("/m" + std::to_string(i)), 0777).is_ok());
+      REQUIRE(store->mkdir(c.uri("/t" + std::to_string(i)), 0777).is_ok());
+      REQUIRE(store->mkdir(c.uri("/c" + std::to_string(i)), 0777).is_ok());
+    }
+  }
+  // Phase 1: the MDS dies right after applying its 60th mutation, before replying; restarted on
+  // the same port, it must answer the client's resend of that request from the reply cache.
+  REQUIRE(c.mds->stop_cleanly());
+  c.start_mds({"--crash-after-mutations", "60"}, mds_endpoint);
+  bool restarted = false;
+  const std::string log = c.base / "mds.log";
+  int ok = run_workers(c, "mixed", kWorkers, c.uri("/c"), true, {}, [&] {
+    if (restarted || !c.mds->exited()) return;
+    restarted = true;
+    c.start_mds({}, mds_endpoint, log);
+  });
+  CHECK(restarted);
+  CHECK(ok == kWorkers);
+  REQUIRE(c.mds->stop_cleanly());
+  {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    INFO(text);
+    CHECK(text.find("stopped; 0 resent") == std::string::npos);
+    CHECK(text.find("resent request(s) were answered from the reply cache") != std::string::npos);
+  }
+  c.start_mds({}, mds_endpoint);
+  // Phase 2: SIGKILL the MDS at a random point after a quarter of the work, restart it.
+  bool killed = false;
+  ok = run_workers(c, "mixed", kWorkers, c.uri("/m"), true, [&](int acks) {
+    if (killed || acks < kWorkers * kMixedIterations / 4) return;
+    killed = true;
+    c.mds->kill(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // clients see refused connections
+    c.start_mds({}, mds_endpoint);
+  });
+  CHECK(killed);
+  CHECK(ok == kWorkers);
+  // Phase 3: the same with stor-target 0 (the data clients reconnect and resend).
+  killed = false;
+  const std::string t0_endpoint = c.t0->endpoint();
+  ok = run_workers(c, "mixed", kWorkers, c.uri("/t"), true, [&](int acks) {
+    if (killed || acks < kWorkers * kMixedIterations / 4) return;
+    killed = true;
+    c.t0->kill(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    c.t0 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, t0_endpoint, c.ost0.path(),
+                                           std::vector<std::string>{"--key-file", c.key});
+  });
+  CHECK(killed);
+  CHECK(ok == kWorkers);
+  {
+    auto store = c.store();
+    for (int i = 0; i < kWorkers; ++i) {
+      check_mixed(*store, c, "/m" + std::to_string(i), i);
+      check_mixed(*store, c, "/t" + std::to_string(i), i);
+      check_mixed(*store, c, "/c" + std::to_string(i), i);
+    }
+  }
+  REQUIRE(c.mds->stop_cleanly());
+  auto report = fsck(c.root);
+  REQUIRE(report.is_ok());
+  CHECK(report->orphans == 0);
+  CHECK(report->overlong == 0);
+  CHECK(report->problems.empty());
 }
