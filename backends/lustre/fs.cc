@@ -132,8 +132,12 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     }
   }
   FileSystem* raw = fs.get();
+  if (opts.async_reap) fs->reaper_ = std::make_unique<internal::TaskPool>(4);
   auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
-                       [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
+                       [raw](uint64_t ino, const pb::Layout& l) {
+                         if (raw->reaper_) raw->reaper_->post([raw, ino, l] { raw->remove_objects(ino, l); });
+                         else raw->remove_objects(ino, l);
+                       });
   if (!mds) {
     if (mds.status().code() == Code::kCorruption && !recovery)
       return Status::Corruption(mds.status().message() + " (`stctl fsck " + root_dir +
@@ -204,6 +208,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::connect(const std::string& autho
 
 FileSystem::~FileSystem() {
   meta_.reset();
+  reaper_.reset();  // runs the deletions still queued
   if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {

@@ -16,6 +16,7 @@
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
 #include "backends/lustre/metadata.h"
+#include "core/task_pool.h"
 #include "net/remote_object.h"
 #include "stor/status.h"
 
@@ -38,6 +39,11 @@ struct MountOptions {
   // Remote targets: how long a call to a target that went away keeps reconnecting (0: fail at
   // once). A stor-mds waits for restarting targets instead of leaving orphans.
   std::chrono::milliseconds reconnect_timeout{0};
+  // Delete the objects of unlinked files on background threads instead of in the unlink (a
+  // stor-mds: the unlink reply does not wait for a round trip to every target, as Lustre's
+  // MDS destroys OST objects after the unlink). A crash first leaves orphans, which the mount
+  // after an unclean shutdown sweeps.
+  bool async_reap = false;
 };
 
 // Cluster mode (lustre://HOST:PORT/...): how a client reaches the stor-mds and the targets.
@@ -118,6 +124,7 @@ class FileSystem {
   std::unique_ptr<Mds> mds_;
   std::unique_ptr<MetadataClient> meta_;  // declared after mds_: destroyed before it
   std::vector<std::shared_ptr<transport::RemoteObjectTarget>> remote_targets_;
+  std::unique_ptr<internal::TaskPool> reaper_;  // async_reap: drained before the MDS is closed
   int lock_fd_ = -1;
   bool read_only_ = false;
 };

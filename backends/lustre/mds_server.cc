@@ -51,6 +51,7 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   mo.key_file = opts.key_file;
   mo.cut_overlong = false;  // clients merge sizes at close: bytes past the size may be theirs
   mo.reconnect_timeout = opts.target_reconnect_timeout;
+  mo.async_reap = true;
   auto server = std::make_unique<MdsServerImpl>();
   server->log = opts.log;
   STOR_ASSIGN_OR_RETURN(server->fs, lustre::FileSystem::mount(opts.root, mo));
