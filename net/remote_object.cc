@@ -1,6 +1,9 @@
 #include "net/remote_object.h"
 
+#include <algorithm>
+#include <chrono>
 #include <future>
+#include <thread>
 
 namespace stor::transport {
 
@@ -8,9 +11,18 @@ Result<std::shared_ptr<RemoteObjectTarget>> RemoteObjectTarget::connect(std::str
                                                                          const RemoteTargetOptions& opts) {
   STOR_ASSIGN_OR_RETURN(Endpoint ep, Endpoint::parse(endpoint));
   STOR_ASSIGN_OR_RETURN(auto transport, Transport::create(ep.scheme, opts.transport));
-  STOR_ASSIGN_OR_RETURN(auto first, transport->connect(ep));
+  auto first = transport->connect(ep);
+  // A target that is restarting: wait for it as calls do (reconnect_timeout).
+  const auto deadline = std::chrono::steady_clock::now() + opts.reconnect_timeout;
+  for (int attempt = 0; !first && (first.status().code() == Code::kUnavailable || first.status().code() == Code::kTimeout) &&
+                        std::chrono::steady_clock::now() < deadline;
+       ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::min(1000, 20 << std::min(attempt, 6))));
+    first = transport->connect(ep);
+  }
+  if (!first) return first.status();
   auto t = std::shared_ptr<RemoteObjectTarget>(new RemoteObjectTarget(ep.to_string(), std::move(transport), opts));
-  t->release(std::move(first));
+  t->release(std::move(*first));
   return t;
 }
 
@@ -47,13 +59,28 @@ void RemoteObjectTarget::release(std::unique_ptr<Channel> ch) {
 
 template <typename Fn>
 auto RemoteObjectTarget::on_channel(Fn&& fn) -> decltype(fn(std::declval<Channel&>())) {
-  for (bool fresh = false;; fresh = true) {
-    bool reused = false;
-    STOR_ASSIGN_OR_RETURN(auto ch, acquire(!fresh, &reused));
-    auto r = fn(*ch);
-    release(std::move(ch));
-    if (!r && !fresh && retry_fresh(reused, r.status())) continue;
-    return r;
+  const auto deadline = std::chrono::steady_clock::now() + opts_.reconnect_timeout;
+  for (int attempt = 0;; ++attempt) {
+    bool fresh = attempt > 0, reused = false, lost = false;
+    auto ch = acquire(!fresh, &reused);
+    decltype(fn(std::declval<Channel&>())) r = ch.status();
+    if (ch) {
+      r = fn(**ch);
+      lost = (*ch)->broken();
+      release(std::move(*ch));
+      if (!r && attempt == 0 && retry_fresh(reused, r.status())) continue;
+    } else {
+      lost = ch.status().code() == Code::kUnavailable || ch.status().code() == Code::kTimeout;
+    }
+    // reconnect_timeout: the target went away (restart): reconnect and resend. Every object call
+    // is idempotent (writes and truncates at given offsets; a resent remove may say NotFound).
+    if (r || !lost || opts_.reconnect_timeout.count() <= 0) return r;
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return Status::Unavailable("transport: target " + endpoint_ + " did not answer within " +
+                                 std::to_string(opts_.reconnect_timeout.count()) + " ms: " + r.status().message());
+    auto pause = std::chrono::milliseconds(std::min(1000, 20 << std::min(attempt, 6)));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
   }
 }
 

@@ -6,6 +6,7 @@
 // max_payload are split into calls of that size.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,9 @@ namespace stor::transport {
 struct RemoteTargetOptions {
   TransportOptions transport;
   unsigned connections = 4;  // parallel calls to this target
+  // > 0: a call whose connection is lost (or cannot be made: the target restarts) reconnects and
+  // resends until this much time has passed, then fails with Unavailable. 0: fail at once.
+  std::chrono::milliseconds reconnect_timeout{0};
 };
 
 class RemoteObjectTarget {

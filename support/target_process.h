@@ -1,5 +1,5 @@
-// A stor-target child process for tests and benchmarks: fork/exec, read the bound endpoint from
-// its first stdout line, SIGTERM (clean stop) or SIGKILL (crash) it.
+// A stor-target (or stor-mds) child process for tests and benchmarks: fork/exec, read the bound
+// endpoint from its first stdout line, SIGTERM (clean stop) or SIGKILL (crash) it.
 #pragma once
 
 #include <fcntl.h>
@@ -31,6 +31,50 @@ class TargetProcess {
     bool keyed = false;
     for (const auto& a : extra) keyed = keyed || a == "--key-file" || a == "--insecure-no-auth";
     if (!keyed) args.push_back("--insecure-no-auth");
+    start(std::move(args), max_files, stderr_file);
+  }
+  // Any daemon that prints its endpoint first: args[0] is the binary (e.g. stor-mds --root ...).
+  struct Args {
+    std::vector<std::string> argv;
+  };
+  explicit TargetProcess(Args args, const std::string& stderr_file = {}) {
+    start(std::move(args.argv), 0, stderr_file);
+  }
+  ~TargetProcess() {
+    if (pid_ > 0) kill(SIGKILL);
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  }
+  TargetProcess(const TargetProcess&) = delete;
+  TargetProcess& operator=(const TargetProcess&) = delete;
+
+  const std::string& endpoint() const { return endpoint_; }
+  pid_t pid() const { return pid_; }
+
+  // Sends sig and reaps the child; returns its wait status, or -1 if already reaped.
+  int kill(int sig) {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+  // True (and reaped) when the process has ended on its own, e.g. by fault injection.
+  bool exited() {
+    if (pid_ <= 0) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+    pid_ = -1;
+    return true;
+  }
+  // True when it exited 0 after SIGTERM.
+  bool stop_cleanly() {
+    int st = kill(SIGTERM);
+    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+  }
+
+ private:
+  void start(std::vector<std::string> args, rlim_t max_files, const std::string& stderr_file) {
     std::vector<char*> argv;  // built before fork: no allocation in the child
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -59,35 +103,10 @@ class TargetProcess {
     endpoint_ = read_line(std::chrono::seconds(10));
     if (endpoint_.empty()) {
       kill(SIGKILL);
-      throw std::runtime_error("stor-target did not print its endpoint");
+      throw std::runtime_error(args[0] + " did not print its endpoint");
     }
   }
-  ~TargetProcess() {
-    if (pid_ > 0) kill(SIGKILL);
-    if (stdout_fd_ >= 0) ::close(stdout_fd_);
-  }
-  TargetProcess(const TargetProcess&) = delete;
-  TargetProcess& operator=(const TargetProcess&) = delete;
 
-  const std::string& endpoint() const { return endpoint_; }
-  pid_t pid() const { return pid_; }
-
-  // Sends sig and reaps the child; returns its wait status, or -1 if already reaped.
-  int kill(int sig) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, sig);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-  // True when it exited 0 after SIGTERM.
-  bool stop_cleanly() {
-    int st = kill(SIGTERM);
-    return st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
-  }
-
- private:
   std::string read_line(std::chrono::milliseconds limit) {
     std::string line;
     auto end = std::chrono::steady_clock::now() + limit;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 
@@ -48,6 +49,37 @@ std::string absolute_path(const std::string& p) {
   std::error_code ec;
   auto a = fsys::absolute(p, ec);
   return ec ? p : a.lexically_normal().string();
+}
+}  // namespace
+
+namespace {
+// "lustre://HOST:PORT/path": a cluster URI (non-empty authority) -> {authority, in-fs path}.
+bool cluster_uri(const std::string& p, std::string* authority, std::string* path) {
+  static const std::string prefix = "lustre://";
+  if (p.rfind(prefix, 0) != 0 || p.size() == prefix.size() || p[prefix.size()] == '/') return false;
+  size_t slash = p.find('/', prefix.size());
+  *authority = p.substr(prefix.size(), slash == std::string::npos ? std::string::npos : slash - prefix.size());
+  *path = slash == std::string::npos ? "/" : p.substr(slash);
+  return true;
+}
+
+struct Located {
+  std::shared_ptr<FileSystem> fs;
+  std::string path;  // in the file system
+};
+// The file system holding a host path / lustre:/// URI (mounted here), or the cluster a
+// lustre://HOST:PORT/ URI names (key from $STOR_LUSTRE_KEY_FILE). NotFound when neither.
+Result<Located> open_fs(const std::string& path_in, const std::string& host_path) {
+  std::string authority, path;
+  if (cluster_uri(path_in, &authority, &path)) {
+    ClusterOptions co;
+    if (const char* env = std::getenv("STOR_LUSTRE_KEY_FILE")) co.key_file = env;
+    STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::connect(authority, co));
+    return Located{std::move(fs), path};
+  }
+  STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(host_path));
+  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
+  return Located{std::move(fs), loc.second};
 }
 }  // namespace
 
@@ -125,31 +157,32 @@ static Status make_file_system(const std::string& dir_in, const MkfsOptions& opt
 Status setstripe(const std::string& path_in, const LayoutSpec& spec, const Identity& id) {
   std::string path = absolute_path(host_path_of(path_in));
   pb::Layout tmpl = to_layout(spec);
-  auto loc = FileSystem::locate(path);
+  auto loc = open_fs(path_in, path);
   if (!loc) {
+    if (loc.status().code() != Code::kNotFound) return loc.status();
     auto drv = detect_layout_driver(path);
     if (drv.native) return drv.native->set_layout(path, tmpl);
     return loc.status().with_suffix(" (" + drv.reason + ")");
   }
-  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc->first));
+  auto& fs = loc->fs;
   STOR_RETURN_IF_ERROR(validate_layout(tmpl, fs->target_count()));
-  auto st = fs->mds().stat(id, loc->second);
+  auto st = fs->meta().stat(id, loc->path);
   if (!st && st.status().code() == Code::kNotFound) {
-    STOR_ASSIGN_OR_RETURN(auto opened, fs->mds().open_file(id, loc->second, kOpenWrite | kOpenCreate | kOpenExclusive,
-                                                           0644, &tmpl));
-    fs->mds().close_file(opened.inode);
-    return Status::ok();
+    STOR_ASSIGN_OR_RETURN(auto opened, fs->meta().open(id, loc->path, kOpenWrite | kOpenCreate | kOpenExclusive,
+                                                       0644, &tmpl));
+    return opened.file->close();
   }
   if (!st) return st.status();
-  return fs->mds().set_layout(id, loc->second, tmpl);
+  return fs->meta().set_layout(id, loc->path, tmpl);
 }
 
 Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
   std::string path = absolute_path(host_path_of(path_in));
   StripeInfo info;
   info.path = path;
-  auto loc = FileSystem::locate(path);
+  auto loc = open_fs(path_in, path);
   if (!loc) {
+    if (loc.status().code() != Code::kNotFound) return loc.status();
     auto drv = detect_layout_driver(path);
     if (!drv.native) return loc.status().with_suffix(" (" + drv.reason + ")");
     STOR_ASSIGN_OR_RETURN(info.layout, drv.native->get_layout(path));
@@ -160,18 +193,18 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
     return info;
   }
   info.driver = "emulated";
-  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc->first));
-  STOR_ASSIGN_OR_RETURN(auto fi, fs->mds().stat(id, loc->second));
-  STOR_ASSIGN_OR_RETURN(auto lay, fs->mds().get_layout(id, loc->second));
-  info.is_dir = lay.second;
-  info.size = fi.size;
-  info.layout = lay.first;
+  auto& fs = loc->fs;
+  if (fs->cluster()) info.path = path_in;
+  STOR_ASSIGN_OR_RETURN(auto lay, fs->meta().get_layout(id, loc->path));
+  info.is_dir = lay.is_dir;
+  info.size = lay.size;
+  info.layout = lay.layout;
   if (info.is_dir && info.layout.components_size() == 0) {
     info.inherited = true;
     info.layout = fs->superblock().default_layout();
   }
   if (!info.is_dir) {
-    STOR_ASSIGN_OR_RETURN(uint64_t ino, fs->mds().inode_number(id, loc->second));  // part of every object name
+    const uint64_t ino = lay.ino;  // part of every object name
     for (int c = 0; c < info.layout.components_size(); ++c) {
       const auto& comp = info.layout.components(c);
       for (int s = 0; s < comp.targets_size(); ++s) {
@@ -179,7 +212,9 @@ Result<StripeInfo> getstripe(const std::string& path_in, const Identity& id) {
         o.component = static_cast<uint32_t>(c);
         o.stripe = static_cast<uint32_t>(s);
         o.target = comp.targets(s);
-        o.path = fs->object_path(o.target, ino, o.component, o.stripe);
+        o.path = fs->cluster() ? fs->superblock().target_endpoints(static_cast<int>(o.target)) + "/" +
+                                    FileSystem::object_name(ino, o.component, o.stripe)
+                              : fs->object_path(o.target, ino, o.component, o.stripe);
         if (fs->remote()) {
           auto st = fs->remote_target(o.target).stat(FileSystem::object_name(ino, o.component, o.stripe));
           if (!st && st.status().code() != Code::kNotFound) return st.status();
@@ -242,13 +277,14 @@ admin::StripeInfo to_admin_stripe_info(const StripeInfo& info) {
 
 Result<DfReport> df(const std::string& path_in) {
   std::string path = absolute_path(host_path_of(path_in));
-  STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
-  STOR_ASSIGN_OR_RETURN(auto fs, FileSystem::mount(loc.first));
+  STOR_ASSIGN_OR_RETURN(auto loc, open_fs(path_in, path));
+  auto& fs = loc.fs;
   DfReport r;
   r.root = fs->root();
   r.fsname = fs->superblock().fsname();
-  r.inodes = fs->mds().inode_count();
-  r.wal_bytes = fs->mds().wal_bytes();
+  STOR_ASSIGN_OR_RETURN(MetaCounters counters, fs->meta().statfs());
+  r.inodes = counters.inodes;
+  r.wal_bytes = counters.wal_bytes;
   for (uint32_t t = 0; t < fs->target_count(); ++t) {
     TargetUsage u;
     u.index = t;

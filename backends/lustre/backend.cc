@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <mutex>
@@ -31,8 +32,9 @@ namespace {
 // pieces of a request go to the engine in one batch.
 class LustreFile final : public StripedFile {
  public:
-  LustreFile(std::shared_ptr<FileSystem> fs, InodeRef inode, IoEngine* engine, uint32_t flags, std::string path)
-      : StripedFile(std::move(fs), std::move(inode), flags, std::move(path)), engine_(engine) {
+  LustreFile(std::shared_ptr<FileSystem> fs, std::unique_ptr<MetaFile> meta, IoEngine* engine, uint32_t flags,
+             std::string path)
+      : StripedFile(std::move(fs), std::move(meta), flags, std::move(path)), engine_(engine) {
     for (int c = 0; c < layout_.components_size(); ++c) {
       comp_base_.push_back(fds_.size());
       fds_.resize(fds_.size() + static_cast<size_t>(layout_.components(c).targets_size()), -1);
@@ -116,7 +118,7 @@ class LustreFile final : public StripedFile {
   }
 
   Status cut_object(uint32_t target, uint32_t component, uint32_t stripe, uint64_t keep) override {
-    std::string obj = fs_->object_path(target, inode_->ino, component, stripe);
+    std::string obj = fs_->object_path(target, ino_, component, stripe);
     auto fd = open_object(obj, O_WRONLY | O_CLOEXEC);
     if (!fd) return fd.status();
     if (*fd < 0) return {};  // never written: nothing to cut
@@ -181,10 +183,10 @@ class LustreFile final : public StripedFile {
     size_t idx = comp_base_[p.component] + p.stripe;
     std::lock_guard lk(fd_mu_);
     if (fds_[idx] >= 0) return fds_[idx];
-    std::string obj = fs_->object_path(p.target, inode_->ino, p.component, p.stripe);
+    std::string obj = fs_->object_path(p.target, ino_, p.component, p.stripe);
     int oflags = ((flags_ & kOpenWrite) ? O_RDWR : O_RDONLY) | O_CLOEXEC | (create ? O_CREAT : 0);
     // Set before the object can exist; unlink cannot reap while we hold the file open.
-    if (create) inode_->may_have_objects = true;
+    if (create) meta_->objects_may_exist();
     auto fd = open_object(obj, oflags);
     if (fd && *fd < 0 && create) {
       // First object in this ostK/XX subdirectory: make it (a racing creator may beat us to it).
@@ -219,11 +221,11 @@ class LustreBackend final : public Backend {
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::open(engine_, t.path, o, uri.to_string());
-    STOR_ASSIGN_OR_RETURN(auto opened, t.fs->mds().open_file(opts_.identity, t.path, o.flags, o.mode));
+    STOR_ASSIGN_OR_RETURN(auto opened, t.fs->meta().open(opts_.identity, t.path, o.flags, o.mode));
     uint32_t flags = o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0});
     std::unique_ptr<BackendFile> file;
-    if (t.fs->remote()) file = make_remote_file(*t.mount, opened.inode, flags, uri.to_string());  // stor-target servers
-    else file = std::make_unique<LustreFile>(*t.mount, opened.inode, engine_, flags, uri.to_string());
+    if (t.fs->remote()) file = make_remote_file(*t.mount, std::move(opened.file), flags, uri.to_string());  // stor-target servers
+    else file = std::make_unique<LustreFile>(*t.mount, std::move(opened.file), engine_, flags, uri.to_string());
     if ((o.flags & kOpenTruncate) && !opened.created) STOR_RETURN_IF_ERROR(file->truncate(0));
     return file;
   }
@@ -231,7 +233,7 @@ class LustreBackend final : public Backend {
   Result<FileInfo> stat(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::stat(t.path);
-    STOR_ASSIGN_OR_RETURN(FileInfo fi, t.fs->mds().stat(opts_.identity, t.path));
+    STOR_ASSIGN_OR_RETURN(FileInfo fi, t.fs->meta().stat(opts_.identity, t.path));
     fi.path = uri.path;
     return fi;
   }
@@ -239,19 +241,19 @@ class LustreBackend final : public Backend {
   Result<std::vector<DirEntry>> list(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::list(t.path);
-    return t.fs->mds().readdir(opts_.identity, t.path);
+    return t.fs->meta().readdir(opts_.identity, t.path);
   }
 
   Status remove(const Uri& uri) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::remove(t.path);
-    return t.fs->mds().remove(opts_.identity, t.path);
+    return t.fs->meta().remove(opts_.identity, t.path);
   }
 
   Status mkdir(const Uri& uri, uint32_t mode) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::mkdir(t.path, mode);
-    return t.fs->mds().mkdir(opts_.identity, t.path, mode);
+    return t.fs->meta().mkdir(opts_.identity, t.path, mode);
   }
 
   Status rename(const Uri& from, const Uri& to) override {
@@ -261,7 +263,7 @@ class LustreBackend final : public Backend {
     if (a.fs != b.fs)
       return Status::InvalidArgument("lustre: cannot rename across file systems ('" + from.path + "' and '" +
                                                 to.path + "')");
-    return a.fs->mds().rename(opts_.identity, a.path, b.path);
+    return a.fs->meta().rename(opts_.identity, a.path, b.path);
   }
 
   std::map<std::string, std::string> describe(const Uri& uri) override {
@@ -291,10 +293,11 @@ class LustreBackend final : public Backend {
       for (const auto& ep : sb.target_endpoints()) eps += (eps.empty() ? "" : ",") + ep;
       out["lustre.target_endpoints"] = eps;
     }
-    out["lustre.inodes"] = std::to_string(t->fs->mds().inode_count());
+    if (t->fs->cluster()) out["lustre.mode"] = "cluster";
+    if (auto c = t->fs->meta().statfs()) out["lustre.inodes"] = std::to_string(c->inodes);
     out["lustre.uid"] = std::to_string(opts_.identity.uid);
-    if (auto l = t->fs->mds().get_layout(opts_.identity, t->path))
-      out["lustre.layout"] = l->first.components_size() ? describe_layout(l->first) : "(inherits the file system default)";
+    if (auto l = t->fs->meta().get_layout(opts_.identity, t->path))
+      out["lustre.layout"] = l->layout.components_size() ? describe_layout(l->layout) : "(inherits the file system default)";
     return out;
   }
 
@@ -307,9 +310,7 @@ class LustreBackend final : public Backend {
     std::string path;  // in-fs path of the emulated file system
   };
   Result<Target> resolve(const Uri& uri) {
-    if (!uri.authority.empty())
-      return Status::InvalidArgument("lustre: URI '" + uri.to_string() +
-                                                "' has an authority; want lustre:///absolute/host/path");
+    if (!uri.authority.empty()) return resolve_cluster(uri);
     // Fast path: a path under an already mounted root needs no walk up the host directories.
     STOR_ASSIGN_OR_RETURN(auto comps, split_path(uri.path));
     if (uri.path.empty() || uri.path[0] != '/')
@@ -350,6 +351,30 @@ class LustreBackend final : public Backend {
     return Target{&fs, fs.get(), std::move(loc.second)};
   }
 
+  // lustre://HOST:PORT/path: the file system served by the stor-mds at HOST:PORT.
+  Result<Target> resolve_cluster(const Uri& uri) {
+    STOR_ASSIGN_OR_RETURN(auto comps, split_path(uri.path));  // rejects ".."
+    std::string path;
+    for (auto& c : comps) path += "/" + c;
+    if (path.empty()) path = "/";
+    const std::string key = "lustre://" + uri.authority;
+    {
+      std::shared_lock lk(mu_);
+      if (auto it = mounted_.find(key); it != mounted_.end()) return Target{&it->second, it->second.get(), path};
+    }
+    std::unique_lock lk(mu_);
+    auto& fs = mounted_[key];
+    if (!fs) {
+      auto m = FileSystem::connect(uri.authority, opts_.cluster);
+      if (!m) {
+        mounted_.erase(key);
+        return m.status();
+      }
+      fs = std::move(*m);
+    }
+    return Target{&fs, fs.get(), path};
+  }
+
   IoEngine* engine_;
   BackendOptions opts_;
   // Keeps file systems mounted for the backend's lifetime (mounting replays the log).
@@ -373,6 +398,15 @@ Result<BackendOptions> backend_options_from_settings(const std::map<std::string,
   }
   STOR_ASSIGN_OR_RETURN(o.mds.checkpoint_bytes, s.get_size("lustre.checkpoint_bytes", o.mds.checkpoint_bytes));
   o.key_file = s.get_string("lustre.key_file", o.key_file);
+  // Cluster mode: the same key (mkfs's mdt/target.key) authenticates to the MDS and the
+  // targets; the environment variable reaches MPI ranks and Python without code changes.
+  o.cluster.key_file = o.key_file;
+  if (o.cluster.key_file.empty())
+    if (const char* env = std::getenv("STOR_LUSTRE_KEY_FILE")) o.cluster.key_file = env;
+  STOR_ASSIGN_OR_RETURN(uint64_t reconnect_ms,
+                        s.get_uint("lustre.reconnect_timeout_ms", static_cast<uint64_t>(o.cluster.reconnect_timeout.count()),
+                                   0, 24ull * 3600 * 1000));
+  o.cluster.reconnect_timeout = std::chrono::milliseconds(reconnect_ms);
   STOR_ASSIGN_OR_RETURN(o.mds.sync_each_op, s.get_bool("lustre.sync_metadata", o.mds.sync_each_op));
   return o;
 }

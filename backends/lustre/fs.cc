@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "backends/lustre/layout.h"
+#include "backends/lustre/remote_mds.h"
 #include "backends/lustre/wal.h"
 #include "net/auth.h"
 
@@ -120,6 +121,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   if (fs->sb_.target_endpoints_size() > 0) {
     // Before the MDS opens: replaying its log may delete objects of unlinked files.
     transport::RemoteTargetOptions ro;
+    ro.reconnect_timeout = opts.reconnect_timeout;
     STOR_ASSIGN_OR_RETURN(ro.transport.auth_key, target_key(root_dir, opts.key_file));
     for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
       auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t), ro);
@@ -130,8 +132,12 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     }
   }
   FileSystem* raw = fs.get();
+  if (opts.async_reap) fs->reaper_ = std::make_unique<internal::TaskPool>(4);
   auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
-                       [raw](uint64_t ino, const pb::Layout& l) { raw->remove_objects(ino, l); });
+                       [raw](uint64_t ino, const pb::Layout& l) {
+                         if (raw->reaper_) raw->reaper_->post([raw, ino, l] { raw->remove_objects(ino, l); });
+                         else raw->remove_objects(ino, l);
+                       });
   if (!mds) {
     if (mds.status().code() == Code::kCorruption && !recovery)
       return Status::Corruption(mds.status().message() + " (`stctl fsck " + root_dir +
@@ -140,20 +146,69 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
     return mds.status();
   }
   fs->mds_ = std::move(*mds);
+  fs->meta_ = make_embedded_metadata(*fs->mds_);
   if (fs->read_only_) return fs;
   // A repaired namespace is made durable before anything else: the damaged log is not replayed again.
   if (recovery) STOR_RETURN_IF_ERROR(fs->mds_->checkpoint());
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
   std::string clean = root_dir + "/mdt/clean";
   if (::unlink(clean.c_str()) != 0) {
-    auto scan = fs->scan_objects(/*repair=*/true);
+    auto scan = fs->scan_objects(/*repair=*/true, /*cut_overlong=*/opts.cut_overlong);
     if (!scan) return scan.status();
   }
   if (!recovery) mounts()[root_dir] = fs;
   return fs;
 }
 
+Result<std::shared_ptr<FileSystem>> FileSystem::connect(const std::string& authority, const ClusterOptions& opts) {
+  // "HOST:PORT" only: no user info, no path (Endpoint::parse refuses the rest).
+  if (authority.empty() || authority.find_first_of("@/?#") != std::string::npos)
+    return Status::InvalidArgument("lustre: '" + authority + "' is not HOST:PORT of a stor-mds");
+  const std::string endpoint = "tcp://" + authority;
+  STOR_RETURN_IF_ERROR(transport::Endpoint::parse(endpoint).status().with_context("lustre://" + authority));
+  const std::string name = "lustre://" + authority;
+  const std::string cache_key = name + "\n" + opts.key_file;
+  std::lock_guard lk(g_mounts_mu);
+  if (auto it = mounts().find(cache_key); it != mounts().end())
+    if (auto fs = it->second.lock()) return fs;
+
+  std::shared_ptr<const transport::AuthKey> key;
+  if (!opts.key_file.empty()) {
+    auto loaded = transport::load_key_file(opts.key_file);
+    if (!loaded) return loaded.status().with_context(name + " (lustre.key_file / STOR_LUSTRE_KEY_FILE)");
+    key = *loaded;
+  }
+  auto conn = MdsConnection::connect(endpoint, key, opts.reconnect_timeout);
+  if (!conn) return conn.status().with_context(name);
+  std::shared_ptr<MdsConnection> mds(std::move(*conn));
+  // The MDS hands out the configuration, as Lustre's MGS does; checked like the superblock file.
+  pb::MdsRequest req;
+  req.set_op(pb::MdsRequest::GET_CONFIG);
+  STOR_ASSIGN_OR_RETURN(auto rep, mds->call(std::move(req)));
+  std::shared_ptr<FileSystem> fs(new FileSystem());
+  fs->root_ = name;
+  STOR_ASSIGN_OR_RETURN(fs->sb_, parse_superblock(rep.config().SerializeAsString(), "from " + name));
+  if (fs->sb_.target_endpoints_size() == 0)
+    return Status::Unsupported(name + ": the file system's targets are local directories of the MDS host; "
+                               "cluster mode needs stor-target servers (stctl mkfs --remote tcp://...)");
+  transport::RemoteTargetOptions ro;
+  ro.transport.auth_key = key;
+  ro.reconnect_timeout = opts.reconnect_timeout;
+  for (int t = 0; t < fs->sb_.target_endpoints_size(); ++t) {
+    auto target = transport::RemoteObjectTarget::connect(fs->sb_.target_endpoints(t), ro);
+    if (!target)
+      return target.status().with_context(name + ": target " + std::to_string(t) + " (" +
+                                          fs->sb_.target_endpoints(t) + ")");
+    fs->remote_targets_.push_back(std::move(*target));
+  }
+  fs->meta_ = make_remote_metadata(std::move(mds), fs->sb_.target_count());
+  mounts()[cache_key] = fs;
+  return fs;
+}
+
 FileSystem::~FileSystem() {
+  meta_.reset();
+  reaper_.reset();  // runs the deletions still queued
   if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {
@@ -202,7 +257,7 @@ void FileSystem::remove_objects(uint64_t ino, const pb::Layout& layout) const {
     }
 }
 
-Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
+Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair, bool cut_overlong) {
   ObjectScan scan;
   for (uint32_t t = 0; t < target_count(); ++t) {
     auto& target = remote_target(t);
@@ -218,7 +273,7 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
       if (limit >= 0) {
         if (e.size > static_cast<uint64_t>(limit)) {
           ++scan.overlong;
-          if (repair) STOR_RETURN_IF_ERROR(target.truncate(e.name, static_cast<uint64_t>(limit)));
+          if (repair && cut_overlong) STOR_RETURN_IF_ERROR(target.truncate(e.name, static_cast<uint64_t>(limit)));
         }
         continue;
       }
@@ -230,9 +285,10 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair) {
   return scan;
 }
 
-Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
+Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair, bool cut_overlong) {
   ObjectScan scan;
-  if (remote()) return scan_remote_objects(repair);
+  if (!mds_) return Status::Unsupported("lustre: object scan of a cluster mount (run fsck on the MDS root)");
+  if (remote()) return scan_remote_objects(repair, cut_overlong);
   for (uint32_t t = 0; t < target_count(); ++t) {
     std::error_code ec;
     for (auto it = std::filesystem::recursive_directory_iterator(target_dir(t), ec);
@@ -256,7 +312,7 @@ Result<FileSystem::ObjectScan> FileSystem::scan_objects(bool repair) {
         auto size = it->file_size(size_ec);
         if (!size_ec && size > static_cast<uint64_t>(limit)) {
           ++scan.overlong;
-          if (repair) {
+          if (repair && cut_overlong) {
             // O_NOFOLLOW: the entry may have been swapped for a symlink since it was listed.
             int fd = ::open(it->path().c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
             if (fd >= 0) {

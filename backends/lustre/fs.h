@@ -7,6 +7,7 @@
 //                               made on first use)
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <utility>
@@ -14,6 +15,8 @@
 
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/mds.h"
+#include "backends/lustre/metadata.h"
+#include "core/task_pool.h"
 #include "net/remote_object.h"
 #include "stor/status.h"
 
@@ -29,6 +32,26 @@ struct MountOptions {
   MdsOptions mds;  // mds.recover / mds.read_only: a private (uncached) recovery mount for fsck
   // Remote targets: the key file to authenticate with; empty: ROOT/mdt/target.key.
   std::string key_file;
+  // The mount-time sweep after an unclean shutdown cuts objects back to their file's size. A
+  // stor-mds must not: in cluster mode writers merge sizes only at sync/close, so bytes past
+  // the size at the MDS may be acknowledged writes of files still open on some client.
+  bool cut_overlong = true;
+  // Remote targets: how long a call to a target that went away keeps reconnecting (0: fail at
+  // once). A stor-mds waits for restarting targets instead of leaving orphans.
+  std::chrono::milliseconds reconnect_timeout{0};
+  // Delete the objects of unlinked files on background threads instead of in the unlink (a
+  // stor-mds: the unlink reply does not wait for a round trip to every target, as Lustre's
+  // MDS destroys OST objects after the unlink). A crash first leaves orphans, which the mount
+  // after an unclean shutdown sweeps.
+  bool async_reap = false;
+};
+
+// Cluster mode (lustre://HOST:PORT/...): how a client reaches the stor-mds and the targets.
+struct ClusterOptions {
+  std::string key_file;  // lustre.key_file, else $STOR_LUSTRE_KEY_FILE; empty: no handshake
+  // How long a call keeps reconnecting and resending after the MDS or a target went away
+  // (lustre.reconnect_timeout_ms), before it fails with Unavailable.
+  std::chrono::milliseconds reconnect_timeout{60000};
 };
 
 // The remote targets' key for the file system at root: key_file, or ROOT/mdt/target.key. Null
@@ -51,13 +74,23 @@ class FileSystem {
   // Finds the file system holding host_path by walking up to the nearest directory with the
   // marker. Returns {root, in-fs path ("/" for the root)}. Rejects ".." components.
   static Result<std::pair<std::string, std::string>> locate(const std::string& host_path);
+  // Cluster mode: connects to the stor-mds at authority ("HOST:PORT"), takes the configuration
+  // (superblock) it hands out and connects to the targets it names. One instance per authority
+  // and key file in this process; any number of processes connect at once. root() is
+  // "lustre://HOST:PORT".
+  static Result<std::shared_ptr<FileSystem>> connect(const std::string& authority, const ClusterOptions& opts);
 
   ~FileSystem();
 
   const std::string& root() const { return root_; }
   const pb::Superblock& superblock() const { return sb_; }
   uint32_t target_count() const { return sb_.target_count(); }
+  // Embedded mounts only (the MDS itself, fsck): the in-process metadata service.
   Mds& mds() { return *mds_; }
+  bool has_mds() const { return mds_ != nullptr; }
+  // Every namespace call goes through this: the embedded Mds, or the stor-mds of a cluster.
+  MetadataClient& meta() { return *meta_; }
+  bool cluster() const { return !mds_; }
 
   std::string target_dir(uint32_t target) const;
   // Remote targets (superblock target_endpoints): objects live on stor-target servers, reached
@@ -80,15 +113,18 @@ class FileSystem {
   // record and its object deletion, or by files unlinked while open) and cuts objects back to
   // their file's size (bytes of writes that were never acknowledged, so that a later write past
   // them cannot expose them instead of zeros).
-  Result<ObjectScan> scan_objects(bool repair);
+  // cut_overlong false: overlong objects are counted, not cut (MountOptions::cut_overlong).
+  Result<ObjectScan> scan_objects(bool repair, bool cut_overlong = true);
 
  private:
   FileSystem() = default;
-  Result<ObjectScan> scan_remote_objects(bool repair);
+  Result<ObjectScan> scan_remote_objects(bool repair, bool cut_overlong);
   std::string root_;
   pb::Superblock sb_;
   std::unique_ptr<Mds> mds_;
+  std::unique_ptr<MetadataClient> meta_;  // declared after mds_: destroyed before it
   std::vector<std::shared_ptr<transport::RemoteObjectTarget>> remote_targets_;
+  std::unique_ptr<internal::TaskPool> reaper_;  // async_reap: drained before the MDS is closed
   int lock_fd_ = -1;
   bool read_only_ = false;
 };

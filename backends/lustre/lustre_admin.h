@@ -11,6 +11,7 @@
 
 #include "backends/lustre/layout.h"
 #include "backends/lustre/lustre.pb.h"
+#include "backends/lustre/fs.h"
 #include "backends/lustre/mds.h"
 #include "stor/admin.h"
 #include "stor/backend.h"
@@ -87,6 +88,9 @@ struct BackendOptions {
   Identity identity = Identity::process();
   MdsOptions mds;
   std::string key_file;  // remote targets' key (lustre.key_file); empty: ROOT/mdt/target.key
+  // lustre://HOST:PORT/... mounts: key (lustre.key_file, else $STOR_LUSTRE_KEY_FILE) and
+  // reconnect timeout (lustre.reconnect_timeout_ms).
+  ClusterOptions cluster;
 };
 // Settings: lustre.uid, lustre.gids ("100,27", first is primary), lustre.checkpoint_bytes,
 // lustre.sync_metadata ("1": fdatasync the metadata log before acknowledging each operation),

@@ -22,6 +22,14 @@ constexpr uint64_t kRootIno = 1;
 constexpr uint32_t kAttrAll = kAttrMode | kAttrUid | kAttrGid | kAttrSize | kAttrMtime;
 constexpr uint64_t kMaxIno = static_cast<uint64_t>(INT64_MAX);  // next_ino can always go one above
 
+// The request the current thread's mutations serve (Mds::RequestScope); null: none.
+thread_local const RequestTag* t_request = nullptr;
+
+// Reply-cache slots older than this are dropped at checkpoints: far beyond any client's
+// reconnect timeout, so a client still resending never finds its slot gone.
+constexpr int64_t kReplySlotLifetimeNs = 3600ll * 1000 * 1000 * 1000;
+constexpr int kMaxReplySlots = 1 << 20;  // in a checkpoint read from disk
+
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -385,6 +393,22 @@ Status Mds::load(std::string_view data) {
       }
     }
   }
+  if (cp.replies_size() > kMaxReplySlots) {
+    STOR_RETURN_IF_ERROR(problem("checkpoint holds " + std::to_string(cp.replies_size()) + " reply-cache slots (at most " +
+                                     std::to_string(kMaxReplySlots) + ")",
+                                 "reply cache dropped"));
+  } else {
+    for (const auto& slot : cp.replies()) {
+      // A slot only ever answers a resend with "applied": a bad one is dropped, nothing else.
+      if (slot.client_id() == 0 || slot.xid() == 0) {
+        STOR_RETURN_IF_ERROR(problem("checkpoint reply-cache slot with client " + std::to_string(slot.client_id()) +
+                                         " xid " + std::to_string(slot.xid()),
+                                     "slot dropped"));
+        continue;
+      }
+      remember_reply(slot.client_id(), slot.xid(), 0, slot.time_ns());
+    }
+  }
   uint64_t next = cp.next_ino();
   if (next <= max_ino || next > kMaxIno) {
     STOR_RETURN_IF_ERROR(problem("checkpoint next_ino " + std::to_string(next) +
@@ -539,6 +563,8 @@ Status Mds::replay(std::string_view payload, const std::string& at) {
     where += ", inode " + std::to_string(rec.inode().ino());
   where += ")";
   if (Status s = check_record(rec, where); !s) return problem(s.message(), "record dropped");
+  if (rec.client_id() != 0 && rec.xid() != 0)
+    remember_reply(rec.client_id(), rec.xid(), rec.min_inflight_xid(), now_ns());
   auto find = [&](uint64_t ino) -> InodeRef {
     decltype(inodes_)::const_accessor a;
     return inodes_.find(a, ino) ? a->second : nullptr;
@@ -625,9 +651,56 @@ void Mds::reap(const std::vector<InodeRef>& dead) {
 // the next checkpoint (maybe_checkpoint, sync, unmount) persists memory and rotates to a fresh
 // log, which ends the broken state.
 Status Mds::log(const pb::WalRecord& rec) {
-  STOR_RETURN_IF_ERROR(wal_.append(rec.SerializeAsString()));
-  if (opts_.sync_each_op) return wal_.sync();
+  const RequestTag* tag = t_request;
+  if (!tag || tag->client_id == 0) {
+    STOR_RETURN_IF_ERROR(wal_.append(rec.SerializeAsString()));
+    if (opts_.sync_each_op) return wal_.sync();
+    return Status::ok();
+  }
+  pb::WalRecord tagged = rec;
+  tagged.set_client_id(tag->client_id);
+  tagged.set_xid(tag->xid);
+  tagged.set_min_inflight_xid(tag->min_inflight_xid);
+  STOR_RETURN_IF_ERROR(wal_.append(tagged.SerializeAsString()));
+  if (opts_.sync_each_op) STOR_RETURN_IF_ERROR(wal_.sync());
+  remember_reply(tag->client_id, tag->xid, tag->min_inflight_xid, now_ns());
   return Status::ok();
+}
+
+Mds::RequestScope::RequestScope(const RequestTag& tag) : prev_(t_request) { t_request = &tag; }
+Mds::RequestScope::~RequestScope() { t_request = prev_; }
+
+void Mds::remember_reply(uint64_t client_id, uint64_t xid, uint64_t min_inflight, int64_t time_ns) {
+  std::shared_ptr<ClientReplies> c;
+  {
+    decltype(replies_)::accessor a;
+    if (replies_.insert(a, client_id)) a->second = std::make_shared<ClientReplies>();
+    c = a->second;
+  }
+  std::lock_guard lk(c->mu);
+  c->applied[xid] = time_ns;
+  // Everything below the client's oldest unanswered request has been answered: never resent.
+  c->applied.erase(c->applied.begin(), c->applied.lower_bound(min_inflight));
+}
+
+bool Mds::applied(uint64_t client_id, uint64_t xid) const {
+  std::shared_ptr<ClientReplies> c;
+  {
+    decltype(replies_)::const_accessor a;
+    if (!replies_.find(a, client_id)) return false;
+    c = a->second;
+  }
+  std::lock_guard lk(c->mu);
+  return c->applied.count(xid) != 0;
+}
+
+size_t Mds::reply_slots() const {
+  size_t n = 0;
+  for (const auto& [id, c] : replies_) {
+    std::lock_guard lk(c->mu);
+    n += c->applied.size();
+  }
+  return n;
 }
 
 void Mds::maybe_checkpoint() {
@@ -658,6 +731,17 @@ Status Mds::checkpoint() {
       d->set_name(name);
       d->set_ino(child->ino);
       stack.push_back(child);
+    }
+  }
+  const int64_t oldest = now_ns() - kReplySlotLifetimeNs;
+  for (const auto& [client, c] : replies_) {
+    std::lock_guard clk(c->mu);
+    for (const auto& [xid, t] : c->applied) {
+      if (t < oldest) continue;
+      auto* slot = cp.add_replies();
+      slot->set_client_id(client);
+      slot->set_xid(xid);
+      slot->set_time_ns(t);
     }
   }
   // New empty log first, then the checkpoint that names it: a crash in between leaves the old
@@ -1107,6 +1191,21 @@ Status Mds::set_size(Inode& n, uint64_t size) {
   }
   maybe_checkpoint();
   return Status::ok();
+}
+
+std::string entry_name_problem(const std::string& name) { return name_problem(name); }
+
+Result<InodeRef> Mds::inode_for_write(const Identity& id, uint64_t ino) {
+  InodeRef n;
+  {
+    decltype(inodes_)::const_accessor a;
+    if (!inodes_.find(a, ino)) return Status::NotFound("lustre: inode " + std::to_string(ino) + " does not exist");
+    n = a->second;
+  }
+  std::shared_lock lk(n->mu);
+  if (n->is_dir()) return Status::IsADirectory("lustre: inode " + std::to_string(ino) + " is a directory");
+  if (!permitted(*n, id, kPermW)) return denied(kPermW, "inode " + std::to_string(ino), id);
+  return n;
 }
 
 Result<uint64_t> Mds::inode_number(const Identity& id, std::string_view path) {

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -88,6 +89,14 @@ struct MdsOptions {
   bool read_only = false;
 };
 
+// Cluster mode: the client request a mutation serves (MdsRequest client_id / xid). Its WAL
+// record carries it, so the reply cache (Lustre's last_rcvd) survives a crash of the MDS.
+struct RequestTag {
+  uint64_t client_id = 0;
+  uint64_t xid = 0;
+  uint64_t min_inflight_xid = 0;  // the client's oldest unanswered request: older slots can go
+};
+
 // Called with the inode number and layout of a file whose data objects may be deleted.
 using ObjectReaper = std::function<void(uint64_t ino, const pb::Layout& layout)>;
 
@@ -137,6 +146,22 @@ class Mds {
 
   Status checkpoint();
   Status sync();
+
+  // Reply cache. Mutations run inside a RequestScope on the serving thread record their request
+  // in their WAL record and, once logged, in the cache; replay and checkpoints keep it. A resent
+  // request whose mutation was applied is answered from here instead of running again.
+  class RequestScope {
+   public:
+    explicit RequestScope(const RequestTag& tag);
+    ~RequestScope();
+    RequestScope(const RequestScope&) = delete;
+    RequestScope& operator=(const RequestScope&) = delete;
+
+   private:
+    const RequestTag* prev_;
+  };
+  bool applied(uint64_t client_id, uint64_t xid) const;
+  size_t reply_slots() const;
   // What a recovery open (opts.recover) found wrong and what it did about it, one line each.
   const std::vector<std::string>& problems() const { return problems_; }  // makes every logged operation durable against power loss
 
@@ -149,6 +174,9 @@ class Mds {
   int64_t object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uint32_t target) const;
   // The inode number of a path (object names contain it).
   Result<uint64_t> inode_number(const Identity& id, std::string_view path);
+  // Cluster mode, an open handle the MDS no longer knows (it restarted): the regular file `ino`
+  // if `id` may write it.
+  Result<InodeRef> inode_for_write(const Identity& id, uint64_t ino);
 
  private:
   Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);
@@ -199,9 +227,21 @@ class Mds {
   std::vector<std::string> problems_;
   uint64_t unlisted_problems_ = 0;
 
+  // The reply cache: per client, the xids of applied mutations and when they were recorded.
+  struct ClientReplies {
+    mutable std::mutex mu;
+    std::map<uint64_t, int64_t> applied;  // xid -> time_ns
+  };
+  void remember_reply(uint64_t client_id, uint64_t xid, uint64_t min_inflight, int64_t time_ns);
+  tbb::concurrent_hash_map<uint64_t, std::shared_ptr<ClientReplies>> replies_;
+
   friend struct MdsTestPeer;  // tests reach wal_ to inject write failures
   std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches
 };
+
+// What is wrong with a directory entry name ("" when nothing): empty, longer than 255 bytes,
+// "." / "..", '/' or NUL in it. For names read from disk or the network.
+std::string entry_name_problem(const std::string& name);
 
 // Splits an in-fs path into components, dropping "" and "."; ".." is rejected.
 Result<std::vector<std::string>> split_path(std::string_view path);

@@ -40,7 +40,7 @@ class RemoteLustreFile final : public StripedFile {
         char* dst = static_cast<char*>(v.iov_base);
         size_t want = v.iov_len;
         fs_->remote_target(pi.piece.target).read_async(
-            FileSystem::object_name(inode_->ino, pi.piece.component, pi.piece.stripe), dst, want, object_offset,
+            FileSystem::object_name(ino_, pi.piece.component, pi.piece.stripe), dst, want, object_offset,
             [op, dst, want](Result<size_t> r) {
               if (!r && r.status().code() == Code::kNotFound) std::memset(dst, 0, want);  // never written: a hole
               else if (!r) op->fail(r.status());
@@ -55,14 +55,14 @@ class RemoteLustreFile final : public StripedFile {
   void write_pieces(std::vector<PieceIo>& pieces, const std::shared_ptr<PendingIo>& op) override {
     op->set_pieces(segment_count(pieces));
     // Set before any object can exist, so unlink knows to delete them (see Inode).
-    inode_->may_have_objects = true;
+    meta_->objects_may_exist();
     for (const auto& pi : pieces) {
       remember_written(pi.piece);
       uint64_t object_offset = pi.piece.object_offset;
       for (const auto& v : pi.iov) {
         size_t want = v.iov_len;
         fs_->remote_target(pi.piece.target).write_async(
-            FileSystem::object_name(inode_->ino, pi.piece.component, pi.piece.stripe), v.iov_base, want,
+            FileSystem::object_name(ino_, pi.piece.component, pi.piece.stripe), v.iov_base, want,
             object_offset, [op, want](Result<size_t> r) {
               if (!r) op->fail(r.status());
               else if (*r != want) op->fail(Status::IoError("lustre: short write to a remote stripe object"));
@@ -88,12 +88,12 @@ class RemoteLustreFile final : public StripedFile {
 
   Status cut_object(uint32_t target_index, uint32_t component, uint32_t stripe, uint64_t keep) override {
     auto& target = fs_->remote_target(target_index);
-    std::string name = FileSystem::object_name(inode_->ino, component, stripe);
+    std::string name = FileSystem::object_name(ino_, component, stripe);
     auto st = target.stat(name);
     if (!st && st.status().code() == Code::kNotFound) return {};  // never written: nothing to cut
     if (!st) return st.status();
     if (st->size <= keep) return {};
-    inode_->may_have_objects = true;
+    meta_->objects_may_exist();
     return target.truncate(name, keep);
   }
 
@@ -101,7 +101,7 @@ class RemoteLustreFile final : public StripedFile {
 
   void remember_written(const StripePiece& p) {
     std::lock_guard lk(written_mu_);
-    written_.emplace(p.target, FileSystem::object_name(inode_->ino, p.component, p.stripe));
+    written_.emplace(p.target, FileSystem::object_name(ino_, p.component, p.stripe));
   }
   std::set<std::pair<uint32_t, std::string>> written_objects() {
     std::lock_guard lk(written_mu_);
@@ -114,9 +114,9 @@ class RemoteLustreFile final : public StripedFile {
 
 }  // namespace
 
-std::unique_ptr<BackendFile> make_remote_file(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags,
-                                              std::string path) {
-  return std::make_unique<RemoteLustreFile>(std::move(fs), std::move(inode), flags, std::move(path));
+std::unique_ptr<BackendFile> make_remote_file(std::shared_ptr<FileSystem> fs, std::unique_ptr<MetaFile> meta,
+                                              uint32_t flags, std::string path) {
+  return std::make_unique<RemoteLustreFile>(std::move(fs), std::move(meta), flags, std::move(path));
 }
 
 }  // namespace stor::lustre

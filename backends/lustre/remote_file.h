@@ -11,7 +11,7 @@
 
 namespace stor::lustre {
 
-std::unique_ptr<BackendFile> make_remote_file(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags,
-                                              std::string path);
+std::unique_ptr<BackendFile> make_remote_file(std::shared_ptr<FileSystem> fs, std::unique_ptr<MetaFile> meta,
+                                              uint32_t flags, std::string path);
 
 }  // namespace stor::lustre

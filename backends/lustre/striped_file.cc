@@ -21,16 +21,16 @@ Result<std::vector<StripePiece>> pieces_for(const pb::Layout& layout, uint64_t o
 }
 }  // namespace
 
-StripedFile::StripedFile(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags, std::string path)
-    : fs_(std::move(fs)), inode_(std::move(inode)), flags_(flags), path_(std::move(path)) {
-  std::shared_lock lk(inode_->mu);
-  layout_ = inode_->layout;
-}
+StripedFile::StripedFile(std::shared_ptr<FileSystem> fs, std::unique_ptr<MetaFile> meta, uint32_t flags,
+                         std::string path)
+    : fs_(std::move(fs)),
+      meta_(std::move(meta)),
+      ino_(meta_->ino()),
+      flags_(flags),
+      path_(std::move(path)),
+      layout_(meta_->layout()) {}
 
-uint64_t StripedFile::current_size() const {
-  std::shared_lock lk(inode_->mu);
-  return inode_->size;
-}
+uint64_t StripedFile::current_size() const { return meta_->size(); }
 
 namespace {
 // Pairs each piece with the caller's segments for it, and joins the pieces that continue each
@@ -117,9 +117,9 @@ void StripedFile::start_write(std::span<const struct iovec> iov, uint64_t offset
   auto pieces = pieces_for(layout_, offset, len, path_);
   if (!pieces) return done(pieces.status());
   auto work = with_segments(*pieces, iov);
-  // The size grows only once every piece is on its object.
-  auto op = std::make_shared<PendingIo>(len, std::move(done),
-                                        [fs = fs_, inode = inode_, end] { return fs->mds().extend_size(*inode, end); });
+  // The size grows only once every piece is on its object (embedded: logged before the
+  // acknowledgement; cluster: merged at the MDS by sync/close).
+  auto op = std::make_shared<PendingIo>(len, std::move(done), [meta = meta_.get(), end] { return meta->wrote(end); });
   write_pieces(work, op);
   op->finish_one();
 }
@@ -127,7 +127,7 @@ void StripedFile::start_write(std::span<const struct iovec> iov, uint64_t offset
 Status StripedFile::sync(bool data_only) {
   if (closed_) return Status::InvalidArgument("lustre: sync on a closed file");
   STOR_RETURN_IF_ERROR(sync_objects(data_only));
-  return fs_->mds().sync();  // the file size lives in the metadata log
+  return meta_->sync();  // the file size lives in the metadata service
 }
 
 Status StripedFile::truncate(uint64_t size) {
@@ -147,14 +147,14 @@ Status StripedFile::truncate(uint64_t size) {
       STOR_RETURN_IF_ERROR(cut_object(comp.targets(s), component, stripe, object_size));
     }
   }
-  return fs_->mds().set_size(*inode_, size);
+  return meta_->set_size(size);
 }
 
 Status StripedFile::close() {
   if (closed_.exchange(true)) return Status::ok();
   Status s = close_objects();
-  fs_->mds().close_file(inode_);
-  return s;
+  Status m = meta_->close();
+  return s.is_ok() ? m : s;
 }
 
 }  // namespace stor::lustre

@@ -64,7 +64,7 @@ void zero_fill(std::span<const struct iovec> iov, size_t skip, size_t len);
 // under a lock, and each request joins its own pieces (PendingIo).
 class StripedFile : public BackendFile {
  public:
-  StripedFile(std::shared_ptr<FileSystem> fs, InodeRef inode, uint32_t flags, std::string path);
+  StripedFile(std::shared_ptr<FileSystem> fs, std::unique_ptr<MetaFile> meta, uint32_t flags, std::string path);
 
   // Plain requests are vectored requests of one segment. A request becomes one piece per
   // contiguous run of a stripe object, each carrying the caller's segments for that run (several
@@ -76,7 +76,7 @@ class StripedFile : public BackendFile {
   void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done) final;
   Status sync(bool data_only) final;
   Status truncate(uint64_t size) final;
-  Result<FileInfo> stat() final { return inode_->regular_file_info(path_); }
+  Result<FileInfo> stat() final { return meta_->info(path_); }
   Status close() final;
 
  protected:
@@ -94,10 +94,11 @@ class StripedFile : public BackendFile {
   uint64_t current_size() const;
 
   const std::shared_ptr<FileSystem> fs_;
-  const InodeRef inode_;
+  const std::unique_ptr<MetaFile> meta_;  // the metadata side: size, layout, open handle
+  const uint64_t ino_;
   const uint32_t flags_;
   const std::string path_;
-  pb::Layout layout_;  // fixed while open: set_layout refuses files with data
+  const pb::Layout layout_;  // fixed while open: set_layout refuses files with data
 
  private:
   void start_read(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);

@@ -533,7 +533,7 @@ TEST_CASE("a symlink in place of an object is an orphan, never followed", "[lust
     REQUIRE(fs.is_ok());
     auto engine = IoEngine::create();
     REQUIRE(engine.is_ok());
-    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}, {}});
+    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}, {}, {}});
     REQUIRE(backend.is_ok());
     OpenOptions oo;
     oo.flags = kOpenRead | kOpenWrite;
@@ -571,7 +571,7 @@ TEST_CASE("a symlink in place of an object subdirectory is an orphan, never foll
     REQUIRE(fs.is_ok());
     auto engine = IoEngine::create();
     REQUIRE(engine.is_ok());
-    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}, {}});
+    auto backend = make_backend(engine->get(), BackendOptions{kRoot, {}, {}, {}});
     REQUIRE(backend.is_ok());
     OpenOptions oo;
     oo.flags = kOpenRead | kOpenWrite;

@@ -1,0 +1,640 @@
+#include "backends/lustre/remote_mds.h"
+
+#include <signal.h>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "backends/lustre/layout.h"
+#include "net/auth.h"
+
+namespace stor::lustre {
+
+namespace {
+
+constexpr uint32_t kKnownOpenFlags =
+    kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect;
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  while (v == 0) {
+    if (::getrandom(&v, sizeof v, 0) != static_cast<ssize_t>(sizeof v))
+      v = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+          (static_cast<uint64_t>(::getpid()) << 40);
+  }
+  return v;
+}
+
+Status check_path(const std::string& p, const char* field) {
+  if (p.size() > kMaxPathBytes)
+    return Status::InvalidArgument(std::string("lustre mds: ") + field + " longer than " +
+                                   std::to_string(kMaxPathBytes) + " bytes");
+  if (p.find('\0') != std::string::npos)
+    return Status::InvalidArgument(std::string("lustre mds: ") + field + " contains NUL");
+  return Status::ok();
+}
+
+// Attributes from the wire, checked like attributes from disk.
+Result<FileInfo> info_from(const pb::MdsAttrs& a, const std::string& path) {
+  if (!pb::InodeType_IsValid(a.type())) return Status::Corruption("lustre mds reply: unknown inode type");
+  if (a.mode() & ~07777u) return Status::Corruption("lustre mds reply: mode has bits outside 07777");
+  if (a.size() > kMaxFileSize) return Status::Corruption("lustre mds reply: size past 2^63 - 1");
+  if (a.type() == pb::DIRECTORY && a.size() != 0) return Status::Corruption("lustre mds reply: sized directory");
+  FileInfo fi;
+  fi.path = path;
+  fi.type = a.type() == pb::DIRECTORY ? FileType::kDirectory : FileType::kRegular;
+  fi.size = a.size();
+  fi.mode = a.mode();
+  fi.uid = a.uid();
+  fi.gid = a.gid();
+  fi.mtime_ns = a.mtime_ns();
+  return fi;
+}
+
+void fill_attrs(const FileInfo& fi, uint64_t ino, pb::MdsAttrs* a) {
+  a->set_ino(ino);
+  a->set_type(fi.type == FileType::kDirectory ? pb::DIRECTORY : pb::REGULAR);
+  a->set_mode(fi.mode);
+  a->set_uid(fi.uid);
+  a->set_gid(fi.gid);
+  a->set_size(fi.size);
+  a->set_mtime_ns(fi.mtime_ns);
+}
+
+void set_identity(pb::MdsRequest& req, const Identity& id) {
+  req.set_uid(id.uid);
+  for (size_t i = 0; i < id.gids.size() && i < static_cast<size_t>(kMaxGids); ++i) req.add_gids(id.gids[i]);
+}
+
+}  // namespace
+
+Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
+  if (!pb::MdsRequest::Op_IsValid(req.op()))
+    return Status::InvalidArgument("lustre mds: unknown operation " + std::to_string(req.op()));
+  if (req.gids_size() > kMaxGids)
+    return Status::InvalidArgument("lustre mds: more than " + std::to_string(kMaxGids) + " groups");
+  STOR_RETURN_IF_ERROR(check_path(req.path(), "path"));
+  STOR_RETURN_IF_ERROR(check_path(req.new_path(), "new_path"));
+  if (!req.after().empty() && !entry_name_problem(req.after()).empty())
+    return Status::InvalidArgument("lustre mds: readdir cookie is not a name");
+  if (req.flags() & ~kKnownOpenFlags) return Status::InvalidArgument("lustre mds: unknown open flags");
+  if (req.size() > kMaxFileSize) return Status::InvalidArgument("lustre mds: size past 2^63 - 1 bytes");
+  if (req.mode() & ~07777u) return Status::InvalidArgument("lustre mds: mode has bits outside 07777");
+  if (req.has_layout()) STOR_RETURN_IF_ERROR(validate_layout(req.layout(), target_count));
+  switch (req.op()) {
+    case pb::MdsRequest::STAT:
+    case pb::MdsRequest::READDIR:
+    case pb::MdsRequest::MKDIR:
+    case pb::MdsRequest::REMOVE:
+    case pb::MdsRequest::CHMOD:
+    case pb::MdsRequest::CHOWN:
+    case pb::MdsRequest::OPEN:
+    case pb::MdsRequest::GET_LAYOUT:
+      if (req.path().empty()) return Status::InvalidArgument("lustre mds: no path");
+      break;
+    case pb::MdsRequest::RENAME:
+      if (req.path().empty() || req.new_path().empty()) return Status::InvalidArgument("lustre mds: rename needs two paths");
+      break;
+    case pb::MdsRequest::SET_LAYOUT:
+      if (req.path().empty() || !req.has_layout()) return Status::InvalidArgument("lustre mds: set_layout needs a path and a layout");
+      break;
+    case pb::MdsRequest::CLOSE:
+    case pb::MdsRequest::MERGE_SIZE:
+    case pb::MdsRequest::SET_SIZE:
+      if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
+      break;
+    default:
+      break;
+  }
+  return Status::ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client
+
+MdsConnection::MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t,
+                             std::chrono::milliseconds rt)
+    : endpoint_(std::move(endpoint)), transport_(std::move(t)), reconnect_timeout_(rt), client_id_(random_u64()) {}
+
+MdsConnection::~MdsConnection() = default;
+
+Result<std::unique_ptr<MdsConnection>> MdsConnection::connect(const std::string& endpoint,
+                                                              std::shared_ptr<const transport::AuthKey> key,
+                                                              std::chrono::milliseconds reconnect_timeout) {
+  transport::TransportOptions topts;
+  topts.auth_key = std::move(key);
+  topts.max_payload = kMdsReplyCapacity;
+  STOR_ASSIGN_OR_RETURN(auto t, transport::Transport::for_endpoint(endpoint, topts));
+  // No connection yet: the first call (GET_CONFIG at mount) connects, and waits for an MDS that
+  // is restarting like any other call; a wrong key fails it at once.
+  return std::unique_ptr<MdsConnection>(new MdsConnection(endpoint, std::move(t), reconnect_timeout));
+}
+
+Result<std::unique_ptr<MdsConnection::Pooled>> MdsConnection::acquire() {
+  {
+    std::lock_guard lk(mu_);
+    while (!idle_.empty()) {
+      auto p = std::move(idle_.back());
+      idle_.pop_back();
+      if (!p->ch->broken() && !p->ch->peer_closed()) return p;
+    }
+  }
+  auto p = std::make_unique<Pooled>();
+  STOR_ASSIGN_OR_RETURN(p->ch, transport_->connect(endpoint_));
+  p->buf.resize(kMdsReplyCapacity);
+  return p;
+}
+
+void MdsConnection::release(std::unique_ptr<Pooled> p) {
+  if (p->ch->broken()) return;
+  std::lock_guard lk(mu_);
+  if (idle_.size() < 16) idle_.push_back(std::move(p));
+}
+
+Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req) {
+  const uint64_t xid = next_xid_.fetch_add(1);
+  req.set_client_id(client_id_);
+  req.set_xid(xid);
+  {
+    std::lock_guard lk(mu_);
+    inflight_.insert(xid);
+    req.set_min_inflight_xid(*inflight_.begin());
+  }
+  struct Done {
+    MdsConnection* c;
+    uint64_t xid;
+    ~Done() {
+      std::lock_guard lk(c->mu_);
+      c->inflight_.erase(xid);
+    }
+  } done{this, xid};
+  const std::string control = req.SerializeAsString();
+  if (control.size() > transport::kMaxControlBytes)
+    return Status::InvalidArgument("lustre: metadata request too large");
+  const auto deadline = std::chrono::steady_clock::now() + reconnect_timeout_;
+  Status last;
+  for (int attempt = 0;; ++attempt) {
+    auto p = acquire();
+    if (p) {
+      auto r = (*p)->ch->call(kMdsOpcode, control, {}, (*p)->buf);
+      const bool broken = (*p)->ch->broken();
+      if (r) {
+        pb::MdsReply rep;
+        bool ok = r->payload_len <= (*p)->buf.size() &&
+                  rep.ParseFromArray((*p)->buf.data(), static_cast<int>(r->payload_len));
+        release(std::move(*p));
+        if (!ok) return Status::Corruption("lustre: reply of MDS " + endpoint_ + " does not parse");
+        return rep;
+      }
+      // An error the MDS sent on a healthy connection is the answer; a lost connection (or an
+      // MDS too busy to take one) is retried with the same xid.
+      // A refused handshake (wrong or missing key) will not become right by retrying.
+      if ((!broken && r.status().code() != Code::kUnavailable) || r.status().code() == Code::kPermissionDenied) {
+        release(std::move(*p));
+        return r.status();
+      }
+      last = r.status();
+    } else {
+      // A wrong key will not become right by retrying.
+      if (p.status().code() == Code::kPermissionDenied) return p.status();
+      last = p.status();
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline)
+      return Status::Unavailable("lustre: MDS " + endpoint_ + " did not answer within " +
+                                 std::to_string(reconnect_timeout_.count()) + " ms (lustre.reconnect_timeout_ms): " +
+                                 last.message());
+    auto pause = std::chrono::milliseconds(std::min(1000, 20 << std::min(attempt, 6)));
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(pause, deadline - now));
+  }
+}
+
+namespace {
+
+class RemoteMetaFile final : public MetaFile {
+ public:
+  RemoteMetaFile(std::shared_ptr<MdsConnection> conn, Identity id, uint64_t handle, uint64_t ino, pb::Layout layout,
+                 FileInfo attrs)
+      : conn_(std::move(conn)),
+        id_(std::move(id)),
+        handle_(handle),
+        ino_(ino),
+        layout_(std::move(layout)),
+        attrs_(std::move(attrs)),
+        size_(attrs_.size) {}
+  ~RemoteMetaFile() override { (void)close(); }
+
+  uint64_t ino() const override { return ino_; }
+  const pb::Layout& layout() const override { return layout_; }
+  uint64_t size() const override { return size_.load(); }
+  FileInfo info(const std::string& path) const override {
+    FileInfo fi = attrs_;
+    fi.path = path;
+    fi.size = size_.load();
+    return fi;
+  }
+  Status wrote(uint64_t end) override {
+    if (end > kMaxFileSize) return Status::InvalidArgument("lustre: file size past 2^63 - 1 bytes");
+    uint64_t cur = size_.load();
+    while (cur < end && !size_.compare_exchange_weak(cur, end)) {
+    }
+    dirty_ = true;
+    return Status::ok();
+  }
+  Status set_size(uint64_t size) override {
+    pb::MdsRequest req = request(pb::MdsRequest::SET_SIZE);
+    req.set_size(size);
+    req.set_has_size(true);
+    STOR_RETURN_IF_ERROR(conn_->call(std::move(req)).status());
+    size_ = size;
+    return Status::ok();
+  }
+  Status sync() override {
+    pb::MdsRequest req = request(pb::MdsRequest::MERGE_SIZE);
+    const bool dirty = dirty_.exchange(false);
+    req.set_has_size(dirty);
+    req.set_size(size_.load());
+    auto r = conn_->call(std::move(req));
+    if (!r && dirty) dirty_ = true;
+    return r.status();
+  }
+  void objects_may_exist() override {}  // the MDS assumes objects may exist for client files
+  Status close() override {
+    if (closed_.exchange(true)) return Status::ok();
+    pb::MdsRequest req = request(pb::MdsRequest::CLOSE);
+    req.set_has_size(dirty_.load());
+    req.set_size(size_.load());
+    return conn_->call(std::move(req)).status();
+  }
+
+ private:
+  pb::MdsRequest request(pb::MdsRequest::Op op) const {
+    pb::MdsRequest req;
+    req.set_op(op);
+    set_identity(req, id_);
+    req.set_handle(handle_);
+    req.set_ino(ino_);
+    return req;
+  }
+
+  const std::shared_ptr<MdsConnection> conn_;
+  const Identity id_;
+  const uint64_t handle_, ino_;
+  const pb::Layout layout_;
+  const FileInfo attrs_;
+  std::atomic<uint64_t> size_;
+  std::atomic<bool> dirty_{false};  // grown by writes since the last merge
+  std::atomic<bool> closed_{false};
+};
+
+class RemoteMetadata final : public MetadataClient {
+ public:
+  RemoteMetadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count)
+      : conn_(std::move(conn)), target_count_(target_count) {}
+
+  Result<FileInfo> stat(const Identity& id, std::string_view path) override {
+    auto req = request(pb::MdsRequest::STAT, id, path);
+    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+    return info_from(rep.attrs(), std::string(path));
+  }
+
+  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path) override {
+    std::vector<DirEntry> out;
+    std::string after;
+    for (;;) {
+      auto req = request(pb::MdsRequest::READDIR, id, path);
+      req.set_after(after);
+      STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+      for (const auto& e : rep.entries()) {
+        if (std::string bad = entry_name_problem(e.name()); !bad.empty())
+          return Status::Corruption("lustre mds reply: readdir entry: " + bad);
+        // Pages come in name order: a name not after the cookie would loop forever.
+        if (!after.empty() && e.name() <= after) return Status::Corruption("lustre mds reply: readdir out of order");
+        if (!pb::InodeType_IsValid(e.type()) || e.size() > kMaxFileSize)
+          return Status::Corruption("lustre mds reply: readdir entry '" + e.name() + "' has bad attributes");
+        out.push_back(DirEntry{e.name(), e.type() == pb::DIRECTORY ? FileType::kDirectory : FileType::kRegular,
+                               e.size()});
+        after = e.name();
+      }
+      if (!rep.more()) return out;
+      if (rep.entries_size() == 0) return Status::Corruption("lustre mds reply: empty readdir page with more to come");
+    }
+  }
+
+  Status mkdir(const Identity& id, std::string_view path, uint32_t mode) override {
+    auto req = request(pb::MdsRequest::MKDIR, id, path);
+    req.set_mode(mode & 07777);
+    return conn_->call(std::move(req)).status();
+  }
+  Status remove(const Identity& id, std::string_view path) override {
+    return conn_->call(request(pb::MdsRequest::REMOVE, id, path)).status();
+  }
+  Status rename(const Identity& id, std::string_view from, std::string_view to) override {
+    auto req = request(pb::MdsRequest::RENAME, id, from);
+    req.set_new_path(std::string(to));
+    return conn_->call(std::move(req)).status();
+  }
+  Status chmod(const Identity& id, std::string_view path, uint32_t mode) override {
+    auto req = request(pb::MdsRequest::CHMOD, id, path);
+    req.set_mode(mode & 07777);
+    return conn_->call(std::move(req)).status();
+  }
+  Status chown(const Identity& id, std::string_view path, uint32_t uid, uint32_t gid) override {
+    auto req = request(pb::MdsRequest::CHOWN, id, path);
+    req.set_owner_uid(uid);
+    req.set_owner_gid(gid);
+    return conn_->call(std::move(req)).status();
+  }
+
+  Result<OpenedFile> open(const Identity& id, std::string_view path, uint32_t flags, uint32_t mode,
+                          const pb::Layout* layout_template) override {
+    auto req = request(pb::MdsRequest::OPEN, id, path);
+    req.set_flags(flags & kKnownOpenFlags);
+    req.set_mode(mode & 07777);
+    if (layout_template) {
+      *req.mutable_layout() = *layout_template;
+    }
+    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+    STOR_ASSIGN_OR_RETURN(FileInfo fi, info_from(rep.attrs(), std::string(path)));
+    if (rep.handle() == 0 || rep.attrs().ino() == 0 || fi.type != FileType::kRegular)
+      return Status::Corruption("lustre mds reply: open of '" + std::string(path) + "' gave no regular file handle");
+    if (Status s = validate_layout(rep.layout(), target_count_, LayoutKind::kResolved); !s)
+      return Status::Corruption("lustre mds reply: layout of '" + std::string(path) + "': " + s.message());
+    OpenedFile out;
+    out.created = rep.created();
+    out.file = std::make_unique<RemoteMetaFile>(conn_, id, rep.handle(), rep.attrs().ino(), rep.layout(), fi);
+    return out;
+  }
+
+  Status set_layout(const Identity& id, std::string_view path, const pb::Layout& tmpl) override {
+    auto req = request(pb::MdsRequest::SET_LAYOUT, id, path);
+    *req.mutable_layout() = tmpl;
+    return conn_->call(std::move(req)).status();
+  }
+
+  Result<LayoutInfo> get_layout(const Identity& id, std::string_view path) override {
+    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(request(pb::MdsRequest::GET_LAYOUT, id, path)));
+    STOR_ASSIGN_OR_RETURN(FileInfo fi, info_from(rep.attrs(), std::string(path)));
+    const bool is_dir = fi.type == FileType::kDirectory;
+    if (rep.is_dir() != is_dir) return Status::Corruption("lustre mds reply: layout and attributes disagree");
+    if (is_dir ? rep.layout().components_size() > 0 && !validate_layout(rep.layout(), target_count_)
+               : !validate_layout(rep.layout(), target_count_, LayoutKind::kResolved))
+      return Status::Corruption("lustre mds reply: invalid layout of '" + std::string(path) + "'");
+    return LayoutInfo{rep.layout(), is_dir, rep.attrs().ino(), fi.size};
+  }
+
+  Result<MetaCounters> statfs() override {
+    pb::MdsRequest req;
+    req.set_op(pb::MdsRequest::STATFS);
+    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+    return MetaCounters{rep.inodes(), rep.wal_bytes(), rep.requests()};
+  }
+
+ private:
+  static pb::MdsRequest request(pb::MdsRequest::Op op, const Identity& id, std::string_view path) {
+    pb::MdsRequest req;
+    req.set_op(op);
+    set_identity(req, id);
+    req.set_path(std::string(path));
+    return req;
+  }
+
+  std::shared_ptr<MdsConnection> conn_;
+  const uint32_t target_count_;
+};
+
+}  // namespace
+
+std::unique_ptr<MetadataClient> make_remote_metadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count) {
+  return std::make_unique<RemoteMetadata>(std::move(conn), target_count);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+
+namespace {
+std::atomic<uint64_t> g_handle_seq{1};
+}
+
+MdsService::MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts)
+    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(opts) {}
+
+MdsService::~MdsService() {
+  // Handles still open when the daemon stops: their files' objects may go now.
+  for (auto& [h, handle] : handles_) mds_.close_file(handle.inode);
+}
+
+Identity MdsService::identity_of(const pb::MdsRequest& req) const {
+  Identity id;
+  if (req.uid() == 0 && opts_.root_squash) {
+    id.uid = opts_.squash_uid;
+    id.gids = {opts_.squash_gid};
+    return id;
+  }
+  id.uid = req.uid();
+  id.gids.assign(req.gids().begin(), req.gids().end());
+  return id;
+}
+
+transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
+  if (call.opcode != kMdsOpcode)
+    return {Status::InvalidArgument("lustre mds: unknown opcode " + std::to_string(call.opcode)), {}, 0};
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  pb::MdsRequest req;
+  if (!req.ParseFromArray(call.control.data(), static_cast<int>(call.control.size())))
+    return {Status::InvalidArgument("lustre mds: request does not parse"), {}, 0};
+  if (Status s = validate_mds_request(req, fs_->target_count()); !s) return {s, {}, 0};
+  auto rep = run_once(req, identity_of(req), call.reply_buffer.size());
+  if (!rep) return {rep.status(), {}, 0};
+  const size_t n = rep->ByteSizeLong();
+  if (n > call.reply_buffer.size())
+    return {Status::InvalidArgument("lustre mds: reply of " + std::to_string(n) + " bytes does not fit the caller's " +
+                                    std::to_string(call.reply_buffer.size())),
+            {}, 0};
+  rep->SerializeToArray(call.reply_buffer.data(), static_cast<int>(n));
+  return {Status::ok(), {}, n};
+}
+
+Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
+  bool mutation = false;
+  switch (req.op()) {
+    case pb::MdsRequest::MKDIR:
+    case pb::MdsRequest::REMOVE:
+    case pb::MdsRequest::RENAME:
+    case pb::MdsRequest::CHMOD:
+    case pb::MdsRequest::CHOWN:
+    case pb::MdsRequest::CLOSE:
+    case pb::MdsRequest::MERGE_SIZE:
+    case pb::MdsRequest::SET_SIZE:
+    case pb::MdsRequest::SET_LAYOUT:
+      mutation = true;
+      break;
+    case pb::MdsRequest::OPEN:
+      mutation = (req.flags() & kOpenCreate) != 0;
+      break;
+    default:
+      break;
+  }
+  if (!mutation || req.client_id() == 0 || req.xid() == 0) return dispatch(req, id, reply_capacity);
+  decltype(running_)::accessor running;
+  running_.insert(running, {req.client_id(), req.xid()});  // waits while a copy of it runs
+  struct Done {
+    decltype(running_)& map;
+    decltype(running_)::accessor& a;
+    ~Done() { map.erase(a); }
+  } done{running_, running};
+  if (mds_.applied(req.client_id(), req.xid())) {
+    // Applied before (the reply was lost, maybe with the MDS): the recorded result, not a
+    // second application. An open that created the file opens it now.
+    resends_answered_.fetch_add(1);
+    if (req.op() != pb::MdsRequest::OPEN) return pb::MdsReply();
+    pb::MdsRequest again = req;
+    again.set_flags(req.flags() & ~static_cast<uint32_t>(kOpenCreate | kOpenExclusive | kOpenTruncate));
+    STOR_ASSIGN_OR_RETURN(auto rep, dispatch(again, id, reply_capacity));
+    rep.set_created(true);
+    return rep;
+  }
+  RequestTag tag{req.client_id(), req.xid(), req.min_inflight_xid()};
+  Mds::RequestScope scope(tag);
+  auto rep = dispatch(req, id, reply_capacity);
+  // Fault injection (tests): die like kill -9 between applying a logged mutation and replying.
+  if (opts_.crash_after_mutations && rep && mds_.applied(req.client_id(), req.xid()) &&
+      logged_mutations_.fetch_add(1) + 1 == opts_.crash_after_mutations)
+    ::raise(SIGKILL);
+  return rep;
+}
+
+Result<InodeRef> MdsService::handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write) {
+  {
+    decltype(handles_)::accessor a;
+    if (handles_.find(a, req.handle())) {
+      if (a->second.client_id != req.client_id() || a->second.inode->ino != req.ino())
+        return Status::PermissionDenied("lustre mds: open handle belongs to another client");
+      if (write && !a->second.writable)
+        return Status::PermissionDenied("lustre mds: file was not opened for writing");
+      InodeRef n = a->second.inode;
+      if (release) handles_.erase(a);
+      return n;
+    }
+  }
+  // Not ours (the MDS restarted since the open): by inode number, if the caller may write it.
+  return mds_.inode_for_write(id, req.ino());
+}
+
+Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
+  pb::MdsReply rep;
+  switch (req.op()) {
+    case pb::MdsRequest::GET_CONFIG:
+      *rep.mutable_config() = fs_->superblock();
+      return rep;
+    case pb::MdsRequest::STAT: {
+      STOR_ASSIGN_OR_RETURN(FileInfo fi, mds_.stat(id, req.path()));
+      fill_attrs(fi, 0, rep.mutable_attrs());
+      return rep;
+    }
+    case pb::MdsRequest::READDIR: {
+      STOR_ASSIGN_OR_RETURN(auto entries, mds_.readdir(id, req.path()));
+      std::sort(entries.begin(), entries.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+      auto it = req.after().empty() ? entries.begin()
+                                    : std::upper_bound(entries.begin(), entries.end(), req.after(),
+                                                       [](const std::string& n, const DirEntry& e) { return n < e.name; });
+      size_t bytes = 64;
+      for (; it != entries.end(); ++it) {
+        bytes += it->name.size() + 24;  // generous per-entry protobuf overhead
+        if (bytes > reply_capacity) break;
+        auto* e = rep.add_entries();
+        e->set_name(it->name);
+        e->set_type(it->type == FileType::kDirectory ? pb::DIRECTORY : pb::REGULAR);
+        e->set_size(it->size);
+      }
+      rep.set_more(it != entries.end());
+      if (rep.more() && rep.entries_size() == 0) return Status::InvalidArgument("lustre mds: reply buffer too small");
+      return rep;
+    }
+    case pb::MdsRequest::MKDIR:
+      STOR_RETURN_IF_ERROR(mds_.mkdir(id, req.path(), req.mode()));
+      return rep;
+    case pb::MdsRequest::REMOVE:
+      STOR_RETURN_IF_ERROR(mds_.remove(id, req.path()));
+      return rep;
+    case pb::MdsRequest::RENAME:
+      STOR_RETURN_IF_ERROR(mds_.rename(id, req.path(), req.new_path()));
+      return rep;
+    case pb::MdsRequest::CHMOD:
+      STOR_RETURN_IF_ERROR(mds_.chmod(id, req.path(), req.mode()));
+      return rep;
+    case pb::MdsRequest::CHOWN:
+      STOR_RETURN_IF_ERROR(mds_.chown(id, req.path(), req.owner_uid(), req.owner_gid()));
+      return rep;
+    case pb::MdsRequest::OPEN: {
+      STOR_ASSIGN_OR_RETURN(auto opened, mds_.open_file(id, req.path(), req.flags(), req.mode(),
+                                                        req.has_layout() ? &req.layout() : nullptr));
+      // Clients write objects without telling the MDS first: unlink must always look for them.
+      opened.inode->may_have_objects = true;
+      const uint64_t h = (random_u64() & ~0xffffffull) | (g_handle_seq.fetch_add(1) & 0xffffff);
+      {
+        decltype(handles_)::accessor a;
+        handles_.insert(a, h);
+        a->second = Handle{opened.inode, req.client_id(), (req.flags() & (kOpenWrite | kOpenTruncate)) != 0};
+      }
+      rep.set_handle(h);
+      rep.set_created(opened.created);
+      FileInfo fi = opened.inode->regular_file_info(req.path());
+      fill_attrs(fi, opened.inode->ino, rep.mutable_attrs());
+      std::shared_lock lk(opened.inode->mu);
+      *rep.mutable_layout() = opened.inode->layout;
+      return rep;
+    }
+    case pb::MdsRequest::CLOSE: {
+      bool ours = false;
+      {
+        decltype(handles_)::const_accessor a;
+        ours = handles_.find(a, req.handle());
+      }
+      auto n = handle_inode(req, id, /*release=*/true, /*write=*/req.has_size());
+      if (!n) {
+        // Nothing to merge into (the file is gone, or the MDS restarted and the caller may not
+        // write it): a close never fails for that.
+        if (!ours && !req.has_size()) return rep;
+        return n.status();
+      }
+      Status s = req.has_size() ? mds_.extend_size(**n, req.size()) : Status::ok();
+      if (ours) mds_.close_file(*n);
+      STOR_RETURN_IF_ERROR(s);
+      return rep;
+    }
+    case pb::MdsRequest::MERGE_SIZE: {
+      STOR_ASSIGN_OR_RETURN(InodeRef n, handle_inode(req, id, false, req.has_size()));
+      if (req.has_size()) STOR_RETURN_IF_ERROR(mds_.extend_size(*n, req.size()));
+      STOR_RETURN_IF_ERROR(mds_.sync());
+      return rep;
+    }
+    case pb::MdsRequest::SET_SIZE: {
+      STOR_ASSIGN_OR_RETURN(InodeRef n, handle_inode(req, id, false, true));
+      STOR_RETURN_IF_ERROR(mds_.set_size(*n, req.size()));
+      return rep;
+    }
+    case pb::MdsRequest::SET_LAYOUT:
+      STOR_RETURN_IF_ERROR(mds_.set_layout(id, req.path(), req.layout()));
+      return rep;
+    case pb::MdsRequest::GET_LAYOUT: {
+      STOR_ASSIGN_OR_RETURN(auto l, mds_.get_layout(id, req.path()));
+      STOR_ASSIGN_OR_RETURN(FileInfo fi, mds_.stat(id, req.path()));
+      STOR_ASSIGN_OR_RETURN(uint64_t ino, mds_.inode_number(id, req.path()));
+      *rep.mutable_layout() = l.first;
+      rep.set_is_dir(l.second);
+      fill_attrs(fi, ino, rep.mutable_attrs());
+      return rep;
+    }
+    case pb::MdsRequest::STATFS:
+      rep.set_inodes(mds_.inode_count());
+      rep.set_wal_bytes(mds_.wal_bytes());
+      rep.set_requests(requests_.load(std::memory_order_relaxed));
+      return rep;
+    default:
+      return Status::InvalidArgument("lustre mds: unknown operation");
+  }
+}
+
+}  // namespace stor::lustre

@@ -1,0 +1,127 @@
+// Cluster mode: the MDS protocol over stor's transport (docs/lustre.md "Cluster mode").
+//
+// Client: MdsConnection (a pool of authenticated channels to one stor-mds, with request ids,
+// reconnect and resend) and MdsClient (the MetadataClient over it). Server: MdsService, the
+// request handler a stor-mds puts behind a transport Listener.
+//
+// Wire: one transport opcode, kMdsOpcode. Request control bytes: a pb::MdsRequest; reply bulk
+// payload: a pb::MdsReply; errors travel as the frame's status and message.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <tbb/concurrent_hash_map.h>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/lustre.pb.h"
+#include "backends/lustre/metadata.h"
+#include "net/transport.h"
+
+namespace stor::lustre {
+
+inline constexpr uint16_t kMdsOpcode = 0x4d31;  // "M1"
+inline constexpr size_t kMdsReplyCapacity = 1u << 20;  // reply buffer per call (readdir pages fit it)
+inline constexpr size_t kMaxPathBytes = 4096;
+inline constexpr int kMaxGids = 64;
+
+// Validates what a request carries before any of it is used (server side): op, path lengths
+// and names, identity counts, layout. InvalidArgument naming the field.
+Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count);
+
+class MdsConnection {
+ public:
+  // Connects to endpoint ("tcp://HOST:PORT") with the key (null: no handshake).
+  static Result<std::unique_ptr<MdsConnection>> connect(const std::string& endpoint,
+                                                        std::shared_ptr<const transport::AuthKey> key,
+                                                        std::chrono::milliseconds reconnect_timeout);
+  ~MdsConnection();
+
+  // Numbers the request (client_id, xid), sends it and parses the reply. On a lost connection
+  // it reconnects and resends the same request (same xid) until reconnect_timeout has passed
+  // without an answer, then fails with Unavailable. Errors the MDS sent come back as is.
+  Result<pb::MdsReply> call(pb::MdsRequest req);
+  const std::string& endpoint() const { return endpoint_; }
+  uint64_t client_id() const { return client_id_; }
+
+ private:
+  MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t, std::chrono::milliseconds rt);
+  struct Pooled {
+    std::unique_ptr<transport::Channel> ch;
+    std::vector<std::byte> buf;
+  };
+  Result<std::unique_ptr<Pooled>> acquire();
+  void release(std::unique_ptr<Pooled> p);
+
+  const std::string endpoint_;
+  std::unique_ptr<transport::Transport> transport_;
+  const std::chrono::milliseconds reconnect_timeout_;
+  uint64_t client_id_ = 0;
+  std::atomic<uint64_t> next_xid_{1};
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Pooled>> idle_;
+  std::set<uint64_t> inflight_;  // xids sent and not answered yet (min_inflight_xid)
+};
+
+// The MetadataClient of a cluster mount.
+std::unique_ptr<MetadataClient> make_remote_metadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count);
+
+struct MdsServiceOptions {
+  bool root_squash = true;  // uid 0 becomes squash_uid/squash_gid (Lustre's nodemap root squash)
+  uint32_t squash_uid = 65534;
+  uint32_t squash_gid = 65534;
+  // Fault injection for recovery tests (as Lustre's fail_loc): > 0: the process kills itself
+  // with SIGKILL right after applying (and logging) this many client mutations, before the
+  // last one's reply is sent.
+  uint64_t crash_after_mutations = 0;
+};
+
+// The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
+// locks per inode). fs is an embedded mount of the file system's root.
+class MdsService {
+ public:
+  MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts);
+  ~MdsService();
+  transport::ServerResult handle(const transport::ServerCall& call);
+  // Number of open handles (tests).
+  size_t open_handles() const { return handles_.size(); }
+  // Resent mutations answered from the reply cache instead of running again.
+  uint64_t resends_answered() const { return resends_answered_.load(); }
+
+ private:
+  struct Handle {
+    InodeRef inode;
+    uint64_t client_id = 0;
+    bool writable = false;
+  };
+  Result<pb::MdsReply> dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  // A mutation: at most once per (client, xid), also across MDS restarts (Mds reply cache).
+  Result<pb::MdsReply> run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  struct PairHash {
+    static size_t hash(const std::pair<uint64_t, uint64_t>& k) { return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second); }
+    static bool equal(const std::pair<uint64_t, uint64_t>& a, const std::pair<uint64_t, uint64_t>& b) { return a == b; }
+  };
+  // (client, xid) of mutations running now: a resend arriving meanwhile waits for the original.
+  tbb::concurrent_hash_map<std::pair<uint64_t, uint64_t>, bool, PairHash> running_;
+  std::atomic<uint64_t> resends_answered_{0};
+  std::atomic<uint64_t> logged_mutations_{0};
+  std::atomic<uint64_t> requests_{0};  // relaxed; reported by STATFS
+  // The inode of the open handle req names; write: the handle must be open for writing.
+  Result<InodeRef> handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write);
+  Identity identity_of(const pb::MdsRequest& req) const;
+
+  std::shared_ptr<FileSystem> fs_;
+  Mds& mds_;
+  const MdsServiceOptions opts_;
+  tbb::concurrent_hash_map<uint64_t, Handle> handles_;
+};
+
+}  // namespace stor::lustre

@@ -1,0 +1,566 @@
+// Cluster mode: a stor-mds daemon and two stor-targets (child processes) serve one file system
+// that several client processes mount at once as lustre://127.0.0.1:PORT/... Workers are this
+// binary re-executed ([.mdsd-child]), so each is a fresh process with its own mount.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "backends/lustre/fs.h"
+#include "backends/lustre/lustre_admin.h"
+#include "backends/lustre/remote_mds.h"
+#include "net/auth.h"
+#include "net/transport.h"
+#include "stor/store.h"
+#include "target_process.h"
+#include "test_util.h"
+
+using namespace stor;
+using namespace stor::lustre;
+using stor::test::TargetProcess;
+
+namespace {
+
+constexpr size_t kChunk = 300 * 1024 + 77;  // per writer, not stripe aligned
+constexpr int kWorkers = 4;
+constexpr int kFilesPerWorker = 24;
+constexpr int kMixedIterations = 40;
+
+std::string self_exe() {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  REQUIRE(n > 0);
+  exe[n] = '\0';
+  return exe;
+}
+
+struct Cluster {
+  stor::test::TempDir base, ost0, ost1;
+  std::string key, root;
+  std::unique_ptr<TargetProcess> t0, t1, mds;
+  std::string authority;  // HOST:PORT of the MDS
+
+  Cluster() {
+    key = base / "fs.key";
+    REQUIRE(transport::write_key_file(key, transport::AuthKey::generate().value()).is_ok());
+    t0 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(),
+                                         std::vector<std::string>{"--key-file", key});
+    t1 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(),
+                                         std::vector<std::string>{"--key-file", key});
+    root = base / "fs";
+    MkfsOptions o;
+    o.target_endpoints = {t0->endpoint(), t1->endpoint()};
+    o.default_layout = {StripeSpec{-1, 64 << 10}};
+    o.key_file = key;
+    o.root_mode = 0777;
+    REQUIRE(mkfs(root, o).is_ok());
+  }
+  void start_mds(std::vector<std::string> extra = {}, const std::string& listen = "tcp://127.0.0.1:0",
+                 const std::string& log_file = {}) {
+    std::vector<std::string> args = {STOR_MDS_PATH, "--root", root, "--listen", listen, "--key-file", key};
+    args.insert(args.end(), extra.begin(), extra.end());
+    mds = std::make_unique<TargetProcess>(TargetProcess::Args{args}, log_file);
+    authority = mds->endpoint().substr(std::strlen("tcp://"));
+  }
+  // The admin calls (getstripe/setstripe/df of a cluster URI) take the key from the environment.
+  void export_key() const { ::setenv("STOR_LUSTRE_KEY_FILE", key.c_str(), 1); }
+  std::string uri(const std::string& path) const { return "lustre://" + authority + path; }
+  std::unique_ptr<Store> store(std::map<std::string, std::string> settings = {}) const {
+    StoreOptions so;
+    so.settings = std::move(settings);
+    if (!so.settings.count("lustre.key_file")) so.settings["lustre.key_file"] = key;
+    return Store::create(so).value();
+  }
+};
+
+// Runs `n` copies of this binary as [.mdsd-child] with role/index/uri in the environment (the
+// key only through STOR_LUSTRE_KEY_FILE); returns how many exited 0.
+// base_uri gets the worker index appended when per_worker_dir. on_ack(total) runs in this
+// process for each acknowledged iteration of the "mixed" role.
+int run_workers(const Cluster& c, const std::string& role, int n, const std::string& base_uri,
+                bool per_worker_dir = false, const std::function<void(int)>& on_ack = {},
+                const std::function<void()>& on_tick = {}) {
+  const std::string exe = self_exe();
+  std::vector<pid_t> pids;
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
+  for (int i = 0; i < n; ++i) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      ::close(ack[0]);
+      ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
+      ::setenv("STOR_MDSD_ROLE", role.c_str(), 1);
+      ::setenv("STOR_MDSD_INDEX", std::to_string(i).c_str(), 1);
+      ::setenv("STOR_MDSD_URI", (base_uri + (per_worker_dir ? std::to_string(i) : "")).c_str(), 1);
+      ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
+      int devnull = ::open("/dev/null", O_WRONLY);
+      ::dup2(devnull, 1);
+      ::execl(exe.c_str(), exe.c_str(), "[.mdsd-child]", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    pids.push_back(pid);
+  }
+  ::close(ack[1]);
+  int acks = 0;
+  char buf[256];
+  for (;;) {
+    pollfd p{ack[0], POLLIN, 0};
+    if (::poll(&p, 1, 20) == 0) {
+      if (on_tick) on_tick();
+      continue;
+    }
+    ssize_t r = ::read(ack[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;  // every worker has exited
+    for (ssize_t k = 0; k < r; ++k)
+      if (on_ack) on_ack(++acks);
+  }
+  ::close(ack[0]);
+  int ok = 0;
+  for (pid_t p : pids) {
+    int st = 0;
+    ::waitpid(p, &st, 0);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0) ++ok;
+  }
+  return ok;
+}
+
+int fail(int code, const Status& s) {
+  std::fprintf(stderr, "mdsd child: %s\n", s.to_string().c_str());
+  return code;
+}
+
+int child_main() {
+  const char* role = std::getenv("STOR_MDSD_ROLE");
+  const char* index_text = std::getenv("STOR_MDSD_INDEX");
+  const char* base = std::getenv("STOR_MDSD_URI");
+  if (!role || !index_text || !base) return 0;
+  const int i = std::atoi(index_text);
+  auto store = Store::create();  // the key comes from STOR_LUSTRE_KEY_FILE
+  if (!store) return fail(2, store.status());
+  Store& s = **store;
+  const std::string dir = base;
+  if (std::string(role) == "writer") {
+    // Disjoint ranges of one shared file; no MDS call per write.
+    auto f = s.open(dir + "/shared.bin", kOpenWrite | kOpenCreate);
+    if (!f) return fail(3, f.status());
+    auto data = stor::test::pattern(kChunk * kWorkers, 42);
+    for (size_t at = 0; at < kChunk;) {
+      size_t n = std::min<size_t>(kChunk - at, 50 * 1024 + 3);
+      auto w = f->write(data.data() + i * kChunk + at, n, i * kChunk + at);
+      if (!w) return fail(4, w.status());
+      at += n;
+    }
+    if (Status c = f->close(); !c) return fail(5, c);
+    return 0;
+  }
+  if (std::string(role) == "namespace") {
+    for (int k = 0; k < kFilesPerWorker; ++k) {
+      std::string name = dir + "/c" + std::to_string(i) + "-" + std::to_string(k);
+      auto f = s.open(name, kOpenWrite | kOpenCreate | kOpenExclusive);
+      if (!f) return fail(6, f.status());
+      auto data = stor::test::pattern(1000 + k, i * 100 + k);
+      if (auto w = f->write(data.data(), data.size(), 0); !w) return fail(7, w.status());
+      if (Status c = f->close(); !c) return fail(8, c);
+      auto listed = s.list(dir);
+      if (!listed) return fail(9, listed.status());
+      bool seen = false;
+      for (auto& e : *listed) seen = seen || e.name == "c" + std::to_string(i) + "-" + std::to_string(k);
+      if (!seen) return fail(10, Status::NotFound("own file missing from the listing"));
+    }
+    for (int k = 0; k < kFilesPerWorker; k += 2) {
+      if (Status r = s.remove(dir + "/c" + std::to_string(i) + "-" + std::to_string(k)); !r) return fail(11, r);
+    }
+    return 0;
+  }
+  if (std::string(role) == "mixed") {
+    // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
+    // j remove g{j-1}. Each finished iteration is acknowledged with one byte on STOR_MDSD_ACK_FD.
+    // Any failure (a resent create saying AlreadyExists, a resent rename saying NotFound) fails
+    // the worker.
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    const int ack_fd = fd_text ? std::atoi(fd_text) : -1;
+    for (int j = 0; j < kMixedIterations; ++j) {
+      const std::string f = dir + "/f" + std::to_string(j), g = dir + "/g" + std::to_string(j);
+      auto file = s.open(f, kOpenWrite | kOpenCreate | kOpenExclusive);
+      if (!file) return fail(20, file.status());
+      auto data = stor::test::pattern(3000 + j * 97, i * 1000 + j);
+      if (auto w = file->write(data.data(), data.size(), 0); !w) return fail(21, w.status());
+      if (Status c = file->close(); !c) return fail(22, c);
+      if (Status r = s.rename(f, g); !r) return fail(23, r);
+      if (Status m = s.mkdir(dir + "/d" + std::to_string(j), 0755); !m) return fail(24, m);
+      if (j % 2 == 1)
+        if (Status r = s.remove(dir + "/g" + std::to_string(j - 1)); !r) return fail(25, r);
+      if (ack_fd >= 0 && ::write(ack_fd, "a", 1) != 1) return 26;
+    }
+    return 0;
+  }
+  return 1;
+}
+
+// The namespace the "mixed" workers leave in their directory.
+void check_mixed(Store& s, const Cluster& c, const std::string& dir, int i) {
+  std::set<std::string> want, got;
+  for (int j = 0; j < kMixedIterations; ++j) {
+    want.insert("d" + std::to_string(j));
+    if (j % 2 == 1 || j == kMixedIterations - 1) want.insert("g" + std::to_string(j));
+  }
+  auto listed = s.list(c.uri(dir));
+  REQUIRE(listed.is_ok());
+  for (auto& e : *listed) got.insert(e.name);
+  CHECK(got == want);
+  for (int j = 1; j < kMixedIterations; j += 2) {
+    auto f = s.open(c.uri(dir + "/g" + std::to_string(j)));
+    REQUIRE(f.is_ok());
+    auto want_data = stor::test::pattern(3000 + j * 97, i * 1000 + j);
+    std::vector<char> data(want_data.size());
+    REQUIRE(f->read(data.data(), data.size(), 0).value() == data.size());
+    CHECK(f->stat().value().size == data.size());
+    CHECK(data == want_data);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("mdsd child workload", "[.mdsd-child]") {
+  int code = child_main();
+  std::fflush(stderr);
+  _exit(code);
+}
+
+TEST_CASE("a stor-mds serves one namespace to many client processes", "[lustre][cluster]") {
+  Cluster c;
+  c.start_mds();
+  {
+    // The MDS holds the file system: an embedded mount of ROOT elsewhere gets Busy.
+    auto embedded = c.store();
+    auto st = embedded->stat("lustre://" + c.root + "/");
+    REQUIRE_FALSE(st.is_ok());
+    CHECK(st.status().code() == Code::kBusy);
+  }
+  auto store = c.store();
+  REQUIRE(store->mkdir(c.uri("/shared"), 0777).is_ok());
+  REQUIRE(store->mkdir(c.uri("/ns"), 0777).is_ok());
+  auto info = store->describe(c.uri("/shared"));
+  CHECK(info["lustre.mode"] == "cluster");
+  CHECK(info["lustre.target_endpoints"] == c.t0->endpoint() + "," + c.t1->endpoint());
+
+  SECTION("4 writers of disjoint ranges of one file, then a reader") {
+    REQUIRE(run_workers(c, "writer", kWorkers, c.uri("/shared")) == kWorkers);
+    // Close merged every writer's size at the MDS (max): the reader sees all of it.
+    auto st = store->stat(c.uri("/shared/shared.bin"));
+    REQUIRE(st.is_ok());
+    CHECK(st->size == kChunk * kWorkers);
+    auto f = store->open(c.uri("/shared/shared.bin")).value();
+    std::vector<char> got(kChunk * kWorkers);
+    REQUIRE(f.read(got.data(), got.size(), 0).value() == got.size());
+    CHECK(got == stor::test::pattern(kChunk * kWorkers, 42));
+    // The bytes are on the targets only.
+    c.export_key();
+    auto gs = getstripe(c.uri("/shared/shared.bin"));
+    REQUIRE(gs.is_ok());
+    uint64_t sum = 0;
+    for (auto& o : gs->objects) sum += o.size;
+    CHECK(sum == kChunk * kWorkers);
+  }
+
+  SECTION("writes and reads make no MDS call; sync and close merge the size") {
+    ClusterOptions co;
+    co.key_file = c.key;  // the same mount the store uses
+    auto fs = FileSystem::connect(c.authority, co).value();
+    auto f = store->open(c.uri("/shared/quiet.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+    const uint64_t before = fs->meta().statfs().value().requests;
+    auto data = stor::test::pattern(64 * 1024, 8);
+    for (int i = 0; i < 100; ++i) REQUIRE(f.write(data.data(), data.size(), i * data.size()).value() == data.size());
+    std::vector<char> back(data.size());
+    for (int i = 0; i < 100; ++i) REQUIRE(f.read(back.data(), back.size(), i * data.size()).value() == back.size());
+    CHECK(f.stat().value().size == 100 * data.size());  // the handle knows its own writes
+    const uint64_t after_io = fs->meta().statfs().value().requests;
+    CHECK(after_io - before == 1);  // the statfs itself: 200 calls, no metadata round trip
+    // Not synced yet: close-to-open, the MDS still has the size of the last sync/close.
+    CHECK(store->stat(c.uri("/shared/quiet.bin")).value().size == 0);
+    REQUIRE(f.sync().is_ok());
+    CHECK(store->stat(c.uri("/shared/quiet.bin")).value().size == 100 * data.size());
+    REQUIRE(f.close().is_ok());
+  }
+
+  SECTION("4 processes create, list and remove in one directory") {
+    REQUIRE(run_workers(c, "namespace", kWorkers, c.uri("/ns")) == kWorkers);
+    auto listed = store->list(c.uri("/ns")).value();
+    std::set<std::string> names;
+    for (auto& e : listed) names.insert(e.name);
+    CHECK(names.size() == static_cast<size_t>(kWorkers * kFilesPerWorker / 2));
+    for (int i = 0; i < kWorkers; ++i)
+      for (int k = 1; k < kFilesPerWorker; k += 2) {
+        std::string p = "/ns/c" + std::to_string(i) + "-" + std::to_string(k);
+        CHECK(names.count(p.substr(4)) == 1);
+        auto f = store->open(c.uri(p)).value();
+        std::vector<char> got(1000 + k);
+        REQUIRE(f.read(got.data(), got.size(), 0).value() == got.size());
+        CHECK(got == stor::test::pattern(1000 + k, i * 100 + k));
+      }
+  }
+
+  SECTION("namespace calls, errors and layouts through the MDS") {
+    CHECK(store->open(c.uri("/nope/x")).status().code() == Code::kNotFound);
+    REQUIRE(store->open(c.uri("/a"), kOpenWrite | kOpenCreate | kOpenExclusive).value().close().is_ok());
+    CHECK(store->open(c.uri("/a"), kOpenWrite | kOpenCreate | kOpenExclusive).status().code() ==
+          Code::kAlreadyExists);
+    REQUIRE(store->rename(c.uri("/a"), c.uri("/shared/b")).is_ok());
+    CHECK(store->stat(c.uri("/a")).status().code() == Code::kNotFound);
+    CHECK(store->remove(c.uri("/shared")).code() == Code::kNotEmpty);
+    {  // truncate sets the size at the MDS at once
+      auto f = store->open(c.uri("/shared/b"), kOpenRead | kOpenWrite).value();
+      auto data = stor::test::pattern(200000, 3);
+      REQUIRE(f.write(data.data(), data.size(), 0).value() == data.size());
+      REQUIRE(f.sync().is_ok());
+      CHECK(store->stat(c.uri("/shared/b")).value().size == 200000);
+      REQUIRE(f.truncate(1000).is_ok());
+      CHECK(store->stat(c.uri("/shared/b")).value().size == 1000);
+      REQUIRE(f.close().is_ok());
+      CHECK(store->stat(c.uri("/shared/b")).value().size == 1000);
+    }
+    c.export_key();
+    REQUIRE(setstripe(c.uri("/wide1"), {StripeSpec{1, 128 << 10}}).is_ok());
+    auto gs = getstripe(c.uri("/wide1")).value();
+    CHECK(gs.layout.components(0).targets_size() == 1);
+    auto df_report = df(c.uri("/"));
+    REQUIRE(df_report.is_ok());
+    CHECK(df_report->inodes >= 5);
+    CHECK(df_report->targets.size() == 2);
+    REQUIRE(store->remove(c.uri("/shared/b")).is_ok());
+  }
+
+  // A clean stop checkpoints: the file system then mounts embedded (no replay) and fscks clean.
+  REQUIRE(c.mds->stop_cleanly());
+  auto report = fsck(c.root);
+  REQUIRE(report.is_ok());
+  CHECK(report->orphans == 0);
+  CHECK(report->overlong == 0);
+}
+
+TEST_CASE("stor-mds squashes root and refuses unauthenticated clients", "[lustre][cluster]") {
+  Cluster c;
+  c.start_mds();
+  {
+    auto as_root = c.store({{"lustre.uid", "0"}, {"lustre.gids", "0"}});
+    REQUIRE(as_root->open(c.uri("/by-root"), kOpenWrite | kOpenCreate).value().close().is_ok());
+    auto st = as_root->stat(c.uri("/by-root")).value();
+    CHECK(st.uid == 65534);  // root squash: the client cannot simply claim uid 0
+    CHECK(st.gid == 65534);
+    auto as_user = c.store({{"lustre.uid", "1234"}, {"lustre.gids", "1234"}});
+    REQUIRE(as_user->open(c.uri("/by-user"), kOpenWrite | kOpenCreate, 0600).value().close().is_ok());
+    CHECK(as_user->stat(c.uri("/by-user")).value().uid == 1234);
+    auto other = c.store({{"lustre.uid", "999"}, {"lustre.gids", "999"}});
+    CHECK(other->open(c.uri("/by-user")).status().code() == Code::kPermissionDenied);
+  }
+  {  // a wrong key, and no key at all, are refused before any request is served
+    stor::test::TempDir keys;
+    std::string wrong = keys / "wrong.key";
+    REQUIRE(transport::write_key_file(wrong, transport::AuthKey::generate().value()).is_ok());
+    auto s = c.store({{"lustre.key_file", wrong}, {"lustre.reconnect_timeout_ms", "2000"}});
+    CHECK(s->stat(c.uri("/")).status().code() == Code::kPermissionDenied);
+    auto t = transport::Transport::create("tcp").value();
+    auto ch = t->connect(c.mds->endpoint());
+    REQUIRE(ch.is_ok());  // TCP connects; the first call must not be answered
+    pb::MdsRequest req;
+    req.set_op(pb::MdsRequest::GET_CONFIG);
+    std::vector<std::byte> buf(1 << 16);
+    auto r = (*ch)->call(kMdsOpcode, req.SerializeAsString(), {}, buf);
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().code() == Code::kPermissionDenied);
+  }
+  REQUIRE(c.mds->stop_cleanly());
+  c.start_mds({"--no-root-squash"});
+  auto as_root = c.store({{"lustre.uid", "0"}, {"lustre.gids", "0"}});
+  REQUIRE(as_root->open(c.uri("/root-owned"), kOpenWrite | kOpenCreate).value().close().is_ok());
+  CHECK(as_root->stat(c.uri("/root-owned")).value().uid == 0);
+  CHECK(as_root->stat(c.uri("/by-root")).value().uid == 65534);  // survived the restart
+}
+
+TEST_CASE("the MDS validates every request it reads", "[lustre][cluster]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  auto fs = FileSystem::mount(dir / "fs").value();
+  MdsService svc(fs, {});
+  std::vector<std::byte> buf(1 << 16);
+  auto call = [&](uint16_t opcode, const std::string& control) {
+    transport::ServerCall c;
+    c.opcode = opcode;
+    c.control = control;
+    c.reply_buffer = buf;
+    return svc.handle(c).status;
+  };
+  pb::MdsRequest ok;
+  ok.set_op(pb::MdsRequest::STAT);
+  ok.set_path("/");
+  CHECK(call(kMdsOpcode, ok.SerializeAsString()).is_ok());
+  CHECK(call(7, ok.SerializeAsString()).code() == Code::kInvalidArgument);
+  CHECK(call(kMdsOpcode, "\xff\xff\xff garbage").code() == Code::kInvalidArgument);
+  auto bad = [&](auto mutate) {
+    pb::MdsRequest r = ok;
+    mutate(r);
+    return call(kMdsOpcode, r.SerializeAsString()).code();
+  };
+  CHECK(bad([](pb::MdsRequest& r) { r.set_op(static_cast<pb::MdsRequest::Op>(99)); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { r.set_path(std::string(5000, 'a')); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { r.set_path(std::string("/a\0b", 4)); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { for (int i = 0; i < 100; ++i) r.add_gids(i); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { r.set_mode(0170000); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { r.set_path(""); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) { r.set_path("/../x"); }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::SET_LAYOUT);
+          r.mutable_layout()->add_components()->set_stripe_size(1000);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::SET_SIZE);
+          r.set_handle(12345);
+          r.set_ino(999);
+        }) == Code::kNotFound);
+  CHECK(svc.open_handles() == 0);
+}
+
+TEST_CASE("the MDS reply cache answers a resent mutation, also after a restart", "[lustre][cluster][recovery]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  std::vector<std::byte> buf(1 << 16);
+  auto send = [&](MdsService& svc, pb::MdsRequest::Op op, uint64_t xid, const std::string& path,
+                  const std::string& to = {}, uint32_t flags = 0) {
+    pb::MdsRequest r;
+    r.set_op(op);
+    r.set_client_id(77);
+    r.set_xid(xid);
+    r.set_min_inflight_xid(1);
+    r.set_uid(1000);
+    r.add_gids(1000);
+    r.set_path(path);
+    r.set_new_path(to);
+    r.set_flags(flags);
+    r.set_mode(0755);
+    transport::ServerCall c;
+    c.opcode = kMdsOpcode;
+    std::string control = r.SerializeAsString();
+    c.control = control;
+    c.reply_buffer = buf;
+    return svc.handle(c).status;
+  };
+  using Op = pb::MdsRequest;
+  {
+    auto fs = FileSystem::mount(dir / "fs").value();
+    REQUIRE(fs->mds().chmod(Identity{0, {0}}, "/", 0777).is_ok());
+    MdsService svc(fs, {});
+    REQUIRE(send(svc, Op::MKDIR, 1, "/d").is_ok());
+    CHECK(send(svc, Op::MKDIR, 1, "/d").is_ok());                          // resent: the recorded result
+    CHECK(send(svc, Op::MKDIR, 2, "/d").code() == Code::kAlreadyExists);  // a new request runs
+    REQUIRE(send(svc, Op::OPEN, 3, "/f", {}, kOpenWrite | kOpenCreate | kOpenExclusive).is_ok());
+    CHECK(send(svc, Op::OPEN, 3, "/f", {}, kOpenWrite | kOpenCreate | kOpenExclusive).is_ok());
+    REQUIRE(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    CHECK(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    CHECK(svc.resends_answered() == 3);
+    // A copy of the file system as a crash would leave it (log not checkpointed yet).
+    std::filesystem::copy(dir / "fs", dir / "crashed", std::filesystem::copy_options::recursive);
+    REQUIRE(send(svc, Op::REMOVE, 5, "/g").is_ok());
+    CHECK(send(svc, Op::REMOVE, 5, "/g").is_ok());
+  }
+  for (const char* root : {"crashed", "fs"}) {  // rebuilt from the log; kept by a checkpoint
+    INFO(root);
+    auto fs = FileSystem::mount(dir / root).value();
+    MdsService svc(fs, {});
+    CHECK(send(svc, Op::MKDIR, 1, "/d").is_ok());
+    CHECK(send(svc, Op::OPEN, 3, "/f2", {}, kOpenWrite | kOpenCreate | kOpenExclusive).code() == Code::kNotFound);
+    CHECK(send(svc, Op::RENAME, 4, "/f", "/g").is_ok());
+    if (std::string(root) == "fs") CHECK(send(svc, Op::REMOVE, 5, "/g").is_ok());
+    CHECK(svc.resends_answered() >= 2);
+    CHECK(send(svc, Op::MKDIR, 6, "/d").code() == Code::kAlreadyExists);
+  }
+}
+
+TEST_CASE("clients ride out kill -9 of the MDS and of a target", "[lustre][cluster][recovery]") {
+  Cluster c;
+  c.start_mds();
+  const std::string mds_endpoint = c.mds->endpoint();
+  {
+    auto store = c.store();
+    for (int i = 0; i < kWorkers; ++i) {
+      REQUIRE(store->mkdir(c.uri("/m" + std::to_string(i)), 0777).is_ok());
+      REQUIRE(store->mkdir(c.uri("/t" + std::to_string(i)), 0777).is_ok());
+      REQUIRE(store->mkdir(c.uri("/c" + std::to_string(i)), 0777).is_ok());
+    }
+  }
+  // Phase 1: the MDS dies right after applying its 60th mutation, before replying; restarted on
+  // the same port, it must answer the client's resend of that request from the reply cache.
+  REQUIRE(c.mds->stop_cleanly());
+  c.start_mds({"--crash-after-mutations", "60"}, mds_endpoint);
+  bool restarted = false;
+  const std::string log = c.base / "mds.log";
+  int ok = run_workers(c, "mixed", kWorkers, c.uri("/c"), true, {}, [&] {
+    if (restarted || !c.mds->exited()) return;
+    restarted = true;
+    c.start_mds({}, mds_endpoint, log);
+  });
+  CHECK(restarted);
+  CHECK(ok == kWorkers);
+  REQUIRE(c.mds->stop_cleanly());
+  {
+    std::ifstream in(log);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    INFO(text);
+    CHECK(text.find("stopped; 0 resent") == std::string::npos);
+    CHECK(text.find("resent request(s) were answered from the reply cache") != std::string::npos);
+  }
+  c.start_mds({}, mds_endpoint);
+  // Phase 2: SIGKILL the MDS at a random point after a quarter of the work, restart it.
+  bool killed = false;
+  ok = run_workers(c, "mixed", kWorkers, c.uri("/m"), true, [&](int acks) {
+    if (killed || acks < kWorkers * kMixedIterations / 4) return;
+    killed = true;
+    c.mds->kill(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // clients see refused connections
+    c.start_mds({}, mds_endpoint);
+  });
+  CHECK(killed);
+  CHECK(ok == kWorkers);
+  // Phase 3: the same with stor-target 0 (the data clients reconnect and resend).
+  killed = false;
+  const std::string t0_endpoint = c.t0->endpoint();
+  ok = run_workers(c, "mixed", kWorkers, c.uri("/t"), true, [&](int acks) {
+    if (killed || acks < kWorkers * kMixedIterations / 4) return;
+    killed = true;
+    c.t0->kill(SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    c.t0 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, t0_endpoint, c.ost0.path(),
+                                           std::vector<std::string>{"--key-file", c.key});
+  });
+  CHECK(killed);
+  CHECK(ok == kWorkers);
+  {
+    auto store = c.store();
+    for (int i = 0; i < kWorkers; ++i) {
+      check_mixed(*store, c, "/m" + std::to_string(i), i);
+      check_mixed(*store, c, "/t" + std::to_string(i), i);
+      check_mixed(*store, c, "/c" + std::to_string(i), i);
+    }
+  }
+  REQUIRE(c.mds->stop_cleanly());
+  auto report = fsck(c.root);
+  REQUIRE(report.is_ok());
+  CHECK(report->orphans == 0);
+  CHECK(report->overlong == 0);
+  CHECK(report->problems.empty());
+}
