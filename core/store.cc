@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <shared_mutex>
 
+#include "core/parquet_internal.h"
 #include "core/plugin_loader.h"
 #include "core/stats.h"
 
@@ -188,6 +189,9 @@ Result<File> Store::open(std::string_view text, uint32_t flags, uint32_t mode) {
   STOR_ASSIGN_OR_RETURN(Uri uri, Uri::parse(text));
   STOR_ASSIGN_OR_RETURN(auto b, backend(uri));
   if (!(flags & (kOpenRead | kOpenWrite))) flags |= kOpenRead;
+  // Parquet objects opened for reading get the parquet read path (docs/parquet.md).
+  STOR_ASSIGN_OR_RETURN(auto pq, parquet::internal::maybe_open_parquet(*this, *b, uri, flags, opts_.settings));
+  if (pq) return File(std::move(pq), std::move(uri), stats_);
   STOR_ASSIGN_OR_RETURN(auto impl, b->open(uri, OpenOptions{flags, mode}));
   return File(std::move(impl), std::move(uri), stats_);
 }

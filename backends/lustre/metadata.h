@@ -60,6 +60,7 @@ struct LayoutInfo {
 struct MetaCounters {
   uint64_t inodes = 0;
   uint64_t wal_bytes = 0;
+  uint64_t requests = 0;  // cluster: requests the MDS served since it started (0 embedded)
 };
 
 // Every call acts as `id`. Thread-safe.

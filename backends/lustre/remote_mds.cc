@@ -400,7 +400,7 @@ class RemoteMetadata final : public MetadataClient {
     pb::MdsRequest req;
     req.set_op(pb::MdsRequest::STATFS);
     STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
-    return MetaCounters{rep.inodes(), rep.wal_bytes()};
+    return MetaCounters{rep.inodes(), rep.wal_bytes(), rep.requests()};
   }
 
  private:
@@ -452,6 +452,7 @@ Identity MdsService::identity_of(const pb::MdsRequest& req) const {
 transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
   if (call.opcode != kMdsOpcode)
     return {Status::InvalidArgument("lustre mds: unknown opcode " + std::to_string(call.opcode)), {}, 0};
+  requests_.fetch_add(1, std::memory_order_relaxed);
   pb::MdsRequest req;
   if (!req.ParseFromArray(call.control.data(), static_cast<int>(call.control.size())))
     return {Status::InvalidArgument("lustre mds: request does not parse"), {}, 0};
@@ -645,6 +646,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::STATFS:
       rep.set_inodes(mds_.inode_count());
       rep.set_wal_bytes(mds_.wal_bytes());
+      rep.set_requests(requests_.load(std::memory_order_relaxed));
       return rep;
     default:
       return Status::InvalidArgument("lustre mds: unknown operation");

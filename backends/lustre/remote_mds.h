@@ -113,6 +113,7 @@ class MdsService {
   tbb::concurrent_hash_map<std::pair<uint64_t, uint64_t>, bool, PairHash> running_;
   std::atomic<uint64_t> resends_answered_{0};
   std::atomic<uint64_t> logged_mutations_{0};
+  std::atomic<uint64_t> requests_{0};  // relaxed; reported by STATFS
   // The inode of the open handle req names; write: the handle must be open for writing.
   Result<InodeRef> handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write);
   Identity identity_of(const pb::MdsRequest& req) const;

@@ -174,6 +174,7 @@ class TierBackend final : public Backend {
     STOR_ASSIGN_OR_RETURN(auto sync_interval, s.get_duration("sync_interval", std::chrono::milliseconds(0), kSecond,
                                                              std::chrono::milliseconds(0), kMaxDuration));
     o.sync_interval_ns = std::chrono::nanoseconds(sync_interval).count();
+    STOR_ASSIGN_OR_RETURN(o.parquet_sparse_min, Settings(ctx_.settings).get_size("parquet.small_object", o.parquet_sparse_min));
     return TieredStore::open(std::move(o));
   }
 

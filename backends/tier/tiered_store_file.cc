@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "core/parquet_internal.h"
+
 namespace stor::tiering::internal {
 namespace {
 
@@ -15,12 +17,31 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 // A handle on one tiered file: reads and writes go to the fast copy; a handle opened on a cold
 // file reads the prefetched parquet footer from memory, and fetches its pinned version (see
 // PinnedVersion) on the first read outside it.
+// The pinned cold version of a parquet file, as the parquet read path's byte source: every read
+// is one ranged read of that version (If-Match on S3).
+class ColdSource final : public parquet::internal::RangeSource {
+ public:
+  ColdSource(std::shared_ptr<TieredStoreImpl> store, std::string rel, ColdObject known)
+      : store_(std::move(store)), rel_(std::move(rel)), known_(std::move(known)) {}
+  Result<size_t> read(uint64_t offset, size_t len, char* dst) override {
+    return store_->read_cold(rel_, known_, offset, len, dst);
+  }
+
+ private:
+  std::shared_ptr<TieredStoreImpl> store_;
+  std::string rel_;
+  ColdObject known_;
+};
+
+using SparseReader = std::shared_ptr<parquet::Reader::Impl>;
+
 class TierFile final : public BackendFile {
  public:
   TierFile(std::shared_ptr<TieredStoreImpl> store, std::string rel, std::unique_ptr<BackendFile> fast,
-           std::shared_ptr<const Footer> footer, std::optional<PinnedVersion> pinned, bool writable)
+           std::shared_ptr<const Footer> footer, std::optional<PinnedVersion> pinned, bool writable,
+           SparseReader sparse)
       : store_(std::move(store)), rel_(std::move(rel)), fast_(std::move(fast)), footer_(std::move(footer)),
-        pinned_(std::move(pinned)), writable_(writable) {}
+        sparse_(std::move(sparse)), pinned_(std::move(pinned)), writable_(writable) {}
   ~TierFile() override { (void)close(); }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override;
@@ -53,6 +74,7 @@ class TierFile final : public BackendFile {
   std::mutex mu_;
   std::unique_ptr<BackendFile> fast_;
   std::shared_ptr<const Footer> footer_;
+  SparseReader sparse_;  // a cold parquet file read through the parquet read path, never fetched
   std::optional<PinnedVersion> pinned_;  // set for handles opened on a cold file
   bool writable_;
   std::atomic<bool> wrote_{false};  // set by writers on any thread (BackendFile's contract)
@@ -75,6 +97,7 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
   std::optional<Record> found = find(rel);
   std::unique_ptr<BackendFile> fast;
   std::shared_ptr<const Footer> footer;
+  SparseReader sparse;
   std::optional<PinnedVersion> pinned;
   OpenOptions fast_opts = oo;
   fast_opts.flags &= ~kOpenExclusive;
@@ -127,6 +150,19 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
           if (!got.is_ok()) return got.status();
         }
         footer = *got;
+        if (footer && opts_.parquet_sparse_min && r.size >= opts_.parquet_sparse_min) {
+          // Column chunks by ranged reads of this version instead of a fetch of the whole file.
+          auto src = std::make_unique<ColdSource>(shared_from_this(), rel, known_of(r));
+          src->size = r.size;
+          src->etag = r.cold_etag;
+          src->validator = r.cold_etag.empty() ? "size:" + std::to_string(r.size) + ",mtime:" + std::to_string(r.cold_mtime_ns)
+                                               : "etag:" + r.cold_etag;
+          parquet::ReaderOptions po;
+          po.small_object_bytes = 0;
+          auto opened = parquet::internal::open_source(std::move(src), cold_uri_of(rel), po, footer->bytes, footer->offset, 0);
+          // A footer stor cannot parse: reads outside it fetch the file, as for any cold file.
+          if (opened.is_ok()) sparse = std::move(opened).value();
+        }
       }
       pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
     }
@@ -138,7 +174,7 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
   }
   return std::unique_ptr<BackendFile>(
       std::make_unique<TierFile>(shared_from_this(), rel, std::move(fast), std::move(footer), std::move(pinned),
-                                 writable));
+                                 writable, std::move(sparse)));
 }
 
 // For a handle pinned to the cold version `etag`: fetches that version unless the fast tier
@@ -163,6 +199,16 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_version_for_read(cons
     }
   }
   return opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead});
+}
+
+Result<size_t> TieredStoreImpl::read_cold(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
+                                          char* dst) {
+  return cold_->read(rel, known, offset, len, dst);
+}
+
+Uri TieredStoreImpl::cold_uri_of(const std::string& rel) const {
+  Result<Uri> u = Uri::parse(cold_->uri_of(rel));
+  return u.is_ok() ? *u : Uri{"tier-cold", "", "/" + rel};
 }
 
 void TieredStoreImpl::count_footer_hit() {
@@ -208,6 +254,7 @@ Status TierFile::ensure_fast() {
 
 void TierFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback done) {
   BackendFile* fast = nullptr;
+  SparseReader sparse;
   {
     std::lock_guard lk(mu_);
     if (!open_) return done(Status::InvalidArgument("tiered file " + rel_ + " is closed"));
@@ -219,9 +266,15 @@ void TierFile::read_async(void* buf, size_t len, uint64_t offset, IoCallback don
       store_->count_footer_hit();
       return done(n);
     }
-    if (Status s = ensure_fast(); !s.is_ok()) return done(std::move(s));
-    fast = fast_.get();
+    if (!fast_ && sparse_) {
+      sparse = sparse_;
+    } else {
+      if (Status s = ensure_fast(); !s.is_ok()) return done(std::move(s));
+      fast = fast_.get();
+    }
   }
+  // Blocking on the calling thread, as a fetch by ensure_fast() is.
+  if (sparse) return done(parquet::internal::read(*sparse, static_cast<char*>(buf), len, offset));
   fast->read_async(buf, len, offset, std::move(done));
 }
 
@@ -245,12 +298,15 @@ Result<FileInfo> TierFile::stat() {
 
 Status TierFile::close() {
   std::unique_ptr<BackendFile> fast;
+  SparseReader sparse;
   {
     std::lock_guard lk(mu_);
     if (!open_) return {};
     open_ = false;
     fast = std::move(fast_);
+    sparse = std::move(sparse_);
   }
+  sparse.reset();  // its source holds the namespace
   Status s = fast ? fast->close() : Status::ok();
   Status c = store_->closed(rel_, wrote_);
   store_.reset();  // a closed handle must not keep the namespace (and its state lock) alive

@@ -86,6 +86,9 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   // Opens the fast copy of the cold version `etag` of rel, fetching it first if needed.
   Result<std::unique_ptr<BackendFile>> open_version_for_read(const std::string& rel, const std::string& etag);
   void count_footer_hit();
+  // One ranged read of the cold version `known` of rel (the sparse parquet path of TierFile).
+  Result<size_t> read_cold(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len, char* dst);
+  Uri cold_uri_of(const std::string& rel) const;
   // A handle on rel closed; `wrote`: it wrote, so the record takes the fast copy's size/mtime.
   Status closed(const std::string& rel, bool wrote);
 
@@ -99,7 +102,11 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   void note_access(const std::string& rel, int64_t now);  // caller holds mu_
   Status make_fast_parents(const std::string& rel) { return make_parents(*opts_.fast, fast_root_, rel); }
   static Record uncached_record(const std::string& rel, const ColdObject& o, int64_t now);
+
+ public:
   static ColdObject known_of(const Record& r) { return {r.path, r.size, r.cold_mtime_ns, r.cold_etag}; }
+
+ private:
 
   // ---- fetch and promote (tiered_store_fetch.cc); callers hold the op lock of rel ----
   Status fetch_once(const std::string& rel);

@@ -113,6 +113,8 @@ class STOR_API Store {
   // The backend serving a URI's scheme, created on first use.
   Result<std::shared_ptr<Backend>> backend(const Uri& uri);
   IoEngine& engine() noexcept { return *engine_; }
+  // The settings the store was created with (StoreOptions::settings).
+  const std::map<std::string, std::string>& settings() const noexcept { return opts_.settings; }
   // This store's I/O counters per scheme (also published for `stctl top`).
   std::vector<BackendStats> stats() const;
 

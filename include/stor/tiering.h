@@ -26,7 +26,10 @@
 //
 // Parquet: opening an uncached/demoted "*.parquet" file fetches its last 64 KiB (one ranged read)
 // and, when the footer is longer, the rest of the footer; footers are kept in memory per
-// (path, ETag), so reads inside the footer and later opens make no cold-tier request.
+// (path, ETag), so reads inside the footer and later opens make no cold-tier request. A read-only
+// handle on such a file of at least parquet_sparse_min bytes whose footer parses serves other
+// reads through the parquet read path (docs/parquet.md): ranged reads of the column chunks a read
+// touches (or a growing window for scans), without fetching the file.
 //
 // URI scheme tier:///ABS/DIR/file: DIR is the nearest ancestor holding ".stor-tier/" (created by
 // `stctl link` / create_link). Its fast tier is that directory (nvme) unless .stor-tier/config
@@ -85,6 +88,12 @@ struct TierOptions {
   bool cold_dir_markers = false;
   // Bytes fetched per step; an S3 step is split into s3.part_size ranged GETs run in parallel.
   uint64_t fetch_chunk = 64ull << 20;
+  // A cold "*.parquet" file of at least this size whose footer stor parses is read sparsely by a
+  // read-only handle: the parquet read path (stor/parquet.h) turns reads into ranged reads of the
+  // column chunks they touch, and the file is not fetched. Smaller files, footers stor cannot
+  // parse and writers fetch the whole file as before. 0: never. From the setting
+  // parquet.small_object (the parquet path's own small-object threshold).
+  uint64_t parquet_sparse_min = 8ull << 20;
   // Access times are persisted at most this often per file (they only steer the policy).
   int64_t access_persist_interval_ns = 60ll * 1'000'000'000;
   // > 0: a background thread applies the policy this often (wall time), and right away when a

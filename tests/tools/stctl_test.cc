@@ -539,3 +539,53 @@ TEST_CASE("stctl cat reads byte ranges of S3 objects; a failed cp to S3 leaves n
   CHECK(over.exit_code == 1);
   CHECK(stctl(set + " cat " + obj, false).out == data);
 }
+
+namespace {
+// Runs of blanks as one space: table columns are as wide as their widest cell.
+std::string squeeze(const std::string& s) {
+  std::string out;
+  for (char c : s)
+    if (c != ' ' || out.empty() || out.back() != ' ') out += c;
+  return out;
+}
+}  // namespace
+
+TEST_CASE("stctl parquet prints schema, column chunks and row groups from the footer") {
+  const std::string fixtures = STOR_TEST_PARQUET_FIXTURES;
+  auto flat = stctl("parquet " + fixtures + "/flat.parquet");
+  INFO(flat.out);
+  REQUIRE(flat.exit_code == 0);
+  flat.out = squeeze(flat.out);
+  CHECK(contains(flat.out, "3000 rows, 2 row groups, 3 columns, written by DuckDB"));
+  CHECK(contains(flat.out, " k BYTE_ARRAY optional"));
+  // DuckDB's parquet_metadata (tests/fixtures/parquet/flat.json): column k of row group 0 starts
+  // at its dictionary page.
+  CHECK(contains(flat.out, "\n0 k BYTE_ARRAY SNAPPY 19293 182 859 2048\n"));
+  CHECK(contains(flat.out, " 1: 952 rows, 8.7 KiB in 3 column chunks"));
+  auto json = stctl("--json parquet " + fixtures + "/nested.parquet", false);
+  REQUIRE(json.exit_code == 0);
+  CHECK(contains(json.out, "{\"path\":\"s.b.list.element\",\"type\":\"INT64\",\"codec\":\"SNAPPY\",\"offset\":17578,"
+                           "\"compressed\":12816,"));
+  stor::test::TempDir dir;
+  put(dir / "junk.parquet", std::string(100, 'x'));
+  auto junk = stctl("parquet " + (dir / "junk.parquet"));
+  CHECK(junk.exit_code == 1);
+  CHECK(contains(junk.out, "PAR1"));
+  CHECK(stctl("parquet").exit_code == 2);
+
+  // On S3: one HEAD and one ranged GET; `stctl cat` of the .parquet object (the parquet read path)
+  // returns the file.
+  REQUIRE_S3RVER();
+  std::string set;
+  for (const auto& [k, v] : stor::s3::test::s3rver_settings(server.endpoint())) set += " --set " + k + "=" + v;
+  const std::string bucket = stor::s3::test::unique_bucket("stctl-pq");
+  REQUIRE(stctl(set + " mb s3://" + bucket).exit_code == 0);
+  const std::string obj = "s3://" + bucket + "/t/flat.parquet";
+  REQUIRE(stctl(set + " cp " + fixtures + "/flat.parquet " + obj).exit_code == 0);
+  auto remote = stctl(set + " parquet " + obj);
+  INFO(remote.out);
+  REQUIRE(remote.exit_code == 0);
+  CHECK(contains(remote.out, "footer read with 2 request(s)"));
+  CHECK(contains(squeeze(remote.out), "\n0 k BYTE_ARRAY SNAPPY 19293 182 859 2048\n"));
+  CHECK(stctl(set + " cat " + obj, false).out == slurp(fixtures + "/flat.parquet"));
+}

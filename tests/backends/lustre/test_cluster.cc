@@ -275,6 +275,26 @@ TEST_CASE("a stor-mds serves one namespace to many client processes", "[lustre][
     CHECK(sum == kChunk * kWorkers);
   }
 
+  SECTION("writes and reads make no MDS call; sync and close merge the size") {
+    ClusterOptions co;
+    co.key_file = c.key;  // the same mount the store uses
+    auto fs = FileSystem::connect(c.authority, co).value();
+    auto f = store->open(c.uri("/shared/quiet.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+    const uint64_t before = fs->meta().statfs().value().requests;
+    auto data = stor::test::pattern(64 * 1024, 8);
+    for (int i = 0; i < 100; ++i) REQUIRE(f.write(data.data(), data.size(), i * data.size()).value() == data.size());
+    std::vector<char> back(data.size());
+    for (int i = 0; i < 100; ++i) REQUIRE(f.read(back.data(), back.size(), i * data.size()).value() == back.size());
+    CHECK(f.stat().value().size == 100 * data.size());  // the handle knows its own writes
+    const uint64_t after_io = fs->meta().statfs().value().requests;
+    CHECK(after_io - before == 1);  // the statfs itself: 200 calls, no metadata round trip
+    // Not synced yet: close-to-open, the MDS still has the size of the last sync/close.
+    CHECK(store->stat(c.uri("/shared/quiet.bin")).value().size == 0);
+    REQUIRE(f.sync().is_ok());
+    CHECK(store->stat(c.uri("/shared/quiet.bin")).value().size == 100 * data.size());
+    REQUIRE(f.close().is_ok());
+  }
+
   SECTION("4 processes create, list and remove in one directory") {
     REQUIRE(run_workers(c, "namespace", kWorkers, c.uri("/ns")) == kWorkers);
     auto listed = store->list(c.uri("/ns")).value();
