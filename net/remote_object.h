@@ -6,6 +6,7 @@
 // max_payload are split into calls of that size.
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,6 +23,9 @@ namespace stor::transport {
 struct RemoteTargetOptions {
   TransportOptions transport;
   unsigned connections = 4;  // parallel calls to this target
+  // A read larger than one frame (transport.max_payload) is asked for this many frames ahead on
+  // its connection (Channel::start_call); 1: one frame at a time.
+  unsigned pipeline = 4;
 };
 
 class RemoteObjectTarget {
@@ -62,6 +66,10 @@ class RemoteObjectTarget {
   template <typename Fn>
   auto on_channel(Fn&& fn) -> decltype(fn(std::declval<Channel&>()));
   // The operations on one channel.
+  // The frame size a read of len bytes is split into on a channel taking max_payload per call.
+  static size_t frame_size(size_t len, uint64_t max_payload) {
+    return static_cast<size_t>(std::min<uint64_t>(len, max_payload));
+  }
   Result<size_t> read_on(Channel& ch, const std::string& object, void* buf, size_t len, uint64_t offset);
   Result<size_t> write_on(Channel& ch, const std::string& object, const void* buf, size_t len, uint64_t offset);
   Result<std::vector<ObjectEntry>> list_on(Channel& ch);
