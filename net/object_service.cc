@@ -5,6 +5,7 @@
 #include <linux/openat2.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -68,7 +69,7 @@ Result<std::unique_ptr<ObjectService>> ObjectService::create(const std::string& 
       openat2 = true;
     }
   }
-  return std::unique_ptr<ObjectService>(new ObjectService(dir, engine, fd, openat2));
+  return std::unique_ptr<ObjectService>(new ObjectService(dir, engine, fd, openat2, opts.inline_cached_reads));
 }
 
 ObjectService::~ObjectService() {
@@ -252,9 +253,37 @@ ServerResult ObjectService::read(const ObjectCall& c, const ServerCall& call) {
   auto obj = open_object(c.name, false);
   if (!obj) return {obj.status(), {}, 0};
   if (c.length == 0) return {};
-  auto r = engine_->read((*obj)->fd, call.reply_buffer.data(), c.length, c.offset).get();
+  // What the page cache holds is copied right here (preadv2 RWF_NOWAIT never waits for the
+  // device): through the engine every call costs two thread wake-ups (its completion thread, then
+  // this one), which measured as a fifth of the target's CPU time per byte and, on a loaded
+  // machine, as that many scheduling delays. What is not cached is read through the engine.
+  CachedRead cached = inline_cached_reads_ ? read_cached((*obj)->fd, call.reply_buffer.data(), c.length, c.offset)
+                                           : CachedRead{};
+  if (cached.bytes == c.length || cached.eof) return {Status(), {}, cached.bytes};
+  auto r = engine_->read((*obj)->fd, call.reply_buffer.data() + cached.bytes, c.length - cached.bytes,
+                         c.offset + cached.bytes)
+               .get();
   if (!r) return {r.status(), {}, 0};
-  return {Status(), {}, *r};
+  return {Status(), {}, cached.bytes + *r};
+}
+
+ObjectService::CachedRead ObjectService::read_cached(int fd, std::byte* dst, size_t len, uint64_t offset) {
+  CachedRead out;
+  while (out.bytes < len) {
+    iovec v{dst + out.bytes, len - out.bytes};
+    ssize_t n = ::preadv2(fd, &v, 1, static_cast<off_t>(offset + out.bytes), RWF_NOWAIT);
+    if (n > 0) {
+      out.bytes += static_cast<size_t>(n);
+    } else if (n == 0) {
+      out.eof = true;
+      break;
+    } else if (errno != EINTR) {
+      // EAGAIN: not (all) in the page cache. EOPNOTSUPP, EINVAL, ENOSYS: no RWF_NOWAIT for this
+      // file or kernel. Anything else: the engine's read reports it.
+      break;
+    }
+  }
+  return out;
 }
 
 ServerResult ObjectService::write(const ObjectCall& c, const ServerCall& call) {

@@ -1,6 +1,6 @@
 // Server side of the object-target protocol: serves the objects of one directory, doing file
-// I/O through the IoEngine. stor-target wraps this in a Listener; it is thread-safe, so every
-// connection thread calls handle() directly.
+// I/O through the IoEngine (reads copy what the page cache already holds inline). stor-target
+// wraps this in a Listener; it is thread-safe, so every connection thread calls handle() directly.
 #pragma once
 
 #include <sys/types.h>
@@ -24,6 +24,9 @@ struct ObjectServiceOptions {
   // Tests only: resolve paths by walking their components with O_NOFOLLOW, as on kernels
   // without openat2 (before 5.6), even where openat2 works.
   bool force_component_walk = false;
+  // Reads copy what the page cache already holds on the calling thread (preadv2 RWF_NOWAIT) and
+  // hand only the rest to the IoEngine. false: every read through the engine (tests of that path).
+  bool inline_cached_reads = true;
 };
 
 // Every object path is resolved beneath the directory, relative to a descriptor opened once in
@@ -46,8 +49,16 @@ class ObjectService {
 
  private:
   struct OpenObject;
-  ObjectService(std::string dir, IoEngine* engine, int dir_fd, bool use_openat2)
-      : dir_(std::move(dir)), engine_(engine), dir_fd_(dir_fd), use_openat2_(use_openat2) {}
+  ObjectService(std::string dir, IoEngine* engine, int dir_fd, bool use_openat2, bool inline_cached_reads)
+      : dir_(std::move(dir)), engine_(engine), dir_fd_(dir_fd), use_openat2_(use_openat2),
+        inline_cached_reads_(inline_cached_reads) {}
+  // Bytes of [offset, offset + len) copied from the page cache without waiting for the device,
+  // front to back until the first byte that is not cached; eof: the object ends there.
+  struct CachedRead {
+    size_t bytes = 0;
+    bool eof = false;
+  };
+  static CachedRead read_cached(int fd, std::byte* dst, size_t len, uint64_t offset);
   // The object's descriptor, opened read-write on first use; NotFound when missing and !create.
   Result<std::shared_ptr<OpenObject>> open_object(const std::string& name, bool create);
   // Opens `rel` (a validated object name or one component) beneath dirfd without following any
@@ -73,6 +84,7 @@ class ObjectService {
   IoEngine* engine_;
   const int dir_fd_;  // the object directory, opened once: every path is resolved beneath it
   const bool use_openat2_;
+  const bool inline_cached_reads_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<OpenObject>> open_;  // bounded: see open_object
   // For stats(): relaxed counters, one add per call.

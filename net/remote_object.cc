@@ -95,28 +95,45 @@ Result<size_t> RemoteObjectTarget::read(const std::string& object, void* buf, si
   return on_channel([&](Channel& ch) { return read_on(ch, object, buf, len, offset); });
 }
 
-Result<size_t> RemoteObjectTarget::read_on(Channel& ch_ref, const std::string& object, void* buf, size_t len,
+Result<size_t> RemoteObjectTarget::read_on(Channel& ch, const std::string& object, void* buf, size_t len,
                                            uint64_t offset) {
-  Channel* ch = &ch_ref;
   auto* dst = static_cast<std::byte*>(buf);
-  size_t done = 0;
-  Status err;
-  while (done < len) {
-    size_t chunk = static_cast<size_t>(std::min<uint64_t>(len - done, ch->max_payload()));
-    ObjectCall c{object, offset + done, chunk, 0};
-    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {},
-                      std::span<std::byte>(dst + done, chunk));
-    if (!r) {
-      err = r.status();
-      break;
-    }
-    done += r->payload_len;
-    if (r->payload_len < chunk) break;  // end of object
-  }
   if (len == 0) {  // still tell a missing object apart
     ObjectCall c{object, offset, 0, 0};
-    auto r = ch->call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {}, {});
-    if (!r) err = r.status();
+    auto r = ch.call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {}, {});
+    if (!r) return r.status();
+    return size_t{0};
+  }
+  // Frames of at most max_payload, up to `pipeline` of them requested ahead: the target goes from
+  // one reply to the next while this thread is still taking the previous one off the socket.
+  const size_t frame = frame_size(len, ch.max_payload());
+  const size_t window = std::max<size_t>(1, std::min<size_t>(opts_.pipeline, Channel::kMaxOutstandingCalls));
+  size_t asked = 0;  // bytes requested so far
+  size_t done = 0;   // bytes received, in order
+  bool ended = false;  // a short reply: the object ends there; later replies carry nothing
+  Status err;
+  while (done < len || ch.outstanding_calls() > 0) {
+    while (err.is_ok() && !ended && asked < len && ch.outstanding_calls() < window) {
+      size_t chunk = std::min(frame, len - asked);
+      ObjectCall c{object, offset + asked, chunk, 0};
+      Status s = ch.start_call(static_cast<uint16_t>(ObjectOp::kRead), encode_object_call(c), {},
+                               std::span<std::byte>(dst + asked, chunk));
+      if (!s.is_ok()) {
+        err = s;
+        break;
+      }
+      asked += chunk;
+    }
+    if (ch.outstanding_calls() == 0) break;
+    auto r = ch.finish_call();  // the reply to the frame at `done` (replies come in order)
+    if (!r) {
+      if (err.is_ok()) err = r.status();
+      continue;  // finish the others: the channel must be empty before it goes back to the pool
+    }
+    if (!err.is_ok() || ended) continue;
+    size_t want = std::min(frame, len - done);
+    done += r->payload_len;
+    if (r->payload_len < want) ended = true;  // end of object
   }
   if (!err.is_ok()) return err;
   return done;

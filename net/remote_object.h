@@ -6,6 +6,7 @@
 // max_payload are split into calls of that size.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -26,6 +27,9 @@ struct RemoteTargetOptions {
   // > 0: a call whose connection is lost (or cannot be made: the target restarts) reconnects and
   // resends until this much time has passed, then fails with Unavailable. 0: fail at once.
   std::chrono::milliseconds reconnect_timeout{0};
+  // A read larger than one frame (transport.max_payload) is asked for this many frames ahead on
+  // its connection (Channel::start_call); 1: one frame at a time.
+  unsigned pipeline = 4;
 };
 
 class RemoteObjectTarget {
@@ -66,6 +70,10 @@ class RemoteObjectTarget {
   template <typename Fn>
   auto on_channel(Fn&& fn) -> decltype(fn(std::declval<Channel&>()));
   // The operations on one channel.
+  // The frame size a read of len bytes is split into on a channel taking max_payload per call.
+  static size_t frame_size(size_t len, uint64_t max_payload) {
+    return static_cast<size_t>(std::min<uint64_t>(len, max_payload));
+  }
   Result<size_t> read_on(Channel& ch, const std::string& object, void* buf, size_t len, uint64_t offset);
   Result<size_t> write_on(Channel& ch, const std::string& object, const void* buf, size_t len, uint64_t offset);
   Result<std::vector<ObjectEntry>> list_on(Channel& ch);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -32,20 +33,31 @@ class TcpChannel final : public Channel {
 
   Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
                      std::span<std::byte> reply_payload) override {
-    if (broken_) return Status::Unavailable("transport: connection to " + peer_ + " failed earlier: " + broken_why_);
-    if (control.size() > kMaxControlBytes || payload.size() > max_payload() || reply_payload.size() > max_payload())
-      return Status::InvalidArgument("transport: call to " + peer_ + " exceeds the frame limits (control " +
-                                                std::to_string(control.size()) + ", payload " +
-                                                std::to_string(payload.size()) + ", reply " +
-                                                std::to_string(reply_payload.size()) + " bytes)");
-    auto r = do_call(opcode, control, payload, reply_payload);
-    if (!r && r.status().code() != Code::kOk && transport_failed_) {
-      broken_ = true;
-      broken_why_ = r.status().to_string();
-    }
+    if (!pending_.empty())
+      return Status::InvalidArgument("transport: call to " + peer_ + " while " + std::to_string(pending_.size()) +
+                                     " pipelined call(s) are outstanding");
+    STOR_RETURN_IF_ERROR(start_call_impl(opcode, control, payload, reply_payload));
+    return finish_call();
+  }
+
+  Status start_call(uint16_t opcode, std::string control, std::span<const std::byte> payload,
+                    std::span<std::byte> reply_payload) override {
+    return start_call_impl(opcode, control, payload, reply_payload);
+  }
+
+  Result<Reply> finish_call() override {
+    if (pending_.empty()) return Status::InvalidArgument("transport: no call to " + peer_ + " is outstanding");
+    Pending p = pending_.front();
+    pending_.pop_front();
+    if (broken_) return broken_status();
+    // Each reply within the timeout of being waited for: a pipelined one queues behind others.
+    bool in_sync = false;
+    auto r = receive_reply(p, deadline_after(opts_.timeout), &in_sync);
+    if (!in_sync) mark_broken(r.status());
     return r;
   }
 
+  size_t outstanding_calls() const override { return pending_.size(); }
   uint64_t max_payload() const override { return std::min(opts_.max_payload, kMaxPayloadLimit); }
   bool broken() const override { return broken_; }
   bool peer_closed() const override {
@@ -56,9 +68,26 @@ class TcpChannel final : public Channel {
   const std::string& peer() const override { return peer_; }
 
  private:
-  Result<Reply> do_call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
-                        std::span<std::byte> reply_payload) {
-    transport_failed_ = true;  // until the reply frame was read completely
+  struct Pending {
+    uint64_t request_id;
+    uint16_t opcode;
+    std::span<std::byte> reply_payload;
+  };
+
+  Status broken_status() const {
+    return Status::Unavailable("transport: connection to " + peer_ + " failed earlier: " + broken_why_);
+  }
+  void mark_broken(const Status& why) {
+    if (broken_) return;
+    broken_ = true;
+    broken_why_ = why.to_string();
+  }
+
+  // Sends one request frame and queues what its reply must match.
+  Status start_call_impl(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
+                         std::span<std::byte> reply_payload) {
+    if (broken_) return broken_status();
+    STOR_RETURN_IF_ERROR(check_start(control, payload, reply_payload));
     Deadline dl = deadline_after(opts_.timeout);
     FrameHeader h;
     h.opcode = opcode;
@@ -67,13 +96,25 @@ class TcpChannel final : public Channel {
     h.payload_len = payload.size();
     h.reply_capacity = reply_payload.size();
     FrameBytes hb = encode_frame_header(h);
-    auto ctx = [&](Status s) { return s.with_suffix(" (" + peer_ + ")"); };
     // Header and control bytes in one send: one system call (and segment) fewer per call.
     std::string head = frame_head(hb, control);
-    if (Status s = io_->send_all(fd_, head.data(), head.size(), dl, !payload.empty()); !s.is_ok()) return ctx(s);
-    if (!payload.empty())
-      if (Status s = io_->send_all(fd_, payload.data(), payload.size(), dl); !s.is_ok()) return ctx(s);
+    Status s = io_->send_all(fd_, head.data(), head.size(), dl, !payload.empty());
+    if (s.is_ok() && !payload.empty()) s = io_->send_all(fd_, payload.data(), payload.size(), dl);
+    if (!s.is_ok()) {
+      // Part of a frame may be on the wire: the stream is out of step for good.
+      s = s.with_suffix(" (" + peer_ + ")");
+      mark_broken(s);
+      return s;
+    }
+    pending_.push_back(Pending{h.request_id, opcode, reply_payload});
+    return {};
+  }
 
+  // Reads the reply to `p`. *in_sync: the whole reply frame was read (whatever its status), so the
+  // stream can carry the next one.
+  Result<Reply> receive_reply(const Pending& p, Deadline dl, bool* in_sync) {
+    *in_sync = false;
+    auto ctx = [&](Status s) { return s.with_suffix(" (" + peer_ + ")"); };
     FrameBytes rb;
     if (Status s = io_->recv_all(fd_, rb.data(), rb.size(), dl); !s.is_ok()) return ctx(s);
     STOR_ASSIGN_OR_RETURN(FrameHeader rh, decode_frame_header(rb, peer_));
@@ -86,19 +127,20 @@ class TcpChannel final : public Channel {
       if (Status s = io_->recv_all(fd_, why.data(), why.size(), dl); !s.is_ok()) return ctx(s);
       return Status(static_cast<Code>(rh.status), peer_ + " closed the connection: " + why);
     }
-    if (rh.request_id != h.request_id)
-      return bad("request id " + std::to_string(rh.request_id) + ", expected " + std::to_string(h.request_id));
-    if (rh.opcode != opcode) return bad("opcode " + std::to_string(rh.opcode) + ", expected " + std::to_string(opcode));
-    if (rh.payload_len > reply_payload.size())
-      return bad(std::to_string(rh.payload_len) + " payload bytes for a " + std::to_string(reply_payload.size()) +
+    if (rh.request_id != p.request_id)
+      return bad("request id " + std::to_string(rh.request_id) + ", expected " + std::to_string(p.request_id));
+    if (rh.opcode != p.opcode)
+      return bad("opcode " + std::to_string(rh.opcode) + ", expected " + std::to_string(p.opcode));
+    if (rh.payload_len > p.reply_payload.size())
+      return bad(std::to_string(rh.payload_len) + " payload bytes for a " + std::to_string(p.reply_payload.size()) +
                  "-byte buffer");
     if (rh.status != 0 && rh.payload_len != 0) return bad("error reply with a payload");
     Reply reply;
     reply.control.resize(rh.control_len);
     if (Status s = io_->recv_all(fd_, reply.control.data(), rh.control_len, dl); !s.is_ok()) return ctx(s);
     if (rh.payload_len)
-      if (Status s = io_->recv_all(fd_, reply_payload.data(), rh.payload_len, dl); !s.is_ok()) return ctx(s);
-    transport_failed_ = false;  // the stream is in sync again, whatever the status says
+      if (Status s = io_->recv_all(fd_, p.reply_payload.data(), rh.payload_len, dl); !s.is_ok()) return ctx(s);
+    *in_sync = true;  // whatever the status says
     reply.payload_len = rh.payload_len;
     if (rh.status != 0) return Status(static_cast<Code>(rh.status), peer_ + ": " + reply.control);
     return reply;
@@ -109,7 +151,7 @@ class TcpChannel final : public Channel {
   std::string peer_;
   TransportOptions opts_;
   uint64_t next_request_id_ = 0;
-  bool transport_failed_ = false;
+  std::deque<Pending> pending_;  // started calls whose replies were not read yet, oldest first
   bool broken_ = false;
   std::string broken_why_;
 };

@@ -31,6 +31,36 @@ Result<Endpoint> Endpoint::parse(std::string_view uri) {
 
 std::string Endpoint::to_string() const { return scheme + "://" + host + ":" + std::to_string(port); }
 
+Status Channel::check_start(std::string_view control, std::span<const std::byte> payload,
+                            std::span<std::byte> reply_payload) const {
+  if (control.size() > kMaxControlBytes || payload.size() > max_payload() || reply_payload.size() > max_payload())
+    return Status::InvalidArgument("transport: call to " + peer() + " exceeds the frame limits (control " +
+                                   std::to_string(control.size()) + ", payload " + std::to_string(payload.size()) +
+                                   ", reply " + std::to_string(reply_payload.size()) + " bytes)");
+  size_t n = outstanding_calls();
+  if (n >= kMaxOutstandingCalls)
+    return Status::InvalidArgument("transport: " + std::to_string(n) + " calls to " + peer() +
+                                   " are outstanding already (the limit)");
+  if (n > 0 && !payload.empty())
+    return Status::InvalidArgument("transport: a call with a request payload cannot be pipelined behind " +
+                                   std::to_string(n) + " outstanding call(s) to " + peer());
+  return {};
+}
+
+Status Channel::start_call(uint16_t opcode, std::string control, std::span<const std::byte> payload,
+                           std::span<std::byte> reply_payload) {
+  STOR_RETURN_IF_ERROR(check_start(control, payload, reply_payload));
+  deferred_.push_back(DeferredCall{opcode, std::move(control), payload, reply_payload});
+  return {};
+}
+
+Result<Reply> Channel::finish_call() {
+  if (deferred_.empty()) return Status::InvalidArgument("transport: no call to " + peer() + " is outstanding");
+  DeferredCall c = std::move(deferred_.front());
+  deferred_.pop_front();
+  return call(c.opcode, c.control, c.payload, c.reply_payload);
+}
+
 Result<std::unique_ptr<Transport>> Transport::create(std::string_view kind, const TransportOptions& opts) {
   if (opts.max_payload == 0 || opts.max_payload > kMaxPayloadLimit)
     return Status::InvalidArgument("transport: max_payload must be 1.." + std::to_string(kMaxPayloadLimit));

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -91,12 +92,45 @@ class Channel {
   virtual Result<Reply> call(uint16_t opcode, std::string_view control, std::span<const std::byte> payload,
                              std::span<std::byte> reply_payload) = 0;
 
+  // Pipelined calls. start_call() sends a call and returns without waiting for its reply;
+  // finish_call() waits for the reply of the oldest call started and not finished yet, so replies
+  // come back in the order the calls started. Over TCP the requests are on the wire before the
+  // earlier replies are read, so the server goes from one reply straight to the next request
+  // without waiting for the client in between (docs/transport.md "Pipelined calls"); elsewhere the
+  // call runs inside finish_call() (this default). The rules of call() apply to each call, and:
+  // a call with a request payload starts only while no call is outstanding (with payloads both
+  // ends could block sending to each other); at most kMaxOutstandingCalls are outstanding. Such
+  // refusals are InvalidArgument and change nothing. Every started call must be finished before
+  // call() (TCP refuses it meanwhile) or before the channel goes back to a pool; after a transport
+  // failure the outstanding calls finish with its status at once.
+  // reply_payload must stay valid until the call is finished.
+  static constexpr size_t kMaxOutstandingCalls = 64;
+  virtual Status start_call(uint16_t opcode, std::string control, std::span<const std::byte> payload,
+                            std::span<std::byte> reply_payload);
+  virtual Result<Reply> finish_call();
+  virtual size_t outstanding_calls() const { return deferred_.size(); }
+
   virtual uint64_t max_payload() const = 0;
   virtual bool broken() const = 0;
   // True when the server already hung up (idle timeout, eviction, restart): reading the socket
   // would give end of stream or a reset. A pool checks this before reusing an idle channel.
   virtual bool peer_closed() const = 0;
   virtual const std::string& peer() const = 0;  // endpoint URI, for messages
+
+ protected:
+  // The InvalidArgument for a call start_call() must refuse, or OK.
+  Status check_start(std::string_view control, std::span<const std::byte> payload,
+                     std::span<std::byte> reply_payload) const;
+
+ private:
+  // The default start_call()/finish_call(): calls kept until finished, then run one at a time.
+  struct DeferredCall {
+    uint16_t opcode;
+    std::string control;
+    std::span<const std::byte> payload;
+    std::span<std::byte> reply_payload;
+  };
+  std::deque<DeferredCall> deferred_;
 };
 
 // What a server handler sees of one request.

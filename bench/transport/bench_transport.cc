@@ -8,11 +8,18 @@
 // A single-stream line compares one channel's sequential reads with iperf3 on 127.0.0.1 in the
 // same run (skipped when iperf3 is not installed).
 //
-//   bench_transport [--mib N] [--reps N] [--qd N] [--stream-secs N]
+//   bench_transport [--mib N] [--reps N] [--qd N] [--stream-secs N] [--stream-read-mib N] [--frame-mib N]
+//                   [--pipeline N] [--stream-only]
+// --stream-read-mib: size of each single-stream read call (default 16); --frame-mib: the
+// channel's max_payload for it (default: the transport's default frame); --pipeline: frames
+// requested ahead on it (RemoteTargetOptions::pipeline, default its default); --stream-only: just the
+// iperf3 line, one target (for profiling a long sequential read: --mib 1024 --stream-only).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -125,6 +132,67 @@ double json_number_after(const std::string& json, const std::string& section, co
   return std::strtod(json.c_str() + at + 1, nullptr);
 }
 
+// CPU seconds (user + system) so far: of the calling thread, of waited-for children, of a
+// running process (its /proc stat; clock-tick resolution).
+double cpu_secs(const rusage& ru) {
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+double thread_cpu_secs() {
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return cpu_secs(ru);
+}
+double children_cpu_secs() {
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  return cpu_secs(ru);
+}
+// Voluntary context switches (a thread going to sleep: each is a hand-off that costs a
+// scheduling delay on a loaded machine): of the calling thread, of waited-for children, of
+// every thread of a running process.
+long thread_sleeps() {
+  rusage ru{};
+  ::getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_nvcsw;
+}
+long children_sleeps() {
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  return ru.ru_nvcsw;
+}
+long process_sleeps(pid_t pid) {
+  long total = 0;
+  std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    FILE* f = std::fopen((dir + "/" + e->d_name + "/status").c_str(), "r");
+    if (!f) continue;
+    char line[256];
+    long n = 0;
+    while (std::fgets(line, sizeof line, f))
+      if (std::sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1) total += n;
+    std::fclose(f);
+  }
+  ::closedir(d);
+  return total;
+}
+double process_cpu_secs(pid_t pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (!f) return 0;
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  buf[n] = '\0';
+  // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+  const char* p = std::strrchr(buf, ')');
+  unsigned long ut = 0, st = 0;
+  if (!p || std::sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return 0;
+  return static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 // One single-stream iperf3 run of `secs` seconds on 127.0.0.1: bytes/s received, or < 0.
 double iperf3_once(const std::string& iperf3, int secs) {
   int port = free_tcp_port();
@@ -182,8 +250,8 @@ double stream_reads(transport::RemoteObjectTarget& t, const std::string& object,
 
 // Prints "single tcp stream, stor-target read / iperf3: R" (median over reps of same-run pairs);
 // false when a stor read failed. Skips (true) when iperf3 is not installed.
-bool compare_with_iperf3(const std::string& endpoint, const std::shared_ptr<const transport::AuthKey>& key, uint64_t object_len, int reps,
-                         int secs) {
+bool compare_with_iperf3(const std::string& endpoint, pid_t target_pid, const std::shared_ptr<const transport::AuthKey>& key, uint64_t object_len, int reps,
+                         int secs, size_t read_mib, size_t frame_mib, unsigned pipeline) {
   std::string iperf3 = find_in_path("iperf3");
   if (iperf3.empty()) {
     std::printf("single tcp stream vs iperf3: skipped (iperf3 is not installed; apt-get install iperf3)\n");
@@ -192,25 +260,40 @@ bool compare_with_iperf3(const std::string& endpoint, const std::shared_ptr<cons
   transport::RemoteTargetOptions ro;
   ro.connections = 1;
   ro.transport.auth_key = key;  // max_payload: the default frame size, as a lustre:// client uses
+  if (frame_mib) ro.transport.max_payload = frame_mib << 20;
+  if (pipeline) ro.pipeline = pipeline;
   auto t = transport::RemoteObjectTarget::connect(endpoint, ro);
   if (!t) {
     std::fprintf(stderr, "bench_transport: %s\n", t.status().to_string().c_str());
     return false;
   }
-  const size_t read_len = static_cast<size_t>(std::min<uint64_t>(object_len, 16 << 20));
+  const size_t read_len = static_cast<size_t>(std::min<uint64_t>(object_len, read_mib << 20));
   if (stream_reads(**t, "obj", object_len, read_len, 1) < 0) return false;  // warm up
   std::vector<double> ratios, stor_bps, iperf_bps;
   for (int r = 0; r < reps; ++r) {
+    double c0 = children_cpu_secs();
+    long cs0 = children_sleeps();
     double ip = iperf3_once(iperf3, secs);
+    double ip_cpu = children_cpu_secs() - c0;  // iperf3 client and server (and popen's shell)
+    long ip_sleeps = children_sleeps() - cs0;
+    double t0 = thread_cpu_secs(), p0 = process_cpu_secs(target_pid);
+    long ts0 = thread_sleeps(), ps0 = process_sleeps(target_pid);
     double st = stream_reads(**t, "obj", object_len, read_len, secs);
+    double cl_cpu = thread_cpu_secs() - t0, tg_cpu = process_cpu_secs(target_pid) - p0;
+    long st_sleeps = thread_sleeps() - ts0 + process_sleeps(target_pid) - ps0;
     if (st < 0) return false;
     if (ip <= 0) {
       std::printf("single tcp stream vs iperf3: skipped (iperf3 did not run)\n");
       return true;
     }
+    // CPU time per GiB moved tells the cost apart from the share of the machine each got.
     if (std::getenv("STOR_BENCH_VERBOSE"))
-      std::fprintf(stderr, "  single stream: stor-target read %.0f MiB/s, iperf3 %.0f MiB/s\n", st / (1 << 20),
-                   ip / (1 << 20));
+      std::fprintf(stderr,
+                   "  single stream: stor-target read %.0f MiB/s (cpu ms/GiB: client %.0f + target %.0f, sleeps/GiB "
+                   "%.0f), iperf3 %.0f MiB/s (cpu ms/GiB %.0f, sleeps/GiB %.0f)\n",
+                   st / (1 << 20), cl_cpu * 1e3 / (st * secs / (1 << 30)), tg_cpu * 1e3 / (st * secs / (1 << 30)),
+                   static_cast<double>(st_sleeps) / (st * secs / (1 << 30)), ip / (1 << 20),
+                   ip_cpu * 1e3 / (ip * secs / (1 << 30)), static_cast<double>(ip_sleeps) / (ip * secs / (1 << 30)));
     ratios.push_back(st / ip);
     stor_bps.push_back(st);
     iperf_bps.push_back(ip);
@@ -227,17 +310,31 @@ int main(int argc, char** argv) {
   int reps = 9;
   unsigned qd = 4;
   int stream_secs = 2;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  size_t stream_read_mib = 16, frame_mib = 0;
+  unsigned pipeline = 0;
+  bool stream_only = false;
+  for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--stream-only") {
+      stream_only = true;
+      continue;
+    }
+    if (i + 1 >= argc) return 2;
     if (a == "--mib") mib = std::strtoul(argv[i + 1], nullptr, 10);
     else if (a == "--reps") reps = std::atoi(argv[i + 1]);
     else if (a == "--qd") qd = static_cast<unsigned>(std::atoi(argv[i + 1]));
     else if (a == "--stream-secs") stream_secs = std::atoi(argv[i + 1]);
+    else if (a == "--stream-read-mib") stream_read_mib = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--frame-mib") frame_mib = std::strtoul(argv[i + 1], nullptr, 10);
+    else if (a == "--pipeline") pipeline = static_cast<unsigned>(std::atoi(argv[i + 1]));
+    else return 2;
+    ++i;
   }
-  if (mib == 0 || reps <= 0 || qd == 0 || stream_secs <= 0) return 2;
+  if (mib == 0 || reps <= 0 || qd == 0 || stream_secs <= 0 || stream_read_mib == 0 || frame_mib > 64) return 2;
 
   stor::test::TempDir d0, d1;
   std::vector<std::string> dirs = {d0.path(), d1.path()};
+  if (stream_only) dirs.pop_back();
   std::vector<int> fds;
   auto data = stor::test::pattern(kChunk, 9);
   for (auto& d : dirs) {
@@ -253,6 +350,15 @@ int main(int argc, char** argv) {
   if (!transport::write_key_file(key_file, transport::AuthKey::generate().value()).is_ok()) return 1;
   auto key = transport::load_key_file(key_file).value();
   stor::test::TargetProcess p0(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d0.path(), {"--key-file", key_file});
+  if (stream_only) {
+    // Read the file once so it is in the page cache, then only the single-stream line.
+    std::vector<char> buf(kChunk);
+    for (size_t i = 0; i < mib; ++i)
+      if (::pread(fds[0], buf.data(), kChunk, static_cast<off_t>(i * kChunk)) != static_cast<ssize_t>(kChunk)) return 1;
+    bool ok = compare_with_iperf3(p0.endpoint(), p0.pid(), key, mib * kChunk, reps, stream_secs, stream_read_mib, frame_mib, pipeline);
+    ::close(fds[0]);
+    return ok && p0.stop_cleanly() ? 0 : 1;
+  }
   stor::test::TargetProcess p1(STOR_TARGET_PATH, "tcp://127.0.0.1:0", d1.path(), {"--key-file", key_file});
   transport::RemoteTargetOptions ro;
   ro.connections = qd;
@@ -286,7 +392,8 @@ int main(int argc, char** argv) {
     }
     std::printf("tcp transport, %u target%s / local read: %.2f\n", n, n == 1 ? " " : "s", median(ratios));
   }
-  bool stream_ok = compare_with_iperf3(p0.endpoint(), key, mib * kChunk, std::max(1, reps / 3), stream_secs);
+  bool stream_ok = compare_with_iperf3(p0.endpoint(), p0.pid(), key, mib * kChunk, std::max(1, reps / 3), stream_secs,
+                                       stream_read_mib, frame_mib, pipeline);
   // The handshake's cost where it shows most: a new connection and one small read. The same
   // directory served by a target with the key (p0) and one without (--insecure-no-auth),
   // alternating, so both see the same load. Before the lustre:// part, whose orphan sweep
