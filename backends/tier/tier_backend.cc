@@ -98,7 +98,7 @@ class TierBackend final : public Backend {
     if (path.empty() || path[0] != '/') return Status::InvalidArgument("tier: needs an absolute path, got '" + path + "'");
     std::string norm = fs::path(path).lexically_normal().generic_string();
     // "/DIR/" and "/DIR" are one namespace: a trailing slash must not become another root key
-    // (a second open of the same state, refused as Busy while the first is held).
+    // (a second instance of the same state in this process).
     while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
     const fs::path p(norm);
     for (fs::path dir = p;; dir = dir.parent_path()) {
@@ -266,7 +266,7 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
     return Status::ok();
   }();
   if (!s.is_ok()) {
-    ns.reset();  // releases the state lock and stops the policy thread before the state goes
+    ns.reset();  // releases the state's locks and stops the policy thread before the state goes
     if (!created.empty()) fs::remove_all(created, ec);
     return s;
   }

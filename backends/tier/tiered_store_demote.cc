@@ -48,6 +48,7 @@ Result<PolicyReport> TieredStoreImpl::run_policy() {
   uint64_t fast_bytes = 0;
   {
     std::lock_guard lk(mu_);
+    STOR_RETURN_IF_ERROR(journal_->refresh(&records_));
     for (auto& [p, r] : records_) {
       if (!fast_resident(r.residency)) continue;
       fast_bytes += r.size;
@@ -77,8 +78,7 @@ Result<PolicyReport> TieredStoreImpl::run_policy() {
 
 Status TieredStoreImpl::demote(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   return demote_locked(rel);
 }
 
@@ -93,7 +93,7 @@ Status TieredStoreImpl::demote_locked(const std::string& rel) {
   if (!fast_resident(r->residency)) return {};
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
+    if (is_open(rel)) return Status::Busy(rel + " is open");
   }
   ColdObject target;
   bool need_copy = r->residency == Residency::kDirty;

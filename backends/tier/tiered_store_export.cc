@@ -79,7 +79,7 @@ Status TieredStoreImpl::export_locked(const std::string& rel) {
   if (r->residency != Residency::kDirty) return {};
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(rel)) return Status::Busy(rel + " is open; exported when closed (next sync)");
+    if (is_open(rel)) return Status::Busy(rel + " is open; exported when closed (next sync)");
   }
   STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
   {

@@ -9,9 +9,16 @@
 //
 // Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_,
 // validated_ns_ and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
-// request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
-// bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
-// policy and sync threads' flags only.
+// request. The per-path op lock (lock_ops(rel)) serializes the operations that move one file's
+// bytes (open, close after writing, fetch, demote, export, sync, remove, rename) among the
+// threads of this process (a mutex) and among processes (an OFD lock, Journal::lock_path); take
+// it before mu_. policy_mu_ guards the policy and sync threads' flags only.
+//
+// Several processes: records_ is this process's copy of the shared journal. Every change to a
+// file's record is made under its op lock, right after refreshing records_ from the journal
+// (lock_ops does), and is appended to the journal before the lock is released, so the journal
+// orders each file's changes as the op locks did. Imports of new objects go through
+// Journal::insert_absent. An open handle holds its file's kOpen slot shared (is_open).
 #pragma once
 
 #include <condition_variable>
@@ -63,7 +70,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       : opts_(std::move(opts)), fast_root_(std::move(fast_root)), cold_(std::move(cold)) {}
   ~TieredStoreImpl() override;
 
-  Status init();                // replays the journal and finishes interrupted moves
+  Status init();                // replays the journal and finishes interrupted moves (recover)
   void start_policy_thread();   // when opts_.policy_interval_ns > 0
   void start_sync_thread();     // when opts_.sync_interval_ns > 0 (tiered_store_sync.cc)
 
@@ -83,6 +90,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   TierStats stats() const override;
 
   // ---- used by TierFile ----
+  // The shared hold on rel's kOpen slot that an open handle keeps (see is_open).
+  Result<FileLock> hold_open(const std::string& rel) { return journal_->lock_path(rel, Journal::Slot::kOpen, false, true); }
   // Opens the fast copy of the cold version `etag` of rel, fetching it first if needed.
   Result<std::unique_ptr<BackendFile>> open_version_for_read(const std::string& rel, const std::string& etag);
   void count_footer_hit();
@@ -94,8 +103,19 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
  private:
   // ---- records and journal (tiered_store.cc) ----
+  Status recover();  // at open, when no other instance has the state open
   Uri fast_uri(const std::string& rel) const { return child_uri(fast_root_, rel); }
-  std::shared_ptr<std::mutex> op_lock(const std::string& rel);
+  // The op locks of `rels` (one or two paths), in path order, then refresh(): see Locking above.
+  struct OpGuard {
+    std::vector<std::shared_ptr<std::mutex>> mutexes;  // declared first: outlive the locks below
+    std::vector<std::unique_lock<std::mutex>> held;
+    std::vector<FileLock> files;
+  };
+  Result<OpGuard> lock_ops(std::vector<std::string> rels);
+  Result<OpGuard> lock_op(const std::string& rel) { return lock_ops({rel}); }
+  Status refresh();  // applies the other processes' journal lines to records_
+  // Whether a handle on rel is open in this or another process; caller holds mu_ and the op lock.
+  bool is_open(const std::string& rel);
   std::optional<Record> find(const std::string& rel) const;
   bool is_directory(const std::string& rel) const;
   void maybe_compact();                                // caller holds mu_
@@ -152,7 +172,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::unique_ptr<ColdTier> cold_;
   std::unique_ptr<Journal> journal_;
   mutable std::mutex mu_;
-  std::map<std::string, Record> records_;
+  mutable std::map<std::string, Record> records_;  // refreshed from the journal by const queries too
   std::map<std::string, int> open_handles_;
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::map<std::string, int64_t> persisted_access_;

@@ -9,23 +9,20 @@ namespace stor::tiering::internal {
 Result<size_t> TieredStoreImpl::import_listing() {
   STOR_ASSIGN_OR_RETURN(auto objects, cold_->list_all());
   const int64_t now = opts_.clock();
-  std::lock_guard lk(mu_);
-  size_t added = 0;
+  std::vector<Record> candidates;
   for (auto& o : objects) {
     auto rel = normalize_path(o.path);
-    if (!rel.is_ok() || rel->empty()) continue;
-    auto it = records_.find(*rel);
-    if (it != records_.end()) {
-      if (it->second.cold_etag == o.etag) validated(*rel);  // the listing confirms it
-      continue;
-    }
-    records_[*rel] = uncached_record(*rel, o, now);
-    validated(*rel);
-    ++added;
+    if (rel.is_ok() && !rel->empty()) candidates.push_back(uncached_record(*rel, o, now));
   }
-  // One durable checkpoint instead of one journal line per object.
-  STOR_RETURN_IF_ERROR(journal_->compact(records_));
-  return added;
+  std::lock_guard lk(mu_);
+  // One append for all (absent paths only: a file another process made meanwhile stays its own).
+  std::vector<std::string> added;
+  STOR_RETURN_IF_ERROR(journal_->insert_absent(&records_, candidates, false, &added));
+  for (const Record& c : candidates)  // the listing confirms every record naming its ETag
+    if (auto it = records_.find(c.path); it != records_.end() && it->second.cold_etag == c.cold_etag) validated(c.path);
+  // Then one durable checkpoint.
+  STOR_RETURN_IF_ERROR(journal_->compact(&records_));
+  return added.size();
 }
 
 // Automatic export and import: sync() on an interval. A file open at that moment is skipped
@@ -57,6 +54,7 @@ Result<SyncReport> TieredStoreImpl::sync() {
   std::vector<std::string> paths;
   {
     std::lock_guard lk(mu_);
+    STOR_RETURN_IF_ERROR(journal_->refresh(&records_));
     for (auto& [p, r] : records_) paths.push_back(p);
   }
   for (const auto& path : paths) {
@@ -68,31 +66,31 @@ Result<SyncReport> TieredStoreImpl::sync() {
   std::lock_guard lk(mu_);
   for (auto& [path, o] : listed_by_path)  // the listing confirms every record still naming its ETag
     if (auto it = records_.find(path); it != records_.end() && it->second.cold_etag == o.etag) validated(path);
-  for (auto& [path, o] : remote) {
-    if (records_.count(path)) continue;
-    validated(path);
-    const Record& r = records_[path] = uncached_record(path, o, now);
-    STOR_RETURN_IF_ERROR(journal_->put(r, false));
-    report.imported_new.push_back(path);
-  }
-  STOR_RETURN_IF_ERROR(journal_->compact(records_));
+  std::vector<Record> candidates;
+  for (auto& [path, o] : remote)
+    if (!records_.count(path)) candidates.push_back(uncached_record(path, o, now));
+  // Absent paths only, checked under the journal's lock: a file another process created
+  // meanwhile is not overwritten by the import (the next sync sees both: a conflict).
+  STOR_RETURN_IF_ERROR(journal_->insert_absent(&records_, candidates, false, &report.imported_new));
+  for (const auto& path : report.imported_new) validated(path);
+  STOR_RETURN_IF_ERROR(journal_->compact(&records_));
   return report;
 }
 
 Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote,
                                  SyncReport* report) {
-  auto op = op_lock(path);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(path));
   std::optional<Record> found = find(path);
   if (!found) return {};
   Record r = *found;
-  {
-    std::lock_guard lk(mu_);
-    if (open_handles_.count(path)) return Status::Busy("open; synced at the next sync after it is closed");
-  }
   auto it = remote.find(path);
   const bool in_remote = it != remote.end();
   bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  if (!remote_changed && r.residency != Residency::kDirty) return {};  // in sync, open or not
+  {
+    std::lock_guard lk(mu_);
+    if (is_open(path)) return Status::Busy("open; synced at the next sync after it is closed");
+  }
   if (remote_changed && in_remote && r.residency == Residency::kDirty && r.export_pending) {
     // An export interrupted by a crash may have completed: then the new object is ours.
     bool ours = false;
@@ -146,9 +144,16 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
         return {};
       }
       // Both sides changed: the bucket keeps the path, the local version moves aside.
-      std::string aside = path + kConflictSuffix;
-      for (int n = 2; find(aside) || is_directory(aside); ++n)
-        aside = path + kConflictSuffix + "-" + std::to_string(n);
+      std::string aside;
+      OpGuard g2;
+      for (int n = 1;; ++n) {
+        aside = path + kConflictSuffix + (n == 1 ? "" : "-" + std::to_string(n));
+        if (find(aside) || is_directory(aside)) continue;
+        auto locked = lock_op(aside);  // then checked again: another process may have taken the name
+        if (!locked.is_ok()) return locked.status();
+        g2 = std::move(locked).value();
+        if (!find(aside) && !is_directory(aside)) break;
+      }
       STOR_RETURN_IF_ERROR(opts_.fast->rename(fast_uri(path), fast_uri(aside)));
       {
         std::lock_guard lk(mu_);
@@ -166,8 +171,6 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
       }
       report->conflicts.push_back(path + " (changed in the bucket and locally: bucket version kept at the path, "
                                          "local version exported as " + aside + ")");
-      auto op2 = op_lock(aside);
-      std::lock_guard g2(*op2);
       STOR_RETURN_IF_ERROR(export_locked(aside));
       report->exported.push_back(aside);
       return {};

@@ -39,7 +39,10 @@
 // tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier),
 // tier.sync_interval (seconds, default 0 = only stctl sync / sync()).
 //
-// The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
+// Several processes (and several TieredStores in one process) may have one state directory open
+// at once: they share its journal, and the operations that move one file's bytes are serialized
+// across all of them by a per-path lock; a file open anywhere is not demoted, exported, removed
+// or renamed by any of them (Busy). See docs/tiering.md, "Several processes".
 //
 // Thread safety: every TieredStore method may be called concurrently from any thread, alongside
 // the policy thread; operations on one path (open, promote, demote, remove) are serialized by a
