@@ -144,9 +144,13 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     uint64_t size = 0;
     uint32_t crc = 0;
   };
-  // Records the export intent (durably), then uploads; caller holds the op lock of rel.
-  Result<Upload> upload_fast_copy(const std::string& rel);
-  Status export_locked(const std::string& rel);  // caller holds the op lock of rel
+  // Records the export intent (durably), then uploads over `expect` only (*refused when the cold
+  // tier holds something else); caller holds the op lock of rel.
+  Result<Upload> upload_fast_copy(const std::string& rel, const ExpectedVersion& expect, bool* refused);
+  // Caller holds the op lock of rel. *refused: the cold object is not the version the record
+  // last saw (another client changed it); nothing was written.
+  Status export_locked(const std::string& rel, bool* refused = nullptr);
+  static ExpectedVersion expected_of(const Record& r) { return {r.cold_etag.empty(), r.cold_etag}; }
   // Sync after a crash: is `listed` the upload an export intent describes? (op lock of rel held)
   Status adopt_completed_export(const std::string& rel, const ColdObject& listed, bool* ours);
   Status fast_checksum(const std::string& rel, uint64_t* size, uint32_t* crc);

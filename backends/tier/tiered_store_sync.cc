@@ -84,7 +84,7 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
   if (!found) return {};
   Record r = *found;
   auto it = remote.find(path);
-  const bool in_remote = it != remote.end();
+  bool in_remote = it != remote.end();
   bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
   if (!remote_changed && r.residency != Residency::kDirty) return {};  // in sync, open or not
   {
@@ -132,12 +132,32 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
       return {};
     }
     case Residency::kDirty: {
+      ColdObject current;  // the bucket's version, when it changed
+      if (in_remote) current = it->second;
       if (!remote_changed) {
-        STOR_RETURN_IF_ERROR(export_locked(path));
-        report->exported.push_back(path);
-        return {};
+        bool refused = false;
+        Status s = export_locked(path, &refused);
+        if (s.is_ok()) {
+          report->exported.push_back(path);
+          return {};
+        }
+        if (!refused) return s;
+        // Changed in the bucket between the listing and the upload (the conditional write was
+        // refused): the conflict rule, with what the bucket holds now.
+        auto now = cold_->stat(path);
+        if (!now.is_ok() && now.status().code() != Code::kNotFound) return now.status();
+        in_remote = now.is_ok();
+        if (in_remote) current = *now;
       }
       if (!in_remote) {
+        if (!r.cold_etag.empty()) {
+          // The object the record knew is gone: the local version is exported as a new one.
+          std::lock_guard lk(mu_);
+          Record& cur = records_[path];
+          cur.cold_etag.clear();
+          cur.cold_mtime_ns = 0;
+          STOR_RETURN_IF_ERROR(journal_->put(cur, false));
+        }
         STOR_RETURN_IF_ERROR(export_locked(path));
         report->exported.push_back(path);
         report->conflicts.push_back(path + " (deleted in the bucket, changed locally: local version exported again)");
@@ -161,10 +181,11 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
         moved.path = aside;
         moved.cold_etag.clear();
         moved.cold_mtime_ns = 0;
+        moved.export_pending = false;
         records_[aside] = moved;
         Record& cur = records_[path];
         cur.residency = Residency::kUncached;
-        take_cold_version(cur, it->second);
+        take_cold_version(cur, current);
         footers_.erase(path);
         STOR_RETURN_IF_ERROR(journal_->put(moved, false));
         STOR_RETURN_IF_ERROR(journal_->put(cur, true));

@@ -221,6 +221,40 @@ TEST_CASE("tiering: conflict rule: bucket keeps the path, local version exported
   CHECK(slurp(env.cold_dir + "/d.txt") == as_vec("local edit d"));  // modification beats deletion
 }
 
+TEST_CASE("tiering: an export never overwrites a cold file another client changed after the listing") {
+  Env env;
+  put(env.cold_dir + "/a.txt", as_vec("base"));
+  auto o = env.options();
+  std::map<std::string, std::string> competing;
+  o.step_hook = [&](const std::string& path, const char* step) {
+    auto it = competing.find(path);
+    if (std::string(step) != "export-intent" || it == competing.end()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a new mtime: the validator here
+    put(env.cold_dir + "/" + path, as_vec(it->second));
+    competing.erase(it);
+  };
+  auto t = env.open(o);
+  REQUIRE(t->import_listing().is_ok());
+  write_whole(*t, "a.txt", as_vec("local a"));
+  write_whole(*t, "b.txt", as_vec("local b"));
+  competing = {{"a.txt", "their a, longer"}, {"b.txt", "their b"}};
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  REQUIRE(report->conflicts.size() == 2);
+  CHECK(slurp(env.cold_dir + "/a.txt") == as_vec("their a, longer"));
+  CHECK(slurp(env.cold_dir + "/b.txt") == as_vec("their b"));
+  CHECK(slurp(env.cold_dir + "/a.txt.stor-conflict") == as_vec("local a"));
+  CHECK(slurp(env.cold_dir + "/b.txt.stor-conflict") == as_vec("local b"));
+  CHECK(read_whole(*t, "a.txt") == as_vec("their a, longer"));
+  // Demotion of a dirty file meets the same check.
+  write_whole(*t, "c.txt", as_vec("local c"));
+  competing = {{"c.txt", "their c"}};
+  CHECK(t->demote("c.txt").code() == Code::kAborted);
+  CHECK(slurp(env.cold_dir + "/c.txt") == as_vec("their c"));
+  CHECK(residency(*t, "c.txt") == Residency::kDirty);
+}
+
 TEST_CASE("tiering: policy demotes files not read for demote_after, a read promotes them") {
   Env env;
   auto t = env.open();
