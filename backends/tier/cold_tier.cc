@@ -169,6 +169,16 @@ class ObjectColdTier final : public GenericColdTier {
     return f;
   }
 
+  std::optional<std::string> rel_of_key(const std::string& bucket, const std::string& key) const override {
+    if (bucket != root_.authority) return std::nullopt;
+    std::string prefix = root_.path;
+    while (!prefix.empty() && prefix.front() == '/') prefix.erase(prefix.begin());
+    if (prefix.empty()) return key;
+    if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 || key[prefix.size()] != '/')
+      return std::nullopt;
+    return key.substr(prefix.size() + 1);
+  }
+
   Result<ColdObject> stat(const std::string& rel) override {
     STOR_ASSIGN_OR_RETURN(ObjectVersion v, store_->head_object(uri(rel)));
     return ColdObject{rel, v.size, v.mtime_ns, v.etag};

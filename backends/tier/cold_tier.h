@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,13 @@ class ColdTier {
   // Moves the object (S3: server-side copy, then delete of the source; directories: rename).
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual std::string uri_of(const std::string& rel) const = 0;
+  // The path under the root of the object `key` of `bucket` (bucket notifications); nullopt
+  // when it lies outside the root, or the cold tier is not an object store.
+  virtual std::optional<std::string> rel_of_key(const std::string& bucket, const std::string& key) const {
+    (void)bucket;
+    (void)key;
+    return std::nullopt;
+  }
 
  protected:
   // Opens rel for the upload: with `expect`, a conditional write (Unsupported where the backend

@@ -141,7 +141,7 @@ class TierBackend final : public Backend {
     // Settings given to the store override the directory's config.
     for (const char* key :
          {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers",
-          "revalidate_after", "sync_interval"})
+          "revalidate_after", "sync_interval", "notify_listen"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -175,6 +175,7 @@ class TierBackend final : public Backend {
                                                              std::chrono::milliseconds(0), kMaxDuration));
     o.sync_interval_ns = std::chrono::nanoseconds(sync_interval).count();
     STOR_ASSIGN_OR_RETURN(o.parquet_sparse_min, Settings(ctx_.settings).get_size("parquet.small_object", o.parquet_sparse_min));
+    if (config.count("notify_listen")) o.notify_listen = config["notify_listen"];
     return TieredStore::open(std::move(o));
   }
 

@@ -57,6 +57,7 @@ FileStatus to_status(const Record& r) {
 }  // namespace
 
 TieredStoreImpl::~TieredStoreImpl() {
+  listener_.reset();  // its handler uses everything else
   {
     std::lock_guard lk(policy_mu_);
     stopping_ = true;
@@ -320,6 +321,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   STOR_ASSIGN_OR_RETURN(auto cold, internal::ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));
   auto store = std::make_shared<internal::TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
+  STOR_RETURN_IF_ERROR(store->start_listener());
   store->start_policy_thread();
   store->start_sync_thread();
   return std::shared_ptr<TieredStore>(store);

@@ -33,6 +33,7 @@
 
 #include "backends/tier/cold_tier.h"
 #include "backends/tier/journal.h"
+#include "backends/tier/notify_listener.h"
 #include "backends/tier/tiered_store.h"
 
 namespace stor::tiering::internal {
@@ -73,6 +74,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Status init();                // replays the journal and finishes interrupted moves (recover)
   void start_policy_thread();   // when opts_.policy_interval_ns > 0
   void start_sync_thread();     // when opts_.sync_interval_ns > 0 (tiered_store_sync.cc)
+  Status start_listener();      // when opts_.notify_listen is set (tiered_store_sync.cc)
 
   // ---- TieredStore ----
   Result<size_t> import_listing() override;
@@ -88,6 +90,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Result<FileStatus> status(const std::string& path) override;
   std::vector<FileStatus> status_all(const std::string& prefix_path) override;
   TierStats stats() const override;
+  std::string notify_endpoint() const override { return listener_ ? listener_->endpoint() : ""; }
 
   // ---- used by TierFile ----
   // The shared hold on rel's kOpen slot that an open handle keeps (see is_open).
@@ -167,6 +170,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   // ---- sync (tiered_store_sync.cc) ----
   Status sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote, SyncReport* report);
+  // A bucket notification for rel: what the bucket holds now (one HEAD) is applied as sync would.
+  void apply_bucket_event(const std::string& rel, const BucketEvent& e);
 
   // ---- parquet footers (tiered_store_footer.cc) ----
   Result<std::shared_ptr<const Footer>> parquet_footer(const Record& r);
@@ -191,6 +196,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   bool stopping_ = false, kicked_ = false;
   std::thread policy_thread_;  // last members: started after everything else is built
   std::thread sync_thread_;
+  std::unique_ptr<NotifyListener> listener_;  // stopped first by the destructor
 };
 
 }  // namespace stor::tiering::internal

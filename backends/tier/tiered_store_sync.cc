@@ -3,6 +3,7 @@
 #include "backends/tier/tiered_store_impl.h"
 
 #include <chrono>
+#include <thread>
 
 namespace stor::tiering::internal {
 
@@ -39,6 +40,58 @@ void TieredStoreImpl::start_sync_thread() {
       lk.lock();
     }
   });
+}
+
+Status TieredStoreImpl::start_listener() {
+  if (opts_.notify_listen.empty()) return {};
+  // The handler holds no reference: the destructor stops the listener before anything it uses.
+  STOR_ASSIGN_OR_RETURN(listener_, NotifyListener::start(opts_.notify_listen, [this](const std::vector<BucketEvent>& events) {
+    for (const auto& e : events) {
+      auto rel = cold_->rel_of_key(e.bucket, e.key);
+      if (!rel) continue;  // another bucket or prefix
+      auto norm = normalize_path(*rel);
+      if (!norm.is_ok() || norm->empty() || *norm != *rel) continue;  // markers, "..", the state dir
+      apply_bucket_event(*norm, e);
+    }
+  }));
+  return {};
+}
+
+void TieredStoreImpl::apply_bucket_event(const std::string& rel, const BucketEvent& e) {
+  if (!e.removed && !e.etag.empty()) {
+    std::lock_guard lk(mu_);
+    if (!journal_->refresh(&records_).is_ok()) return;
+    auto it = records_.find(rel);
+    if (it != records_.end() && it->second.cold_etag == e.etag) {
+      validated(rel);  // a version the record already names (our own export, for one)
+      return;
+    }
+  }
+  // The event names a key to check, not the truth: the bucket says what is there now. A server
+  // may send the event a moment before the new version is visible: wait for it, briefly.
+  Result<ColdObject> current = Status::NotFound("");
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    current = cold_->stat(rel);
+    if (!current.is_ok() && current.status().code() != Code::kNotFound) return;  // the interval sync retries
+    const bool settled = e.removed ? !current.is_ok() : (current.is_ok() && (e.etag.empty() || current->etag == e.etag));
+    if (settled) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::map<std::string, ColdObject> remote;
+  if (current.is_ok()) remote[rel] = *current;
+  if (!find(rel)) {
+    if (!current.is_ok()) return;
+    std::lock_guard lk(mu_);
+    std::vector<std::string> added;
+    if (journal_->insert_absent(&records_, {uncached_record(rel, *current, opts_.clock())}, false, &added).is_ok())
+      for (const auto& p : added) validated(p);
+    return;
+  }
+  SyncReport ignored;
+  (void)sync_one(rel, remote, &ignored);  // an open file: the next open or sync round takes it
+  std::lock_guard lk(mu_);
+  if (auto it = records_.find(rel); it != records_.end() && current.is_ok() && it->second.cold_etag == current->etag)
+    validated(rel);
 }
 
 Result<SyncReport> TieredStoreImpl::sync() {

@@ -111,6 +111,12 @@ struct TierOptions {
   // > 0: a background thread runs sync() this often (wall time): dirty files not open are
   // exported, new / changed / deleted cold objects are imported, without anyone calling sync().
   int64_t sync_interval_ns = 0;
+  // "HOST:PORT" (IPv4; port 0: any free one; "" = off): an HTTP endpoint for bucket change
+  // notifications (S3 event records pushed by Ceph RGW topics, or anything sending that format).
+  // Each event for a key under the cold root is applied at once: one HEAD, then as sync would
+  // (import, adopt, drop). The topic and the bucket's notification configuration are set up
+  // outside (docs/tiering.md); the sync interval stays the fallback for lost events.
+  std::string notify_listen;
   // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
   // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
   // "uploaded": the object is in the cold tier, "exported": the record says so) and of a rename
@@ -178,6 +184,8 @@ class STOR_API TieredStore {
   // Every record at or under `prefix` ("" for all), sorted by path.
   virtual std::vector<FileStatus> status_all(const std::string& prefix) = 0;
   virtual TierStats stats() const = 0;
+  // The notification endpoint ("http://HOST:PORT") when TierOptions::notify_listen is set, else "".
+  virtual std::string notify_endpoint() const { return ""; }
 };
 
 // The tier:// backend (from Store::backend of any "tier://" URI) manages linked directories:

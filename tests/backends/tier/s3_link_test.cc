@@ -925,3 +925,62 @@ TEST_CASE("s3 link: an export never overwrites an object another client changed 
     WARN("s3rver ignores If-Match / If-None-Match on PutObject: the conditional export is tested on RGW");
   }
 }
+
+namespace {
+
+// Polls `done` every 5 ms for up to 10 s; the time it took in ms, or -1.
+double wait_ms(const std::function<bool()>& done) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    if (done()) return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1;
+}
+
+}  // namespace
+
+TEST_CASE("s3 link: bucket notifications (RGW topics) bring new, changed and deleted objects in at once") {
+  REQUIRE_S3RVER();
+  if (!on_rgw()) {
+    WARN("s3rver has no bucket notifications: this case runs against RGW (tiering_s3_link_test.rgw)");
+    return;
+  }
+  LinkEnv env(server.endpoint(), "linknotify");
+  env.put("data/old.txt", "version one");
+  auto o = env.options();
+  o.notify_listen = "127.0.0.1:0";
+  o.revalidate_after_ns = INT64_MAX;  // opens never check: only the notifications bring changes
+  auto t = TieredStore::open(o).value();
+  REQUIRE(t->import_listing().is_ok());
+  CHECK(read_whole(*t, "old.txt") == "version one");
+  REQUIRE(t->notify_endpoint().rfind("http://127.0.0.1:", 0) == 0);
+  auto arn = env.uploader->create_topic("stor-" + env.bucket, t->notify_endpoint());
+  REQUIRE(arn.is_ok());
+  REQUIRE(env.uploader->put_bucket_notification(env.bucket, "stor-link", *arn, "data/").is_ok());
+
+  env.put("data/new.txt", "a new object");
+  const double created = wait_ms([&] { return t->status("new.txt").is_ok(); });
+  CHECK(created >= 0);
+  CHECK(read_whole(*t, "new.txt") == "a new object");
+  const std::string old_etag = t->stat("old.txt")->etag;
+  env.put("data/old.txt", "version two");  // same size
+  const double changed = wait_ms([&] { return t->stat("old.txt")->etag != old_etag; });
+  CHECK(changed >= 0);
+  CHECK(read_whole(*t, "old.txt") == "version two");
+  REQUIRE(env.uploader->delete_object(env.bucket, "data/new.txt").is_ok());
+  const double deleted = wait_ms([&] { return t->status("new.txt").status().code() == Code::kNotFound; });
+  CHECK(deleted >= 0);
+  // Our own export's event names the version the record already has: nothing changes.
+  write_whole(*t, "mine.txt", "written here");
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(t->status("mine.txt")->residency == Residency::kCached);
+  // Keys outside the linked prefix are not imported.
+  env.put("elsewhere/x.txt", "not ours");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(t->status_all("").size() == 2);
+  WARN("notification delays on RGW: created " << created << " ms, overwritten " << changed << " ms, deleted "
+                                               << deleted << " ms (no sync, no revalidation)");
+}
