@@ -37,7 +37,8 @@
 // Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
 // tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only),
 // tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier),
-// tier.sync_interval (seconds, default 0 = only stctl sync / sync()).
+// tier.sync_interval (seconds, default 0 = only stctl sync / sync()), tier.notify_listen
+// (HOST:PORT of an HTTP endpoint for bucket change notifications; "" = off).
 //
 // Several processes (and several TieredStores in one process) may have one state directory open
 // at once: they share its journal, and the operations that move one file's bytes are serialized
