@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "stor/cache.h"
+#include "stor/object_store.h"
 
 namespace stor::cache {
 namespace {
@@ -633,10 +634,39 @@ class CachedFile final : public BackendFile {
   unsigned ra_outstanding_ = 0;
 };
 
+class CachingBackendImpl;
+
+// The inner backend's ObjectStore seen through the cache (so a tiered namespace, for one, lists
+// and reads a cached object store as an object store, not as a directory tree). Listings and
+// version-pinned reads go to the inner store: they name a version, the cached blocks do not. A
+// conditional write drops the object's blocks first, and is refused while this cache holds
+// unflushed writes of it (they would be flushed over it).
+class CachedObjectStore final : public ObjectStore {
+ public:
+  CachedObjectStore(CachingBackendImpl* owner, ObjectStore* inner) : owner_(owner), inner_(inner) {}
+  Result<std::vector<ObjectVersion>> list_objects(const Uri& dir) override { return inner_->list_objects(dir); }
+  Result<ObjectVersion> head_object(const Uri& uri) override { return inner_->head_object(uri); }
+  Result<size_t> read_version(const Uri& uri, const std::string& etag, uint64_t offset, size_t len,
+                              char* dst) override {
+    return inner_->read_version(uri, etag, offset, len, dst);
+  }
+  Result<size_t> read_version_bulk(const Uri& uri, const ObjectVersion& version, uint64_t offset, size_t len,
+                                   char* dst) override {
+    return inner_->read_version_bulk(uri, version, offset, len, dst);
+  }
+  Result<std::unique_ptr<BackendFile>> open_for_write_if(const Uri& uri, const ObjectWriteCondition& cond) override;
+
+ private:
+  CachingBackendImpl* owner_;  // owns this
+  ObjectStore* inner_;         // owned by the inner backend, which the owner keeps alive
+};
+
 class CachingBackendImpl final : public CachingBackend {
  public:
   CachingBackendImpl(std::shared_ptr<Backend> inner, CacheOptions opts)
-      : inner_(std::move(inner)), cache_(std::make_shared<Cache>(opts)) {}
+      : inner_(std::move(inner)), cache_(std::make_shared<Cache>(opts)) {
+    if (ObjectStore* store = inner_->object_store()) object_store_ = std::make_unique<CachedObjectStore>(this, store);
+  }
 
   std::string_view scheme() const override { return inner_->scheme(); }
   uint32_t capabilities() const override { return inner_->capabilities() & ~kCapDirectIo; }
@@ -711,9 +741,23 @@ class CachingBackendImpl final : public CachingBackend {
     return out;
   }
 
+  ObjectStore* object_store() override { return object_store_.get(); }
+
   CacheStats stats() const override {
     std::lock_guard lk(cache_->mu);
     return cache_->stats;
+  }
+
+  // Before an object is written behind the blocks (CachedObjectStore::open_for_write_if).
+  Status forget_for_object_write(const Uri& uri) {
+    {
+      std::lock_guard lk(cache_->mu);
+      auto it = cache_->objects.find(uri.to_string());
+      if (it != cache_->objects.end() && it->second->dirty_bytes > 0)
+        return Status::Busy(uri.to_string() + ": the cache holds unflushed writes of it; sync or close them first");
+    }
+    forget(uri);
+    return {};
   }
   void drop_clean() override {
     std::lock_guard lk(cache_->mu);
@@ -733,7 +777,14 @@ class CachingBackendImpl final : public CachingBackend {
 
   std::shared_ptr<Backend> inner_;
   std::shared_ptr<Cache> cache_;
+  std::unique_ptr<CachedObjectStore> object_store_;  // when inner_ is an object store
 };
+
+Result<std::unique_ptr<BackendFile>> CachedObjectStore::open_for_write_if(const Uri& uri,
+                                                                         const ObjectWriteCondition& cond) {
+  STOR_RETURN_IF_ERROR(owner_->forget_for_object_write(uri));
+  return inner_->open_for_write_if(uri, cond);
+}
 
 }  // namespace
 

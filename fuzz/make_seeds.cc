@@ -299,7 +299,7 @@ void journal_seeds(const std::string& scratch) {
     r.residency = stor::tiering::Residency::kDirty;
     check(j->put(r, true), "put");
     records[r.path] = r;
-    check(j->compact(records), "compact");  // checkpoint now holds both
+    check(j->compact(&records), "compact");  // checkpoint now holds both
     r.path = "/data/c";
     r.residency = stor::tiering::Residency::kDemoted;
     check(j->put(r, false), "put");

@@ -50,4 +50,18 @@ Result<S3ClientStats> s3_client_stats(Store& store, const std::string& uri) {
   return out;
 }
 
+Result<std::string> s3_notify(Store& store, const std::string& uri, const std::string& topic,
+                              const std::string& push_endpoint) {
+  s3::S3Client* client = nullptr;
+  std::string bucket;
+  STOR_RETURN_IF_ERROR(s3_target(store, uri, &client, &bucket));
+  STOR_ASSIGN_OR_RETURN(Uri parsed, Uri::parse(uri));
+  std::string b, prefix;
+  STOR_RETURN_IF_ERROR(s3::bucket_and_key(parsed, &b, &prefix));
+  if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+  STOR_ASSIGN_OR_RETURN(std::string arn, client->create_topic(topic, push_endpoint));
+  STOR_RETURN_IF_ERROR(client->put_bucket_notification(bucket, topic, arn, prefix));
+  return arn;
+}
+
 }  // namespace stor::admin

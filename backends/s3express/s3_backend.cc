@@ -407,6 +407,22 @@ class S3Backend final : public Backend, public ObjectStore {
 
   ObjectStore* object_store() override { return this; }
 
+  Result<std::unique_ptr<BackendFile>> open_for_write_if(const Uri& uri, const ObjectWriteCondition& c) override {
+    return guarded([&]() -> Result<std::unique_ptr<BackendFile>> {
+      std::string bucket, key;
+      STOR_RETURN_IF_ERROR(bucket_and_key(uri, &bucket, &key));
+      if (key.empty() || key.back() == '/')
+        return Status::IsADirectory(describe_uri(shared_->scheme, bucket, key) + ": is a prefix, not an object");
+      // No HEAD: the server checks the condition when the object is written.
+      auto file = std::make_unique<S3File>(shared_, bucket, key, true);
+      WriteCondition cond;
+      cond.if_none_match = c.if_absent;
+      cond.if_match = c.if_match;
+      file->start_writer(ObjectInfo{}, true, std::move(cond));
+      return std::unique_ptr<BackendFile>(std::move(file));
+    });
+  }
+
   // ---- ObjectStore ----
 
   Result<std::vector<ObjectVersion>> list_objects(const Uri& dir) override {

@@ -464,6 +464,44 @@ Status S3Client::create_bucket(const std::string& bucket) {
   return send(req).status();
 }
 
+Result<std::string> S3Client::create_topic(const std::string& name, const std::string& push_endpoint) {
+  const std::string body = "Action=CreateTopic&Name=" + uri_encode(name, true) +
+                           "&Attributes.entry.1.key=push-endpoint&Attributes.entry.1.value=" +
+                           uri_encode(push_endpoint, true);
+  Request req;
+  req.op = "CreateTopic";
+  req.method = "POST";
+  req.headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+  req.body = body.data();
+  req.body_len = body.size();
+  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
+  const size_t open = resp.body.find("<TopicArn>"), close = resp.body.find("</TopicArn>");
+  if (open == std::string::npos || close == std::string::npos || close < open)
+    return Status::IoError("S3 CreateTopic " + name + ": no TopicArn in the answer");
+  return resp.body.substr(open + 10, close - open - 10);
+}
+
+Status S3Client::put_bucket_notification(const std::string& bucket, const std::string& id,
+                                         const std::string& topic_arn, const std::string& prefix) {
+  std::string body =
+      "<NotificationConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><TopicConfiguration><Id>" +
+      xml_escape(id) + "</Id><Topic>" + xml_escape(topic_arn) +
+      "</Topic><Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>";
+  if (!prefix.empty())
+    body += "<Filter><S3Key><FilterRule><Name>prefix</Name><Value>" + xml_escape(prefix) +
+            "</Value></FilterRule></S3Key></Filter>";
+  body += "</TopicConfiguration></NotificationConfiguration>";
+  Request req;
+  req.op = "PutBucketNotificationConfiguration";
+  req.method = "PUT";
+  req.bucket = bucket;
+  req.query = {{"notification", ""}};
+  req.headers.emplace_back("Content-Type", "application/xml");
+  req.body = body.data();
+  req.body_len = body.size();
+  return send(req).status();
+}
+
 Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::string& key) {
   Request req;
   req.op = "HeadObject";

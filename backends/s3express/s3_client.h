@@ -110,6 +110,12 @@ class S3Client {
   const S3Config& config() const noexcept { return config_; }
 
   Status create_bucket(const std::string& bucket);
+  // Bucket change notifications (Ceph RGW's SNS-compatible topics): CreateTopic with an HTTP
+  // push endpoint (returns the topic ARN), then the bucket's notification configuration sending
+  // ObjectCreated:* and ObjectRemoved:* events for keys under `prefix` to that topic.
+  Result<std::string> create_topic(const std::string& name, const std::string& push_endpoint);
+  Status put_bucket_notification(const std::string& bucket, const std::string& id, const std::string& topic_arn,
+                                 const std::string& prefix);
   Result<ObjectInfo> head_object(const std::string& bucket, const std::string& key);
 
   // One GET of [offset, offset+len) into dst; returns the bytes received (exactly len unless the

@@ -113,30 +113,11 @@ class GenericColdTier : public ColdTier {
     return {};
   }
 
-  Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) override {
+  Result<std::unique_ptr<BackendFile>> open_upload(const std::string& rel, const ExpectedVersion* expect) override {
+    if (expect) return Status::Unsupported("conditional upload");
     if (make_parents_ && (backend_->capabilities() & kCapDirectories))
       STOR_RETURN_IF_ERROR(make_parents(*backend_, root_, rel));
-    STOR_ASSIGN_OR_RETURN(auto dst, backend_->open(uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate}));
-    std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, std::max<uint64_t>(size, 1))));
-    uint32_t c = 0;
-    Status s;
-    for (uint64_t off = 0; off < size && s.is_ok();) {
-      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
-      auto n = src.read(buf.data(), want, off);
-      if (!n.is_ok()) { s = n.status(); break; }
-      if (*n != want) { s = Status::IoError("short read of the fast copy while exporting " + rel); break; }
-      c = crc32(buf.data(), want, c);
-      auto w = dst->write(buf.data(), want, off);
-      if (!w.is_ok()) { s = w.status(); break; }
-      if (*w != want) { s = Status::IoError("short write to " + uri_of(rel)); break; }
-      off += want;
-    }
-    if (s.is_ok()) s = dst->sync(false);
-    Status closed = dst->close();
-    if (s.is_ok()) s = closed;
-    STOR_RETURN_IF_ERROR(s);
-    *crc = c;
-    return stat(rel);
+    return backend_->open(uri(rel), OpenOptions{kOpenWrite | kOpenCreate | kOpenTruncate});
   }
 
   Status remove(const std::string& rel) override { return backend_->remove(uri(rel)); }
@@ -175,6 +156,27 @@ class ObjectColdTier final : public GenericColdTier {
       out.push_back({std::move(o.name), o.size, o.mtime_ns, std::move(o.etag)});
     }
     return out;
+  }
+
+  Result<std::unique_ptr<BackendFile>> open_upload(const std::string& rel, const ExpectedVersion* expect) override {
+    if (!expect) return GenericColdTier::open_upload(rel, nullptr);
+    ObjectWriteCondition cond;
+    cond.if_absent = expect->absent;
+    cond.if_match = expect->absent ? "" : expect->etag;
+    auto f = store_->open_for_write_if(uri(rel), cond);
+    if (f.is_ok() && make_parents_ && (backend_->capabilities() & kCapDirectories))
+      STOR_RETURN_IF_ERROR(make_parents(*backend_, root_, rel));
+    return f;
+  }
+
+  std::optional<std::string> rel_of_key(const std::string& bucket, const std::string& key) const override {
+    if (bucket != root_.authority) return std::nullopt;
+    std::string prefix = root_.path;
+    while (!prefix.empty() && prefix.front() == '/') prefix.erase(prefix.begin());
+    if (prefix.empty()) return key;
+    if (key.size() <= prefix.size() + 1 || key.compare(0, prefix.size(), prefix) != 0 || key[prefix.size()] != '/')
+      return std::nullopt;
+    return key.substr(prefix.size() + 1);
   }
 
   Result<ColdObject> stat(const std::string& rel) override {
@@ -238,6 +240,54 @@ Status ColdTier::fetch_into(const std::string& rel, const ColdObject& known, Bac
   }
   if (crc) *crc = c;
   return {};
+}
+
+Result<ColdObject> ColdTier::write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc,
+                                       const ExpectedVersion& expect, bool* refused) {
+  *refused = false;
+  auto refuse = [&](const std::string& now) {
+    *refused = true;
+    return Status::Aborted(uri_of(rel) + " is not the version this file was last synced with (" +
+                           (expect.absent ? std::string("expected no object") : "expected ETag " + expect.etag) +
+                           ", found " + now + "): another client changed it; not overwritten");
+  };
+  auto opened = open_upload(rel, &expect);
+  const bool checked = opened.is_ok() || opened.status().code() != Code::kUnsupported;
+  if (!checked) {
+    // No server-side condition: compare just before writing (before the open, which truncates).
+    auto current = stat(rel);
+    if (!current.is_ok() && current.status().code() != Code::kNotFound) return current.status();
+    const bool exists = current.is_ok();
+    if (expect.absent ? exists : (!exists || current->etag != expect.etag))
+      return refuse(exists ? "ETag " + current->etag : "no object");
+    opened = open_upload(rel, nullptr);
+  }
+  STOR_ASSIGN_OR_RETURN(auto dst, std::move(opened));
+  std::vector<char> buf(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, std::max<uint64_t>(size, 1))));
+  uint32_t c = 0;
+  Status s;
+  for (uint64_t off = 0; off < size && s.is_ok();) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), size - off));
+    auto n = src.read(buf.data(), want, off);
+    if (!n.is_ok()) { s = n.status(); break; }
+    if (*n != want) { s = Status::IoError("short read of the fast copy while exporting " + rel); break; }
+    c = crc32(buf.data(), want, c);
+    auto w = dst->write(buf.data(), want, off);
+    if (!w.is_ok()) { s = w.status(); break; }
+    if (*w != want) { s = Status::IoError("short write to " + uri_of(rel)); break; }
+    off += want;
+  }
+  if (s.is_ok()) s = dst->sync(false);  // publishes the object (S3: where the condition is checked)
+  Status closed = s.is_ok() ? dst->close() : dst->abort();
+  if (s.is_ok()) s = closed;
+  if (!s.is_ok()) {
+    const Code code = s.code();
+    if (checked && (expect.absent ? code == Code::kAlreadyExists : (code == Code::kAborted || code == Code::kNotFound)))
+      return refuse(s.message());
+    return s;
+  }
+  *crc = c;
+  return stat(rel);
 }
 
 Result<uint32_t> ColdTier::checksum(const std::string& rel, const ColdObject& known, uint64_t chunk) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,13 @@ struct ColdObject {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string etag;  // "" when the backend has none: then "size:mtime" stands in
+};
+
+// What an upload expects to replace: no object, or the version with this ETag. An upload that
+// finds anything else is refused rather than overwrite another client's change.
+struct ExpectedVersion {
+  bool absent = false;
+  std::string etag;
 };
 
 // Path helpers shared by the fast and the cold side of a tiered namespace.
@@ -46,14 +54,28 @@ class ColdTier {
   // The CRC32 of the whole version `known`, read as fetch_into reads it (nothing is stored).
   Result<uint32_t> checksum(const std::string& rel, const ColdObject& known, uint64_t chunk);
   // Uploads `size` bytes from src (offset 0 on); returns the new object's description. The CRC32
-  // of the bytes sent is stored in *crc.
-  virtual Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc) = 0;
+  // of the bytes sent is stored in *crc. Only over `expect`: on an object store as a conditional
+  // write (S3 If-None-Match / If-Match, checked by the server when the object is published); on
+  // other backends (and object stores without conditional writes) by a stat just before, which
+  // leaves a window of one upload. A refused upload sets *refused and fails with Aborted.
+  Result<ColdObject> write_from(const std::string& rel, BackendFile& src, uint64_t size, uint32_t* crc,
+                                const ExpectedVersion& expect, bool* refused);
   virtual Status remove(const std::string& rel) = 0;
   // Moves the object (S3: server-side copy, then delete of the source; directories: rename).
   virtual Status rename(const std::string& from, const std::string& to) = 0;
   virtual std::string uri_of(const std::string& rel) const = 0;
+  // The path under the root of the object `key` of `bucket` (bucket notifications); nullopt
+  // when it lies outside the root, or the cold tier is not an object store.
+  virtual std::optional<std::string> rel_of_key(const std::string& bucket, const std::string& key) const {
+    (void)bucket;
+    (void)key;
+    return std::nullopt;
+  }
 
  protected:
+  // Opens rel for the upload: with `expect`, a conditional write (Unsupported where the backend
+  // has none); without, a plain one.
+  virtual Result<std::unique_ptr<BackendFile>> open_upload(const std::string& rel, const ExpectedVersion* expect) = 0;
   // One piece of fetch_into: exactly len bytes at offset of the version `known`, else an error.
   virtual Status read_piece(const std::string& rel, const ColdObject& known, uint64_t offset, size_t len,
                             char* dst) = 0;

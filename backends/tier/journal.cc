@@ -242,99 +242,289 @@ uint32_t crc32(const void* data, size_t len, uint32_t crc) {
   return ~crc;
 }
 
-Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<std::string, Record>* records) {
+namespace {
+
+Result<std::string> read_file_from(int fd, uint64_t offset, const std::string& what) {
+  std::string text;
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(offset + text.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::from_errno(errno, "read " + what);
+    if (n == 0) return text;
+    text.append(buf, static_cast<size_t>(n));
+  }
+}
+
+bool same_file(int fd, const std::string& path) {
+  struct stat a{}, b{};
+  return fd >= 0 && ::fstat(fd, &a) == 0 && ::stat(path.c_str(), &b) == 0 && a.st_ino == b.st_ino &&
+         a.st_dev == b.st_dev;
+}
+
+int open_lock_file(const std::string& path) {
+  return ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+}
+
+}  // namespace
+
+FileLock& FileLock::operator=(FileLock&& o) noexcept {
+  if (this != &o) {
+    release();
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+void FileLock::release() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+uint64_t Journal::slot_of(const std::string& rel, Slot slot) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a: a collision only serializes two files
+  for (unsigned char c : rel) h = (h ^ c) * 1099511628211ull;
+  return ((h & ((1ull << 61) - 1)) << 1) | (slot == Slot::kOpen ? 1 : 0);
+}
+
+Result<FileLock> Journal::lock_path(const std::string& rel, Slot slot, bool exclusive, bool wait) const {
+  const std::string path = dir_ + "/locks";
+  // A descriptor of its own per lock: OFD locks of one description do not exclude each other.
+  FileLock lock(open_lock_file(path));
+  if (!lock.held()) return Status::from_errno(errno, "open " + path);
+  struct flock fl{};
+  fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = static_cast<off_t>(slot_of(rel, slot));
+  fl.l_len = 1;
+  for (;;) {
+    if (::fcntl(lock.fd(), wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0) return lock;
+    if (errno == EINTR) continue;
+    if (!wait && (errno == EAGAIN || errno == EACCES)) return Status::Busy(rel + " is locked by another handle");
+    return Status::from_errno(errno, "lock " + path + " for " + rel);
+  }
+}
+
+Status Journal::flock_journal(int op) {
+  for (;;) {
+    if (::flock(fd_, op) == 0) return {};
+    if (errno != EINTR) return Status::from_errno(errno, "flock " + dir_ + "/journal");
+  }
+}
+
+Result<std::unique_ptr<Journal>> Journal::open(const std::string& dir, std::map<std::string, Record>* records,
+                                               bool* alone_out) {
+  bool alone_here = false;
+  bool* alone = alone_out ? alone_out : &alone_here;
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return Status::IoError("create tiering state directory " + dir + ": " + ec.message());
-  const std::string lock_path = dir + "/lock";
-  int lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd < 0) return Status::from_errno(errno, "open " + lock_path);
-  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(lock_fd);
-    if (err == EWOULDBLOCK)
-      return Status::Busy("tiered namespace state " + dir + " is in use by another process (or another open)");
-    return Status::from_errno(err, "flock " + lock_path);
-  }
-  auto fail = [&](Status s) {
-    ::close(lock_fd);
-    return s;
-  };
-  for (const char* name : {"checkpoint", "journal"}) {
-    const std::string path = dir + "/" + name;
-    std::string text;
-    {
-      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) {
-        if (errno == ENOENT) continue;
-        return fail(Status::from_errno(errno, "open " + path));
-      }
-      char buf[1 << 16];
-      for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-          const int err = errno;
-          ::close(fd);
-          return fail(Status::from_errno(err, "read " + path));
-        }
-        if (n == 0) break;
-        text.append(buf, static_cast<size_t>(n));
-      }
-      ::close(fd);
-    }
-    // Nothing is compacted over damaged state: the files stay as found for inspection.
-    Status s = replay_lines(text, path, std::string(name) == "journal", records);
-    if (!s.is_ok()) return fail(s);
-  }
   const std::string jpath = dir + "/journal";
-  int fd = ::open(jpath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) return fail(Status::from_errno(errno, "open " + jpath));
-  std::unique_ptr<Journal> j(new Journal(dir, fd, lock_fd));
-  // Start from a clean journal: fold what was replayed (including dropping a torn tail).
-  STOR_RETURN_IF_ERROR(j->compact(*records));
+  int fd = ::open(jpath.c_str(), O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::from_errno(errno, "open " + jpath);
+  std::unique_ptr<Journal> j(new Journal(dir, fd));
+  // dir/lock: one opener at a time, so that recovery never runs beside another instance.
+  for (auto [name, out] : {std::pair{"lock", &j->open_lock_fd_}, std::pair{"users", &j->users_fd_}}) {
+    *out = open_lock_file(dir + "/" + name);
+    if (*out < 0) return Status::from_errno(errno, "open " + dir + "/" + name);
+  }
+  while (::flock(j->open_lock_fd_, LOCK_EX) != 0)
+    if (errno != EINTR) return Status::from_errno(errno, "flock " + dir + "/lock");
+  // dir/users: every open instance holds it shared; getting it exclusively means alone.
+  *alone = ::flock(j->users_fd_, LOCK_EX | LOCK_NB) == 0;
+  if (!*alone) {
+    if (errno != EWOULDBLOCK) return Status::from_errno(errno, "flock " + dir + "/users");
+    while (::flock(j->users_fd_, LOCK_SH) != 0)
+      if (errno != EINTR) return Status::from_errno(errno, "flock " + dir + "/users");
+  }
+  std::lock_guard lk(j->mu_);
+  STOR_RETURN_IF_ERROR(j->flock_journal(*alone ? LOCK_EX : LOCK_SH));
+  Status s = j->refresh_locked(records);
+  // Alone: start from a clean journal, folding what was replayed (including a torn tail).
+  // Nothing is compacted over damaged state: the files stay as found for inspection.
+  if (s.is_ok() && *alone) s = j->compact_locked(*records);
+  (void)j->flock_journal(LOCK_UN);
+  STOR_RETURN_IF_ERROR(s);
+  if (!alone_out) j->opened();
   return j;
 }
 
-Journal::~Journal() {
-  if (fd_ >= 0) ::close(fd_);
-  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+void Journal::opened() {
+  if (open_lock_fd_ < 0) return;
+  // Converting the users lock is not atomic, but nobody can open meanwhile: we hold dir/lock.
+  (void)::flock(users_fd_, LOCK_SH);
+  ::close(open_lock_fd_);
+  open_lock_fd_ = -1;
 }
 
-Status Journal::append(const std::string& payload, bool durable) {
-  std::lock_guard lk(mu_);
-  STOR_RETURN_IF_ERROR(write_all(fd_, frame(payload), dir_ + "/journal"));
-  ++appended_;
-  if (durable && ::fdatasync(fd_) != 0) return Status::from_errno(errno, "fdatasync " + dir_ + "/journal");
+Journal::~Journal() {
+  for (int fd : {fd_, open_lock_fd_, users_fd_, checkpoint_fd_})
+    if (fd >= 0) ::close(fd);  // releases the flocks
+}
+
+// Caller holds mu_ and a flock of the journal (no append is in progress).
+Status Journal::refresh_locked(std::map<std::string, Record>* records) {
+  const std::string cpath = dir_ + "/checkpoint", jpath = dir_ + "/journal";
+  struct stat js{};
+  if (::fstat(fd_, &js) != 0) return Status::from_errno(errno, "stat " + jpath);
+  const uint64_t jsize = static_cast<uint64_t>(js.st_size);
+  const bool reload = !same_file(checkpoint_fd_, cpath) || jsize < offset_;
+  if (!reload && jsize == offset_) return {};
+  std::map<std::string, Record> fresh;
+  std::map<std::string, Record>* into = records;
+  uint64_t from = offset_;
+  int new_checkpoint = -1;
+  if (reload) {
+    // First load, or another instance compacted: the checkpoint plus the whole journal.
+    new_checkpoint = ::open(cpath.c_str(), O_RDONLY | O_CLOEXEC);
+    if (new_checkpoint < 0 && errno != ENOENT) return Status::from_errno(errno, "open " + cpath);
+    if (new_checkpoint >= 0) {
+      auto text = read_file_from(new_checkpoint, 0, cpath);
+      Status s = text.is_ok() ? replay_lines(*text, cpath, false, &fresh) : text.status();
+      if (!s.is_ok()) {
+        ::close(new_checkpoint);
+        return s;
+      }
+    }
+    into = &fresh;
+    from = 0;
+  }
+  auto text = read_file_from(fd_, from, jpath);
+  if (!text.is_ok()) {
+    if (new_checkpoint >= 0) ::close(new_checkpoint);
+    return text.status();
+  }
+  // Whole lines only: bytes after the last newline are a crashed append's torn tail.
+  const size_t nl = text->rfind('\n');
+  const size_t whole = nl == std::string::npos ? 0 : nl + 1;
+  // A torn tail is dropped by the next append; a complete last line failing its CRC is skipped
+  // as at open (it was never acknowledged).
+  Status s = replay_lines(std::string_view(*text).substr(0, whole), from ? jpath + " (from byte " + std::to_string(from) + ")" : jpath,
+                          true, into);
+  if (!s.is_ok()) {
+    if (new_checkpoint >= 0) ::close(new_checkpoint);
+    return s;
+  }
+  if (reload) {
+    *records = std::move(fresh);
+    if (checkpoint_fd_ >= 0) ::close(checkpoint_fd_);
+    checkpoint_fd_ = new_checkpoint;
+  }
+  offset_ = from + whole;
   return {};
 }
 
-Status Journal::put(const Record& r, bool durable) { return append(encode_put(r), durable); }
+Status Journal::refresh(std::map<std::string, Record>* records) {
+  std::lock_guard lk(mu_);
+  STOR_RETURN_IF_ERROR(flock_journal(LOCK_SH));
+  Status s = refresh_locked(records);
+  (void)flock_journal(LOCK_UN);
+  return s;
+}
 
-Status Journal::erase(const std::string& path, bool durable) { return append("E\t" + escape(path), durable); }
+// Caller holds mu_ and the exclusive flock.
+Status Journal::append(const std::string& lines, bool durable) {
+  const std::string jpath = dir_ + "/journal";
+  struct stat js{};
+  if (::fstat(fd_, &js) != 0) return Status::from_errno(errno, "stat " + jpath);
+  uint64_t size = static_cast<uint64_t>(js.st_size);
+  if (size > 0) {
+    // A process that died mid-append left a torn line: cut it, or our line would follow it and
+    // turn it into damage before the end.
+    char last = '\n';
+    if (::pread(fd_, &last, 1, static_cast<off_t>(size - 1)) != 1) return Status::from_errno(errno, "read " + jpath);
+    if (last != '\n') {
+      const uint64_t from = std::min(offset_, size);
+      STOR_ASSIGN_OR_RETURN(std::string tail, read_file_from(fd_, from, jpath));
+      const size_t nl = tail.rfind('\n');
+      const uint64_t keep = nl == std::string::npos ? from : from + nl + 1;
+      if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0) return Status::from_errno(errno, "truncate " + jpath);
+      size = keep;
+    }
+  }
+  const bool caught_up = offset_ == size;
+  STOR_RETURN_IF_ERROR(write_all(fd_, lines, jpath));
+  ++appended_;
+  if (caught_up) offset_ = size + lines.size();  // nothing of others' to read before our lines
+  if (durable && ::fdatasync(fd_) != 0) return Status::from_errno(errno, "fdatasync " + jpath);
+  return {};
+}
+
+Status Journal::put(const Record& r, bool durable) {
+  std::lock_guard lk(mu_);
+  STOR_RETURN_IF_ERROR(flock_journal(LOCK_EX));
+  Status s = append(frame(encode_put(r)), durable);
+  (void)flock_journal(LOCK_UN);
+  return s;
+}
+
+Status Journal::erase(const std::string& path, bool durable) {
+  std::lock_guard lk(mu_);
+  STOR_RETURN_IF_ERROR(flock_journal(LOCK_EX));
+  Status s = append(frame("E\t" + escape(path)), durable);
+  (void)flock_journal(LOCK_UN);
+  return s;
+}
+
+Status Journal::insert_absent(std::map<std::string, Record>* records, const std::vector<Record>& candidates,
+                              bool durable, std::vector<std::string>* added) {
+  std::lock_guard lk(mu_);
+  STOR_RETURN_IF_ERROR(flock_journal(LOCK_EX));
+  Status s = refresh_locked(records);
+  std::string lines;
+  if (s.is_ok()) {
+    for (const Record& r : candidates) {
+      if (!records->emplace(r.path, r).second) continue;
+      lines += frame(encode_put(r));
+      if (added) added->push_back(r.path);
+    }
+    if (!lines.empty()) s = append(lines, durable);
+  }
+  (void)flock_journal(LOCK_UN);
+  return s;
+}
 
 uint64_t Journal::appended_since_compaction() const {
   std::lock_guard lk(mu_);
   return appended_;
 }
 
-Status Journal::compact(const std::map<std::string, Record>& records) {
+Status Journal::compact(std::map<std::string, Record>* records) {
   std::lock_guard lk(mu_);
-  const std::string tmp = dir_ + "/checkpoint.tmp";
+  STOR_RETURN_IF_ERROR(flock_journal(LOCK_EX));
+  // Others' lines first: the checkpoint replaces the whole journal.
+  Status s = refresh_locked(records);
+  if (s.is_ok()) s = compact_locked(*records);
+  (void)flock_journal(LOCK_UN);
+  return s;
+}
+
+// Caller holds mu_ and the exclusive flock, and `records` includes every journal line.
+Status Journal::compact_locked(const std::map<std::string, Record>& records) {
+  const std::string tmp = dir_ + "/checkpoint.tmp", cpath = dir_ + "/checkpoint";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);  // no planted link
   if (fd < 0) return Status::from_errno(errno, "open " + tmp);
   std::string body;
   for (const auto& [path, r] : records) body += frame(encode_put(r));
   Status s = write_all(fd, body, tmp);
   if (s.is_ok() && ::fsync(fd) != 0) s = Status::from_errno(errno, "fsync " + tmp);
-  ::close(fd);
-  STOR_RETURN_IF_ERROR(s);
-  if (::rename(tmp.c_str(), (dir_ + "/checkpoint").c_str()) != 0)
+  if (!s.is_ok()) {
+    ::close(fd);
+    return s;
+  }
+  if (::rename(tmp.c_str(), cpath.c_str()) != 0) {
+    ::close(fd);
     return Status::from_errno(errno, "rename " + tmp + " -> checkpoint");
+  }
+  // Held open from now on: other instances see a checkpoint other than theirs and reload.
+  if (checkpoint_fd_ >= 0) ::close(checkpoint_fd_);
+  checkpoint_fd_ = fd;
   STOR_RETURN_IF_ERROR(fsync_path(dir_, true));
   // The checkpoint now holds everything: the journal can start over.
   if (::ftruncate(fd_, 0) != 0) return Status::from_errno(errno, "truncate " + dir_ + "/journal");
   if (::fdatasync(fd_) != 0) return Status::from_errno(errno, "fdatasync " + dir_ + "/journal");
+  offset_ = 0;
   appended_ = 0;
   return {};
 }

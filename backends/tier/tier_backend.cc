@@ -98,7 +98,7 @@ class TierBackend final : public Backend {
     if (path.empty() || path[0] != '/') return Status::InvalidArgument("tier: needs an absolute path, got '" + path + "'");
     std::string norm = fs::path(path).lexically_normal().generic_string();
     // "/DIR/" and "/DIR" are one namespace: a trailing slash must not become another root key
-    // (a second open of the same state, refused as Busy while the first is held).
+    // (a second instance of the same state in this process).
     while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
     const fs::path p(norm);
     for (fs::path dir = p;; dir = dir.parent_path()) {
@@ -141,7 +141,7 @@ class TierBackend final : public Backend {
     // Settings given to the store override the directory's config.
     for (const char* key :
          {"demote_after", "high_watermark", "low_watermark", "auto_export", "policy_interval", "dir_markers",
-          "revalidate_after", "sync_interval"})
+          "revalidate_after", "sync_interval", "notify_listen"})
       if (auto it = ctx_.settings.find(std::string("tier.") + key); it != ctx_.settings.end()) config[key] = it->second;
     TierOptions o;
     // The fast tier is the linked directory itself unless the config names another root
@@ -175,6 +175,7 @@ class TierBackend final : public Backend {
                                                              std::chrono::milliseconds(0), kMaxDuration));
     o.sync_interval_ns = std::chrono::nanoseconds(sync_interval).count();
     STOR_ASSIGN_OR_RETURN(o.parquet_sparse_min, Settings(ctx_.settings).get_size("parquet.small_object", o.parquet_sparse_min));
+    if (config.count("notify_listen")) o.notify_listen = config["notify_listen"];
     return TieredStore::open(std::move(o));
   }
 
@@ -266,7 +267,7 @@ Result<LinkResult> create_link(Backend& tier_backend, const std::string& fast_di
     return Status::ok();
   }();
   if (!s.is_ok()) {
-    ns.reset();  // releases the state lock and stops the policy thread before the state goes
+    ns.reset();  // releases the state's locks and stops the policy thread before the state goes
     if (!created.empty()) fs::remove_all(created, ec);
     return s;
   }

@@ -4,6 +4,7 @@
 // concerns are in tiered_store_*.cc (see tiered_store_impl.h).
 #include "backends/tier/tiered_store.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "backends/tier/tiered_store_impl.h"
@@ -56,6 +57,7 @@ FileStatus to_status(const Record& r) {
 }  // namespace
 
 TieredStoreImpl::~TieredStoreImpl() {
+  listener_.reset();  // its handler uses everything else
   {
     std::lock_guard lk(policy_mu_);
     stopping_ = true;
@@ -66,7 +68,21 @@ TieredStoreImpl::~TieredStoreImpl() {
 }
 
 Status TieredStoreImpl::init() {
-  STOR_ASSIGN_OR_RETURN(journal_, Journal::open(opts_.state_dir, &records_));
+  bool alone = false;
+  STOR_ASSIGN_OR_RETURN(journal_, Journal::open(opts_.state_dir, &records_, &alone));
+  // Another process has the namespace open: its copies may be mid-move, nothing to recover.
+  if (!alone) {
+    journal_->opened();
+    return {};
+  }
+  Status s = recover();
+  journal_->opened();
+  return s;
+}
+
+// Alone with the state (no other instance has it open): finish or roll back what a crash
+// interrupted.
+Status TieredStoreImpl::recover() {
   // A rename a crash interrupted is finished first; when the cold tier cannot be reached now, its
   // records stay as they are (the source's copies have not moved yet) and sync finishes it.
   (void)finish_pending_renames();
@@ -100,11 +116,12 @@ Status TieredStoreImpl::init() {
     }
     ++it;
   }
-  return journal_->compact(records_);
+  return journal_->compact(&records_);
 }
 
 Result<FileInfo> TieredStoreImpl::stat(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
+  STOR_RETURN_IF_ERROR(refresh());
   std::optional<Record> r = find(rel);
   if (!r) {
     if (rel.empty() || is_directory(rel)) {
@@ -137,6 +154,7 @@ Result<std::vector<DirEntry>> TieredStoreImpl::list(const std::string& dir) {
   const std::string prefix = rel.empty() ? "" : rel + "/";
   std::vector<DirEntry> out;
   std::lock_guard lk(mu_);
+  STOR_RETURN_IF_ERROR(journal_->refresh(&records_));
   if (records_.count(rel)) return Status::NotADirectory(rel + " is a file");
   std::string last_dir;
   for (auto it = records_.lower_bound(prefix); it != records_.end() && it->first.compare(0, prefix.size(), prefix) == 0;
@@ -156,14 +174,13 @@ Result<std::vector<DirEntry>> TieredStoreImpl::list(const std::string& dir) {
 
 Status TieredStoreImpl::remove(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   std::optional<Record> r;
   {
     std::lock_guard lk(mu_);
     auto it = records_.find(rel);
     if (it == records_.end()) return Status::NotFound("no such tiered file: " + rel);
-    if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
+    if (is_open(rel)) return Status::Busy(rel + " is open");
     r = it->second;
     // Forget first: a crash after this leaves at worst an orphan copy, never a dangling record.
     records_.erase(it);
@@ -184,6 +201,7 @@ Status TieredStoreImpl::remove(const std::string& path) {
 
 Result<FileStatus> TieredStoreImpl::status(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
+  STOR_RETURN_IF_ERROR(refresh());
   std::optional<Record> r = find(rel);
   if (!r) return Status::NotFound("no such tiered file: " + rel);
   return to_status(*r);
@@ -194,6 +212,7 @@ std::vector<FileStatus> TieredStoreImpl::status_all(const std::string& prefix_pa
   std::vector<FileStatus> out;
   if (!rel.is_ok()) return out;
   std::lock_guard lk(mu_);
+  (void)journal_->refresh(&records_);  // on failure: what this process knows
   for (auto& [p, r] : records_) {
     if (rel->empty() || p == *rel || p.compare(0, rel->size() + 1, *rel + "/") == 0) out.push_back(to_status(r));
   }
@@ -202,6 +221,7 @@ std::vector<FileStatus> TieredStoreImpl::status_all(const std::string& prefix_pa
 
 TierStats TieredStoreImpl::stats() const {
   std::lock_guard lk(mu_);
+  (void)journal_->refresh(&records_);  // on failure: what this process knows
   TierStats s = stats_;
   s.files = records_.size();
   s.fast_bytes = 0;
@@ -210,11 +230,41 @@ TierStats TieredStoreImpl::stats() const {
   return s;
 }
 
-std::shared_ptr<std::mutex> TieredStoreImpl::op_lock(const std::string& rel) {
+Result<TieredStoreImpl::OpGuard> TieredStoreImpl::lock_ops(std::vector<std::string> rels) {
+  std::sort(rels.begin(), rels.end());
+  rels.erase(std::unique(rels.begin(), rels.end()), rels.end());
+  OpGuard g;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& rel : rels) {
+      auto& m = op_locks_[rel];
+      if (!m) m = std::make_shared<std::mutex>();
+      g.mutexes.push_back(m);
+    }
+  }
+  for (auto& m : g.mutexes) g.held.emplace_back(*m);
+  std::vector<uint64_t> slots;
+  for (const auto& rel : rels) {
+    const uint64_t slot = Journal::slot_of(rel, Journal::Slot::kOp);
+    // Two paths on one slot (a hash collision) take it once: a second descriptor would wait for the first.
+    if (std::find(slots.begin(), slots.end(), slot) != slots.end()) continue;
+    slots.push_back(slot);
+    STOR_ASSIGN_OR_RETURN(FileLock f, journal_->lock_path(rel, Journal::Slot::kOp, true, true));
+    g.files.push_back(std::move(f));
+  }
+  STOR_RETURN_IF_ERROR(refresh());
+  return g;
+}
+
+Status TieredStoreImpl::refresh() {
   std::lock_guard lk(mu_);
-  auto& m = op_locks_[rel];
-  if (!m) m = std::make_shared<std::mutex>();
-  return m;
+  return journal_->refresh(&records_);
+}
+
+bool TieredStoreImpl::is_open(const std::string& rel) {
+  if (open_handles_.count(rel)) return true;
+  // Handles of other processes hold the slot shared: an exclusive try fails while one is open.
+  return !journal_->lock_path(rel, Journal::Slot::kOpen, true, false).is_ok();
 }
 
 std::optional<Record> TieredStoreImpl::find(const std::string& rel) const {
@@ -232,7 +282,7 @@ bool TieredStoreImpl::is_directory(const std::string& rel) const {
 
 // Caller holds mu_. Keeps the journal short: replay time and disk use stay bounded.
 void TieredStoreImpl::maybe_compact() {
-  if (journal_->appended_since_compaction() >= kCompactEvery) (void)journal_->compact(records_);
+  if (journal_->appended_since_compaction() >= kCompactEvery) (void)journal_->compact(&records_);
 }
 
 // Caller holds mu_.
@@ -271,6 +321,7 @@ Result<std::shared_ptr<TieredStore>> TieredStore::open(TierOptions opts) {
   STOR_ASSIGN_OR_RETURN(auto cold, internal::ColdTier::make(opts.cold, opts.cold_root, opts.cold_dir_markers));
   auto store = std::make_shared<internal::TieredStoreImpl>(std::move(opts), std::move(fast_root), std::move(cold));
   STOR_RETURN_IF_ERROR(store->init());
+  STOR_RETURN_IF_ERROR(store->start_listener());
   store->start_policy_thread();
   store->start_sync_thread();
   return std::shared_ptr<TieredStore>(store);

@@ -48,6 +48,7 @@ Result<PolicyReport> TieredStoreImpl::run_policy() {
   uint64_t fast_bytes = 0;
   {
     std::lock_guard lk(mu_);
+    STOR_RETURN_IF_ERROR(journal_->refresh(&records_));
     for (auto& [p, r] : records_) {
       if (!fast_resident(r.residency)) continue;
       fast_bytes += r.size;
@@ -77,8 +78,7 @@ Result<PolicyReport> TieredStoreImpl::run_policy() {
 
 Status TieredStoreImpl::demote(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   return demote_locked(rel);
 }
 
@@ -93,20 +93,32 @@ Status TieredStoreImpl::demote_locked(const std::string& rel) {
   if (!fast_resident(r->residency)) return {};
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(rel)) return Status::Busy(rel + " is open");
+    if (is_open(rel)) return Status::Busy(rel + " is open");
   }
   ColdObject target;
   bool need_copy = r->residency == Residency::kDirty;
+  ExpectedVersion expect = expected_of(*r);
   if (!r->cold_etag.empty()) {
     auto current = cold_->stat(rel);
     if (current.is_ok() && current->etag != r->cold_etag)
       return Status::Aborted(cold_->uri_of(rel) + " changed in the cold tier since the last sync: run sync first");
     if (!current.is_ok() && current.status().code() != Code::kNotFound) return current.status();
-    if (!current.is_ok()) need_copy = true;  // the cold copy vanished: copy again
-    else target = *current;
+    if (!current.is_ok()) {
+      need_copy = true;  // the cold copy vanished: copy again
+      expect = ExpectedVersion{true, ""};
+    } else {
+      target = *current;
+    }
   }
   if (need_copy) {
-    STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
+    bool refused = false;
+    auto uploaded = upload_fast_copy(rel, expect, &refused);
+    if (!uploaded.is_ok()) {
+      if (refused)
+        return Status::Aborted(uploaded.status().message() + ": run sync first (the conflict rule keeps both versions)");
+      return uploaded.status();
+    }
+    Upload up = std::move(uploaded).value();
     hook(rel, "copied");
     // Verify by reading the cold copy back before anything depends on it.
     if (up.object.size != up.size)

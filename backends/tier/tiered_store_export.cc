@@ -40,7 +40,9 @@ Status TieredStoreImpl::fast_checksum(const std::string& rel, uint64_t* size, ui
 }
 
 // Caller holds the op lock of rel.
-Result<TieredStoreImpl::Upload> TieredStoreImpl::upload_fast_copy(const std::string& rel) {
+Result<TieredStoreImpl::Upload> TieredStoreImpl::upload_fast_copy(const std::string& rel, const ExpectedVersion& expect,
+                                                                 bool* refused) {
+  *refused = false;
   STOR_ASSIGN_OR_RETURN(auto f, opts_.fast->open(fast_uri(rel), OpenOptions{kOpenRead}));
   Upload up;
   uint32_t intent_crc = 0;
@@ -62,9 +64,34 @@ Result<TieredStoreImpl::Upload> TieredStoreImpl::upload_fast_copy(const std::str
     return s;
   }
   hook(rel, "export-intent");
-  auto obj = cold_->write_from(rel, *f, up.size, &up.crc);
+  auto obj = cold_->write_from(rel, *f, up.size, &up.crc, expect, refused);
   (void)f->close();
-  if (!obj.is_ok()) return obj.status();
+  if (!obj.is_ok() && *refused) {
+    // The cold tier may already hold exactly these bytes: our own upload, cut off from its
+    // journal line by a crash (the intent's case). Then there is nothing to overwrite.
+    auto current = cold_->stat(rel);
+    if (current.is_ok() && current->size == up.size) {
+      auto remote_crc = cold_->checksum(rel, *current, opts_.fetch_chunk);
+      if (remote_crc.is_ok() && *remote_crc == intent_crc) {
+        *refused = false;
+        up.crc = intent_crc;
+        up.object = *current;
+        hook(rel, "uploaded");
+        return up;
+      }
+    }
+  }
+  if (!obj.is_ok()) {
+    if (*refused) {
+      // Nothing of ours reached the cold tier: the intent has nothing to recognise.
+      std::lock_guard lk(mu_);
+      if (auto it = records_.find(rel); it != records_.end() && it->second.export_pending) {
+        it->second.export_pending = false;
+        (void)journal_->put(it->second, false);
+      }
+    }
+    return obj.status();
+  }
   if (up.crc != intent_crc)
     return Status::Aborted("the fast copy of " + rel + " changed while it was exported; export again");
   up.object = *obj;
@@ -73,26 +100,37 @@ Result<TieredStoreImpl::Upload> TieredStoreImpl::upload_fast_copy(const std::str
 }
 
 // Caller holds the op lock of rel.
-Status TieredStoreImpl::export_locked(const std::string& rel) {
+Status TieredStoreImpl::export_locked(const std::string& rel, bool* refused) {
+  bool refused_here = false;
+  if (!refused) refused = &refused_here;
+  *refused = false;
   std::optional<Record> r = find(rel);
   if (!r) return Status::NotFound("no such tiered file: " + rel);
   if (r->residency != Residency::kDirty) return {};
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(rel)) return Status::Busy(rel + " is open; exported when closed (next sync)");
+    if (is_open(rel)) return Status::Busy(rel + " is open; exported when closed (next sync)");
   }
-  STOR_ASSIGN_OR_RETURN(Upload up, upload_fast_copy(rel));
+  // Replaces only the version the record last saw (none: a new object), so a change another
+  // client made since is never overwritten; refused, it is a conflict for sync to resolve.
+  auto up = upload_fast_copy(rel, expected_of(*r), refused);
+  if (!up.is_ok()) {
+    if (*refused)
+      return Status::Aborted(up.status().message() + ". Run sync: the bucket's version keeps " + rel +
+                             " and this one is kept beside it as " + rel + kConflictSuffix);
+    return up.status();
+  }
   {
     std::lock_guard lk(mu_);
     Record& cur = records_[rel];
     cur.residency = Residency::kCached;
     cur.export_pending = false;
-    cur.size = up.size;
-    cur.cold_etag = up.object.etag;
-    cur.cold_mtime_ns = up.object.mtime_ns;
+    cur.size = up->size;
+    cur.cold_etag = up->object.etag;
+    cur.cold_mtime_ns = up->object.mtime_ns;
     validated(rel);
     ++stats_.exports;
-    stats_.exported_bytes += up.size;
+    stats_.exported_bytes += up->size;
     // Not durable: if lost, the intent left behind lets the next sync recognise the upload.
     STOR_RETURN_IF_ERROR(journal_->put(cur, false));
     maybe_compact();

@@ -6,8 +6,7 @@ namespace stor::tiering::internal {
 
 Status TieredStoreImpl::promote(const std::string& path) {
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   return fetch_locked(rel);
 }
 
@@ -65,7 +64,7 @@ Status TieredStoreImpl::revalidate_on_open(const std::string& rel, int64_t now) 
   {
     std::lock_guard lk(mu_);
     // A handle open on the fast copy must keep reading that copy: nothing is swapped under it.
-    if (open_handles_.count(rel)) return {};
+    if (is_open(rel)) return {};
     auto it = validated_ns_.find(rel);
     if (it != validated_ns_.end() && now - it->second < opts_.revalidate_after_ns) return {};
   }

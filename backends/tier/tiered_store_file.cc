@@ -39,9 +39,9 @@ class TierFile final : public BackendFile {
  public:
   TierFile(std::shared_ptr<TieredStoreImpl> store, std::string rel, std::unique_ptr<BackendFile> fast,
            std::shared_ptr<const Footer> footer, std::optional<PinnedVersion> pinned, bool writable,
-           SparseReader sparse)
+           SparseReader sparse, FileLock held)
       : store_(std::move(store)), rel_(std::move(rel)), fast_(std::move(fast)), footer_(std::move(footer)),
-        sparse_(std::move(sparse)), pinned_(std::move(pinned)), writable_(writable) {}
+        sparse_(std::move(sparse)), pinned_(std::move(pinned)), writable_(writable), open_hold_(std::move(held)) {}
   ~TierFile() override { (void)close(); }
 
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override;
@@ -79,6 +79,7 @@ class TierFile final : public BackendFile {
   bool writable_;
   std::atomic<bool> wrote_{false};  // set by writers on any thread (BackendFile's contract)
   bool open_ = true;
+  FileLock open_hold_;  // the file's kOpen slot, shared: other processes see the handle (is_open)
 };
 
 }  // namespace
@@ -87,8 +88,7 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
   STOR_ASSIGN_OR_RETURN(std::string rel, normalize_path(path));
   if (rel.empty()) return Status::IsADirectory("the tiered namespace root is a directory");
   const bool writable = oo.flags & kOpenWrite;
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   const int64_t now = opts_.clock();
   if (Status v = revalidate_on_open(rel, now); !v.is_ok()) {
     // Deleted in the cold tier: the record is gone, so a creating open makes a new file.
@@ -167,6 +167,12 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
       pinned = PinnedVersion{r.cold_etag, r.size, r.mtime_ns};
     }
   }
+  // Taken under the op lock, as other processes check it under theirs.
+  auto held = hold_open(rel);
+  if (!held.is_ok()) {
+    if (fast) (void)fast->close();
+    return held.status();
+  }
   {
     std::lock_guard lk(mu_);
     ++open_handles_[rel];
@@ -174,7 +180,7 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
   }
   return std::unique_ptr<BackendFile>(
       std::make_unique<TierFile>(shared_from_this(), rel, std::move(fast), std::move(footer), std::move(pinned),
-                                 writable, std::move(sparse)));
+                                 writable, std::move(sparse), std::move(held).value()));
 }
 
 // For a handle pinned to the cold version `etag`: fetches that version unless the fast tier
@@ -183,8 +189,7 @@ Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_file(const std::strin
 // tier (the failed If-Match GET revalidates the record for later opens), this is Aborted.
 Result<std::unique_ptr<BackendFile>> TieredStoreImpl::open_version_for_read(const std::string& rel,
                                                                            const std::string& etag) {
-  auto op = op_lock(rel);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(rel));
   std::optional<Record> r = find(rel);
   if (!r) return Status::NotFound("no such tiered file: " + rel);
   if (r->cold_etag != etag) return changed_since_open(rel, etag, r->cold_etag);
@@ -219,11 +224,18 @@ void TieredStoreImpl::count_footer_hit() {
 Status TieredStoreImpl::closed(const std::string& rel, bool wrote) {
   Status s;
   bool export_now = false;
+  std::optional<OpGuard> g;
+  if (wrote) {
+    // The record changes: under the op lock, refreshed (another process may have written too).
+    auto locked = lock_op(rel);
+    if (locked.is_ok()) g.emplace(std::move(locked).value());
+    else s = locked.status();
+  }
   {
     std::lock_guard lk(mu_);
     if (--open_handles_[rel] == 0) open_handles_.erase(rel);
     auto it = records_.find(rel);
-    if (wrote && it != records_.end()) {
+    if (wrote && s.is_ok() && it != records_.end()) {
       auto local = opts_.fast->stat(fast_uri(rel));
       if (local.is_ok()) {
         it->second.size = local->size;
@@ -234,14 +246,10 @@ Status TieredStoreImpl::closed(const std::string& rel, bool wrote) {
       } else {
         s = local.status();
       }
-      export_now = opts_.auto_export && !open_handles_.count(rel);
+      export_now = opts_.auto_export && !is_open(rel);
     }
   }
-  if (s.is_ok() && export_now) {
-    auto op = op_lock(rel);
-    std::lock_guard g(*op);
-    s = export_locked(rel);
-  }
+  if (s.is_ok() && export_now) s = export_locked(rel);
   return s;
 }
 
@@ -308,6 +316,7 @@ Status TierFile::close() {
   }
   sparse.reset();  // its source holds the namespace
   Status s = fast ? fast->close() : Status::ok();
+  open_hold_.release();  // before closed(): a last writer's auto-export must not see itself as open
   Status c = store_->closed(rel_, wrote_);
   store_.reset();  // a closed handle must not keep the namespace (and its state lock) alive
   return s.is_ok() ? c : s;

@@ -9,9 +9,16 @@
 //
 // Locking: mu_ guards records_, open_handles_, op_locks_, persisted_access_, footers_, stats_,
 // validated_ns_ and the journal; it is held for bookkeeping and journal updates, never across a cold-tier
-// request. The per-path op lock (op_lock(rel)) serializes the operations that move one file's
-// bytes (open, fetch, demote, export, sync, remove); take it before mu_. policy_mu_ guards the
-// policy and sync threads' flags only.
+// request. The per-path op lock (lock_ops(rel)) serializes the operations that move one file's
+// bytes (open, close after writing, fetch, demote, export, sync, remove, rename) among the
+// threads of this process (a mutex) and among processes (an OFD lock, Journal::lock_path); take
+// it before mu_. policy_mu_ guards the policy and sync threads' flags only.
+//
+// Several processes: records_ is this process's copy of the shared journal. Every change to a
+// file's record is made under its op lock, right after refreshing records_ from the journal
+// (lock_ops does), and is appended to the journal before the lock is released, so the journal
+// orders each file's changes as the op locks did. Imports of new objects go through
+// Journal::insert_absent. An open handle holds its file's kOpen slot shared (is_open).
 #pragma once
 
 #include <condition_variable>
@@ -26,6 +33,7 @@
 
 #include "backends/tier/cold_tier.h"
 #include "backends/tier/journal.h"
+#include "backends/tier/notify_listener.h"
 #include "backends/tier/tiered_store.h"
 
 namespace stor::tiering::internal {
@@ -63,9 +71,10 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
       : opts_(std::move(opts)), fast_root_(std::move(fast_root)), cold_(std::move(cold)) {}
   ~TieredStoreImpl() override;
 
-  Status init();                // replays the journal and finishes interrupted moves
+  Status init();                // replays the journal and finishes interrupted moves (recover)
   void start_policy_thread();   // when opts_.policy_interval_ns > 0
   void start_sync_thread();     // when opts_.sync_interval_ns > 0 (tiered_store_sync.cc)
+  Status start_listener();      // when opts_.notify_listen is set (tiered_store_sync.cc)
 
   // ---- TieredStore ----
   Result<size_t> import_listing() override;
@@ -81,8 +90,11 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   Result<FileStatus> status(const std::string& path) override;
   std::vector<FileStatus> status_all(const std::string& prefix_path) override;
   TierStats stats() const override;
+  std::string notify_endpoint() const override { return listener_ ? listener_->endpoint() : ""; }
 
   // ---- used by TierFile ----
+  // The shared hold on rel's kOpen slot that an open handle keeps (see is_open).
+  Result<FileLock> hold_open(const std::string& rel) { return journal_->lock_path(rel, Journal::Slot::kOpen, false, true); }
   // Opens the fast copy of the cold version `etag` of rel, fetching it first if needed.
   Result<std::unique_ptr<BackendFile>> open_version_for_read(const std::string& rel, const std::string& etag);
   void count_footer_hit();
@@ -94,8 +106,19 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
  private:
   // ---- records and journal (tiered_store.cc) ----
+  Status recover();  // at open, when no other instance has the state open
   Uri fast_uri(const std::string& rel) const { return child_uri(fast_root_, rel); }
-  std::shared_ptr<std::mutex> op_lock(const std::string& rel);
+  // The op locks of `rels` (one or two paths), in path order, then refresh(): see Locking above.
+  struct OpGuard {
+    std::vector<std::shared_ptr<std::mutex>> mutexes;  // declared first: outlive the locks below
+    std::vector<std::unique_lock<std::mutex>> held;
+    std::vector<FileLock> files;
+  };
+  Result<OpGuard> lock_ops(std::vector<std::string> rels);
+  Result<OpGuard> lock_op(const std::string& rel) { return lock_ops({rel}); }
+  Status refresh();  // applies the other processes' journal lines to records_
+  // Whether a handle on rel is open in this or another process; caller holds mu_ and the op lock.
+  bool is_open(const std::string& rel);
   std::optional<Record> find(const std::string& rel) const;
   bool is_directory(const std::string& rel) const;
   void maybe_compact();                                // caller holds mu_
@@ -124,9 +147,13 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
     uint64_t size = 0;
     uint32_t crc = 0;
   };
-  // Records the export intent (durably), then uploads; caller holds the op lock of rel.
-  Result<Upload> upload_fast_copy(const std::string& rel);
-  Status export_locked(const std::string& rel);  // caller holds the op lock of rel
+  // Records the export intent (durably), then uploads over `expect` only (*refused when the cold
+  // tier holds something else); caller holds the op lock of rel.
+  Result<Upload> upload_fast_copy(const std::string& rel, const ExpectedVersion& expect, bool* refused);
+  // Caller holds the op lock of rel. *refused: the cold object is not the version the record
+  // last saw (another client changed it); nothing was written.
+  Status export_locked(const std::string& rel, bool* refused = nullptr);
+  static ExpectedVersion expected_of(const Record& r) { return {r.cold_etag.empty(), r.cold_etag}; }
   // Sync after a crash: is `listed` the upload an export intent describes? (op lock of rel held)
   Status adopt_completed_export(const std::string& rel, const ColdObject& listed, bool* ours);
   Status fast_checksum(const std::string& rel, uint64_t* size, uint32_t* crc);
@@ -143,6 +170,8 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
 
   // ---- sync (tiered_store_sync.cc) ----
   Status sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote, SyncReport* report);
+  // A bucket notification for rel: what the bucket holds now (one HEAD) is applied as sync would.
+  void apply_bucket_event(const std::string& rel, const BucketEvent& e);
 
   // ---- parquet footers (tiered_store_footer.cc) ----
   Result<std::shared_ptr<const Footer>> parquet_footer(const Record& r);
@@ -152,7 +181,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   std::unique_ptr<ColdTier> cold_;
   std::unique_ptr<Journal> journal_;
   mutable std::mutex mu_;
-  std::map<std::string, Record> records_;
+  mutable std::map<std::string, Record> records_;  // refreshed from the journal by const queries too
   std::map<std::string, int> open_handles_;
   std::map<std::string, std::shared_ptr<std::mutex>> op_locks_;
   std::map<std::string, int64_t> persisted_access_;
@@ -167,6 +196,7 @@ class TieredStoreImpl final : public TieredStore, public std::enable_shared_from
   bool stopping_ = false, kicked_ = false;
   std::thread policy_thread_;  // last members: started after everything else is built
   std::thread sync_thread_;
+  std::unique_ptr<NotifyListener> listener_;  // stopped first by the destructor
 };
 
 }  // namespace stor::tiering::internal

@@ -15,8 +15,7 @@ Status TieredStoreImpl::rename(const std::string& from_path, const std::string& 
   if (from.empty() || to.empty()) return Status::InvalidArgument("tier: cannot rename the namespace root");
   if (from == to) return find(from) ? Status::ok() : Status::NotFound("no such tiered file: " + from);
   // Both op locks, in path order (no deadlock with a concurrent rename the other way).
-  auto first = op_lock(std::min(from, to)), second = op_lock(std::max(from, to));
-  std::lock_guard g1(*first), g2(*second);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_ops({from, to}));
   Record t;
   std::optional<Record> src = find(from);
   if (!src) {
@@ -29,7 +28,7 @@ Status TieredStoreImpl::rename(const std::string& from_path, const std::string& 
   if (to.compare(0, from.size() + 1, from + "/") == 0) return Status::InvalidArgument("tier: rename into itself");
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(from) || open_handles_.count(to)) return Status::Busy("tier: " + from + " is open");
+    if (is_open(from) || is_open(to)) return Status::Busy("tier: " + from + " is open");
     t = *src;
     t.path = to;
     t.renamed_from = from;
@@ -81,6 +80,7 @@ Status TieredStoreImpl::finish_rename(const std::string& to) {
       cur.cold_etag = moved.etag;  // a copy may carry a new ETag
       cur.cold_mtime_ns = moved.mtime_ns;
       validated(to);
+      STOR_RETURN_IF_ERROR(journal_->put(cur, false));  // every record change is journaled (other processes)
     }
   }
   hook(to, "rename-cold");
@@ -109,9 +109,8 @@ Status TieredStoreImpl::finish_pending_renames() {
   }
   Status first;
   for (auto& [to, from] : pending) {
-    auto a = op_lock(std::min(from, to)), b = op_lock(std::max(from, to));
-    std::lock_guard g1(*a), g2(*b);
-    Status s = finish_rename(to);
+    auto g = lock_ops({from, to});
+    Status s = g.is_ok() ? finish_rename(to) : g.status();
     if (!s.is_ok() && first.is_ok()) first = s.with_context("tier: finish rename " + from + " -> " + to);
   }
   return first;

@@ -3,29 +3,27 @@
 #include "backends/tier/tiered_store_impl.h"
 
 #include <chrono>
+#include <thread>
 
 namespace stor::tiering::internal {
 
 Result<size_t> TieredStoreImpl::import_listing() {
   STOR_ASSIGN_OR_RETURN(auto objects, cold_->list_all());
   const int64_t now = opts_.clock();
-  std::lock_guard lk(mu_);
-  size_t added = 0;
+  std::vector<Record> candidates;
   for (auto& o : objects) {
     auto rel = normalize_path(o.path);
-    if (!rel.is_ok() || rel->empty()) continue;
-    auto it = records_.find(*rel);
-    if (it != records_.end()) {
-      if (it->second.cold_etag == o.etag) validated(*rel);  // the listing confirms it
-      continue;
-    }
-    records_[*rel] = uncached_record(*rel, o, now);
-    validated(*rel);
-    ++added;
+    if (rel.is_ok() && !rel->empty()) candidates.push_back(uncached_record(*rel, o, now));
   }
-  // One durable checkpoint instead of one journal line per object.
-  STOR_RETURN_IF_ERROR(journal_->compact(records_));
-  return added;
+  std::lock_guard lk(mu_);
+  // One append for all (absent paths only: a file another process made meanwhile stays its own).
+  std::vector<std::string> added;
+  STOR_RETURN_IF_ERROR(journal_->insert_absent(&records_, candidates, false, &added));
+  for (const Record& c : candidates)  // the listing confirms every record naming its ETag
+    if (auto it = records_.find(c.path); it != records_.end() && it->second.cold_etag == c.cold_etag) validated(c.path);
+  // Then one durable checkpoint.
+  STOR_RETURN_IF_ERROR(journal_->compact(&records_));
+  return added.size();
 }
 
 // Automatic export and import: sync() on an interval. A file open at that moment is skipped
@@ -44,6 +42,58 @@ void TieredStoreImpl::start_sync_thread() {
   });
 }
 
+Status TieredStoreImpl::start_listener() {
+  if (opts_.notify_listen.empty()) return {};
+  // The handler holds no reference: the destructor stops the listener before anything it uses.
+  STOR_ASSIGN_OR_RETURN(listener_, NotifyListener::start(opts_.notify_listen, [this](const std::vector<BucketEvent>& events) {
+    for (const auto& e : events) {
+      auto rel = cold_->rel_of_key(e.bucket, e.key);
+      if (!rel) continue;  // another bucket or prefix
+      auto norm = normalize_path(*rel);
+      if (!norm.is_ok() || norm->empty() || *norm != *rel) continue;  // markers, "..", the state dir
+      apply_bucket_event(*norm, e);
+    }
+  }));
+  return {};
+}
+
+void TieredStoreImpl::apply_bucket_event(const std::string& rel, const BucketEvent& e) {
+  if (!e.removed && !e.etag.empty()) {
+    std::lock_guard lk(mu_);
+    if (!journal_->refresh(&records_).is_ok()) return;
+    auto it = records_.find(rel);
+    if (it != records_.end() && it->second.cold_etag == e.etag) {
+      validated(rel);  // a version the record already names (our own export, for one)
+      return;
+    }
+  }
+  // The event names a key to check, not the truth: the bucket says what is there now. A server
+  // may send the event a moment before the new version is visible: wait for it, briefly.
+  Result<ColdObject> current = Status::NotFound("");
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    current = cold_->stat(rel);
+    if (!current.is_ok() && current.status().code() != Code::kNotFound) return;  // the interval sync retries
+    const bool settled = e.removed ? !current.is_ok() : (current.is_ok() && (e.etag.empty() || current->etag == e.etag));
+    if (settled) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::map<std::string, ColdObject> remote;
+  if (current.is_ok()) remote[rel] = *current;
+  if (!find(rel)) {
+    if (!current.is_ok()) return;
+    std::lock_guard lk(mu_);
+    std::vector<std::string> added;
+    if (journal_->insert_absent(&records_, {uncached_record(rel, *current, opts_.clock())}, false, &added).is_ok())
+      for (const auto& p : added) validated(p);
+    return;
+  }
+  SyncReport ignored;
+  (void)sync_one(rel, remote, &ignored);  // an open file: the next open or sync round takes it
+  std::lock_guard lk(mu_);
+  if (auto it = records_.find(rel); it != records_.end() && current.is_ok() && it->second.cold_etag == current->etag)
+    validated(rel);
+}
+
 Result<SyncReport> TieredStoreImpl::sync() {
   STOR_RETURN_IF_ERROR(finish_pending_renames());  // the listing must not see a half-moved file
   STOR_ASSIGN_OR_RETURN(auto listed, cold_->list_all());
@@ -57,6 +107,7 @@ Result<SyncReport> TieredStoreImpl::sync() {
   std::vector<std::string> paths;
   {
     std::lock_guard lk(mu_);
+    STOR_RETURN_IF_ERROR(journal_->refresh(&records_));
     for (auto& [p, r] : records_) paths.push_back(p);
   }
   for (const auto& path : paths) {
@@ -68,31 +119,31 @@ Result<SyncReport> TieredStoreImpl::sync() {
   std::lock_guard lk(mu_);
   for (auto& [path, o] : listed_by_path)  // the listing confirms every record still naming its ETag
     if (auto it = records_.find(path); it != records_.end() && it->second.cold_etag == o.etag) validated(path);
-  for (auto& [path, o] : remote) {
-    if (records_.count(path)) continue;
-    validated(path);
-    const Record& r = records_[path] = uncached_record(path, o, now);
-    STOR_RETURN_IF_ERROR(journal_->put(r, false));
-    report.imported_new.push_back(path);
-  }
-  STOR_RETURN_IF_ERROR(journal_->compact(records_));
+  std::vector<Record> candidates;
+  for (auto& [path, o] : remote)
+    if (!records_.count(path)) candidates.push_back(uncached_record(path, o, now));
+  // Absent paths only, checked under the journal's lock: a file another process created
+  // meanwhile is not overwritten by the import (the next sync sees both: a conflict).
+  STOR_RETURN_IF_ERROR(journal_->insert_absent(&records_, candidates, false, &report.imported_new));
+  for (const auto& path : report.imported_new) validated(path);
+  STOR_RETURN_IF_ERROR(journal_->compact(&records_));
   return report;
 }
 
 Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::string, ColdObject>& remote,
                                  SyncReport* report) {
-  auto op = op_lock(path);
-  std::lock_guard g(*op);
+  STOR_ASSIGN_OR_RETURN(OpGuard g, lock_op(path));
   std::optional<Record> found = find(path);
   if (!found) return {};
   Record r = *found;
+  auto it = remote.find(path);
+  bool in_remote = it != remote.end();
+  bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
+  if (!remote_changed && r.residency != Residency::kDirty) return {};  // in sync, open or not
   {
     std::lock_guard lk(mu_);
-    if (open_handles_.count(path)) return Status::Busy("open; synced at the next sync after it is closed");
+    if (is_open(path)) return Status::Busy("open; synced at the next sync after it is closed");
   }
-  auto it = remote.find(path);
-  const bool in_remote = it != remote.end();
-  bool remote_changed = r.cold_etag.empty() ? in_remote : (!in_remote || it->second.etag != r.cold_etag);
   if (remote_changed && in_remote && r.residency == Residency::kDirty && r.export_pending) {
     // An export interrupted by a crash may have completed: then the new object is ours.
     bool ours = false;
@@ -134,21 +185,48 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
       return {};
     }
     case Residency::kDirty: {
+      ColdObject current;  // the bucket's version, when it changed
+      if (in_remote) current = it->second;
       if (!remote_changed) {
-        STOR_RETURN_IF_ERROR(export_locked(path));
-        report->exported.push_back(path);
-        return {};
+        bool refused = false;
+        Status s = export_locked(path, &refused);
+        if (s.is_ok()) {
+          report->exported.push_back(path);
+          return {};
+        }
+        if (!refused) return s;
+        // Changed in the bucket between the listing and the upload (the conditional write was
+        // refused): the conflict rule, with what the bucket holds now.
+        auto now = cold_->stat(path);
+        if (!now.is_ok() && now.status().code() != Code::kNotFound) return now.status();
+        in_remote = now.is_ok();
+        if (in_remote) current = *now;
       }
       if (!in_remote) {
+        if (!r.cold_etag.empty()) {
+          // The object the record knew is gone: the local version is exported as a new one.
+          std::lock_guard lk(mu_);
+          Record& cur = records_[path];
+          cur.cold_etag.clear();
+          cur.cold_mtime_ns = 0;
+          STOR_RETURN_IF_ERROR(journal_->put(cur, false));
+        }
         STOR_RETURN_IF_ERROR(export_locked(path));
         report->exported.push_back(path);
         report->conflicts.push_back(path + " (deleted in the bucket, changed locally: local version exported again)");
         return {};
       }
       // Both sides changed: the bucket keeps the path, the local version moves aside.
-      std::string aside = path + kConflictSuffix;
-      for (int n = 2; find(aside) || is_directory(aside); ++n)
-        aside = path + kConflictSuffix + "-" + std::to_string(n);
+      std::string aside;
+      OpGuard g2;
+      for (int n = 1;; ++n) {
+        aside = path + kConflictSuffix + (n == 1 ? "" : "-" + std::to_string(n));
+        if (find(aside) || is_directory(aside)) continue;
+        auto locked = lock_op(aside);  // then checked again: another process may have taken the name
+        if (!locked.is_ok()) return locked.status();
+        g2 = std::move(locked).value();
+        if (!find(aside) && !is_directory(aside)) break;
+      }
       STOR_RETURN_IF_ERROR(opts_.fast->rename(fast_uri(path), fast_uri(aside)));
       {
         std::lock_guard lk(mu_);
@@ -156,18 +234,17 @@ Status TieredStoreImpl::sync_one(const std::string& path, const std::map<std::st
         moved.path = aside;
         moved.cold_etag.clear();
         moved.cold_mtime_ns = 0;
+        moved.export_pending = false;
         records_[aside] = moved;
         Record& cur = records_[path];
         cur.residency = Residency::kUncached;
-        take_cold_version(cur, it->second);
+        take_cold_version(cur, current);
         footers_.erase(path);
         STOR_RETURN_IF_ERROR(journal_->put(moved, false));
         STOR_RETURN_IF_ERROR(journal_->put(cur, true));
       }
       report->conflicts.push_back(path + " (changed in the bucket and locally: bucket version kept at the path, "
                                          "local version exported as " + aside + ")");
-      auto op2 = op_lock(aside);
-      std::lock_guard g2(*op2);
       STOR_RETURN_IF_ERROR(export_locked(aside));
       report->exported.push_back(aside);
       return {};

@@ -159,4 +159,12 @@ struct S3ClientStats {
 };
 STOR_API Result<S3ClientStats> s3_client_stats(Store& store, const std::string& uri);
 
+// Bucket change notifications (Ceph RGW): creates (or updates) the topic `topic` pushing to
+// `push_endpoint` ("http://HOST:PORT", e.g. a tiered namespace's notify_endpoint()) and sets the
+// bucket's notification configuration to send ObjectCreated:* / ObjectRemoved:* events for keys
+// under `uri`'s prefix (s3express://BUCKET/PREFIX) to it. Returns the topic ARN. Replaces the
+// bucket's previous notification configuration.
+STOR_API Result<std::string> s3_notify(Store& store, const std::string& uri, const std::string& topic,
+                                       const std::string& push_endpoint);
+
 }  // namespace stor::admin

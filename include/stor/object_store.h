@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,12 @@ struct ObjectVersion {
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string etag;      // the version's validator (S3 ETag without quotes); never empty
+};
+
+// A write the server applies only if the object is still as the writer last saw it.
+struct ObjectWriteCondition {
+  bool if_absent = false;  // no object at the key (S3: If-None-Match: *)
+  std::string if_match;    // the object's current ETag is this one (S3: If-Match), without quotes
 };
 
 class STOR_API ObjectStore {
@@ -57,6 +64,18 @@ class STOR_API ObjectStore {
     if (offset >= version.size) return size_t{0};
     if (len > version.size - offset) len = static_cast<size_t>(version.size - offset);
     return read_version(uri, version.etag, offset, len, dst);
+  }
+
+  // Opens the object for a whole rewrite (as Backend::open with kOpenWrite | kOpenCreate |
+  // kOpenTruncate) that sync() / close() publish only if `cond` still holds at that moment;
+  // otherwise that call fails and the object is left as it is: AlreadyExists (if_absent, an
+  // object exists), Aborted (if_match, another ETag) or NotFound (if_match, no object). A server
+  // that ignores the condition headers publishes unconditionally (s3rver always; Ceph RGW 16 on
+  // CompleteMultipartUpload, i.e. for objects above s3.part_size). The default: Unsupported.
+  virtual Result<std::unique_ptr<BackendFile>> open_for_write_if(const Uri& uri, const ObjectWriteCondition& cond) {
+    (void)uri;
+    (void)cond;
+    return Status::Unsupported("this object store has no conditional writes");
   }
 };
 

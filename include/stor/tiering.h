@@ -37,9 +37,13 @@
 // Settings: tier.demote_after (seconds), tier.high_watermark / tier.low_watermark (bytes),
 // tier.auto_export (0/1), tier.policy_interval (seconds, default 300; 0 = on demand only),
 // tier.revalidate_after (seconds, default 60; 0 = every open checks the cold tier),
-// tier.sync_interval (seconds, default 0 = only stctl sync / sync()).
+// tier.sync_interval (seconds, default 0 = only stctl sync / sync()), tier.notify_listen
+// (HOST:PORT of an HTTP endpoint for bucket change notifications; "" = off).
 //
-// The state directory is flock()ed while a TieredStore has it open: a second owner gets Busy.
+// Several processes (and several TieredStores in one process) may have one state directory open
+// at once: they share its journal, and the operations that move one file's bytes are serialized
+// across all of them by a per-path lock; a file open anywhere is not demoted, exported, removed
+// or renamed by any of them (Busy). See docs/tiering.md, "Several processes".
 //
 // Thread safety: every TieredStore method may be called concurrently from any thread, alongside
 // the policy thread; operations on one path (open, promote, demote, remove) are serialized by a
@@ -108,6 +112,12 @@ struct TierOptions {
   // > 0: a background thread runs sync() this often (wall time): dirty files not open are
   // exported, new / changed / deleted cold objects are imported, without anyone calling sync().
   int64_t sync_interval_ns = 0;
+  // "HOST:PORT" (IPv4; port 0: any free one; "" = off): an HTTP endpoint for bucket change
+  // notifications (S3 event records pushed by Ceph RGW topics, or anything sending that format).
+  // Each event for a key under the cold root is applied at once: one HEAD, then as sync would
+  // (import, adopt, drop). The topic and the bucket's notification configuration are set up
+  // outside (docs/tiering.md); the sync interval stays the fallback for lost events.
+  std::string notify_listen;
   // Test seam (crash tests kill the process in it): called at each step of a demotion ("copied",
   // "verified", "switched", "released") and of an export ("export-intent": the intent is durable,
   // "uploaded": the object is in the cold tier, "exported": the record says so) and of a rename
@@ -175,6 +185,8 @@ class STOR_API TieredStore {
   // Every record at or under `prefix` ("" for all), sorted by path.
   virtual std::vector<FileStatus> status_all(const std::string& prefix) = 0;
   virtual TierStats stats() const = 0;
+  // The notification endpoint ("http://HOST:PORT") when TierOptions::notify_listen is set, else "".
+  virtual std::string notify_endpoint() const { return ""; }
 };
 
 // The tier:// backend (from Store::backend of any "tier://" URI) manages linked directories:

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "backends/tier/journal.h"
+#include "backends/tier/notify_listener.h"
 #include "stor/store.h"
 #include "stor/tiering.h"
 #include "test_util.h"
@@ -288,4 +289,32 @@ TEST_CASE("symlinks planted as the journal or checkpoint.tmp are not written thr
   auto j = Journal::open(state, &records);
   if (j.is_ok()) CHECK_FALSE((*j)->put(Record{"a", Residency::kDirty}, true).is_ok());
   CHECK(std::filesystem::file_size(outside) == 3000);
+}
+
+TEST_CASE("tiering: bucket notification bodies are parsed strictly; junk is refused, never crashes") {
+  using stor::tiering::internal::parse_bucket_events;
+  auto ok = parse_bucket_events(
+      R"({"Records":[{"eventSource":"ceph:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"b"},)"
+      R"("object":{"key":"d/a+b%41.txt","size":5,"eTag":"5d41"}}},)"
+      R"({"eventSource":"aws:s3","eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{"key":"d/a+b%41.txt"}}}]})");
+  REQUIRE(ok.is_ok());
+  REQUIRE(ok->size() == 2);
+  CHECK((*ok)[0].key == "d/a+b%41.txt");  // Ceph sends keys as they are
+  CHECK((*ok)[0].etag == "5d41");
+  CHECK(!(*ok)[0].removed);
+  CHECK((*ok)[1].key == "d/a bA.txt");  // AWS: URL-encoded, '+' for space
+  CHECK((*ok)[1].removed);
+  for (const char* bad : {"", "{", "[]", "{\"Records\":{}}", "{\"Records\":[{\"eventName\":\"x\"}]}",
+                          "{\"Records\":[]} trailing", "{\"Records\":[{\"eventName\":\"x\",\"s3\":{\"bucket\":{\"name\":\"b\"},"
+                          "\"object\":{\"key\":\"%zz\"}}}]}"}) {
+    INFO(bad);
+    CHECK(parse_bucket_events(bad).status().code() == stor::Code::kInvalidArgument);
+  }
+  CHECK(!parse_bucket_events(std::string(100000, '[')).is_ok());  // depth-limited, no stack overflow
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000; ++i) {
+    std::string junk(rng() % 200, '\0');
+    for (auto& c : junk) c = "{}[]\":,\\ aeu0123ObjectRecords"[rng() % 30];
+    (void)parse_bucket_events(junk);
+  }
 }

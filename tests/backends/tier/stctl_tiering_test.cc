@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "stor/store.h"
 #include "test_util.h"
 
 namespace fs = std::filesystem;
@@ -221,4 +222,47 @@ TEST_CASE("stctl: status shows no last-read time for files never read") {
   CHECK(contains(after.out, "\"last_read\":\"2"));  // a.txt: a real timestamp now
   CHECK(contains(after.out, "\"reads\":\"1\",\"path\":\"a.txt\""));
   CHECK(contains(after.out, "\"last_read\":\"-\",\"reads\":\"0\",\"path\":\"b.txt\""));
+}
+
+TEST_CASE("stctl: status, sync and demote run while another process has the namespace open") {
+  stor::test::TempDir dir;
+  const std::string ns = dir / "ns", cold = dir / "cold";
+  fs::create_directories(ns);
+  put(cold + "/a.txt", "alpha");
+  REQUIRE(stctl("link " + ns + " nvme://" + cold).exit_code == 0);
+  // This process reads a.txt and keeps it open, and writes b.txt.
+  auto store = stor::Store::create().value();
+  auto held = store->open("tier://" + ns + "/a.txt", stor::kOpenRead);
+  REQUIRE(held.is_ok());
+  char buf[8];
+  REQUIRE(held->read(buf, sizeof buf, 0).is_ok());
+  {
+    auto w = store->open("tier://" + ns + "/b.txt", stor::kOpenWrite | stor::kOpenCreate);
+    REQUIRE(w.is_ok());
+    REQUIRE(w->write("bravo", 5, 0).is_ok());
+    REQUIRE(w->close().is_ok());
+  }
+  auto status = stctl("status " + ns);  // was: Busy (the state was locked by this process)
+  INFO(status.out);
+  REQUIRE(status.exit_code == 0);
+  CHECK(contains(status.out, "a.txt"));
+  CHECK(contains(status.out, "dirty"));  // b.txt, written by this process
+  auto sync = stctl("sync " + ns);
+  INFO(sync.out);
+  REQUIRE(sync.exit_code == 0);
+  CHECK(contains(sync.out, "exported  b.txt"));
+  CHECK(fs::exists(cold + "/b.txt"));
+  // a.txt is open here: stctl may not pull its copy away.
+  auto demote = stctl("demote " + ns + "/a.txt");
+  INFO(demote.out);
+  CHECK(demote.exit_code != 0);
+  CHECK(contains(demote.out, "open"));
+  CHECK(fs::exists(ns + "/a.txt"));
+  REQUIRE(held->close().is_ok());
+  CHECK(stctl("demote " + ns + "/a.txt").exit_code == 0);
+  CHECK(!fs::exists(ns + "/a.txt"));
+  // This process sees what stctl did without reopening.
+  auto info = store->stat("tier://" + ns + "/b.txt");
+  REQUIRE(info.is_ok());
+  CHECK(!info->etag.empty());
 }

@@ -221,6 +221,40 @@ TEST_CASE("tiering: conflict rule: bucket keeps the path, local version exported
   CHECK(slurp(env.cold_dir + "/d.txt") == as_vec("local edit d"));  // modification beats deletion
 }
 
+TEST_CASE("tiering: an export never overwrites a cold file another client changed after the listing") {
+  Env env;
+  put(env.cold_dir + "/a.txt", as_vec("base"));
+  auto o = env.options();
+  std::map<std::string, std::string> competing;
+  o.step_hook = [&](const std::string& path, const char* step) {
+    auto it = competing.find(path);
+    if (std::string(step) != "export-intent" || it == competing.end()) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a new mtime: the validator here
+    put(env.cold_dir + "/" + path, as_vec(it->second));
+    competing.erase(it);
+  };
+  auto t = env.open(o);
+  REQUIRE(t->import_listing().is_ok());
+  write_whole(*t, "a.txt", as_vec("local a"));
+  write_whole(*t, "b.txt", as_vec("local b"));
+  competing = {{"a.txt", "their a, longer"}, {"b.txt", "their b"}};
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  REQUIRE(report->conflicts.size() == 2);
+  CHECK(slurp(env.cold_dir + "/a.txt") == as_vec("their a, longer"));
+  CHECK(slurp(env.cold_dir + "/b.txt") == as_vec("their b"));
+  CHECK(slurp(env.cold_dir + "/a.txt.stor-conflict") == as_vec("local a"));
+  CHECK(slurp(env.cold_dir + "/b.txt.stor-conflict") == as_vec("local b"));
+  CHECK(read_whole(*t, "a.txt") == as_vec("their a, longer"));
+  // Demotion of a dirty file meets the same check.
+  write_whole(*t, "c.txt", as_vec("local c"));
+  competing = {{"c.txt", "their c"}};
+  CHECK(t->demote("c.txt").code() == Code::kAborted);
+  CHECK(slurp(env.cold_dir + "/c.txt") == as_vec("their c"));
+  CHECK(residency(*t, "c.txt") == Residency::kDirty);
+}
+
 TEST_CASE("tiering: policy demotes files not read for demote_after, a read promotes them") {
   Env env;
   auto t = env.open();
@@ -523,12 +557,182 @@ TEST_CASE("tiering: journal replay after many updates, torn tail ignored") {
   CHECK(TieredStore::open(env.options()).status().code() == Code::kCorruption);
 }
 
-TEST_CASE("tiering: one owner of a namespace's state at a time") {
+TEST_CASE("tiering: two instances share one namespace's state") {
   Env env;
-  auto t = env.open();
-  CHECK(TieredStore::open(env.options()).status().code() == Code::kBusy);
-  t.reset();
-  CHECK(TieredStore::open(env.options()).is_ok());
+  put(env.cold_dir + "/old.bin", stor::test::pattern(5000, 3));
+  auto a = env.open();
+  REQUIRE(a->import_listing().is_ok());
+  auto b_open = TieredStore::open(env.options());  // was Busy: one owner at a time
+  REQUIRE(b_open.is_ok());
+  auto b = *b_open;
+  // What one instance does, the other sees without reopening (it re-reads the journal).
+  write_whole(*a, "new.txt", as_vec("from a"));
+  CHECK(residency(*b, "new.txt") == Residency::kDirty);
+  CHECK(read_whole(*b, "new.txt") == as_vec("from a"));
+  CHECK(read_whole(*b, "old.bin") == stor::test::pattern(5000, 3));  // b fetched it
+  CHECK(residency(*a, "old.bin") == Residency::kCached);
+  CHECK(a->stats().fetches == 0);
+  CHECK(read_whole(*a, "old.bin") == stor::test::pattern(5000, 3));
+  CHECK(a->stats().fetches == 0);  // not fetched twice
+  // A handle open in one instance holds off the other's demotion, export, removal and rename.
+  auto held = b->open_file("new.txt", {kOpenRead});
+  REQUIRE(held.is_ok());
+  CHECK(a->demote("new.txt").code() == Code::kBusy);
+  CHECK(a->remove("new.txt").code() == Code::kBusy);
+  CHECK(a->rename("new.txt", "moved.txt").code() == Code::kBusy);
+  auto report = a->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.size() == 1);  // new.txt: open elsewhere, left for a later sync
+  CHECK(!fs::exists(env.cold_dir + "/new.txt"));
+  REQUIRE((*held)->close().is_ok());
+  report = a->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->failed.empty());
+  CHECK(slurp(env.cold_dir + "/new.txt") == as_vec("from a"));
+  CHECK(residency(*b, "new.txt") == Residency::kCached);
+  // A demotion by one is a demotion for the other; its next read fetches once.
+  REQUIRE(a->demote("old.bin").is_ok());
+  CHECK(residency(*b, "old.bin") == Residency::kDemoted);
+  CHECK(read_whole(*b, "old.bin") == stor::test::pattern(5000, 3));
+  CHECK(residency(*a, "old.bin") == Residency::kCached);
+  // Removal and rename, both ways.
+  REQUIRE(b->rename("new.txt", "moved.txt").is_ok());
+  CHECK(a->status("new.txt").status().code() == Code::kNotFound);
+  CHECK(read_whole(*a, "moved.txt") == as_vec("from a"));
+  REQUIRE(a->remove("moved.txt").is_ok());
+  CHECK(b->stat("moved.txt").status().code() == Code::kNotFound);
+  // Compaction by one (sync ends with one) makes the other reload, not lose or replay wrongly.
+  write_whole(*b, "after.txt", as_vec("after compaction"));
+  REQUIRE(a->sync().is_ok());
+  CHECK(residency(*b, "after.txt") == Residency::kCached);
+  CHECK(b->status_all("").size() == 2);
+  // A torn line left by a process that died mid-append is cut by the next append, not kept
+  // in front of it as damage.
+  {
+    std::ofstream j(env.fast_dir + "/.stor-tier/journal", std::ios::app | std::ios::binary);
+    j << "0badf00d P\tto";
+  }
+  write_whole(*a, "after2.txt", as_vec("x"));
+  CHECK(read_whole(*b, "after2.txt") == as_vec("x"));
+  a.reset();
+  b.reset();
+  auto c = env.open();
+  CHECK(c->status_all("").size() == 3);
+}
+
+TEST_CASE("tiering: forked processes read, write, demote and export one namespace at once") {
+  stor::test::TempDir dir;
+  const std::string fast = dir / "fast", cold = dir / "cold";
+  fs::create_directories(fast);
+  fs::create_directories(cold);
+  constexpr int kShared = 12, kWriters = 2, kOwn = 3, kVersions = 15;
+  auto shared_content = [](int i) { return stor::test::pattern(40'000 + i * 777, 500 + i); };
+  auto own_content = [](int w, int k, int v) { return stor::test::pattern(9'000 + k * 100 + v, 10'000 + w * 1000 + k * 100 + v); };
+  auto own_name = [](int w, int k) { return "w" + std::to_string(w) + "/f" + std::to_string(k); };
+  auto options = [&](std::shared_ptr<Backend> nvme) {
+    TierOptions o;
+    o.fast = nvme;
+    o.fast_root = "nvme://" + fast;
+    o.cold = nvme;
+    o.cold_root = "nvme://" + cold;
+    o.state_dir = fast + "/.stor-tier";
+    o.demote_after_ns = 0;
+    o.revalidate_after_ns = INT64_MAX;
+    return o;
+  };
+  {
+    auto store = Store::create().value();
+    auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
+    auto t = TieredStore::open(options(nvme)).value();
+    for (int i = 0; i < kShared; ++i) write_whole(*t, "s" + std::to_string(i), shared_content(i));
+    REQUIRE(t->sync().is_ok());
+  }
+  // Children: 2 writers (own files, rewritten kVersions times), 2 readers of the shared files
+  // (each read checks every byte), 1 demoter/promoter of the shared files, 1 syncer. A child
+  // exits 1 on a wrong byte or an unexpected error, 2 when the state could not be opened.
+  enum Role { kWriter, kReader, kDemoter, kSyncer };
+  std::vector<std::pair<Role, int>> roles = {{kWriter, 0}, {kWriter, 1}, {kReader, 0}, {kReader, 1}, {kDemoter, 0}, {kSyncer, 0}};
+  std::vector<pid_t> pids;
+  for (auto [role, id] : roles) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int rc = 0;
+      {
+        auto store = Store::create().value();
+        auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
+        auto opened = TieredStore::open(options(nvme));
+        if (!opened.is_ok()) ::_exit(2);
+        auto t = *opened;
+        const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        uint64_t rng = 0x9e3779b97f4a7c15ull * (role * 10 + id + 1);
+        auto next = [&] { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return rng; };
+        if (role == kWriter) {
+          for (int v = 0; v < kVersions && rc == 0; ++v)
+            for (int k = 0; k < kOwn && rc == 0; ++k) {
+              auto f = t->open_file(own_name(id, k), {kOpenWrite | kOpenCreate | kOpenTruncate});
+              if (!f.is_ok()) { rc = 1; break; }
+              auto data = own_content(id, k, v);
+              // In two halves with a pause: a syncer that exported the file now (it is open)
+              // would leave half of it as the bucket's copy.
+              const size_t half = data.size() / 2;
+              if (!(*f)->write(data.data(), half, 0).is_ok()) rc = 1;
+              std::this_thread::sleep_for(std::chrono::milliseconds(3));
+              if (!(*f)->write(data.data() + half, data.size() - half, half).is_ok()) rc = 1;
+              if (!(*f)->close().is_ok()) rc = 1;
+            }
+        } else {
+          while (std::chrono::steady_clock::now() < until && rc == 0) {
+            const int i = static_cast<int>(next() % kShared);
+            const std::string name = "s" + std::to_string(i);
+            if (role == kReader) {
+              auto f = t->open_file(name, {kOpenRead});
+              if (!f.is_ok()) { rc = 1; break; }
+              auto want = shared_content(i);
+              std::vector<char> got(want.size() + 1);
+              auto n = (*f)->read(got.data(), got.size(), 0);
+              got.resize(n.is_ok() ? *n : 0);
+              if (!n.is_ok() || got != want) rc = 1;
+              if (!(*f)->close().is_ok()) rc = 1;
+            } else if (role == kDemoter) {
+              Status s = (next() & 1) ? t->demote(name) : t->promote(name);
+              if (!s.is_ok() && s.code() != Code::kBusy) rc = 1;
+            } else {
+              auto r = t->sync();
+              if (!r.is_ok() || !r->conflicts.empty()) rc = 1;
+            }
+          }
+        }
+      }
+      ::_exit(rc);
+    }
+    pids.push_back(pid);
+  }
+  for (size_t c = 0; c < pids.size(); ++c) {
+    int status = 0;
+    REQUIRE(::waitpid(pids[c], &status, 0) == pids[c]);
+    INFO("child " << c << " (role " << roles[c].first << ")");
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+  auto store = Store::create().value();
+  auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
+  auto t = TieredStore::open(options(nvme)).value();
+  auto report = t->sync();
+  REQUIRE(report.is_ok());
+  CHECK(report->conflicts.empty());
+  CHECK(report->failed.empty());
+  CHECK(t->status_all("").size() == kShared + kWriters * kOwn);
+  for (int i = 0; i < kShared; ++i) CHECK(read_whole(*t, "s" + std::to_string(i)) == shared_content(i));
+  for (int w = 0; w < kWriters; ++w)
+    for (int k = 0; k < kOwn; ++k) {
+      INFO(own_name(w, k));
+      CHECK(read_whole(*t, own_name(w, k)) == own_content(w, k, kVersions - 1));
+      // The syncer never exported a file while it was being written: the bucket has the last version.
+      CHECK(slurp(cold + "/" + own_name(w, k)) == own_content(w, k, kVersions - 1));
+    }
+  std::error_code ec;
+  CHECK(!fs::exists(cold + "/s0.stor-conflict", ec));
 }
 
 TEST_CASE("tiering: the background policy demotes idle files and drains an over-full fast tier") {
