@@ -44,16 +44,17 @@ extra=()
 for kv in ${STOR_SET:-}; do extra+=(--stor-set "$kv"); done
 compare() {
   /usr/bin/python3 "$root/bench/s3/crt_compare.py" --server "$1" --endpoint "http://127.0.0.1:$PORT" \
-    --build "$build" --size "$SIZE" --repeat "$REPEAT" --api "$API" --workloads "$WORKLOADS" "${extra[@]}"
+    --build "$build" --size "$SIZE" --repeat "$REPEAT" --api "$API" --workloads "$WORKLOADS" "${extra[@]}" "${@:2}"
 }
 
 for server in $SERVERS; do
   case "$server" in
     rgw)
-      "$root/tests/fixtures/rgw.sh" start "$work/rgw" "$PORT" >/dev/null
+      RGW_MEMSTORE_BYTES=$((SIZE * 3 + (1 << 30))) "$root/tests/fixtures/rgw.sh" start "$work/rgw" "$PORT" >/dev/null
       rgw_up=1
       AWS_ACCESS_KEY_ID=STORTESTRGWACCESSKEY AWS_SECRET_ACCESS_KEY=storTestRgwSecretKey0123456789abcdefABCD \
-        AWS_REGION=us-east-1 compare "RGW (Ceph 16, beast, stock settings)"
+        AWS_REGION=us-east-1 compare "RGW (Ceph 16, beast, stock settings)" \
+        --gc-cmd "radosgw-admin -c $work/rgw/ceph.conf gc process --include-all"
       "$root/tests/fixtures/rgw.sh" stop "$work/rgw" >/dev/null
       rgw_up=""
       ;;

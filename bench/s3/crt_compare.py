@@ -63,6 +63,7 @@ def main():
     p.add_argument("--api", default="batch", choices=["batch", "files"],
                    help="stor's small GETs: Store::read_many, or a thread per in-flight open+read+close")
     p.add_argument("--workloads", default="get,put,small,latency")
+    p.add_argument("--gc-cmd", default="", help="run after deleting objects (RGW keeps their data until its GC runs)")
     a = p.parse_args()
 
     host = re.sub(r"^https?://", "", a.endpoint).split(":")[0].split("/")[0]
@@ -114,17 +115,23 @@ def main():
                 if os.path.exists(dst):
                     os.unlink(dst)
 
+            def gc():
+                if a.gc_cmd:
+                    subprocess.run(a.gc_cmd, shell=True, capture_output=True)
+
             def rm_puts():
                 for k in ("put-stor", "put-crt"):
-                    subprocess.run(stctl + ["rm", uri + k], capture_output=True)
+                    subprocess.run(bench + ["--op", "delete", "--key", k], capture_output=True)
+                gc()
 
             if "get" in workloads:
                 transfer("%d MiB GET to a file" % mib, stctl + ["cp", uri + "big", dst],
                          crt + ["--op", "get-file", "--key", "big", "--file", dst], rm_dst)
+            subprocess.run(bench + ["--op", "delete", "--key", "big"], capture_output=True)
+            gc()
             if "put" in workloads:
                 transfer("%d MiB PUT from a file" % mib, stctl + ["cp", src, uri + "put-stor"],
                          crt + ["--op", "put-file", "--key", "put-crt", "--file", src], rm_puts)
-            subprocess.run(stctl + ["rm", uri + "big"], capture_output=True)
             os.unlink(src)
 
         if "small" in workloads:

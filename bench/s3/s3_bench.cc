@@ -33,6 +33,7 @@ int usage() {
                "       s3_bench --endpoint URL --bucket B --op small-put|small-get [--prefix P] [--count N]\n"
                "                [--size BYTES] [--inflight N] [--api files|batch] [--set KEY=VALUE]...\n"
                "       s3_bench --endpoint URL --bucket B --key K --op latency [--count N]\n"
+               "       s3_bench --endpoint URL --bucket B --key K --op delete\n"
                "credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY\n");
   return 2;
 }
@@ -51,6 +52,9 @@ int small_objects(const std::map<std::string, std::string>& settings, const std:
                   const std::string& api) {
   stor::StoreOptions so;
   so.settings = settings;
+  // The batch keeps s3.max_connections GETs in flight: as many as the other clients' INFLIGHT.
+  if (api == "batch" && !so.settings.count("s3.max_connections"))
+    so.settings["s3.max_connections"] = std::to_string(inflight);
   so.publish_stats = false;
   auto store = stor::Store::create(so);
   if (!store.is_ok()) return fail("store", store.status());
@@ -109,6 +113,15 @@ int small_objects(const std::map<std::string, std::string>& settings, const std:
         }
       });
     for (auto& t : threads) t.join();
+  } else if (api == "batch") {
+    // One thread: the whole batch in one call, up to s3.max_connections GETs in flight.
+    std::vector<stor::Store::ReadItem> items;
+    for (unsigned i = 0; i < count; ++i)
+      items.push_back({base + prefix + std::to_string(i), dst.data() + size * i, static_cast<size_t>(size), 0});
+    for (auto& r : st.read_many(items)) {
+      if (r.is_ok()) bytes += *r;
+      else first_error = r.status();
+    }
   } else {
     return usage();
   }
@@ -153,7 +166,7 @@ int main(int argc, char** argv) {
     if (bucket.empty() || (op == "latency" && key.empty()) || count == 0 || inflight == 0) return usage();
     return small_objects(settings, op, bucket, key, prefix, count, size, inflight, api);
   }
-  if (bucket.empty() || key.empty() || (op != "upload" && op != "download")) return usage();
+  if (bucket.empty() || key.empty() || (op != "upload" && op != "download" && op != "delete")) return usage();
   auto config = S3Config::from_settings(settings, /*express=*/false);
   if (!config.is_ok()) {
     std::fprintf(stderr, "s3_bench: %s\n", config.status().to_string().c_str());
@@ -173,6 +186,10 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (op == "delete") {
+    stor::Status s = client.delete_object(bucket, key);
+    return s.is_ok() ? 0 : fail("delete", s);
+  }
   std::vector<char> buf;
   double seconds = 0;
   uint64_t bytes = 0;
