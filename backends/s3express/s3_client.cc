@@ -563,6 +563,17 @@ Result<ObjectInfo> S3Client::info_from_headers(const HttpResponse& resp, uint64_
 
 Result<S3Client::Fetched> S3Client::get_object_start(const std::string& bucket, const std::string& key,
                                                      uint64_t offset, size_t len, char* dst) {
+  const Deadline deadline = std::chrono::steady_clock::now() + budget(len);
+  for (unsigned attempt = 0;; ++attempt) {
+    bool replaced = false;
+    Result<Fetched> r = get_object_start_once(bucket, key, offset, len, dst, &replaced);
+    if (!replaced || attempt + 1 >= config_.max_attempts || !backoff(attempt, deadline)) return r;
+    retries_.fetch_add(1);
+  }
+}
+
+Result<S3Client::Fetched> S3Client::get_object_start_once(const std::string& bucket, const std::string& key,
+                                                          uint64_t offset, size_t len, char* dst, bool* replaced) {
   const std::string what = "S3 GetObject " + object_name(bucket, key);
   Fetched out;
   if (len == 0) {  // nothing to read: the object's description alone
@@ -594,6 +605,16 @@ Result<S3Client::Fetched> S3Client::get_object_start(const std::string& bucket, 
     // A 200 is the whole object: servers that ignore Range (s3rver for bytes=0-0).
     if (offset != 0) return Status::IoError(what + ": server ignored the Range header");
     size = resp.sink_bytes;
+    if (size == 0) {
+      // An empty body is only believed when a HEAD agrees: s3rver, overwriting a large object,
+      // briefly serves an empty one (the HEAD path then saw the size and failed the read loudly).
+      STOR_ASSIGN_OR_RETURN(ObjectInfo head, head_object(bucket, key));
+      if (head.size != 0) {
+        *replaced = true;
+        return Status::Unavailable(what + ": an empty answer for an object of " + std::to_string(head.size) +
+                                   " bytes (the object is being replaced?)");
+      }
+    }
   }
   STOR_ASSIGN_OR_RETURN(out.info, info_from_headers(resp, size, what));
   out.bytes = resp.sink_bytes;

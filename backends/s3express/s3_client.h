@@ -227,6 +227,9 @@ class S3Client {
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
   Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session, Deadline deadline);
   void invalidate_session(const std::string& bucket);
+  // *replaced: the answer and a HEAD disagreed (the object is being replaced): worth another try.
+  Result<Fetched> get_object_start_once(const std::string& bucket, const std::string& key, uint64_t offset,
+                                        size_t len, char* dst, bool* replaced);
   static Result<ObjectInfo> info_from_headers(const HttpResponse& resp, uint64_t size, const std::string& what);
   // Checks a whole object's bytes against its stored CRC32C, the server's full-object CRC32C or a
   // plain-MD5 ETag (whichever it has, in that order); s3.verify_checksums=false skips it.
