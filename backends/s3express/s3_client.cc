@@ -561,6 +561,17 @@ Result<ObjectInfo> S3Client::info_from_headers(const HttpResponse& resp, uint64_
   return info;
 }
 
+S3Client::Request S3Client::ranged_get(const std::string& bucket, const std::string& key, uint64_t offset,
+                                       size_t len) {
+  Request req;
+  req.op = "GetObject";
+  req.method = "GET";
+  req.bucket = bucket;
+  req.key = key;
+  req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
+  return req;
+}
+
 Result<S3Client::Fetched> S3Client::get_object_start(const std::string& bucket, const std::string& key,
                                                      uint64_t offset, size_t len, char* dst) {
   const Deadline deadline = std::chrono::steady_clock::now() + budget(len);
@@ -580,12 +591,7 @@ Result<S3Client::Fetched> S3Client::get_object_start_once(const std::string& buc
     STOR_ASSIGN_OR_RETURN(out.info, head_object(bucket, key));
     return out;
   }
-  Request req;
-  req.op = "GetObject";
-  req.method = "GET";
-  req.bucket = bucket;
-  req.key = key;
-  req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
+  Request req = ranged_get(bucket, key, offset, len);
   req.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
   Result<HttpResponse> sent = send(req, dst, len);
   if (!sent.is_ok()) {
@@ -625,12 +631,7 @@ Result<S3Client::Fetched> S3Client::get_object_start_once(const std::string& buc
 Result<size_t> S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t offset, size_t len,
                                    char* dst, const std::string& etag) {
   if (len == 0) return size_t{0};
-  Request req;
-  req.op = "GetObject";
-  req.method = "GET";
-  req.bucket = bucket;
-  req.key = key;
-  req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
+  Request req = ranged_get(bucket, key, offset, len);
   if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
   if (!etag.empty()) {
@@ -724,9 +725,8 @@ Result<std::string> S3Client::put_object(const std::string& bucket, const std::s
   return put_object_single(bucket, key, data, len, meta, cond);
 }
 
-Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
-                                                size_t len, const std::map<std::string, std::string>& metadata,
-                                                const WriteCondition& cond) {
+S3Client::Request S3Client::put_request(const std::string& bucket, const std::string& key, const char* data,
+                                        size_t len) const {
   Request req;
   req.op = "PutObject";
   req.method = "PUT";
@@ -735,13 +735,20 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   req.body = data;
   req.body_len = len;
   req.headers.emplace_back("Content-Type", "application/octet-stream");
+  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
+  return req;
+}
+
+Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
+                                                size_t len, const std::map<std::string, std::string>& metadata,
+                                                const WriteCondition& cond) {
+  Request req = put_request(bucket, key, data, len);
   std::string md5_hex;
   if (config_.content_md5) {
     std::string raw = md5(data, len);
     md5_hex = to_hex(raw.data(), raw.size());
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   add_condition(&req.headers, cond);
   Result<HttpResponse> sent = send(req);
@@ -977,16 +984,8 @@ Result<std::string> S3Client::append_object(const std::string& bucket, const std
   const std::string what = "S3 PutObject (append) " + object_name(bucket, key);
   if (!is_directory_bucket(bucket))
     return Status::Unsupported(what + ": appends need an S3 Express directory bucket (name ending in --x-s3)");
-  Request req;
-  req.op = "PutObject";
-  req.method = "PUT";
-  req.bucket = bucket;
-  req.key = key;
-  req.body = data;
-  req.body_len = len;
-  req.headers.emplace_back("Content-Type", "application/octet-stream");
+  Request req = put_request(bucket, key, data, len);
   req.headers.emplace_back("x-amz-write-offset-bytes", std::to_string(offset));
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   return strip_quotes(resp.header("etag"));
 }

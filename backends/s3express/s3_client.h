@@ -227,6 +227,10 @@ class S3Client {
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
   Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session, Deadline deadline);
   void invalidate_session(const std::string& bucket);
+  // GetObject of [offset, offset+len) (len > 0).
+  static Request ranged_get(const std::string& bucket, const std::string& key, uint64_t offset, size_t len);
+  // PutObject of data (PutObject proper and appends): body, Content-Type, x-amz-checksum-crc32c.
+  Request put_request(const std::string& bucket, const std::string& key, const char* data, size_t len) const;
   // *replaced: the answer and a HEAD disagreed (the object is being replaced): worth another try.
   Result<Fetched> get_object_start_once(const std::string& bucket, const std::string& key, uint64_t offset,
                                         size_t len, char* dst, bool* replaced);
