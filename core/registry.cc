@@ -78,6 +78,22 @@ bool registered_or_abort(const Status& s) noexcept {
 
 }  // namespace internal
 
+std::vector<Result<size_t>> Backend::read_many(std::span<const ReadRequest> reads) {
+  std::vector<Result<size_t>> out;
+  out.reserve(reads.size());
+  for (const ReadRequest& r : reads) {
+    Result<std::unique_ptr<BackendFile>> f = open(r.uri, OpenOptions{kOpenRead, 0});
+    if (!f.is_ok()) {
+      out.push_back(f.status());
+      continue;
+    }
+    Result<size_t> n = (*f)->read(r.buf, r.len, r.offset);
+    Status closed = (*f)->close();
+    out.push_back(n.is_ok() && !closed.is_ok() ? Result<size_t>(closed) : std::move(n));
+  }
+  return out;
+}
+
 Result<size_t> BackendFile::read(void* buf, size_t len, uint64_t offset) {
   return wait_for([&](IoCallback cb) { read_async(buf, len, offset, std::move(cb)); });
 }

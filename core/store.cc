@@ -1,6 +1,7 @@
 #include "stor/store.h"
 
 #include <cstdlib>
+#include <map>
 #include <shared_mutex>
 
 #include "core/parquet_internal.h"
@@ -194,6 +195,43 @@ Result<File> Store::open(std::string_view text, uint32_t flags, uint32_t mode) {
   if (pq) return File(std::move(pq), std::move(uri), stats_);
   STOR_ASSIGN_OR_RETURN(auto impl, b->open(uri, OpenOptions{flags, mode}));
   return File(std::move(impl), std::move(uri), stats_);
+}
+
+std::vector<Result<size_t>> Store::read_many(std::span<const ReadItem> items) {
+  std::vector<Result<size_t>> out(items.size(), Result<size_t>(Status::Internal("read_many: not run")));
+  // Items grouped by backend, in their order; each group is one Backend::read_many.
+  std::map<Backend*, std::pair<std::shared_ptr<Backend>, std::vector<size_t>>> groups;
+  std::vector<ReadRequest> reqs(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    Result<Uri> uri = Uri::parse(items[i].uri);
+    if (!uri.is_ok()) {
+      out[i] = uri.status();
+      continue;
+    }
+    Result<std::shared_ptr<Backend>> b = backend(*uri);
+    if (!b.is_ok()) {
+      out[i] = b.status();
+      continue;
+    }
+    reqs[i] = ReadRequest{std::move(uri).value(), items[i].buf, items[i].len, items[i].offset};
+    auto& g = groups[b->get()];
+    g.first = *b;
+    g.second.push_back(i);
+  }
+  for (auto& [raw, group] : groups) {
+    std::vector<ReadRequest> batch;
+    batch.reserve(group.second.size());
+    for (size_t i : group.second) batch.push_back(std::move(reqs[i]));
+    std::vector<Result<size_t>> got = group.first->read_many(batch);
+    internal::SchemeCounters* counters = stats_ ? stats_->counters(batch.front().uri.scheme) : nullptr;
+    for (size_t j = 0; j < group.second.size(); ++j) {
+      Result<size_t> r = j < got.size() ? std::move(got[j])
+                                        : Result<size_t>(Status::Internal("read_many: the backend skipped an item"));
+      if (counters) add_io(counters, false, r);
+      out[group.second[j]] = std::move(r);
+    }
+  }
+  return out;
 }
 
 Result<FileInfo> Store::stat(std::string_view text) {

@@ -13,7 +13,9 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <exception>
 #include <optional>
 
@@ -165,6 +167,30 @@ bool peer_closed(int fd) {
 
 bool oversized(const error_code& ec) { return ec == http::error::header_limit || ec == http::error::buffer_overflow; }
 
+// Opens `sock` for `target` bound to `local`: an address of this host (port chosen by the kernel)
+// or an interface name (SO_BINDTODEVICE, which needs CAP_NET_RAW).
+Status bind_local(tcp::socket& sock, const tcp::endpoint& target, const std::string& local) {
+  error_code ec;
+  sock.open(target.protocol(), ec);
+  if (ec) return Status::Unavailable("socket for " + target.address().to_string() + ": " + ec.message());
+  error_code addr_ec;
+  const asio::ip::address addr = asio::ip::make_address(local, addr_ec);
+  if (!addr_ec) {
+    if (addr.is_v4() != target.address().is_v4()) {
+      return Status::InvalidArgument("s3.network_interfaces: local address " + local + " cannot reach " +
+                                     target.address().to_string() + " (other address family)");
+    }
+    sock.bind(tcp::endpoint(addr, 0), ec);
+    if (ec) return Status::InvalidArgument("s3.network_interfaces: bind to " + local + ": " + ec.message());
+    return Status::ok();
+  }
+  if (::setsockopt(sock.native_handle(), SOL_SOCKET, SO_BINDTODEVICE, local.c_str(),
+                   static_cast<socklen_t>(local.size())) != 0) {
+    return Status::from_errno(errno, "s3.network_interfaces: bind to interface " + local);
+  }
+  return Status::ok();
+}
+
 Status transport_error(const std::string& what, const Endpoint& ep, const error_code& ec, bool deadline_cut = false) {
   if (ec == beast::error::timeout && deadline_cut) return deadline_error(what, ep);
   if (oversized(ec)) {
@@ -226,6 +252,17 @@ Result<HttpResponse> exchange(HttpClient::Connection& c, Stream& stream, const E
     }
   }
 
+  if (resp.status == 206) {
+    // A range of an empty object does not exist (S3 answers 416). s3rver answers 206 "bytes 0-0/0"
+    // with a Content-Length of 1 and no body, which would be waited for until the deadline: take
+    // it for the 416 it means, and drop the connection (its framing is wrong).
+    const std::string cr = resp.header("content-range");
+    if (cr.size() > 2 && cr.compare(cr.size() - 2, 2, "/0") == 0 && cr.find('/') == cr.size() - 2) {
+      *permanent = true;
+      return Status::OutOfRange("response from " + ep.to_string() + ": Content-Range '" + cr.substr(0, 80) +
+                                "' is a range of an empty object");
+    }
+  }
   const bool to_sink = sink != nullptr && resp.status >= 200 && resp.status < 300;
   auto too_large = [&](const std::string& how) {
     *permanent = true;
@@ -377,13 +414,14 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
       if (!conn) {
         conn = std::make_unique<Connection>();
         conn->buffer.reserve(64 * 1024);
+        uint64_t nth = 0;
         {
           std::lock_guard<std::mutex> lock(mu_);
-          ++stats_.connections_opened;
+          nth = stats_.connections_opened++;
         }
         tcp::resolver resolver(conn->ioc);
         error_code ec;
-        auto endpoints = resolver.resolve(endpoint_.host, endpoint_.port, ec);
+        auto resolved = resolver.resolve(endpoint_.host, endpoint_.port, ec);
         if (ec) {
           release(nullptr, false);
           return transport_error("resolve", endpoint_, ec);
@@ -394,7 +432,30 @@ Result<HttpResponse> HttpClient::execute(const HttpRequest& req, char* sink, siz
           release(nullptr, false);
           return deadline_error("connect to", endpoint_);
         }
-        ec = conn->run([&](auto handler) { conn->lowest().async_connect(endpoints, std::move(handler)); });
+        // Connections go to the server's addresses in turn (a name with several answers spreads
+        // its load), falling back to the others when one refuses.
+        std::vector<tcp::endpoint> targets;
+        for (const auto& r : resolved) targets.push_back(r.endpoint());
+        if (targets.empty()) {
+          release(nullptr, false);
+          return Status::Unavailable("resolve " + endpoint_.to_string() + ": no addresses");
+        }
+        std::rotate(targets.begin(), targets.begin() + static_cast<std::ptrdiff_t>(nth % targets.size()), targets.end());
+        const std::string* local =
+            options_.local_bind.empty() ? nullptr : &options_.local_bind[nth % options_.local_bind.size()];
+        for (const tcp::endpoint& target : targets) {
+          error_code close_ec;
+          conn->lowest().socket().close(close_ec);
+          if (local) {
+            Status bound = bind_local(conn->lowest().socket(), target, *local);
+            if (!bound.is_ok()) {
+              release(nullptr, false);
+              return bound;
+            }
+          }
+          ec = conn->run([&](auto handler) { conn->lowest().async_connect(target, std::move(handler)); });
+          if (!ec || conn->deadline_cut || ec == asio::error::timed_out) break;
+        }
         if (ec) {
           release(nullptr, false);
           return transport_error("connect to", endpoint_, ec, conn->deadline_cut);

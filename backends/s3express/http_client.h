@@ -39,6 +39,10 @@ struct HttpOptions {
   // Bodies that land in HttpResponse::body (XML documents, error answers) longer than this fail
   // the request: a server streaming an endless body must not grow memory without bound.
   uint64_t max_body = 8ull << 20;
+  // Local addresses ("10.0.1.5") or interface names ("eth1", SO_BINDTODEVICE) that new connections
+  // are bound to in turn; empty: the kernel picks. The server's addresses (every one the name
+  // resolves to) are taken in turn too.
+  std::vector<std::string> local_bind;
 };
 
 struct HttpRequest {

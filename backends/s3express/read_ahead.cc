@@ -11,10 +11,25 @@
 
 namespace stor::s3 {
 
+// Chunk buffers of chunk_size_ bytes kept for reuse: a fresh mmap'd buffer costs a page fault and
+// a zeroed page per 4 KiB (~12 % of the CPU of a 1 GiB `stctl cp` download). At most a window's
+// worth is kept; the rest go back to the system (see PartBuffer), all of them when the file closes.
+struct ReadAhead::Spares {
+  std::mutex mu;
+  std::vector<PartBuffer> free;
+  size_t cap = 0;
+};
+
 struct ReadAhead::Chunk {
+  ~Chunk() {
+    if (!spares || data.empty()) return;
+    std::lock_guard<std::mutex> lock(spares->mu);
+    if (spares->free.size() < spares->cap) spares->free.push_back(std::move(data));
+  }
   uint64_t offset = 0;
   size_t len = 0;
-  PartBuffer data;  // mmap'd: freed chunks go back to the system at once (see PartBuffer)
+  std::shared_ptr<Spares> spares;
+  PartBuffer data;  // chunk_size_ bytes (len used), mmap'd: see PartBuffer
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
@@ -30,7 +45,8 @@ struct ReadAhead::Chunk {
 ReadAhead::ReadAhead(std::shared_ptr<S3Client> client, std::string bucket, std::string key, ObjectInfo info,
                      uint64_t window)
     : client_(std::move(client)), bucket_(std::move(bucket)), key_(std::move(key)), info_(std::move(info)),
-      window_(window), chunk_size_(client_->config().part_size) {
+      window_(window), chunk_size_(client_->config().part_size), spares_(std::make_shared<Spares>()) {
+  spares_->cap = static_cast<size_t>(window_ / chunk_size_) + 2;
   if (!client_->config().verify_checksums) return;
   if (info_.metadata.count("stor-crc32c")) {
     check_ = Check::kCrc32c;
@@ -63,7 +79,15 @@ std::shared_ptr<ReadAhead::Chunk> ReadAhead::schedule_locked(uint64_t offset, si
   auto chunk = std::make_shared<Chunk>();
   chunk->offset = offset;
   chunk->len = len;
-  chunk->data = PartBuffer(len);
+  chunk->spares = spares_;
+  {
+    std::lock_guard<std::mutex> lock(spares_->mu);
+    if (!spares_->free.empty()) {
+      chunk->data = std::move(spares_->free.back());
+      spares_->free.pop_back();
+    }
+  }
+  if (chunk->data.empty()) chunk->data = PartBuffer(static_cast<size_t>(chunk_size_));
   ++in_flight_;
   client_->pool().post([this, chunk] {
     Result<size_t> got = client_->get_range(bucket_, key_, chunk->offset, chunk->len, chunk->data.data(), info_.etag);

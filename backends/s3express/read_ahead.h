@@ -33,6 +33,7 @@ class ReadAhead {
 
  private:
   struct Chunk;
+  struct Spares;
   std::shared_ptr<Chunk> schedule_locked(uint64_t offset, size_t len);
   Status check_crc_locked(const char* data, size_t n, uint64_t offset);
 
@@ -41,6 +42,7 @@ class ReadAhead {
   const ObjectInfo info_;
   const uint64_t window_;
   const uint64_t chunk_size_;
+  std::shared_ptr<Spares> spares_;  // chunk buffers for reuse
 
   std::mutex mu_;
   std::condition_variable idle_cv_;

@@ -60,10 +60,12 @@ class S3File final : public BackendFile {
     wait_idle();
   }
 
-  // Read-only files: the object as it was at open.
-  void set_info(ObjectInfo info) {
+  // Read-only files: the object as it was at open; `whole`: all its bytes when they were fetched at
+  // open (small objects), else empty.
+  void set_info(ObjectInfo info, std::string whole = {}) {
     const S3Config& c = shared_->client->config();
-    if (!writable_ && c.readahead > 0 && info.size > c.part_size)
+    whole_ = std::move(whole);
+    if (!writable_ && c.readahead > 0 && info.size > c.part_size && whole_.size() != info.size)
       read_ahead_ = std::make_unique<ReadAhead>(shared_->client, bucket_, key_, info, c.readahead);
     info_ = std::move(info);
   }
@@ -167,6 +169,12 @@ class S3File final : public BackendFile {
         if (writable_) return writer_->read(dst, len, offset);
       }
       // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
+      if (whole_.size() == info_.size) {  // fetched at open: no request
+        if (offset >= whole_.size()) return size_t{0};
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(len, whole_.size() - offset));
+        std::memcpy(dst, whole_.data() + offset, n);
+        return n;
+      }
       if (read_ahead_) return read_ahead_->read(dst, len, offset);
       return shared_->client->read_object(bucket_, key_, info_, offset, len, dst);
     });
@@ -208,6 +216,7 @@ class S3File final : public BackendFile {
   std::mutex mu_;
   bool closed_ = false;
   ObjectInfo info_;
+  std::string whole_;  // read-only files of up to s3.small_object_size: the object's bytes
   std::unique_ptr<ObjectWriter> writer_;  // writable files only
   std::unique_ptr<ReadAhead> read_ahead_;  // large read-only files only
 
@@ -234,18 +243,35 @@ class S3Backend final : public Backend, public ObjectStore {
       if (key.empty() || (!uri.path.empty() && uri.path.back() == '/'))
         return Status::IsADirectory(name + ": is a prefix (directory), not an object");
       S3Client& client = *shared_->client;
-      Result<ObjectInfo> head = client.head_object(bucket, key);
+      const bool writable = (opts.flags & kOpenWrite) != 0;
+      const uint64_t small = client.config().small_object_size;
+      // Read-only: one GET of the first s3.small_object_size bytes instead of a HEAD, so a small
+      // object costs one request in all; a larger one's bytes are dropped (memory stays bounded).
+      std::string whole;
+      Result<ObjectInfo> head = Status::NotFound(name);
+      if (!writable && small > 0) {
+        whole.resize(static_cast<size_t>(small));
+        Result<S3Client::Fetched> got = client.get_object_start(bucket, key, 0, whole.size(), whole.data());
+        if (got.is_ok()) {
+          whole.resize(got->info.size <= small ? got->bytes : 0);
+          whole.shrink_to_fit();
+          head = std::move(got->info);
+        } else {
+          head = got.status();
+        }
+      } else {
+        head = client.head_object(bucket, key);
+      }
       const bool exists = head.is_ok();
       if (!exists && head.status().code() != Code::kNotFound) return head.status();
 
-      const bool writable = (opts.flags & kOpenWrite) != 0;
       if (!writable) {
         if (!exists) {
           if (is_prefix(bucket, key)) return Status::IsADirectory(name + ": is a prefix (directory)");
           return Status::NotFound(name + ": no such object");
         }
         auto file = std::make_unique<S3File>(shared_, bucket, key, false);
-        file->set_info(std::move(head).value());
+        file->set_info(std::move(head).value(), std::move(whole));
         return std::unique_ptr<BackendFile>(std::move(file));
       }
 
@@ -403,6 +429,34 @@ class S3Backend final : public Backend, public ObjectStore {
       STOR_RETURN_IF_ERROR(client.copy_object(src_bucket, src_key, dst_bucket, dst_key).status());
       return client.delete_object(src_bucket, src_key);
     });
+  }
+
+  std::vector<Result<size_t>> read_many(std::span<const ReadRequest> reads) override {
+    std::vector<Result<size_t>> out(reads.size(), Result<size_t>(size_t{0}));
+    S3Client& client = *shared_->client;
+    // One ranged GET per item (a whole small object is checked against its checksum), up to
+    // s3.max_connections in flight; an item's failure is its own result only.
+    (void)parallel_for(client.pool(), reads.size(), client.config().max_connections, [&](size_t i) -> Status {
+      out[i] = guarded([&]() -> Result<size_t> {
+        const ReadRequest& r = reads[i];
+        std::string bucket, key;
+        STOR_RETURN_IF_ERROR(bucket_and_key(r.uri, &bucket, &key));
+        const std::string name = describe_uri(shared_->scheme, bucket, key);
+        if (key.empty() || (!r.uri.path.empty() && r.uri.path.back() == '/'))
+          return Status::IsADirectory(name + ": is a prefix (directory), not an object");
+        if (r.len == 0) return size_t{0};
+        Result<S3Client::Fetched> got =
+            client.get_object_start(bucket, key, r.offset, r.len, static_cast<char*>(r.buf));
+        if (!got.is_ok()) {
+          if (got.status().code() == Code::kNotFound && is_prefix(bucket, key))
+            return Status::IsADirectory(name + ": is a prefix (directory)");
+          return got.status();
+        }
+        return got->bytes;
+      });
+      return Status::ok();
+    });
+    return out;
   }
 
   ObjectStore* object_store() override { return this; }

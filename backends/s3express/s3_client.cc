@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +21,17 @@ namespace {
 constexpr const char* kCrcMetaKey = "stor-crc32c";
 constexpr size_t kMaxSignedPayload = 64 * 1024;  // larger bodies go UNSIGNED-PAYLOAD (+ Content-MD5)
 constexpr uint64_t kMaxParts = 10000;
+constexpr double kGbpsPerConnection = 0.4;  // aws-c-s3's estimate of one connection's throughput
+
+// "10", "2.5": Gbps, 0.01..10000.
+Result<double> parse_gbps(const std::string& text) {
+  double v = 0;
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, v, std::chars_format::fixed);
+  if (ec != std::errc() || p != end || !(v >= 0.01 && v <= 10000))
+    return Status::InvalidArgument("s3.target_gbps: '" + text + "' is not a number of Gbps in 0.01..10000");
+  return v;
+}
 
 std::string env_or(const char* name, const std::string& fallback = {}) {
   const char* v = std::getenv(name);
@@ -76,6 +89,35 @@ std::string client_token() {
   return buf;
 }
 
+struct ContentRange {
+  uint64_t start = 0, end = 0, total = 0;  // total: UINT64_MAX for "*"
+};
+
+// "bytes START-END/TOTAL" (TOTAL may be "*").
+Result<ContentRange> parse_content_range(const std::string& cr, const std::string& what) {
+  const size_t dash = cr.find('-'), slash = cr.find('/');
+  Status bad = Status::IoError(what + ": bad Content-Range '" + cr.substr(0, 80) + "'");
+  if (cr.rfind("bytes ", 0) != 0 || dash == std::string::npos || slash == std::string::npos || dash > slash) return bad;
+  Result<uint64_t> start = parse_object_size(std::string_view(cr).substr(6, dash - 6));
+  Result<uint64_t> end = parse_object_size(std::string_view(cr).substr(dash + 1, slash - dash - 1));
+  Result<uint64_t> total = cr.substr(slash + 1) == "*" ? Result<uint64_t>(UINT64_MAX) : parse_object_size(cr.substr(slash + 1));
+  if (!start.is_ok() || !end.is_ok() || !total.is_ok() || *end < *start) return bad;
+  return ContentRange{*start, *end, *total};
+}
+
+// The Content-Range of a 206 answering a GET of [offset, offset+len): the server must answer the
+// range asked for with exactly the bytes it announces (fewer would pass for the object's end).
+Result<ContentRange> answered_range(const HttpResponse& resp, uint64_t offset, size_t len, const std::string& what) {
+  Result<ContentRange> cr = parse_content_range(resp.header("content-range"), what);
+  if (!cr.is_ok() || cr->start != offset || resp.sink_bytes == 0 || cr->end != offset + resp.sink_bytes - 1 ||
+      cr->end >= cr->total) {
+    return Status::IoError(what + ": asked for " + std::to_string(len) + " bytes from " + std::to_string(offset) +
+                           ", got " + std::to_string(resp.sink_bytes) + " with Content-Range '" +
+                           resp.header("content-range").substr(0, 80) + "'");
+  }
+  return cr;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -98,8 +140,29 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
   c.path_style = addressing == "path";
   if (c.endpoint.empty()) c.endpoint = "https://s3." + c.region + ".amazonaws.com";
 
-  STOR_ASSIGN_OR_RETURN(uint64_t connections, s.get_uint("s3.max_connections", c.max_connections, 1, 1024));
+  if (s.has("s3.target_gbps")) {
+    STOR_ASSIGN_OR_RETURN(c.target_gbps, parse_gbps(s.get_string("s3.target_gbps")));
+  }
+  // aws-c-s3's sizing: ~0.4 Gbps per connection. An explicit s3.max_connections wins.
+  const uint64_t sized = c.target_gbps > 0 ? static_cast<uint64_t>(std::ceil(c.target_gbps / kGbpsPerConnection))
+                                           : c.max_connections;
+  STOR_ASSIGN_OR_RETURN(uint64_t connections,
+                        s.get_uint("s3.max_connections", std::clamp<uint64_t>(sized, 1, 1024), 1, 1024));
   c.max_connections = static_cast<unsigned>(connections);
+  const std::string interfaces = s.get_string("s3.network_interfaces");
+  for (std::string_view rest = interfaces; !rest.empty();) {
+    const size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) {
+      return Status::InvalidArgument("s3.network_interfaces='" + interfaces +
+                                     "': an empty item (want addresses or interface names, comma-separated)");
+    }
+    c.network_interfaces.emplace_back(item);
+  }
+  STOR_ASSIGN_OR_RETURN(c.small_object_size, s.get_size("s3.small_object_size", c.small_object_size, 0, 1ull << 30));
   STOR_ASSIGN_OR_RETURN(c.part_size, s.get_size("s3.part_size", c.part_size, 4096, 5ull << 30));
   STOR_ASSIGN_OR_RETURN(uint64_t attempts, s.get_uint("s3.max_attempts", c.max_attempts, 1, 100));
   c.max_attempts = static_cast<unsigned>(attempts);
@@ -204,6 +267,7 @@ HttpClient& S3Client::http_for(const std::string& bucket) {
   opts.max_body = config_.max_xml_body;
   opts.verify_tls = config_.verify_tls;
   opts.ca_file = config_.ca_file;
+  opts.local_bind = config_.network_interfaces;
   std::lock_guard<std::mutex> lock(clients_mu_);
   if (config_.path_style || bucket.empty()) {
     if (!path_client_) path_client_ = std::make_unique<HttpClient>(endpoint_, opts);
@@ -510,21 +574,22 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   req.key = key;
   req.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
-  ObjectInfo info;
   // The size decides how much is read and allocated later: it must be there and sane.
   Result<uint64_t> size = parse_object_size(resp.header("content-length"));
   if (!size.is_ok()) {
     return Status::IoError("S3 HeadObject " + object_name(bucket, key) + ": Content-Length: " +
                                       size.status().message());
   }
-  info.size = *size;
+  return info_from_headers(resp, *size, "S3 HeadObject " + object_name(bucket, key));
+}
+
+Result<ObjectInfo> S3Client::info_from_headers(const HttpResponse& resp, uint64_t size, const std::string& what) {
+  ObjectInfo info;
+  info.size = size;
   info.etag = strip_quotes(resp.header("etag"));
   if (std::string lm = resp.header("last-modified"); !lm.empty()) {
     Result<int64_t> t = parse_http_date_ns(lm);
-    if (!t.is_ok()) {
-      return Status::IoError("S3 HeadObject " + object_name(bucket, key) + ": Last-Modified: " +
-                                        t.status().message());
-    }
+    if (!t.is_ok()) return Status::IoError(what + ": Last-Modified: " + t.status().message());
     info.mtime_ns = *t;
   }
   for (const auto& [name, value] : resp.headers)
@@ -534,15 +599,77 @@ Result<ObjectInfo> S3Client::head_object(const std::string& bucket, const std::s
   return info;
 }
 
-Result<size_t> S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t offset, size_t len,
-                                   char* dst, const std::string& etag) {
-  if (len == 0) return size_t{0};
+S3Client::Request S3Client::ranged_get(const std::string& bucket, const std::string& key, uint64_t offset,
+                                       size_t len) {
   Request req;
   req.op = "GetObject";
   req.method = "GET";
   req.bucket = bucket;
   req.key = key;
   req.headers.emplace_back("Range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + len - 1));
+  return req;
+}
+
+Result<S3Client::Fetched> S3Client::get_object_start(const std::string& bucket, const std::string& key,
+                                                     uint64_t offset, size_t len, char* dst) {
+  const Deadline deadline = std::chrono::steady_clock::now() + budget(len);
+  for (unsigned attempt = 0;; ++attempt) {
+    bool replaced = false;
+    Result<Fetched> r = get_object_start_once(bucket, key, offset, len, dst, &replaced);
+    if (!replaced || attempt + 1 >= config_.max_attempts || !backoff(attempt, deadline)) return r;
+    retries_.fetch_add(1);
+  }
+}
+
+Result<S3Client::Fetched> S3Client::get_object_start_once(const std::string& bucket, const std::string& key,
+                                                          uint64_t offset, size_t len, char* dst, bool* replaced) {
+  const std::string what = "S3 GetObject " + object_name(bucket, key);
+  Fetched out;
+  if (len == 0) {  // nothing to read: the object's description alone
+    STOR_ASSIGN_OR_RETURN(out.info, head_object(bucket, key));
+    return out;
+  }
+  Request req = ranged_get(bucket, key, offset, len);
+  req.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
+  Result<HttpResponse> sent = send(req, dst, len);
+  if (!sent.is_ok()) {
+    // S3 refuses any range of an empty object (416): then it is the object's size that counts.
+    if (sent.status().code() != Code::kOutOfRange) return sent.status();
+    STOR_ASSIGN_OR_RETURN(out.info, head_object(bucket, key));
+    if (offset < out.info.size) return sent.status();
+    return out;
+  }
+  const HttpResponse& resp = *sent;
+  uint64_t size = 0;
+  if (resp.status == 206) {
+    STOR_ASSIGN_OR_RETURN(ContentRange cr, answered_range(resp, offset, len, what));
+    if (cr.total == UINT64_MAX) return Status::IoError(what + ": the answer does not say the object's size");
+    size = cr.total;
+  } else {
+    // A 200 is the whole object: servers that ignore Range (s3rver for bytes=0-0).
+    if (offset != 0) return Status::IoError(what + ": server ignored the Range header");
+    size = resp.sink_bytes;
+    if (size == 0) {
+      // An empty body is only believed when a HEAD agrees: s3rver, overwriting a large object,
+      // briefly serves an empty one (the HEAD path then saw the size and failed the read loudly).
+      STOR_ASSIGN_OR_RETURN(ObjectInfo head, head_object(bucket, key));
+      if (head.size != 0) {
+        *replaced = true;
+        return Status::Unavailable(what + ": an empty answer for an object of " + std::to_string(head.size) +
+                                   " bytes (the object is being replaced?)");
+      }
+    }
+  }
+  STOR_ASSIGN_OR_RETURN(out.info, info_from_headers(resp, size, what));
+  out.bytes = resp.sink_bytes;
+  if (offset == 0 && out.bytes == size) STOR_RETURN_IF_ERROR(verify_whole(bucket, key, out.info, dst));
+  return out;
+}
+
+Result<size_t> S3Client::get_range(const std::string& bucket, const std::string& key, uint64_t offset, size_t len,
+                                   char* dst, const std::string& etag) {
+  if (len == 0) return size_t{0};
+  Request req = ranged_get(bucket, key, offset, len);
   if (!etag.empty()) req.headers.emplace_back("If-Match", "\"" + etag + "\"");
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req, dst, len));
   if (!etag.empty()) {
@@ -555,23 +682,7 @@ Result<size_t> S3Client::get_range(const std::string& bucket, const std::string&
     }
   }
   if (resp.status == 206) {
-    // "bytes START-END/TOTAL" (TOTAL may be "*"): the server must answer the range we asked for
-    // with exactly the bytes it announces; fewer would pass for the object's end.
-    const std::string cr = resp.header("content-range");
-    const size_t dash = cr.find('-'), slash = cr.find('/');
-    Result<uint64_t> start = Status::IoError(""), end = start, total = start;
-    if (cr.rfind("bytes ", 0) == 0 && dash != std::string::npos && slash != std::string::npos && dash < slash) {
-      start = parse_object_size(std::string_view(cr).substr(6, dash - 6));
-      end = parse_object_size(std::string_view(cr).substr(dash + 1, slash - dash - 1));
-      total = cr.substr(slash + 1) == "*" ? Result<uint64_t>(UINT64_MAX) : parse_object_size(cr.substr(slash + 1));
-    }
-    if (!start.is_ok() || !end.is_ok() || !total.is_ok() || *start != offset || resp.sink_bytes == 0 ||
-        *end != offset + resp.sink_bytes - 1 || *end >= *total) {
-      return Status::IoError("S3 GetObject " + object_name(bucket, key) + ": asked for " +
-                                        std::to_string(len) + " bytes from " + std::to_string(offset) + ", got " +
-                                        std::to_string(resp.sink_bytes) + " with Content-Range '" +
-                                        cr.substr(0, 80) + "'");
-    }
+    STOR_RETURN_IF_ERROR(answered_range(resp, offset, len, "S3 GetObject " + object_name(bucket, key)).status());
   } else if (offset != 0) {
     return Status::IoError("S3 GetObject " + object_name(bucket, key) + ": server ignored the Range header");
   }
@@ -597,32 +708,38 @@ Result<size_t> S3Client::read_object(const std::string& bucket, const std::strin
   });
   STOR_RETURN_IF_ERROR(st);
 
-  if (config_.verify_checksums && offset == 0 && len == info.size) {
-    if (auto it = info.metadata.find(kCrcMetaKey); it != info.metadata.end()) {
-      std::string actual = hex32(crc32c(0, dst, len));
-      if (actual != it->second) {
-        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
-                                             it->second + ", read " + actual + ")");
-      }
-    } else if (!info.checksum_crc32c.empty() &&
-               (info.checksum_type == "FULL_OBJECT" ||
-                (info.checksum_type.empty() && info.checksum_crc32c.find('-') == std::string::npos))) {
-      // The server's CRC of the whole object (a COMPOSITE one, "crc-N", is a CRC of part CRCs).
-      const std::string actual = crc32c_base64(dst, len);
-      if (actual != info.checksum_crc32c) {
-        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (server " +
-                                  info.checksum_crc32c + ", read " + actual + ")");
-      }
-    } else if (is_plain_md5_etag(info.etag)) {
-      std::string raw = md5(dst, len);
-      std::string actual = to_hex(raw.data(), raw.size());
-      if (actual != info.etag) {
-        return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " +
-                                             info.etag + ", read " + actual + ")");
-      }
+  if (offset == 0 && len == info.size) STOR_RETURN_IF_ERROR(verify_whole(bucket, key, info, dst));
+  return len;
+}
+
+Status S3Client::verify_whole(const std::string& bucket, const std::string& key, const ObjectInfo& info,
+                              const char* data) const {
+  if (!config_.verify_checksums) return Status::ok();
+  const size_t len = static_cast<size_t>(info.size);
+  if (auto it = info.metadata.find(kCrcMetaKey); it != info.metadata.end()) {
+    std::string actual = hex32(crc32c(0, data, len));
+    if (actual != it->second) {
+      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
+                                it->second + ", read " + actual + ")");
+    }
+  } else if (!info.checksum_crc32c.empty() &&
+             (info.checksum_type == "FULL_OBJECT" ||
+              (info.checksum_type.empty() && info.checksum_crc32c.find('-') == std::string::npos))) {
+    // The server's CRC of the whole object (a COMPOSITE one, "crc-N", is a CRC of part CRCs).
+    const std::string actual = crc32c_base64(data, len);
+    if (actual != info.checksum_crc32c) {
+      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (server " +
+                                info.checksum_crc32c + ", read " + actual + ")");
+    }
+  } else if (is_plain_md5_etag(info.etag)) {
+    std::string raw = md5(data, len);
+    std::string actual = to_hex(raw.data(), raw.size());
+    if (actual != info.etag) {
+      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " + info.etag +
+                                ", read " + actual + ")");
     }
   }
-  return len;
+  return Status::ok();
 }
 
 Result<std::string> S3Client::get_object(const std::string& bucket, const std::string& key) {
@@ -646,9 +763,8 @@ Result<std::string> S3Client::put_object(const std::string& bucket, const std::s
   return put_object_single(bucket, key, data, len, meta, cond);
 }
 
-Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
-                                                size_t len, const std::map<std::string, std::string>& metadata,
-                                                const WriteCondition& cond) {
+S3Client::Request S3Client::put_request(const std::string& bucket, const std::string& key, const char* data,
+                                        size_t len) const {
   Request req;
   req.op = "PutObject";
   req.method = "PUT";
@@ -657,13 +773,20 @@ Result<std::string> S3Client::put_object_single(const std::string& bucket, const
   req.body = data;
   req.body_len = len;
   req.headers.emplace_back("Content-Type", "application/octet-stream");
+  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
+  return req;
+}
+
+Result<std::string> S3Client::put_object_single(const std::string& bucket, const std::string& key, const char* data,
+                                                size_t len, const std::map<std::string, std::string>& metadata,
+                                                const WriteCondition& cond) {
+  Request req = put_request(bucket, key, data, len);
   std::string md5_hex;
   if (config_.content_md5) {
     std::string raw = md5(data, len);
     md5_hex = to_hex(raw.data(), raw.size());
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
   add_condition(&req.headers, cond);
   Result<HttpResponse> sent = send(req);
@@ -899,16 +1022,8 @@ Result<std::string> S3Client::append_object(const std::string& bucket, const std
   const std::string what = "S3 PutObject (append) " + object_name(bucket, key);
   if (!is_directory_bucket(bucket))
     return Status::Unsupported(what + ": appends need an S3 Express directory bucket (name ending in --x-s3)");
-  Request req;
-  req.op = "PutObject";
-  req.method = "PUT";
-  req.bucket = bucket;
-  req.key = key;
-  req.body = data;
-  req.body_len = len;
-  req.headers.emplace_back("Content-Type", "application/octet-stream");
+  Request req = put_request(bucket, key, data, len);
   req.headers.emplace_back("x-amz-write-offset-bytes", std::to_string(offset));
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   return strip_quotes(resp.header("etag"));
 }

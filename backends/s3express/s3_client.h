@@ -37,7 +37,16 @@ struct S3Config {
   Credentials credentials;
   bool path_style = true;  // bucket in the path (local servers); false: bucket.<host>
   unsigned max_connections = 16;
+  // s3.target_gbps: the throughput to size the pool for, as aws-c-s3 does (a connection moves
+  // ~0.4 Gbps from S3): max_connections = ceil(target / 0.4) unless s3.max_connections is set.
+  double target_gbps = 0;  // 0: not set
+  // s3.network_interfaces: local addresses (or interface names) new connections are bound to in
+  // turn, to spread them over several NICs; empty: the kernel picks.
+  std::vector<std::string> network_interfaces;
   uint64_t part_size = 8ull << 20;  // ranged-GET and multipart part size
+  // Read-only opens GET the first this-many bytes instead of sending a HEAD: objects no larger
+  // are then read from memory, one request in all. 0: HEAD at open, every read a GET.
+  uint64_t small_object_size = 1ull << 20;
   unsigned max_attempts = 6;        // per request, including the first
   std::chrono::milliseconds retry_base{50};
   std::chrono::milliseconds retry_max{2000};
@@ -126,6 +135,16 @@ class S3Client {
   // size, split into part_size ranged GETs run in parallel. A whole-object read is checksummed.
   Result<size_t> read_object(const std::string& bucket, const std::string& key, const ObjectInfo& info,
                              uint64_t offset, size_t len, char* dst);
+  // One GET of [offset, offset+len) into dst (no HEAD first) that also describes the object: its
+  // size (from Content-Range), ETag and metadata, as head_object would. `bytes` is what landed in
+  // dst (fewer where the object ends; 0 past its end). When that is the whole object it is
+  // checked against its checksum (Corruption). What opens of small objects and read_many use.
+  struct Fetched {
+    ObjectInfo info;
+    size_t bytes = 0;
+  };
+  Result<Fetched> get_object_start(const std::string& bucket, const std::string& key, uint64_t offset, size_t len,
+                                   char* dst);
   // Whole object into memory (HEAD + read_object).
   Result<std::string> get_object(const std::string& bucket, const std::string& key);
 
@@ -214,6 +233,18 @@ class S3Client {
   // The credentials for a bucket: a session's when one is in force, else the configured keys.
   Status credentials_for(const std::string& bucket, Credentials* creds, bool* is_session, Deadline deadline);
   void invalidate_session(const std::string& bucket);
+  // GetObject of [offset, offset+len) (len > 0).
+  static Request ranged_get(const std::string& bucket, const std::string& key, uint64_t offset, size_t len);
+  // PutObject of data (PutObject proper and appends): body, Content-Type, x-amz-checksum-crc32c.
+  Request put_request(const std::string& bucket, const std::string& key, const char* data, size_t len) const;
+  // *replaced: the answer and a HEAD disagreed (the object is being replaced): worth another try.
+  Result<Fetched> get_object_start_once(const std::string& bucket, const std::string& key, uint64_t offset,
+                                        size_t len, char* dst, bool* replaced);
+  static Result<ObjectInfo> info_from_headers(const HttpResponse& resp, uint64_t size, const std::string& what);
+  // Checks a whole object's bytes against its stored CRC32C, the server's full-object CRC32C or a
+  // plain-MD5 ETag (whichever it has, in that order); s3.verify_checksums=false skips it.
+  Status verify_whole(const std::string& bucket, const std::string& key, const ObjectInfo& info,
+                      const char* data) const;
   // The deadline budget of a request moving `bytes` of data.
   std::chrono::milliseconds budget(uint64_t bytes) const;
   // Sleeps before retry number `attempt` + 1; false (without sleeping) when that would end past

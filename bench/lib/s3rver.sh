@@ -1,5 +1,5 @@
 # Sourced by the S3 benches: starts s3rver on a free 127.0.0.1 port and stops it on exit.
-#   source bench/lib/s3rver.sh; start_s3rver DATA_DIR   -> sets S3RVER_ENDPOINT, S3RVER_PID
+#   source bench/lib/s3rver.sh; start_s3rver DATA_DIR [PORT]   -> sets S3RVER_ENDPOINT, S3RVER_PID
 # The caller's EXIT trap should call stop_s3rver.
 s3rver_js="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/tools/node/node_modules/s3rver/bin/s3rver.js"
 S3RVER_PID=""
@@ -10,8 +10,8 @@ require_s3rver() {  # NAME: the bench's name for error messages
 }
 
 start_s3rver() {
-  local data=$1 port
-  port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  local data=$1 port=${2:-}
+  [ -n "$port" ] || port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
   mkdir -p "$data"
   # s3rver's list tokens use DES, which OpenSSL 3 keeps in the legacy provider.
   node --openssl-legacy-provider "$s3rver_js" -d "$data" -a 127.0.0.1 -p "$port" --silent >/dev/null &

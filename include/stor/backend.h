@@ -157,6 +157,14 @@ class STOR_API BackendFile {
   virtual bool direct() const { return false; }
 };
 
+// One read of a batch (Backend::read_many): [offset, offset + len) of the file at `uri` into buf.
+struct ReadRequest {
+  Uri uri;
+  void* buf = nullptr;
+  size_t len = 0;
+  uint64_t offset = 0;
+};
+
 // Thread safety: every method may be called concurrently from any thread; each open() returns an
 // independent handle (see BackendFile for what a handle allows). A Backend lives as long as the
 // Store that created it, or its last shared owner; close its handles before it goes.
@@ -182,6 +190,12 @@ class STOR_API Backend {
     (void)uri;
     return {};
   }
+
+  // Reads every request's range into its buffer; returns, in order, each one's byte count (fewer
+  // than len only where its file ends) or error. Blocks until all are done. Object stores
+  // override it to keep many requests in flight at once with one request per item (S3: a ranged
+  // GET each, no HEAD); the default opens, reads and closes each file in turn.
+  virtual std::vector<Result<size_t>> read_many(std::span<const ReadRequest> reads);
 
   // Optional capabilities, found by asking rather than by the backend's concrete type:
   // object_store() is the listing / version-pinned read interface of an object store

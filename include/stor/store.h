@@ -110,6 +110,20 @@ class STOR_API Store {
   Status rename(std::string_view from, std::string_view to);  // both on one backend
   std::map<std::string, std::string> describe(std::string_view uri);
 
+  // A batch of whole-file (or range) reads, e.g. a data loader's next few hundred samples: item
+  // i reads [offset, offset + len) of its file into its buffer, and result i is its byte count
+  // (fewer than len only where the file ends) or its error; one failure does not stop the others.
+  // No File is opened: on s3:// / s3express:// each item is one ranged GET (no HEAD), up to
+  // s3.max_connections in flight, so one calling thread keeps the connection pool busy. Items
+  // may mix schemes (one backend after another). Blocks until every item is done.
+  struct ReadItem {
+    std::string uri;
+    void* buf = nullptr;
+    size_t len = 0;
+    uint64_t offset = 0;
+  };
+  std::vector<Result<size_t>> read_many(std::span<const ReadItem> items);
+
   // The backend serving a URI's scheme, created on first use.
   Result<std::shared_ptr<Backend>> backend(const Uri& uri);
   IoEngine& engine() noexcept { return *engine_; }

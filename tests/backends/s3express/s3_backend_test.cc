@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "s3_test_support.h"
+#include "stor/admin.h"
 #include "stor/store.h"
 
 using namespace stor;
@@ -269,4 +270,134 @@ TEST_CASE("s3 backend: sequential reads use read-ahead, seeks still work, corrup
   REQUIRE(f.is_ok());
   Status s = read_sequentially(f.value(), 1 << 20);
   CHECK(s.code() == Code::kCorruption);
+}
+
+namespace {
+uint64_t requests_of(Store& store, const std::string& uri) {
+  auto st = admin::s3_client_stats(store, uri);
+  REQUIRE(st.is_ok());
+  return st->requests;
+}
+}  // namespace
+
+TEST_CASE("s3 backend: a small object opened for reading costs one request in all") {
+  REQUIRE_S3RVER();
+  auto store = open_store(server.endpoint(), {{"s3.small_object_size", "64K"}, {"s3.part_size", "1M"}});
+  const std::string bucket = make_bucket(server.endpoint(), "small-open");
+  const std::string base = "s3://" + bucket + "/";
+  auto put = [&](const std::string& name, const std::vector<char>& data) {
+    auto f = store->open(base + name, kOpenWrite | kOpenCreate | kOpenTruncate);
+    REQUIRE(f.is_ok());
+    if (!data.empty()) REQUIRE(f->write(data.data(), data.size(), 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  };
+  const std::vector<char> small = stor::test::pattern(1000, 5), edge = stor::test::pattern(64 << 10, 6),
+                          large = stor::test::pattern((64 << 10) + 1, 7);
+  put("small", small);
+  put("edge", edge);
+  put("large", large);
+  put("empty", {});
+
+  for (const auto& [name, data] : std::vector<std::pair<std::string, std::vector<char>>>{
+           {"small", small}, {"edge", edge}, {"large", large}, {"empty", {}}}) {
+    INFO(name);
+    const uint64_t before = requests_of(*store, base);
+    auto f = store->open(base + name);
+    INFO(f.status().to_string());
+    REQUIRE(f.is_ok());
+    std::vector<char> back(data.size() + 10, 'x');
+    auto n = f->read(back.data(), back.size(), 0);
+    REQUIRE(n.is_ok());
+    CHECK(*n == data.size());
+    CHECK(std::memcmp(back.data(), data.data(), data.size()) == 0);
+    // A second read (a slice) is served from the bytes fetched at open.
+    if (data.size() > 10) {
+      auto m = f->read(back.data(), 10, data.size() - 10);
+      REQUIRE(m.is_ok());
+      CHECK(std::memcmp(back.data(), data.data() + data.size() - 10, 10) == 0);
+    }
+    auto st = f->stat();
+    REQUIRE(st.is_ok());
+    CHECK(st->size == data.size());
+    CHECK_FALSE(st->etag.empty());
+    REQUIRE(f->close().is_ok());
+    const uint64_t used = requests_of(*store, base) - before;
+    if (name == "large") CHECK(used >= 2);  // the first 64 KiB at open, then the read
+    else if (name == "empty") CHECK(used <= 2);  // S3 refuses ranges of an empty object: a HEAD follows
+    else CHECK(used == 1);
+  }
+  // Missing objects and prefixes still fail at open.
+  CHECK(store->open(base + "missing").status().code() == Code::kNotFound);
+  put("dir/inner", small);
+  CHECK(store->open(base + "dir").status().code() == Code::kIsADirectory);
+  // s3.small_object_size=0: a HEAD at open and a GET per read, as before.
+  auto plain = open_store(server.endpoint(), {{"s3.small_object_size", "0"}});
+  const uint64_t before = requests_of(*plain, base);
+  auto f = plain->open(base + "small");
+  REQUIRE(f.is_ok());
+  std::vector<char> back(small.size());
+  REQUIRE(f->read_exact(back.data(), back.size(), 0).is_ok());
+  REQUIRE(f->close().is_ok());
+  CHECK(requests_of(*plain, base) - before == 2);
+}
+
+TEST_CASE("s3 backend: read_many reads a batch with one GET per item; failures stay per item") {
+  REQUIRE_S3RVER();
+  auto store = open_store(server.endpoint(), {{"s3.max_connections", "8"}});
+  const std::string bucket = make_bucket(server.endpoint(), "read-many");
+  const std::string base = "s3://" + bucket + "/";
+  constexpr int kObjects = 40;
+  std::vector<std::vector<char>> data;
+  for (int i = 0; i < kObjects; ++i) {
+    data.push_back(stor::test::pattern(static_cast<size_t>(1 + i * 997), static_cast<unsigned>(i)));
+    auto f = store->open(base + "o/" + std::to_string(i), kOpenWrite | kOpenCreate | kOpenTruncate);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->write(data.back().data(), data.back().size(), 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  // A local file in the same batch goes through the default (open, read, close).
+  stor::test::TempDir dir;
+  const std::string local = dir.path() + "/local.bin";
+  {
+    std::ofstream out(local, std::ios::binary);
+    out << "local bytes";
+  }
+
+  std::vector<std::vector<char>> bufs(kObjects + 5);
+  std::vector<Store::ReadItem> items;
+  for (int i = 0; i < kObjects; ++i) {
+    bufs[i].assign(data[i].size() + 100, 'x');  // larger than the object: the count says how much came
+    items.push_back({base + "o/" + std::to_string(i), bufs[i].data(), bufs[i].size(), 0});
+  }
+  bufs[kObjects].assign(100, 'x');
+  items.push_back({base + "o/39", bufs[kObjects].data(), 100, 1000});  // a range inside
+  bufs[kObjects + 1].assign(10, 'x');
+  items.push_back({base + "o/missing", bufs[kObjects + 1].data(), 10, 0});
+  bufs[kObjects + 2].assign(10, 'x');
+  items.push_back({base + "o", bufs[kObjects + 2].data(), 10, 0});  // a prefix
+  bufs[kObjects + 3].assign(64, 'x');
+  items.push_back({"nvme://" + local, bufs[kObjects + 3].data(), 64, 0});
+  bufs[kObjects + 4].assign(10, 'x');
+  items.push_back({"nope://x/y", bufs[kObjects + 4].data(), 10, 0});
+
+  const uint64_t before = requests_of(*store, base);
+  std::vector<Result<size_t>> got = store->read_many(items);
+  REQUIRE(got.size() == items.size());
+  for (int i = 0; i < kObjects; ++i) {
+    INFO(i);
+    REQUIRE(got[i].is_ok());
+    CHECK(*got[i] == data[i].size());
+    CHECK(std::memcmp(bufs[i].data(), data[i].data(), data[i].size()) == 0);
+  }
+  REQUIRE(got[kObjects].is_ok());
+  CHECK(*got[kObjects] == 100);
+  CHECK(std::memcmp(bufs[kObjects].data(), data[39].data() + 1000, 100) == 0);
+  CHECK(got[kObjects + 1].status().code() == Code::kNotFound);
+  CHECK(got[kObjects + 2].status().code() == Code::kIsADirectory);
+  REQUIRE(got[kObjects + 3].is_ok());
+  CHECK(std::string(bufs[kObjects + 3].data(), *got[kObjects + 3]) == "local bytes");
+  CHECK_FALSE(got[kObjects + 4].is_ok());
+  // One GET per object item; the missing one and the prefix add a listing each.
+  CHECK(requests_of(*store, base) - before <= kObjects + 1 + 2 + 2);
+  CHECK(requests_of(*store, base) - before >= kObjects + 1 + 2);
 }

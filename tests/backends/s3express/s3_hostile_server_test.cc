@@ -534,3 +534,77 @@ TEST_CASE("s3 hostile: pooled connections the server has since closed are not us
     CHECK(std::string(dst, sizeof dst) == "hello");
   }
 }
+
+// Not hostile: the in-test server here is also the simplest way to see which local address each
+// connection comes from.
+namespace {
+// Answers one HEAD per connection with a 3-byte object and closes it, recording the peer address,
+// so every request opens a new connection.
+HostileServer::Behave record_peers(std::mutex* mu, std::vector<std::string>* peers) {
+  return [mu, peers](int fd, const std::atomic<bool>& stop) {
+    sockaddr_in peer{};
+    socklen_t len = sizeof peer;
+    ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len);
+    char addr[INET_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET, &peer.sin_addr, addr, sizeof addr);
+    if (!read_request_head(fd, stop)) return;
+    {
+      std::lock_guard<std::mutex> lock(*mu);
+      peers->push_back(addr);
+    }
+    send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nETag: \"e\"\r\nConnection: close\r\n\r\n");
+    ::shutdown(fd, SHUT_RDWR);
+  };
+}
+}  // namespace
+
+TEST_CASE("s3 client: s3.network_interfaces binds new connections to each local address in turn") {
+  std::mutex mu;
+  std::vector<std::string> peers;
+  HostileServer server(record_peers(&mu, &peers));
+  // The whole of 127.0.0.0/8 is local on Linux: two source addresses without any set-up.
+  auto client = s3::test::make_client(server.endpoint(),
+                                      hostile_settings({{"s3.network_interfaces", "127.0.0.2,127.0.0.3"}}));
+  REQUIRE(client);
+  for (int i = 0; i < 4; ++i) {
+    auto head = client->head_object("bucket", "key" + std::to_string(i));
+    INFO(head.status().to_string());
+    REQUIRE(head.is_ok());
+    CHECK(head->size == 3);
+  }
+  server.stop();
+  CHECK(peers == std::vector<std::string>{"127.0.0.2", "127.0.0.3", "127.0.0.2", "127.0.0.3"});
+
+  // An address of another family, or one this host does not have, fails clearly.
+  HostileServer other(record_peers(&mu, &peers));
+  auto v6 = s3::test::make_client(other.endpoint(), hostile_settings({{"s3.network_interfaces", "::1"}}));
+  REQUIRE(v6);
+  auto r = v6->head_object("bucket", "key");
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("s3.network_interfaces") != std::string::npos);
+  auto foreign = s3::test::make_client(other.endpoint(), hostile_settings({{"s3.network_interfaces", "192.0.2.1"}}));
+  REQUIRE(foreign);
+  r = foreign->head_object("bucket", "key");
+  REQUIRE_FALSE(r.is_ok());
+  CHECK(r.status().message().find("bind to 192.0.2.1") != std::string::npos);
+  if (::geteuid() == 0) {
+    // An interface name (SO_BINDTODEVICE, needs CAP_NET_RAW).
+    auto lo = s3::test::make_client(other.endpoint(), hostile_settings({{"s3.network_interfaces", "lo"}}));
+    REQUIRE(lo);
+    CHECK(lo->head_object("bucket", "key").is_ok());
+  }
+}
+
+TEST_CASE("s3 client: a name resolving to several addresses falls back to one that answers") {
+  std::mutex mu;
+  std::vector<std::string> peers;
+  HostileServer server(record_peers(&mu, &peers));
+  // "localhost" may also resolve to ::1, where nothing listens: connections are spread over the
+  // addresses in turn, and one refused moves on to the next.
+  const std::string endpoint = "http://localhost:" + server.endpoint().substr(server.endpoint().rfind(':') + 1);
+  auto client = s3::test::make_client(endpoint, hostile_settings());
+  REQUIRE(client);
+  for (int i = 0; i < 4; ++i) CHECK(client->head_object("bucket", "k").is_ok());
+  server.stop();
+  CHECK(peers.size() == 4);
+}

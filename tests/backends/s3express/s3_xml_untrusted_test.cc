@@ -188,6 +188,30 @@ TEST_CASE("config: sizes and durations that overflow or are negative are refused
   CHECK(with("s3.max_xml_body", "1M")->max_xml_body == (1ull << 20));
 }
 
+TEST_CASE("settings: s3.target_gbps sizes the connection pool, s3.network_interfaces lists local addresses") {
+  auto with = [](std::map<std::string, std::string> settings) { return S3Config::from_settings(settings, false); };
+  // aws-c-s3's estimate: 0.4 Gbps per connection.
+  CHECK(with({{"s3.target_gbps", "10"}})->max_connections == 25);
+  CHECK(with({{"s3.target_gbps", "2.5"}})->max_connections == 7);
+  CHECK(with({{"s3.target_gbps", "0.1"}})->max_connections == 1);
+  CHECK(with({{"s3.target_gbps", "10000"}})->max_connections == 1024);  // the pool's cap
+  CHECK(with({{"s3.target_gbps", "10"}, {"s3.max_connections", "3"}})->max_connections == 3);  // explicit wins
+  CHECK(with({})->max_connections == 16);
+  for (const char* bad : {"", "0", "-1", "ten", "1e3", "10 ", "nan", "20000", "0.001"}) {
+    INFO(bad);
+    auto r = with({{"s3.target_gbps", bad}});
+    REQUIRE_FALSE(r.is_ok());
+    CHECK(r.status().message().find("s3.target_gbps") != std::string::npos);
+  }
+  auto nics = with({{"s3.network_interfaces", "127.0.0.2, 127.0.0.3,eth1"}});
+  REQUIRE(nics.is_ok());
+  CHECK(nics->network_interfaces == std::vector<std::string>{"127.0.0.2", "127.0.0.3", "eth1"});
+  CHECK_FALSE(with({{"s3.network_interfaces", "127.0.0.2,,eth1"}}).is_ok());
+  CHECK(with({{"s3.small_object_size", "0"}})->small_object_size == 0);
+  CHECK(with({})->small_object_size == (1ull << 20));
+  CHECK_FALSE(with({{"s3.small_object_size", "2G"}}).is_ok());
+}
+
 TEST_CASE("endpoint: hosts and ports that would not make a sane Host header are refused") {
   for (const char* bad : {"http://", "http://:9000", "http://host:", "http://host:0", "http://host:65536",
                           "http://host:123456", "http://user@host", "http://ho st", "http://host\r\nX-Evil: 1",
