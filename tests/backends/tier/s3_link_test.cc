@@ -6,9 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "backends/s3express/s3_backend.h"
@@ -983,4 +986,156 @@ TEST_CASE("s3 link: bucket notifications (RGW topics) bring new, changed and del
   CHECK(t->status_all("").size() == 2);
   WARN("notification delays on RGW: created " << created << " ms, overwritten " << changed << " ms, deleted "
                                                << deleted << " ms (no sync, no revalidation)");
+}
+
+namespace {
+
+// The AWS CLI as the "other S3 client" of the consistency table (docs/tiering.md). Debian's
+// /usr/bin/aws by absolute path (a pyenv `aws` on PATH may shadow it); credentials only through the
+// environment, the user's config and credential files hidden so nothing local leaks in.
+struct AwsCli {
+  static constexpr const char* kPath = "/usr/bin/aws";
+  AwsCli(const std::string& endpoint, const std::string& bucket) : bucket(bucket) {
+    auto s = s3rver_settings(endpoint);
+    prefix = "env AWS_ACCESS_KEY_ID=" + s["s3.access_key"] + " AWS_SECRET_ACCESS_KEY=" + s["s3.secret_key"] +
+             " AWS_DEFAULT_REGION=" + s["s3.region"] +
+             " AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true"
+             " AWS_PAGER= " + kPath + " --endpoint-url " + endpoint + " ";
+  }
+  // Uploads `body` (from stdin) to key; true when the CLI exits 0.
+  bool put(const std::string& key, const std::string& body) const {
+    FILE* p = ::popen((prefix + "s3 cp --only-show-errors - s3://" + bucket + "/" + key).c_str(), "w");
+    if (p == nullptr) return false;
+    std::fwrite(body.data(), 1, body.size(), p);
+    return ::pclose(p) == 0;
+  }
+  bool rm(const std::string& key) const { return run("s3 rm --only-show-errors s3://" + bucket + "/" + key).first; }
+  // The object's bytes, or nullopt when the CLI fails (no such key).
+  std::optional<std::string> get(const std::string& key) const {
+    auto [ok, out] = run("s3 cp --only-show-errors s3://" + bucket + "/" + key + " - 2>/dev/null");
+    if (!ok) return std::nullopt;
+    return out;
+  }
+  // The keys under `under`, in listing order.
+  std::vector<std::string> keys(const std::string& under) const {
+    auto [ok, out] = run("s3api list-objects-v2 --bucket " + bucket + " --prefix " + under +
+                         " --query 'Contents[].Key' --output text");
+    REQUIRE(ok);
+    std::vector<std::string> found;
+    std::istringstream in(out);
+    for (std::string k; in >> k;)
+      if (k != "None") found.push_back(k);
+    return found;
+  }
+  std::pair<bool, std::string> run(const std::string& args) const {
+    FILE* p = ::popen((prefix + args).c_str(), "r");
+    if (p == nullptr) return {false, ""};
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+    return {::pclose(p) == 0, out};
+  }
+  std::string bucket, prefix;
+};
+
+}  // namespace
+
+// Issue 15 "Consistency rule": every row of the S3 link's table in docs/tiering.md, with the AWS
+// CLI making the bucket-side change and reading back the link-side one.
+TEST_CASE("s3 link: the consistency table, row by row, with the AWS CLI as the other client") {
+  REQUIRE_S3RVER();
+  if (::access(AwsCli::kPath, X_OK) != 0) {
+    WARN("skipping: " << AwsCli::kPath << " is missing (Debian package awscli, scripts/extra-packages.txt)");
+    return;
+  }
+  LinkEnv env(server.endpoint(), "linkaws");
+  const AwsCli aws(server.endpoint(), env.bucket);
+  for (const char* k : {"over.bin", "del.bin", "cold.bin", "s.bin"}) env.put(std::string("data/") + k, "v1 " + std::string(k));
+  env.put("zero/z.bin", "zero v1");
+  env.put("zero/held.bin", "held v1");
+
+  // `t`: R = 30 s, no auto-export. `t0`: R = 0 with auto-export, its own prefix and fast tier.
+  auto o = env.options();
+  o.revalidate_after_ns = 30 * kSecond;
+  auto t = TieredStore::open(o).value();
+  REQUIRE(t->import_listing().is_ok());
+  auto o0 = env.options("zero");
+  o0.fast_root = "nvme://" + env.fast_dir + "0";
+  o0.state_dir = env.fast_dir + "0/.stor-tier";
+  o0.revalidate_after_ns = 0;
+  o0.auto_export = true;
+  fs::create_directories(env.fast_dir + "0");
+  auto t0 = TieredStore::open(o0).value();
+  REQUIRE(t0->import_listing().is_ok());
+
+  SECTION("rows 1-2: overwritten (same size) / deleted, cached, no handle open: seen after R, R=0 at once") {
+    CHECK(read_whole(*t, "over.bin") == "v1 over.bin");
+    CHECK(read_whole(*t, "del.bin") == "v1 del.bin");
+    REQUIRE(aws.put("data/over.bin", "v2 over.bin"));  // same size
+    REQUIRE(aws.rm("data/del.bin"));
+    CHECK(read_whole(*t, "over.bin") == "v1 over.bin");  // within R: the cached copy
+    CHECK(read_whole(*t, "del.bin") == "v1 del.bin");
+    env.now += 31 * kSecond;
+    CHECK(read_whole(*t, "over.bin") == "v2 over.bin");
+    CHECK(t->open_file("del.bin", {kOpenRead}).status().code() == Code::kNotFound);
+    CHECK(t->status("del.bin").status().code() == Code::kNotFound);  // the record went
+
+    CHECK(read_whole(*t0, "z.bin") == "zero v1");
+    REQUIRE(aws.put("zero/z.bin", "zero v2"));
+    CHECK(read_whole(*t0, "z.bin") == "zero v2");  // R = 0: the next open
+  }
+
+  SECTION("row 1 via sync, row 5 new object: at once after sync, not before") {
+    CHECK(read_whole(*t, "s.bin") == "v1 s.bin");
+    REQUIRE(aws.put("data/s.bin", "v2 s.bin"));
+    REQUIRE(aws.put("data/new.bin", "new from aws"));
+    CHECK(t->stat("new.bin").status().code() == Code::kNotFound);
+    CHECK(read_whole(*t, "s.bin") == "v1 s.bin");
+    auto report = t->sync();
+    REQUIRE(report.is_ok());
+    CHECK(report->imported_changed == std::vector<std::string>{"s.bin"});
+    CHECK(report->imported_new == std::vector<std::string>{"new.bin"});
+    CHECK(read_whole(*t, "s.bin") == "v2 s.bin");  // within R, yet the new version
+    CHECK(read_whole(*t, "new.bin") == "new from aws");
+  }
+
+  SECTION("row 3: overwritten under a handle open on an uncached file: its read fails Aborted, next open new") {
+    REQUIRE(t->status("cold.bin")->residency == Residency::kUncached);
+    auto f = t->open_file("cold.bin", {kOpenRead}).value();
+    REQUIRE(aws.put("data/cold.bin", "v2 of cold.bin, longer"));
+    std::string buf(11, '\0');
+    auto n = f->read(buf.data(), buf.size(), 0);
+    REQUIRE(!n.is_ok());
+    CHECK(n.status().code() == Code::kAborted);
+    REQUIRE(f->close().is_ok());
+    CHECK(read_whole(*t, "cold.bin") == "v2 of cold.bin, longer");
+  }
+
+  SECTION("row 4: overwritten under a handle open on the cached copy: the handle keeps its bytes") {
+    CHECK(read_whole(*t0, "held.bin") == "held v1");
+    auto f = t0->open_file("held.bin", {kOpenRead}).value();
+    REQUIRE(aws.put("zero/held.bin", "held v2"));
+    std::string buf(7, '\0');
+    CHECK(f->read(buf.data(), buf.size(), 0).value() == 7);
+    CHECK(buf == "held v1");
+    REQUIRE(f->close().is_ok());
+    CHECK(read_whole(*t0, "held.bin") == "held v2");  // R = 0: the next open after the close
+  }
+
+  SECTION("rows 7-9: written and closed (sync / auto-export), renamed, removed: what the AWS CLI reads") {
+    write_whole(*t, "w.txt", "written through the link");
+    CHECK(!aws.get("data/w.txt").has_value());  // not before sync
+    REQUIRE(t->sync().is_ok());
+    CHECK(aws.get("data/w.txt") == std::optional<std::string>("written through the link"));
+    write_whole(*t0, "a.txt", "auto-exported at close");
+    CHECK(aws.get("zero/a.txt") == std::optional<std::string>("auto-exported at close"));
+
+    REQUIRE(t->rename("w.txt", "w2.txt").is_ok());  // exported: moved in the bucket at once
+    CHECK(aws.get("data/w2.txt") == std::optional<std::string>("written through the link"));
+    REQUIRE(t->remove("w2.txt").is_ok());  // deleted in the bucket at once
+    auto keys = aws.keys("data/");
+    CHECK(std::find(keys.begin(), keys.end(), "data/w.txt") == keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "data/w2.txt") == keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "data/over.bin") != keys.end());  // the listing works
+  }
 }
