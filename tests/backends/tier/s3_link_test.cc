@@ -1122,6 +1122,31 @@ TEST_CASE("s3 link: the consistency table, row by row, with the AWS CLI as the o
     CHECK(read_whole(*t0, "held.bin") == "held v2");  // R = 0: the next open after the close
   }
 
+  SECTION("rows 5-7 within I: background sync brings new, changed, deleted objects in and exports closed writes") {
+    env.put("bg/changed.bin", "bg v1");
+    env.put("bg/gone.bin", "bg gone");
+    auto ob = env.options("bg");
+    ob.fast_root = "nvme://" + env.fast_dir + "bg";
+    ob.state_dir = env.fast_dir + "bg/.stor-tier";
+    ob.sync_interval_ns = kSecond / 5;
+    ob.revalidate_after_ns = 3600 * kSecond;  // what is seen is the background sync's doing
+    fs::create_directories(env.fast_dir + "bg");
+    auto tb = TieredStore::open(ob).value();
+    REQUIRE(tb->import_listing().is_ok());
+    CHECK(read_whole(*tb, "changed.bin") == "bg v1");
+    REQUIRE(aws.put("bg/changed.bin", "bg v2"));
+    REQUIRE(aws.rm("bg/gone.bin"));
+    REQUIRE(aws.put("bg/new.bin", "bg new"));
+    write_whole(*tb, "local.bin", "bg local");
+    CHECK(eventually([&] { return tb->stat("new.bin").is_ok(); }));
+    CHECK(eventually([&] { return tb->stat("gone.bin").status().code() == Code::kNotFound; }));
+    CHECK(eventually([&] { return tb->status("changed.bin")->residency == Residency::kUncached; }));
+    CHECK(read_whole(*tb, "changed.bin") == "bg v2");
+    CHECK(read_whole(*tb, "new.bin") == "bg new");
+    CHECK(eventually([&] { return tb->status("local.bin")->residency == Residency::kCached; }));
+    CHECK(aws.get("bg/local.bin") == std::optional<std::string>("bg local"));
+  }
+
   SECTION("rows 7-9: written and closed (sync / auto-export), renamed, removed: what the AWS CLI reads") {
     write_whole(*t, "w.txt", "written through the link");
     CHECK(!aws.get("data/w.txt").has_value());  // not before sync
