@@ -1157,10 +1157,16 @@ TEST_CASE("s3 link: the consistency table, row by row, with the AWS CLI as the o
 
     REQUIRE(t->rename("w.txt", "w2.txt").is_ok());  // exported: moved in the bucket at once
     CHECK(aws.get("data/w2.txt") == std::optional<std::string>("written through the link"));
+    write_whole(*t, "d.txt", "dirty, then renamed");  // never exported: its new name after sync
+    REQUIRE(t->rename("d.txt", "d2.txt").is_ok());
+    CHECK(!aws.get("data/d2.txt").has_value());
+    REQUIRE(t->sync().is_ok());
+    CHECK(aws.get("data/d2.txt") == std::optional<std::string>("dirty, then renamed"));
     REQUIRE(t->remove("w2.txt").is_ok());  // deleted in the bucket at once
     auto keys = aws.keys("data/");
     CHECK(std::find(keys.begin(), keys.end(), "data/w.txt") == keys.end());
     CHECK(std::find(keys.begin(), keys.end(), "data/w2.txt") == keys.end());
+    CHECK(std::find(keys.begin(), keys.end(), "data/d.txt") == keys.end());
     CHECK(std::find(keys.begin(), keys.end(), "data/over.bin") != keys.end());  // the listing works
   }
 }
