@@ -133,8 +133,9 @@ class STOR_API BackendFile {
   virtual void readv_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
   virtual void writev_async(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
 
-  // Blocking forms, built on the async ones.
-  Result<size_t> read(void* buf, size_t len, uint64_t offset);
+  // Blocking forms, built on the async ones. A backend may serve a blocking read without the
+  // engine when it can do so without waiting (nvme: from the page cache), hence virtual.
+  virtual Result<size_t> read(void* buf, size_t len, uint64_t offset);
   Result<size_t> write(const void* buf, size_t len, uint64_t offset);
   Result<size_t> readv(std::span<const struct iovec> iov, uint64_t offset);
   Result<size_t> writev(std::span<const struct iovec> iov, uint64_t offset);

@@ -201,6 +201,7 @@ class ReadJoin {
 
 stor::Result<size_t> read_split(stor::File& file, char* dst, size_t len, uint64_t offset, size_t pieces_max) {
   const size_t pieces = std::max<size_t>(1, std::min(pieces_max, (len + kSplitPiece - 1) / kSplitPiece));
+  if (pieces == 1) return file.read(dst, len, offset);  // the backend may serve it inline (nvme: page cache)
   const size_t piece = (len + pieces - 1) / pieces;
   ReadJoin join(pieces);
   for (size_t i = 0; i < pieces; ++i) {
