@@ -25,11 +25,14 @@ struct Json {
   enum Kind { kNull, kBool, kNumber, kString, kArray, kObject } kind = kNull;
   std::string str;
   std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> fields;
+  // Object members as two parallel vectors: std::pair<std::string, Json> would need Json complete
+  // here (clang with libstdc++ refuses it; only std::vector allows an incomplete element type).
+  std::vector<std::string> keys;
+  std::vector<Json> values;
   const Json* get(std::string_view name) const {
     if (kind != kObject) return nullptr;
-    for (auto& [k, v] : fields)
-      if (k == name) return &v;
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == name) return &values[i];
     return nullptr;
   }
 };
@@ -121,7 +124,8 @@ class Parser {
         ++i_;
         Json v;
         if (!value(&v, depth + 1)) return false;
-        out->fields.emplace_back(std::move(key), std::move(v));
+        out->keys.push_back(std::move(key));
+        out->values.push_back(std::move(v));
         ws();
         if (i_ < s_.size() && s_[i_] == ',') { ++i_; continue; }
         if (i_ < s_.size() && s_[i_] == '}') return ++i_, true;
