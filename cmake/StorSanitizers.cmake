@@ -27,9 +27,6 @@ endif()
 
 if(stor_sanitize_flags)
   add_compile_options(${stor_sanitize_flags} -fno-omit-frame-pointer)
-  if(NOT STOR_SANITIZE STREQUAL "thread")
-    add_compile_options(-fsanitize-ignorelist=${CMAKE_CURRENT_LIST_DIR}/ubsan_ignorelist.txt)
-  endif()
   # The runtime is linked into executables and shared objects alike (libstor.so, plugins). C
   # programs (the MPI tests) load libstor.so too, so they need the C++ parts of the runtime.
   add_link_options(${stor_sanitize_flags})

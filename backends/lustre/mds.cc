@@ -673,9 +673,14 @@ Mds::RequestScope::~RequestScope() { t_request = prev_; }
 void Mds::remember_reply(uint64_t client_id, uint64_t xid, uint64_t min_inflight, int64_t time_ns) {
   std::shared_ptr<ClientReplies> c;
   {
-    decltype(replies_)::accessor a;
-    if (replies_.insert(a, client_id)) a->second = std::make_shared<ClientReplies>();
-    c = a->second;
+    std::shared_lock lk(replies_mu_);
+    if (auto it = replies_.find(client_id); it != replies_.end()) c = it->second;
+  }
+  if (!c) {
+    std::unique_lock lk(replies_mu_);
+    auto& slot = replies_[client_id];
+    if (!slot) slot = std::make_shared<ClientReplies>();
+    c = slot;
   }
   std::lock_guard lk(c->mu);
   c->applied[xid] = time_ns;
@@ -686,9 +691,10 @@ void Mds::remember_reply(uint64_t client_id, uint64_t xid, uint64_t min_inflight
 bool Mds::applied(uint64_t client_id, uint64_t xid) const {
   std::shared_ptr<ClientReplies> c;
   {
-    decltype(replies_)::const_accessor a;
-    if (!replies_.find(a, client_id)) return false;
-    c = a->second;
+    std::shared_lock lk(replies_mu_);
+    auto it = replies_.find(client_id);
+    if (it == replies_.end()) return false;
+    c = it->second;
   }
   std::lock_guard lk(c->mu);
   return c->applied.count(xid) != 0;
@@ -696,6 +702,7 @@ bool Mds::applied(uint64_t client_id, uint64_t xid) const {
 
 size_t Mds::reply_slots() const {
   size_t n = 0;
+  std::shared_lock rlk(replies_mu_);
   for (const auto& [id, c] : replies_) {
     std::lock_guard lk(c->mu);
     n += c->applied.size();
@@ -734,6 +741,7 @@ Status Mds::checkpoint() {
     }
   }
   const int64_t oldest = now_ns() - kReplySlotLifetimeNs;
+  std::shared_lock rlk(replies_mu_);
   for (const auto& [client, c] : replies_) {
     std::lock_guard clk(c->mu);
     for (const auto& [xid, t] : c->applied) {

@@ -233,7 +233,12 @@ class Mds {
     std::map<uint64_t, int64_t> applied;  // xid -> time_ns
   };
   void remember_reply(uint64_t client_id, uint64_t xid, uint64_t min_inflight, int64_t time_ns);
-  tbb::concurrent_hash_map<uint64_t, std::shared_ptr<ClientReplies>> replies_;
+  // A plain map under a reader-writer lock rather than a tbb::concurrent_hash_map: the checkpoint
+  // and reply_slots() walk it while requests add clients, which TBB's iterators do not allow
+  // (and they trip UBSan on their bucket markers). Lookups share the lock; only a new client
+  // takes it exclusively.
+  mutable std::shared_mutex replies_mu_;
+  std::unordered_map<uint64_t, std::shared_ptr<ClientReplies>> replies_;
 
   friend struct MdsTestPeer;  // tests reach wal_ to inject write failures
   std::vector<InodeRef> detached_;  // recovery: roots of subtrees no entry reaches

@@ -434,9 +434,6 @@ MdsService::MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts)
 
 MdsService::~MdsService() {
   // Handles still open when the daemon stops: their files' objects may go now.
-  // Iterating an empty tbb::concurrent_hash_map trips UBSan (its iterator downcasts a bucket
-  // marker), and after clean client closes there is nothing to iterate.
-  if (handles_.empty()) return;
   for (auto& [h, handle] : handles_) mds_.close_file(handle.inode);
 }
 
@@ -522,8 +519,8 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
 
 Result<InodeRef> MdsService::handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write) {
   {
-    decltype(handles_)::accessor a;
-    if (handles_.find(a, req.handle())) {
+    std::lock_guard lk(handles_mu_);
+    if (auto a = handles_.find(req.handle()); a != handles_.end()) {
       if (a->second.client_id != req.client_id() || a->second.inode->ino != req.ino())
         return Status::PermissionDenied("lustre mds: open handle belongs to another client");
       if (write && !a->second.writable)
@@ -589,9 +586,8 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       opened.inode->may_have_objects = true;
       const uint64_t h = (random_u64() & ~0xffffffull) | (g_handle_seq.fetch_add(1) & 0xffffff);
       {
-        decltype(handles_)::accessor a;
-        handles_.insert(a, h);
-        a->second = Handle{opened.inode, req.client_id(), (req.flags() & (kOpenWrite | kOpenTruncate)) != 0};
+        std::lock_guard lk(handles_mu_);
+        handles_[h] = Handle{opened.inode, req.client_id(), (req.flags() & (kOpenWrite | kOpenTruncate)) != 0};
       }
       rep.set_handle(h);
       rep.set_created(opened.created);
@@ -604,8 +600,8 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::CLOSE: {
       bool ours = false;
       {
-        decltype(handles_)::const_accessor a;
-        ours = handles_.find(a, req.handle());
+        std::lock_guard lk(handles_mu_);
+        ours = handles_.count(req.handle()) != 0;
       }
       auto n = handle_inode(req, id, /*release=*/true, /*write=*/req.has_size());
       if (!n) {

@@ -17,6 +17,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <tbb/concurrent_hash_map.h>
@@ -92,7 +93,10 @@ class MdsService {
   ~MdsService();
   transport::ServerResult handle(const transport::ServerCall& call);
   // Number of open handles (tests).
-  size_t open_handles() const { return handles_.size(); }
+  size_t open_handles() const {
+    std::lock_guard lk(handles_mu_);
+    return handles_.size();
+  }
   // Resent mutations answered from the reply cache instead of running again.
   uint64_t resends_answered() const { return resends_answered_.load(); }
 
@@ -121,7 +125,10 @@ class MdsService {
   std::shared_ptr<FileSystem> fs_;
   Mds& mds_;
   const MdsServiceOptions opts_;
-  tbb::concurrent_hash_map<uint64_t, Handle> handles_;
+  // One short critical section per open, close or handle check; a plain map (not a
+  // tbb::concurrent_hash_map) so the destructor can walk it (TBB's iterators trip UBSan).
+  mutable std::mutex handles_mu_;
+  std::unordered_map<uint64_t, Handle> handles_;
 };
 
 }  // namespace stor::lustre
