@@ -309,7 +309,8 @@ TEST_CASE("s3 backend: a small object opened for reading costs one request in al
     auto n = f->read(back.data(), back.size(), 0);
     REQUIRE(n.is_ok());
     CHECK(*n == data.size());
-    CHECK(std::memcmp(back.data(), data.data(), data.size()) == 0);
+    // memcmp with the empty case's null data() is undefined even for 0 bytes.
+    CHECK((data.empty() || std::memcmp(back.data(), data.data(), data.size()) == 0));
     // A second read (a slice) is served from the bytes fetched at open.
     if (data.size() > 10) {
       auto m = f->read(back.data(), 10, data.size() - 10);
