@@ -73,6 +73,46 @@ def test_split_reads_add_up_to_end_of_file(base_uri):
         assert bytes(buf[:len(big) - (1 << 20)]) == big[1 << 20:]
 
 
+def test_raw_readinto_keeps_the_position_and_checks_the_file(tmp_path):
+    # A readable stor.File's readinto is native and moves the native position that seek, tell
+    # and read share; it refuses closed, write-only and pre-fork files like the other calls.
+    path = str(tmp_path / "pos.bin")
+    stor.write_bytes(path, DATA)
+    buf = bytearray(1000)
+    with stor.open(path, "rb", buffering=0) as f:
+        assert f.readinto(buf) == 1000 and f.tell() == 1000 and bytes(buf) == DATA[:1000]
+        assert f.read(10) == DATA[1000:1010] and f.tell() == 1010
+        f.seek(-500, io.SEEK_END)
+        assert f.readinto(buf) == 500 and bytes(buf[:500]) == DATA[-500:] and f.tell() == len(DATA)
+        assert f.readinto(buf) == 0 and f.tell() == len(DATA)
+        f.seek(3)
+        assert f.read(2) == DATA[3:5]  # io.RawIOBase.read goes through readinto
+        readinto = f.readinto
+    with pytest.raises(ValueError, match="closed"):
+        readinto(buf)  # the function outlives the file object's open state
+    with pytest.raises(io.UnsupportedOperation):
+        with stor.open(str(tmp_path / "w.bin"), "wb", buffering=0) as w:
+            w.readinto(buf)
+    with stor.open(path, "rb", buffering=0) as f:
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's file refuses, a file opened here works
+            code = 1
+            try:
+                try:
+                    f.readinto(buf)
+                except ValueError as e:
+                    if "another process" in str(e):
+                        with stor.open(path, "rb", buffering=0) as g:
+                            code = 0 if g.readinto(buf) == 1000 and bytes(buf) == DATA[:1000] else 3
+                    else:
+                        code = 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert f.readinto(buf) == 1000  # the parent's file still works
+
+
 def test_async_reads_keep_many_requests_in_flight(base_uri):
     uri = stor.join(base_uri, "async.bin")
     stor.write_bytes(uri, DATA)
@@ -111,6 +151,8 @@ def test_reads_release_the_gil(tmp_path):
             end = time.monotonic() + 0.2
             while time.monotonic() < end:
                 f.preadinto(buf, 0)
+                f.seek(0)
+                f.readinto(buf)
     finally:
         t.join()
     assert count[0] > 1000
