@@ -11,15 +11,13 @@
 //
 // Prints the bound endpoint (with the real port) as the first line of stdout, then serves until
 // SIGTERM or SIGINT, when it closes every connection, checkpoints the metadata and exits 0.
-#include <signal.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "../common/daemon.h"
 #include "stor/mds.h"
-#include "stor/settings.h"
 
 namespace {
 
@@ -44,14 +42,9 @@ void usage(FILE* out) {
                "Prints the bound endpoint on the first line of stdout; exits 0 on SIGTERM/SIGINT after a checkpoint.\n");
 }
 
-bool parse_number(const char* s, uint64_t& out, uint64_t max = UINT64_MAX) {
-  auto v = stor::parse_uint(s);
-  if (!v.is_ok() || *v > max) return false;
-  out = *v;
-  return true;
-}
-
 }  // namespace
+
+using stor::daemon::parse_number;
 
 int main(int argc, char** argv) {
   bool insecure = false;
@@ -90,21 +83,10 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  if (o.key_file.empty() == !insecure) {
-    std::fprintf(stderr, "stor-mds: %s\n",
-                 insecure ? "--key-file and --insecure-no-auth contradict each other"
-                          : "no --key-file: refusing to serve metadata to unauthenticated clients (use ROOT/mdt/target.key, "
-                            "or pass --insecure-no-auth on a trusted network)");
+  if (!stor::daemon::check_auth_choice("stor-mds", !o.key_file.empty(), insecure, "metadata", "use ROOT/mdt/target.key"))
     return 2;
-  }
 
-  // Block the stop signals before any thread starts, so only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const stor::daemon::StopSignals stop_signals;  // before any thread starts
 
   o.log = [](const std::string& msg) { std::fprintf(stderr, "stor-mds: %s\n", msg.c_str()); };
   auto server = stor::MdsServer::start(o);
@@ -118,9 +100,7 @@ int main(int argc, char** argv) {
                insecure ? "NO authentication" : ("clients authenticated by key " + o.key_file).c_str(),
                o.root_squash ? "root squashed" : "no root squash");
 
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
-  }
+  stop_signals.wait();
   (*server)->stop();
   server->reset();  // checkpoints and releases ROOT/mdt/lock
   return 0;

@@ -9,16 +9,14 @@
 //
 // Prints the bound endpoint (with the real port) as the first line of stdout, then serves until
 // SIGTERM or SIGINT, when it closes every connection and exits 0.
-#include <signal.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "../common/daemon.h"
 #include "stor/engine.h"
-#include "stor/settings.h"
 #include "stor/target.h"
 
 namespace {
@@ -43,15 +41,9 @@ void usage(FILE* out) {
                "Prints the bound endpoint on the first line of stdout; exits on SIGTERM/SIGINT.\n");
 }
 
-// Strict digits: strtoull took "-1" as 2^64-1 (an unlimited payload) and leading blanks.
-bool parse_number(const char* s, uint64_t& out) {
-  auto v = stor::parse_uint(s);
-  if (!v.is_ok()) return false;
-  out = *v;
-  return true;
-}
-
 }  // namespace
+
+using stor::daemon::parse_number;
 
 int main(int argc, char** argv) {
   std::string make_key;
@@ -71,7 +63,7 @@ int main(int argc, char** argv) {
     else if (a == "--dir") topts.dir = value();
     else if (a == "--timeout-ms" && parse_number(value(), n)) topts.timeout = std::chrono::milliseconds(n);
     else if (a == "--max-payload" && parse_number(value(), n)) topts.max_payload = n;
-    else if (a == "--max-connections" && parse_number(value(), n) && n <= UINT32_MAX)
+    else if (a == "--max-connections" && parse_number(value(), n, UINT32_MAX))
       topts.max_connections = static_cast<unsigned>(n);
     else if (a == "--idle-timeout-ms" && parse_number(value(), n)) topts.idle_timeout = std::chrono::milliseconds(n);
     else if (a == "--plain-sockets") topts.io_uring = false;
@@ -99,22 +91,12 @@ int main(int argc, char** argv) {
     usage(stderr);
     return 2;
   }
-  if (topts.key_file.empty() == !insecure) {
-    std::fprintf(stderr, "stor-target: %s\n",
-                 insecure ? "--key-file and --insecure-no-auth contradict each other"
-                          : "no --key-file: refusing to serve objects to unauthenticated clients (make a key with "
-                            "--make-key FILE, or pass --insecure-no-auth on a trusted network)");
+  if (!stor::daemon::check_auth_choice("stor-target", !topts.key_file.empty(), insecure, "objects",
+                                       "make a key with --make-key FILE"))
     return 2;
-  }
   // The key file itself is read (and refused when unsafe) by TargetServer::start below.
 
-  // Block the stop signals before any thread starts, so only sigwait below sees them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  const stor::daemon::StopSignals stop_signals;  // before any thread starts
 
   auto engine = stor::IoEngine::create();
   if (!engine) {
@@ -134,9 +116,7 @@ int main(int argc, char** argv) {
                (*server)->endpoint().c_str(), (*engine)->name(),
                insecure ? "NO authentication" : ("clients authenticated by key " + topts.key_file).c_str());
 
-  int sig = 0;
-  while (sigwait(&stop_signals, &sig) != 0) {
-  }
+  stop_signals.wait();
   (*server)->stop();
   (*engine)->drain();
   return 0;

@@ -389,6 +389,33 @@ TEST_CASE("stor-mds squashes root and refuses unauthenticated clients", "[lustre
   CHECK(as_root->stat(c.uri("/by-root")).value().uid == 65534);  // survived the restart
 }
 
+TEST_CASE("the daemons refuse to start without exactly one of a key and --insecure-no-auth", "[lustre][cluster]") {
+  stor::test::TempDir d;
+  const std::string key = d / "k";
+  REQUIRE(transport::write_key_file(key, transport::AuthKey::generate().value()).is_ok());
+  const std::string mds = std::string(STOR_MDS_PATH) + " --root " + d.path() + " --listen tcp://127.0.0.1:0 ";
+  const std::string target = std::string(STOR_TARGET_PATH) + " --dir " + d.path() + " --listen tcp://127.0.0.1:0 ";
+  struct Case {
+    std::string command, says;
+  } cases[] = {
+      {mds, "stor-mds: no --key-file: refusing to serve metadata to unauthenticated clients (use ROOT/mdt/target.key, "
+            "or pass --insecure-no-auth on a trusted network)"},
+      {mds + "--key-file " + key + " --insecure-no-auth", "stor-mds: --key-file and --insecure-no-auth contradict"},
+      {mds + "--insecure-no-auth --squash-uid 4294967296", "stor-mds: bad argument '--squash-uid'"},
+      {target, "stor-target: no --key-file: refusing to serve objects to unauthenticated clients (make a key with "
+               "--make-key FILE, or pass --insecure-no-auth on a trusted network)"},
+      {target + "--insecure-no-auth --key-file " + key, "stor-target: --key-file and --insecure-no-auth contradict"},
+      {target + "--insecure-no-auth --max-connections 4294967296", "stor-target: bad argument '--max-connections'"},
+      {target + "--insecure-no-auth --timeout-ms -1", "stor-target: bad argument '--timeout-ms'"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.command);
+    auto r = stor::test::run_command(c.command + " 2>&1 </dev/null");
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.out, Catch::Contains(c.says));
+  }
+}
+
 TEST_CASE("the MDS validates every request it reads", "[lustre][cluster]") {
   stor::test::TempDir dir;
   MkfsOptions o;
