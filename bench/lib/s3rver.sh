@@ -27,3 +27,21 @@ stop_s3rver() {
   if [ -n "$S3RVER_PID" ]; then kill "$S3RVER_PID" 2>/dev/null || true; wait "$S3RVER_PID" 2>/dev/null || true; fi
   S3RVER_PID=""
 }
+
+# The frame of a bench script around one s3rver: checks node, s3rver and that the bench binary
+# BUILD/RELPATH is built (its file name is the cmake target), sets `bench` to it and `work` to a
+# new scratch directory, and on exit stops s3rver and removes `work`.
+#   s3rver_bench_init NAME BUILD RELPATH WORK_PREFIX
+s3rver_bench_init() {
+  local name=$1 build_dir=$2 relpath=$3 prefix=$4
+  bench="$build_dir/$relpath"
+  require_s3rver "$name"
+  [ -x "$bench" ] || { echo "$name: $bench not built (cmake --build $build_dir --target $(basename "$relpath"))" >&2; exit 1; }
+  work=$(mktemp -d "${TMPDIR:-/tmp}/$prefix-XXXXXX")
+  trap s3rver_bench_cleanup EXIT
+}
+
+s3rver_bench_cleanup() {
+  stop_s3rver
+  rm -rf "$work"
+}

@@ -34,11 +34,13 @@
 #include <thread>
 #include <vector>
 
+#include "../lib/bench_util.h"
 #include "stor/admin.h"
 #include "stor/parquet.h"
 #include "stor/store.h"
 
 using namespace stor;
+using bench::seconds_since;
 namespace fs = std::filesystem;
 
 namespace {
@@ -53,31 +55,14 @@ struct Args {
   int latency_ms = 0;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 bool parallel(size_t n, unsigned threads, const std::function<Status(size_t)>& work) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> ok{true};
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t)
-    pool.emplace_back([&] {
-      for (size_t k; ok && (k = next.fetch_add(1)) < n;) {
-        Status s = work(k);
-        if (!s.is_ok()) {
-          std::fprintf(stderr, "bench_parquet: %s\n", s.to_string().c_str());
-          ok = false;
-        }
-      }
-    });
-  for (auto& t : pool) t.join();
-  return ok;
+  return bench::parallel(n, threads, work, "bench_parquet");
 }
 
 std::map<std::string, std::string> s3_settings(const Args& a) {
-  return {{"s3.endpoint", a.endpoint}, {"s3.access_key", "S3RVER"}, {"s3.secret_key", "S3RVER"},
-          {"s3.region", "us-east-1"}, {"s3.session", "off"}, {"s3.readahead", "0"}};
+  auto s = bench::s3rver_settings(a.endpoint);
+  s["s3.readahead"] = "0";
+  return s;
 }
 
 struct Result1 {
@@ -185,20 +170,19 @@ int usage() {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--endpoint") a.endpoint = next();
-    else if (k == "--dir") a.dir = next();
-    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--small-object") a.small_object = next();
-    else if (k == "--parallel") a.parallel = next();
-    else if (k == "--predict") a.predict = next();
-    else if (k == "--rounds") a.rounds = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--latency") a.latency_ms = std::stoi(next());
+  for (bench::ArgWalk w(argc, argv); w.next();) {
+    const std::string& k = w.key();
+    if (k == "--endpoint") a.endpoint = w.value();
+    else if (k == "--dir") a.dir = w.value();
+    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--small-object") a.small_object = w.value();
+    else if (k == "--parallel") a.parallel = w.value();
+    else if (k == "--predict") a.predict = w.value();
+    else if (k == "--rounds") a.rounds = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--latency") a.latency_ms = std::stoi(w.value());
     else if (k == "--columns") {
       a.columns.clear();
-      std::stringstream ss(next());
+      std::stringstream ss(w.value());
       for (std::string c; std::getline(ss, c, ',');) a.columns.push_back(c);
     } else return usage();
   }
@@ -224,10 +208,7 @@ int main(int argc, char** argv) {
   so.publish_stats = false;
   auto store = Store::create(so).value();
   const std::string bucket_uri = "s3://" + a.bucket;
-  if (auto made = admin::s3_create_bucket(*store, bucket_uri); !made.is_ok() && made.status().code() != Code::kAlreadyExists) {
-    std::fprintf(stderr, "bench_parquet: create bucket: %s\n", made.status().to_string().c_str());
-    return 1;
-  }
+  if (!bench::ensure_bucket(*store, bucket_uri, "bench_parquet")) return 1;
   auto uri_of = [&](size_t i) { return bucket_uri + "/table/" + names[i]; };
   auto t0 = std::chrono::steady_clock::now();
   if (!parallel(names.size(), a.threads, [&](size_t i) -> Status {

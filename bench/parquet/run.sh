@@ -21,18 +21,8 @@ READ=${READ:-c1,c6,c11}
 SMALL_OBJECT=${SMALL_OBJECT:-1M}
 EXTRA=${EXTRA:-}
 
-bench="$build/bench/parquet/bench_parquet"
 source "$root/bench/lib/s3rver.sh"
-require_s3rver "parquet bench"
-[ -x "$bench" ] || { echo "parquet bench: $bench not built (cmake --build $build --target bench_parquet)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/stor-parquet-bench-XXXXXX")
-cleanup() {
-  stop_s3rver
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+s3rver_bench_init "parquet bench" "$build" bench/parquet/bench_parquet stor-parquet-bench
 mkdir -p "$work/files"
 t0=$(date +%s)
 node "$root/tests/fixtures/parquet_gen.js" write "$work/files" "$FILES" "$COLUMNS" "$ROWS" "$ROW_GROUP" part- >/dev/null

@@ -16,19 +16,9 @@ CONNECTIONS=${CONNECTIONS:-"1 4 16"}
 PART_SIZE=${PART_SIZE:-8388608}
 REPEAT=${REPEAT:-1}
 
-bench="$build/bench/s3/s3_bench"
 sdk="$root/bench/s3/sdk_bench.js"
 source "$root/bench/lib/s3rver.sh"
-require_s3rver "s3 bench"
-[ -x "$bench" ] || { echo "s3 bench: $bench not built (cmake --build $build --target s3_bench)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/stor-s3-bench-XXXXXX")
-cleanup() {
-  stop_s3rver
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+s3rver_bench_init "s3 bench" "$build" bench/s3/s3_bench stor-s3-bench
 start_s3rver "$work/data"
 endpoint="$S3RVER_ENDPOINT"
 export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_REGION=us-east-1

@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "../lib/bench_util.h"
 #include "stor/admin.h"
 #include "stor/object_store.h"
 #include "stor/store.h"
@@ -87,38 +88,32 @@ int usage() {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--endpoint") a.endpoint = next();
-    else if (k == "--access-key") a.access_key = next();
-    else if (k == "--secret-key") a.secret_key = next();
-    else if (k == "--bucket") a.bucket = next();
-    else if (k == "--files") a.files = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--size") a.size = std::stoull(next());
-    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--rounds") a.rounds = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--interval-ms") a.interval_ms = std::stoll(next());
+  for (bench::ArgWalk w(argc, argv); w.next();) {
+    const std::string& k = w.key();
+    if (k == "--endpoint") a.endpoint = w.value();
+    else if (k == "--access-key") a.access_key = w.value();
+    else if (k == "--secret-key") a.secret_key = w.value();
+    else if (k == "--bucket") a.bucket = w.value();
+    else if (k == "--files") a.files = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--size") a.size = std::stoull(w.value());
+    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--rounds") a.rounds = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--interval-ms") a.interval_ms = std::stoll(w.value());
     else if (k == "--notify") a.notify = true;
-    else if (k == "--work-dir") a.work_dir = next();
+    else if (k == "--work-dir") a.work_dir = w.value();
     else return usage();
   }
   if (a.endpoint.empty() || a.files == 0 || a.threads == 0 || a.rounds == 0 || a.interval_ms <= 0) return usage();
-  if (a.work_dir.empty()) a.work_dir = fs::temp_directory_path() / ("stor-tiersync-bench-" + std::to_string(::getpid()));
-  fs::remove_all(a.work_dir);
+  a.work_dir = bench::fresh_work_dir(a.work_dir, "stor-tiersync-bench");
 
   StoreOptions so;
-  so.settings = {{"s3.endpoint", a.endpoint}, {"s3.access_key", a.access_key}, {"s3.secret_key", a.secret_key},
-                 {"s3.region", "us-east-1"}, {"s3.session", "off"}};
+  so.settings = bench::s3rver_settings(a.endpoint, a.access_key, a.secret_key);
   auto store = Store::create(so).value();
   auto other = Store::create(so).value();  // "another client": its own S3 client and connections
   auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
   const std::string bucket_uri = "s3express://" + a.bucket;
   auto cold = store->backend(Uri::parse(bucket_uri + "/x").value()).value();
-  if (auto made = admin::s3_create_bucket(*store, bucket_uri); !made.is_ok() && made.status().code() != Code::kAlreadyExists) {
-    std::fprintf(stderr, "bench_sync: create bucket: %s\n", made.status().to_string().c_str());
-    return 1;
-  }
+  if (!bench::ensure_bucket(*store, bucket_uri, "bench_sync")) return 1;
   auto link = [&](const std::string& name, const std::string& prefix, auto&& tweak) {
     const std::string dir = a.work_dir + "/" + name;
     fs::create_directories(dir);

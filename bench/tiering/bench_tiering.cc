@@ -15,11 +15,13 @@
 #include <thread>
 #include <vector>
 
+#include "../lib/bench_util.h"
 #include "stor/admin.h"
 #include "stor/store.h"
 #include "stor/tiering.h"
 
 using namespace stor;
+using bench::seconds_since;
 namespace fs = std::filesystem;
 
 namespace {
@@ -34,10 +36,6 @@ struct Args {
   bool durable_fetch = true;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 std::string name_of(unsigned i) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "shard%02u/sample%05u.bin", i % 16, i);
@@ -46,24 +44,7 @@ std::string name_of(unsigned i) {
 
 // Runs work(i) for i in order (shuffled by the caller) over `threads` threads; false on any error.
 bool parallel(const std::vector<unsigned>& order, unsigned threads, const std::function<Status(unsigned)>& work) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> ok{true};
-  std::vector<std::thread> pool;
-  for (unsigned t = 0; t < threads; ++t) {
-    pool.emplace_back([&] {
-      std::vector<char> buf;
-      for (size_t k; (k = next.fetch_add(1)) < order.size();) {
-        Status s = work(order[k]);
-        if (!s.is_ok()) {
-          std::fprintf(stderr, "bench_tiering: %s\n", s.to_string().c_str());
-          ok = false;
-          return;
-        }
-      }
-    });
-  }
-  for (auto& th : pool) th.join();
-  return ok;
+  return bench::parallel(order, threads, work, "bench_tiering");
 }
 
 Status read_fully(BackendFile& f, uint64_t expect, std::vector<char>& buf) {
@@ -84,36 +65,30 @@ int usage() {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string k = argv[i];
-    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
-    if (k == "--endpoint") a.endpoint = next();
-    else if (k == "--bucket") a.bucket = next();
-    else if (k == "--files") a.files = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--size") a.file_size = std::stoull(next());
-    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(next()));
-    else if (k == "--work-dir") a.work_dir = next();
+  for (bench::ArgWalk w(argc, argv); w.next();) {
+    const std::string& k = w.key();
+    if (k == "--endpoint") a.endpoint = w.value();
+    else if (k == "--bucket") a.bucket = w.value();
+    else if (k == "--files") a.files = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--size") a.file_size = std::stoull(w.value());
+    else if (k == "--threads") a.threads = static_cast<unsigned>(std::stoul(w.value()));
+    else if (k == "--work-dir") a.work_dir = w.value();
     else if (k == "--no-durable-fetch") a.durable_fetch = false;
     else return usage();
   }
   if (a.endpoint.empty() || a.files == 0 || a.threads == 0) return usage();
-  if (a.work_dir.empty()) a.work_dir = fs::temp_directory_path() / ("stor-tier-bench-" + std::to_string(::getpid()));
-  fs::remove_all(a.work_dir);
+  a.work_dir = bench::fresh_work_dir(a.work_dir, "stor-tier-bench");
   const std::string fast_dir = a.work_dir + "/linked", copy_dir = a.work_dir + "/copy";
   fs::create_directories(fast_dir);
   fs::create_directories(copy_dir);
 
   StoreOptions so;
-  so.settings = {{"s3.endpoint", a.endpoint}, {"s3.access_key", "S3RVER"}, {"s3.secret_key", "S3RVER"},
-                 {"s3.region", "us-east-1"}, {"s3.session", "off"}};
+  so.settings = bench::s3rver_settings(a.endpoint);
   auto store = Store::create(so).value();
   auto nvme = store->backend(Uri::parse("nvme:///").value()).value();
   const std::string bucket_uri = "s3express://" + a.bucket;
   auto cold = store->backend(Uri::parse(bucket_uri + "/x").value()).value();
-  if (auto made = admin::s3_create_bucket(*store, bucket_uri); !made.is_ok() && made.status().code() != Code::kAlreadyExists) {
-    std::fprintf(stderr, "bench_tiering: create bucket: %s\n", made.status().to_string().c_str());
-    return 1;
-  }
+  if (!bench::ensure_bucket(*store, bucket_uri, "bench_tiering")) return 1;
   // Requests the S3 client has sent so far (0 if its counters cannot be read).
   auto s3_requests = [&]() -> uint64_t {
     auto st = admin::s3_client_stats(*store, bucket_uri);

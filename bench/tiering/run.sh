@@ -16,17 +16,7 @@ SIZE=${SIZE:-262144}
 THREADS=${THREADS:-8}
 EXTRA=${EXTRA:-}
 
-bench="$build/bench/tiering/bench_tiering"
 source "$root/bench/lib/s3rver.sh"
-require_s3rver "tiering bench"
-[ -x "$bench" ] || { echo "tiering bench: $bench not built (cmake --build $build --target bench_tiering)" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/stor-tier-bench-XXXXXX")
-cleanup() {
-  stop_s3rver
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
+s3rver_bench_init "tiering bench" "$build" bench/tiering/bench_tiering stor-tier-bench
 start_s3rver "$work/s3"
 "$bench" --endpoint "$S3RVER_ENDPOINT" --files "$FILES" --size "$SIZE" --threads "$THREADS" --work-dir "$work/local" $EXTRA
