@@ -9,7 +9,6 @@
 // leave the "clean" marker (else mount scans the targets for orphans). Bit 3: skip the walk.
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <string>
 
@@ -19,6 +18,7 @@
 #include "backends/lustre/lustre_admin.h"
 #include "backends/lustre/wal.h"
 #include "fuzz/fuzz_util.h"
+#include "fuzz/lustre_walk.h"
 
 using namespace stor::lustre;
 namespace fsys = std::filesystem;
@@ -72,21 +72,11 @@ std::string frame_records(const uint8_t* p, size_t n) {
   return out;
 }
 
-// Every entry under "/", breadth first, bounded (a damaged tree may be huge or cyclic).
 uint64_t walk(FileSystem& fs, const Identity& root_id) {
-  uint64_t seen = 0;
-  std::deque<std::pair<std::string, int>> todo{{"/", 0}};
-  while (!todo.empty() && seen < 256) {
-    auto [path, depth] = todo.front();
-    todo.pop_front();
-    ++seen;
+  return stor::fuzz::walk_namespace(fs, root_id, [&](const std::string& path) {
     (void)fs.mds().stat(root_id, path);
     (void)getstripe(fs.root() + path, root_id);
-    auto entries = fs.mds().readdir(root_id, path);
-    if (!entries.is_ok() || depth >= 16) continue;
-    for (const auto& e : *entries) todo.emplace_back((path == "/" ? "" : path) + "/" + e.name, depth + 1);
-  }
-  return seen;
+  });
 }
 
 }  // namespace

@@ -6,11 +6,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
+#include "backends/lustre/remote_mds.h"
 #include "backends/lustre/wal.h"
 #include "backends/tier/journal.h"
 #include "net/object_protocol.h"
@@ -324,6 +326,95 @@ void journal_seeds(const std::string& scratch) {
   seed("tiering_journal", "framed", sel(1, strip(cp) + "\n--\n" + strip(journal)));
 }
 
+// ---- stor-mds requests ------------------------------------------------------------------------
+
+// Records `u16 length | encoded pb::MdsRequest`, as mds_request_fuzz.cc reads them.
+void mds_seeds() {
+  using namespace stor::lustre;
+  uint64_t xid = 0;
+  auto req = [&xid](pb::MdsRequest::Op op, std::string path, uint32_t uid = 1000) {
+    pb::MdsRequest r;
+    r.set_op(op);
+    r.set_client_id(0x1234);
+    r.set_xid(++xid);
+    r.set_min_inflight_xid(xid);
+    r.set_uid(uid);
+    r.add_gids(uid);
+    r.set_path(std::move(path));
+    return r;
+  };
+  auto records = [](const std::vector<pb::MdsRequest>& reqs) {
+    std::string out;
+    for (const auto& r : reqs) {
+      const std::string b = r.SerializeAsString();
+      out.push_back(static_cast<char>(b.size() & 0xff));
+      out.push_back(static_cast<char>(b.size() >> 8));
+      out += b;
+    }
+    return out;
+  };
+  pb::Layout layout;
+  auto* c = layout.add_components();
+  c->set_extent_start(0);
+  c->set_extent_end(UINT64_MAX);
+  c->set_stripe_count(2);
+  c->set_stripe_size(1 << 20);
+  c->set_stripe_offset(-1);
+
+  std::vector<pb::MdsRequest> session;
+  session.push_back(req(pb::MdsRequest::GET_CONFIG, ""));
+  session.push_back(req(pb::MdsRequest::MKDIR, "/a", 0));
+  session.back().set_mode(0777);
+  session.push_back(req(pb::MdsRequest::SET_LAYOUT, "/a"));
+  *session.back().mutable_layout() = layout;
+  session.push_back(req(pb::MdsRequest::OPEN, "/a/f"));
+  session.back().set_flags(stor::kOpenWrite | stor::kOpenCreate);
+  session.back().set_mode(0644);
+  session.push_back(req(pb::MdsRequest::STAT, "/a/f"));
+  session.push_back(req(pb::MdsRequest::READDIR, "/a"));
+  session.push_back(req(pb::MdsRequest::GET_LAYOUT, "/a/f"));
+  session.push_back(req(pb::MdsRequest::RENAME, "/a/f"));
+  session.back().set_new_path("/a/g");
+  session.push_back(req(pb::MdsRequest::CHMOD, "/a/g"));
+  session.back().set_mode(0600);
+  session.push_back(req(pb::MdsRequest::CHOWN, "/a/g", 0));
+  session.back().set_owner_uid(1001);
+  session.back().set_owner_gid(UINT32_MAX);
+  session.push_back(session[1]);  // a resend: answered from the reply cache
+  session.push_back(req(pb::MdsRequest::STATFS, ""));
+  session.push_back(req(pb::MdsRequest::REMOVE, "/a/g"));
+  session.push_back(req(pb::MdsRequest::READDIR, "/"));
+  session.back().set_after("a");
+  // Without root squash (bit 1), so root's mkdir of /a (0777) lets uid 1000 work in it.
+  seed("mds_request", "session", sel(2, records(session)));
+  seed("mds_request", "session_tcp", sel(2 | 8, records(session)));
+  seed("mds_request", "session_small_replies", sel(2 | 4, records(session)));
+  seed("mds_request", "session_squashed", sel(0, records(session)));
+
+  auto open = req(pb::MdsRequest::OPEN, "/f", 0);
+  open.set_flags(stor::kOpenRead | stor::kOpenWrite | stor::kOpenCreate | stor::kOpenTruncate);
+  open.set_mode(0644);
+  *open.mutable_layout() = layout;
+  auto close = req(pb::MdsRequest::CLOSE, "", 0);
+  close.set_handle(1);
+  close.set_ino(2);
+  close.set_has_size(true);
+  close.set_size(4096);
+  auto merge = close;
+  merge.set_op(pb::MdsRequest::MERGE_SIZE);
+  auto truncate = close;
+  truncate.set_op(pb::MdsRequest::SET_SIZE);
+  seed("mds_request", "handles", sel(2, records({open, merge, truncate, close})));
+
+  // Structured mode: the bytes only steer the request builder.
+  std::mt19937 gen(14);
+  for (int i = 0; i < 4; ++i) {
+    std::string b(512, '\0');
+    for (auto& ch : b) ch = static_cast<char>(gen());
+    seed("mds_request", "structured" + std::to_string(i), sel(static_cast<uint8_t>(1 | (i << 1)), b));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -338,6 +429,7 @@ int main(int argc, char** argv) {
   transport_seeds();
   lustre_seeds(scratch);
   journal_seeds(scratch);
+  mds_seeds();
   std::printf("seeds written to %s\n", out_root.c_str());
   return 0;
 }

@@ -11,7 +11,7 @@ SECONDS_PER_TARGET=${1:-60}
 shift || true
 BUILD_DIR=${BUILD_DIR:-build-fuzz}
 JOBS=${JOBS:-$(nproc)}
-all_targets=(s3_xml http uri transport lustre_mount layout tiering_journal parquet_footer)
+all_targets=(s3_xml http uri transport lustre_mount layout tiering_journal parquet_footer mds_request)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
