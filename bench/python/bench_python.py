@@ -50,6 +50,14 @@ def timed(fn):
     return time.perf_counter() - t
 
 
+def timed_wall_cpu(fn):
+    """(wall seconds, CPU seconds of this process) of fn()."""
+    c = time.process_time()
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t, time.process_time() - c
+
+
 # ---- readinto -------------------------------------------------------------------------------
 
 def bench_readinto(work):
@@ -92,11 +100,19 @@ def bench_readinto(work):
     for bs in (1 << 20, 16 << 20):
         buf = bytearray(bs)
         py_pass(buf)  # page cache warm for both
-        s, p = [], []
+        s, p, s_cpu, p_cpu = [], [], [], []
         for _ in range(ROUNDS + 2):
-            s.append(size / timed(lambda: stor_pass(buf)) / 1e9)
-            p.append(size / timed(lambda: py_pass(buf)) / 1e9)
+            wall, cpu = timed_wall_cpu(lambda: stor_pass(buf))
+            s.append(size / wall / 1e9)
+            s_cpu.append(size / cpu / 1e9)
+            wall, cpu = timed_wall_cpu(lambda: py_pass(buf))
+            p.append(size / wall / 1e9)
+            p_cpu.append(size / cpu / 1e9)
         report(f"readinto nvme:// {bs >> 20} MiB buffers", statistics.median(s), statistics.median(p), "GB/s",
+               "open().readinto")
+        # Bytes per CPU second of the whole process (all threads): what the binding costs, without
+        # the preemption a shared machine adds to wall time.
+        report(f"  same, per CPU second", statistics.median(s_cpu), statistics.median(p_cpu), "GB/cpu-s",
                "open().readinto")
     os.remove(path)
 
