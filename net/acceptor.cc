@@ -210,6 +210,9 @@ void Acceptor::reap_finished_locked() {
 
 void Acceptor::stop() {
   if (stopping_.exchange(true)) return;
+  // Shutting the listening socket down fails a blocked accept at once (EINVAL), so stop() does
+  // not wait out the accept deadline; the deadline stays as the fallback.
+  if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
   if (accept_thread_.joinable()) accept_thread_.join();
   std::list<Connection> conns;
   {
