@@ -672,6 +672,10 @@ class CachingBackendImpl final : public CachingBackend {
   uint32_t capabilities() const override { return inner_->capabilities() & ~kCapDirectIo; }
 
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) override {
+    // Cached blocks are keyed by offset: an append lands where the cache cannot know.
+    if (opts.flags & kOpenAppend)
+      return Status::Unsupported("cache: appending opens (kOpenAppend) are not supported on a cached " +
+                                 std::string(inner_->scheme()) + " backend");
     OpenOptions inner_opts = opts;
     inner_opts.flags &= ~kOpenDirect;  // the cache is the buffer
     const bool writable = opts.flags & kOpenWrite;

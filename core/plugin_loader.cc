@@ -102,6 +102,9 @@ class PluginBackend final : public Backend {
   uint32_t capabilities() const override { return ops_->capabilities; }
 
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) override {
+    // The plugin ABI predates kOpenAppend: a plugin would take the offsets as given.
+    if (opts.flags & kOpenAppend)
+      return Status::Unsupported(std::string(ops_->scheme) + ": appending opens (kOpenAppend) are not supported by plugins");
     stor_plugin_error e{};
     void* f = ops_->open(handle_, uri.authority.c_str(), uri.path.c_str(), opts.flags, opts.mode, &e);
     if (!f) return plugin_status(e, "open");

@@ -221,6 +221,8 @@ class LustreBackend final : public Backend {
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
     STOR_ASSIGN_OR_RETURN(auto t, resolve(uri));
     if (!t.fs) return native::open(engine_, t.path, o, uri.to_string());
+    if ((o.flags & kOpenAppend) && !(o.flags & kOpenWrite))
+      return Status::InvalidArgument("lustre: kOpenAppend needs kOpenWrite: " + uri.to_string());
     STOR_ASSIGN_OR_RETURN(auto opened, t.fs->meta().open(opts_.identity, t.path, o.flags, o.mode));
     uint32_t flags = o.flags | ((o.flags & kOpenTruncate) ? uint32_t{kOpenWrite} : uint32_t{0});
     std::unique_ptr<BackendFile> file;

@@ -99,6 +99,10 @@ Result<std::unique_ptr<BackendFile>> open(IoEngine* engine, const std::string& h
   if (o.flags & kOpenCreate) flags |= O_CREAT;
   if (o.flags & kOpenTruncate) flags |= O_TRUNC;
   if ((o.flags & kOpenExclusive) && (o.flags & kOpenCreate)) flags |= O_EXCL;
+  if (o.flags & kOpenAppend) {
+    if (!w) return Status::InvalidArgument("lustre: kOpenAppend needs kOpenWrite: " + host);
+    flags |= O_APPEND;  // Lustre serialises appenders with a whole-file extent lock
+  }
   int fd = ::open(host.c_str(), flags, o.mode);
   if (fd < 0) return Status::from_errno(errno, "lustre: open " + host);
   struct stat st {};

@@ -14,7 +14,7 @@ namespace stor::lustre {
 namespace {
 
 constexpr uint32_t kKnownOpenFlags =
-    kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect;
+    kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect | kOpenAppend;
 
 uint64_t random_u64() {
   uint64_t v = 0;

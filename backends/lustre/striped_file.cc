@@ -1,5 +1,6 @@
 #include "backends/lustre/striped_file.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <shared_mutex>
@@ -111,6 +112,14 @@ void StripedFile::start_write(std::span<const struct iovec> iov, uint64_t offset
   if (!total) return done(total.status().with_context("lustre: " + path_));
   const size_t len = *total;
   if (len == 0) return done(size_t{0});
+  if (flags_ & kOpenAppend) {
+    // O_APPEND: the offset given is ignored; each append takes the bytes after the file's end
+    // and after every append of this handle still in flight, so concurrent appends through one
+    // handle never overlap.
+    std::lock_guard<std::mutex> lock(append_mu_);
+    offset = std::max(current_size(), append_end_);
+    if (offset <= kMaxFileSize && len <= kMaxFileSize - offset) append_end_ = offset + len;
+  }
   if (offset > kMaxFileSize || len > kMaxFileSize - offset)
     return done(Status::InvalidArgument("lustre: write past the largest file size (2^63 - 1 bytes)"));
   uint64_t end = offset + len;

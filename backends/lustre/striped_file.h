@@ -104,6 +104,10 @@ class StripedFile : public BackendFile {
   void start_read(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
   void start_write(std::span<const struct iovec> iov, uint64_t offset, IoCallback done);
   std::atomic<bool> closed_{false};
+  // kOpenAppend: the end of the last append this handle reserved (its bytes may still be in
+  // flight, so the file's size does not show them yet).
+  std::mutex append_mu_;
+  uint64_t append_end_ = 0;
 };
 
 }  // namespace stor::lustre

@@ -181,16 +181,19 @@ class NvmeBackend final : public Backend {
 
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& o) override {
     STOR_RETURN_IF_ERROR(check_uri(uri));
-    if (o.flags & ~uint32_t{kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect})
+    if (o.flags &
+        ~uint32_t{kOpenRead | kOpenWrite | kOpenCreate | kOpenTruncate | kOpenExclusive | kOpenDirect | kOpenAppend})
       return Status::InvalidArgument("unknown open flags");
-    if ((o.flags & (kOpenCreate | kOpenTruncate)) && !(o.flags & kOpenWrite))
-      return Status::InvalidArgument("create/truncate need kOpenWrite: " + uri.path);
+    if ((o.flags & (kOpenCreate | kOpenTruncate | kOpenAppend)) && !(o.flags & kOpenWrite))
+      return Status::InvalidArgument("create/truncate/append need kOpenWrite: " + uri.path);
     int flags = O_CLOEXEC;
     bool rd = o.flags & kOpenRead, wr = o.flags & kOpenWrite;
     flags |= (rd && wr) ? O_RDWR : wr ? O_WRONLY : O_RDONLY;
     if (o.flags & kOpenCreate) flags |= O_CREAT;
     if (o.flags & kOpenTruncate) flags |= O_TRUNC;
     if (o.flags & kOpenExclusive) flags |= O_EXCL;
+    // io_uring writes and pwrite on an O_APPEND file go to its end whatever offset they carry.
+    if (o.flags & kOpenAppend) flags |= O_APPEND;
     bool direct = (o.flags & kOpenDirect) && !opts_.refuse_direct;
     int fd = ::open(uri.path.c_str(), flags | (direct ? O_DIRECT : 0), o.mode);
     if (fd < 0 && direct && errno == EINVAL) {  // the file system refuses O_DIRECT: go buffered

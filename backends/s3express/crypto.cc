@@ -7,6 +7,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 namespace stor::s3 {
 
 std::string to_hex(const void* data, size_t len) {
@@ -167,6 +171,157 @@ uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b) {
     if (len_b == 0) break;
   }
   return crc_a ^ crc_b;
+}
+
+// ---- CRC-64/NVME ----
+
+namespace {
+
+constexpr uint64_t kCrc64Poly = 0xAD93D23594C93659ull;  // normal form; reflected 0x9A6C9329AC4BC9B5
+
+uint64_t reflect64(uint64_t v) {
+  uint64_t r = 0;
+  for (int i = 0; i < 64; ++i, v >>= 1) r = (r << 1) | (v & 1);
+  return r;
+}
+
+// a * b mod P for polynomials in normal form (bit j: x^j, degree < 64).
+uint64_t gf2_mulmod64(uint64_t a, uint64_t b) {
+  uint64_t r = 0;
+  for (int i = 63; i >= 0; --i) {
+    r = (r << 1) ^ ((r >> 63) ? kCrc64Poly : 0);
+    if ((b >> i) & 1) r ^= a;
+  }
+  return r;
+}
+
+// x^n mod P, normal form.
+uint64_t xpow_mod64(uint64_t n) {
+  uint64_t result = 1, base = 2;  // x^0, x^1
+  for (; n; n >>= 1) {
+    if (n & 1) result = gf2_mulmod64(result, base);
+    base = gf2_mulmod64(base, base);
+  }
+  return result;
+}
+
+struct Crc64Tables {
+  uint64_t t[8][256];
+  // Folding constants (reflected): x^191 mod P and x^127 mod P. A 128-bit block L·x^64 + H
+  // followed by 128 more bits N is congruent to L·(x^192 mod P) + H·(x^128 mod P) + N; a
+  // reflected carry-less product carries one extra factor x, hence 191 and 127.
+  uint64_t k191 = 0, k127 = 0;
+  Crc64Tables() {
+    const uint64_t poly = reflect64(kCrc64Poly);
+    for (uint64_t i = 0; i < 256; ++i) {
+      uint64_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? (c >> 1) ^ poly : c >> 1;
+      t[0][i] = c;
+    }
+    for (int i = 0; i < 256; ++i)
+      for (int s = 1; s < 8; ++s) t[s][i] = (t[s - 1][i] >> 8) ^ t[0][t[s - 1][i] & 0xff];
+    k191 = reflect64(xpow_mod64(191));
+    k127 = reflect64(xpow_mod64(127));
+  }
+};
+
+const Crc64Tables& crc64_tables() {
+  static const Crc64Tables tables;
+  return tables;
+}
+
+// The reflected register r after 8 more bytes of value v (little-endian).
+inline uint64_t crc64_word(const Crc64Tables& tb, uint64_t r, uint64_t v) {
+  const auto& t = tb.t;
+  v ^= r;
+  return t[7][v & 0xff] ^ t[6][(v >> 8) & 0xff] ^ t[5][(v >> 16) & 0xff] ^ t[4][(v >> 24) & 0xff] ^
+         t[3][(v >> 32) & 0xff] ^ t[2][(v >> 40) & 0xff] ^ t[1][(v >> 48) & 0xff] ^ t[0][v >> 56];
+}
+
+uint64_t crc64_portable(const Crc64Tables& tb, uint64_t r, const unsigned char* p, size_t len) {
+  while (len >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    r = crc64_word(tb, r, v);
+    p += 8;
+    len -= 8;
+  }
+  while (len--) r = (r >> 8) ^ tb.t[0][(r ^ *p++) & 0xff];
+  return r;
+}
+
+#if defined(__x86_64__)
+// x · x^W + n for a 128-bit x = (lo: L, hi: H) and k = (lo: x^(W+63), hi: x^(W-1)) mod P (reflected):
+// clmul(L, k.lo) ^ clmul(H, k.hi) ^ n.
+__attribute__((target("pclmul,sse4.1"))) inline __m128i crc64_fold(__m128i x, __m128i k, __m128i n) {
+  return _mm_xor_si128(_mm_xor_si128(_mm_clmulepi64_si128(x, k, 0x00), _mm_clmulepi64_si128(x, k, 0x11)), n);
+}
+
+// Folds 16 bytes at a time with carry-less multiplies (four independent lanes of 64 bytes for
+// throughput), then reduces the 128-bit remainder with the tables.
+__attribute__((target("pclmul,sse4.1"))) uint64_t crc64_clmul(const Crc64Tables& tb, uint64_t r,
+                                                              const unsigned char* p, size_t len) {
+  if (len < 64) return crc64_portable(tb, r, p, len);
+  const __m128i k1 = _mm_set_epi64x(static_cast<long long>(tb.k127), static_cast<long long>(tb.k191));
+  auto load = [](const unsigned char* q) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(q)); };
+  const auto fold = crc64_fold;
+  __m128i x0 = _mm_xor_si128(load(p), _mm_cvtsi64_si128(static_cast<long long>(r)));
+  if (len >= 128) {
+    // Four lanes 64 bytes apart: each folds over 512 bits (x^575, x^511 mod P).
+    static const uint64_t k575 = reflect64(xpow_mod64(575)), k511 = reflect64(xpow_mod64(511));
+    const __m128i k4 = _mm_set_epi64x(static_cast<long long>(k511), static_cast<long long>(k575));
+    __m128i x1 = load(p + 16), x2 = load(p + 32), x3 = load(p + 48);
+    p += 64;
+    len -= 64;
+    while (len >= 64) {
+      x0 = fold(x0, k4, load(p));
+      x1 = fold(x1, k4, load(p + 16));
+      x2 = fold(x2, k4, load(p + 32));
+      x3 = fold(x3, k4, load(p + 48));
+      p += 64;
+      len -= 64;
+    }
+    x0 = fold(x0, k1, x1);
+    x0 = fold(x0, k1, x2);
+    x0 = fold(x0, k1, x3);
+  } else {
+    p += 16;
+    len -= 16;
+  }
+  while (len >= 16) {
+    x0 = fold(x0, k1, load(p));
+    p += 16;
+    len -= 16;
+  }
+  // Remainder A = L·x^64 + H; the register is A·x^64 mod P = L·x^128 + H·x^64 mod P:
+  // T = clmul(L, k127) ^ H·x^64, then T mod P = (T.lo · x^64 mod P) ^ T.hi.
+  const __m128i t = _mm_xor_si128(_mm_clmulepi64_si128(x0, k1, 0x10),
+                                  _mm_srli_si128(x0, 8));  // hi word H moved to the low half
+  const uint64_t lo = static_cast<uint64_t>(_mm_cvtsi128_si64(t));
+  const uint64_t hi = static_cast<uint64_t>(_mm_extract_epi64(t, 1));
+  r = crc64_word(tb, 0, lo) ^ hi;
+  return crc64_portable(tb, r, p, len);
+}
+#endif
+
+}  // namespace
+
+uint64_t crc64nvme(uint64_t crc, const void* data, size_t len) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  const Crc64Tables& tb = crc64_tables();
+#if defined(__x86_64__)
+  static const bool have_clmul = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
+  if (have_clmul) return ~crc64_clmul(tb, ~crc, p, len);
+#endif
+  return ~crc64_portable(tb, ~crc, p, len);
+}
+
+uint64_t crc64nvme_combine(uint64_t crc_a, uint64_t crc_b, uint64_t len_b) {
+  if (len_b == 0) return crc_a;
+  // A followed by len_b zero bytes multiplies A's register by x^(8·len_b) mod P; the pre/post
+  // inversions cancel as for CRC32C.
+  const uint64_t shift = xpow_mod64(8 * len_b);
+  return reflect64(gf2_mulmod64(reflect64(crc_a), shift)) ^ crc_b;
 }
 
 }  // namespace stor::s3

@@ -1,5 +1,5 @@
 // Hashes and encodings the S3 client needs: SHA-256 / HMAC-SHA256 for SigV4, MD5 for Content-MD5 and
-// ETag checks, CRC32C for whole-object integrity, hex and base64.
+// ETag checks, CRC32C and CRC-64/NVME for whole-object integrity, hex and base64.
 #pragma once
 
 #include <cstddef>
@@ -38,5 +38,12 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t len);
 // CRC32C of A followed by B from crc32c(A), crc32c(B) and B's length (zlib's crc32_combine for the
 // Castagnoli polynomial): the whole-object CRC of a multipart upload from its parts' CRCs.
 uint32_t crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
+// CRC-64/NVME (reflected polynomial 0x9A6C9329AC4BC9B5, init and xorout all ones; "123456789" ->
+// 0xAE8B14860A799888), S3's x-amz-checksum-crc64nvme. Carry-less multiply folding where the CPU
+// has PCLMULQDQ, slicing-by-8 tables elsewhere. `crc` is the value of the preceding bytes.
+uint64_t crc64nvme(uint64_t crc, const void* data, size_t len);
+// CRC-64/NVME of A followed by B from crc64nvme(A), crc64nvme(B) and B's length.
+uint64_t crc64nvme_combine(uint64_t crc_a, uint64_t crc_b, uint64_t len_b);
 
 }  // namespace stor::s3

@@ -1,10 +1,11 @@
 // Sequential read-ahead for objects opened read-only. Once reads run sequentially, the next
 // `window` bytes are fetched in part-size chunks in the background over several connections,
 // so a reader issuing one 8 MiB read at a time (stctl cp) still keeps the pool busy. While reads
-// stay strictly sequential from offset 0 a running CRC32C is kept and checked against the one
-// stored with the object when the last byte is read. Objects without a stored CRC32C (streamed
-// multipart uploads, other writers) are checked against their ETag instead when it is an MD5:
-// a plain one, or a multipart one ("md5-of-part-md5s-N") when the part layout is known
+// stay strictly sequential from offset 0 a running CRC is kept and checked when the last byte is
+// read: against the CRC32C stored with the object, else the server's FULL_OBJECT CRC64NVME or
+// CRC32C. With s3.verify_md5, objects without any (streamed multipart uploads to servers that keep
+// no checksums, other writers) are checked against their ETag instead when it is an MD5: a plain
+// one, or a multipart one ("md5-of-part-md5s-N") when the part layout is known
 // (x-amz-meta-stor-part-size). S3 Express ETags are not MD5s: no ETag check with sessions.
 #pragma once
 
@@ -51,8 +52,8 @@ class ReadAhead {
   unsigned sequential_reads_ = 0;
   size_t in_flight_ = 0;
   uint64_t crc_offset_ = 0;  // bytes [0, crc_offset_) are covered by running_crc_
-  uint32_t running_crc_ = 0;
-  enum class Check { kNone, kCrc32c, kPlainMd5, kMultipartMd5 } check_ = Check::kNone;
+  uint64_t running_crc_ = 0;  // CRC32C in the low half, or CRC64NVME
+  enum class Check { kNone, kCrc32c, kServerCrc32c, kServerCrc64, kPlainMd5, kMultipartMd5 } check_ = Check::kNone;
   PartLayout layout_;     // kMultipartMd5: the writer's part boundaries
   Md5 md5_;               // the whole object, or the current part
   std::string part_md5s_;  // kMultipartMd5: digests of the parts done

@@ -50,6 +50,88 @@ struct Shared {
   std::string scheme;
 };
 
+// kOpenAppend on a directory bucket (S3 Express appendable objects): bytes written are collected
+// and added at the object's end by PutObject with x-amz-write-offset-bytes = the size this handle
+// last saw, once s3.part_size of them are waiting and at sync()/close(). The server refuses an
+// offset that is not the object's size, so a concurrent appender (or a replacement) fails the
+// append with Aborted instead of bytes landing in the wrong place; the handle then stays failed.
+class Appender {
+ public:
+  Appender(std::shared_ptr<S3Client> client, std::string bucket, std::string key, std::string name, bool exists,
+           ObjectInfo info, bool exclusive)
+      : client_(std::move(client)),
+        bucket_(std::move(bucket)),
+        key_(std::move(key)),
+        name_(std::move(name)),
+        exists_(exists),
+        exclusive_(exclusive),
+        stored_(info.size),
+        etag_(std::move(info.etag)) {}
+
+  uint64_t size() const { return stored_ + pending_.size(); }
+
+  Status write(const char* src, size_t len) {
+    STOR_RETURN_IF_ERROR(failed_);
+    pending_.append(src, len);
+    if (pending_.size() >= client_->config().part_size) return flush();
+    return Status::ok();
+  }
+
+  // Sends what is waiting. A file created by this open with nothing written becomes an empty
+  // object (S3 refuses empty appends): PutObject If-None-Match: *, so nothing is replaced.
+  Status flush() {
+    STOR_RETURN_IF_ERROR(failed_);
+    if (pending_.empty()) {
+      if (exists_) return Status::ok();
+      WriteCondition create_only;
+      create_only.if_none_match = true;
+      Result<std::string> made = client_->put_object_single(bucket_, key_, "", 0, {}, create_only);
+      if (!made.is_ok() && (exclusive_ || made.status().code() != Code::kAlreadyExists))
+        return failed_ = made.status();
+      exists_ = true;
+      if (made.is_ok()) etag_ = *made;
+      return Status::ok();
+    }
+    Result<std::string> etag = client_->append_object(bucket_, key_, stored_, pending_.data(), pending_.size());
+    if (!etag.is_ok()) return failed_ = etag.status();
+    stored_ += pending_.size();
+    etag_ = *etag;
+    exists_ = true;
+    pending_.clear();
+    return Status::ok();
+  }
+
+  // Bytes already appended come from the object (If-Match the ETag of this handle's last
+  // append), the waiting ones from memory.
+  Result<size_t> read(char* dst, size_t len, uint64_t offset) {
+    size_t done = 0;
+    if (offset < stored_ && len > 0) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(len, stored_ - offset));
+      STOR_ASSIGN_OR_RETURN(size_t got, client_->get_range(bucket_, key_, offset, n, dst, etag_));
+      if (got != n)
+        return Status::IoError(name_ + ": short read of appended bytes at " + std::to_string(offset));
+      done = n;
+    }
+    const uint64_t at = offset + done;
+    if (done < len && at >= stored_ && at < size()) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(len - done, size() - at));
+      std::memcpy(dst + done, pending_.data() + (at - stored_), n);
+      done += n;
+    }
+    return done;
+  }
+
+ private:
+  std::shared_ptr<S3Client> client_;
+  const std::string bucket_, key_, name_;
+  bool exists_;
+  const bool exclusive_;
+  uint64_t stored_;  // the object's size as of this handle's last append (or the HEAD at open)
+  std::string etag_;
+  std::string pending_;  // written, not yet appended
+  Status failed_;
+};
+
 class S3File final : public BackendFile {
  public:
   S3File(std::shared_ptr<Shared> shared, std::string bucket, std::string key, bool writable)
@@ -86,6 +168,11 @@ class S3File final : public BackendFile {
     writer_ = std::make_unique<ObjectWriter>(shared_->client, bucket_, key_, std::move(o), std::move(base), dirty);
   }
 
+  void start_appender(bool exists, ObjectInfo info, bool exclusive) {
+    info_ = info;
+    appender_ = std::make_unique<Appender>(shared_->client, bucket_, key_, name(), exists, std::move(info), exclusive);
+  }
+
   void read_async(void* buf, size_t len, uint64_t offset, IoCallback done) override {
     start([this, buf, len, offset] { return read_now(static_cast<char*>(buf), len, offset); }, std::move(done));
   }
@@ -107,6 +194,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status::InvalidArgument(name() + ": truncate on a file not opened for writing");
+      if (appender_) return Status::Unsupported(name() + ": truncate on a file opened for appending");
       return writer_->truncate(size);
     });
   }
@@ -117,7 +205,7 @@ class S3File final : public BackendFile {
     FileInfo fi;
     fi.path = "/" + key_;
     fi.type = FileType::kRegular;
-    fi.size = writable_ ? writer_->size() : info_.size;
+    fi.size = appender_ ? appender_->size() : writable_ ? writer_->size() : info_.size;
     fi.mtime_ns = info_.mtime_ns;
     fi.etag = info_.etag;
     fi.mode = 0644;
@@ -132,6 +220,7 @@ class S3File final : public BackendFile {
       Status s = upload_locked();
       closed_ = true;
       writer_.reset();  // aborts a multipart upload left unfinished by an error
+      appender_.reset();
       read_ahead_.reset();  // waits for its fetches
       return s;
     });
@@ -143,6 +232,7 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       closed_ = true;
       writer_.reset();  // uploads nothing more; aborts a multipart upload already started
+      appender_.reset();  // appends already sent stay: an object store cannot take them back
       read_ahead_.reset();
       return Status::ok();
     });
@@ -157,6 +247,7 @@ class S3File final : public BackendFile {
 
   Status upload_locked() {
     if (!writable_) return Status::ok();
+    if (appender_) return appender_->flush();
     STOR_ASSIGN_OR_RETURN(info_, writer_->finish());
     return Status::ok();
   }
@@ -166,6 +257,7 @@ class S3File final : public BackendFile {
       {
         std::lock_guard<std::mutex> lock(mu_);
         STOR_RETURN_IF_ERROR(check_open());
+        if (appender_) return appender_->read(dst, len, offset);
         if (writable_) return writer_->read(dst, len, offset);
       }
       // Read-only: info_ never changes, so concurrent reads run in parallel without the lock.
@@ -185,6 +277,10 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(mu_);
       STOR_RETURN_IF_ERROR(check_open());
       if (!writable_) return Status::InvalidArgument(name() + ": file not opened for writing");
+      if (appender_) {  // O_APPEND: the offset is ignored
+        STOR_RETURN_IF_ERROR(appender_->write(src, len));
+        return len;
+      }
       STOR_RETURN_IF_ERROR(writer_->write(src, len, offset));
       return len;
     });
@@ -217,7 +313,8 @@ class S3File final : public BackendFile {
   bool closed_ = false;
   ObjectInfo info_;
   std::string whole_;  // read-only files of up to s3.small_object_size: the object's bytes
-  std::unique_ptr<ObjectWriter> writer_;  // writable files only
+  std::unique_ptr<ObjectWriter> writer_;  // writable files only, not appending
+  std::unique_ptr<Appender> appender_;     // files opened with kOpenAppend
   std::unique_ptr<ReadAhead> read_ahead_;  // large read-only files only
 
   std::mutex pending_mu_;
@@ -244,6 +341,17 @@ class S3Backend final : public Backend, public ObjectStore {
         return Status::IsADirectory(name + ": is a prefix (directory), not an object");
       S3Client& client = *shared_->client;
       const bool writable = (opts.flags & kOpenWrite) != 0;
+      if (opts.flags & kOpenAppend) {
+        // Refused before any request: a server without appends would store the appended bytes
+        // as the whole object, and a full rewrite per append is not what O_APPEND promises.
+        if (!writable) return Status::InvalidArgument(name + ": kOpenAppend needs kOpenWrite");
+        if (!is_directory_bucket(bucket))
+          return Status::Unsupported(name + ": appending (kOpenAppend) needs an S3 Express directory bucket "
+                                     "(name ending in --x-s3); general purpose buckets can only rewrite whole objects");
+        if (opts.flags & kOpenTruncate)
+          return Status::Unsupported(name + ": kOpenAppend with kOpenTruncate; truncate with one open, append with "
+                                     "another");
+      }
       const uint64_t small = client.config().small_object_size;
       // Read-only: one GET of the first s3.small_object_size bytes instead of a HEAD, so a small
       // object costs one request in all; a larger one's bytes are dropped (memory stays bounded).
@@ -280,6 +388,11 @@ class S3Backend final : public Backend, public ObjectStore {
       if (!exists && !(opts.flags & kOpenCreate)) return Status::NotFound(name + ": no such object");
       if (!exists && is_prefix(bucket, key)) return Status::IsADirectory(name + ": is a prefix (directory)");
       auto file = std::make_unique<S3File>(shared_, bucket, key, true);
+      if (opts.flags & kOpenAppend) {
+        file->start_appender(exists, exists ? std::move(head).value() : ObjectInfo{},
+                             (opts.flags & kOpenCreate) && (opts.flags & kOpenExclusive));
+        return std::unique_ptr<BackendFile>(std::move(file));
+      }
       // The HEAD above only gives an early answer: the server checks the condition again when
       // the object is written (If-None-Match: *), so of two exclusive creators one fails.
       WriteCondition cond;

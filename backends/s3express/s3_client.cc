@@ -58,6 +58,28 @@ std::string crc32c_base64_of(uint32_t crc) {
 
 std::string crc32c_base64(const char* data, size_t len) { return crc32c_base64_of(crc32c(0, data, len)); }
 
+// x-amz-checksum-crc64nvme: base64 of the big-endian CRC.
+std::string crc64_base64_of(uint64_t crc) {
+  unsigned char be[8];
+  for (int i = 0; i < 8; ++i) be[i] = static_cast<unsigned char>(crc >> (56 - 8 * i));
+  return base64_encode(be, 8);
+}
+
+// The upload checksum of s3.checksum_algorithm: its header, its name in x-amz-checksum-algorithm,
+// the CRC of some bytes, its base64 form and the combination of two.
+const char* checksum_header(ChecksumAlgorithm a) {
+  return a == ChecksumAlgorithm::kCrc64Nvme ? "x-amz-checksum-crc64nvme" : "x-amz-checksum-crc32c";
+}
+const char* checksum_name(ChecksumAlgorithm a) { return a == ChecksumAlgorithm::kCrc64Nvme ? "CRC64NVME" : "CRC32C"; }
+uint64_t checksum_of(ChecksumAlgorithm a, const char* data, size_t len) {
+  return a == ChecksumAlgorithm::kCrc64Nvme ? crc64nvme(0, data, len) : crc32c(0, data, len);
+}
+uint64_t checksum_combine(ChecksumAlgorithm a, uint64_t x, uint64_t y, uint64_t len_y) {
+  return a == ChecksumAlgorithm::kCrc64Nvme ? crc64nvme_combine(x, y, len_y)
+                                            : crc32c_combine(static_cast<uint32_t>(x), static_cast<uint32_t>(y), len_y);
+}
+
+
 bool is_plain_md5_etag(const std::string& etag) {
   if (etag.size() != 32) return false;
   return std::all_of(etag.begin(), etag.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
@@ -182,9 +204,16 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
 
   STOR_ASSIGN_OR_RETURN(c.verify_tls, s.get_bool("s3.verify_tls", c.verify_tls));
   c.ca_file = s.get_string("s3.ca_file", env_or("AWS_CA_BUNDLE"));
-  STOR_ASSIGN_OR_RETURN(c.checksum_crc32c, s.get_bool("s3.checksum_crc32c", c.checksum_crc32c));
+  // s3.checksum_crc32c=false (the older switch) means none unless s3.checksum_algorithm says.
+  STOR_ASSIGN_OR_RETURN(bool legacy_crc, s.get_bool("s3.checksum_crc32c", true));
+  STOR_ASSIGN_OR_RETURN(std::string algo, s.get_choice("s3.checksum_algorithm", legacy_crc ? "crc32c" : "none",
+                                                       {"crc32c", "crc64nvme", "none"}));
+  c.checksum = algo == "crc64nvme" ? ChecksumAlgorithm::kCrc64Nvme
+               : algo == "none"    ? ChecksumAlgorithm::kNone
+                                   : ChecksumAlgorithm::kCrc32c;
   STOR_ASSIGN_OR_RETURN(c.content_md5, s.get_bool("s3.content_md5", c.content_md5));
   STOR_ASSIGN_OR_RETURN(c.verify_checksums, s.get_bool("s3.verify_checksums", c.verify_checksums));
+  STOR_ASSIGN_OR_RETURN(c.verify_md5, s.get_bool("s3.verify_md5", c.verify_md5));
   STOR_ASSIGN_OR_RETURN(c.write_buffer_memory, s.get_size("s3.write_buffer_memory", c.write_buffer_memory));
   STOR_ASSIGN_OR_RETURN(c.readahead, s.get_size("s3.readahead", c.readahead));
   c.tmp_dir = s.get_string("s3.tmp_dir", env_or("TMPDIR", "/tmp"));
@@ -194,6 +223,15 @@ Result<S3Config> S3Config::from_settings(const std::map<std::string, std::string
 bool is_directory_bucket(const std::string& bucket) {
   constexpr std::string_view kSuffix = "--x-s3";
   return bucket.size() > kSuffix.size() && bucket.compare(bucket.size() - kSuffix.size(), kSuffix.size(), kSuffix) == 0;
+}
+
+std::string checksum_base64(ChecksumAlgorithm a, uint64_t crc) {
+  return a == ChecksumAlgorithm::kCrc64Nvme ? crc64_base64_of(crc) : crc32c_base64_of(static_cast<uint32_t>(crc));
+}
+// A server checksum that is the CRC of the object's bytes: FULL_OBJECT, or untyped and not a
+// COMPOSITE "crc-N" (a CRC of the parts' CRCs).
+bool is_full_object_checksum(const std::string& value, const std::string& type) {
+  return !value.empty() && (type == "FULL_OBJECT" || (type.empty() && value.find('-') == std::string::npos));
 }
 
 Code code_for_s3_error(int status, const std::string& c) {
@@ -208,7 +246,9 @@ Code code_for_s3_error(int status, const std::string& c) {
   if (c == "NotImplemented" || c == "MethodNotAllowed") return Code::kUnsupported;
   if (c == "SlowDown" || c == "InternalError" || c == "ServiceUnavailable") return Code::kUnavailable;
   if (c == "RequestTimeout") return Code::kTimeout;
-  if (c == "PreconditionFailed" || c == "ConditionalRequestConflict") return Code::kAborted;
+  // InvalidWriteOffset: an append's x-amz-write-offset-bytes is no longer the object's size.
+  if (c == "PreconditionFailed" || c == "ConditionalRequestConflict" || c == "InvalidWriteOffset")
+    return Code::kAborted;
   switch (status) {
     case 400: return Code::kInvalidArgument;
     case 401:
@@ -595,6 +635,7 @@ Result<ObjectInfo> S3Client::info_from_headers(const HttpResponse& resp, uint64_
   for (const auto& [name, value] : resp.headers)
     if (name.rfind("x-amz-meta-", 0) == 0) info.metadata[name.substr(11)] = value;
   info.checksum_crc32c = resp.header("x-amz-checksum-crc32c");
+  info.checksum_crc64nvme = resp.header("x-amz-checksum-crc64nvme");
   info.checksum_type = resp.header("x-amz-checksum-type");
   return info;
 }
@@ -716,28 +757,25 @@ Status S3Client::verify_whole(const std::string& bucket, const std::string& key,
                               const char* data) const {
   if (!config_.verify_checksums) return Status::ok();
   const size_t len = static_cast<size_t>(info.size);
+  const std::string what = "S3 GetObject " + object_name(bucket, key);
   if (auto it = info.metadata.find(kCrcMetaKey); it != info.metadata.end()) {
     std::string actual = hex32(crc32c(0, data, len));
-    if (actual != it->second) {
-      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (stored " +
-                                it->second + ", read " + actual + ")");
-    }
-  } else if (!info.checksum_crc32c.empty() &&
-             (info.checksum_type == "FULL_OBJECT" ||
-              (info.checksum_type.empty() && info.checksum_crc32c.find('-') == std::string::npos))) {
-    // The server's CRC of the whole object (a COMPOSITE one, "crc-N", is a CRC of part CRCs).
+    if (actual != it->second)
+      return Status::Corruption(what + ": CRC32C mismatch (stored " + it->second + ", read " + actual + ")");
+  } else if (is_full_object_checksum(info.checksum_crc64nvme, info.checksum_type)) {
+    const std::string actual = crc64_base64_of(crc64nvme(0, data, len));
+    if (actual != info.checksum_crc64nvme)
+      return Status::Corruption(what + ": CRC64NVME mismatch (server " + info.checksum_crc64nvme + ", read " + actual +
+                                ")");
+  } else if (is_full_object_checksum(info.checksum_crc32c, info.checksum_type)) {
     const std::string actual = crc32c_base64(data, len);
-    if (actual != info.checksum_crc32c) {
-      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": CRC32C mismatch (server " +
-                                info.checksum_crc32c + ", read " + actual + ")");
-    }
-  } else if (is_plain_md5_etag(info.etag)) {
+    if (actual != info.checksum_crc32c)
+      return Status::Corruption(what + ": CRC32C mismatch (server " + info.checksum_crc32c + ", read " + actual + ")");
+  } else if (config_.verify_md5 && is_plain_md5_etag(info.etag)) {
     std::string raw = md5(data, len);
     std::string actual = to_hex(raw.data(), raw.size());
-    if (actual != info.etag) {
-      return Status::Corruption("S3 GetObject " + object_name(bucket, key) + ": MD5 mismatch (ETag " + info.etag +
-                                ", read " + actual + ")");
-    }
+    if (actual != info.etag)
+      return Status::Corruption(what + ": MD5 mismatch (ETag " + info.etag + ", read " + actual + ")");
   }
   return Status::ok();
 }
@@ -773,7 +811,9 @@ S3Client::Request S3Client::put_request(const std::string& bucket, const std::st
   req.body = data;
   req.body_len = len;
   req.headers.emplace_back("Content-Type", "application/octet-stream");
-  if (config_.checksum_crc32c) req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64(data, len));
+  if (config_.checksum != ChecksumAlgorithm::kNone)
+    req.headers.emplace_back(checksum_header(config_.checksum),
+                             checksum_base64(config_.checksum, checksum_of(config_.checksum, data, len)));
   return req;
 }
 
@@ -817,8 +857,8 @@ Result<std::string> S3Client::create_multipart_upload(const std::string& bucket,
   req.key = key;
   req.query = {{"uploads", ""}};
   req.headers.emplace_back("Content-Type", "application/octet-stream");
-  if (config_.checksum_crc32c) {
-    req.headers.emplace_back("x-amz-checksum-algorithm", "CRC32C");
+  if (config_.checksum != ChecksumAlgorithm::kNone) {
+    req.headers.emplace_back("x-amz-checksum-algorithm", checksum_name(config_.checksum));
     req.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
   }
   for (const auto& [k, v] : metadata) req.headers.emplace_back("x-amz-meta-" + k, v);
@@ -845,10 +885,10 @@ Result<S3Client::UploadedPart> S3Client::upload_part(const std::string& bucket, 
     md5_hex = to_hex(raw.data(), raw.size());
     req.headers.emplace_back("Content-MD5", base64_encode(raw.data(), raw.size()));
   }
-  if (config_.checksum_crc32c) {
-    part.crc32c = crc32c(0, data, len);
-    part.checksum_crc32c = crc32c_base64_of(part.crc32c);
-    req.headers.emplace_back("x-amz-checksum-crc32c", part.checksum_crc32c);
+  if (config_.checksum != ChecksumAlgorithm::kNone) {
+    part.crc = checksum_of(config_.checksum, data, len);
+    part.checksum = checksum_base64(config_.checksum, part.crc);
+    req.headers.emplace_back(checksum_header(config_.checksum), part.checksum);
   }
   STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
   std::string etag = strip_quotes(resp.header("etag"));
@@ -868,17 +908,18 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
                                                         const WriteCondition& cond) {
   std::vector<std::string> etags, checksums;
   uint64_t object_bytes = 0;
-  // The whole object's CRC32C from the parts' (FULL_OBJECT, declared at CreateMultipartUpload).
-  bool full_crc = config_.checksum_crc32c && !parts.empty();
-  uint32_t crc = 0;
+  // The whole object's CRC from the parts' (FULL_OBJECT, declared at CreateMultipartUpload).
+  const ChecksumAlgorithm algo = config_.checksum;
+  bool full_crc = algo != ChecksumAlgorithm::kNone && !parts.empty();
+  uint64_t crc = 0;
   for (const auto& p : parts) {
     etags.push_back(p.etag);
-    checksums.push_back(p.checksum_crc32c);
+    checksums.push_back(p.checksum);
     object_bytes += p.size;
-    full_crc = full_crc && !p.checksum_crc32c.empty();
-    crc = crc32c_combine(crc, p.crc32c, p.size);
+    full_crc = full_crc && !p.checksum.empty();
+    crc = checksum_combine(algo, crc, p.crc, p.size);
   }
-  std::string body = build_complete_multipart_upload(etags, checksums);
+  std::string body = build_complete_multipart_upload(etags, checksums, checksum_name(algo));
   Request req;
   req.op = "CompleteMultipartUpload";
   req.method = "POST";
@@ -887,7 +928,7 @@ Result<std::string> S3Client::complete_multipart_upload(const std::string& bucke
   req.query = {{"uploadId", upload_id}};
   req.headers.emplace_back("Content-Type", "application/xml");
   if (full_crc) {
-    req.headers.emplace_back("x-amz-checksum-crc32c", crc32c_base64_of(crc));
+    req.headers.emplace_back(checksum_header(algo), checksum_base64(algo, crc));
     req.headers.emplace_back("x-amz-checksum-type", "FULL_OBJECT");
   }
   add_condition(&req.headers, cond);
@@ -1022,10 +1063,28 @@ Result<std::string> S3Client::append_object(const std::string& bucket, const std
   const std::string what = "S3 PutObject (append) " + object_name(bucket, key);
   if (!is_directory_bucket(bucket))
     return Status::Unsupported(what + ": appends need an S3 Express directory bucket (name ending in --x-s3)");
+  if (len == 0) return Status::InvalidArgument(what + ": S3 refuses an empty append");
   Request req = put_request(bucket, key, data, len);
+  req.op = "PutObject (append)";
   req.headers.emplace_back("x-amz-write-offset-bytes", std::to_string(offset));
-  STOR_ASSIGN_OR_RETURN(HttpResponse resp, send(req));
-  return strip_quotes(resp.header("etag"));
+  Result<HttpResponse> sent = send(req);
+  if (!sent.is_ok()) {
+    if (sent.status().code() != Code::kAborted) return sent.status();
+    return Status::Aborted(sent.status().message() + ": the object is no longer " + std::to_string(offset) +
+                           " bytes long (another writer appended to or replaced it); nothing of this append of " +
+                           std::to_string(len) + " bytes was written");
+  }
+  // S3 Express answers an append with the object's new size. A server without appends ignores
+  // x-amz-write-offset-bytes and stores the body as the whole object: say so loudly.
+  const std::string size = sent->header("x-amz-object-size");
+  const std::string expected = std::to_string(offset + len);
+  if (size.empty())
+    return Status::Unsupported(what + ": the server did not confirm the append (no x-amz-object-size in its "
+                               "answer): it may not implement appends and may have replaced the object with the " +
+                               std::to_string(len) + " appended bytes");
+  if (size != expected)
+    return Status::Corruption(what + ": the server reports " + size + " bytes after the append, expected " + expected);
+  return strip_quotes(sent->header("etag"));
 }
 
 Status S3Client::rename_object(const std::string& bucket, const std::string& src_key, const std::string& dst_key,

@@ -376,13 +376,15 @@ std::string xml_escape(const std::string& s) {
 }
 
 std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags,
-                                            const std::vector<std::string>& part_crc32c) {
+                                            const std::vector<std::string>& part_checksums,
+                                            const std::string& algorithm) {
+  const std::string element = "Checksum" + algorithm;
   std::string out = "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
   for (size_t i = 0; i < part_etags.size(); ++i) {
     out += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>\"" + xml_escape(part_etags[i]) +
            "\"</ETag>";
-    if (i < part_crc32c.size() && !part_crc32c[i].empty())
-      out += "<ChecksumCRC32C>" + xml_escape(part_crc32c[i]) + "</ChecksumCRC32C>";
+    if (i < part_checksums.size() && !part_checksums[i].empty())
+      out += "<" + element + ">" + xml_escape(part_checksums[i]) + "</" + element + ">";
     out += "</Part>";
   }
   return out + "</CompleteMultipartUpload>";

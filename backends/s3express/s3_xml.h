@@ -57,9 +57,11 @@ struct SessionCredentials {
 Result<SessionCredentials> parse_create_session(const std::string& body);
 
 std::string xml_escape(const std::string& s);
-// Parts 1..N; checksums (base64 CRC32C) may be empty or hold one per part.
+// Parts 1..N; checksums (base64 CRCs of `algorithm`, "CRC32C" or "CRC64NVME": the element is
+// Checksum<algorithm>) may be empty or hold one per part.
 std::string build_complete_multipart_upload(const std::vector<std::string>& part_etags,
-                                            const std::vector<std::string>& part_crc32c = {});
+                                            const std::vector<std::string>& part_checksums = {},
+                                            const std::string& algorithm = "CRC32C");
 std::string build_delete_objects(const std::vector<std::string>& keys, bool quiet);
 
 // "2024-01-02T03:04:05.678Z" (also "+HH:MM" offsets, no zone = UTC) -> time point. Every field

@@ -52,6 +52,8 @@ class TierBackend final : public Backend {
   uint32_t capabilities() const override { return kCapRead | kCapWrite | kCapRandomWrite | kCapTruncate; }
 
   Result<std::unique_ptr<BackendFile>> open(const Uri& uri, const OpenOptions& opts) override {
+    // The journal and the export track written ranges by offset; appends would bypass that.
+    if (opts.flags & kOpenAppend) return Status::Unsupported("tier: appending opens (kOpenAppend) are not supported");
     std::string rel;
     STOR_ASSIGN_OR_RETURN(auto ns, namespace_for(uri.path, &rel));
     return ns->open_file(rel, opts);

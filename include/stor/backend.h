@@ -75,6 +75,15 @@ enum OpenFlag : uint32_t {
   kOpenTruncate = 1u << 3,
   kOpenExclusive = 1u << 4,  // with kOpenCreate: fail with AlreadyExists
   kOpenDirect = 1u << 5,     // O_DIRECT; falls back to buffered if the file system refuses
+  // With kOpenWrite: every write goes to the end of the file and its offset argument is ignored
+  // (O_APPEND, as pwrite on Linux). nvme and native Lustre: O_APPEND. lustre:// striped files:
+  // each write reserves the next bytes after the larger of the file's size and the handle's
+  // last append. s3:// / s3express://: S3 Express appendable objects (directory buckets; writes
+  // are collected and sent as appends with x-amz-write-offset-bytes at sync/close or every
+  // s3.part_size; a concurrent appender makes them fail Aborted), Unsupported on general
+  // purpose buckets. Backends that cannot append (the block cache, tier://, plugins) refuse it
+  // with Unsupported.
+  kOpenAppend = 1u << 6,
 };
 
 struct OpenOptions {

@@ -56,7 +56,8 @@ enum {
   STOR_O_CREATE = 1u << 2,
   STOR_O_TRUNC = 1u << 3,
   STOR_O_EXCL = 1u << 4,
-  STOR_O_DIRECT = 1u << 5
+  STOR_O_DIRECT = 1u << 5,
+  STOR_O_APPEND = 1u << 6 /* writes go to the end of the file (stor::kOpenAppend) */
 };
 
 typedef struct stor_store stor_store_t;

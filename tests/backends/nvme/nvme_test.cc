@@ -290,3 +290,29 @@ TEST_CASE("nvme: many threads read and write one handle at once", "[concurrency]
   REQUIRE(f.is_ok());
   CHECK(test::hammer_one_handle(*f->backend_file(), 200000, 4, 8) == 0);
 }
+
+TEST_CASE("nvme: kOpenAppend writes at the end whatever the offset (O_APPEND)") {
+  test::TempDir dir;
+  auto store = make_store();
+  {
+    auto f = store->open(nvme(dir / "log"), kOpenWrite | kOpenCreate);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->write("head|", 5, 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  auto a = store->open(nvme(dir / "log"), kOpenRead | kOpenWrite | kOpenAppend);
+  auto b = store->open(nvme(dir / "log"), kOpenWrite | kOpenAppend);
+  REQUIRE(a.is_ok());
+  REQUIRE(b.is_ok());
+  REQUIRE(a->write("aa|", 3, 0).is_ok());
+  REQUIRE(b->write("bb|", 3, 1).is_ok());  // a second handle appends after the first one's bytes
+  REQUIRE(a->write("cc|", 3, 100).is_ok());
+  CHECK(*a->size() == 14);
+  std::string back(14, '\0');
+  REQUIRE(a->read_exact(back.data(), back.size(), 0).is_ok());
+  CHECK(back == "head|aa|bb|cc|");
+  REQUIRE(a->close().is_ok());
+  REQUIRE(b->close().is_ok());
+  // Appending needs a writable open.
+  CHECK(store->open(nvme(dir / "log"), kOpenRead | kOpenAppend).status().code() == Code::kInvalidArgument);
+}

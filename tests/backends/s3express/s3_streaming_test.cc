@@ -215,9 +215,9 @@ TEST_CASE("s3 streaming: a failed part fails the file and leaves no object") {
   CHECK(client->head_object(bucket, "f.bin").status().code() == Code::kNotFound);
 }
 
-TEST_CASE("s3 streaming: a multipart ETag is checked at the end of a sequential read") {
+TEST_CASE("s3 streaming: with s3.verify_md5 a multipart ETag is checked at the end of a sequential read") {
   REQUIRE_S3RVER();
-  auto store = open_store(server.endpoint(), {{"s3.readahead", "4M"}});
+  auto store = open_store(server.endpoint(), {{"s3.readahead", "4M"}, {"s3.verify_md5", "true"}});
   const std::string bucket = make_bucket(server.endpoint(), "stream-etag");
   const std::string uri = "s3express://" + bucket + "/m.bin";
   std::vector<char> data = stor::test::pattern(5 * kPart + 4321, 13);

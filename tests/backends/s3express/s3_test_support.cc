@@ -744,11 +744,25 @@ struct ExpressFake::Impl {
 
   static std::string etag_of(uint64_t version) { return "\"v" + std::to_string(version) + "\""; }
 
-  static std::string crc_base64(const std::string& data) {
+  static std::string crc_base64(const std::string& data, const std::string& algo = "CRC32C") {
+    if (algo == "CRC64NVME") {
+      const uint64_t crc = stor::s3::crc64nvme(0, data.data(), data.size());
+      unsigned char be[8];
+      for (int i = 0; i < 8; ++i) be[i] = static_cast<unsigned char>(crc >> (56 - 8 * i));
+      return stor::s3::base64_encode(be, 8);
+    }
     const uint32_t crc = stor::s3::crc32c(0, data.data(), data.size());
     const unsigned char be[4] = {static_cast<unsigned char>(crc >> 24), static_cast<unsigned char>(crc >> 16),
                                  static_cast<unsigned char>(crc >> 8), static_cast<unsigned char>(crc)};
     return stor::s3::base64_encode(be, 4);
+  }
+  static std::string header_of(const std::string& algo) {
+    return algo == "CRC64NVME" ? "x-amz-checksum-crc64nvme" : "x-amz-checksum-crc32c";
+  }
+  // The algorithm of the checksum header a request carries ("" for none; two is an error, "!").
+  static std::string algo_of(const http::request<http::string_body>& req) {
+    const bool c32 = req.count("x-amz-checksum-crc32c") > 0, c64 = req.count("x-amz-checksum-crc64nvme") > 0;
+    return c32 && c64 ? "!" : c64 ? "CRC64NVME" : c32 ? "CRC32C" : "";
   }
 
   Response object_answer(const std::string& key, bool head, bool checksum_mode) {
@@ -758,7 +772,7 @@ struct ExpressFake::Impl {
     r.set(http::field::etag, etag_of(it->second.version));
     r.set(http::field::last_modified, "Fri, 27 Nov 2026 12:00:00 GMT");
     if (checksum_mode && !it->second.checksum.empty()) {
-      r.set("x-amz-checksum-crc32c", it->second.checksum);
+      r.set(header_of(it->second.algo), it->second.checksum);
       r.set("x-amz-checksum-type", "FULL_OBJECT");
     }
     if (head) {
@@ -887,12 +901,16 @@ struct ExpressFake::Impl {
     }
     if (req.method() == http::verb::put) {
       if (auto p = precondition()) return *p;
-      const std::string checksum(req["x-amz-checksum-crc32c"]);
-      if (!checksum.empty() && checksum != crc_base64(req.body()))
-        return error(http::status::bad_request, "BadDigest", "CRC32C mismatch");
+      const std::string algo = algo_of(req);
+      if (algo == "!") return error(http::status::bad_request, "InvalidRequest", "more than one checksum");
+      const std::string checksum = algo.empty() ? "" : std::string(req[header_of(algo)]);
+      if (!algo.empty() && checksum != crc_base64(req.body(), algo))
+        return error(http::status::bad_request, "BadDigest", algo + " mismatch");
       if (params.count("partNumber") && params.count("uploadId")) {
         auto up = uploads.find(params["uploadId"]);
         if (up == uploads.end() || up->second.key != key) return error(http::status::not_found, "NoSuchUpload", "");
+        if (!up->second.algo.empty() && algo != up->second.algo)
+          return error(http::status::bad_request, "InvalidRequest", "part checksum is not " + up->second.algo);
         const int n = std::atoi(params["partNumber"].c_str());
         up->second.parts[n] = req.body();
         Response r{http::status::ok, 11};
@@ -902,23 +920,43 @@ struct ExpressFake::Impl {
       if (!params.empty()) return error(http::status::not_implemented, "NotImplemented", target);
       const std::string offset(req["x-amz-write-offset-bytes"]);
       if (!offset.empty()) {
-        // Appends: only to an existing object, exactly at its end.
-        if (it == store.end()) return error(http::status::not_found, "NoSuchKey", "append to a missing object");
-        if (offset != std::to_string(it->second.data.size()))
-          return error(http::status::bad_request, "InvalidWriteOffset", "offset is not the object's size");
-        it->second.data += req.body();
-        it->second.version = ++versions;
-        it->second.checksum = crc_base64(it->second.data);
-      } else {
-        store[key] = Object{req.body(), ++versions, checksum};
+        // Appends (as the PutObject documentation specifies): exactly at the object's end; 0 on
+        // a missing key creates it; never empty; no user metadata on an existing object.
+        if (req.body().empty())
+          return error(http::status::bad_request, "InvalidRequest", "Request body cannot be empty when 'write offset' is specified.");
+        const uint64_t size = it == store.end() ? 0 : it->second.data.size();
+        if (offset != std::to_string(size))
+          return error(http::status::bad_request, "InvalidWriteOffset",
+                       "The write offset value that you specified does not match the current object size.");
+        for (const auto& f : req)
+          if (it != store.end() && std::string(f.name_string()).rfind("x-amz-meta-", 0) == 0)
+            return error(http::status::bad_request, "InvalidRequest", "Cannot specify both a write offset value and user-defined object metadata for existing objects.");
+        if (it != store.end() && !it->second.algo.empty() && !algo.empty() && algo != it->second.algo)
+          return error(http::status::bad_request, "InvalidRequest", "Checksum Type mismatch occurred, expected checksum Type: " +
+                                                                       it->second.algo + ", actual checksum Type: " + algo);
+        Object& o = store[key];
+        if (o.algo.empty()) o.algo = algo.empty() ? "CRC32C" : algo;
+        o.data += req.body();
+        o.version = ++versions;
+        o.checksum = crc_base64(o.data, o.algo);
+        Response r{http::status::ok, 11};
+        r.set(http::field::etag, etag_of(o.version));
+        r.set("x-amz-object-size", std::to_string(o.data.size()));
+        return r;
       }
+      store[key] = Object{req.body(), ++versions, checksum, algo};
       Response r{http::status::ok, 11};
       r.set(http::field::etag, etag_of(store[key].version));
       return r;
     }
     if (req.method() == http::verb::post && only("uploads")) {
       const std::string id = "upload-" + std::to_string(++versions);
-      uploads[id] = Upload{key, req["x-amz-checksum-algorithm"] == "CRC32C" && req["x-amz-checksum-type"] == "FULL_OBJECT", {}};
+      const std::string algo(req["x-amz-checksum-algorithm"]);
+      if (!algo.empty() && algo != "CRC32C" && algo != "CRC64NVME")
+        return error(http::status::bad_request, "InvalidRequest", "checksum algorithm " + algo);
+      if (algo == "CRC64NVME" && req["x-amz-checksum-type"] != "FULL_OBJECT")
+        return error(http::status::bad_request, "InvalidRequest", "CRC64NVME supports only FULL_OBJECT");
+      uploads[id] = Upload{key, req["x-amz-checksum-type"] == "FULL_OBJECT" ? algo : "", {}};
       Response r{http::status::ok, 11};
       r.body() = "<InitiateMultipartUploadResult><Bucket>" + bucket + "</Bucket><Key>" + key + "</Key><UploadId>" + id +
                  "</UploadId></InitiateMultipartUploadResult>";
@@ -930,18 +968,28 @@ struct ExpressFake::Impl {
       if (auto p = precondition()) return *p;
       std::string data;
       for (const auto& [n, bytes] : up->second.parts) data += bytes;
-      const std::string full = crc_base64(data);
+      const std::string algo = up->second.algo;
       std::string checksum;
-      if (up->second.full_object) {
-        // As AWS: the whole object's CRC32C must come with the completion, and match.
-        if (req["x-amz-checksum-type"] != "FULL_OBJECT" || req["x-amz-checksum-crc32c"] != full) {
-          violations.push_back("CompleteMultipartUpload: x-amz-checksum-crc32c '" +
-                               std::string(req["x-amz-checksum-crc32c"]) + "', object's " + full);
-          return error(http::status::bad_request, "BadDigest", "full-object CRC32C mismatch");
+      if (!algo.empty()) {
+        // As AWS: the whole object's CRC must come with the completion, and match; each part
+        // listed in the body carries its own.
+        const std::string full = crc_base64(data, algo);
+        const std::string header = header_of(algo);
+        if (req["x-amz-checksum-type"] != "FULL_OBJECT" || req[header] != full) {
+          violations.push_back("CompleteMultipartUpload: " + header + " '" + std::string(req[header]) + "', object's " +
+                               full);
+          return error(http::status::bad_request, "BadDigest", "full-object " + algo + " mismatch");
+        }
+        for (const auto& [n, bytes] : up->second.parts) {
+          const std::string element = "<Checksum" + algo + ">" + crc_base64(bytes, algo) + "</Checksum" + algo + ">";
+          if (req.body().find(element) == std::string::npos) {
+            violations.push_back("CompleteMultipartUpload: part " + std::to_string(n) + " without " + element);
+            return error(http::status::bad_request, "InvalidPart", "part checksum missing");
+          }
         }
         checksum = full;
       }
-      store[key] = Object{data, ++versions, checksum};
+      store[key] = Object{data, ++versions, checksum, algo};
       uploads.erase(up);
       Response r{http::status::ok, 11};
       r.body() = "<CompleteMultipartUploadResult><Bucket>" + bucket + "</Bucket><Key>" + key + "</Key><ETag>" +
@@ -962,11 +1010,12 @@ struct ExpressFake::Impl {
   struct Object {
     std::string data;
     uint64_t version = 0;
-    std::string checksum;  // FULL_OBJECT CRC32C (base64) when the writer sent one
+    std::string checksum;  // FULL_OBJECT CRC (base64) when the writer sent one
+    std::string algo;      // its algorithm: "CRC32C", "CRC64NVME" or ""
   };
   struct Upload {
     std::string key;
-    bool full_object = false;  // declared x-amz-checksum-type: FULL_OBJECT with CRC32C
+    std::string algo;  // declared with x-amz-checksum-type: FULL_OBJECT, else ""
     std::map<int, std::string> parts;
   };
   std::map<std::string, Upload> uploads;
@@ -1009,7 +1058,7 @@ void ExpressFake::corrupt(const std::string& key) {
 }
 void ExpressFake::put(const std::string& key, const std::string& data) {
   std::lock_guard<std::mutex> lock(impl_->mu);
-  impl_->store[key] = Impl::Object{data, ++impl_->versions};
+  impl_->store[key] = Impl::Object{data, ++impl_->versions, "", ""};
 }
 
 }  // namespace stor::s3::test
