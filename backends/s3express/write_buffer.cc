@@ -160,6 +160,22 @@ void ObjectWriter::reset_locked(ObjectInfo base) {
   memory_parts_ = 0;
   upload_id_.clear();
   spill_.reset();
+  spares_.clear();  // an idle handle holds no part memory
+}
+
+PartBuffer ObjectWriter::take_buffer_locked(size_t len) {
+  for (auto it = spares_.begin(); it != spares_.end(); ++it) {
+    if (it->size() != len) continue;
+    PartBuffer buf = std::move(*it);
+    spares_.erase(it);
+    return buf;
+  }
+  return PartBuffer(len);
+}
+
+void ObjectWriter::give_back_locked(PartBuffer buf) {
+  if (buf.empty() || spares_.size() > opts_.max_in_flight) return;  // freed here
+  spares_.push_back(std::move(buf));
 }
 
 uint64_t ObjectWriter::size() const {
@@ -198,7 +214,7 @@ Status ObjectWriter::write(const char* src, size_t len, uint64_t offset) {
     Part& p = part_locked(i);
     if (p.mem.empty() && !p.spilled) {
       if (memory_parts_ < opts_.max_memory_parts) {
-        p.mem = PartBuffer(static_cast<size_t>(layout_.len(i)));
+        p.mem = take_buffer_locked(static_cast<size_t>(layout_.len(i)));
         ++memory_parts_;
       } else {
         p.spilled = true;  // too many parts being filled at once: this one goes to disk
@@ -256,11 +272,11 @@ Status ObjectWriter::submit_locked(std::unique_lock<std::mutex>& lock, size_t i,
   if (!p.mem.empty() && len == p.mem.size() && p.written.covered(ps, ps + len) == len) {
     buf = std::move(p.mem);  // the common case: a full in-memory part, no copy
   } else {
-    buf = PartBuffer(static_cast<size_t>(len));
-    STOR_RETURN_IF_ERROR(assemble_locked(lock, i, ps, ps + len, buf.data()));
+    buf = take_buffer_locked(static_cast<size_t>(len));
+    STOR_RETURN_IF_ERROR(assemble_locked(lock, i, ps, ps + len, buf.data()));  // every byte
   }
   if (in_memory) --memory_parts_;
-  p.mem = PartBuffer();
+  give_back_locked(std::move(p.mem));
   if (p.spilled) spill_.release(ps, len);
   p.state = PartState::kUploading;
   ++in_flight_;
@@ -269,8 +285,8 @@ Status ObjectWriter::submit_locked(std::unique_lock<std::mutex>& lock, size_t i,
   client_->pool().post([this, i, upload_id, shared_buf] {
     Result<S3Client::UploadedPart> r = client_->upload_part(bucket_, key_, upload_id, static_cast<int>(i + 1),
                                                             shared_buf->data(), shared_buf->size());
-    *shared_buf = PartBuffer();  // freed before the slot is: the memory bound holds
     std::lock_guard<std::mutex> guard(mu_);
+    give_back_locked(std::move(*shared_buf));  // spare or freed before the slot is: the memory bound holds
     auto it = parts_.find(i);
     if (r.is_ok() && it != parts_.end()) {
       it->second.uploaded = std::move(r).value();
