@@ -120,6 +120,45 @@ __attribute__((target("sse4.2"))) uint32_t crc32c_sse42(uint32_t crc, const unsi
   while (len--) c32 = __builtin_ia32_crc32qi(c32, *p++);
   return c32;
 }
+
+// Multiplies the 32x32 GF(2) matrix `mat` (one column per word) by `vec`.
+uint32_t gf2_times(const uint32_t* mat, uint32_t vec);
+
+// The crc32 instruction has a latency of 3 cycles and a throughput of 1: one chain of it runs at a
+// third of its speed. Three chains over three adjacent 8 KiB blocks, joined by shifting the first
+// two registers over the bytes after them (fixed 32x32 GF(2) operators, from crc32c_combine with
+// an empty B), run ~3x faster on large buffers (uploads checksum every part).
+constexpr size_t kCrcLane = 8192;
+struct Crc32cLaneShifts {
+  uint32_t one[32], two[32];  // the register moved over kCrcLane and 2 * kCrcLane zero bytes
+  Crc32cLaneShifts() {
+    for (int k = 0; k < 32; ++k) {
+      one[k] = crc32c_combine(1u << k, 0, kCrcLane);
+      two[k] = crc32c_combine(1u << k, 0, 2 * kCrcLane);
+    }
+  }
+};
+
+__attribute__((target("sse4.2"))) uint32_t crc32c_sse42_3way(uint32_t crc, const unsigned char* p, size_t len) {
+  static const Crc32cLaneShifts shifts;
+  while (len >= 3 * kCrcLane) {
+    uint64_t c0 = crc, c1 = 0, c2 = 0;
+    for (size_t i = 0; i < kCrcLane; i += 8) {
+      uint64_t v0, v1, v2;
+      std::memcpy(&v0, p + i, 8);
+      std::memcpy(&v1, p + kCrcLane + i, 8);
+      std::memcpy(&v2, p + 2 * kCrcLane + i, 8);
+      c0 = __builtin_ia32_crc32di(c0, v0);
+      c1 = __builtin_ia32_crc32di(c1, v1);
+      c2 = __builtin_ia32_crc32di(c2, v2);
+    }
+    crc = gf2_times(shifts.two, static_cast<uint32_t>(c0)) ^ gf2_times(shifts.one, static_cast<uint32_t>(c1)) ^
+          static_cast<uint32_t>(c2);
+    p += 3 * kCrcLane;
+    len -= 3 * kCrcLane;
+  }
+  return crc32c_sse42(crc, p, len);
+}
 #endif
 
 }  // namespace
@@ -129,7 +168,7 @@ uint32_t crc32c(uint32_t crc, const void* data, size_t len) {
   crc = ~crc;
 #if defined(__x86_64__)
   static const bool have_sse42 = __builtin_cpu_supports("sse4.2");
-  if (have_sse42) return ~crc32c_sse42(crc, p, len);
+  if (have_sse42) return ~crc32c_sse42_3way(crc, p, len);
 #endif
   return ~crc32c_portable(crc, p, len);
 }
