@@ -178,7 +178,26 @@ class S3File final : public BackendFile {
   }
 
   void write_async(const void* buf, size_t len, uint64_t offset, IoCallback done) override {
-    start([this, buf, len, offset] { return write_now(static_cast<const char*>(buf), len, offset); }, std::move(done));
+    {
+      std::lock_guard<std::mutex> lock(pending_mu_);
+      ++pending_;
+    }
+    auto cb = std::make_shared<IoCallback>(std::move(done));
+    shared_->async_pool->post([this, src = static_cast<const char*>(buf), len, offset, cb] {
+      // A write of exactly one whole part goes up straight from the caller's buffer, which stays
+      // valid until the callback runs: no copy into a part buffer. The callback then runs when
+      // the part is uploaded.
+      Result<bool> borrowed = guarded([&]() -> Result<bool> {
+        std::lock_guard<std::mutex> lock(mu_);
+        STOR_RETURN_IF_ERROR(check_open());
+        if (!writable_ || appender_ || !writer_) return false;
+        return writer_->write_borrowed(src, len, offset, [this, cb, len](Status s) {
+          finish_async(*cb, s.is_ok() ? Result<size_t>(len) : Result<size_t>(s));
+        });
+      });
+      if (borrowed.is_ok() && *borrowed) return;
+      finish_async(*cb, borrowed.is_ok() ? write_now(src, len, offset) : Result<size_t>(borrowed.status()));
+    });
   }
 
   Status sync(bool) override {
@@ -292,12 +311,16 @@ class S3File final : public BackendFile {
       std::lock_guard<std::mutex> lock(pending_mu_);
       ++pending_;
     }
-    shared_->async_pool->post([this, op = std::move(op), done = std::move(done)] {
-      Result<size_t> r = op();
-      done(std::move(r));
-      std::lock_guard<std::mutex> lock(pending_mu_);
-      if (--pending_ == 0) pending_cv_.notify_all();
+    shared_->async_pool->post([this, op = std::move(op), done = std::move(done)]() mutable {
+      finish_async(done, op());
     });
+  }
+
+  // Runs an async call's callback and ends its pending count (the last touch of `this`).
+  void finish_async(IoCallback& done, Result<size_t> r) {
+    done(std::move(r));
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    if (--pending_ == 0) pending_cv_.notify_all();
   }
 
   void wait_idle() {

@@ -229,6 +229,50 @@ Status ObjectWriter::write(const char* src, size_t len, uint64_t offset) {
   return submit_ready_locked(lock);
 }
 
+Result<bool> ObjectWriter::write_borrowed(const char* src, size_t len, uint64_t offset,
+                                          std::function<void(Status)> done) {
+  std::unique_lock<std::mutex> lock(mu_);
+  STOR_RETURN_IF_ERROR(failed_);
+  const size_t i = layout_.index(offset);
+  auto qualifies = [&] {
+    return i > 0 && i < PartLayout::kMaxParts && layout_.start(i) == offset && layout_.len(i) == len &&
+           parts_.count(i) == 0;
+  };
+  if (!qualifies()) return false;
+  // Back-pressure as for copied parts.
+  cv_.wait(lock, [&] { return in_flight_ < std::max(1u, opts_.max_in_flight); });
+  STOR_RETURN_IF_ERROR(failed_);
+  if (!qualifies()) return false;  // another write got there while this one waited
+  STOR_RETURN_IF_ERROR(ensure_upload_locked(lock));
+  Part& p = parts_[i];
+  p.written.add(offset, offset + len);
+  p.state = PartState::kUploading;
+  size_ = std::max<uint64_t>(size_, offset + len);
+  dirty_ = true;
+  ++in_flight_;
+  const std::string upload_id = upload_id_;
+  client_->pool().post([this, i, upload_id, src, len, done = std::move(done)] {
+    Result<S3Client::UploadedPart> r = client_->upload_part(bucket_, key_, upload_id, static_cast<int>(i + 1), src, len);
+    const Status st = r.status();
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      auto it = parts_.find(i);
+      if (r.is_ok() && it != parts_.end()) {
+        it->second.uploaded = std::move(r).value();
+        it->second.state = PartState::kDone;
+      } else if (!r.is_ok() && failed_.is_ok()) {
+        failed_ = r.status();
+      }
+      --in_flight_;
+      cv_.notify_all();
+    }
+    done(st);  // after the last use of src; `this` may go once in_flight_ is 0 and done has run
+  });
+  // The part before may now be complete and no longer the last one.
+  STOR_RETURN_IF_ERROR(submit_ready_locked(lock));
+  return true;
+}
+
 Status ObjectWriter::submit_ready_locked(std::unique_lock<std::mutex>& lock) {
   // A part goes once fully written and not the last one (so a one-part object stays a PutObject).
   for (auto it = parts_.begin(); it != parts_.end(); ++it) {

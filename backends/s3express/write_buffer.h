@@ -17,6 +17,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -122,6 +123,11 @@ class ObjectWriter {
   ObjectWriter& operator=(const ObjectWriter&) = delete;
 
   Status write(const char* src, size_t len, uint64_t offset);
+  // Zero-copy write of exactly one whole part i >= 1 (so the object is multipart anyway) of which
+  // nothing is held yet: the part is uploaded straight from `src`, which the caller keeps valid
+  // until `done` runs (on an upload thread, with the part's result). False, with nothing done,
+  // when the write does not qualify (then use write()).
+  Result<bool> write_borrowed(const char* src, size_t len, uint64_t offset, std::function<void(Status)> done);
   Result<size_t> read(char* dst, size_t len, uint64_t offset);
   Status truncate(uint64_t size);
   uint64_t size() const;

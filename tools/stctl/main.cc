@@ -221,28 +221,52 @@ class Progress {
 // Copies all of src (expected_size bytes) into dst and syncs it; does not close dst.
 stor::Status copy_data(stor::File& src, uint64_t expected_size, stor::File& dst, const std::string& src_name,
                        const std::string& dst_name, uint64_t* copied) {
+  // Reads fill a ring of 8 MiB buffers while up to kDepth - 1 earlier ones are being written:
+  // an object store taking a whole part straight from the buffer (s3) keeps several uploads
+  // going without copying the bytes into part buffers of its own.
   const size_t chunk = 8u << 20;
-  std::vector<char> a(chunk), b(chunk);
-  Progress progress(expected_size, isatty(STDERR_FILENO));
-  // Double-buffered: the next chunk is read while the previous one is written.
-  uint64_t off = 0;
-  auto first = src.read(a.data(), chunk, 0);
-  if (!first.is_ok()) return first.status();
-  size_t have = *first;
-  while (have > 0) {
-    std::promise<stor::Result<size_t>> wrote;
-    auto wrote_f = wrote.get_future();
-    dst.write_async(a.data(), have, off, [&wrote](stor::Result<size_t> r) { wrote.set_value(std::move(r)); });
-    auto next = src.read(b.data(), chunk, off + have);
-    auto w = wrote_f.get();
+  constexpr size_t kDepth = 4;
+  struct Slot {
+    std::vector<char> buf;
+    std::future<stor::Result<size_t>> wrote;
+    size_t have = 0;
+    bool busy = false;
+  };
+  std::vector<Slot> slots(kDepth);
+  for (auto& s : slots) s.buf.resize(chunk);
+  // Waits for a slot's write; every write is waited for before returning (they use the buffers).
+  auto settle = [&](Slot& s) -> stor::Status {
+    if (!s.busy) return stor::Status::ok();
+    s.busy = false;
+    auto w = s.wrote.get();
     if (!w.is_ok()) return w.status();
-    if (*w != have) return {stor::Code::kIoError, "short write to " + dst_name};
-    if (!next.is_ok()) return next.status();
-    off += have;
+    if (*w != s.have) return {stor::Code::kIoError, "short write to " + dst_name};
+    return stor::Status::ok();
+  };
+  auto settle_all = [&](stor::Status first) {
+    for (auto& s : slots) {
+      stor::Status st = settle(s);
+      if (first.is_ok()) first = st;
+    }
+    return first;
+  };
+  Progress progress(expected_size, isatty(STDERR_FILENO));
+  uint64_t off = 0;
+  for (size_t i = 0;; i = (i + 1) % kDepth) {
+    Slot& s = slots[i];
+    if (stor::Status st = settle(s); !st.is_ok()) return settle_all(st);
+    auto got = src.read(s.buf.data(), chunk, off);
+    if (!got.is_ok()) return settle_all(got.status());
+    if (*got == 0) break;
+    auto done = std::make_shared<std::promise<stor::Result<size_t>>>();
+    s.wrote = done->get_future();
+    s.have = *got;
+    s.busy = true;
+    dst.write_async(s.buf.data(), s.have, off, [done](stor::Result<size_t> r) { done->set_value(std::move(r)); });
+    off += s.have;
     progress.update(off);
-    std::swap(a, b);
-    have = *next;
   }
+  STOR_RETURN_IF_ERROR(settle_all(stor::Status::ok()));
   if (off != expected_size)
     return {stor::Code::kIoError, src_name + " changed size during the copy (" + std::to_string(expected_size) +
                                       " -> " + std::to_string(off) + ")"};
