@@ -256,15 +256,7 @@ Result<bool> ObjectWriter::write_borrowed(const char* src, size_t len, uint64_t 
     const Status st = r.status();
     {
       std::lock_guard<std::mutex> guard(mu_);
-      auto it = parts_.find(i);
-      if (r.is_ok() && it != parts_.end()) {
-        it->second.uploaded = std::move(r).value();
-        it->second.state = PartState::kDone;
-      } else if (!r.is_ok() && failed_.is_ok()) {
-        failed_ = r.status();
-      }
-      --in_flight_;
-      cv_.notify_all();
+      part_uploaded_locked(i, std::move(r));
     }
     done(st);  // after the last use of src; `this` may go once in_flight_ is 0 and done has run
   });
@@ -331,17 +323,21 @@ Status ObjectWriter::submit_locked(std::unique_lock<std::mutex>& lock, size_t i,
                                                             shared_buf->data(), shared_buf->size());
     std::lock_guard<std::mutex> guard(mu_);
     give_back_locked(std::move(*shared_buf));  // spare or freed before the slot is: the memory bound holds
-    auto it = parts_.find(i);
-    if (r.is_ok() && it != parts_.end()) {
-      it->second.uploaded = std::move(r).value();
-      it->second.state = PartState::kDone;
-    } else if (!r.is_ok() && failed_.is_ok()) {
-      failed_ = r.status();
-    }
-    --in_flight_;
-    cv_.notify_all();
+    part_uploaded_locked(i, std::move(r));
   });
   return Status::ok();
+}
+
+void ObjectWriter::part_uploaded_locked(size_t i, Result<S3Client::UploadedPart> r) {
+  auto it = parts_.find(i);
+  if (r.is_ok() && it != parts_.end()) {
+    it->second.uploaded = std::move(r).value();
+    it->second.state = PartState::kDone;
+  } else if (!r.is_ok() && failed_.is_ok()) {
+    failed_ = r.status();
+  }
+  --in_flight_;
+  cv_.notify_all();
 }
 
 Status ObjectWriter::assemble_locked(std::unique_lock<std::mutex>&, size_t i, uint64_t begin, uint64_t end,

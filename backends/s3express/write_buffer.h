@@ -161,6 +161,8 @@ class ObjectWriter {
   // upload), else a new one. Contents are undefined: parts track the bytes written (`written`).
   PartBuffer take_buffer_locked(size_t len);
   void give_back_locked(PartBuffer buf);
+  // Records an upload's result (part i done, or the writer failed) and frees its in-flight slot.
+  void part_uploaded_locked(size_t i, Result<S3Client::UploadedPart> r);
 
   const std::shared_ptr<S3Client> client_;
   const std::string bucket_, key_;

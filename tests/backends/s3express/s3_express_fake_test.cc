@@ -54,6 +54,19 @@ Status write_file(Store& store, const std::string& uri, const std::string& data,
   return f->close();
 }
 
+// Reads `key` back whole (it must equal data), then flips a stored bit on the fake (the checksum
+// kept): the next whole read fails with Corruption saying `mismatch`.
+void read_back_then_corrupt(ExpressFake& fake, S3Client& client, const std::string& key, const std::vector<char>& data,
+                            const std::string& mismatch) {
+  auto back = client.get_object(kBucket, key);
+  REQUIRE(back.is_ok());
+  CHECK(std::equal(back->begin(), back->end(), data.begin(), data.end()));
+  fake.corrupt(key);
+  auto bad = client.get_object(kBucket, key);
+  CHECK(bad.status().code() == Code::kCorruption);
+  CHECK(bad.status().message().find(mismatch) != std::string::npos);
+}
+
 }  // namespace
 
 TEST_CASE("express fake: signatures are checked (a wrong secret is refused)") {
@@ -333,13 +346,7 @@ TEST_CASE("express fake: multipart uploads carry a FULL_OBJECT CRC32C, checked o
   REQUIRE(info.is_ok());
   CHECK(info->checksum_type == "FULL_OBJECT");
   CHECK(info->metadata.empty());
-  auto back = client->get_object(kBucket, "mp");
-  REQUIRE(back.is_ok());
-  CHECK(std::equal(back->begin(), back->end(), data.begin(), data.end()));
-  fake.corrupt("mp");
-  auto bad = client->get_object(kBucket, "mp");
-  CHECK(bad.status().code() == Code::kCorruption);
-  CHECK(bad.status().message().find("CRC32C mismatch") != std::string::npos);
+  read_back_then_corrupt(fake, *client, "mp", data, "CRC32C mismatch");
 
   StoreOptions opts;
   opts.settings = fake.settings();
@@ -390,16 +397,9 @@ TEST_CASE("express fake: s3.checksum_algorithm=crc64nvme: PutObject, parts and F
   REQUIRE(info.is_ok());
   CHECK(info->checksum_crc64nvme == checksum_base64(ChecksumAlgorithm::kCrc64Nvme, whole));
   CHECK(info->metadata.empty());  // only the server's CRC can check this object
-  auto back = client->get_object(kBucket, "mp");
-  REQUIRE(back.is_ok());
-  CHECK(std::equal(back->begin(), back->end(), data.begin(), data.end()));
-
   // A server whose bytes do not match its checksum: whole reads and sequential reads to the end
   // (read-ahead) both fail with Corruption.
-  fake.corrupt("mp");
-  auto bad = client->get_object(kBucket, "mp");
-  CHECK(bad.status().code() == Code::kCorruption);
-  CHECK(bad.status().message().find("CRC64NVME mismatch") != std::string::npos);
+  read_back_then_corrupt(fake, *client, "mp", data, "CRC64NVME mismatch");
   StoreOptions opts;
   opts.settings = fake.settings();
   opts.settings["s3.part_size"] = "64K";
