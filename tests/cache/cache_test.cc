@@ -301,3 +301,12 @@ TEST_CASE("cache: many threads read and write one cached handle at once", "[conc
   CHECK(stor::test::hammer_one_handle(*f, 50001, 4, 6) == 0);
   REQUIRE(f->close().is_ok());
 }
+
+TEST_CASE("cache: appending opens are refused (cached blocks are keyed by offset)") {
+  Fixture fx;
+  fx.write_file("log", {'a', 'b'});
+  auto c = fx.cached(small(8));
+  auto f = c->open(fx.uri("log"), OpenOptions{kOpenWrite | kOpenAppend});
+  CHECK(f.status().code() == Code::kUnsupported);
+  CHECK(fx.read_file("log") == std::vector<char>{'a', 'b'});
+}

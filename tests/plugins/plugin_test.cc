@@ -34,6 +34,8 @@ TEST_CASE("the example plugin loads with dlopen and serves mem:// URIs") {
   CHECK((*ls)[0].size == 10);
 
   // Errors from the plugin come back with their code and message.
+  // The plugin ABI has no append flag: refused before the plugin sees the open.
+  CHECK(s.open("mem://bucket/dir/obj", kOpenWrite | kOpenAppend).status().code() == Code::kUnsupported);
   auto missing = s.open("mem://bucket/none");
   CHECK(missing.status().code() == Code::kNotFound);
   CHECK(missing.status().message().find("no such file") != std::string::npos);

@@ -489,6 +489,10 @@ TEST_CASE("tiering: tier:// URIs through a Store after create_link") {
   CHECK(create_link(**tier, fast, "nvme:///elsewhere").status().code() == Code::kAlreadyExists);
   CHECK(store->open("tier://" + dir.path() + "/unlinked/x").status().code() == Code::kNotFound);
   CHECK(store->mkdir("tier://" + fast + "/newdir").code() == Code::kUnsupported);
+  // Appends would bypass the journal's written ranges: refused, the file untouched.
+  CHECK(store->open("tier://" + fast + "/data/three.txt", kOpenWrite | kOpenAppend).status().code() ==
+        Code::kUnsupported);
+  CHECK(slurp(cold + "/data/three.txt") == as_vec("three"));
 }
 
 TEST_CASE("tiering: create_link that fails leaves no link, and a retry in the same process succeeds") {
