@@ -108,6 +108,13 @@ const char* stor_store_engine(const stor_store_t* store) {
   return store ? const_cast<stor_store_t*>(store)->store->engine().name() : "";
 }
 
+// The C flags are the C++ ones, passed through unchanged.
+static constexpr bool same_flag(uint32_t c, uint32_t cxx) { return c == cxx; }
+static_assert(same_flag(STOR_O_READ, stor::kOpenRead) && same_flag(STOR_O_WRITE, stor::kOpenWrite) &&
+              same_flag(STOR_O_CREATE, stor::kOpenCreate) && same_flag(STOR_O_TRUNC, stor::kOpenTruncate) &&
+              same_flag(STOR_O_EXCL, stor::kOpenExclusive) && same_flag(STOR_O_DIRECT, stor::kOpenDirect) &&
+              same_flag(STOR_O_APPEND, stor::kOpenAppend));
+
 stor_code_t stor_file_open(stor_store_t* store, const char* uri, uint32_t flags, uint32_t mode, stor_file_t** out) {
   return guarded([&] {
     if (!store) return null_arg("store");
