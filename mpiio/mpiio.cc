@@ -59,7 +59,6 @@ void release_type(MPI_Datatype& t) {
 }
 
 void release(StorFile* f) {
-  close_atomic(*f);
   release_type(f->view.etype);
   release_type(f->view.filetype);
   if (f->comm != MPI_COMM_NULL) PMPI_Comm_free(&f->comm);

@@ -124,13 +124,12 @@ struct StorFile {
   MPI_Win shared_win = MPI_WIN_NULL;
   MPI_Offset* shared_base = nullptr;
   std::atomic<bool> atomic{false}; // MPI_File_set_atomicity (atomic.cc); read by the service thread
-  int lock_fd = -1;                // nvme: descriptor the atomic-mode OFD locks hang on
-  std::mutex atomic_mu;            // one-process files: serialises own and served accesses
+  bool atomic_locks = false;       // atomic mode through stor::File::lock_range (else atomic_mu)
+  std::mutex atomic_mu;            // one-process files of a backend without locks
 };
 
 // Atomic mode (atomic.cc). Collective: every rank switches, or all return the error.
 Status set_atomicity(StorFile& f, bool on);
-void close_atomic(StorFile& f);
 // Holds the atomic-mode lock over the extent of an independent access's segments (nothing when
 // atomic mode is off).
 class AtomicGuard {
@@ -143,7 +142,7 @@ class AtomicGuard {
 
  private:
   StorFile& f_;
-  int64_t lo_ = 0, hi_ = 0;
+  uint64_t lock_id_ = 0;
   bool locked_ = false, mutex_held_ = false;
   Status status_;
 };
