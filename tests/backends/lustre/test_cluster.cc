@@ -15,6 +15,10 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <mutex>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
@@ -22,6 +26,7 @@
 #include "net/auth.h"
 #include "net/transport.h"
 #include "stor/store.h"
+#include "stor/target.h"
 #include "target_process.h"
 #include "test_util.h"
 
@@ -183,6 +188,19 @@ int child_main() {
       if (Status r = s.remove(dir + "/c" + std::to_string(i) + "-" + std::to_string(k)); !r) return fail(11, r);
     }
     return 0;
+  }
+  if (std::string(role) == "locker") {
+    StoreOptions so;
+    so.settings["lustre.reconnect_timeout_ms"] = "300";  // the MDS's grace after our connections close
+    auto ls = Store::create(so);
+    if (!ls) return fail(30, ls.status());
+    auto f = (*ls)->open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(31, f.status());
+    auto l = f->lock_range(0, 4096, RangeLockMode::kExclusive, std::chrono::seconds(10));
+    if (!l) return fail(32, l.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 33;
+    for (;;) ::pause();  // until kill -9
   }
   if (std::string(role) == "mixed") {
     // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
@@ -590,4 +608,149 @@ TEST_CASE("clients ride out kill -9 of the MDS and of a target", "[lustre][clust
   CHECK(report->orphans == 0);
   CHECK(report->overlong == 0);
   CHECK(report->problems.empty());
+}
+
+namespace {
+
+// A client process (this binary, [.mdsd-child] role "locker") that opens DIR/locked.bin, takes an
+// exclusive lock of bytes [0, 4096), says so with one byte on a pipe and waits to be killed.
+// Its reconnect grace is 300 ms (lustre.reconnect_timeout_ms), so the MDS releases its handle
+// and lock that long after its connections closed.
+pid_t spawn_locker(const Cluster& c, const std::string& dir) {
+  const std::string exe = self_exe();
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ack[0]);
+    ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
+    ::setenv("STOR_MDSD_ROLE", "locker", 1);
+    ::setenv("STOR_MDSD_INDEX", "0", 1);
+    ::setenv("STOR_MDSD_URI", dir.c_str(), 1);
+    ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
+    ::execl(exe.c_str(), exe.c_str(), "[.mdsd-child]", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(ack[1]);
+  char b = 0;
+  ssize_t n;
+  do {
+    n = ::read(ack[0], &b, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(ack[0]);
+  REQUIRE(n == 1);  // the lock is held
+  return pid;
+}
+
+uint64_t mds_counter(const Cluster& c, const char* name) {
+  ServerQueryOptions q;
+  q.key_file = c.key;
+  return query_server_stats(c.mds->endpoint(), q).value().get(name, UINT64_MAX);
+}
+
+using namespace std::chrono_literals;
+
+}  // namespace
+
+TEST_CASE("stor-mds grants extent locks between clients", "[lustre][cluster][locks]") {
+  Cluster c;
+  c.start_mds();
+  auto store = c.store();
+  const std::string uri = c.uri("/locked.bin");
+  auto a = store->open(uri, kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto b = store->open(uri, kOpenRead | kOpenWrite).value();
+  auto r = store->open(uri, kOpenRead).value();
+
+  SECTION("compatibility: shared with shared only, on overlapping bytes") {
+    const uint64_t la = a.lock_range(0, 100, RangeLockMode::kShared, 5s).value();
+    auto lb = b.lock_range(50, 10, RangeLockMode::kShared, 0ms);
+    REQUIRE(lb.is_ok());
+    REQUIRE(b.unlock_range(*lb).is_ok());
+    auto x = b.lock_range(50, 10, RangeLockMode::kExclusive, 0ms);
+    REQUIRE_FALSE(x.is_ok());
+    CHECK(x.status().code() == Code::kTimeout);
+    CHECK(x.status().message().find("[50, 60)") != std::string::npos);
+    auto adjacent = b.lock_range(100, 10, RangeLockMode::kExclusive, 0ms);  // [100, 110) touches, no overlap
+    REQUIRE(adjacent.is_ok());
+    // Every lock is its own owner: the same handle conflicts with itself too.
+    CHECK(a.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kTimeout);
+    CHECK(a.lock_range(105, 1, RangeLockMode::kShared, 0ms).status().code() == Code::kTimeout);
+    CHECK(r.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kPermissionDenied);
+    CHECK(r.lock_range(0, 0, RangeLockMode::kShared, 0ms).status().code() == Code::kInvalidArgument);
+    REQUIRE(a.unlock_range(la).is_ok());
+    REQUIRE(a.unlock_range(la).is_ok());  // releasing again is not an error
+    auto now_free = b.lock_range(0, 100, RangeLockMode::kExclusive, 0ms);
+    REQUIRE(now_free.is_ok());
+    CHECK(mds_counter(c, "extent_locks") == 2);
+    REQUIRE(b.unlock_range(*now_free).is_ok());
+    REQUIRE(b.unlock_range(*adjacent).is_ok());
+    CHECK(mds_counter(c, "extent_locks") == 0);
+  }
+
+  SECTION("first come, first served: a reader queued behind a waiting writer waits") {
+    const uint64_t held = a.lock_range(0, 100, RangeLockMode::kShared, 5s).value();
+    std::mutex mu;
+    std::string order;
+    // Catch2's assertions are not thread-safe: the threads record, the test checks after join.
+    std::thread writer([&] {
+      auto w = b.lock_range(0, 100, RangeLockMode::kExclusive, 20s);
+      if (!w) return;
+      { std::lock_guard lk(mu); order += "W"; }
+      std::this_thread::sleep_for(200ms);
+      { std::lock_guard lk(mu); order += "w"; }
+      (void)b.unlock_range(*w);
+    });
+    std::this_thread::sleep_for(300ms);  // the writer is queued at the MDS
+    std::thread reader([&] {
+      // Compatible with the granted shared lock, but the writer came first.
+      auto rl = r.lock_range(10, 10, RangeLockMode::kShared, 20s);
+      if (!rl) return;
+      { std::lock_guard lk(mu); order += "R"; }
+      (void)r.unlock_range(*rl);
+    });
+    std::this_thread::sleep_for(300ms);
+    {
+      std::lock_guard lk(mu);
+      CHECK(order.empty());  // neither passed the shared lock's holder / the waiting writer
+    }
+    REQUIRE(a.unlock_range(held).is_ok());
+    writer.join();
+    reader.join();
+    CHECK(order == "WwR");
+  }
+
+  SECTION("closing a handle releases its locks and wakes the waiters") {
+    (void)a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+    std::atomic<bool> granted{false};
+    std::thread waiter([&] {
+      auto w = b.lock_range(0, 1, RangeLockMode::kExclusive, 20s);
+      granted = w.is_ok();
+    });
+    std::this_thread::sleep_for(200ms);
+    CHECK_FALSE(granted.load());
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(a.close().is_ok());
+    waiter.join();
+    CHECK(granted.load());
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  }
+
+  SECTION("a client killed with kill -9 loses its locks and handles") {
+    const uint64_t handles_before = mds_counter(c, "open_handles");
+    const pid_t pid = spawn_locker(c, c.uri(""));
+    CHECK(mds_counter(c, "open_handles") == handles_before + 1);
+    auto held = b.lock_range(100, 1, RangeLockMode::kExclusive, 200ms);
+    CHECK(held.status().code() == Code::kTimeout);  // the child holds [0, 4096)
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    int st = 0;
+    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto got = b.lock_range(100, 1, RangeLockMode::kExclusive, 20s);
+    REQUIRE(got.is_ok());
+    // Granted after the child's 300 ms grace, not after the 20 s wait or an MDS restart.
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK(mds_counter(c, "open_handles") == handles_before);
+    REQUIRE(b.unlock_range(*got).is_ok());
+  }
 }
