@@ -136,9 +136,12 @@ class NvmeFile final : public BackendFile {
     const int acc = ::fcntl(fd_, F_GETFL) & O_ACCMODE;
     if (mode == RangeLockMode::kExclusive && acc == O_RDONLY)
       return Status::PermissionDenied(path_ + ": an exclusive byte-range lock needs a handle open for writing");
+    // F_RDLCK needs a descriptor open for reading, F_WRLCK one open for writing, whatever the
+    // handle's own mode (a write-only handle may take shared locks).
+    const int want = mode == RangeLockMode::kExclusive ? O_WRONLY : O_RDONLY;
     const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-    int lfd = ::open(self.c_str(), acc | O_CLOEXEC);
-    if (lfd < 0) lfd = ::open(path_.c_str(), acc | O_CLOEXEC);  // no /proc
+    int lfd = ::open(self.c_str(), want | O_CLOEXEC);
+    if (lfd < 0 && errno == ENOENT) lfd = ::open(path_.c_str(), want | O_CLOEXEC);  // no /proc
     if (lfd < 0) return Status::from_errno(errno, "open " + path_ + " for a byte-range lock");
     struct flock fl {};
     fl.l_type = mode == RangeLockMode::kExclusive ? F_WRLCK : F_RDLCK;

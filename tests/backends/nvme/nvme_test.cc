@@ -316,6 +316,12 @@ TEST_CASE("nvme: byte-range locks (OFD) between handles and processes") {
   REQUIRE(adjacent.is_ok());
   CHECK(r.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kPermissionDenied);
   CHECK(r.lock_range(0, 0, RangeLockMode::kShared, 0ms).status().code() == Code::kInvalidArgument);
+  {  // a write-only handle takes shared locks too (its lock descriptor is opened for reading)
+    auto wo = store->open(uri, kOpenWrite).value();
+    auto s = wo.lock_range(500, 1, RangeLockMode::kShared, 0ms);
+    REQUIRE(s.is_ok());
+    REQUIRE(wo.unlock_range(*s).is_ok());
+  }
 
   // Another process sees them (OFD locks are the kernel's), and gets them once released.
   auto try_in_child = [&](uint64_t off) {
