@@ -138,11 +138,24 @@ class NvmeFile final : public BackendFile {
       return Status::PermissionDenied(path_ + ": an exclusive byte-range lock needs a handle open for writing");
     // F_RDLCK needs a descriptor open for reading, F_WRLCK one open for writing, whatever the
     // handle's own mode (a write-only handle may take shared locks).
-    const int want = mode == RangeLockMode::kExclusive ? O_WRONLY : O_RDONLY;
-    const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-    int lfd = ::open(self.c_str(), want | O_CLOEXEC);
-    if (lfd < 0 && errno == ENOENT) lfd = ::open(path_.c_str(), want | O_CLOEXEC);  // no /proc
-    if (lfd < 0) return Status::from_errno(errno, "open " + path_ + " for a byte-range lock");
+    const int kind = mode == RangeLockMode::kExclusive ? 1 : 0;
+    int lfd = -1;
+    {
+      // Descriptors of released locks are kept for reuse: an open through /proc per lock costs
+      // more than the lock itself.
+      std::lock_guard lk(locks_mu_);
+      if (!idle_[kind].empty()) {
+        lfd = idle_[kind].back();
+        idle_[kind].pop_back();
+      }
+    }
+    if (lfd < 0) {
+      const int want = kind ? O_WRONLY : O_RDONLY;
+      const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+      lfd = ::open(self.c_str(), want | O_CLOEXEC);
+      if (lfd < 0 && errno == ENOENT) lfd = ::open(path_.c_str(), want | O_CLOEXEC);  // no /proc
+      if (lfd < 0) return Status::from_errno(errno, "open " + path_ + " for a byte-range lock");
+    }
     struct flock fl {};
     fl.l_type = mode == RangeLockMode::kExclusive ? F_WRLCK : F_RDLCK;
     fl.l_whence = SEEK_SET;
@@ -180,19 +193,29 @@ class NvmeFile final : public BackendFile {
     }
     std::lock_guard lk(locks_mu_);
     const uint64_t id = ++next_lock_;
-    locks_[id] = lfd;
+    locks_[id] = {lfd, kind};
     return id;
   }
   Status unlock_range(uint64_t lock_id) override {
-    int lfd = -1;
+    std::pair<int, int> held;
     {
       std::lock_guard lk(locks_mu_);
       auto it = locks_.find(lock_id);
       if (it == locks_.end()) return {};
-      lfd = it->second;
+      held = it->second;
       locks_.erase(it);
     }
-    ::close(lfd);
+    struct flock fl {};
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
+    if (::fcntl(held.first, F_OFD_SETLK, &fl) == 0) {
+      std::lock_guard lk(locks_mu_);
+      if (fd_ >= 0 && idle_[held.second].size() < 4) {
+        idle_[held.second].push_back(held.first);
+        return {};
+      }
+    }
+    ::close(held.first);  // closing the description releases its lock in any case
     return {};
   }
 
@@ -200,8 +223,12 @@ class NvmeFile final : public BackendFile {
     if (fd_ < 0) return {};
     {
       std::lock_guard lk(locks_mu_);
-      for (auto& [id, lfd] : locks_) ::close(lfd);
+      for (auto& [id, held] : locks_) ::close(held.first);
       locks_.clear();
+      for (auto& pool : idle_) {
+        for (int lfd : pool) ::close(lfd);
+        pool.clear();
+      }
     }
     int fd = fd_;
     fd_ = -1;
@@ -250,7 +277,8 @@ class NvmeFile final : public BackendFile {
   int file_slot_ = -1;
   std::mutex locks_mu_;
   uint64_t next_lock_ = 0;
-  std::map<uint64_t, int> locks_;  // lock id -> the descriptor holding it
+  std::map<uint64_t, std::pair<int, int>> locks_;  // lock id -> (descriptor holding it, 0 shared / 1 exclusive)
+  std::vector<int> idle_[2];  // descriptors without a lock, for reuse: opened for reading / for writing
 };
 
 class NvmeBackend final : public Backend {
