@@ -476,7 +476,122 @@ TEST_CASE("the MDS validates every request it reads", "[lustre][cluster]") {
           r.set_handle(12345);
           r.set_ino(999);
         }) == Code::kNotFound);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // empty range
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_start(10);
+          r.set_lock_end(10);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // past 2^63 - 1
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_end(UINT64_MAX);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // no handle
+          r.set_lock_end(1);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // a handle this MDS did not open
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_end(1);
+        }) == Code::kNotFound);
   CHECK(svc.open_handles() == 0);
+}
+
+TEST_CASE("the MDS releases a client's handles and locks after its connections are gone", "[lustre][cluster][locks]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  o.root_mode = 0777;  // the requests' uid 0 is squashed
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  auto fs = FileSystem::mount(dir / "fs").value();
+  MdsService svc(fs, {});
+  std::vector<std::byte> buf(1 << 16);
+  uint64_t xid = 0;
+  // One request of `client` over `connection`; the client asks for a 100 ms grace.
+  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) -> Result<pb::MdsReply> {
+    r.set_client_id(client);
+    r.set_xid(++xid);
+    r.set_session_grace_ms(100);
+    const std::string control = r.SerializeAsString();
+    transport::ServerCall c;
+    c.opcode = kMdsOpcode;
+    c.control = control;
+    c.reply_buffer = buf;
+    c.connection = connection;
+    auto res = svc.handle(c);
+    if (!res.status) return res.status;
+    pb::MdsReply rep;
+    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
+    return rep;
+  };
+  auto open_and_lock = [&](uint64_t client, uint64_t connection, const std::string& path) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::OPEN);
+    r.set_path(path);
+    r.set_flags(kOpenRead | kOpenWrite | kOpenCreate);
+    r.set_mode(0644);
+    auto opened = call(client, connection, r).value();
+    pb::MdsRequest l;
+    l.set_op(pb::MdsRequest::LOCK);
+    l.set_handle(opened.handle());
+    l.set_ino(opened.attrs().ino());
+    l.set_lock_end(4096);
+    l.set_lock_exclusive(true);
+    CHECK(call(client, connection, l).value().lock_id() != 0);
+    return opened;
+  };
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };  // > the 100 ms grace
+
+  SECTION("a client whose last connection closed is released after its grace") {
+    open_and_lock(1, 11, "/a");
+    open_and_lock(1, 12, "/b");  // a second connection of the same client
+    CHECK(svc.open_handles() == 2);
+    CHECK(svc.granted_locks() == 2);
+    svc.connection_closed(11);
+    settle();
+    CHECK(svc.open_handles() == 2);  // connection 12 is still open: the client lives
+    svc.connection_closed(12);
+    settle();
+    CHECK(svc.open_handles() == 0);
+    CHECK(svc.granted_locks() == 0);
+    CHECK(svc.sessions() == 0);
+  }
+  SECTION("a client that reconnects within its grace keeps them") {
+    auto opened = open_and_lock(2, 21, "/c");
+    svc.connection_closed(21);
+    pb::MdsRequest st;
+    st.set_op(pb::MdsRequest::STAT);
+    st.set_path("/");
+    REQUIRE(call(2, 22, st).is_ok());  // back on a new connection before the grace ended
+    settle();
+    CHECK(svc.open_handles() == 1);
+    CHECK(svc.granted_locks() == 1);
+    // Another client's conflicting lock waits for it (and times out).
+    pb::MdsRequest o;
+    o.set_op(pb::MdsRequest::OPEN);
+    o.set_path("/c");
+    o.set_flags(kOpenRead | kOpenWrite);
+    auto other = call(3, 31, o).value();
+    pb::MdsRequest l;
+    l.set_op(pb::MdsRequest::LOCK);
+    l.set_handle(other.handle());
+    l.set_ino(other.attrs().ino());
+    l.set_lock_start(100);
+    l.set_lock_end(101);
+    l.set_lock_exclusive(true);
+    l.set_lock_wait_ms(50);
+    CHECK(call(3, 31, l).status().code() == Code::kTimeout);
+    svc.connection_closed(22);
+    settle();
+    CHECK(svc.open_handles() == 1);  // client 3's
+    l.set_lock_wait_ms(5000);
+    CHECK(call(3, 31, l).is_ok());
+  }
 }
 
 TEST_CASE("the MDS reply cache answers a resent mutation, also after a restart", "[lustre][cluster][recovery]") {
