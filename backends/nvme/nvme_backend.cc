@@ -14,10 +14,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <future>
-#include <map>
-#include <mutex>
-#include <thread>
 
+#include "core/ofd_locks.h"
 #include "stor/register_backend.h"
 #include "stor/settings.h"
 
@@ -123,113 +121,17 @@ class NvmeFile final : public BackendFile {
     if (fd_ < 0) return closed();
     return info_of(fd_, path_);
   }
-  // Each lock hangs on an open file description of its own (the file reopened through
-  // /proc/self/fd): OFD locks of one description never conflict with each other, and ours must,
-  // also between locks of one handle. Closing that description releases the lock.
+  // OFD locks, one open file description per lock (core/ofd_locks.h).
   Result<uint64_t> lock_range(uint64_t off, uint64_t len, RangeLockMode mode,
                               std::chrono::milliseconds timeout) override {
     if (fd_ < 0) return closed();
-    if (len == 0) return Status::InvalidArgument(path_ + ": byte-range lock of 0 bytes");
-    constexpr uint64_t kMaxOff = static_cast<uint64_t>(INT64_MAX);
-    if (off > kMaxOff || len > kMaxOff - off)
-      return Status::InvalidArgument(path_ + ": byte-range lock past 2^63 - 1");
-    const int acc = ::fcntl(fd_, F_GETFL) & O_ACCMODE;
-    if (mode == RangeLockMode::kExclusive && acc == O_RDONLY)
-      return Status::PermissionDenied(path_ + ": an exclusive byte-range lock needs a handle open for writing");
-    // F_RDLCK needs a descriptor open for reading, F_WRLCK one open for writing, whatever the
-    // handle's own mode (a write-only handle may take shared locks).
-    const int kind = mode == RangeLockMode::kExclusive ? 1 : 0;
-    int lfd = -1;
-    {
-      // Descriptors of released locks are kept for reuse: an open through /proc per lock costs
-      // more than the lock itself.
-      std::lock_guard lk(locks_mu_);
-      if (!idle_[kind].empty()) {
-        lfd = idle_[kind].back();
-        idle_[kind].pop_back();
-      }
-    }
-    if (lfd < 0) {
-      const int want = kind ? O_WRONLY : O_RDONLY;
-      const std::string self = "/proc/self/fd/" + std::to_string(fd_);
-      lfd = ::open(self.c_str(), want | O_CLOEXEC);
-      if (lfd < 0 && errno == ENOENT) lfd = ::open(path_.c_str(), want | O_CLOEXEC);  // no /proc
-      if (lfd < 0) return Status::from_errno(errno, "open " + path_ + " for a byte-range lock");
-    }
-    struct flock fl {};
-    fl.l_type = mode == RangeLockMode::kExclusive ? F_WRLCK : F_RDLCK;
-    fl.l_whence = SEEK_SET;
-    fl.l_start = static_cast<off_t>(off);
-    fl.l_len = static_cast<off_t>(len);
-    fl.l_pid = 0;  // required for OFD locks
-    const std::string range = path_ + " bytes [" + std::to_string(off) + ", " + std::to_string(off + len) + ")";
-    if (timeout == std::chrono::milliseconds::max()) {
-      // No bound: the kernel's queue (F_OFD_SETLKW), no polling delay.
-      while (::fcntl(lfd, F_OFD_SETLKW, &fl) != 0) {
-        if (errno == EINTR) continue;
-        Status s = Status::from_errno(errno, "byte-range lock (F_OFD_SETLKW) of " + range);
-        ::close(lfd);
-        return s;
-      }
-    } else {
-      // The kernel has no timed wait: try, and back off from 20 us to 2 ms until the deadline.
-      const auto deadline = std::chrono::steady_clock::now() + timeout;
-      auto pause = std::chrono::microseconds(20);
-      while (::fcntl(lfd, F_OFD_SETLK, &fl) != 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EACCES) {
-          Status s = Status::from_errno(errno, "byte-range lock (F_OFD_SETLK) of " + range);
-          ::close(lfd);
-          return s;
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-          ::close(lfd);
-          return Status::Timeout("byte-range lock of " + range + " not granted within " +
-                                 std::to_string(timeout.count()) + " ms");
-        }
-        std::this_thread::sleep_for(pause);
-        pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(2));
-      }
-    }
-    std::lock_guard lk(locks_mu_);
-    const uint64_t id = ++next_lock_;
-    locks_[id] = {lfd, kind};
-    return id;
+    return locks_.lock(fd_, path_, off, len, mode, timeout);
   }
-  Status unlock_range(uint64_t lock_id) override {
-    std::pair<int, int> held;
-    {
-      std::lock_guard lk(locks_mu_);
-      auto it = locks_.find(lock_id);
-      if (it == locks_.end()) return {};
-      held = it->second;
-      locks_.erase(it);
-    }
-    struct flock fl {};
-    fl.l_type = F_UNLCK;
-    fl.l_whence = SEEK_SET;  // l_start = l_len = 0: the whole file
-    if (::fcntl(held.first, F_OFD_SETLK, &fl) == 0) {
-      std::lock_guard lk(locks_mu_);
-      if (fd_ >= 0 && idle_[held.second].size() < 4) {
-        idle_[held.second].push_back(held.first);
-        return {};
-      }
-    }
-    ::close(held.first);  // closing the description releases its lock in any case
-    return {};
-  }
+  Status unlock_range(uint64_t lock_id) override { return locks_.unlock(lock_id); }
 
   Status close() override {
     if (fd_ < 0) return {};
-    {
-      std::lock_guard lk(locks_mu_);
-      for (auto& [id, held] : locks_) ::close(held.first);
-      locks_.clear();
-      for (auto& pool : idle_) {
-        for (int lfd : pool) ::close(lfd);
-        pool.clear();
-      }
-    }
+    locks_.close_all();
     int fd = fd_;
     fd_ = -1;
     if (file_slot_ >= 0) engine_->unregister_file(file_slot_);
@@ -275,10 +177,7 @@ class NvmeFile final : public BackendFile {
   uint32_t align_;
   std::string path_;
   int file_slot_ = -1;
-  std::mutex locks_mu_;
-  uint64_t next_lock_ = 0;
-  std::map<uint64_t, std::pair<int, int>> locks_;  // lock id -> (descriptor holding it, 0 shared / 1 exclusive)
-  std::vector<int> idle_[2];  // descriptors without a lock, for reuse: opened for reading / for writing
+  internal::OfdLocks locks_;
 };
 
 class NvmeBackend final : public Backend {

@@ -173,7 +173,9 @@ class STOR_API BackendFile {
   // handle open for writing (PermissionDenied otherwise), len must be > 0 (InvalidArgument).
   // Closing the handle releases its locks; on lustre:// cluster mounts, so does the death of
   // the client process (its MDS connections closing). Default: Unsupported.
-  // Implemented by nvme:// (OFD locks, F_OFD_SETLK) and lustre:// (embedded and cluster).
+  // Implemented by nvme:// and native (real) Lustre mounts (OFD locks, F_OFD_SETLK; on Lustre
+  // cluster-wide only with the client's flock mount option), and the emulated lustre:// (extent
+  // locks of its metadata service, embedded and cluster).
   virtual Result<uint64_t> lock_range(uint64_t offset, uint64_t len, RangeLockMode mode,
                                       std::chrono::milliseconds timeout);
   // Releases a lock of this handle. Releasing an id that is not held (released already, or
