@@ -712,10 +712,10 @@ Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
   if (req.lock_exclusive() && !h.writable)
     return Status::PermissionDenied("lustre mds: an exclusive extent lock needs a handle open for writing");
   const LockOwner owner{req.client_id(), req.handle()};
-  // The wait holds this connection's thread: at most an hour, whatever the client asks.
-  constexpr uint32_t kMaxLockWaitMs = 3600 * 1000;
-  const auto deadline =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(std::min(req.lock_wait_ms(), kMaxLockWaitMs));
+  // The wait holds this connection's thread: bounded whatever the client asks.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min<std::chrono::milliseconds>(std::chrono::milliseconds(req.lock_wait_ms()),
+                                                            opts_.max_lock_wait);
   STOR_ASSIGN_OR_RETURN(uint64_t id, h.inode->locks.lock(owner, req.xid(),
                                                          req.lock_exclusive() ? RangeLockMode::kExclusive
                                                                               : RangeLockMode::kShared,

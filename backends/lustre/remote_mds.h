@@ -91,6 +91,9 @@ struct MdsServiceOptions {
   // with SIGKILL right after applying (and logging) this many client mutations, before the
   // last one's reply is sent.
   uint64_t crash_after_mutations = 0;
+  // The longest a LOCK request may wait to be granted, whatever it asks (it holds its
+  // connection's thread meanwhile).
+  std::chrono::milliseconds max_lock_wait{std::chrono::hours(1)};
 };
 
 // The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
