@@ -110,4 +110,15 @@ Result<size_t> BackendFile::writev(std::span<const struct iovec> iov, uint64_t o
   return wait_for([&](IoCallback cb) { writev_async(iov, offset, std::move(cb)); });
 }
 
+Result<uint64_t> BackendFile::lock_range(uint64_t offset, uint64_t len, RangeLockMode mode,
+                                         std::chrono::milliseconds timeout) {
+  (void)offset; (void)len; (void)mode; (void)timeout;
+  return Status::Unsupported("byte-range locks are not supported by this backend");
+}
+
+Status BackendFile::unlock_range(uint64_t lock_id) {
+  (void)lock_id;
+  return Status::Unsupported("byte-range locks are not supported by this backend");
+}
+
 }  // namespace stor

@@ -133,6 +133,18 @@ Result<uint64_t> File::size() {
 
 bool File::direct() const { return impl_ && impl_->direct(); }
 
+Result<uint64_t> File::lock_range(uint64_t offset, uint64_t len, RangeLockMode mode, std::chrono::milliseconds timeout) {
+  STOR_RETURN_IF_ERROR(check_open());
+  auto r = impl_->lock_range(offset, len, mode, timeout);
+  if (!r) return r.status().with_context(uri_.to_string());
+  return r;
+}
+
+Status File::unlock_range(uint64_t lock_id) {
+  STOR_RETURN_IF_ERROR(check_open());
+  return impl_->unlock_range(lock_id).with_context(uri_.to_string());
+}
+
 Status File::close() {
   if (!impl_) return {};
   Status s = impl_->close();

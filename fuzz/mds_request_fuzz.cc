@@ -345,6 +345,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     {
       MdsServiceOptions so;
       so.root_squash = squash;
+      so.max_lock_wait = std::chrono::milliseconds(5);  // a conflicting LOCK must not stall the run
       MdsService svc(*fs, so);
       Session session(svc, network, small);
       if (is_structured) {

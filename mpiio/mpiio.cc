@@ -34,6 +34,28 @@ std::unordered_set<StorFile*>& handles() {
   return *h;
 }
 
+uint64_t g_open_seq = 0;  // under g_mu
+
+// MPI_Finalize deletes MPI_COMM_SELF's attributes before anything else (ROMIO hangs its own
+// cleanup there the same way), so files left open are closed, their shared-file-pointer windows
+// freed and freed-but-running requests finished even when the program's MPI_Finalize does not
+// reach ours (a PMPI tool in front of us, a direct PMPI_Finalize).
+int finalize_attr_delete(MPI_Comm, int keyval, void*, void*) {
+  finalize_files();
+  int k = keyval;
+  PMPI_Comm_free_keyval(&k);
+  return MPI_SUCCESS;
+}
+
+void ensure_finalize_hook() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int keyval = MPI_KEYVAL_INVALID;
+    if (PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, finalize_attr_delete, &keyval, nullptr) == MPI_SUCCESS)
+      PMPI_Comm_set_attr(MPI_COMM_SELF, keyval, nullptr);
+  });
+}
+
 bool is_stor_name(const char* name) { return name && std::strncmp(name, kPrefix, std::strlen(kPrefix)) == 0; }
 
 Result<stor::Store*> store() {
@@ -59,7 +81,6 @@ void release_type(MPI_Datatype& t) {
 }
 
 void release(StorFile* f) {
-  close_atomic(*f);
   release_type(f->view.etype);
   release_type(f->view.filetype);
   if (f->comm != MPI_COMM_NULL) PMPI_Comm_free(&f->comm);
@@ -248,8 +269,10 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
   shared_open(f, f->position);  // with MPI_MODE_APPEND the shared pointer starts at the end too
   {
     std::lock_guard lk(g_mu);
+    f->open_seq = ++g_open_seq;
     handles().insert(f);
   }
+  ensure_finalize_hook();
   *fh = reinterpret_cast<MPI_File>(f);
   return MPI_SUCCESS;
 }
@@ -437,6 +460,7 @@ int large_count_access(StorFile* f, const MPI_Offset* offset, void* buf, MPI_Cou
 }
 
 StorFile* lookup(MPI_File fh) {
+  progress_detached(false);
   auto* f = reinterpret_cast<StorFile*>(fh);
   std::lock_guard lk(g_mu);
   return handles().count(f) ? f : nullptr;
@@ -455,6 +479,7 @@ int file_close(MPI_File* fh) {
   StorFile* f = fh ? lookup(*fh) : nullptr;
   if (!f) return PMPI_File_close(fh);
   drain_nonblocking(f);  // no engine callback may outlive the handle
+  progress_detached(false);  // freed requests of this file are done now: release them
   // Independent requests other ranks delegated are answered before they can get here.
   PMPI_Barrier(f->comm);
   stop_delegation(*f);
@@ -651,15 +676,19 @@ int file_set_errhandler(StorFile* f, MPI_Errhandler eh) {
 }
 
 void finalize_files() {
+  progress_detached(true);
   std::vector<StorFile*> open;
   {
     std::lock_guard lk(g_mu);
     open.assign(handles().begin(), handles().end());
   }
+  // In open order, the same on every rank: freeing the windows is collective per file.
+  std::sort(open.begin(), open.end(), [](const StorFile* a, const StorFile* b) { return a->open_seq < b->open_seq; });
   for (StorFile* f : open) {
     std::fprintf(stderr, "libstor_mpiio: %s was not closed before MPI_Finalize; closing it\n", f->name.c_str());
     drain_nonblocking(f);
     stop_delegation(*f);
+    shared_close(f);
     if (f->file) (void)f->file->close();
     f->file.reset();
     release(f);

@@ -90,6 +90,7 @@ void put_hints(const Hints& h, MPI_Info info);
 struct StorFile {
   static constexpr uint64_t kMagic = 0x53544f524d50494fULL;  // "STORMPIO"
   uint64_t magic = kMagic;
+  uint64_t open_seq = 0;           // this process's opens in order (finalize closes in this order)
   MPI_Comm comm = MPI_COMM_NULL;   // private duplicate of the open communicator
   int rank = 0, nprocs = 1;
   int nodes = 1;                   // distinct shared-memory nodes in comm
@@ -124,13 +125,12 @@ struct StorFile {
   MPI_Win shared_win = MPI_WIN_NULL;
   MPI_Offset* shared_base = nullptr;
   std::atomic<bool> atomic{false}; // MPI_File_set_atomicity (atomic.cc); read by the service thread
-  int lock_fd = -1;                // nvme: descriptor the atomic-mode OFD locks hang on
-  std::mutex atomic_mu;            // one-process files: serialises own and served accesses
+  bool atomic_locks = false;       // atomic mode through stor::File::lock_range (else atomic_mu)
+  std::mutex atomic_mu;            // one-process files of a backend without locks
 };
 
 // Atomic mode (atomic.cc). Collective: every rank switches, or all return the error.
 Status set_atomicity(StorFile& f, bool on);
-void close_atomic(StorFile& f);
 // Holds the atomic-mode lock over the extent of an independent access's segments (nothing when
 // atomic mode is off).
 class AtomicGuard {
@@ -143,7 +143,7 @@ class AtomicGuard {
 
  private:
   StorFile& f_;
-  int64_t lo_ = 0, hi_ = 0;
+  uint64_t lock_id_ = 0;
   bool locked_ = false, mutex_held_ = false;
   Status status_;
 };
@@ -252,6 +252,12 @@ int split_begin(StorFile* f, const char* call, MPI_Offset offset, void* buf, MPI
 int split_end(StorFile* f, const char* call, MPI_Status* status);
 // Waits until no nonblocking I/O of f is running (before close).
 void drain_nonblocking(StorFile* f);
+// Finishes requests freed by MPI_Request_free before completion once their I/O is done (wait:
+// waits for it), releasing their memory; called at every stor call, at close and finalize.
+void progress_detached(bool wait);
+// Closes the files left open (in open order), frees their windows, drops the Store: from
+// MPI_Finalize, or from the delete callback of MPI_COMM_SELF's attribute. Idempotent.
+void finalize_files();
 
 // Shared file pointer (shared_fp.cc). Collective: create/free the window; reset to `pos`.
 void shared_open(StorFile* f, MPI_Offset pos);

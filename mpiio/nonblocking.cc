@@ -18,7 +18,11 @@
 //   rank's own I/O then runs asynchronously. With two-phase I/O, writes do the exchanges at the
 //   call and leave the aggregators' writes of the last round in flight; reads (whose data comes
 //   back through an exchange after the aggregators' reads) are done at the call.
+#include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <mutex>
+#include <vector>
 #include <memory>
 #include <optional>
 
@@ -73,8 +77,23 @@ int query_fn(void* state, MPI_Status* status) {
   return r->code;
 }
 
+// Requests the program freed (MPI_Request_free) before their I/O finished: nothing will wait on
+// them, so progress_detached() finishes and deletes them once their batch is done.
+std::mutex g_detached_mu;
+std::vector<Request*> g_detached;
+std::atomic<size_t> g_detached_count{0};
+
 int free_fn(void* state) {
-  delete static_cast<Request*>(state);
+  auto* r = static_cast<Request*>(state);
+  if (r->finished) {
+    delete r;
+    return MPI_SUCCESS;
+  }
+  // MPICH calls free_fn from MPI_Request_free itself, even before MPI_Grequest_complete (MPI says
+  // after both): the engine may still be writing into r's batch, so r must outlive its I/O.
+  std::lock_guard lk(g_detached_mu);
+  g_detached.push_back(r);
+  g_detached_count.store(g_detached.size());
   return MPI_SUCCESS;
 }
 
@@ -174,6 +193,24 @@ int start_nonblocking(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count
   *req = state->req;
   if (!state->batch) finish(state);  // no handle: done at the call
   return MPI_SUCCESS;
+}
+
+void progress_detached(bool wait) {
+  if (g_detached_count.load() == 0) return;
+  std::vector<Request*> ready;
+  {
+    std::lock_guard lk(g_detached_mu);
+    auto keep = std::partition(g_detached.begin(), g_detached.end(),
+                               [&](Request* r) { return !(wait || !r->batch || r->batch->done()); });
+    ready.assign(keep, g_detached.end());
+    g_detached.erase(keep, g_detached.end());
+    g_detached_count.store(g_detached.size());
+  }
+  for (Request* r : ready) {
+    if (r->batch) (void)r->batch->wait();
+    finish(r);  // a read's bytes reach the program's buffer; MPICH ran free_fn already
+    delete r;
+  }
 }
 
 void drain_nonblocking(StorFile* f) {

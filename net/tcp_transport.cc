@@ -166,6 +166,7 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
                           RateLimitedLog& auth_log) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "tcp client fd " + std::to_string(fd);
+  ServedConnection served(opts);
   if (opts.auth_key && !authenticate_connection(*io, fd, state, *opts.auth_key, opts, auth_log)) return;
   // Lengths in a header are promises, not bytes: the payload buffer grows with the bytes that
   // actually arrive, and the reply buffer is left uninitialised, so only what the handler writes
@@ -221,8 +222,9 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
           reply_buffer_size = capacity;
         }
         ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
-                        std::span<std::byte>(reply_buffer.get(), capacity)};
+                        std::span<std::byte>(reply_buffer.get(), capacity), served.use()};
         result = handler(call);
+        dl = deadline_after(opts.timeout);  // the handler may wait (stor-mds extent locks)
       }
     }
     finish_result(result, capacity, reply);

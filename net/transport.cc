@@ -1,3 +1,4 @@
+#include <atomic>
 #include <charconv>
 
 #include "net/transport.h"
@@ -27,6 +28,11 @@ Result<Endpoint> Endpoint::parse(std::string_view uri) {
   ep.host = std::string(host);
   ep.port = static_cast<uint16_t>(value);
   return ep;
+}
+
+uint64_t next_connection_id() {
+  static std::atomic<uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
 }
 
 std::string Endpoint::to_string() const { return scheme + "://" + host + ":" + std::to_string(port); }

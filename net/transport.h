@@ -67,6 +67,11 @@ struct TransportOptions {
   // within the idle timeout (or `timeout`, whichever is shorter) is refused before any request
   // is read. Null: no handshake (stor-target allows that only with --insecure-no-auth).
   std::shared_ptr<const AuthKey> auth_key;
+
+  // Server only: called on the connection's thread when a connection that reached the handler
+  // (ServerCall::connection) ends, whatever ended it (peer closed or reset, timeout, eviction,
+  // stop()). A server keeping per-connection state (stor-mds: client sessions) drops it here.
+  std::function<void(uint64_t connection)> on_connection_closed;
 };
 
 // Protocol-wide bounds, checked on every frame read from the wire.
@@ -139,7 +144,13 @@ struct ServerCall {
   std::string_view control;
   std::span<const std::byte> payload;  // request bulk bytes
   std::span<std::byte> reply_buffer;   // room for reply bulk bytes (the caller's capacity)
+  // This connection, unique within the process (never 0): calls with the same id came over one
+  // connection, in order (TransportOptions::on_connection_closed reports its end).
+  uint64_t connection = 0;
 };
+
+// A fresh ServerCall::connection id (transports' serving loops).
+uint64_t next_connection_id();
 
 struct ServerResult {
   Status status;           // sent to the caller; its message travels as the reply control bytes

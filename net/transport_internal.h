@@ -21,4 +21,25 @@ Status check_reply_capacity(uint64_t capacity, uint64_t limit);
 // Fills reply's status, control_len and payload_len.
 void finish_result(ServerResult& result, uint64_t capacity, FrameHeader& reply);
 
+// A serving loop's connection: its ServerCall::connection id, and the end of the connection
+// reported (TransportOptions::on_connection_closed) once a call reached the handler.
+class ServedConnection {
+ public:
+  explicit ServedConnection(const TransportOptions& opts) : opts_(opts), id_(next_connection_id()) {}
+  ~ServedConnection() {
+    if (used_ && opts_.on_connection_closed) opts_.on_connection_closed(id_);
+  }
+  ServedConnection(const ServedConnection&) = delete;
+  ServedConnection& operator=(const ServedConnection&) = delete;
+  uint64_t use() {
+    used_ = true;
+    return id_;
+  }
+
+ private:
+  const TransportOptions& opts_;
+  const uint64_t id_;
+  bool used_ = false;
+};
+
 }  // namespace stor::transport

@@ -502,6 +502,7 @@ void serve_verbs_connection(int fd, ConnectionState& state, const std::shared_pt
                             const Handler& handler, const TransportOptions& opts, RateLimitedLog& auth_log) {
   auto io = SocketIo::create(opts.io_uring);
   std::string peer = "verbs client fd " + std::to_string(fd);
+  ServedConnection served(opts);
   // The same handshake as TCP, on the side channel, before any QP is made: an unauthenticated
   // client never gets a queue pair, let alone the chance to post a request.
   if (opts.auth_key && !authenticate_connection(*io, fd, state, *opts.auth_key, opts, auth_log)) return;
@@ -554,8 +555,9 @@ void serve_verbs_connection(int fd, ConnectionState& state, const std::shared_pt
       result.status = check_reply_capacity(capacity, limit);
       if (result.status.is_ok()) {
         ServerCall call{h->opcode, control, std::span<const std::byte>(q.bulk(0), h->payload_len),
-                        std::span<std::byte>(q.bulk(1), capacity)};
+                        std::span<std::byte>(q.bulk(1), capacity), served.use()};
         result = handler(call);
+        dl = deadline_after(opts.timeout);  // the handler may wait (stor-mds extent locks)
       }
     }
     finish_result(result, capacity, reply);

@@ -409,6 +409,10 @@ Result<BackendOptions> backend_options_from_settings(const std::map<std::string,
                         s.get_uint("lustre.reconnect_timeout_ms", static_cast<uint64_t>(o.cluster.reconnect_timeout.count()),
                                    0, 24ull * 3600 * 1000));
   o.cluster.reconnect_timeout = std::chrono::milliseconds(reconnect_ms);
+  STOR_ASSIGN_OR_RETURN(uint64_t lock_ms,
+                        s.get_uint("lustre.lock_timeout_ms", static_cast<uint64_t>(o.cluster.lock_timeout.count()), 1,
+                                   3600ull * 1000));
+  o.cluster.lock_timeout = std::chrono::milliseconds(lock_ms);
   STOR_ASSIGN_OR_RETURN(o.mds.sync_each_op, s.get_bool("lustre.sync_metadata", o.mds.sync_each_op));
   return o;
 }

@@ -178,7 +178,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::connect(const std::string& autho
     if (!loaded) return loaded.status().with_context(name + " (lustre.key_file / STOR_LUSTRE_KEY_FILE)");
     key = *loaded;
   }
-  auto conn = MdsConnection::connect(endpoint, key, opts.reconnect_timeout);
+  auto conn = MdsConnection::connect(endpoint, key, opts.reconnect_timeout, opts.lock_timeout);
   if (!conn) return conn.status().with_context(name);
   std::shared_ptr<MdsConnection> mds(std::move(*conn));
   // The MDS hands out the configuration, as Lustre's MGS does; checked like the superblock file.

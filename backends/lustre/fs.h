@@ -52,6 +52,9 @@ struct ClusterOptions {
   // How long a call keeps reconnecting and resending after the MDS or a target went away
   // (lustre.reconnect_timeout_ms), before it fails with Unavailable.
   std::chrono::milliseconds reconnect_timeout{60000};
+  // The longest an extent lock request waits at the MDS before failing with Timeout
+  // (lustre.lock_timeout_ms; BackendFile::lock_range's timeout is capped by it).
+  std::chrono::milliseconds lock_timeout{60000};
 };
 
 // The remote targets' key for the file system at root: key_file, or ROOT/mdt/target.key. Null

@@ -23,6 +23,7 @@
 
 #include <tbb/concurrent_hash_map.h>
 
+#include "backends/lustre/extent_locks.h"
 #include "backends/lustre/lustre.pb.h"
 #include "backends/lustre/wal.h"
 #include "stor/backend.h"
@@ -60,6 +61,8 @@ struct Inode {
   std::atomic<bool> may_have_objects{true};
   // Guarded by Mds::rename_mu_ (written only by mkdir-time creation and rename).
   std::weak_ptr<Inode> parent;
+  // Extent locks of a regular file (BackendFile::lock_range); in memory only, own mutex.
+  ExtentLockQueue locks;
 
   bool is_dir() const { return type == pb::DIRECTORY; }
   // What an open regular file reports through BackendFile::stat().

@@ -41,6 +41,8 @@ class MdsServerImpl final : public MdsServer {
                   {"inodes", fs->mds().inode_count()},
                   {"wal_bytes", fs->mds().wal_bytes()},
                   {"open_handles", service->open_handles()},
+                  {"extent_locks", service->granted_locks()},
+                  {"client_sessions", service->sessions()},
                   {"uptime_ms", static_cast<uint64_t>(up.count())}};
     return {Status(), transport::encode_server_stats(s), 0};
   }
@@ -90,6 +92,8 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   so.squash_gid = opts.squash_gid;
   so.crash_after_mutations = opts.crash_after_mutations;
   server->service = std::make_unique<lustre::MdsService>(server->fs, so);
+  // A client's handles and locks go when its last connection has been gone for its grace period.
+  topts.on_connection_closed = [svc = server->service.get()](uint64_t c) { svc->connection_closed(c); };
   STOR_ASSIGN_OR_RETURN(server->transport, transport::Transport::for_endpoint(opts.listen, topts));
   auto* srv = server.get();
   STOR_ASSIGN_OR_RETURN(server->listener_, server->transport->listen(opts.listen, [srv](const transport::ServerCall& c) {

@@ -8,6 +8,8 @@ namespace stor::lustre {
 
 namespace {
 
+std::atomic<uint64_t> g_handle_seq{1};  // owner ids of embedded handles' locks
+
 class EmbeddedFile final : public MetaFile {
  public:
   EmbeddedFile(Mds& mds, InodeRef inode) : mds_(mds), inode_(std::move(inode)) {
@@ -27,14 +29,25 @@ class EmbeddedFile final : public MetaFile {
   Status set_size(uint64_t size) override { return mds_.set_size(*inode_, size); }
   Status sync() override { return mds_.sync(); }
   void objects_may_exist() override { inode_->may_have_objects = true; }
+  Result<uint64_t> lock(RangeLockMode mode, uint64_t start, uint64_t end, std::chrono::milliseconds timeout) override {
+    return inode_->locks.lock(owner_, 0, mode, start, end, lock_deadline(timeout));
+  }
+  Status unlock(uint64_t id) override {
+    (void)inode_->locks.unlock(owner_.client, id);
+    return Status::ok();
+  }
   Status close() override {
-    if (!closed_.exchange(true)) mds_.close_file(inode_);
+    if (!closed_.exchange(true)) {
+      inode_->locks.release(owner_);
+      mds_.close_file(inode_);
+    }
     return Status::ok();
   }
 
  private:
   Mds& mds_;
   const InodeRef inode_;
+  const LockOwner owner_{0, g_handle_seq.fetch_add(1)};
   pb::Layout layout_;
   std::atomic<bool> closed_{false};
 };
@@ -76,6 +89,12 @@ class EmbeddedMetadata final : public MetadataClient {
 };
 
 }  // namespace
+
+std::chrono::steady_clock::time_point lock_deadline(std::chrono::milliseconds timeout) {
+  constexpr auto kYear = std::chrono::hours(24 * 365);
+  return std::chrono::steady_clock::now() +
+         (timeout > kYear ? std::chrono::duration_cast<std::chrono::milliseconds>(kYear) : timeout);
+}
 
 std::unique_ptr<MetadataClient> make_embedded_metadata(Mds& mds) { return std::make_unique<EmbeddedMetadata>(mds); }
 

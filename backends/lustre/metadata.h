@@ -6,6 +6,7 @@
 //     (lustre://HOST:PORT/path), shared by any number of client processes.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -38,7 +39,11 @@ class MetaFile {
   virtual Status sync() = 0;
   // Called before the data path may create an object of this file (unlink then deletes objects).
   virtual void objects_may_exist() = 0;
-  // Merges the size (cluster) and releases the open handle. Idempotent.
+  // Extent locks owned by this handle (BackendFile::lock_range; Inode::locks embedded, the
+  // MDS's LOCK/UNLOCK in cluster mode). close() releases them.
+  virtual Result<uint64_t> lock(RangeLockMode mode, uint64_t start, uint64_t end, std::chrono::milliseconds timeout) = 0;
+  virtual Status unlock(uint64_t id) = 0;
+  // Merges the size (cluster) and releases the open handle and its locks. Idempotent.
   virtual Status close() = 0;
   // Cluster: other clients' writes past size() may be on the objects, not yet merged at the MDS
   // (so a truncate that grows the file must not cut objects back to size()).
@@ -81,6 +86,9 @@ class MetadataClient {
   virtual Result<LayoutInfo> get_layout(const Identity& id, std::string_view path) = 0;
   virtual Result<MetaCounters> statfs() = 0;
 };
+
+// now + timeout as a deadline (capped at a year, so "no bound" does not overflow).
+std::chrono::steady_clock::time_point lock_deadline(std::chrono::milliseconds timeout);
 
 // The in-process Mds behind the seam (the Mds must outlive it).
 std::unique_ptr<MetadataClient> make_embedded_metadata(Mds& mds);

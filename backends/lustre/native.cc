@@ -8,6 +8,8 @@
 #include <atomic>
 #include <cerrno>
 
+#include "core/ofd_locks.h"
+
 namespace stor::lustre::native {
 
 namespace {
@@ -65,7 +67,17 @@ class NativeFile final : public BackendFile {
     if (::fstat(fd_, &st) != 0) return Status::from_errno(errno, "lustre: fstat " + path_);
     return info_of(path_, st);
   }
+  // OFD locks, as nvme://. They exclude between the processes of one client node; whether the
+  // Lustre client forwards them to the MDS for other nodes depends on its mount option (flock:
+  // cluster-wide, localflock: node-local).
+  Result<uint64_t> lock_range(uint64_t off, uint64_t len, RangeLockMode mode,
+                              std::chrono::milliseconds timeout) override {
+    if (fd_ < 0) return Status::InvalidArgument("lustre: lock on a closed file");
+    return locks_.lock(fd_, path_, off, len, mode, timeout);
+  }
+  Status unlock_range(uint64_t lock_id) override { return locks_.unlock(lock_id); }
   Status close() override {
+    locks_.close_all();
     int fd = fd_;
     fd_ = -1;
     if (fd >= 0 && ::close(fd) != 0) return Status::from_errno(errno, "lustre: close " + path_);
@@ -87,6 +99,7 @@ class NativeFile final : public BackendFile {
   IoEngine* engine_;
   int fd_;
   std::string path_;
+  internal::OfdLocks locks_;
 };
 
 }  // namespace

@@ -102,7 +102,13 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
     case pb::MdsRequest::CLOSE:
     case pb::MdsRequest::MERGE_SIZE:
     case pb::MdsRequest::SET_SIZE:
+    case pb::MdsRequest::UNLOCK:
       if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
+      break;
+    case pb::MdsRequest::LOCK:
+      if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
+      if (req.lock_end() <= req.lock_start() || req.lock_end() > kMaxFileSize)
+        return Status::InvalidArgument("lustre mds: extent lock range is empty or past 2^63 - 1");
       break;
     default:
       break;
@@ -114,21 +120,28 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
 // Client
 
 MdsConnection::MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t,
-                             std::chrono::milliseconds rt)
-    : endpoint_(std::move(endpoint)), transport_(std::move(t)), reconnect_timeout_(rt), client_id_(random_u64()) {}
+                             std::chrono::milliseconds rt, std::chrono::milliseconds lock_timeout)
+    : endpoint_(std::move(endpoint)),
+      transport_(std::move(t)),
+      reconnect_timeout_(rt),
+      lock_timeout_(lock_timeout),
+      client_id_(random_u64()) {}
 
 MdsConnection::~MdsConnection() = default;
 
 Result<std::unique_ptr<MdsConnection>> MdsConnection::connect(const std::string& endpoint,
                                                               std::shared_ptr<const transport::AuthKey> key,
-                                                              std::chrono::milliseconds reconnect_timeout) {
+                                                              std::chrono::milliseconds reconnect_timeout,
+                                                              std::chrono::milliseconds lock_timeout) {
   transport::TransportOptions topts;
   topts.auth_key = std::move(key);
   topts.max_payload = kMdsReplyCapacity;
+  // A LOCK call waits at the MDS up to lock_timeout: the call deadline must outlast it.
+  topts.timeout = std::max<std::chrono::milliseconds>(topts.timeout, lock_timeout + std::chrono::seconds(10));
   STOR_ASSIGN_OR_RETURN(auto t, transport::Transport::for_endpoint(endpoint, topts));
   // No connection yet: the first call (GET_CONFIG at mount) connects, and waits for an MDS that
   // is restarting like any other call; a wrong key fails it at once.
-  return std::unique_ptr<MdsConnection>(new MdsConnection(endpoint, std::move(t), reconnect_timeout));
+  return std::unique_ptr<MdsConnection>(new MdsConnection(endpoint, std::move(t), reconnect_timeout, lock_timeout));
 }
 
 Result<std::unique_ptr<MdsConnection::Pooled>> MdsConnection::acquire() {
@@ -156,6 +169,8 @@ Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req) {
   const uint64_t xid = next_xid_.fetch_add(1);
   req.set_client_id(client_id_);
   req.set_xid(xid);
+  // The MDS keeps our handles and locks this long after our connections are gone.
+  req.set_session_grace_ms(static_cast<uint32_t>(std::min<int64_t>(reconnect_timeout_.count(), UINT32_MAX)));
   {
     std::lock_guard lk(mu_);
     inflight_.insert(xid);
@@ -272,6 +287,28 @@ class RemoteMetaFile final : public MetaFile {
   }
   void objects_may_exist() override {}  // the MDS assumes objects may exist for client files
   bool others_may_write_past_size() const override { return true; }
+  Result<uint64_t> lock(RangeLockMode mode, uint64_t start, uint64_t end, std::chrono::milliseconds timeout) override {
+    pb::MdsRequest req = request(pb::MdsRequest::LOCK);
+    req.set_lock_start(start);
+    req.set_lock_end(end);
+    req.set_lock_exclusive(mode == RangeLockMode::kExclusive);
+    const auto wait = std::min(timeout, conn_->lock_timeout());
+    req.set_lock_wait_ms(static_cast<uint32_t>(std::min<int64_t>(wait.count(), UINT32_MAX)));
+    auto r = conn_->call(std::move(req));
+    if (!r) {
+      if (r.status().code() == Code::kTimeout)
+        return Status::Timeout(r.status().message() + " (waited " + std::to_string(wait.count()) +
+                               " ms; lustre.lock_timeout_ms bounds the wait)");
+      return r.status();
+    }
+    if (r->lock_id() == 0) return Status::Corruption("lustre mds reply: LOCK granted no lock");
+    return r->lock_id();
+  }
+  Status unlock(uint64_t id) override {
+    pb::MdsRequest req = request(pb::MdsRequest::UNLOCK);
+    req.set_lock_id(id);
+    return conn_->call(std::move(req)).status();
+  }
   Status close() override {
     if (closed_.exchange(true)) return Status::ok();
     pb::MdsRequest req = request(pb::MdsRequest::CLOSE);
@@ -430,11 +467,133 @@ std::atomic<uint64_t> g_handle_seq{1};
 }
 
 MdsService::MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts)
-    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(opts) {}
+    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(opts) {
+  reaper_ = std::thread([this] { reap_sessions(); });
+}
 
 MdsService::~MdsService() {
+  {
+    std::lock_guard lk(sessions_mu_);
+    stopping_ = true;
+  }
+  sessions_cv_.notify_all();
+  reaper_.join();
   // Handles still open when the daemon stops: their files' objects may go now.
-  for (auto& [h, handle] : handles_) mds_.close_file(handle.inode);
+  for (auto& sh : handle_shards_)
+    for (auto& [h, handle] : sh.map) mds_.close_file(handle.inode);
+}
+
+size_t MdsService::open_handles() const {
+  size_t n = 0;
+  for (auto& sh : handle_shards_) {
+    std::lock_guard lk(sh.mu);
+    n += sh.map.size();
+  }
+  return n;
+}
+
+size_t MdsService::granted_locks() const {
+  std::vector<InodeRef> inodes;
+  for (auto& sh : handle_shards_) {
+    std::lock_guard lk(sh.mu);
+    for (auto& [h, handle] : sh.map) inodes.push_back(handle.inode);
+  }
+  std::sort(inodes.begin(), inodes.end());
+  inodes.erase(std::unique(inodes.begin(), inodes.end()), inodes.end());
+  size_t n = 0;
+  for (auto& i : inodes) n += i->locks.granted();
+  return n;
+}
+
+size_t MdsService::sessions() const {
+  std::lock_guard lk(sessions_mu_);
+  return sessions_.size();
+}
+
+void MdsService::note_connection(uint64_t connection, uint64_t client, uint32_t grace_ms) {
+  // Each connection is served by its own thread, so a per-thread memo of the last (connection,
+  // client) recorded keeps the common case (every request of a connection) off the mutex.
+  struct Seen {
+    const MdsService* service = nullptr;
+    uint64_t connection = 0, client = 0;
+  };
+  thread_local Seen seen;
+  if (seen.service == this && seen.connection == connection && seen.client == client) return;
+  {
+    std::lock_guard lk(sessions_mu_);
+    Session& sess = sessions_[client];
+    if (sess.connections.insert(connection).second) conn_clients_[connection].push_back(client);
+    constexpr uint32_t kMaxGraceMs = 3600 * 1000;
+    if (grace_ms) sess.grace = std::chrono::milliseconds(std::min(grace_ms, kMaxGraceMs));
+  }
+  seen = Seen{this, connection, client};
+}
+
+void MdsService::connection_closed(uint64_t connection) {
+  bool expiring = false;
+  {
+    std::lock_guard lk(sessions_mu_);
+    auto it = conn_clients_.find(connection);
+    if (it == conn_clients_.end()) return;
+    for (uint64_t client : it->second) {
+      auto s = sessions_.find(client);
+      if (s == sessions_.end()) continue;
+      s->second.connections.erase(connection);
+      if (s->second.connections.empty()) {
+        s->second.expires = std::chrono::steady_clock::now() + s->second.grace;
+        expiring = true;
+      }
+    }
+    conn_clients_.erase(it);
+  }
+  if (expiring) sessions_cv_.notify_all();
+}
+
+void MdsService::reap_sessions() {
+  std::unique_lock lk(sessions_mu_);
+  while (!stopping_) {
+    auto now = std::chrono::steady_clock::now();
+    auto next = std::chrono::steady_clock::time_point::max();
+    std::vector<uint64_t> expired;
+    for (auto it = sessions_.begin(); it != sessions_.end();) {
+      if (!it->second.connections.empty()) {
+        ++it;
+      } else if (it->second.expires <= now) {
+        expired.push_back(it->first);
+        it = sessions_.erase(it);
+      } else {
+        next = std::min(next, it->second.expires);
+        ++it;
+      }
+    }
+    if (!expired.empty()) {
+      lk.unlock();
+      for (uint64_t client : expired) release_client(client);
+      lk.lock();
+      continue;
+    }
+    if (next == std::chrono::steady_clock::time_point::max()) sessions_cv_.wait(lk);
+    else sessions_cv_.wait_until(lk, next);
+  }
+}
+
+void MdsService::release_client(uint64_t client) {
+  std::vector<std::pair<uint64_t, Handle>> gone;
+  for (auto& sh : handle_shards_) {
+    std::lock_guard lk(sh.mu);
+    for (auto it = sh.map.begin(); it != sh.map.end();) {
+      if (it->second.client_id == client) {
+        gone.emplace_back(it->first, std::move(it->second));
+        it = sh.map.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& [h, handle] : gone) {
+    handle.inode->locks.release(LockOwner{client, h});
+    mds_.close_file(handle.inode);
+  }
 }
 
 Identity MdsService::identity_of(const pb::MdsRequest& req) const {
@@ -457,6 +616,7 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
   if (!req.ParseFromArray(call.control.data(), static_cast<int>(call.control.size())))
     return {Status::InvalidArgument("lustre mds: request does not parse"), {}, 0};
   if (Status s = validate_mds_request(req, fs_->target_count()); !s) return {s, {}, 0};
+  if (req.client_id() != 0 && call.connection != 0) note_connection(call.connection, req.client_id(), req.session_grace_ms());
   auto rep = run_once(req, identity_of(req), call.reply_buffer.size());
   if (!rep) return {rep.status(), {}, 0};
   const size_t n = rep->ByteSizeLong();
@@ -519,19 +679,56 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
 
 Result<InodeRef> MdsService::handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write) {
   {
-    std::lock_guard lk(handles_mu_);
-    if (auto a = handles_.find(req.handle()); a != handles_.end()) {
+    HandleShard& sh = shard(req.handle());
+    std::lock_guard lk(sh.mu);
+    if (auto a = sh.map.find(req.handle()); a != sh.map.end()) {
       if (a->second.client_id != req.client_id() || a->second.inode->ino != req.ino())
         return Status::PermissionDenied("lustre mds: open handle belongs to another client");
       if (write && !a->second.writable)
         return Status::PermissionDenied("lustre mds: file was not opened for writing");
       InodeRef n = a->second.inode;
-      if (release) handles_.erase(a);
+      if (release) sh.map.erase(a);
       return n;
     }
   }
   // Not ours (the MDS restarted since the open): by inode number, if the caller may write it.
   return mds_.inode_for_write(id, req.ino());
+}
+
+Result<MdsService::Handle> MdsService::own_handle(const pb::MdsRequest& req) const {
+  const HandleShard& sh = shard(req.handle());
+  std::lock_guard lk(sh.mu);
+  auto a = sh.map.find(req.handle());
+  if (a == sh.map.end())
+    return Status::NotFound("lustre mds: extent locks need an open handle this MDS knows (it restarted, or the "
+                            "client's session expired): reopen the file");
+  if (a->second.client_id != req.client_id() || a->second.inode->ino != req.ino())
+    return Status::PermissionDenied("lustre mds: open handle belongs to another client");
+  return a->second;
+}
+
+Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
+  STOR_ASSIGN_OR_RETURN(Handle h, own_handle(req));
+  if (req.lock_exclusive() && !h.writable)
+    return Status::PermissionDenied("lustre mds: an exclusive extent lock needs a handle open for writing");
+  const LockOwner owner{req.client_id(), req.handle()};
+  // The wait holds this connection's thread: bounded whatever the client asks.
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::min<std::chrono::milliseconds>(std::chrono::milliseconds(req.lock_wait_ms()),
+                                                            opts_.max_lock_wait);
+  STOR_ASSIGN_OR_RETURN(uint64_t id, h.inode->locks.lock(owner, req.xid(),
+                                                         req.lock_exclusive() ? RangeLockMode::kExclusive
+                                                                              : RangeLockMode::kShared,
+                                                         req.lock_start(), req.lock_end(), deadline));
+  // The handle may have closed (or its session expired) while this waited: its locks went with
+  // it, and this one must not outlive it.
+  if (!own_handle(req)) {
+    h.inode->locks.unlock(req.client_id(), id);
+    return Status::Aborted("lustre mds: the handle was closed while its extent lock request waited");
+  }
+  pb::MdsReply rep;
+  rep.set_lock_id(id);
+  return rep;
 }
 
 Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
@@ -586,8 +783,9 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       opened.inode->may_have_objects = true;
       const uint64_t h = (random_u64() & ~0xffffffull) | (g_handle_seq.fetch_add(1) & 0xffffff);
       {
-        std::lock_guard lk(handles_mu_);
-        handles_[h] = Handle{opened.inode, req.client_id(), (req.flags() & (kOpenWrite | kOpenTruncate)) != 0};
+        HandleShard& sh = shard(h);
+        std::lock_guard lk(sh.mu);
+        sh.map[h] = Handle{opened.inode, req.client_id(), (req.flags() & (kOpenWrite | kOpenTruncate)) != 0};
       }
       rep.set_handle(h);
       rep.set_created(opened.created);
@@ -600,8 +798,9 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::CLOSE: {
       bool ours = false;
       {
-        std::lock_guard lk(handles_mu_);
-        ours = handles_.count(req.handle()) != 0;
+        HandleShard& sh = shard(req.handle());
+        std::lock_guard lk(sh.mu);
+        ours = sh.map.count(req.handle()) != 0;
       }
       auto n = handle_inode(req, id, /*release=*/true, /*write=*/req.has_size());
       if (!n) {
@@ -611,7 +810,10 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
         return n.status();
       }
       Status s = req.has_size() ? mds_.extend_size(**n, req.size()) : Status::ok();
-      if (ours) mds_.close_file(*n);
+      if (ours) {
+        (*n)->locks.release(LockOwner{req.client_id(), req.handle()});
+        mds_.close_file(*n);
+      }
       STOR_RETURN_IF_ERROR(s);
       return rep;
     }
@@ -640,6 +842,15 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       *rep.mutable_layout() = l.first;
       rep.set_is_dir(l.second);
       fill_attrs(fi, ino, rep.mutable_attrs());
+      return rep;
+    }
+    case pb::MdsRequest::LOCK:
+      return lock(req);
+    case pb::MdsRequest::UNLOCK: {
+      // Unknown handle: closed, expired or from before a restart; its locks went with it.
+      auto h = own_handle(req);
+      if (h) h->inode->locks.unlock(req.client_id(), req.lock_id());
+      else if (h.status().code() != Code::kNotFound) return h.status();
       return rep;
     }
     case pb::MdsRequest::STATFS:

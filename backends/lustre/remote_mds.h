@@ -8,6 +8,7 @@
 // payload: a pb::MdsReply; errors travel as the frame's status and message.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -41,9 +43,12 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count);
 class MdsConnection {
  public:
   // Connects to endpoint ("tcp://HOST:PORT") with the key (null: no handshake).
+  // lock_timeout bounds an extent lock request's wait at the MDS; the transport's call deadline
+  // is kept above it.
   static Result<std::unique_ptr<MdsConnection>> connect(const std::string& endpoint,
                                                         std::shared_ptr<const transport::AuthKey> key,
-                                                        std::chrono::milliseconds reconnect_timeout);
+                                                        std::chrono::milliseconds reconnect_timeout,
+                                                        std::chrono::milliseconds lock_timeout = std::chrono::seconds(60));
   ~MdsConnection();
 
   // Numbers the request (client_id, xid), sends it and parses the reply. On a lost connection
@@ -52,9 +57,11 @@ class MdsConnection {
   Result<pb::MdsReply> call(pb::MdsRequest req);
   const std::string& endpoint() const { return endpoint_; }
   uint64_t client_id() const { return client_id_; }
+  std::chrono::milliseconds lock_timeout() const { return lock_timeout_; }
 
  private:
-  MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t, std::chrono::milliseconds rt);
+  MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t, std::chrono::milliseconds rt,
+                std::chrono::milliseconds lock_timeout);
   struct Pooled {
     std::unique_ptr<transport::Channel> ch;
     std::vector<std::byte> buf;
@@ -65,6 +72,7 @@ class MdsConnection {
   const std::string endpoint_;
   std::unique_ptr<transport::Transport> transport_;
   const std::chrono::milliseconds reconnect_timeout_;
+  const std::chrono::milliseconds lock_timeout_;
   uint64_t client_id_ = 0;
   std::atomic<uint64_t> next_xid_{1};
   std::mutex mu_;
@@ -83,20 +91,33 @@ struct MdsServiceOptions {
   // with SIGKILL right after applying (and logging) this many client mutations, before the
   // last one's reply is sent.
   uint64_t crash_after_mutations = 0;
+  // The longest a LOCK request may wait to be granted, whatever it asks (it holds its
+  // connection's thread meanwhile).
+  std::chrono::milliseconds max_lock_wait{std::chrono::hours(1)};
 };
 
 // The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
 // locks per inode). fs is an embedded mount of the file system's root.
+//
+// Client sessions: every request names its client (client_id, one per client mount) and comes
+// over some connection. While a client has at least one connection open, its open handles and
+// extent locks stay; once its last connection closed (the process died, or the network broke),
+// they are released after the grace period the client asked for (session_grace_ms, its
+// lustre.reconnect_timeout_ms), unless it reconnected meanwhile. Locks are granted per inode
+// (Inode::locks) and handles live in sharded tables: no lock common to unrelated files.
 class MdsService {
  public:
   MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts);
   ~MdsService();
   transport::ServerResult handle(const transport::ServerCall& call);
-  // Number of open handles (tests).
-  size_t open_handles() const {
-    std::lock_guard lk(handles_mu_);
-    return handles_.size();
-  }
+  // The transport reports the end of each connection here (TransportOptions::on_connection_closed).
+  void connection_closed(uint64_t connection);
+  // Number of open handles (tests, stats).
+  size_t open_handles() const;
+  // Extent locks granted now, over all open handles (stats).
+  size_t granted_locks() const;
+  // Clients with at least one connection or within their grace period (stats).
+  size_t sessions() const;
   // Resent mutations answered from the reply cache instead of running again.
   uint64_t resends_answered() const { return resends_answered_.load(); }
 
@@ -120,15 +141,44 @@ class MdsService {
   std::atomic<uint64_t> requests_{0};  // relaxed; reported by STATFS
   // The inode of the open handle req names; write: the handle must be open for writing.
   Result<InodeRef> handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write);
+  // The handle req names if this MDS opened it for req's client (NotFound otherwise).
+  Result<Handle> own_handle(const pb::MdsRequest& req) const;
+  Result<pb::MdsReply> lock(const pb::MdsRequest& req);
   Identity identity_of(const pb::MdsRequest& req) const;
+
+  // Sessions: the client's connection is recorded once per (connection, client).
+  void note_connection(uint64_t connection, uint64_t client, uint32_t grace_ms);
+  // Releases every handle (and its locks) of a client whose session expired.
+  void release_client(uint64_t client);
+  void reap_sessions();
 
   std::shared_ptr<FileSystem> fs_;
   Mds& mds_;
   const MdsServiceOptions opts_;
-  // One short critical section per open, close or handle check; a plain map (not a
-  // tbb::concurrent_hash_map) so the destructor can walk it (TBB's iterators trip UBSan).
-  mutable std::mutex handles_mu_;
-  std::unordered_map<uint64_t, Handle> handles_;
+
+  // Open handles, sharded by handle id: one short critical section of one shard per open,
+  // close or handle check. Plain maps (not tbb::concurrent_hash_map) so the destructor and a
+  // session's release can walk them (TBB's iterators trip UBSan).
+  struct HandleShard {
+    mutable std::mutex mu;
+    std::unordered_map<uint64_t, Handle> map;
+  };
+  static constexpr size_t kHandleShards = 64;
+  HandleShard& shard(uint64_t h) { return handle_shards_[h % kHandleShards]; }
+  const HandleShard& shard(uint64_t h) const { return handle_shards_[h % kHandleShards]; }
+  std::array<HandleShard, kHandleShards> handle_shards_;
+
+  struct Session {
+    std::set<uint64_t> connections;
+    std::chrono::milliseconds grace{60000};
+    std::chrono::steady_clock::time_point expires{};  // once connections is empty
+  };
+  mutable std::mutex sessions_mu_;
+  std::condition_variable sessions_cv_;
+  std::unordered_map<uint64_t, Session> sessions_;                     // by client id
+  std::unordered_map<uint64_t, std::vector<uint64_t>> conn_clients_;   // connection -> clients seen on it
+  bool stopping_ = false;
+  std::thread reaper_;  // expires sessions (last member: started after the rest is built)
 };
 
 }  // namespace stor::lustre

@@ -162,6 +162,24 @@ Status StripedFile::truncate(uint64_t size) {
   return meta_->set_size(size);
 }
 
+Result<uint64_t> StripedFile::lock_range(uint64_t offset, uint64_t len, RangeLockMode mode,
+                                         std::chrono::milliseconds timeout) {
+  if (closed_.load()) return Status::InvalidArgument("lustre: '" + path_ + "' is closed");
+  if (len == 0) return Status::InvalidArgument("lustre: '" + path_ + "': byte-range lock of 0 bytes");
+  if (offset > kMaxFileSize || len > kMaxFileSize - offset)
+    return Status::InvalidArgument("lustre: '" + path_ + "': byte-range lock past 2^63 - 1");
+  if (mode == RangeLockMode::kExclusive && !(flags_ & kOpenWrite))
+    return Status::PermissionDenied("lustre: '" + path_ + "': an exclusive byte-range lock needs a handle open for writing");
+  auto r = meta_->lock(mode, offset, offset + len, timeout);
+  if (!r) return r.status().with_context("lustre: '" + path_ + "'");
+  return r;
+}
+
+Status StripedFile::unlock_range(uint64_t lock_id) {
+  if (closed_.load()) return Status::ok();  // close released it
+  return meta_->unlock(lock_id).with_context("lustre: '" + path_ + "'");
+}
+
 Status StripedFile::close() {
   if (closed_.exchange(true)) return Status::ok();
   Status s = close_objects();

@@ -78,6 +78,10 @@ class StripedFile : public BackendFile {
   Status truncate(uint64_t size) final;
   Result<FileInfo> stat() final { return meta_->info(path_); }
   Status close() final;
+  // Extent locks through the metadata side (embedded Mds, or the stor-mds's lock service).
+  Result<uint64_t> lock_range(uint64_t offset, uint64_t len, RangeLockMode mode,
+                              std::chrono::milliseconds timeout) final;
+  Status unlock_range(uint64_t lock_id) final;
 
  protected:
   // Issue every piece of one request. Call op->set_pieces(n) before the first of n completions

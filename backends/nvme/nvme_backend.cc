@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <future>
 
+#include "core/ofd_locks.h"
 #include "stor/register_backend.h"
 #include "stor/settings.h"
 
@@ -120,8 +121,17 @@ class NvmeFile final : public BackendFile {
     if (fd_ < 0) return closed();
     return info_of(fd_, path_);
   }
+  // OFD locks, one open file description per lock (core/ofd_locks.h).
+  Result<uint64_t> lock_range(uint64_t off, uint64_t len, RangeLockMode mode,
+                              std::chrono::milliseconds timeout) override {
+    if (fd_ < 0) return closed();
+    return locks_.lock(fd_, path_, off, len, mode, timeout);
+  }
+  Status unlock_range(uint64_t lock_id) override { return locks_.unlock(lock_id); }
+
   Status close() override {
     if (fd_ < 0) return {};
+    locks_.close_all();
     int fd = fd_;
     fd_ = -1;
     if (file_slot_ >= 0) engine_->unregister_file(file_slot_);
@@ -167,6 +177,7 @@ class NvmeFile final : public BackendFile {
   uint32_t align_;
   std::string path_;
   int file_slot_ = -1;
+  internal::OfdLocks locks_;
 };
 
 class NvmeBackend final : public Backend {

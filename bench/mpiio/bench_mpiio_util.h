@@ -7,7 +7,7 @@
 #include <stdlib.h>
 
 /* A failed MPI call ends the run with the library's message. */
-static void die_on(int rc, const char* what, const char* path) {
+static inline void die_on(int rc, const char* what, const char* path) {
   if (rc == MPI_SUCCESS) return;
   char msg[MPI_MAX_ERROR_STRING];
   int len = 0, me = 0;
@@ -17,19 +17,19 @@ static void die_on(int rc, const char* what, const char* path) {
   MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-static int cmp_double(const void* a, const void* b) {
+static inline int cmp_double(const void* a, const void* b) {
   double x = *(const double*)a, y = *(const double*)b;
   return x < y ? -1 : x > y;
 }
 
 /* Sorts v. */
-static double median(double* v, int n) {
+static inline double median(double* v, int n) {
   qsort(v, n, sizeof *v, cmp_double);
   return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Ends the run when any rank counted wrong words in what it read back. */
-static void abort_if_wrong(long long wrong, const char* path) {
+static inline void abort_if_wrong(long long wrong, const char* path) {
   long long all_wrong = 0;
   int me = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &me);
@@ -41,7 +41,7 @@ static void abort_if_wrong(long long wrong, const char* path) {
 
 /* File f's write/read MiB/s (median over reps, total bytes per pass) into wbw[f]/rbw[f]; rank 0
  * prints them and, after the first file, the ratios against it. */
-static void report_rates(int f, const char* path, const char* first, long long total, double* wt, double* rt,
+static inline void report_rates(int f, const char* path, const char* first, long long total, double* wt, double* rt,
                          int reps, double* wbw, double* rbw) {
   int me = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &me);

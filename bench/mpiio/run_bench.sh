@@ -9,6 +9,8 @@
 #     (nonblocking write + compute overlap, write_ordered appends; see bench_mpiio_async.c)
 #   BENCH=bench_mpiio_darray bench/mpiio/run_bench.sh [BUILD_DIR] [-g G -k K -i REPS]
 #     (collective write/read through a 3-D CYCLIC(k) x CYCLIC(k) x NONE darray view)
+#   BENCH=bench_mpiio_atomic bench/mpiio/run_bench.sh [BUILD_DIR] [-x XFER -n OPS -s SLOTS -i REPS]
+#     (atomic mode: overlapping independent writes under byte-range locks)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd); shift || true

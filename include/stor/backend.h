@@ -8,6 +8,7 @@
 // A bare path ("/data/x.bin" or "rel/x.bin") means nvme.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -85,6 +86,10 @@ enum OpenFlag : uint32_t {
   // with Unsupported.
   kOpenAppend = 1u << 6,
 };
+
+// Byte-range locks (BackendFile::lock_range): shared locks admit each other, an exclusive lock
+// admits nothing overlapping it.
+enum class RangeLockMode : uint8_t { kShared, kExclusive };
 
 struct OpenOptions {
   uint32_t flags = kOpenRead;
@@ -165,6 +170,26 @@ class STOR_API BackendFile {
 
   // True when the file is really open with O_DIRECT (the backend may have fallen back).
   virtual bool direct() const { return false; }
+
+  // Byte-range locks between handles, also of different processes: what MPI-IO's atomic mode is
+  // built on. Locks only coordinate lock_range callers (reads and writes do not check them).
+  // Each lock is its own owner: two overlapping locks conflict unless both are shared, even when
+  // taken through the same handle. Blocks until [offset, offset + len) is granted or `timeout`
+  // passed (Timeout naming the range; a backend may bound the wait further, e.g. lustre cluster
+  // mounts by lustre.lock_timeout_ms). Waiters are served in arrival order where the backend
+  // queues them (lustre: the MDS, as Lustre's LDLM serves extent locks, so a writer is not
+  // starved by a stream of readers). Returns the lock's id for unlock_range. kExclusive needs a
+  // handle open for writing (PermissionDenied otherwise), len must be > 0 (InvalidArgument).
+  // Closing the handle releases its locks; on lustre:// cluster mounts, so does the death of
+  // the client process (its MDS connections closing). Default: Unsupported.
+  // Implemented by nvme:// and native (real) Lustre mounts (OFD locks, F_OFD_SETLK; on Lustre
+  // cluster-wide only with the client's flock mount option), and the emulated lustre:// (extent
+  // locks of its metadata service, embedded and cluster).
+  virtual Result<uint64_t> lock_range(uint64_t offset, uint64_t len, RangeLockMode mode,
+                                      std::chrono::milliseconds timeout);
+  // Releases a lock of this handle. Releasing an id that is not held (released already, or
+  // lost with a restarted lustre MDS) is not an error.
+  virtual Status unlock_range(uint64_t lock_id);
 };
 
 // One read of a batch (Backend::read_many): [offset, offset + len) of the file at `uri` into buf.

@@ -80,6 +80,10 @@ class STOR_API File {
   // failed half-way calls so an object store keeps its previous object.
   Status abort();
 
+  // Byte-range locks (see BackendFile::lock_range): the lock's id, for unlock_range.
+  Result<uint64_t> lock_range(uint64_t offset, uint64_t len, RangeLockMode mode, std::chrono::milliseconds timeout);
+  Status unlock_range(uint64_t lock_id);
+
   BackendFile* backend_file() noexcept { return impl_.get(); }
 
  private:

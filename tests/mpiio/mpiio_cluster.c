@@ -6,8 +6,8 @@
  *   2. one shared file: independent interleaved 47,008-byte writes (IOR-hard's transfer) from
  *      every rank, sync-barrier-sync, every rank reads every block back and sees the full size;
  *      then a collective write_at_all / read_at_all round over the same file;
- *   3. set_atomicity(1) is refused (no byte-range locks between client processes yet), and the
- *      file stays usable in non-atomic mode;
+ *   3. set_atomicity(1) works (extent locks of the stor-mds), get_atomicity agrees, I/O goes on in
+ *      atomic mode and after switching back (mpiio_atomic checks the guarantee itself);
  *   4. MPI_File_delete of the per-rank files.
  *   mpiexec -n 4 mpiio_cluster stor:lustre://HOST:PORT/DIR
  */
@@ -107,22 +107,19 @@ int main(int argc, char** argv) {
   check_rc(MPI_File_read_at_all(fh, roff, buf, XFER, MPI_BYTE, MPI_STATUS_IGNORE), "read_at_all");
   CHECK(check(buf, XFER, (rank + 1) % nprocs + 100, roff) < 0, "collective block of rank %d differs", (rank + 1) % nprocs);
 
-  /* 3. atomic mode is refused with a reason; non-atomic I/O goes on */
-  MPI_File_set_errhandler(fh, MPI_ERRORS_RETURN);
-  int rc = MPI_File_set_atomicity(fh, 1), flag = -1, cls = 0;
-  CHECK(rc != MPI_SUCCESS, "set_atomicity(1) succeeded on a multi-client mount without byte-range locks");
-  if (rc != MPI_SUCCESS) {
-    char msg[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    MPI_Error_class(rc, &cls);
-    MPI_Error_string(rc, msg, &len);
-    CHECK(strstr(msg, "byte-range lock") != NULL, "refusal does not say why: %s", msg);
-    if (rank == 0) printf("set_atomicity(1) refused as expected: %s\n", msg);
-  }
+  /* 3. atomic mode (extent locks served by the stor-mds); I/O goes on in it and after it */
+  int flag = -1;
+  check_rc(MPI_File_set_atomicity(fh, 1), "set_atomicity(1)");
   check_rc(MPI_File_get_atomicity(fh, &flag), "get_atomicity");
-  CHECK(flag == 0, "get_atomicity says %d after the refusal", flag);
+  CHECK(flag == 1, "get_atomicity says %d after set_atomicity(1)", flag);
   memset(buf, 0, XFER);
-  check_rc(MPI_File_read_at(fh, coff, buf, XFER, MPI_BYTE, MPI_STATUS_IGNORE), "read after refusal");
+  check_rc(MPI_File_read_at(fh, coff, buf, XFER, MPI_BYTE, MPI_STATUS_IGNORE), "read in atomic mode");
+  CHECK(check(buf, XFER, rank + 100, coff) < 0, "own collective block differs in atomic mode");
+  check_rc(MPI_File_set_atomicity(fh, 0), "set_atomicity(0)");
+  check_rc(MPI_File_get_atomicity(fh, &flag), "get_atomicity");
+  CHECK(flag == 0, "get_atomicity says %d after set_atomicity(0)", flag);
+  memset(buf, 0, XFER);
+  check_rc(MPI_File_read_at(fh, coff, buf, XFER, MPI_BYTE, MPI_STATUS_IGNORE), "read after atomic mode");
   CHECK(check(buf, XFER, rank + 100, coff) < 0, "own collective block differs");
   check_rc(MPI_File_close(&fh), "close shared");
 

@@ -453,6 +453,15 @@ TEST_CASE("on a (simulated) Lustre mount the backend runs natively and layouts g
   std::vector<char> back(data.size());
   REQUIRE(f->read_exact(back.data(), back.size(), 0).is_ok());
   REQUIRE(back == data);
+  {  // byte-range locks: OFD locks on the file, as on nvme://
+    auto g = s.open(u + "/d/a", kOpenRead | kOpenWrite);
+    REQUIRE(g.is_ok());
+    auto held = f->lock_range(0, 100, RangeLockMode::kExclusive, std::chrono::milliseconds(0));
+    REQUIRE(held.is_ok());
+    CHECK(g->lock_range(50, 1, RangeLockMode::kShared, std::chrono::milliseconds(0)).status().code() == Code::kTimeout);
+    REQUIRE(f->unlock_range(*held).is_ok());
+    CHECK(g->lock_range(50, 1, RangeLockMode::kShared, std::chrono::milliseconds(0)).is_ok());
+  }
   REQUIRE(f->close().is_ok());
   REQUIRE(std::filesystem::file_size(mnt + "/d/a") == data.size());  // a plain file: Lustre stripes it
   REQUIRE(s.rename(u + "/d/a", u + "/d/b").is_ok());

@@ -15,6 +15,10 @@
 #include <map>
 #include <set>
 #include <thread>
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <mutex>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
@@ -22,6 +26,7 @@
 #include "net/auth.h"
 #include "net/transport.h"
 #include "stor/store.h"
+#include "stor/target.h"
 #include "target_process.h"
 #include "test_util.h"
 
@@ -183,6 +188,19 @@ int child_main() {
       if (Status r = s.remove(dir + "/c" + std::to_string(i) + "-" + std::to_string(k)); !r) return fail(11, r);
     }
     return 0;
+  }
+  if (std::string(role) == "locker") {
+    StoreOptions so;
+    so.settings["lustre.reconnect_timeout_ms"] = "300";  // the MDS's grace after our connections close
+    auto ls = Store::create(so);
+    if (!ls) return fail(30, ls.status());
+    auto f = (*ls)->open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(31, f.status());
+    auto l = f->lock_range(0, 4096, RangeLockMode::kExclusive, std::chrono::seconds(10));
+    if (!l) return fail(32, l.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 33;
+    for (;;) ::pause();  // until kill -9
   }
   if (std::string(role) == "mixed") {
     // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
@@ -458,7 +476,122 @@ TEST_CASE("the MDS validates every request it reads", "[lustre][cluster]") {
           r.set_handle(12345);
           r.set_ino(999);
         }) == Code::kNotFound);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // empty range
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_start(10);
+          r.set_lock_end(10);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // past 2^63 - 1
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_end(UINT64_MAX);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // no handle
+          r.set_lock_end(1);
+        }) == Code::kInvalidArgument);
+  CHECK(bad([](pb::MdsRequest& r) {
+          r.set_op(pb::MdsRequest::LOCK);  // a handle this MDS did not open
+          r.set_handle(12345);
+          r.set_ino(999);
+          r.set_lock_end(1);
+        }) == Code::kNotFound);
   CHECK(svc.open_handles() == 0);
+}
+
+TEST_CASE("the MDS releases a client's handles and locks after its connections are gone", "[lustre][cluster][locks]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  o.root_mode = 0777;  // the requests' uid 0 is squashed
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  auto fs = FileSystem::mount(dir / "fs").value();
+  MdsService svc(fs, {});
+  std::vector<std::byte> buf(1 << 16);
+  uint64_t xid = 0;
+  // One request of `client` over `connection`; the client asks for a 100 ms grace.
+  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) -> Result<pb::MdsReply> {
+    r.set_client_id(client);
+    r.set_xid(++xid);
+    r.set_session_grace_ms(100);
+    const std::string control = r.SerializeAsString();
+    transport::ServerCall c;
+    c.opcode = kMdsOpcode;
+    c.control = control;
+    c.reply_buffer = buf;
+    c.connection = connection;
+    auto res = svc.handle(c);
+    if (!res.status) return res.status;
+    pb::MdsReply rep;
+    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
+    return rep;
+  };
+  auto open_and_lock = [&](uint64_t client, uint64_t connection, const std::string& path) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::OPEN);
+    r.set_path(path);
+    r.set_flags(kOpenRead | kOpenWrite | kOpenCreate);
+    r.set_mode(0644);
+    auto opened = call(client, connection, r).value();
+    pb::MdsRequest l;
+    l.set_op(pb::MdsRequest::LOCK);
+    l.set_handle(opened.handle());
+    l.set_ino(opened.attrs().ino());
+    l.set_lock_end(4096);
+    l.set_lock_exclusive(true);
+    CHECK(call(client, connection, l).value().lock_id() != 0);
+    return opened;
+  };
+  auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(400)); };  // > the 100 ms grace
+
+  SECTION("a client whose last connection closed is released after its grace") {
+    open_and_lock(1, 11, "/a");
+    open_and_lock(1, 12, "/b");  // a second connection of the same client
+    CHECK(svc.open_handles() == 2);
+    CHECK(svc.granted_locks() == 2);
+    svc.connection_closed(11);
+    settle();
+    CHECK(svc.open_handles() == 2);  // connection 12 is still open: the client lives
+    svc.connection_closed(12);
+    settle();
+    CHECK(svc.open_handles() == 0);
+    CHECK(svc.granted_locks() == 0);
+    CHECK(svc.sessions() == 0);
+  }
+  SECTION("a client that reconnects within its grace keeps them") {
+    auto opened = open_and_lock(2, 21, "/c");
+    svc.connection_closed(21);
+    pb::MdsRequest st;
+    st.set_op(pb::MdsRequest::STAT);
+    st.set_path("/");
+    REQUIRE(call(2, 22, st).is_ok());  // back on a new connection before the grace ended
+    settle();
+    CHECK(svc.open_handles() == 1);
+    CHECK(svc.granted_locks() == 1);
+    // Another client's conflicting lock waits for it (and times out).
+    pb::MdsRequest o;
+    o.set_op(pb::MdsRequest::OPEN);
+    o.set_path("/c");
+    o.set_flags(kOpenRead | kOpenWrite);
+    auto other = call(3, 31, o).value();
+    pb::MdsRequest l;
+    l.set_op(pb::MdsRequest::LOCK);
+    l.set_handle(other.handle());
+    l.set_ino(other.attrs().ino());
+    l.set_lock_start(100);
+    l.set_lock_end(101);
+    l.set_lock_exclusive(true);
+    l.set_lock_wait_ms(50);
+    CHECK(call(3, 31, l).status().code() == Code::kTimeout);
+    svc.connection_closed(22);
+    settle();
+    CHECK(svc.open_handles() == 1);  // client 3's
+    l.set_lock_wait_ms(5000);
+    CHECK(call(3, 31, l).is_ok());
+  }
 }
 
 TEST_CASE("the MDS reply cache answers a resent mutation, also after a restart", "[lustre][cluster][recovery]") {
@@ -590,4 +723,149 @@ TEST_CASE("clients ride out kill -9 of the MDS and of a target", "[lustre][clust
   CHECK(report->orphans == 0);
   CHECK(report->overlong == 0);
   CHECK(report->problems.empty());
+}
+
+namespace {
+
+// A client process (this binary, [.mdsd-child] role "locker") that opens DIR/locked.bin, takes an
+// exclusive lock of bytes [0, 4096), says so with one byte on a pipe and waits to be killed.
+// Its reconnect grace is 300 ms (lustre.reconnect_timeout_ms), so the MDS releases its handle
+// and lock that long after its connections closed.
+pid_t spawn_locker(const Cluster& c, const std::string& dir) {
+  const std::string exe = self_exe();
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ack[0]);
+    ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
+    ::setenv("STOR_MDSD_ROLE", "locker", 1);
+    ::setenv("STOR_MDSD_INDEX", "0", 1);
+    ::setenv("STOR_MDSD_URI", dir.c_str(), 1);
+    ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
+    ::execl(exe.c_str(), exe.c_str(), "[.mdsd-child]", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(ack[1]);
+  char b = 0;
+  ssize_t n;
+  do {
+    n = ::read(ack[0], &b, 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(ack[0]);
+  REQUIRE(n == 1);  // the lock is held
+  return pid;
+}
+
+uint64_t mds_counter(const Cluster& c, const char* name) {
+  ServerQueryOptions q;
+  q.key_file = c.key;
+  return query_server_stats(c.mds->endpoint(), q).value().get(name, UINT64_MAX);
+}
+
+using namespace std::chrono_literals;
+
+}  // namespace
+
+TEST_CASE("stor-mds grants extent locks between clients", "[lustre][cluster][locks]") {
+  Cluster c;
+  c.start_mds();
+  auto store = c.store();
+  const std::string uri = c.uri("/locked.bin");
+  auto a = store->open(uri, kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto b = store->open(uri, kOpenRead | kOpenWrite).value();
+  auto r = store->open(uri, kOpenRead).value();
+
+  SECTION("compatibility: shared with shared only, on overlapping bytes") {
+    const uint64_t la = a.lock_range(0, 100, RangeLockMode::kShared, 5s).value();
+    auto lb = b.lock_range(50, 10, RangeLockMode::kShared, 0ms);
+    REQUIRE(lb.is_ok());
+    REQUIRE(b.unlock_range(*lb).is_ok());
+    auto x = b.lock_range(50, 10, RangeLockMode::kExclusive, 0ms);
+    REQUIRE_FALSE(x.is_ok());
+    CHECK(x.status().code() == Code::kTimeout);
+    CHECK(x.status().message().find("[50, 60)") != std::string::npos);
+    auto adjacent = b.lock_range(100, 10, RangeLockMode::kExclusive, 0ms);  // [100, 110) touches, no overlap
+    REQUIRE(adjacent.is_ok());
+    // Every lock is its own owner: the same handle conflicts with itself too.
+    CHECK(a.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kTimeout);
+    CHECK(a.lock_range(105, 1, RangeLockMode::kShared, 0ms).status().code() == Code::kTimeout);
+    CHECK(r.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kPermissionDenied);
+    CHECK(r.lock_range(0, 0, RangeLockMode::kShared, 0ms).status().code() == Code::kInvalidArgument);
+    REQUIRE(a.unlock_range(la).is_ok());
+    REQUIRE(a.unlock_range(la).is_ok());  // releasing again is not an error
+    auto now_free = b.lock_range(0, 100, RangeLockMode::kExclusive, 0ms);
+    REQUIRE(now_free.is_ok());
+    CHECK(mds_counter(c, "extent_locks") == 2);
+    REQUIRE(b.unlock_range(*now_free).is_ok());
+    REQUIRE(b.unlock_range(*adjacent).is_ok());
+    CHECK(mds_counter(c, "extent_locks") == 0);
+  }
+
+  SECTION("first come, first served: a reader queued behind a waiting writer waits") {
+    const uint64_t held = a.lock_range(0, 100, RangeLockMode::kShared, 5s).value();
+    std::mutex mu;
+    std::string order;
+    // Catch2's assertions are not thread-safe: the threads record, the test checks after join.
+    std::thread writer([&] {
+      auto w = b.lock_range(0, 100, RangeLockMode::kExclusive, 20s);
+      if (!w) return;
+      { std::lock_guard lk(mu); order += "W"; }
+      std::this_thread::sleep_for(200ms);
+      { std::lock_guard lk(mu); order += "w"; }
+      (void)b.unlock_range(*w);
+    });
+    std::this_thread::sleep_for(300ms);  // the writer is queued at the MDS
+    std::thread reader([&] {
+      // Compatible with the granted shared lock, but the writer came first.
+      auto rl = r.lock_range(10, 10, RangeLockMode::kShared, 20s);
+      if (!rl) return;
+      { std::lock_guard lk(mu); order += "R"; }
+      (void)r.unlock_range(*rl);
+    });
+    std::this_thread::sleep_for(300ms);
+    {
+      std::lock_guard lk(mu);
+      CHECK(order.empty());  // neither passed the shared lock's holder / the waiting writer
+    }
+    REQUIRE(a.unlock_range(held).is_ok());
+    writer.join();
+    reader.join();
+    CHECK(order == "WwR");
+  }
+
+  SECTION("closing a handle releases its locks and wakes the waiters") {
+    (void)a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+    std::atomic<bool> granted{false};
+    std::thread waiter([&] {
+      auto w = b.lock_range(0, 1, RangeLockMode::kExclusive, 20s);
+      granted = w.is_ok();
+    });
+    std::this_thread::sleep_for(200ms);
+    CHECK_FALSE(granted.load());
+    const auto t0 = std::chrono::steady_clock::now();
+    REQUIRE(a.close().is_ok());
+    waiter.join();
+    CHECK(granted.load());
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  }
+
+  SECTION("a client killed with kill -9 loses its locks and handles") {
+    const uint64_t handles_before = mds_counter(c, "open_handles");
+    const pid_t pid = spawn_locker(c, c.uri(""));
+    CHECK(mds_counter(c, "open_handles") == handles_before + 1);
+    auto held = b.lock_range(100, 1, RangeLockMode::kExclusive, 200ms);
+    CHECK(held.status().code() == Code::kTimeout);  // the child holds [0, 4096)
+    REQUIRE(::kill(pid, SIGKILL) == 0);
+    int st = 0;
+    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    const auto t0 = std::chrono::steady_clock::now();
+    auto got = b.lock_range(100, 1, RangeLockMode::kExclusive, 20s);
+    REQUIRE(got.is_ok());
+    // Granted after the child's 300 ms grace, not after the 20 s wait or an MDS restart.
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    CHECK(mds_counter(c, "open_handles") == handles_before);
+    REQUIRE(b.unlock_range(*got).is_ok());
+  }
 }

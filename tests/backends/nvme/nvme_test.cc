@@ -2,7 +2,10 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <atomic>
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <fstream>
 #include <sys/stat.h>
 
@@ -315,4 +318,69 @@ TEST_CASE("nvme: kOpenAppend writes at the end whatever the offset (O_APPEND)") 
   REQUIRE(b->close().is_ok());
   // Appending needs a writable open.
   CHECK(store->open(nvme(dir / "log"), kOpenRead | kOpenAppend).status().code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("nvme: byte-range locks (OFD) between handles and processes") {
+  using namespace std::chrono_literals;
+  stor::test::TempDir dir;
+  auto store = make_store();
+  const std::string uri = nvme(dir / "locked.bin");
+  auto a = store->open(uri, kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto b = store->open(uri, kOpenRead | kOpenWrite).value();
+  auto r = store->open(uri, kOpenRead).value();
+
+  const uint64_t la = a.lock_range(0, 100, RangeLockMode::kShared, 1s).value();
+  auto lb = b.lock_range(50, 10, RangeLockMode::kShared, 0ms);
+  REQUIRE(lb.is_ok());
+  REQUIRE(b.unlock_range(*lb).is_ok());
+  auto x = b.lock_range(50, 10, RangeLockMode::kExclusive, 30ms);
+  CHECK(x.status().code() == Code::kTimeout);
+  CHECK(x.status().message().find("[50, 60)") != std::string::npos);
+  // Every lock is its own owner (its own open file description): one handle conflicts with itself.
+  CHECK(a.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kTimeout);
+  auto adjacent = b.lock_range(100, 10, RangeLockMode::kExclusive, 0ms);
+  REQUIRE(adjacent.is_ok());
+  CHECK(r.lock_range(0, 1, RangeLockMode::kExclusive, 0ms).status().code() == Code::kPermissionDenied);
+  CHECK(r.lock_range(0, 0, RangeLockMode::kShared, 0ms).status().code() == Code::kInvalidArgument);
+  {  // a write-only handle takes shared locks too (its lock descriptor is opened for reading)
+    auto wo = store->open(uri, kOpenWrite).value();
+    auto s = wo.lock_range(500, 1, RangeLockMode::kShared, 0ms);
+    REQUIRE(s.is_ok());
+    REQUIRE(wo.unlock_range(*s).is_ok());
+  }
+
+  // Another process sees them (OFD locks are the kernel's), and gets them once released.
+  auto try_in_child = [&](uint64_t off) {
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      auto s = Store::create();
+      if (!s) _exit(3);
+      auto f = (*s)->open(uri, kOpenRead | kOpenWrite);
+      if (!f) _exit(4);
+      auto l = f->lock_range(off, 1, RangeLockMode::kExclusive, 0ms);
+      _exit(l.is_ok() ? 0 : l.status().code() == Code::kTimeout ? 1 : 2);
+    }
+    int st = 0;
+    REQUIRE(::waitpid(pid, &st, 0) == pid);
+    REQUIRE(WIFEXITED(st));
+    return WEXITSTATUS(st);
+  };
+  CHECK(try_in_child(10) == 1);
+  REQUIRE(a.unlock_range(la).is_ok());
+  REQUIRE(a.unlock_range(la).is_ok());  // releasing again is not an error
+  CHECK(try_in_child(10) == 0);
+  CHECK(try_in_child(105) == 1);
+  REQUIRE(b.close().is_ok());  // closing releases the handle's locks
+  CHECK(try_in_child(105) == 0);
+
+  // A waiter with no bound (the kernel's queue) is granted when the holder lets go.
+  const uint64_t held = a.lock_range(0, 10, RangeLockMode::kExclusive, 0ms).value();
+  std::atomic<bool> granted{false};
+  std::thread waiter([&] { granted = r.lock_range(5, 1, RangeLockMode::kShared, std::chrono::milliseconds::max()).is_ok(); });
+  std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(granted.load());
+  REQUIRE(a.unlock_range(held).is_ok());
+  waiter.join();
+  CHECK(granted.load());
 }
