@@ -449,8 +449,10 @@ class RemoteMetadata final : public MetadataClient {
     std::chrono::steady_clock::time_point expires;
   };
 
-  // The MDT to send `path` to and the path there: the longest cached prefix.
-  std::pair<uint32_t, std::string> route(const std::string& path, size_t* prefix_comps, size_t* remote_comps) {
+  // The MDT to send `path` to and the path there: the longest cached prefix (entry: of the
+  // parent only, for calls that change the entry in its directory: mkdir, remove, rename).
+  std::pair<uint32_t, std::string> route(const std::string& path, bool entry, size_t* prefix_comps,
+                                         size_t* remote_comps) {
     *prefix_comps = 0;
     *remote_comps = 0;
     if (conns_.size() < 2) return {0, path};
@@ -462,7 +464,7 @@ class RemoteMetadata final : public MetadataClient {
     std::string prefix;
     std::vector<std::string> prefixes;
     for (auto& c : *comps) prefixes.push_back(prefix += "/" + c);
-    for (size_t i = prefixes.size(); i-- > 0;) {
+    for (size_t i = prefixes.size() - (entry ? 1 : 0); i-- > 0;) {
       auto it = routes_.find(prefixes[i]);
       if (it == routes_.end() || it->second.expires < now) continue;
       std::string out = it->second.path;
@@ -505,12 +507,14 @@ class RemoteMetadata final : public MetadataClient {
   // Sends a path request to the MDT holding its directory, following redirects.
   Result<pb::MdsReply> call(pb::MdsRequest req, uint32_t* mdt_out = nullptr) {
     const std::string path = req.path(), new_path = req.new_path();
+    const bool entry = req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE ||
+                       req.op() == pb::MdsRequest::RENAME;
     for (int hop = 0; hop < 64; ++hop) {
       size_t pc = 0, rc = 0, npc = 0, nrc = 0;
-      auto [mdt, p] = route(path, &pc, &rc);
+      auto [mdt, p] = route(path, entry, &pc, &rc);
       req.set_path(p);
       if (!new_path.empty()) {
-        auto [nmdt, np] = route(new_path, &npc, &nrc);
+        auto [nmdt, np] = route(new_path, true, &npc, &nrc);
         if (nmdt != mdt)
           return Status::Unsupported("lustre: rename of '" + path + "' to '" + new_path +
                                      "' crosses MDTs (their directories live on MDT " + std::to_string(mdt) +
