@@ -53,6 +53,10 @@ InodeRef inode_from_record(const pb::Inode& in) {
   n->remote_mdt = in.remote_mdt();
   n->remote_name = in.remote_name();
   n->intent = in.intent();
+  n->intent_mdt = in.intent_mdt();
+  n->intent_path = in.intent_path();
+  n->intent_uid = in.intent_uid();
+  n->intent_gid = in.intent_gid();
   return n;
 }
 
@@ -81,12 +85,18 @@ std::string inode_problem(const pb::Inode& in, uint32_t target_count) {
   if (in.ino() == 0 || in.ino() > kMaxIno) return "inode number " + ino + " is out of range";
   if (!pb::InodeType_IsValid(in.type())) return "type " + std::to_string(in.type()) + " is unknown";
   if (in.mode() & ~07777u) return "mode " + octal(in.mode()) + " has bits outside 07777";
-  if (in.intent() > kIntentRmdir) return "intent " + std::to_string(in.intent()) + " is unknown";
+  if (in.intent() > kIntentMove) return "intent " + std::to_string(in.intent()) + " is unknown";
+  if (in.intent() == kIntentMove) {
+    if (in.type() != pb::DIRECTORY) return "rename intent on a regular file";
+    if (in.intent_path().empty() || in.intent_path().size() > 4096 || in.intent_path()[0] != '/' ||
+        in.intent_path().find('\0') != std::string::npos)
+      return "rename intent without a valid path";
+  }
   if (!in.remote_name().empty()) {
     if (in.type() != pb::DIRECTORY) return "remote entry that is not a directory";
     if (in.remote_mdt() > 65535) return "remote MDT " + std::to_string(in.remote_mdt()) + " is out of range";
     if (std::string b = name_problem(in.remote_name()); !b.empty()) return "remote " + b;
-  } else if (in.intent() != 0) {
+  } else if (in.intent() != 0 && in.intent() != kIntentMove) {
     return "intent on an inode that is not a remote entry";
   }
   if (in.type() == pb::DIRECTORY) {
@@ -175,7 +185,13 @@ void fill_inode_pb(const Inode& n, pb::Inode* out) {
   if (n.remote()) {
     out->set_remote_mdt(n.remote_mdt);
     out->set_remote_name(n.remote_name);
-    out->set_intent(n.intent.load());
+  }
+  if (uint32_t i = n.intent.load(); i != 0) {
+    out->set_intent(i);
+    out->set_intent_mdt(n.intent_mdt);
+    out->set_intent_path(n.intent_path);
+    out->set_intent_uid(n.intent_uid);
+    out->set_intent_gid(n.intent_gid);
   }
 }
 
@@ -552,7 +568,8 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
       const uint32_t m = rec.attr_mask();
       if (m & ~kAttrAll) return bad("attr_mask " + octal(m) + " has unknown bits");
       if ((m & kAttrMode) && (in.mode() & ~07777u)) return bad("mode " + octal(in.mode()) + " has bits outside 07777");
-      if ((m & kAttrIntent) && (!n->remote() || in.intent() > kIntentRmdir))
+      if ((m & kAttrIntent) && (in.intent() > kIntentMove || (in.intent() != kIntentMove && in.intent() != 0 && !n->remote()) ||
+                                (in.intent() == kIntentMove && (!n->is_dir() || in.intent_path().empty()))))
         return bad("intent " + std::to_string(in.intent()) + " on inode " + ino);
       if (m & kAttrSize) {
         if (n->is_dir()) return bad("size on a directory");
@@ -675,7 +692,13 @@ void Mds::apply_setattr(Inode& n, const pb::WalRecord& rec) {
   if (m & kAttrGid) n.gid = in.gid();
   if (m & kAttrSize) n.size = in.size();
   if (m & kAttrMtime) n.mtime_ns = in.mtime_ns();
-  if (m & kAttrIntent) n.intent = in.intent();
+  if (m & kAttrIntent) {
+    n.intent_mdt = in.intent_mdt();
+    n.intent_path = in.intent_path();
+    n.intent_uid = in.intent_uid();
+    n.intent_gid = in.intent_gid();
+    n.intent = in.intent();
+  }
   n.ctime_ns = in.ctime_ns() ? in.ctime_ns() : n.ctime_ns;
 }
 
@@ -978,6 +1001,8 @@ Status Mds::remove(const Identity& id, std::string_view path, RemoteEntry* remot
                                                  " may not remove '" + std::string(path) + "'");
     if (victim->is_dir() && !victim->children.empty())
       return Status::NotEmpty("lustre: directory '" + std::string(path) + "' is not empty");
+    if (!victim->remote() && victim->intent.load() != 0)
+      return Status::Busy("lustre: '" + std::string(path) + "' is being moved to another MDT");
     if (victim->remote()) {
       // Its directory lives on another MDT: only the intent is logged here; the caller removes
       // the directory there (if empty) and then finish_intent removes this entry.
@@ -993,7 +1018,7 @@ Status Mds::remove(const Identity& id, std::string_view path, RemoteEntry* remot
       rec.mutable_inode()->set_intent(kIntentRmdir);
       STOR_RETURN_IF_ERROR(log(rec));
       victim->intent = kIntentRmdir;
-      *remote = RemoteEntry{victim->ino, victim->remote_mdt, victim->remote_name, kIntentRmdir, {}};
+      *remote = RemoteEntry{victim->ino, victim->remote_mdt, victim->remote_name, kIntentRmdir, {}, 0, {}, 0, 0};
       return Status::ok();
     }
     pb::WalRecord rec;
@@ -1040,8 +1065,8 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
     InodeRef src = sit->second;
     if (src->remote() && src->intent.load() == kIntentMkdir)
       return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
-    if (src->remote() && src->intent.load() != 0)
-      return Status::Busy("lustre: rename source '" + std::string(from) + "' is being removed");
+    if (src->intent.load() != 0)
+      return Status::Busy("lustre: rename source '" + std::string(from) + "' is being removed or moved");
     if (src->is_dir() && is_ancestor(src.get(), dp.dir))
       return Status::InvalidArgument("lustre: cannot move directory '" + std::string(from) +
                                                 "' into itself ('" + std::string(to) + "')");
@@ -1342,6 +1367,8 @@ int64_t Mds::object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uin
 
 // ---- Several MDTs (docs/lustre.md "Several MDTs") ----
 
+void Mds::set_redirect(const Redirect& r) { t_redirect = r; }
+
 std::optional<Redirect> Mds::take_redirect() {
   std::optional<Redirect> r;
   r.swap(t_redirect);
@@ -1355,6 +1382,7 @@ Status Mds::finish_intent(uint64_t ino, bool commit) {
     if (!inodes_.find(a, ino)) return Status::ok();  // the entry is gone: finished before
     n = a->second;
   }
+  const InodeRef rd = remote_dir();  // before any directory lock: it takes the root's
   {
     std::lock_guard rl(rename_mu_);  // keeps n->parent stable
     std::shared_lock st(state_mu_);
@@ -1371,7 +1399,33 @@ Status Mds::finish_intent(uint64_t ino, bool commit) {
       }
     if (name.empty()) return Status::ok();
     pb::WalRecord rec;
-    if ((intent == kIntentMkdir) != commit) {  // an undone mkdir, a done rmdir: the entry goes
+    if (intent == kIntentMove && commit && !n->remote() && parent != rd) {
+      // A directory moved to another MDT's namespace stays here, in /.stor-remote, named as the
+      // remote entry there names it; then the intent is cleared (below, next call or recovery).
+      if (!rd) return Status::Internal("lustre: no " + std::string(kRemoteDirName) + " on this MDT");
+      std::unique_lock rlk(rd->mu);
+      const std::string target = std::to_string(opts_.mdt_index) + "." + std::to_string(n->ino);
+      rec.set_op(pb::WalRecord::RENAME);
+      rec.set_parent(parent->ino);
+      rec.set_name(name);
+      rec.set_new_parent(rd->ino);
+      rec.set_new_name(target);
+      STOR_RETURN_IF_ERROR(log(rec));
+      parent->children.erase(name);
+      rd->children[target] = n;
+      n->parent = rd;
+      parent->mtime_ns = now_ns();
+      rec.Clear();
+    }
+    if (intent == kIntentMove && commit && n->remote()) {
+      // A remote entry moved: the other MDT has its own entry for the directory now.
+      rec.set_op(pb::WalRecord::UNLINK);
+      rec.set_parent(parent->ino);
+      rec.set_name(name);
+      STOR_RETURN_IF_ERROR(log(rec));
+      apply_unlink(*parent, name);
+      parent->mtime_ns = now_ns();
+    } else if (intent != kIntentMove && (intent == kIntentMkdir) != commit) {  // an undone mkdir, a done rmdir: the entry goes
       rec.set_op(pb::WalRecord::UNLINK);
       rec.set_parent(parent->ino);
       rec.set_name(name);
@@ -1400,7 +1454,7 @@ std::vector<RemoteEntry> Mds::remote_entries() {
     stack.pop_back();
     for (auto& [name, child] : d->children) {
       if (child->remote()) {
-        out.push_back(RemoteEntry{child->ino, child->remote_mdt, child->remote_name, child->intent.load(), {}});
+        out.push_back(RemoteEntry{child->ino, child->remote_mdt, child->remote_name, child->intent.load(), {}, 0, {}, 0, 0});
         fill_inode_pb(*child, &out.back().attrs);
       } else if (child->is_dir()) {
         stack.push_back(child.get());
@@ -1412,9 +1466,94 @@ std::vector<RemoteEntry> Mds::remote_entries() {
 
 std::vector<RemoteEntry> Mds::pending_intents() {
   std::vector<RemoteEntry> out;
-  for (auto& e : remote_entries())
-    if (e.intent != 0) out.push_back(std::move(e));
+  std::unique_lock st(state_mu_);  // no mutation runs: the tree is stable
+  std::vector<const Inode*> stack{root_.get()};
+  while (!stack.empty()) {
+    const Inode* d = stack.back();
+    stack.pop_back();
+    for (auto& [name, child] : d->children) {
+      if (const uint32_t i = child->intent.load(); i != 0) {
+        RemoteEntry e{child->ino, child->remote_mdt, child->remote_name, i, {}, 0, {}, 0, 0};
+        fill_inode_pb(*child, &e.attrs);
+        if (i == kIntentMove) {
+          if (!child->remote()) {
+            e.mdt = opts_.mdt_index;
+            e.name = std::to_string(opts_.mdt_index) + "." + std::to_string(child->ino);
+          }
+          e.to_mdt = child->intent_mdt;
+          e.to_path = child->intent_path;
+          e.uid = child->intent_uid;
+          e.gid = child->intent_gid;
+        }
+        out.push_back(std::move(e));
+      }
+      if (child->is_dir() && !child->remote()) stack.push_back(child.get());
+    }
+  }
   return out;
+}
+
+Status Mds::begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
+                       RemoteEntry* out) {
+  if (!remote_dir()) return Status::Unsupported("lustre: this MDT has no " + std::string(kRemoteDirName));
+  std::lock_guard rl(rename_mu_);
+  std::shared_lock st(state_mu_);
+  STOR_ASSIGN_OR_RETURN(Parent sp, resolve_parent(id, from));
+  std::unique_lock lk(sp.dir->mu);
+  STOR_RETURN_IF_ERROR(check_dir_writable(*sp.dir, id, from));
+  auto it = sp.dir->children.find(sp.name);
+  if (it == sp.dir->children.end() || (it->second->remote() && it->second->intent.load() == kIntentMkdir))
+    return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
+  InodeRef src = it->second;
+  std::unique_lock slk(src->mu);
+  if (!src->is_dir())
+    return Status::Unsupported("lustre: '" + std::string(from) +
+                               "' is a file and the target directory lives on another MDT; only directories move "
+                               "between MDTs (copy the file instead)");
+  if (src->intent.load() != 0) return Status::Busy("lustre: rename source '" + std::string(from) + "' is busy");
+  if (!sticky_allows(*sp.dir, *src, id))
+    return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) + " may not rename '" +
+                                    std::string(from) + "'");
+  pb::WalRecord rec;
+  rec.set_op(pb::WalRecord::SET_ATTR);
+  rec.set_attr_mask(kAttrIntent);
+  auto* in = rec.mutable_inode();
+  in->set_ino(src->ino);
+  in->set_intent(kIntentMove);
+  in->set_intent_mdt(to_mdt);
+  in->set_intent_path(to_path);
+  in->set_intent_uid(id.uid);
+  in->set_intent_gid(id.primary_gid());
+  STOR_RETURN_IF_ERROR(log(rec));
+  apply_setattr(*src, rec);
+  *out = RemoteEntry{src->ino, src->remote() ? src->remote_mdt : opts_.mdt_index,
+                     src->remote() ? src->remote_name : std::to_string(opts_.mdt_index) + "." + std::to_string(src->ino),
+                     kIntentMove, {}, to_mdt, to_path, id.uid, id.primary_gid()};
+  return Status::ok();
+}
+
+Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name) {
+  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    std::unique_lock lk(p.dir->mu);
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
+      if (it->second->remote() && it->second->remote_mdt == mdt && it->second->remote_name == name)
+        return Status::ok();  // linked before (a re-driven intent)
+      return Status::AlreadyExists("lustre: rename target '" + std::string(path) +
+                                   "' exists (a rename between MDTs does not replace)");
+    }
+    pb::WalRecord rec = create_record(p, id, pb::DIRECTORY, 0755);
+    auto* in = rec.mutable_inode();
+    in->set_remote_mdt(mdt);
+    in->set_remote_name(name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_create(p.dir, p.name, *in);
+  }
+  maybe_checkpoint();
+  return Status::ok();
 }
 
 InodeRef Mds::remote_dir() const {

@@ -65,8 +65,11 @@ struct Inode {
   // remote_name of its root). Set before the entry is published, never changed.
   uint32_t remote_mdt = 0;
   std::string remote_name;
-  // The unfinished cross-MDT operation on this remote entry (kIntentMkdir / kIntentRmdir), or 0.
+  // The unfinished cross-MDT operation on this entry (kIntentMkdir / kIntentRmdir / kIntentMove),
+  // or 0; for kIntentMove, where it goes (set before intent, under the parent's lock).
   std::atomic<uint32_t> intent{0};
+  uint32_t intent_mdt = 0, intent_uid = 0, intent_gid = 0;
+  std::string intent_path;
   bool remote() const { return !remote_name.empty(); }
 
   bool is_dir() const { return type == pb::DIRECTORY; }
@@ -104,7 +107,7 @@ struct MdsOptions {
 inline constexpr const char* kRemoteDirName = ".stor-remote";
 
 // Cross-MDT operations (docs/lustre.md "Cross-MDT operations"), logged on the coordinating MDT.
-inline constexpr uint32_t kIntentMkdir = 1, kIntentRmdir = 2;
+inline constexpr uint32_t kIntentMkdir = 1, kIntentRmdir = 2, kIntentMove = 3;
 
 // A remote entry: where its directory lives, and (mkdir) what to create there.
 struct RemoteEntry {
@@ -113,6 +116,10 @@ struct RemoteEntry {
   std::string name;  // of the directory in that MDT's /.stor-remote
   uint32_t intent = 0;
   pb::Inode attrs;   // mkdir: mode, uid, gid, dir_default of the new directory
+  // rename (kIntentMove): where the entry goes (a path on MDT to_mdt) and as whom.
+  uint32_t to_mdt = 0;
+  std::string to_path;
+  uint32_t uid = 0, gid = 0;
 };
 
 // Several MDTs: a path that leads through a remote entry. Mds calls then fail with Aborted and
@@ -174,6 +181,15 @@ class Mds {
   // The other side of a cross-MDT mkdir / rmdir: the directory `name` under this MDT's root.
   // Idempotent: a directory that exists (mkdir) or is gone (rmdir) is success.
   Status peer_mkdir(const std::string& name, const pb::Inode& attrs);
+  // Cross-MDT rename of the directory (or remote entry) `from` to `to_path` on MDT to_mdt: logs
+  // the intent kIntentMove and describes in *out what the other MDT links there; the caller asks
+  // it (peer_link), then finish_intent moves the entry out (a directory stays on this MDT, in
+  // /.stor-remote) or undoes the intent. A regular file is Unsupported.
+  Status begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
+                    RemoteEntry* out);
+  // The other side of a cross-MDT rename: a remote entry at `path` for directory `name` of MDT
+  // `mdt`, made as `id`. Idempotent: that very entry there already is success.
+  Status peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name);
   Status peer_rmdir(const std::string& name);
   // Every remote entry (fsck: each must name an existing directory on its MDT), and the
   // directories under the root that stand for remote entries of other MDTs ("K.INO").
@@ -181,6 +197,7 @@ class Mds {
   std::vector<std::string> root_names();  // the names in /.stor-remote
   // Where the path of the last call on this thread that failed with Aborted continues.
   static std::optional<Redirect> take_redirect();
+  static void set_redirect(const Redirect& r);
   Status rename(const Identity& id, std::string_view from, std::string_view to);
   Status chmod(const Identity& id, std::string_view path, uint32_t mode);
   // UINT32_MAX leaves that id unchanged.

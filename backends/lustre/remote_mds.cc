@@ -110,6 +110,10 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
     case pb::MdsRequest::PEER_RMDIR:
       if (!entry_name_problem(req.path()).empty()) return Status::InvalidArgument("lustre mds: remote directory name");
       break;
+    case pb::MdsRequest::PEER_LINK:
+      if (req.new_path().empty() || !entry_name_problem(req.remote_name()).empty())
+        return Status::InvalidArgument("lustre mds: peer link needs a path and a remote directory name");
+      break;
     case pb::MdsRequest::CLOSE:
     case pb::MdsRequest::MERGE_SIZE:
     case pb::MdsRequest::SET_SIZE:
@@ -359,6 +363,11 @@ class RemoteMetadata final : public MetadataClient {
     return s;
   }
   Status rename(const Identity& id, std::string_view from, std::string_view to) override {
+    // Into itself: refused here too, as an MDS sees only its own part of the two paths.
+    if (auto f = split_path(from), t = split_path(to); f && t && t->size() > f->size() && !f->empty() &&
+                                                          std::equal(f->begin(), f->end(), t->begin()))
+      return Status::InvalidArgument("lustre: cannot move '" + std::string(from) + "' into itself ('" +
+                                     std::string(to) + "')");
     auto req = request(pb::MdsRequest::RENAME, id, from);
     req.set_new_path(std::string(to));
     Status s = call(std::move(req)).status();
@@ -515,10 +524,8 @@ class RemoteMetadata final : public MetadataClient {
       req.set_path(p);
       if (!new_path.empty()) {
         auto [nmdt, np] = route(new_path, true, &npc, &nrc);
-        if (nmdt != mdt)
-          return Status::Unsupported("lustre: rename of '" + path + "' to '" + new_path +
-                                     "' crosses MDTs (their directories live on MDT " + std::to_string(mdt) +
-                                     " and MDT " + std::to_string(nmdt) + "); copy and remove instead");
+        // Across MDTs the source's MDT coordinates (docs/lustre.md "Cross-MDT operations").
+        req.set_new_mdt(nmdt != mdt ? nmdt + 1 : 0);
         req.set_new_path(np);
       }
       STOR_ASSIGN_OR_RETURN(auto rep, conns_[mdt]->call(req));
@@ -581,13 +588,24 @@ void MdsService::crash_at(const char* point) const {
 }
 
 Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
-  if (e.mdt >= mdt_count_ || e.mdt == opts_.mdt_index)
-    return Status::Corruption("lustre mds: remote entry " + std::to_string(e.ino) + " names MDT " + std::to_string(e.mdt));
-  auto& conn = recovery ? redo_peers_[e.mdt] : peers_[e.mdt];
-  if (!conn) return Status::Unavailable("lustre mds: no connection to MDT " + std::to_string(e.mdt));
+  // The MDT that does the other half: the directory's (mkdir, rmdir) or the target's (rename).
+  const uint32_t other = e.intent == kIntentMove ? e.to_mdt : e.mdt;
+  if (other >= mdt_count_ || other == opts_.mdt_index || e.mdt >= mdt_count_)
+    return Status::Corruption("lustre mds: cross-MDT operation on inode " + std::to_string(e.ino) + " names MDT " +
+                              std::to_string(other));
+  auto& conn = recovery ? redo_peers_[other] : peers_[other];
+  if (!conn) return Status::Unavailable("lustre mds: no connection to MDT " + std::to_string(other));
   pb::MdsRequest req;
   req.set_path(e.name);
-  if (e.intent == kIntentMkdir) {
+  if (e.intent == kIntentMove) {
+    req.set_op(pb::MdsRequest::PEER_LINK);
+    req.clear_path();
+    req.set_new_path(e.to_path);
+    req.set_remote_mdt(e.mdt);
+    req.set_remote_name(e.name);
+    req.set_uid(e.uid);
+    req.add_gids(e.gid);
+  } else if (e.intent == kIntentMkdir) {
     req.set_op(pb::MdsRequest::PEER_MKDIR);
     req.set_mode(e.attrs.mode());
     req.set_owner_uid(e.attrs.uid());
@@ -596,13 +614,22 @@ Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
   } else {
     req.set_op(pb::MdsRequest::PEER_RMDIR);
   }
-  Status peer = conn->call(std::move(req)).status();
+  auto answer = conn->call(std::move(req));
+  Status peer = answer.status();
   if (peer.code() == Code::kUnavailable || peer.code() == Code::kTimeout) return peer;
+  std::optional<Redirect> redirect;
+  if (answer && answer->redirected()) {
+    // The target path leads through yet another remote directory: undone here, and the client
+    // goes on with what it learnt.
+    redirect = Redirect{answer->redirect_mdt(), answer->redirect_path(), answer->redirect_consumed(), true};
+    peer = Status::Aborted("lustre: rename target continues on MDT " + std::to_string(answer->redirect_mdt()));
+  }
   crash_at("peer");
   // Done there: commit. A definite refusal (rmdir of a directory that is not empty, a bad
   // request): undo, and the caller gets the refusal.
   STOR_RETURN_IF_ERROR(mds_.finish_intent(e.ino, peer.is_ok()));
   crash_at("commit");
+  if (redirect) Mds::set_redirect(*redirect);
   return peer;
 }
 
@@ -702,6 +729,7 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::SET_LAYOUT:
     case pb::MdsRequest::PEER_MKDIR:
     case pb::MdsRequest::PEER_RMDIR:
+    case pb::MdsRequest::PEER_LINK:
       mutation = true;
       break;
     case pb::MdsRequest::OPEN:
@@ -723,7 +751,8 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     // second application. An open that created the file opens it now.
     resends_answered_.fetch_add(1);
     // A cross-MDT mkdir / rmdir logged before a crash: recovery finishes it before we answer.
-    if (req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE) wait_redo_idle();
+    if (req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE || req.op() == pb::MdsRequest::RENAME)
+      wait_redo_idle();
     if (req.op() != pb::MdsRequest::OPEN) return pb::MdsReply();
     pb::MdsRequest again = req;
     again.set_flags(req.flags() & ~static_cast<uint32_t>(kOpenCreate | kOpenExclusive | kOpenTruncate));
@@ -845,9 +874,31 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::PEER_RMDIR:
       STOR_RETURN_IF_ERROR(mds_.peer_rmdir(req.path()));
       return rep;
-    case pb::MdsRequest::RENAME:
-      STOR_RETURN_IF_ERROR(mds_.rename(id, req.path(), req.new_path()));
+    case pb::MdsRequest::RENAME: {
+      if (req.new_mdt() == 0 || req.new_mdt() - 1 == opts_.mdt_index) {
+        STOR_RETURN_IF_ERROR(mds_.rename(id, req.path(), req.new_path()));
+        return rep;
+      }
+      if (req.new_mdt() > mdt_count_)
+        return Status::InvalidArgument("lustre mds: there is no MDT " + std::to_string(req.new_mdt() - 1));
+      // Across MDTs: the intent here, the new entry there, then the old entry goes (or stays).
+      RemoteEntry move;
+      STOR_RETURN_IF_ERROR(mds_.begin_move(id, req.path(), req.new_mdt() - 1, req.new_path(), &move));
+      crash_at("intent");
+      Status s = drive_intent(move, false);
+      if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {
+        std::lock_guard lk(redo_mu_);
+        redo_.push_back(move);
+        redo_cv_.notify_all();
+      }
+      STOR_RETURN_IF_ERROR(s);
       return rep;
+    }
+    case pb::MdsRequest::PEER_LINK: {
+      if (req.remote_mdt() >= mdt_count_) return Status::InvalidArgument("lustre mds: no such MDT");
+      STOR_RETURN_IF_ERROR(mds_.peer_link(id, req.new_path(), req.remote_mdt(), req.remote_name()));
+      return rep;
+    }
     case pb::MdsRequest::CHMOD:
       STOR_RETURN_IF_ERROR(mds_.chmod(id, req.path(), req.mode()));
       return rep;

@@ -186,9 +186,23 @@ TEST_CASE("directories spread over two MDTs", "[lustre][dne]") {
   REQUIRE(s->rename(c.uri("/x"), c.uri("/x2")).is_ok());
   CHECK(s->stat(c.uri("/x/f3")).status().code() == Code::kNotFound);
   CHECK(same_data(*s, c.uri("/x2/y/z/deep"), 5000, 9));
-  // Renames whose two directories live on different MDTs are refused (as EXDEV: copy instead).
+  // Across MDTs: a file does not move (as EXDEV: copy instead); directories do, with their
+  // contents: a remote entry (/x2/y, on MDT 0, from MDT 1 to MDT 0's root) and a directory of
+  // MDT 0 (/tree) into a directory of MDT 1 (it stays on MDT 0, named there by a remote entry).
   CHECK(s->rename(c.uri("/x2/f3"), c.uri("/x2/y/f3")).code() == Code::kUnsupported);
   CHECK(s->stat(c.uri("/x2/f3")).is_ok());
+  REQUIRE(s->rename(c.uri("/x2/y"), c.uri("/y-moved")).is_ok());
+  CHECK(s->stat(c.uri("/x2/y")).status().code() == Code::kNotFound);
+  CHECK(same_data(*c.store(), c.uri("/y-moved/z/deep"), 5000, 9));
+  REQUIRE(on0->mkdir(c.uri("/tree"), 0777).is_ok());
+  REQUIRE(s->mkdir(c.uri("/tree/leaf"), 0777).is_ok());
+  write_file(*s, c.uri("/tree/leaf/data"), 777, 4);
+  REQUIRE(s->rename(c.uri("/tree"), c.uri("/x2/tree")).is_ok());
+  CHECK(s->stat(c.uri("/tree")).status().code() == Code::kNotFound);
+  CHECK(same_data(*c.store(), c.uri("/x2/tree/leaf/data"), 777, 4));
+  write_file(*s, c.uri("/x2/tree/leaf/more"), 10, 5);
+  CHECK(s->rename(c.uri("/x2"), c.uri("/x2/tree/inside")).code() == Code::kInvalidArgument);
+  CHECK(s->rename(c.uri("/d1"), c.uri("/x2/tree")).code() != Code::kOk);  // exists: not replaced
 
   // Root squash on MDT 1 too: uid 0 creates as 65534 there.
   auto as_root = c.store({{"lustre.uid", "0"}, {"lustre.gids", "0"}});
@@ -211,7 +225,8 @@ TEST_CASE("directories spread over two MDTs", "[lustre][dne]") {
   check_fsck_clean(c);
   c.start_all();
   auto s2 = c.store();
-  CHECK(same_data(*s2, c.uri("/x2/y/z/deep"), 5000, 9));
+  CHECK(same_data(*s2, c.uri("/y-moved/z/deep"), 5000, 9));
+  CHECK(same_data(*s2, c.uri("/x2/tree/leaf/data"), 777, 4));
   CHECK(same_data(*s2, c.uri("/d5/f"), 3901, 5));
   REQUIRE(c.stop_all());
 }
@@ -221,14 +236,28 @@ namespace {
 // One cross-MDT operation from the client while one MDS is set to die at `step`; the dead MDS is
 // restarted on its port, the client's call rides it out (reconnect + resend), and afterwards the
 // operation is wholly done: visible and usable, and fsck clean across both MDTs.
-void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash_flags, bool rmdir, int n) {
+enum class Op { kMkdir, kRmdir, kRename };
+
+void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash_flags, Op what, int n) {
+  const bool rmdir = what == Op::kRmdir;
   const std::string dir = c.uri("/cx" + std::to_string(n));
   auto client = c.store({{"lustre.mkdir_mdt", "1"}, {"lustre.reconnect_timeout_ms", "30000"}});
+  // Rename: a directory of MDT 0 (with a file) into a directory of MDT 1, coordinated by MDT 0.
+  const std::string src = c.uri("/mv" + std::to_string(n)), into = c.uri("/into" + std::to_string(n));
+  if (what == Op::kRename) {
+    REQUIRE(c.store({{"lustre.mkdir_mdt", "0"}})->mkdir(src, 0777).is_ok());
+    write_file(*client, src + "/f", 3901, 8);
+    REQUIRE(client->mkdir(into, 0777).is_ok());
+  }
   if (rmdir) REQUIRE(client->mkdir(dir, 0777).is_ok());
   REQUIRE(c.mds[victim]->stop_cleanly());
   c.start(victim, crash_flags);
   Status result;
-  std::thread op([&] { result = rmdir ? client->remove(dir) : client->mkdir(dir, 0777); });
+  std::thread op([&] {
+    result = what == Op::kRename ? client->rename(src, into + "/moved")
+             : rmdir             ? client->remove(dir)
+                                 : client->mkdir(dir, 0777);
+  });
   bool restarted = false;
   for (int i = 0; i < 3000 && !restarted; ++i) {
     if (c.mds[victim]->exited()) {
@@ -238,11 +267,17 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   op.join();
-  INFO("victim MDT " << victim << (rmdir ? " rmdir" : " mkdir") << " flags " << crash_flags[0] << " " << crash_flags[1]);
+  INFO("victim MDT " << victim << " op " << static_cast<int>(what) << " flags " << crash_flags[0] << " " << crash_flags[1]);
   CHECK(restarted);
   CHECK(result.is_ok());
   auto fresh = c.store();
-  if (rmdir) {
+  if (what == Op::kRename) {
+    CHECK(fresh->stat(src).status().code() == Code::kNotFound);
+    CHECK(same_data(*fresh, into + "/moved/f", 3901, 8));
+    auto listed = fresh->list(into);
+    REQUIRE(listed.is_ok());
+    CHECK(listed->size() == 1);
+  } else if (rmdir) {
     CHECK(fresh->stat(dir).status().code() == Code::kNotFound);
     CHECK(client->mkdir(dir, 0777).is_ok());  // the name is free again
     REQUIRE(fresh->remove(dir).is_ok());
@@ -260,16 +295,16 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
 
 }  // namespace
 
-TEST_CASE("cross-MDT mkdir and rmdir survive a crash of either MDS at every step", "[lustre][dne][recovery]") {
+TEST_CASE("cross-MDT mkdir, rmdir and rename survive a crash of either MDS at every step", "[lustre][dne][recovery]") {
   DneCluster c;
   c.start_all();
   int n = 0;
-  for (bool rmdir : {false, true}) {
+  for (Op what : {Op::kMkdir, Op::kRmdir, Op::kRename}) {
     // The coordinator (MDT 0, holding the parent) dies after logging the intent, after the
     // other MDT did its part, and after committing (before replying).
-    for (const char* step : {"intent", "peer", "commit"}) crash_case(c, 0, {"--crash-point", step}, rmdir, n++);
+    for (const char* step : {"intent", "peer", "commit"}) crash_case(c, 0, {"--crash-point", step}, what, n++);
     // The other MDT dies right after applying its part, before answering the coordinator.
-    crash_case(c, 1, {"--crash-after-mutations", "1"}, rmdir, n++);
+    crash_case(c, 1, {"--crash-after-mutations", "1"}, what, n++);
   }
   REQUIRE(c.stop_all());
 }
