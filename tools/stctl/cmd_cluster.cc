@@ -391,18 +391,26 @@ stor::Result<std::string> pick_endpoint(const std::string& host) {
   hints.ai_socktype = SOCK_STREAM;
   if (int e = ::getaddrinfo(host.c_str(), "0", &hints, &res); e != 0)
     return stor::Status::InvalidArgument("host " + host + ": " + ::gai_strerror(e));
-  int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_storage ss{};
-  socklen_t len = sizeof ss;
-  const bool ok = fd >= 0 && ::bind(fd, res->ai_addr, res->ai_addrlen) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0;
-  const int err = errno;
+  // Below the usual ephemeral range (32768..), so no outgoing connection takes it before the
+  // MDS binds it.
+  int err = 0;
+  for (int tries = 0; tries < 1000; ++tries) {
+    const uint16_t port = static_cast<uint16_t>(20000 + (::random() ^ ::getpid() ^ tries * 7919) % 12000);
+    sockaddr_storage ss{};
+    std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    if (ss.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+    else reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&ss), res->ai_addrlen) == 0;
+    err = errno;
+    if (fd >= 0) ::close(fd);
+    if (ok) {
+      ::freeaddrinfo(res);
+      return "tcp://" + host + ":" + std::to_string(port);
+    }
+  }
   ::freeaddrinfo(res);
-  if (fd >= 0) ::close(fd);
-  if (!ok) return stor::Status::from_errno(err, "pick a port on " + host);
-  const uint16_t port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
-                                                       : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
-  return "tcp://" + host + ":" + std::to_string(port);
+  return stor::Status::from_errno(err, "pick a port on " + host);
 }
 
 // stor-mds arguments of MDT s.

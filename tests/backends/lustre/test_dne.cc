@@ -25,17 +25,22 @@ using stor::test::TargetProcess;
 namespace {
 
 // A free port on 127.0.0.1: the superblock names every MDT's endpoint before the MDSs start.
+// Below the ephemeral range (32768..), so no outgoing connection takes it meanwhile.
 std::string free_endpoint() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return "tcp://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  for (int tries = 0; tries < 1000; ++tries) {
+    const uint16_t port = static_cast<uint16_t>(20000 + (::random() ^ ::getpid()) % 12000);
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    if (ok) return "tcp://127.0.0.1:" + std::to_string(port);
+  }
+  FAIL("no free port");
+  return "";
 }
 
 struct DneCluster {
