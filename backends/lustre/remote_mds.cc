@@ -633,6 +633,17 @@ Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
   return peer;
 }
 
+Status MdsService::run_intent(const RemoteEntry& e) {
+  crash_at("intent");
+  Status s = drive_intent(e, false);
+  if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {  // recovery finishes it
+    std::lock_guard lk(redo_mu_);
+    redo_.push_back(e);
+    redo_cv_.notify_all();
+  }
+  return s;
+}
+
 void MdsService::redo_loop() {
   std::unique_lock lk(redo_mu_);
   for (;;) {
@@ -789,6 +800,9 @@ Result<InodeRef> MdsService::handle_inode(const pb::MdsRequest& req, const Ident
 
 Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
   pb::MdsReply rep;
+  if (mdt_count_ < 2 && (req.op() == pb::MdsRequest::PEER_MKDIR || req.op() == pb::MdsRequest::PEER_RMDIR ||
+                         req.op() == pb::MdsRequest::PEER_LINK))
+    return Status::InvalidArgument("lustre mds: a request between MDTs, but this file system has one MDT");
   switch (req.op()) {
     case pb::MdsRequest::GET_CONFIG:
       *rep.mutable_config() = fs_->superblock();
@@ -835,28 +849,14 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       RemoteEntry remote;
       STOR_RETURN_IF_ERROR(mds_.mkdir(id, req.path(), req.mode(), place, &remote));
       if (remote.ino == 0) return rep;
-      crash_at("intent");
-      Status s = drive_intent(remote, false);
-      if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {
-        std::lock_guard lk(redo_mu_);
-        redo_.push_back(remote);
-        redo_cv_.notify_all();
-      }
-      STOR_RETURN_IF_ERROR(s);
+      STOR_RETURN_IF_ERROR(run_intent(remote));
       return rep;
     }
     case pb::MdsRequest::REMOVE: {
       RemoteEntry remote;
       STOR_RETURN_IF_ERROR(mds_.remove(id, req.path(), mdt_count_ > 1 ? &remote : nullptr));
       if (remote.ino == 0) return rep;
-      crash_at("intent");
-      Status s = drive_intent(remote, false);
-      if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {
-        std::lock_guard lk(redo_mu_);
-        redo_.push_back(remote);
-        redo_cv_.notify_all();
-      }
-      STOR_RETURN_IF_ERROR(s);
+      STOR_RETURN_IF_ERROR(run_intent(remote));
       return rep;
     }
     case pb::MdsRequest::PEER_MKDIR: {
@@ -884,14 +884,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       // Across MDTs: the intent here, the new entry there, then the old entry goes (or stays).
       RemoteEntry move;
       STOR_RETURN_IF_ERROR(mds_.begin_move(id, req.path(), req.new_mdt() - 1, req.new_path(), &move));
-      crash_at("intent");
-      Status s = drive_intent(move, false);
-      if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {
-        std::lock_guard lk(redo_mu_);
-        redo_.push_back(move);
-        redo_cv_.notify_all();
-      }
-      STOR_RETURN_IF_ERROR(s);
+      STOR_RETURN_IF_ERROR(run_intent(move));
       return rep;
     }
     case pb::MdsRequest::PEER_LINK: {

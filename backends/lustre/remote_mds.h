@@ -153,6 +153,9 @@ class MdsService {
   // Asks the MDT of `e` to do its part, then commits or undoes here. Unavailable: the other
   // MDT did not answer in time; the intent stays and recovery finishes it.
   Status drive_intent(const RemoteEntry& e, bool recovery);
+  // A cross-MDT operation whose intent was just logged: drives it; one the other MDT does not
+  // answer in time goes to recovery.
+  Status run_intent(const RemoteEntry& e);
   void crash_at(const char* point) const;
   void redo_loop();
   void wait_redo_idle();
