@@ -73,7 +73,17 @@ struct DneCluster {
     std::vector<std::string> args = {STOR_MDS_PATH, "--root", root, "--listen", mdt_endpoint[k], "--key-file", key,
                                      "--mdt-index", std::to_string(k)};
     args.insert(args.end(), extra.begin(), extra.end());
-    mds[k] = std::make_unique<TargetProcess>(TargetProcess::Args{args});
+    // Restarted on its port right after a crash: the port may still be held for a moment
+    // (bind fails, the daemon exits): retry.
+    for (int tries = 0;; ++tries) {
+      try {
+        mds[k] = std::make_unique<TargetProcess>(TargetProcess::Args{args});
+        return;
+      } catch (const std::exception& e) {
+        if (tries >= 50) FAIL("stor-mds of MDT " << k << " does not start: " << e.what());
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
   }
   void start_all() {
     start(0);
