@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/layout_driver.h"
@@ -141,7 +142,22 @@ static Status make_file_system(const std::string& dir_in, const MkfsOptions& opt
     if (Status s = transport::write_key_file(dir + "/" + kTargetKeyName, *key); !s.is_ok())
       return s.with_context("lustre mkfs");
   }
-  STOR_RETURN_IF_ERROR(Mds::format(dir + "/mdt", ::getuid(), ::getgid(), opts.root_mode));
+  STOR_RETURN_IF_ERROR(Mds::format(dir + "/mdt", ::getuid(), ::getgid(), opts.root_mode, first_ino_of_mdt(0),
+                                   opts.mdt_endpoints.size() > 1));
+  if (opts.mdt_endpoints.size() > 1) {
+    if (opts.target_endpoints.empty())
+      return Status::InvalidArgument("lustre mkfs: several MDTs need remote targets (--remote tcp://...)");
+    if (opts.mdt_endpoints.size() > kMaxMdts)
+      return Status::InvalidArgument("lustre mkfs: at most " + std::to_string(kMaxMdts) + " MDTs");
+    // MDT k's root only holds /.stor-remote, where the directories placed there live, named by
+    // their entry on another MDT.
+    for (uint32_t k = 1; k < opts.mdt_endpoints.size(); ++k) {
+      std::string d = dir + "/" + mdt_dir_name(k);
+      fsys::create_directories(d, ec);
+      if (ec) return from_fs_error(ec, "lustre mkfs: create " + d);
+      STOR_RETURN_IF_ERROR(Mds::format(d, ::getuid(), ::getgid(), 0711, first_ino_of_mdt(k), true));
+    }
+  }
   pb::Superblock sb;
   sb.set_format_version(1);
   sb.set_fsname(opts.fsname);
@@ -150,6 +166,8 @@ static Status make_file_system(const std::string& dir_in, const MkfsOptions& opt
                         std::chrono::system_clock::now().time_since_epoch()).count());
   *sb.mutable_default_layout() = def;
   for (const auto& ep : opts.target_endpoints) sb.add_target_endpoints(ep);
+  if (opts.mdt_endpoints.size() > 1)
+    for (const auto& ep : opts.mdt_endpoints) sb.add_mdt_endpoints(ep);
   // The marker goes last: a half-made file system is never found by locate().
   return write_file_atomic(dir + "/" + kMarkerName, sb.SerializeAsString());
 }
@@ -285,6 +303,10 @@ Result<DfReport> df(const std::string& path_in) {
   STOR_ASSIGN_OR_RETURN(MetaCounters counters, fs->meta().statfs());
   r.inodes = counters.inodes;
   r.wal_bytes = counters.wal_bytes;
+  if (counters.per_mdt.size() > 1)
+    for (uint32_t k = 0; k < counters.per_mdt.size() && k < mdt_count(fs->superblock()); ++k)
+      r.mdts.push_back(admin::MdtUsage{k, fs->superblock().mdt_endpoints(static_cast<int>(k)), counters.per_mdt[k].first,
+                                counters.per_mdt[k].second});
   for (uint32_t t = 0; t < fs->target_count(); ++t) {
     TargetUsage u;
     u.index = t;
@@ -324,23 +346,69 @@ Result<FsckReport> fsck(const std::string& path_in, bool repair) {
   std::string path = absolute_path(host_path_of(path_in));
   STOR_ASSIGN_OR_RETURN(auto loc, FileSystem::locate(path));
   FsckReport r;
-  auto mounted = FileSystem::mount(loc.first);
-  if (!mounted && mounted.status().code() == Code::kCorruption) {
-    // Load what is valid; without repair write nothing, with it checkpoint the result.
+  // Several MDTs: each one is checked (its metadata, and the objects of its own inodes), then
+  // the remote entries across them.
+  std::vector<std::shared_ptr<FileSystem>> mdts;
+  for (uint32_t k = 0, n = 1; k < n; ++k) {
     MountOptions mo;
-    mo.mds.recover = true;
-    mo.mds.read_only = !repair;
-    mounted = FileSystem::mount(loc.first, mo);
-    if (mounted) r.problems = (*mounted)->mds().problems();
+    mo.mdt_index = k;
+    auto mounted = FileSystem::mount(loc.first, mo);
+    const std::string who = n > 1 ? "MDT " + std::to_string(k) + ": " : "";
+    if (!mounted && mounted.status().code() == Code::kCorruption) {
+      // Load what is valid; without repair write nothing, with it checkpoint the result.
+      mo.mds.recover = true;
+      mo.mds.read_only = !repair;
+      mounted = FileSystem::mount(loc.first, mo);
+      if (mounted)
+        for (const auto& p : (*mounted)->mds().problems()) r.problems.push_back(who + p);
+    }
+    if (!mounted) return mounted.status();
+    auto fs = *mounted;
+    n = mdt_count(fs->superblock());
+    STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
+    r.inodes += fs->mds().inode_count();
+    r.objects = scan.objects;  // every scan lists all objects
+    r.orphans += scan.orphans;
+    r.overlong += scan.overlong;
+    for (auto& o : scan.orphan_paths) r.orphan_paths.push_back(std::move(o));
+    mdts.push_back(std::move(fs));
   }
-  if (!mounted) return mounted.status();
-  auto fs = *mounted;
-  STOR_ASSIGN_OR_RETURN(auto scan, fs->scan_objects(repair));
-  r.inodes = fs->mds().inode_count();
-  r.objects = scan.objects;
-  r.orphans = scan.orphans;
-  r.overlong = scan.overlong;
-  r.orphan_paths = std::move(scan.orphan_paths);
+  if (mdts.size() > 1) {
+    // Every remote entry names a directory in /.stor-remote of its MDT, and every directory
+    // there is named by exactly one remote entry; cross-MDT operations left unfinished are
+    // listed (the MDS finishes them when it starts).
+    std::map<std::pair<uint32_t, std::string>, int> refs;
+    for (uint32_t k = 0; k < mdts.size(); ++k)
+      for (const auto& e : mdts[k]->mds().remote_entries()) {
+        const std::string what = "MDT " + std::to_string(k) + ": remote entry (inode " + std::to_string(e.ino) +
+                                 ") for MDT " + std::to_string(e.mdt) + " directory " + e.name;
+        if (e.intent != 0) {
+          r.problems.push_back(what + ": unfinished cross-MDT " + (e.intent == kIntentMkdir ? "mkdir" : "rmdir") +
+                               " (stor-mds of MDT " + std::to_string(k) + " finishes it when it starts)");
+          if (e.intent == kIntentMkdir) continue;
+        }
+        if (e.mdt >= mdts.size()) {
+          r.problems.push_back(what + ": no such MDT");
+          continue;
+        }
+        ++refs[{e.mdt, e.name}];
+      }
+    for (uint32_t k = 0; k < mdts.size(); ++k)
+      for (const auto& name : mdts[k]->mds().root_names()) {
+        auto it = refs.find({k, name});
+        if (it == refs.end()) {
+          r.problems.push_back("MDT " + std::to_string(k) + ": directory /" + kRemoteDirName + "/" + name +
+                               " is named by no remote entry (orphan of an aborted cross-MDT operation)");
+          continue;
+        }
+        if (it->second > 1) r.problems.push_back("MDT " + std::to_string(k) + ": directory " + name + " is named by " +
+                                                 std::to_string(it->second) + " remote entries");
+        refs.erase(it);
+      }
+    for (const auto& [where, n] : refs)
+      r.problems.push_back("MDT " + std::to_string(where.first) + " has no directory " + where.second +
+                           " that a remote entry names (dangling)");
+  }
   return r;
 }
 

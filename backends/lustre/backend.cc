@@ -413,6 +413,10 @@ Result<BackendOptions> backend_options_from_settings(const std::map<std::string,
                         s.get_uint("lustre.lock_timeout_ms", static_cast<uint64_t>(o.cluster.lock_timeout.count()), 1,
                                    3600ull * 1000));
   o.cluster.lock_timeout = std::chrono::milliseconds(lock_ms);
+  if (s.has("lustre.mkdir_mdt")) {  // as `lfs mkdir -i K`: new directories on MDT K
+    STOR_ASSIGN_OR_RETURN(uint64_t k, s.get_uint("lustre.mkdir_mdt", 0, 0, 255));
+    o.cluster.mkdir_mdt = static_cast<int>(k);
+  }
   STOR_ASSIGN_OR_RETURN(o.mds.sync_each_op, s.get_bool("lustre.sync_metadata", o.mds.sync_each_op));
   return o;
 }

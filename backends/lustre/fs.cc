@@ -59,6 +59,8 @@ Result<pb::Superblock> parse_superblock(std::string_view data, const std::string
   if (sb.target_endpoints_size() > 0 && static_cast<uint32_t>(sb.target_endpoints_size()) != sb.target_count())
     return bad("names " + std::to_string(sb.target_endpoints_size()) + " endpoints for " +
                std::to_string(sb.target_count()) + " targets");
+  if (static_cast<uint32_t>(sb.mdt_endpoints_size()) > kMaxMdts)
+    return bad("names " + std::to_string(sb.mdt_endpoints_size()) + " MDTs (at most " + std::to_string(kMaxMdts) + ")");
   return sb;
 }
 
@@ -98,21 +100,27 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   if (root_in.empty() || root_in[0] != '/')
     return Status::InvalidArgument("lustre: file system root '" + root_in + "' must be absolute");
   const bool recovery = opts.mds.recover;
+  const std::string mount_key = opts.mdt_index == 0 ? root_dir : root_dir + "#" + std::to_string(opts.mdt_index);
   std::lock_guard lk(g_mounts_mu);
-  if (auto it = mounts().find(root_dir); !recovery && it != mounts().end())
+  if (auto it = mounts().find(mount_key); !recovery && it != mounts().end())
     if (auto fs = it->second.lock()) return fs;
 
   std::shared_ptr<FileSystem> fs(new FileSystem());
   fs->root_ = root_dir;
   fs->read_only_ = opts.mds.read_only;
+  fs->mdt_index_ = opts.mdt_index;
   auto sb = read_file(root_dir + "/" + kMarkerName);
   if (!sb) return sb.status();
   STOR_ASSIGN_OR_RETURN(fs->sb_, parse_superblock(*sb, root_dir + "/" + kMarkerName));
-  std::string lock_path = root_dir + "/mdt/lock";
+  if (opts.mdt_index >= mdt_count(fs->sb_))
+    return Status::InvalidArgument("lustre: " + root_dir + " has " + std::to_string(mdt_count(fs->sb_)) +
+                                   " MDT(s); there is no MDT " + std::to_string(opts.mdt_index));
+  const std::string mdt_dir = fs->mdt_dir();
+  std::string lock_path = mdt_dir + "/lock";
   fs->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fs->lock_fd_ < 0) return Status::from_errno(errno, "lustre: open " + lock_path);
   // An expired entry means this process is still unmounting it (checkpoint, then unlock): wait.
-  bool unmounting = mounts().count(root_dir) != 0;
+  bool unmounting = mounts().count(mount_key) != 0;
   for (int tries = 0; ::flock(fs->lock_fd_, LOCK_EX | LOCK_NB) != 0; ++tries) {
     if (!unmounting || tries > 500)
       return Status::Busy("lustre: file system " + root_dir + " is mounted by another process");
@@ -133,7 +141,9 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   }
   FileSystem* raw = fs.get();
   if (opts.async_reap) fs->reaper_ = std::make_unique<internal::TaskPool>(4);
-  auto mds = Mds::open(root_dir + "/mdt", fs->sb_.target_count(), fs->sb_.default_layout(), opts.mds,
+  MdsOptions mo = opts.mds;
+  mo.mdt_index = opts.mdt_index;
+  auto mds = Mds::open(mdt_dir, fs->sb_.target_count(), fs->sb_.default_layout(), mo,
                        [raw](uint64_t ino, const pb::Layout& l) {
                          if (raw->reaper_) raw->reaper_->post([raw, ino, l] { raw->remove_objects(ino, l); });
                          else raw->remove_objects(ino, l);
@@ -151,12 +161,12 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   // A repaired namespace is made durable before anything else: the damaged log is not replayed again.
   if (recovery) STOR_RETURN_IF_ERROR(fs->mds_->checkpoint());
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
-  std::string clean = root_dir + "/mdt/clean";
+  std::string clean = mdt_dir + "/clean";
   if (::unlink(clean.c_str()) != 0) {
     auto scan = fs->scan_objects(/*repair=*/true, /*cut_overlong=*/opts.cut_overlong);
     if (!scan) return scan.status();
   }
-  if (!recovery) mounts()[root_dir] = fs;
+  if (!recovery) mounts()[mount_key] = fs;
   return fs;
 }
 
@@ -167,7 +177,7 @@ Result<std::shared_ptr<FileSystem>> FileSystem::connect(const std::string& autho
   const std::string endpoint = "tcp://" + authority;
   STOR_RETURN_IF_ERROR(transport::Endpoint::parse(endpoint).status().with_context("lustre://" + authority));
   const std::string name = "lustre://" + authority;
-  const std::string cache_key = name + "\n" + opts.key_file;
+  const std::string cache_key = name + "\n" + opts.key_file + "\n" + std::to_string(opts.mkdir_mdt);
   std::lock_guard lk(g_mounts_mu);
   if (auto it = mounts().find(cache_key); it != mounts().end())
     if (auto fs = it->second.lock()) return fs;
@@ -201,7 +211,17 @@ Result<std::shared_ptr<FileSystem>> FileSystem::connect(const std::string& autho
                                           fs->sb_.target_endpoints(t) + ")");
     fs->remote_targets_.push_back(std::move(*target));
   }
-  fs->meta_ = make_remote_metadata(std::move(mds), fs->sb_.target_count());
+  // Several MDTs: MDT 0 named them all in the configuration; connections are made on first use.
+  std::vector<std::shared_ptr<MdsConnection>> conns{std::move(mds)};
+  for (uint32_t k = 1; k < mdt_count(fs->sb_); ++k) {
+    auto c = MdsConnection::connect(fs->sb_.mdt_endpoints(static_cast<int>(k)), key, opts.reconnect_timeout);
+    if (!c) return c.status().with_context(name + ": MDT " + std::to_string(k));
+    conns.push_back(std::move(*c));
+  }
+  if (opts.mkdir_mdt >= static_cast<int>(conns.size()))
+    return Status::InvalidArgument(name + ": lustre.mkdir_mdt " + std::to_string(opts.mkdir_mdt) + " but the file system has " +
+                                   std::to_string(conns.size()) + " MDT(s)");
+  fs->meta_ = make_remote_metadata(std::move(conns), fs->sb_.target_count(), opts.mkdir_mdt);
   mounts()[cache_key] = fs;
   return fs;
 }
@@ -212,7 +232,7 @@ FileSystem::~FileSystem() {
   if (mds_ && !read_only_) {
     // A clean unmount leaves a fresh checkpoint, so the next mount replays nothing.
     if (mds_->checkpoint().is_ok()) {
-      int fd = ::open((root_ + "/mdt/clean").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+      int fd = ::open((mdt_dir() + "/clean").c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
       if (fd >= 0) ::close(fd);
     }
     mds_.reset();
@@ -269,6 +289,7 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair, bool
       uint64_t ino = 0;
       uint32_t comp = 0, stripe = 0;
       bool parsed = parse_object_leaf(leaf, &ino, &comp, &stripe) && e.name == object_name(ino, comp, stripe);
+      if (parsed && mdt_of_ino(ino) != mdt_index_ && mdt_count(sb_) > 1) continue;  // another MDT's file
       int64_t limit = parsed ? mds_->object_limit(ino, comp, stripe, t) : -1;
       if (limit >= 0) {
         if (e.size > static_cast<uint64_t>(limit)) {

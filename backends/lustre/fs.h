@@ -28,6 +28,17 @@ inline constexpr const char* kMarkerName = ".stor-lustre";
 // by mkfs with mode 0600 beside the metadata.
 inline constexpr const char* kTargetKeyName = "mdt/target.key";
 
+// Several MDTs (DNE): at most this many; MDT k keeps its metadata in ROOT/mdt_dir_name(k) and
+// numbers its inodes from first_ino_of_mdt(k), so object names never collide across MDTs.
+inline constexpr uint32_t kMaxMdts = 256;
+inline constexpr int kMdtInoShift = 48;
+inline std::string mdt_dir_name(uint32_t k) { return k == 0 ? "mdt" : "mdt" + std::to_string(k); }
+inline uint64_t first_ino_of_mdt(uint32_t k) { return k == 0 ? 2 : static_cast<uint64_t>(k) << kMdtInoShift; }
+inline uint32_t mdt_of_ino(uint64_t ino) { return static_cast<uint32_t>(ino >> kMdtInoShift); }
+inline uint32_t mdt_count(const pb::Superblock& sb) {
+  return sb.mdt_endpoints_size() > 1 ? static_cast<uint32_t>(sb.mdt_endpoints_size()) : 1;
+}
+
 struct MountOptions {
   MdsOptions mds;  // mds.recover / mds.read_only: a private (uncached) recovery mount for fsck
   // Remote targets: the key file to authenticate with; empty: ROOT/mdt/target.key.
@@ -44,6 +55,9 @@ struct MountOptions {
   // MDS destroys OST objects after the unlink). A crash first leaves orphans, which the mount
   // after an unclean shutdown sweeps.
   bool async_reap = false;
+  // Several MDTs: the MDT this mount serves (ROOT/mdt_dir_name(k)). Its object sweep touches
+  // only objects of its own inodes.
+  uint32_t mdt_index = 0;
 };
 
 // Cluster mode (lustre://HOST:PORT/...): how a client reaches the stor-mds and the targets.
@@ -55,6 +69,9 @@ struct ClusterOptions {
   // The longest an extent lock request waits at the MDS before failing with Timeout
   // (lustre.lock_timeout_ms; BackendFile::lock_range's timeout is capped by it).
   std::chrono::milliseconds lock_timeout{60000};
+  // Several MDTs: new directories go to this MDT (lustre.mkdir_mdt, as `lfs mkdir -i`); -1: the
+  // MDS places them (hash of parent and name).
+  int mkdir_mdt = -1;
 };
 
 // The remote targets' key for the file system at root: key_file, or ROOT/mdt/target.key. Null
@@ -94,6 +111,8 @@ class FileSystem {
   // Every namespace call goes through this: the embedded Mds, or the stor-mds of a cluster.
   MetadataClient& meta() { return *meta_; }
   bool cluster() const { return !mds_; }
+  uint32_t mdt_index() const { return mdt_index_; }
+  std::string mdt_dir() const { return root_ + "/" + mdt_dir_name(mdt_index_); }
 
   std::string target_dir(uint32_t target) const;
   // Remote targets (superblock target_endpoints): objects live on stor-target servers, reached
@@ -128,6 +147,7 @@ class FileSystem {
   std::unique_ptr<MetadataClient> meta_;  // declared after mds_: destroyed before it
   std::vector<std::shared_ptr<transport::RemoteObjectTarget>> remote_targets_;
   std::unique_ptr<internal::TaskPool> reaper_;  // async_reap: drained before the MDS is closed
+  uint32_t mdt_index_ = 0;
   int lock_fd_ = -1;
   bool read_only_ = false;
 };

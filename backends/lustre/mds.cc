@@ -19,11 +19,14 @@ namespace {
 constexpr uint32_t kAttrMode = 1, kAttrUid = 2, kAttrGid = 4, kAttrSize = 8, kAttrMtime = 16;
 constexpr int kPermR = 4, kPermW = 2, kPermX = 1;
 constexpr uint64_t kRootIno = 1;
-constexpr uint32_t kAttrAll = kAttrMode | kAttrUid | kAttrGid | kAttrSize | kAttrMtime;
+constexpr uint32_t kAttrIntent = 32;  // remote entries: the unfinished cross-MDT operation
+constexpr uint32_t kAttrAll = kAttrMode | kAttrUid | kAttrGid | kAttrSize | kAttrMtime | kAttrIntent;
 constexpr uint64_t kMaxIno = static_cast<uint64_t>(INT64_MAX);  // next_ino can always go one above
 
 // The request the current thread's mutations serve (Mds::RequestScope); null: none.
 thread_local const RequestTag* t_request = nullptr;
+// Where the path of the failed (Aborted) call continues: several MDTs, a remote entry was met.
+thread_local std::optional<Redirect> t_redirect;
 
 // Reply-cache slots older than this are dropped at checkpoints: far beyond any client's
 // reconnect timeout, so a client still resending never finds its slot gone.
@@ -47,6 +50,13 @@ InodeRef inode_from_record(const pb::Inode& in) {
   n->ctime_ns = in.ctime_ns();
   n->layout = in.layout();
   n->dir_default = in.dir_default();
+  n->remote_mdt = in.remote_mdt();
+  n->remote_name = in.remote_name();
+  n->intent = in.intent();
+  n->intent_mdt = in.intent_mdt();
+  n->intent_path = in.intent_path();
+  n->intent_uid = in.intent_uid();
+  n->intent_gid = in.intent_gid();
   return n;
 }
 
@@ -75,6 +85,20 @@ std::string inode_problem(const pb::Inode& in, uint32_t target_count) {
   if (in.ino() == 0 || in.ino() > kMaxIno) return "inode number " + ino + " is out of range";
   if (!pb::InodeType_IsValid(in.type())) return "type " + std::to_string(in.type()) + " is unknown";
   if (in.mode() & ~07777u) return "mode " + octal(in.mode()) + " has bits outside 07777";
+  if (in.intent() > kIntentMove) return "intent " + std::to_string(in.intent()) + " is unknown";
+  if (in.intent() == kIntentMove) {
+    if (in.type() != pb::DIRECTORY) return "rename intent on a regular file";
+    if (in.intent_path().empty() || in.intent_path().size() > 4096 || in.intent_path()[0] != '/' ||
+        in.intent_path().find('\0') != std::string::npos)
+      return "rename intent without a valid path";
+  }
+  if (!in.remote_name().empty()) {
+    if (in.type() != pb::DIRECTORY) return "remote entry that is not a directory";
+    if (in.remote_mdt() > 65535) return "remote MDT " + std::to_string(in.remote_mdt()) + " is out of range";
+    if (std::string b = name_problem(in.remote_name()); !b.empty()) return "remote " + b;
+  } else if (in.intent() != 0 && in.intent() != kIntentMove) {
+    return "intent on an inode that is not a remote entry";
+  }
   if (in.type() == pb::DIRECTORY) {
     if (in.size() != 0) return "size " + std::to_string(in.size()) + " on a directory";
     if (in.layout().components_size()) return "layout on a directory";
@@ -158,6 +182,17 @@ void fill_inode_pb(const Inode& n, pb::Inode* out) {
   out->set_ctime_ns(n.ctime_ns);
   if (n.is_dir()) *out->mutable_dir_default() = n.dir_default;
   else *out->mutable_layout() = n.layout;
+  if (n.remote()) {
+    out->set_remote_mdt(n.remote_mdt);
+    out->set_remote_name(n.remote_name);
+  }
+  if (uint32_t i = n.intent.load(); i != 0) {
+    out->set_intent(i);
+    out->set_intent_mdt(n.intent_mdt);
+    out->set_intent_path(n.intent_path);
+    out->set_intent_uid(n.intent_uid);
+    out->set_intent_gid(n.intent_gid);
+  }
 }
 
 }  // namespace
@@ -211,9 +246,27 @@ Mds::~Mds() {
   for (auto& n : detached_) n->children.clear();
 }
 
-Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode) {
+Status Mds::format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode,
+                   uint64_t first_ino, bool remote_dir) {
   pb::Checkpoint cp;
-  cp.set_next_ino(kRootIno + 1);
+  first_ino = std::max(kRootIno + 1, first_ino);
+  cp.set_next_ino(first_ino);
+  if (remote_dir) {
+    // Everyone may search it (each directory in it has its own permissions); only root lists it.
+    auto* d = cp.add_inodes();
+    d->set_ino(first_ino);
+    d->set_type(pb::DIRECTORY);
+    d->set_mode(0711);
+    d->set_uid(root_uid);
+    d->set_gid(root_gid);
+    d->set_mtime_ns(now_ns());
+    d->set_ctime_ns(d->mtime_ns());
+    auto* e = cp.add_dirents();
+    e->set_parent(kRootIno);
+    e->set_name(kRemoteDirName);
+    e->set_ino(first_ino);
+    cp.set_next_ino(first_ino + 1);
+  }
   cp.set_wal_generation(1);
   auto* root = cp.add_inodes();
   root->set_ino(kRootIno);
@@ -515,6 +568,9 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
       const uint32_t m = rec.attr_mask();
       if (m & ~kAttrAll) return bad("attr_mask " + octal(m) + " has unknown bits");
       if ((m & kAttrMode) && (in.mode() & ~07777u)) return bad("mode " + octal(in.mode()) + " has bits outside 07777");
+      if ((m & kAttrIntent) && (in.intent() > kIntentMove || (in.intent() != kIntentMove && in.intent() != 0 && !n->remote()) ||
+                                (in.intent() == kIntentMove && (!n->is_dir() || in.intent_path().empty()))))
+        return bad("intent " + std::to_string(in.intent()) + " on inode " + ino);
       if (m & kAttrSize) {
         if (n->is_dir()) return bad("size on a directory");
         if (in.size() > kMaxFileSize)
@@ -636,6 +692,13 @@ void Mds::apply_setattr(Inode& n, const pb::WalRecord& rec) {
   if (m & kAttrGid) n.gid = in.gid();
   if (m & kAttrSize) n.size = in.size();
   if (m & kAttrMtime) n.mtime_ns = in.mtime_ns();
+  if (m & kAttrIntent) {
+    n.intent_mdt = in.intent_mdt();
+    n.intent_path = in.intent_path();
+    n.intent_uid = in.intent_uid();
+    n.intent_gid = in.intent_gid();
+    n.intent = in.intent();
+  }
   n.ctime_ns = in.ctime_ns() ? in.ctime_ns() : n.ctime_ns;
 }
 
@@ -790,6 +853,16 @@ Result<InodeRef> Mds::walk(const Identity& id, const std::vector<std::string>& c
     auto it = cur->children.find(comps[i]);
     if (it == cur->children.end())
       return Status::NotFound("lustre: '" + join(comps, i + 1) + "' does not exist");
+    if (it->second->remote()) {
+      // A directory on another MDT: a cross-MDT mkdir not finished yet does not exist; otherwise
+      // the caller goes on there.
+      if (it->second->intent.load() == kIntentMkdir)
+        return Status::NotFound("lustre: '" + join(comps, i + 1) + "' does not exist");
+      t_redirect = Redirect{it->second->remote_mdt, std::string("/") + kRemoteDirName + "/" + it->second->remote_name,
+                            static_cast<uint32_t>(i + 1), false};
+      return Status::Aborted("lustre: '" + join(comps, i + 1) + "' lives on MDT " +
+                             std::to_string(it->second->remote_mdt));
+    }
     if (i + 1 == n) return it->second;
     const Inode* next = it->second.get();
     std::shared_lock<std::shared_mutex> next_lk(next->mu);  // before the parent's lock goes
@@ -846,6 +919,8 @@ Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view 
     out.reserve(n->children.size());
     kids.reserve(n->children.size());
     for (auto& [name, child] : n->children) {
+      if (child->remote() && child->intent.load() == kIntentMkdir) continue;  // not made yet
+      if (n == root_ && name == kRemoteDirName) continue;  // several MDTs: internal
       out.push_back(DirEntry{name, to_file_type(child->type), 0});
       kids.push_back(child);
     }
@@ -875,7 +950,8 @@ pb::WalRecord Mds::create_record(const Parent& p, const Identity& id, pb::InodeT
   return rec;
 }
 
-Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
+Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode,
+                  const std::function<uint32_t(uint64_t, const std::string&)>& placement, RemoteEntry* remote) {
   {
     std::shared_lock st(state_mu_);
     STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
@@ -887,6 +963,20 @@ Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
     auto* in = rec.mutable_inode();
     if (p.dir->mode & S_ISGID) in->set_mode(in->mode() | S_ISGID);  // and keeps subdirectories setgid
     *in->mutable_dir_default() = p.dir->dir_default;  // subdirectories inherit the default layout
+    const uint32_t mdt = placement && remote ? placement(p.dir->ino, p.name) : opts_.mdt_index;
+    if (mdt != opts_.mdt_index) {
+      // The directory goes to another MDT: this entry names it there and stays invisible until
+      // the caller made it and finish_intent committed (the intent is what recovery re-drives).
+      remote->ino = in->ino();
+      remote->mdt = mdt;
+      remote->name = std::to_string(opts_.mdt_index) + "." + std::to_string(in->ino());
+      remote->intent = kIntentMkdir;
+      remote->attrs = *in;
+      in->clear_dir_default();
+      in->set_remote_mdt(mdt);
+      in->set_remote_name(remote->name);
+      in->set_intent(kIntentMkdir);
+    }
     STOR_RETURN_IF_ERROR(log(rec));
     apply_create(p.dir, p.name, *in);
   }
@@ -894,7 +984,7 @@ Status Mds::mkdir(const Identity& id, std::string_view path, uint32_t mode) {
   return Status::ok();
 }
 
-Status Mds::remove(const Identity& id, std::string_view path) {
+Status Mds::remove(const Identity& id, std::string_view path, RemoteEntry* remote) {
   InodeRef dead;
   {
     std::shared_lock st(state_mu_);
@@ -911,6 +1001,26 @@ Status Mds::remove(const Identity& id, std::string_view path) {
                                                  " may not remove '" + std::string(path) + "'");
     if (victim->is_dir() && !victim->children.empty())
       return Status::NotEmpty("lustre: directory '" + std::string(path) + "' is not empty");
+    if (!victim->remote() && victim->intent.load() != 0)
+      return Status::Busy("lustre: '" + std::string(path) + "' is being moved to another MDT");
+    if (victim->remote()) {
+      // Its directory lives on another MDT: only the intent is logged here; the caller removes
+      // the directory there (if empty) and then finish_intent removes this entry.
+      if (!remote) return Status::Unsupported("lustre: '" + std::string(path) + "' lives on another MDT");
+      if (victim->intent.load() == kIntentMkdir)
+        return Status::NotFound("lustre: '" + std::string(path) + "' does not exist");
+      if (victim->intent.load() != 0)
+        return Status::Busy("lustre: '" + std::string(path) + "' is being removed");
+      pb::WalRecord rec;
+      rec.set_op(pb::WalRecord::SET_ATTR);
+      rec.set_attr_mask(kAttrIntent);
+      rec.mutable_inode()->set_ino(victim->ino);
+      rec.mutable_inode()->set_intent(kIntentRmdir);
+      STOR_RETURN_IF_ERROR(log(rec));
+      victim->intent = kIntentRmdir;
+      *remote = RemoteEntry{victim->ino, victim->remote_mdt, victim->remote_name, kIntentRmdir, {}, 0, {}, 0, 0};
+      return Status::ok();
+    }
     pb::WalRecord rec;
     rec.set_op(pb::WalRecord::UNLINK);
     rec.set_parent(p.dir->ino);
@@ -929,7 +1039,12 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
     std::lock_guard rl(rename_mu_);
     std::shared_lock st(state_mu_);
     STOR_ASSIGN_OR_RETURN(Parent sp, resolve_parent(id, from));
-    STOR_ASSIGN_OR_RETURN(Parent dp, resolve_parent(id, to));
+    auto dpr = resolve_parent(id, to);
+    if (!dpr) {
+      if (t_redirect) t_redirect->new_path = true;
+      return dpr.status();
+    }
+    Parent dp = std::move(*dpr);
     // Lock parents ancestor-first (others lock parent before child); unrelated ones in any
     // order, as only renames hold two unrelated directories and they are serialised.
     std::unique_lock<std::shared_mutex> l1, l2;
@@ -948,6 +1063,10 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
     if (sit == sp.dir->children.end())
       return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
     InodeRef src = sit->second;
+    if (src->remote() && src->intent.load() == kIntentMkdir)
+      return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
+    if (src->intent.load() != 0)
+      return Status::Busy("lustre: rename source '" + std::string(from) + "' is being removed or moved");
     if (src->is_dir() && is_ancestor(src.get(), dp.dir))
       return Status::InvalidArgument("lustre: cannot move directory '" + std::string(from) +
                                                 "' into itself ('" + std::string(to) + "')");
@@ -961,6 +1080,11 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
                                                    " may not rename '" + std::string(from) + "'");
     }
     std::unique_lock<std::shared_mutex> dlk;
+    if (dst && dst->remote() && dst->intent.load() != 0)
+      return Status::Busy("lustre: rename target '" + std::string(to) + "' is being made or removed");
+    if (dst && dst->remote())
+      return Status::Unsupported("lustre: rename over '" + std::string(to) +
+                                 "', a directory on another MDT (remove it first)");
     if (dst) {
       if (is_ancestor(dst.get(), sp.dir))
         return Status::NotEmpty("lustre: rename target '" + std::string(to) + "' is a non-empty directory");
@@ -1237,6 +1361,269 @@ int64_t Mds::object_limit(uint64_t ino, uint32_t component, uint32_t stripe, uin
   // Loaded layouts are validated; should one still be unusable, leave its objects alone rather
   // than delete or cut them.
   return limit ? static_cast<int64_t>(*limit) : INT64_MAX;
+}
+
+
+
+// ---- Several MDTs (docs/lustre.md "Several MDTs") ----
+
+void Mds::set_redirect(const Redirect& r) { t_redirect = r; }
+
+std::optional<Redirect> Mds::take_redirect() {
+  std::optional<Redirect> r;
+  r.swap(t_redirect);
+  return r;
+}
+
+Status Mds::finish_intent(uint64_t ino, bool commit) {
+  InodeRef n;
+  {
+    decltype(inodes_)::const_accessor a;
+    if (!inodes_.find(a, ino)) return Status::ok();  // the entry is gone: finished before
+    n = a->second;
+  }
+  const InodeRef rd = remote_dir();  // before any directory lock: it takes the root's
+  {
+    std::lock_guard rl(rename_mu_);  // keeps n->parent stable
+    std::shared_lock st(state_mu_);
+    InodeRef parent = n->parent.lock();
+    if (!parent) return Status::ok();
+    std::unique_lock lk(parent->mu);
+    const uint32_t intent = n->intent.load();
+    if (intent == 0 || !n->linked) return Status::ok();
+    std::string name;
+    for (auto& [k, v] : parent->children)
+      if (v == n) {
+        name = k;
+        break;
+      }
+    if (name.empty()) return Status::ok();
+    pb::WalRecord rec;
+    if (intent == kIntentMove && commit && !n->remote() && parent != rd) {
+      // A directory moved to another MDT's namespace stays here, in /.stor-remote, named as the
+      // remote entry there names it; then the intent is cleared (below, next call or recovery).
+      if (!rd) return Status::Internal("lustre: no " + std::string(kRemoteDirName) + " on this MDT");
+      std::unique_lock rlk(rd->mu);
+      const std::string target = std::to_string(opts_.mdt_index) + "." + std::to_string(n->ino);
+      rec.set_op(pb::WalRecord::RENAME);
+      rec.set_parent(parent->ino);
+      rec.set_name(name);
+      rec.set_new_parent(rd->ino);
+      rec.set_new_name(target);
+      STOR_RETURN_IF_ERROR(log(rec));
+      parent->children.erase(name);
+      rd->children[target] = n;
+      n->parent = rd;
+      parent->mtime_ns = now_ns();
+      rec.Clear();
+    }
+    if (intent == kIntentMove && commit && n->remote()) {
+      // A remote entry moved: the other MDT has its own entry for the directory now.
+      rec.set_op(pb::WalRecord::UNLINK);
+      rec.set_parent(parent->ino);
+      rec.set_name(name);
+      STOR_RETURN_IF_ERROR(log(rec));
+      apply_unlink(*parent, name);
+      parent->mtime_ns = now_ns();
+    } else if (intent != kIntentMove && (intent == kIntentMkdir) != commit) {  // an undone mkdir, a done rmdir: the entry goes
+      rec.set_op(pb::WalRecord::UNLINK);
+      rec.set_parent(parent->ino);
+      rec.set_name(name);
+      STOR_RETURN_IF_ERROR(log(rec));
+      apply_unlink(*parent, name);  // a directory: nothing to reap
+      parent->mtime_ns = now_ns();
+    } else {
+      rec.set_op(pb::WalRecord::SET_ATTR);
+      rec.set_attr_mask(kAttrIntent);
+      rec.mutable_inode()->set_ino(n->ino);
+      rec.mutable_inode()->set_intent(0);
+      STOR_RETURN_IF_ERROR(log(rec));
+      n->intent = 0;
+    }
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+std::vector<RemoteEntry> Mds::remote_entries() {
+  std::vector<RemoteEntry> out;
+  std::unique_lock st(state_mu_);  // no mutation runs: the tree is stable
+  std::vector<const Inode*> stack{root_.get()};
+  while (!stack.empty()) {
+    const Inode* d = stack.back();
+    stack.pop_back();
+    for (auto& [name, child] : d->children) {
+      if (child->remote()) {
+        out.push_back(RemoteEntry{child->ino, child->remote_mdt, child->remote_name, child->intent.load(), {}, 0, {}, 0, 0});
+        fill_inode_pb(*child, &out.back().attrs);
+      } else if (child->is_dir()) {
+        stack.push_back(child.get());
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<RemoteEntry> Mds::pending_intents() {
+  std::vector<RemoteEntry> out;
+  std::unique_lock st(state_mu_);  // no mutation runs: the tree is stable
+  std::vector<const Inode*> stack{root_.get()};
+  while (!stack.empty()) {
+    const Inode* d = stack.back();
+    stack.pop_back();
+    for (auto& [name, child] : d->children) {
+      if (const uint32_t i = child->intent.load(); i != 0) {
+        RemoteEntry e{child->ino, child->remote_mdt, child->remote_name, i, {}, 0, {}, 0, 0};
+        fill_inode_pb(*child, &e.attrs);
+        if (i == kIntentMove) {
+          if (!child->remote()) {
+            e.mdt = opts_.mdt_index;
+            e.name = std::to_string(opts_.mdt_index) + "." + std::to_string(child->ino);
+          }
+          e.to_mdt = child->intent_mdt;
+          e.to_path = child->intent_path;
+          e.uid = child->intent_uid;
+          e.gid = child->intent_gid;
+        }
+        out.push_back(std::move(e));
+      }
+      if (child->is_dir() && !child->remote()) stack.push_back(child.get());
+    }
+  }
+  return out;
+}
+
+Status Mds::begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
+                       RemoteEntry* out) {
+  if (!remote_dir()) return Status::Unsupported("lustre: this MDT has no " + std::string(kRemoteDirName));
+  std::lock_guard rl(rename_mu_);
+  std::shared_lock st(state_mu_);
+  STOR_ASSIGN_OR_RETURN(Parent sp, resolve_parent(id, from));
+  std::unique_lock lk(sp.dir->mu);
+  STOR_RETURN_IF_ERROR(check_dir_writable(*sp.dir, id, from));
+  auto it = sp.dir->children.find(sp.name);
+  if (it == sp.dir->children.end() || (it->second->remote() && it->second->intent.load() == kIntentMkdir))
+    return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
+  InodeRef src = it->second;
+  std::unique_lock slk(src->mu);
+  if (!src->is_dir())
+    return Status::Unsupported("lustre: '" + std::string(from) +
+                               "' is a file and the target directory lives on another MDT; only directories move "
+                               "between MDTs (copy the file instead)");
+  if (src->intent.load() != 0) return Status::Busy("lustre: rename source '" + std::string(from) + "' is busy");
+  if (!sticky_allows(*sp.dir, *src, id))
+    return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) + " may not rename '" +
+                                    std::string(from) + "'");
+  pb::WalRecord rec;
+  rec.set_op(pb::WalRecord::SET_ATTR);
+  rec.set_attr_mask(kAttrIntent);
+  auto* in = rec.mutable_inode();
+  in->set_ino(src->ino);
+  in->set_intent(kIntentMove);
+  in->set_intent_mdt(to_mdt);
+  in->set_intent_path(to_path);
+  in->set_intent_uid(id.uid);
+  in->set_intent_gid(id.primary_gid());
+  STOR_RETURN_IF_ERROR(log(rec));
+  apply_setattr(*src, rec);
+  *out = RemoteEntry{src->ino, src->remote() ? src->remote_mdt : opts_.mdt_index,
+                     src->remote() ? src->remote_name : std::to_string(opts_.mdt_index) + "." + std::to_string(src->ino),
+                     kIntentMove, {}, to_mdt, to_path, id.uid, id.primary_gid()};
+  return Status::ok();
+}
+
+Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name) {
+  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
+  {
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    std::unique_lock lk(p.dir->mu);
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
+      if (it->second->remote() && it->second->remote_mdt == mdt && it->second->remote_name == name)
+        return Status::ok();  // linked before (a re-driven intent)
+      return Status::AlreadyExists("lustre: rename target '" + std::string(path) +
+                                   "' exists (a rename between MDTs does not replace)");
+    }
+    pb::WalRecord rec = create_record(p, id, pb::DIRECTORY, 0755);
+    auto* in = rec.mutable_inode();
+    in->set_remote_mdt(mdt);
+    in->set_remote_name(name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_create(p.dir, p.name, *in);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+InodeRef Mds::remote_dir() const {
+  std::shared_lock lk(root_->mu);
+  auto it = root_->children.find(kRemoteDirName);
+  return it == root_->children.end() || !it->second->is_dir() ? nullptr : it->second;
+}
+
+std::vector<std::string> Mds::root_names() {
+  std::vector<std::string> out;
+  InodeRef d = remote_dir();
+  if (!d) return out;
+  std::shared_lock lk(d->mu);
+  for (auto& [name, child] : d->children) out.push_back(name);
+  return out;
+}
+
+Status Mds::peer_mkdir(const std::string& name, const pb::Inode& attrs) {
+  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
+  if (attrs.mode() & ~07777u) return Status::InvalidArgument("lustre: remote directory: mode has bits outside 07777");
+  if (attrs.dir_default().components_size())
+    STOR_RETURN_IF_ERROR(validate_layout(attrs.dir_default(), target_count_));
+  InodeRef rd = remote_dir();
+  if (!rd) return Status::InvalidArgument("lustre: this MDT has no " + std::string(kRemoteDirName) + " (a single-MDT file system)");
+  {
+    std::shared_lock st(state_mu_);
+    std::unique_lock lk(rd->mu);
+    if (rd->children.count(name)) return Status::ok();  // made before (a re-driven intent)
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::CREATE);
+    rec.set_parent(rd->ino);
+    rec.set_name(name);
+    auto* in = rec.mutable_inode();
+    in->set_ino(next_ino_.fetch_add(1));
+    in->set_type(pb::DIRECTORY);
+    in->set_mode(attrs.mode());
+    in->set_uid(attrs.uid());
+    in->set_gid(attrs.gid());
+    in->set_mtime_ns(now_ns());
+    in->set_ctime_ns(in->mtime_ns());
+    *in->mutable_dir_default() = attrs.dir_default();
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_create(rd, name, *in);
+  }
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::peer_rmdir(const std::string& name) {
+  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
+  InodeRef rd = remote_dir();
+  if (!rd) return Status::ok();
+  {
+    std::shared_lock st(state_mu_);
+    std::unique_lock lk(rd->mu);
+    auto it = rd->children.find(name);
+    if (it == rd->children.end()) return Status::ok();  // removed before (a re-driven intent)
+    InodeRef victim = it->second;
+    std::unique_lock vlk(victim->mu);
+    if (!victim->is_dir()) return Status::NotADirectory("lustre: remote directory '" + name + "' is not a directory");
+    if (!victim->children.empty()) return Status::NotEmpty("lustre: directory is not empty");
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::UNLINK);
+    rec.set_parent(rd->ino);
+    rec.set_name(name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    apply_unlink(*rd, name);
+  }
+  maybe_checkpoint();
+  return Status::ok();
 }
 
 }  // namespace stor::lustre

@@ -15,6 +15,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -63,6 +64,16 @@ struct Inode {
   std::weak_ptr<Inode> parent;
   // Extent locks of a regular file (BackendFile::lock_range); in memory only, own mutex.
   ExtentLockQueue locks;
+  // Several MDTs: a remote entry (a directory living on MDT remote_mdt as the entry
+  // remote_name of its root). Set before the entry is published, never changed.
+  uint32_t remote_mdt = 0;
+  std::string remote_name;
+  // The unfinished cross-MDT operation on this entry (kIntentMkdir / kIntentRmdir / kIntentMove),
+  // or 0; for kIntentMove, where it goes (set before intent, under the parent's lock).
+  std::atomic<uint32_t> intent{0};
+  uint32_t intent_mdt = 0, intent_uid = 0, intent_gid = 0;
+  std::string intent_path;
+  bool remote() const { return !remote_name.empty(); }
 
   bool is_dir() const { return type == pb::DIRECTORY; }
   // What an open regular file reports through BackendFile::stat().
@@ -90,6 +101,37 @@ struct MdsOptions {
   // Write nothing: the WAL is neither truncated nor opened, no checkpoint, nothing reaped (fsck
   // without --repair, verify_metadata_image).
   bool read_only = false;
+  // Several MDTs: this MDT's index, which names the remote entries it makes ("K.INO").
+  uint32_t mdt_index = 0;
+};
+
+// Several MDTs: every MDT keeps the directories placed on it for entries of other MDTs in this
+// directory under its root ("/.stor-remote/K.INO"), hidden from listings of the root.
+inline constexpr const char* kRemoteDirName = ".stor-remote";
+
+// Cross-MDT operations (docs/lustre.md "Cross-MDT operations"), logged on the coordinating MDT.
+inline constexpr uint32_t kIntentMkdir = 1, kIntentRmdir = 2, kIntentMove = 3;
+
+// A remote entry: where its directory lives, and (mkdir) what to create there.
+struct RemoteEntry {
+  uint64_t ino = 0;  // of the entry on this MDT; 0: none (the operation was local)
+  uint32_t mdt = 0;
+  std::string name;  // of the directory in that MDT's /.stor-remote
+  uint32_t intent = 0;
+  pb::Inode attrs;   // mkdir: mode, uid, gid, dir_default of the new directory
+  // rename (kIntentMove): where the entry goes (a path on MDT to_mdt) and as whom.
+  uint32_t to_mdt = 0;
+  std::string to_path;
+  uint32_t uid = 0, gid = 0;
+};
+
+// Several MDTs: a path that leads through a remote entry. Mds calls then fail with Aborted and
+// Mds::take_redirect() tells the caller where the rest of the path lives.
+struct Redirect {
+  uint32_t mdt = 0;
+  std::string path;       // "/.stor-remote/NAME" on that MDT
+  uint32_t consumed = 0;  // components of the request's path that lead to the remote entry
+  bool new_path = false;  // rename: the redirect is for the target path
 };
 
 // Cluster mode: the client request a mutation serves (MdsRequest client_id / xid). Its WAL
@@ -106,7 +148,10 @@ using ObjectReaper = std::function<void(uint64_t ino, const pb::Layout& layout)>
 class Mds {
  public:
   // Writes the initial checkpoint of an empty namespace (root directory only) into mdt_dir.
-  static Status format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode);
+  // first_ino: the first inode number handed out (several MDTs: MDT k numbers from k << 48);
+  // remote_dir: also make /.stor-remote (several MDTs).
+  static Status format(const std::string& mdt_dir, uint32_t root_uid, uint32_t root_gid, uint32_t root_mode,
+                       uint64_t first_ino = 2, bool remote_dir = false);
   // Loads the checkpoint, replays the WAL and opens it for appending.
   // Every checkpoint entry and WAL record is validated before it is applied; the first invalid one
   // fails the open with Corruption naming it (unless opts.recover).
@@ -120,9 +165,42 @@ class Mds {
 
   Result<FileInfo> stat(const Identity& id, std::string_view path);
   Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path);
-  Status mkdir(const Identity& id, std::string_view path, uint32_t mode);
-  // Removes a file (unlink) or an empty directory (rmdir).
-  Status remove(const Identity& id, std::string_view path);
+  // placement (several MDTs): the MDT the new directory goes to, from its parent's inode number
+  // and its name. Another MDT than this one: the entry is made as a remote entry with intent
+  // kIntentMkdir, described in *remote; the caller creates the directory there and then calls
+  // finish_intent.
+  Status mkdir(const Identity& id, std::string_view path, uint32_t mode,
+               const std::function<uint32_t(uint64_t, const std::string&)>& placement = {},
+               RemoteEntry* remote = nullptr);
+  // Removes a file (unlink) or an empty directory (rmdir). A remote entry is not removed: it gets
+  // intent kIntentRmdir, described in *remote (Unsupported without remote); the caller removes
+  // the directory on its MDT and then calls finish_intent.
+  Status remove(const Identity& id, std::string_view path, RemoteEntry* remote = nullptr);
+  // Ends the cross-MDT operation on remote entry `ino`: commit makes it done (mkdir: the entry
+  // becomes visible; rmdir: the entry goes), otherwise it is undone. Idempotent.
+  Status finish_intent(uint64_t ino, bool commit);
+  // Unfinished cross-MDT operations (after a restart), for recovery to re-drive.
+  std::vector<RemoteEntry> pending_intents();
+  // The other side of a cross-MDT mkdir / rmdir: the directory `name` under this MDT's root.
+  // Idempotent: a directory that exists (mkdir) or is gone (rmdir) is success.
+  Status peer_mkdir(const std::string& name, const pb::Inode& attrs);
+  // Cross-MDT rename of the directory (or remote entry) `from` to `to_path` on MDT to_mdt: logs
+  // the intent kIntentMove and describes in *out what the other MDT links there; the caller asks
+  // it (peer_link), then finish_intent moves the entry out (a directory stays on this MDT, in
+  // /.stor-remote) or undoes the intent. A regular file is Unsupported.
+  Status begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
+                    RemoteEntry* out);
+  // The other side of a cross-MDT rename: a remote entry at `path` for directory `name` of MDT
+  // `mdt`, made as `id`. Idempotent: that very entry there already is success.
+  Status peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name);
+  Status peer_rmdir(const std::string& name);
+  // Every remote entry (fsck: each must name an existing directory on its MDT), and the
+  // directories under the root that stand for remote entries of other MDTs ("K.INO").
+  std::vector<RemoteEntry> remote_entries();
+  std::vector<std::string> root_names();  // the names in /.stor-remote
+  // Where the path of the last call on this thread that failed with Aborted continues.
+  static std::optional<Redirect> take_redirect();
+  static void set_redirect(const Redirect& r);
   Status rename(const Identity& id, std::string_view from, std::string_view to);
   Status chmod(const Identity& id, std::string_view path, uint32_t mode);
   // UINT32_MAX leaves that id unchanged.
@@ -205,6 +283,7 @@ class Mds {
   // Reports a problem: Corruption when strict, a problems() line when recovering.
   Status problem(const std::string& what, const std::string& action);
 
+  InodeRef remote_dir() const;  // /.stor-remote, or null
   InodeRef apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in);
   // Detaches parent/name; returns the detached inode when its objects can be reaped now.
   InodeRef apply_unlink(Inode& parent, const std::string& name);

@@ -37,6 +37,8 @@ class MdsServerImpl final : public MdsServer {
     s.role = "mdt";
     const auto up = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
     s.counters = {{"requests", requests.load(std::memory_order_relaxed)},
+                  {"mdt_index", fs->mdt_index()},
+                  {"pending_intents", service->pending_intents()},
                   {"errors", errors.load(std::memory_order_relaxed)},
                   {"inodes", fs->mds().inode_count()},
                   {"wal_bytes", fs->mds().wal_bytes()},
@@ -79,6 +81,7 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   mo.cut_overlong = false;  // clients merge sizes at close: bytes past the size may be theirs
   mo.reconnect_timeout = opts.target_reconnect_timeout;
   mo.async_reap = true;
+  mo.mdt_index = opts.mdt_index;
   auto server = std::make_unique<MdsServerImpl>();
   server->log = opts.log;
   STOR_ASSIGN_OR_RETURN(server->fs, lustre::FileSystem::mount(opts.root, mo));
@@ -91,6 +94,12 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   so.squash_uid = opts.squash_uid;
   so.squash_gid = opts.squash_gid;
   so.crash_after_mutations = opts.crash_after_mutations;
+  so.mdt_index = opts.mdt_index;
+  so.crash_point = opts.crash_point;
+  so.peer_key = topts.auth_key;
+  so.peer_timeout = opts.target_reconnect_timeout;
+  if (opts.crash_point.size() && opts.crash_point != "intent" && opts.crash_point != "peer" && opts.crash_point != "commit")
+    return Status::InvalidArgument("stor-mds: --crash-point is one of intent, peer, commit");
   server->service = std::make_unique<lustre::MdsService>(server->fs, so);
   // A client's handles and locks go when its last connection has been gone for its grace period.
   topts.on_connection_closed = [svc = server->service.get()](uint64_t c) { svc->connection_closed(c); };

@@ -82,7 +82,7 @@ class EmbeddedMetadata final : public MetadataClient {
     STOR_ASSIGN_OR_RETURN(uint64_t ino, mds_.inode_number(id, path));
     return LayoutInfo{std::move(l.first), l.second, ino, fi.size};
   }
-  Result<MetaCounters> statfs() override { return MetaCounters{mds_.inode_count(), mds_.wal_bytes(), 0}; }
+  Result<MetaCounters> statfs() override { return MetaCounters{mds_.inode_count(), mds_.wal_bytes(), 0, {}}; }
 
  private:
   Mds& mds_;

@@ -66,6 +66,8 @@ struct MetaCounters {
   uint64_t inodes = 0;
   uint64_t wal_bytes = 0;
   uint64_t requests = 0;  // cluster: requests the MDS served since it started (0 embedded)
+  // Several MDTs: inodes and WAL bytes of each one (the totals are above).
+  std::vector<std::pair<uint64_t, uint64_t>> per_mdt;
 };
 
 // Every call acts as `id`. Thread-safe.

@@ -62,6 +62,13 @@ void fill_attrs(const FileInfo& fi, uint64_t ino, pb::MdsAttrs* a) {
   a->set_mtime_ns(fi.mtime_ns);
 }
 
+// "/.stor-remote/NAME": where a redirect may send a client.
+bool is_remote_dir_path(const std::string& p) {
+  auto comps = split_path(p);
+  return comps && comps->size() == 2 && (*comps)[0] == kRemoteDirName && entry_name_problem((*comps)[1]).empty() &&
+         p == "/" + (*comps)[0] + "/" + (*comps)[1];
+}
+
 void set_identity(pb::MdsRequest& req, const Identity& id) {
   req.set_uid(id.uid);
   for (size_t i = 0; i < id.gids.size() && i < static_cast<size_t>(kMaxGids); ++i) req.add_gids(id.gids[i]);
@@ -98,6 +105,14 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
       break;
     case pb::MdsRequest::SET_LAYOUT:
       if (req.path().empty() || !req.has_layout()) return Status::InvalidArgument("lustre mds: set_layout needs a path and a layout");
+      break;
+    case pb::MdsRequest::PEER_MKDIR:
+    case pb::MdsRequest::PEER_RMDIR:
+      if (!entry_name_problem(req.path()).empty()) return Status::InvalidArgument("lustre mds: remote directory name");
+      break;
+    case pb::MdsRequest::PEER_LINK:
+      if (req.new_path().empty() || !entry_name_problem(req.remote_name()).empty())
+        return Status::InvalidArgument("lustre mds: peer link needs a path and a remote directory name");
       break;
     case pb::MdsRequest::CLOSE:
     case pb::MdsRequest::MERGE_SIZE:
@@ -339,12 +354,14 @@ class RemoteMetaFile final : public MetaFile {
 
 class RemoteMetadata final : public MetadataClient {
  public:
-  RemoteMetadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count)
-      : conn_(std::move(conn)), target_count_(target_count) {}
+  RemoteMetadata(std::vector<std::shared_ptr<MdsConnection>> conns, uint32_t target_count, int mkdir_mdt,
+                 std::chrono::milliseconds route_ttl)
+      : conns_(std::move(conns)), conn_(conns_.at(0)), target_count_(target_count), mkdir_mdt_(mkdir_mdt),
+        route_ttl_(route_ttl) {}
 
   Result<FileInfo> stat(const Identity& id, std::string_view path) override {
     auto req = request(pb::MdsRequest::STAT, id, path);
-    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+    STOR_ASSIGN_OR_RETURN(auto rep, call(std::move(req)));
     return info_from(rep.attrs(), std::string(path));
   }
 
@@ -354,7 +371,7 @@ class RemoteMetadata final : public MetadataClient {
     for (;;) {
       auto req = request(pb::MdsRequest::READDIR, id, path);
       req.set_after(after);
-      STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+      STOR_ASSIGN_OR_RETURN(auto rep, call(std::move(req)));
       for (const auto& e : rep.entries()) {
         if (std::string bad = entry_name_problem(e.name()); !bad.empty())
           return Status::Corruption("lustre mds reply: readdir entry: " + bad);
@@ -374,26 +391,36 @@ class RemoteMetadata final : public MetadataClient {
   Status mkdir(const Identity& id, std::string_view path, uint32_t mode) override {
     auto req = request(pb::MdsRequest::MKDIR, id, path);
     req.set_mode(mode & 07777);
-    return conn_->call(std::move(req)).status();
+    if (mkdir_mdt_ >= 0) req.set_mkdir_mdt(static_cast<uint32_t>(mkdir_mdt_) + 1);
+    return call(std::move(req)).status();
   }
   Status remove(const Identity& id, std::string_view path) override {
-    return conn_->call(request(pb::MdsRequest::REMOVE, id, path)).status();
+    Status s = call(request(pb::MdsRequest::REMOVE, id, path)).status();
+    if (s.is_ok()) forget_routes(path);
+    return s;
   }
   Status rename(const Identity& id, std::string_view from, std::string_view to) override {
+    // Into itself: refused here too, as an MDS sees only its own part of the two paths.
+    if (auto f = split_path(from), t = split_path(to); f && t && t->size() > f->size() && !f->empty() &&
+                                                          std::equal(f->begin(), f->end(), t->begin()))
+      return Status::InvalidArgument("lustre: cannot move '" + std::string(from) + "' into itself ('" +
+                                     std::string(to) + "')");
     auto req = request(pb::MdsRequest::RENAME, id, from);
     req.set_new_path(std::string(to));
-    return conn_->call(std::move(req)).status();
+    Status s = call(std::move(req)).status();
+    if (s.is_ok()) forget_routes(from);
+    return s;
   }
   Status chmod(const Identity& id, std::string_view path, uint32_t mode) override {
     auto req = request(pb::MdsRequest::CHMOD, id, path);
     req.set_mode(mode & 07777);
-    return conn_->call(std::move(req)).status();
+    return call(std::move(req)).status();
   }
   Status chown(const Identity& id, std::string_view path, uint32_t uid, uint32_t gid) override {
     auto req = request(pb::MdsRequest::CHOWN, id, path);
     req.set_owner_uid(uid);
     req.set_owner_gid(gid);
-    return conn_->call(std::move(req)).status();
+    return call(std::move(req)).status();
   }
 
   Result<OpenedFile> open(const Identity& id, std::string_view path, uint32_t flags, uint32_t mode,
@@ -404,7 +431,8 @@ class RemoteMetadata final : public MetadataClient {
     if (layout_template) {
       *req.mutable_layout() = *layout_template;
     }
-    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
+    uint32_t mdt = 0;
+    STOR_ASSIGN_OR_RETURN(auto rep, call(std::move(req), &mdt));
     STOR_ASSIGN_OR_RETURN(FileInfo fi, info_from(rep.attrs(), std::string(path)));
     if (rep.handle() == 0 || rep.attrs().ino() == 0 || fi.type != FileType::kRegular)
       return Status::Corruption("lustre mds reply: open of '" + std::string(path) + "' gave no regular file handle");
@@ -412,18 +440,19 @@ class RemoteMetadata final : public MetadataClient {
       return Status::Corruption("lustre mds reply: layout of '" + std::string(path) + "': " + s.message());
     OpenedFile out;
     out.created = rep.created();
-    out.file = std::make_unique<RemoteMetaFile>(conn_, id, rep.handle(), rep.attrs().ino(), rep.layout(), fi);
+    // The handle lives on the MDT that opened it (the one holding the file's directory).
+    out.file = std::make_unique<RemoteMetaFile>(conns_[mdt], id, rep.handle(), rep.attrs().ino(), rep.layout(), fi);
     return out;
   }
 
   Status set_layout(const Identity& id, std::string_view path, const pb::Layout& tmpl) override {
     auto req = request(pb::MdsRequest::SET_LAYOUT, id, path);
     *req.mutable_layout() = tmpl;
-    return conn_->call(std::move(req)).status();
+    return call(std::move(req)).status();
   }
 
   Result<LayoutInfo> get_layout(const Identity& id, std::string_view path) override {
-    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(request(pb::MdsRequest::GET_LAYOUT, id, path)));
+    STOR_ASSIGN_OR_RETURN(auto rep, call(request(pb::MdsRequest::GET_LAYOUT, id, path)));
     STOR_ASSIGN_OR_RETURN(FileInfo fi, info_from(rep.attrs(), std::string(path)));
     const bool is_dir = fi.type == FileType::kDirectory;
     if (rep.is_dir() != is_dir) return Status::Corruption("lustre mds reply: layout and attributes disagree");
@@ -434,10 +463,17 @@ class RemoteMetadata final : public MetadataClient {
   }
 
   Result<MetaCounters> statfs() override {
-    pb::MdsRequest req;
-    req.set_op(pb::MdsRequest::STATFS);
-    STOR_ASSIGN_OR_RETURN(auto rep, conn_->call(std::move(req)));
-    return MetaCounters{rep.inodes(), rep.wal_bytes(), rep.requests()};
+    MetaCounters sum;  // over every MDT
+    for (auto& c : conns_) {
+      pb::MdsRequest req;
+      req.set_op(pb::MdsRequest::STATFS);
+      STOR_ASSIGN_OR_RETURN(auto rep, c->call(std::move(req)));
+      sum.inodes += rep.inodes();
+      sum.wal_bytes += rep.wal_bytes();
+      sum.requests += rep.requests();
+      sum.per_mdt.emplace_back(rep.inodes(), rep.wal_bytes());
+    }
+    return sum;
   }
 
  private:
@@ -449,14 +485,112 @@ class RemoteMetadata final : public MetadataClient {
     return req;
   }
 
+  // ---- Routing over several MDTs ----
+  // A directory that lives on another MDT: its path in the namespace (the cache key) -> the MDT
+  // and its path there ("/NAME"). Learnt from redirects; forgotten after route_ttl_ (another
+  // client may have renamed or removed it) and when this client renames or removes it.
+  struct Route {
+    uint32_t mdt = 0;
+    std::string path;
+    std::chrono::steady_clock::time_point expires;
+  };
+
+  // The MDT to send `path` to and the path there: the longest cached prefix (entry: of the
+  // parent only, for calls that change the entry in its directory: mkdir, remove, rename).
+  std::pair<uint32_t, std::string> route(const std::string& path, bool entry, size_t* prefix_comps,
+                                         size_t* remote_comps) {
+    *prefix_comps = 0;
+    *remote_comps = 0;
+    if (conns_.size() < 2) return {0, path};
+    auto comps = split_path(path);
+    if (!comps || comps->empty()) return {0, path};
+    const auto now = std::chrono::steady_clock::now();
+    std::shared_lock lk(routes_mu_);
+    if (routes_.empty()) return {0, path};
+    std::string prefix;
+    std::vector<std::string> prefixes;
+    for (auto& c : *comps) prefixes.push_back(prefix += "/" + c);
+    for (size_t i = prefixes.size() - (entry ? 1 : 0); i-- > 0;) {
+      auto it = routes_.find(prefixes[i]);
+      if (it == routes_.end() || it->second.expires < now) continue;
+      std::string out = it->second.path;
+      for (size_t j = i + 1; j < comps->size(); ++j) out += "/" + (*comps)[j];
+      *prefix_comps = i + 1;
+      *remote_comps = 2;  // "/.stor-remote/NAME"
+      return {it->second.mdt, out};
+    }
+    return {0, path};
+  }
+  // A redirect for `global` (consumed components of the path as sent, which began with
+  // remote_comps components standing for the first prefix_comps of global).
+  Status learn(const std::string& global, size_t prefix_comps, size_t remote_comps, const pb::MdsReply& rep) {
+    auto comps = split_path(global);
+    const size_t consumed = rep.redirect_consumed();
+    if (!comps || rep.redirect_mdt() >= conns_.size() || consumed < remote_comps ||
+        prefix_comps + consumed - remote_comps > comps->size() || consumed == remote_comps ||
+        !is_remote_dir_path(rep.redirect_path()))
+      return Status::Corruption("lustre mds reply: bad redirect for '" + global + "'");
+    std::string key;
+    for (size_t i = 0; i < prefix_comps + consumed - remote_comps; ++i) key += "/" + (*comps)[i];
+    std::unique_lock lk(routes_mu_);
+    if (routes_.size() > 100000) routes_.clear();
+    routes_[key] = Route{rep.redirect_mdt(), rep.redirect_path(), std::chrono::steady_clock::now() + route_ttl_};
+    return Status::ok();
+  }
+  void forget_routes(std::string_view path) {
+    if (conns_.size() < 2) return;
+    const std::string p(path);
+    std::unique_lock lk(routes_mu_);
+    for (auto it = routes_.begin(); it != routes_.end();) {
+      if (it->first == p || (it->first.size() > p.size() && it->first.compare(0, p.size(), p) == 0 &&
+                             it->first[p.size()] == '/'))
+        it = routes_.erase(it);
+      else
+        ++it;
+    }
+  }
+
+  // Sends a path request to the MDT holding its directory, following redirects.
+  Result<pb::MdsReply> call(pb::MdsRequest req, uint32_t* mdt_out = nullptr) {
+    const std::string path = req.path(), new_path = req.new_path();
+    const bool entry = req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE ||
+                       req.op() == pb::MdsRequest::RENAME;
+    for (int hop = 0; hop < 64; ++hop) {
+      size_t pc = 0, rc = 0, npc = 0, nrc = 0;
+      auto [mdt, p] = route(path, entry, &pc, &rc);
+      req.set_path(p);
+      if (!new_path.empty()) {
+        auto [nmdt, np] = route(new_path, true, &npc, &nrc);
+        // Across MDTs the source's MDT coordinates (docs/lustre.md "Cross-MDT operations").
+        req.set_new_mdt(nmdt != mdt ? nmdt + 1 : 0);
+        req.set_new_path(np);
+      }
+      STOR_ASSIGN_OR_RETURN(auto rep, conns_[mdt]->call(req));
+      if (!rep.redirected()) {
+        if (mdt_out) *mdt_out = mdt;
+        return rep;
+      }
+      if (rep.redirect_new_path()) STOR_RETURN_IF_ERROR(learn(new_path, npc, nrc, rep));
+      else STOR_RETURN_IF_ERROR(learn(path, pc, rc, rep));
+    }
+    return Status::Corruption("lustre: '" + path + "': more than 64 redirects between MDTs");
+  }
+
+  std::vector<std::shared_ptr<MdsConnection>> conns_;
   std::shared_ptr<MdsConnection> conn_;
   const uint32_t target_count_;
+  const int mkdir_mdt_;
+  const std::chrono::milliseconds route_ttl_;
+  std::shared_mutex routes_mu_;
+  std::unordered_map<std::string, Route> routes_;
 };
 
 }  // namespace
 
-std::unique_ptr<MetadataClient> make_remote_metadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count) {
-  return std::make_unique<RemoteMetadata>(std::move(conn), target_count);
+std::unique_ptr<MetadataClient> make_remote_metadata(std::vector<std::shared_ptr<MdsConnection>> conns,
+                                                     uint32_t target_count, int mkdir_mdt,
+                                                     std::chrono::milliseconds route_ttl) {
+  return std::make_unique<RemoteMetadata>(std::move(conns), target_count, mkdir_mdt, route_ttl);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -467,8 +601,113 @@ std::atomic<uint64_t> g_handle_seq{1};
 }
 
 MdsService::MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts)
-    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(opts) {
+    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(std::move(opts)) {
   reaper_ = std::thread([this] { reap_sessions(); });
+  mdt_count_ = mdt_count(fs_->superblock());
+  if (mdt_count_ < 2) return;
+  peers_.resize(mdt_count_);
+  redo_peers_.resize(mdt_count_);
+  for (uint32_t k = 0; k < mdt_count_; ++k) {
+    if (k == opts_.mdt_index) continue;
+    const std::string ep = fs_->superblock().mdt_endpoints(static_cast<int>(k));
+    // Connections are made on first use: the other MDTs may not be up yet.
+    if (auto c = MdsConnection::connect(ep, opts_.peer_key, opts_.peer_timeout)) peers_[k] = std::move(*c);
+    if (auto c = MdsConnection::connect(ep, opts_.peer_key, std::chrono::milliseconds(2000))) redo_peers_[k] = std::move(*c);
+  }
+  // Recovery: cross-MDT operations logged here but not finished before a crash are re-driven in
+  // the background (the other MDT may be restarting too); their entries stay invisible (mkdir)
+  // or busy (rmdir) until then.
+  redo_ = mds_.pending_intents();
+  redo_thread_ = std::thread([this] { redo_loop(); });
+}
+
+void MdsService::crash_at(const char* point) const {
+  if (opts_.crash_point == point) ::raise(SIGKILL);
+}
+
+Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
+  // The MDT that does the other half: the directory's (mkdir, rmdir) or the target's (rename).
+  const uint32_t other = e.intent == kIntentMove ? e.to_mdt : e.mdt;
+  if (other >= mdt_count_ || other == opts_.mdt_index || e.mdt >= mdt_count_)
+    return Status::Corruption("lustre mds: cross-MDT operation on inode " + std::to_string(e.ino) + " names MDT " +
+                              std::to_string(other));
+  auto& conn = recovery ? redo_peers_[other] : peers_[other];
+  if (!conn) return Status::Unavailable("lustre mds: no connection to MDT " + std::to_string(other));
+  pb::MdsRequest req;
+  req.set_path(e.name);
+  if (e.intent == kIntentMove) {
+    req.set_op(pb::MdsRequest::PEER_LINK);
+    req.clear_path();
+    req.set_new_path(e.to_path);
+    req.set_remote_mdt(e.mdt);
+    req.set_remote_name(e.name);
+    req.set_uid(e.uid);
+    req.add_gids(e.gid);
+  } else if (e.intent == kIntentMkdir) {
+    req.set_op(pb::MdsRequest::PEER_MKDIR);
+    req.set_mode(e.attrs.mode());
+    req.set_owner_uid(e.attrs.uid());
+    req.set_owner_gid(e.attrs.gid());
+    if (e.attrs.dir_default().components_size()) *req.mutable_layout() = e.attrs.dir_default();
+  } else {
+    req.set_op(pb::MdsRequest::PEER_RMDIR);
+  }
+  auto answer = conn->call(std::move(req));
+  Status peer = answer.status();
+  if (peer.code() == Code::kUnavailable || peer.code() == Code::kTimeout) return peer;
+  std::optional<Redirect> redirect;
+  if (answer && answer->redirected()) {
+    // The target path leads through yet another remote directory: undone here, and the client
+    // goes on with what it learnt.
+    redirect = Redirect{answer->redirect_mdt(), answer->redirect_path(), answer->redirect_consumed(), true};
+    peer = Status::Aborted("lustre: rename target continues on MDT " + std::to_string(answer->redirect_mdt()));
+  }
+  crash_at("peer");
+  // Done there: commit. A definite refusal (rmdir of a directory that is not empty, a bad
+  // request): undo, and the caller gets the refusal.
+  STOR_RETURN_IF_ERROR(mds_.finish_intent(e.ino, peer.is_ok()));
+  crash_at("commit");
+  if (redirect) Mds::set_redirect(*redirect);
+  return peer;
+}
+
+Status MdsService::run_intent(const RemoteEntry& e) {
+  crash_at("intent");
+  Status s = drive_intent(e, false);
+  if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) {  // recovery finishes it
+    std::lock_guard lk(redo_mu_);
+    redo_.push_back(e);
+    redo_cv_.notify_all();
+  }
+  return s;
+}
+
+void MdsService::redo_loop() {
+  std::unique_lock lk(redo_mu_);
+  for (;;) {
+    redo_cv_.wait_for(lk, std::chrono::milliseconds(200), [&] { return redo_stopping_ || !redo_.empty(); });
+    if (redo_stopping_) return;
+    if (redo_.empty()) continue;
+    std::vector<RemoteEntry> batch;
+    batch.swap(redo_);
+    redo_busy_ = batch.size();
+    lk.unlock();
+    std::vector<RemoteEntry> again;
+    for (auto& e : batch) {
+      Status s = drive_intent(e, /*recovery=*/true);
+      if (s.code() == Code::kUnavailable || s.code() == Code::kTimeout) again.push_back(std::move(e));
+    }
+    lk.lock();
+    redo_busy_ = 0;
+    for (auto& e : again) redo_.push_back(std::move(e));
+    redo_cv_.notify_all();
+    if (!again.empty()) redo_cv_.wait_for(lk, std::chrono::milliseconds(100), [&] { return redo_stopping_; });
+  }
+}
+
+void MdsService::wait_redo_idle() {
+  std::unique_lock lk(redo_mu_);
+  redo_cv_.wait_for(lk, opts_.peer_timeout, [&] { return redo_stopping_ || (redo_.empty() && redo_busy_ == 0); });
 }
 
 MdsService::~MdsService() {
@@ -478,6 +717,12 @@ MdsService::~MdsService() {
   }
   sessions_cv_.notify_all();
   reaper_.join();
+  {
+    std::lock_guard lk(redo_mu_);
+    redo_stopping_ = true;
+  }
+  redo_cv_.notify_all();
+  if (redo_thread_.joinable()) redo_thread_.join();
   // Handles still open when the daemon stops: their files' objects may go now.
   for (auto& sh : handle_shards_)
     for (auto& [h, handle] : sh.map) mds_.close_file(handle.inode);
@@ -617,7 +862,19 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
     return {Status::InvalidArgument("lustre mds: request does not parse"), {}, 0};
   if (Status s = validate_mds_request(req, fs_->target_count()); !s) return {s, {}, 0};
   if (req.client_id() != 0 && call.connection != 0) note_connection(call.connection, req.client_id(), req.session_grace_ms());
+  (void)Mds::take_redirect();
   auto rep = run_once(req, identity_of(req), call.reply_buffer.size());
+  if (!rep && rep.status().code() == Code::kAborted) {
+    // The path leads through a directory on another MDT: the client goes on there.
+    if (auto r = Mds::take_redirect()) {
+      rep = pb::MdsReply();
+      rep->set_redirected(true);
+      rep->set_redirect_mdt(r->mdt);
+      rep->set_redirect_path(r->path);
+      rep->set_redirect_consumed(r->consumed);
+      rep->set_redirect_new_path(r->new_path);
+    }
+  }
   if (!rep) return {rep.status(), {}, 0};
   const size_t n = rep->ByteSizeLong();
   if (n > call.reply_buffer.size())
@@ -640,6 +897,9 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::MERGE_SIZE:
     case pb::MdsRequest::SET_SIZE:
     case pb::MdsRequest::SET_LAYOUT:
+    case pb::MdsRequest::PEER_MKDIR:
+    case pb::MdsRequest::PEER_RMDIR:
+    case pb::MdsRequest::PEER_LINK:
       mutation = true;
       break;
     case pb::MdsRequest::OPEN:
@@ -660,6 +920,9 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     // Applied before (the reply was lost, maybe with the MDS): the recorded result, not a
     // second application. An open that created the file opens it now.
     resends_answered_.fetch_add(1);
+    // A cross-MDT mkdir / rmdir logged before a crash: recovery finishes it before we answer.
+    if (req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE || req.op() == pb::MdsRequest::RENAME)
+      wait_redo_idle();
     if (req.op() != pb::MdsRequest::OPEN) return pb::MdsReply();
     pb::MdsRequest again = req;
     again.set_flags(req.flags() & ~static_cast<uint32_t>(kOpenCreate | kOpenExclusive | kOpenTruncate));
@@ -733,6 +996,9 @@ Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
 
 Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
   pb::MdsReply rep;
+  if (mdt_count_ < 2 && (req.op() == pb::MdsRequest::PEER_MKDIR || req.op() == pb::MdsRequest::PEER_RMDIR ||
+                         req.op() == pb::MdsRequest::PEER_LINK))
+    return Status::InvalidArgument("lustre mds: a request between MDTs, but this file system has one MDT");
   switch (req.op()) {
     case pb::MdsRequest::GET_CONFIG:
       *rep.mutable_config() = fs_->superblock();
@@ -761,15 +1027,67 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       if (rep.more() && rep.entries_size() == 0) return Status::InvalidArgument("lustre mds: reply buffer too small");
       return rep;
     }
-    case pb::MdsRequest::MKDIR:
-      STOR_RETURN_IF_ERROR(mds_.mkdir(id, req.path(), req.mode()));
+    case pb::MdsRequest::MKDIR: {
+      if (mdt_count_ < 2) {
+        STOR_RETURN_IF_ERROR(mds_.mkdir(id, req.path(), req.mode()));
+        return rep;
+      }
+      if (req.mkdir_mdt() > mdt_count_)
+        return Status::InvalidArgument("lustre mds: there is no MDT " + std::to_string(req.mkdir_mdt() - 1) + " (" +
+                                       std::to_string(mdt_count_) + " MDTs)");
+      // Placement: the MDT the client asked for, else a hash of (parent, name), so the
+      // directories of a tree spread over the MDTs (Lustre DNE's remote directories).
+      const uint32_t n = mdt_count_, want = req.mkdir_mdt();
+      auto place = [n, want](uint64_t parent, const std::string& name) -> uint32_t {
+        if (want) return want - 1;
+        return static_cast<uint32_t>((std::hash<std::string>()(name) ^ (parent * 0x9e3779b97f4a7c15ull)) % n);
+      };
+      RemoteEntry remote;
+      STOR_RETURN_IF_ERROR(mds_.mkdir(id, req.path(), req.mode(), place, &remote));
+      if (remote.ino == 0) return rep;
+      STOR_RETURN_IF_ERROR(run_intent(remote));
       return rep;
-    case pb::MdsRequest::REMOVE:
-      STOR_RETURN_IF_ERROR(mds_.remove(id, req.path()));
+    }
+    case pb::MdsRequest::REMOVE: {
+      RemoteEntry remote;
+      STOR_RETURN_IF_ERROR(mds_.remove(id, req.path(), mdt_count_ > 1 ? &remote : nullptr));
+      if (remote.ino == 0) return rep;
+      STOR_RETURN_IF_ERROR(run_intent(remote));
       return rep;
-    case pb::MdsRequest::RENAME:
-      STOR_RETURN_IF_ERROR(mds_.rename(id, req.path(), req.new_path()));
+    }
+    case pb::MdsRequest::PEER_MKDIR: {
+      pb::Inode attrs;
+      attrs.set_mode(req.mode());
+      // Root squash holds here too: a peer request cannot make a root-owned directory unless
+      // the MDTs let clients be root.
+      const bool squash = opts_.root_squash && req.owner_uid() == 0;
+      attrs.set_uid(squash ? opts_.squash_uid : req.owner_uid());
+      attrs.set_gid(squash ? opts_.squash_gid : req.owner_gid());
+      if (req.has_layout()) *attrs.mutable_dir_default() = req.layout();
+      STOR_RETURN_IF_ERROR(mds_.peer_mkdir(req.path(), attrs));
       return rep;
+    }
+    case pb::MdsRequest::PEER_RMDIR:
+      STOR_RETURN_IF_ERROR(mds_.peer_rmdir(req.path()));
+      return rep;
+    case pb::MdsRequest::RENAME: {
+      if (req.new_mdt() == 0 || req.new_mdt() - 1 == opts_.mdt_index) {
+        STOR_RETURN_IF_ERROR(mds_.rename(id, req.path(), req.new_path()));
+        return rep;
+      }
+      if (req.new_mdt() > mdt_count_)
+        return Status::InvalidArgument("lustre mds: there is no MDT " + std::to_string(req.new_mdt() - 1));
+      // Across MDTs: the intent here, the new entry there, then the old entry goes (or stays).
+      RemoteEntry move;
+      STOR_RETURN_IF_ERROR(mds_.begin_move(id, req.path(), req.new_mdt() - 1, req.new_path(), &move));
+      STOR_RETURN_IF_ERROR(run_intent(move));
+      return rep;
+    }
+    case pb::MdsRequest::PEER_LINK: {
+      if (req.remote_mdt() >= mdt_count_) return Status::InvalidArgument("lustre mds: no such MDT");
+      STOR_RETURN_IF_ERROR(mds_.peer_link(id, req.new_path(), req.remote_mdt(), req.remote_name()));
+      return rep;
+    }
     case pb::MdsRequest::CHMOD:
       STOR_RETURN_IF_ERROR(mds_.chmod(id, req.path(), req.mode()));
       return rep;

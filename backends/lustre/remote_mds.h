@@ -17,6 +17,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
+#include <thread>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -80,8 +82,12 @@ class MdsConnection {
   std::set<uint64_t> inflight_;  // xids sent and not answered yet (min_inflight_xid)
 };
 
-// The MetadataClient of a cluster mount.
-std::unique_ptr<MetadataClient> make_remote_metadata(std::shared_ptr<MdsConnection> conn, uint32_t target_count);
+// The MetadataClient of a cluster mount: one connection per MDT (MDT 0 first). Requests go to
+// the MDT holding the directory they name (learnt from redirects, cached for route_ttl);
+// mkdir_mdt >= 0 places new directories on that MDT.
+std::unique_ptr<MetadataClient> make_remote_metadata(std::vector<std::shared_ptr<MdsConnection>> conns,
+                                                     uint32_t target_count, int mkdir_mdt = -1,
+                                                     std::chrono::milliseconds route_ttl = std::chrono::milliseconds(1000));
 
 struct MdsServiceOptions {
   bool root_squash = true;  // uid 0 becomes squash_uid/squash_gid (Lustre's nodemap root squash)
@@ -94,6 +100,15 @@ struct MdsServiceOptions {
   // The longest a LOCK request may wait to be granted, whatever it asks (it holds its
   // connection's thread meanwhile).
   std::chrono::milliseconds max_lock_wait{std::chrono::hours(1)};
+  // Several MDTs: the MDT this service is (the superblock's mdt_endpoints name the others), the
+  // key it authenticates to them with, and how long a call to another MDT keeps retrying.
+  uint32_t mdt_index = 0;
+  std::shared_ptr<const transport::AuthKey> peer_key;
+  std::chrono::milliseconds peer_timeout{60000};
+  // Fault injection for the cross-MDT protocol: SIGKILL at this step of a cross-MDT mkdir or
+  // rmdir coordinated here: "intent" (logged, other MDT not asked), "peer" (the other MDT did
+  // its part, not committed here), "commit" (committed, not replied).
+  std::string crash_point;
 };
 
 // The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
@@ -109,6 +124,11 @@ class MdsService {
  public:
   MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts);
   ~MdsService();
+  // Cross-MDT operations still to finish (recovery re-drives them in the background).
+  size_t pending_intents() const {
+    std::lock_guard lk(redo_mu_);
+    return redo_.size() + redo_busy_;
+  }
   transport::ServerResult handle(const transport::ServerCall& call);
   // The transport reports the end of each connection here (TransportOptions::on_connection_closed).
   void connection_closed(uint64_t connection);
@@ -156,6 +176,25 @@ class MdsService {
   Mds& mds_;
   const MdsServiceOptions opts_;
 
+  // ---- Several MDTs ----
+  uint32_t mdt_count_ = 1;
+  std::vector<std::shared_ptr<MdsConnection>> peers_;       // by MDT index (null: this one)
+  std::vector<std::shared_ptr<MdsConnection>> redo_peers_;  // the same, short retries (recovery)
+  // Asks the MDT of `e` to do its part, then commits or undoes here. Unavailable: the other
+  // MDT did not answer in time; the intent stays and recovery finishes it.
+  Status drive_intent(const RemoteEntry& e, bool recovery);
+  // A cross-MDT operation whose intent was just logged: drives it; one the other MDT does not
+  // answer in time goes to recovery.
+  Status run_intent(const RemoteEntry& e);
+  void crash_at(const char* point) const;
+  void redo_loop();
+  void wait_redo_idle();
+  mutable std::mutex redo_mu_;
+  std::condition_variable redo_cv_;
+  std::vector<RemoteEntry> redo_;
+  size_t redo_busy_ = 0;
+  bool redo_stopping_ = false;  // guarded by redo_mu_
+  std::thread redo_thread_;
   // Open handles, sharded by handle id: one short critical section of one shard per open,
   // close or handle check. Plain maps (not tbb::concurrent_hash_map) so the destructor and a
   // session's release can walk them (TBB's iterators trip UBSan).

@@ -12,8 +12,8 @@
 // mdtest/IOR report the slowest rank). Prints ops/s or MB/s and the ratio lustre/host.
 //
 //   bench_io500 [--dir DIR] [--files N] [--ior-size BYTES] [--procs 1,2,4] [--only mdtest|ior]
-//                 [--reps N] [--uri lustre://HOST:PORT/ --key FILE] [--stctl PATH] [--osts N]
-//   defaults: --dir /dev/shm --files 2000 --ior-size 128M --procs 1,2,4 --reps 1 --osts 4
+//                 [--reps N] [--uri lustre://HOST:PORT/ --key FILE] [--stctl PATH] [--osts N] [--mdts 1,2]
+//   defaults: --dir /dev/shm --files 2000 --ior-size 128M --procs 1,2,4 --reps 1 --osts 4 --mdts 1,2
 // With --reps N every cell is the median of N runs (lustre and host alternate).
 // Without --uri it starts a cluster in DIR with `stctl cluster start` (1 MDT, --osts OSTs) and
 // stops it at the end; the host reference runs in DIR too, so both use the same file system.
@@ -358,9 +358,9 @@ struct Cluster {
 };
 
 // `stctl cluster start` (no threads in this process yet: the workers fork from it).
-void start_cluster(Cluster& c, unsigned osts) {
+void start_cluster(Cluster& c, unsigned osts, unsigned mdts) {
   const std::string cmd = "'" + c.stctl + "' cluster start '" + c.dir + "' --osts " + std::to_string(osts) +
-                          " --no-root-squash 2>&1";  // the bench may run as root
+                          " --mdts " + std::to_string(mdts) + " --no-root-squash 2>&1";  // the bench may run as root
   FILE* p = ::popen(cmd.c_str(), "r");
   if (!p) die("popen " + cmd);
   std::string out;
@@ -378,7 +378,7 @@ void start_cluster(Cluster& c, unsigned osts) {
     at = nl + 1;
   }
   c.ours = true;
-  g_stop_command = "'" + c.stctl + "' cluster stop '" + c.dir + "' >/dev/null";
+  g_stop_command += (g_stop_command.empty() ? "" : "; ") + ("'" + c.stctl + "' cluster stop '" + c.dir + "' >/dev/null");
   if (c.uri.empty() || c.key.empty()) die("stctl cluster start printed no URI/key:\n" + out);
 }
 
@@ -409,7 +409,7 @@ double median(std::vector<double> v) {
 
 std::string fmt(double v) {
   char b[32];
-  std::snprintf(b, sizeof b, v >= 100 ? "%.0f" : "%.1f", v);
+  std::snprintf(b, sizeof b, v >= 100 ? "%.0f" : v >= 1 ? "%.1f" : "%.2g", v);
   return b;
 }
 
@@ -423,6 +423,7 @@ int main(int argc, char** argv) {
   unsigned osts = 4;
   int reps = 1;
   std::vector<int> procs{1, 2, 4};
+  std::vector<unsigned> mdts{1, 2};
   Cluster cluster;
   cluster.stctl = self_dir() + "/../../tools/stctl/stctl";
   for (int i = 1; i < argc; ++i) {
@@ -444,6 +445,10 @@ int main(int argc, char** argv) {
     else if (a == "--key") cluster.key = v;
     else if (a == "--stctl") cluster.stctl = v;
     else if (a == "--osts") osts = static_cast<unsigned>(num());
+    else if (a == "--mdts") {
+      mdts.clear();
+      for (int m : parse_procs(v)) mdts.push_back(static_cast<unsigned>(m));
+    }
     else die("unknown option " + a);
   }
   std::string tmpl = dir + "/bench_io500-XXXXXX";
@@ -451,28 +456,46 @@ int main(int argc, char** argv) {
   tbuf.push_back('\0');
   if (!::mkdtemp(tbuf.data())) die("mkdtemp under " + dir + ": " + std::strerror(errno));
   const std::string work = tbuf.data();
+  // One cluster per MDT count (the first one also runs IOR); all share one key, as the
+  // workers take it from STOR_LUSTRE_KEY_FILE.
+  std::vector<Cluster> more;  // clusters of mdts[1..]
   if (cluster.uri.empty()) {
     cluster.dir = work + "/cluster";
-    start_cluster(cluster, osts);
+    start_cluster(cluster, osts, mdts[0]);
+    for (size_t i = 1; i < mdts.size(); ++i) {
+      Cluster c;
+      c.stctl = cluster.stctl;
+      c.dir = work + "/cluster-" + std::to_string(mdts[i]) + "mdt";
+      std::filesystem::create_directories(c.dir);
+      std::filesystem::copy_file(cluster.key, c.dir + "/cluster.key");
+      start_cluster(c, osts, mdts[i]);
+      while (!c.uri.empty() && c.uri.back() == '/') c.uri.pop_back();
+      more.push_back(c);
+    }
   } else if (cluster.key.empty()) {
     die("--uri needs --key");
+  } else {
+    mdts.resize(1);  // a given cluster: its own MDT count
   }
   ::setenv("STOR_LUSTRE_KEY_FILE", cluster.key.c_str(), 1);
   while (!cluster.uri.empty() && cluster.uri.back() == '/') cluster.uri.pop_back();
   const Side lustre{cluster.uri + "/bench-" + std::to_string(::getpid()), true};
   const Side host{work + "/host", false};
+  std::vector<Side> sides{lustre};  // by MDT count, as in mdts
+  for (const auto& c : more) sides.push_back({c.uri + "/bench-" + std::to_string(::getpid()), true});
 
   // The bench directory stripes over every target (1 MiB stripes), set up in a child process
   // so this one stays free of threads for the forks to come.
-  run_phases(1, true, {{"setup", [&](Worker& w) -> stor::Status {
-                          STOR_RETURN_IF_ERROR(make_dir(w, lustre.base));
-                          stor::admin::StripeSpec all;
-                          all.stripe_count = -1;
-                          return stor::admin::setstripe(lustre.base, {all});
-                        }, false}});
+  for (const auto& side : sides)
+    run_phases(1, true, {{"setup", [&](Worker& w) -> stor::Status {
+                            STOR_RETURN_IF_ERROR(make_dir(w, side.base));
+                            stor::admin::StripeSpec all;
+                            all.stripe_count = -1;
+                            return stor::admin::setstripe(side.base, {all});
+                          }, false}});
   if (::mkdir(host.base.c_str(), 0755) != 0) die("mkdir " + host.base);
-  std::printf("bench_io500: %s (1 MDT, %u OSTs, each a daemon on this host) vs host file system %s; "
-              "%u CPUs, load %s\n", cluster.uri.c_str(), osts, host.base.c_str(),
+  std::printf("bench_io500: %s (%u MDT(s), %u OSTs, each a daemon on this host) vs host file system %s; "
+              "%u CPUs, load %s\n", cluster.uri.c_str(), mdts[0], osts, host.base.c_str(),
               static_cast<unsigned>(::sysconf(_SC_NPROCESSORS_ONLN)), [] {
                 double l[3] = {0, 0, 0};
                 ::getloadavg(l, 3);
@@ -483,24 +506,39 @@ int main(int argc, char** argv) {
   int run = 0;
   if (only.empty() || only == "mdtest") {
     std::printf("\nmdtest-style, %zu files per process, ops/s (lustre / host = ratio), median of %d\n", files, reps);
-    std::printf("%-7s %-8s %5s  %-26s %-26s %-26s\n", "size", "dir", "procs", "create", "stat", "unlink");
+    std::printf("%-7s %-8s %5s %4s  %-26s %-26s %-26s\n", "size", "dir", "procs", "mdts", "create", "stat", "unlink");
     for (size_t bytes : {size_t{0}, size_t{3901}})
       for (bool shared : {true, false}) {
         std::map<int, std::pair<MdResult, MdResult>> rows;
         for (int n : procs) {
-          std::vector<double> lc, ls, lu, hc, hs, hu;
+          // Per MDT count, and the host once, interleaved per repetition.
+          std::vector<std::vector<double>> lc(sides.size()), ls(sides.size()), lu(sides.size());
+          std::vector<double> hc, hs, hu;
           for (int k = 0; k < reps; ++k) {
             const std::string r = "md" + std::to_string(run++);
-            const MdResult a = mdtest(lustre, r, n, shared, files, bytes);
+            for (size_t m = 0; m < sides.size(); ++m) {
+              const MdResult a = mdtest(sides[m], r, n, shared, files, bytes);
+              lc[m].push_back(a.create), ls[m].push_back(a.stat), lu[m].push_back(a.unlink);
+            }
             const MdResult b = mdtest(host, r, n, shared, files, bytes);
-            lc.push_back(a.create), ls.push_back(a.stat), lu.push_back(a.unlink);
             hc.push_back(b.create), hs.push_back(b.stat), hu.push_back(b.unlink);
           }
-          const MdResult l{median(lc), median(ls), median(lu)}, h{median(hc), median(hs), median(hu)};
+          const MdResult h{median(hc), median(hs), median(hu)};
           auto cell = [](double a, double b) { return fmt(a) + " / " + fmt(b) + " = " + fmt(a / b) + "x"; };
-          std::printf("%-7s %-8s %5d  %-26s %-26s %-26s\n", bytes ? "3901" : "empty", shared ? "shared" : "per-proc", n,
-                      cell(l.create, h.create).c_str(), cell(l.stat, h.stat).c_str(), cell(l.unlink, h.unlink).c_str());
+          std::vector<MdResult> ls_by_mdt;
+          for (size_t m = 0; m < sides.size(); ++m) {
+            const MdResult l{median(lc[m]), median(ls[m]), median(lu[m])};
+            ls_by_mdt.push_back(l);
+            std::printf("%-7s %-8s %5d %4u  %-26s %-26s %-26s\n", bytes ? "3901" : "empty", shared ? "shared" : "per-proc",
+                        n, mdts[m], cell(l.create, h.create).c_str(), cell(l.stat, h.stat).c_str(),
+                        cell(l.unlink, h.unlink).c_str());
+          }
+          if (sides.size() > 1)
+            std::printf("%-7s %-8s %5d %4s  %u MDTs / 1: create %.2fx stat %.2fx unlink %.2fx\n", "", "", n, "",
+                        mdts.back(), ls_by_mdt.back().create / ls_by_mdt[0].create,
+                        ls_by_mdt.back().stat / ls_by_mdt[0].stat, ls_by_mdt.back().unlink / ls_by_mdt[0].unlink);
           std::fflush(stdout);
+          const MdResult l = ls_by_mdt[0];
           rows[n] = {l, h};
         }
         if (rows.size() > 1) {
@@ -534,6 +572,7 @@ int main(int argc, char** argv) {
       }
   }
   stop_cluster(cluster);
+  for (const auto& c : more) stop_cluster(c);
   std::error_code ec;
   std::filesystem::remove_all(work, ec);
   return 0;

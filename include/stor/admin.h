@@ -73,6 +73,10 @@ struct MkfsOptions {
   // to DIR/mdt/target.key, mode 0600. Empty: mkfs makes a new key there, and only checks that each
   // target answers (they cannot hold the new key yet: restart them with --key-file on that file).
   std::string key_file;
+  // Several metadata targets (DNE, remote targets only): the endpoint each stor-mds will listen
+  // on, MDT 0 first (clients mount lustre://MDT0/...; it hands out this list). Two or more make
+  // DIR/mdt1, DIR/mdt2, ... beside DIR/mdt; directories are then spread over the MDTs.
+  std::vector<std::string> mdt_endpoints;
 };
 // Creates a new file system in `dir` (created if missing; must not already hold one). The root
 // directory belongs to the calling process's uid/gid.
@@ -111,11 +115,18 @@ struct TargetUsage {
   uint64_t apparent_bytes = 0;  // sum of object sizes (sparse files count their holes)
   uint64_t fs_total = 0, fs_avail = 0;  // of the host file system holding the target
 };
+// One metadata target of a cluster with several MDTs.
+struct MdtUsage {
+  uint32_t index = 0;
+  std::string endpoint;
+  uint64_t inodes = 0, wal_bytes = 0;
+};
 struct DfReport {
   std::string root, fsname;
-  uint64_t inodes = 0;
+  uint64_t inodes = 0;     // over every MDT
   uint64_t wal_bytes = 0;
   std::vector<TargetUsage> targets;
+  std::vector<MdtUsage> mdts;  // a cluster mount of a file system with several MDTs: each one
 };
 STOR_API Result<DfReport> df(const std::string& path);
 

@@ -35,6 +35,12 @@ struct MdsServerOptions {
   // Fault injection for recovery tests: > 0: the process SIGKILLs itself right after applying
   // this many client mutations, before the last reply is sent (stor-mds --crash-after-mutations).
   uint64_t crash_after_mutations = 0;
+  // Several MDTs (DNE): the MDT this server is (ROOT/mdt for 0, ROOT/mdtK for K); the
+  // superblock's MDT list says where the others listen. MDT 0 hands the configuration to clients.
+  uint32_t mdt_index = 0;
+  // Fault injection for the cross-MDT protocol (stor-mds --crash-point): SIGKILL at "intent",
+  // "peer" or "commit" of a cross-MDT mkdir/rmdir this server coordinates (docs/lustre.md).
+  std::string crash_point;
 };
 
 // A running metadata server. It holds ROOT/mdt/lock (an embedded mount of ROOT in another

@@ -110,14 +110,10 @@ TEST_CASE("stctl cluster: a daemon dying at start is reported and nothing is lef
   CHECK(contains(r.out, "no cluster in"));
 }
 
-TEST_CASE("stctl cluster: bad arguments and what is not implemented", "[cluster]") {
+TEST_CASE("stctl cluster: bad arguments", "[cluster]") {
   stor::test::TempDir tmp;
-  Run r = stctl("cluster start " + tmp.path() + "/c --mdts 2");
-  CHECK(r.exit_code == 1);
-  CHECK(contains(r.out, "Unsupported"));
-  CHECK(contains(r.out, "DNE"));
-  CHECK(contains(r.out, "issue 11"));
-  CHECK_FALSE(fs::exists(tmp.path() + "/c"));
+  Run r;
+  CHECK(stctl("cluster start " + tmp.path() + "/c --mdts 0").exit_code == 2);
   CHECK(stctl("cluster start " + tmp.path() + "/c --osts 0").exit_code == 2);
   CHECK(stctl("cluster start " + tmp.path() + "/c --osts -1").exit_code == 2);
   CHECK(stctl("cluster start " + tmp.path() + "/c --host a/b").exit_code == 2);
@@ -131,6 +127,48 @@ TEST_CASE("stctl cluster: bad arguments and what is not implemented", "[cluster]
 }
 
 #ifdef STOR_TEST_HAVE_MDS
+
+TEST_CASE("stctl cluster start --mdts 2: two MDSs, directories on both, fsck and df over both", "[cluster][dne]") {
+  stor::test::TempDir tmp;
+  const std::string dir = tmp.path() + "/c";
+  Run r = stctl("cluster start " + dir + " --mdts 2 --osts 2 --no-root-squash");
+  REQUIRE(r.exit_code == 0);
+  CHECK(contains(r.out, "2 MDTs, 2 OSTs"));
+  CHECK(contains(r.out, "mdt1"));
+  std::string uri;
+  for (size_t at = r.out.find("lustre://"); at != std::string::npos; at = std::string::npos)
+    uri = r.out.substr(at, r.out.find('\n', at) - at);
+  REQUIRE(!uri.empty());
+  while (!uri.empty() && uri.back() == '/') uri.pop_back();
+  const std::string env = "STOR_LUSTRE_KEY_FILE=" + dir + "/cluster.key";
+  CHECK(stctl("mkdir -i 1 " + uri + "/on1", env).exit_code == 0);
+  CHECK(stctl("mkdir -i 0 " + uri + "/on1/on0", env).exit_code == 0);
+  CHECK(stctl("mkdir -i 7 " + uri + "/nope", env).exit_code != 0);
+  {
+    std::ofstream f(tmp.path() + "/small");
+    f << "dne";
+  }
+  CHECK(stctl("cp " + tmp.path() + "/small " + uri + "/on1/on0/f", env).exit_code == 0);
+  r = stctl("cat " + uri + "/on1/on0/f", env);
+  CHECK(r.out == "dne");
+  r = stctl("ls " + uri + "/", env);
+  CHECK(contains(r.out, "on1"));
+  CHECK_FALSE(contains(r.out, ".stor-remote"));
+  r = stctl("df " + uri + "/", env);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "stor-MDT0"));
+  CHECK(contains(r.out, "stor-MDT1"));
+  r = stctl("cluster status " + dir);
+  CHECK(r.exit_code == 0);
+  CHECK(contains(r.out, "mdt1"));
+  r = stctl("cluster fsck " + dir);
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  r = stctl("cat " + uri + "/on1/on0/f", env);  // both MDSs back after fsck
+  CHECK(r.out == "dne");
+  CHECK(stctl("cluster stop " + dir).exit_code == 0);
+  CHECK(none_left(dir));
+}
 
 // One client process of the namespace test (this binary, re-executed): rank R makes its own
 // directory with files, adds files to the shared directory, renames one, and reads what the

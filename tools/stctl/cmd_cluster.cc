@@ -14,7 +14,11 @@
 // the key and the server-stats call) are used.
 #include <fcntl.h>
 #include <signal.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -380,6 +384,46 @@ std::string uri_of(const Conf& c) {
 
 // ---- start ----------------------------------------------------------------------------------
 
+// Several MDTs: the superblock names every MDT's endpoint before the MDSs start (clients learn
+// them from MDT 0; MDTs call each other), so a first start picks free ports for them up front.
+stor::Result<std::string> pick_endpoint(const std::string& host) {
+  addrinfo hints{}, *res = nullptr;
+  hints.ai_socktype = SOCK_STREAM;
+  if (int e = ::getaddrinfo(host.c_str(), "0", &hints, &res); e != 0)
+    return stor::Status::InvalidArgument("host " + host + ": " + ::gai_strerror(e));
+  // Below the usual ephemeral range (32768..), so no outgoing connection takes it before the
+  // MDS binds it.
+  int err = 0;
+  for (int tries = 0; tries < 1000; ++tries) {
+    const uint16_t port = static_cast<uint16_t>(20000 + (::random() ^ ::getpid() ^ tries * 7919) % 12000);
+    sockaddr_storage ss{};
+    std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+    if (ss.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+    else reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+    int fd = ::socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&ss), res->ai_addrlen) == 0;
+    err = errno;
+    if (fd >= 0) ::close(fd);
+    if (ok) {
+      ::freeaddrinfo(res);
+      return "tcp://" + host + ":" + std::to_string(port);
+    }
+  }
+  ::freeaddrinfo(res);
+  return stor::Status::from_errno(err, "pick a port on " + host);
+}
+
+// stor-mds arguments of MDT s.
+std::vector<std::string> mds_args(const Paths& p, const Conf& conf, const Server& s) {
+  std::vector<std::string> args{"--root", p.root(), "--listen", s.endpoint, "--key-file", p.key()};
+  if (!conf.root_squash) args.push_back("--no-root-squash");
+  if (conf.mdts > 1) {
+    args.push_back("--mdt-index");
+    args.push_back(std::to_string(s.index));
+  }
+  return args;
+}
+
 struct StartOptions {
   unsigned mdts = 1, osts = 4;
   std::string host = "127.0.0.1";
@@ -413,7 +457,7 @@ stor::Status check_start(const Paths& p, const StartOptions& o, Conf* conf, bool
   conf->mdts = o.mdts;
   conf->osts = o.osts;
   for (unsigned k = 0; k < o.osts; ++k) conf->servers.push_back({"ost", k, "tcp://" + o.host + ":0", 0});
-  conf->servers.push_back({"mdt", 0, "tcp://" + o.host + ":0", 0});
+  for (unsigned k = 0; k < o.mdts; ++k) conf->servers.push_back({"mdt", k, "tcp://" + o.host + ":0", 0});
   *fresh = true;
   return {};
 }
@@ -470,14 +514,19 @@ stor::Status start_cluster(Context& ctx, const Paths& p, const StartOptions& o) 
     mo.key_file = p.key();
     for (const auto& s : conf.servers)
       if (s.role == "ost") mo.target_endpoints.push_back(s.endpoint);
+    for (auto& s : conf.servers) {
+      if (s.role != "mdt" || conf.mdts < 2) continue;
+      auto ep = pick_endpoint(conf.host);
+      if (!ep.is_ok()) return undo(ep.status());
+      s.endpoint = *ep;
+      mo.mdt_endpoints.push_back(s.endpoint);
+    }
     mo.targets = static_cast<uint32_t>(mo.target_endpoints.size());
     if (auto m = stor::admin::mkfs(p.root(), mo); !m.is_ok()) return undo(m.with_context("mkfs " + p.root()));
   }
   for (auto& s : conf.servers) {
     if (s.role != "mdt") continue;
-    std::vector<std::string> args{"--root", p.root(), "--listen", s.endpoint, "--key-file", p.key()};
-    if (!conf.root_squash) args.push_back("--no-root-squash");
-    auto ep = spawn(p, s, mds_bin, args, o.deadline);
+    auto ep = spawn(p, s, mds_bin, mds_args(p, conf, s), o.deadline);
     if (!ep.is_ok()) return undo(ep.status());
     s.endpoint = *ep;
     running.push_back(s);
@@ -502,7 +551,7 @@ stor::Status start_cluster(Context& ctx, const Paths& p, const StartOptions& o) 
     print_map(ctx, m);
   } else {
     std::cout << (fresh ? "started a new cluster in " : "restarted the cluster in ") << p.dir << ": "
-              << conf.mdts << " MDT, " << conf.osts << " OSTs on " << conf.host << "\n";
+              << conf.mdts << (conf.mdts > 1 ? " MDTs, " : " MDT, ") << conf.osts << " OSTs on " << conf.host << "\n";
     for (const auto& s : running)
       std::cout << "  " << s.name() << "  " << s.endpoint << "  pid " << s.pid << "  log " << p.log(s) << "\n";
     std::cout << "export STOR_LUSTRE_KEY_FILE=" << p.key() << "\n" << uri << "\n";
@@ -541,10 +590,6 @@ int cmd_start(Context& ctx, const std::vector<std::string>& args) {
     }
   }
   if (dir.empty()) return 2;
-  if (o.mdts > 1)
-    return fail(stor::Status::Unsupported(
-        "--mdts " + std::to_string(o.mdts) +
-        ": metadata on several MDTs (DNE) is not implemented yet (issue 11, item 4); a cluster has one MDT"));
   auto p = paths_of(dir, true);
   if (!p.is_ok()) return fail(p.status());
   if (auto s = start_cluster(ctx, *p, o); !s.is_ok()) return fail(s);
@@ -767,9 +812,7 @@ int cmd_fsck_cluster(Context& ctx, const std::vector<std::string>& args) {
   // Back in service on the same endpoint.
   for (auto s : conf->servers) {
     if (s.role != "mdt") continue;
-    std::vector<std::string> mds_args{"--root", p->root(), "--listen", s.endpoint, "--key-file", p->key()};
-    if (!conf->root_squash) mds_args.push_back("--no-root-squash");
-    auto ep = spawn(*p, s, *mds_bin, mds_args, std::chrono::milliseconds(15000));
+    auto ep = spawn(*p, s, *mds_bin, mds_args(*p, *conf, s), std::chrono::milliseconds(15000));
     if (!ep.is_ok()) return fail(ep.status().with_context("restarting the MDS after fsck"));
     kept.push_back(s);
     if (!ctx.json) std::cerr << "restarted " << s.name() << " on " << *ep << " (pid " << s.pid << ")\n";
@@ -789,13 +832,14 @@ int cmd_cluster(Context& ctx, const std::vector<std::string>& args) {
 }
 
 const Registrar r_cluster{
-    {"cluster", "cluster start DIR [--mdts 1] [--osts N] [--host ADDR] [--no-root-squash] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC] | fsck DIR [--repair]",
+    {"cluster", "cluster start DIR [--mdts N] [--osts N] [--host ADDR] [--no-root-squash] [--timeout SEC] | stop DIR [--timeout SEC] | status DIR [--interval SEC] | fsck DIR [--repair]",
      "A local Lustre-style cluster for development and tests (docs/lustre.md \"Clusters\").\n"
      "start: makes DIR, a key (DIR/cluster.key, 0600), starts N stor-target daemons (default 4) on\n"
-     "DIR/ost*/ and one stor-mds on the file system DIR/fs (made on first start with those targets),\n"
+     "DIR/ost*/ and --mdts stor-mds (default 1) on the file system DIR/fs (made on first start with\n"
+     "those targets; several MDTs spread the directories over them, MDT 0 serves the URI),\n"
      "each detached with its log in DIR/logs, and prints the URI (lustre://HOST:PORT/) and the\n"
      "STOR_LUSTRE_KEY_FILE line clients need. A stopped cluster restarts on the same ports with its\n"
-     "data. Refuses a directory whose cluster is running. --mdts above 1 (DNE) is not implemented.\n"
+     "data. Refuses a directory whose cluster is running.\n"
      "The MDS squashes clients' uid 0 (as Lustre does); --no-root-squash (first start) lets root in.\n"
      "stop: SIGTERM to every daemon (the MDS first), SIGKILL after --timeout (10 s); nothing to do is\n"
      "not an error. status: every server's endpoint, pid, whether it answers an authenticated call,\n"

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
@@ -136,6 +137,8 @@ int cmd_top(Context& ctx, const std::vector<std::string>& args) {
     auto df = stor::admin::df(cluster);
     if (!df.is_ok()) return fail(df.status());
     for (const auto& t : df->targets) servers.push_back(t.path);  // remote targets: their endpoints
+    for (const auto& m : df->mdts)  // several MDTs: the others (MDT 0 is the URI's)
+      if (m.index > 0) servers.push_back(m.endpoint);
   }
   stor::ServerQueryOptions query;
   if (const char* k = std::getenv("STOR_LUSTRE_KEY_FILE")) query.key_file = k;
@@ -211,6 +214,58 @@ int cmd_top(Context& ctx, const std::vector<std::string>& args) {
   }
   return 0;
 }
+
+// ---- mkdir / rm / mv ----
+int cmd_mkdir(Context& ctx, const std::vector<std::string>& args) {
+  std::string uri, mdt;
+  uint32_t mode = 0755;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-i" && i + 1 < args.size()) {
+      auto k = parse_int(args[i], args[i + 1], 0, 255);
+      if (!k.is_ok()) return usage_error(k.status());
+      mdt = args[++i];
+    } else if (args[i] == "-m" && i + 1 < args.size()) {
+      mode = static_cast<uint32_t>(std::strtoul(args[++i].c_str(), nullptr, 8)) & 07777;
+    } else if (!args[i].empty() && args[i][0] != '-' && uri.empty()) {
+      uri = args[i];
+    } else {
+      return 2;
+    }
+  }
+  if (uri.empty()) return 2;
+  if (mdt.empty()) {
+    if (auto s = ctx.store.mkdir(uri, mode); !s.is_ok()) return fail(s);
+    return 0;
+  }
+  // As `lfs mkdir -i K`: a store of its own whose lustre mounts place new directories on MDT K.
+  stor::StoreOptions o;
+  o.settings = ctx.store.settings();
+  o.settings["lustre.mkdir_mdt"] = mdt;
+  auto placed = stor::Store::create(o);
+  if (!placed.is_ok()) return fail(placed.status());
+  if (auto s = (*placed)->mkdir(uri, mode); !s.is_ok()) return fail(s);
+  return 0;
+}
+
+int cmd_rm(Context& ctx, const std::vector<std::string>& args) {
+  if (args.empty()) return 2;
+  for (const auto& uri : args)
+    if (auto s = ctx.store.remove(uri); !s.is_ok()) return fail(s);
+  return 0;
+}
+
+int cmd_mv(Context& ctx, const std::vector<std::string>& args) {
+  if (args.size() != 2) return 2;
+  if (auto s = ctx.store.rename(args[0], args[1]); !s.is_ok()) return fail(s);
+  return 0;
+}
+
+const Registrar r_mkdir{{"mkdir", "mkdir [-i MDT] [-m MODE] URI",
+                         "Make a directory. -i MDT (lustre:// cluster with several MDTs, as `lfs mkdir -i`): on "
+                         "that metadata target; by default the MDS spreads new directories over the MDTs.",
+                         cmd_mkdir}};
+const Registrar r_rm{{"rm", "rm URI...", "Remove files or empty directories.", cmd_rm}};
+const Registrar r_mv{{"mv", "mv FROM TO", "Rename within one file system (replaces TO).", cmd_mv}};
 
 const Registrar r_stat{{"stat", "stat URI",
                         "Show one file's metadata: type, size, mode, owner, mtime, ETag for objects, and what the "

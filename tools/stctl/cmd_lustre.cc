@@ -187,6 +187,13 @@ int cmd_df(Context& ctx, const std::vector<std::string>& args) {
              ",\"apparent_bytes\":" + std::to_string(t.apparent_bytes) + ",\"fs_total\":" + std::to_string(t.fs_total) +
              ",\"fs_avail\":" + std::to_string(t.fs_avail) + "}";
     }
+    out += "],\"mdts\":[";
+    for (size_t i = 0; i < r->mdts.size(); ++i) {
+      const auto& m = r->mdts[i];
+      out += (i ? "," : "") + std::string("{\"index\":") + std::to_string(m.index) + ",\"endpoint\":" +
+             json_str(m.endpoint) + ",\"inodes\":" + std::to_string(m.inodes) +
+             ",\"wal_bytes\":" + std::to_string(m.wal_bytes) + "}";
+    }
     std::cout << out << "]}\n";
     return 0;
   }
@@ -203,6 +210,11 @@ int cmd_df(Context& ctx, const std::vector<std::string>& args) {
               human(app).c_str());
   std::printf("metadata: %llu inodes, %s write-ahead log, root %s\n", static_cast<unsigned long long>(r->inodes),
               human(r->wal_bytes).c_str(), r->root.c_str());
+  for (const auto& m : r->mdts) {
+    std::string name = r->fsname + "-MDT" + std::to_string(m.index);
+    std::printf("%-20s %10llu inodes %10s log  %s\n", name.c_str(), static_cast<unsigned long long>(m.inodes),
+                human(m.wal_bytes).c_str(), m.endpoint.c_str());
+  }
   return 0;
 }
 

@@ -25,7 +25,7 @@ void usage(FILE* out) {
   std::fprintf(out,
                "usage: stor-mds --root ROOT --listen tcp://HOST:PORT (--key-file FILE | --insecure-no-auth)\n"
                "                [--no-root-squash] [--squash-uid N] [--squash-gid N]\n"
-               "                [--timeout-ms N] [--max-connections N] [--plain-sockets]\n"
+               "                [--timeout-ms N] [--max-connections N] [--plain-sockets] [--mdt-index K]\n"
                "  --root ROOT         file system made by `stctl mkfs ROOT --remote tcp://... --remote ...` (remote targets)\n"
                "  --listen ENDPOINT   tcp://HOST:PORT (port 0: any free port)\n"
                "  --key-file FILE     shared key (mode 0600; mkfs writes ROOT/mdt/target.key); clients must prove\n"
@@ -37,6 +37,9 @@ void usage(FILE* out) {
                "  --timeout-ms N      deadline for the rest of a request once its header arrived (30000)\n"
                "  --max-connections N connections served at once (1024; 0: no limit)\n"
                "  --plain-sockets     send/recv system calls instead of io_uring for socket I/O\n"
+               "  --mdt-index K       serve MDT K of a file system made with several MDTs (ROOT/mdtK; default 0)\n"
+               "  --crash-point STEP  fault injection: die (SIGKILL) at STEP (intent, peer, commit) of a cross-MDT\n"
+               "                      mkdir/rmdir this MDT coordinates\n"
                "  --crash-after-mutations N  fault injection for recovery tests: die (SIGKILL) right after\n"
                "                      applying the Nth client mutation, before replying\n"
                "Prints the bound endpoint on the first line of stdout; exits 0 on SIGTERM/SIGINT after a checkpoint.\n");
@@ -69,6 +72,8 @@ int main(int argc, char** argv) {
     else if (a == "--timeout-ms" && parse_number(value(), n)) o.timeout = std::chrono::milliseconds(n);
     else if (a == "--max-connections" && parse_number(value(), n, UINT32_MAX)) o.max_connections = static_cast<unsigned>(n);
     else if (a == "--plain-sockets") o.io_uring = false;
+    else if (a == "--mdt-index" && parse_number(value(), n, 255)) o.mdt_index = static_cast<uint32_t>(n);
+    else if (a == "--crash-point") o.crash_point = value();
     else if (a == "--crash-after-mutations" && parse_number(value(), n)) o.crash_after_mutations = n;
     else if (a == "--help" || a == "-h") {
       usage(stdout);
