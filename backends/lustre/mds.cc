@@ -1445,51 +1445,48 @@ Status Mds::finish_intent(uint64_t ino, bool commit) {
   return Status::ok();
 }
 
-std::vector<RemoteEntry> Mds::remote_entries() {
-  std::vector<RemoteEntry> out;
+void Mds::for_each_local_entry(const std::function<void(const Inode&)>& visit) {
   std::unique_lock st(state_mu_);  // no mutation runs: the tree is stable
   std::vector<const Inode*> stack{root_.get()};
   while (!stack.empty()) {
     const Inode* d = stack.back();
     stack.pop_back();
     for (auto& [name, child] : d->children) {
-      if (child->remote()) {
-        out.push_back(RemoteEntry{child->ino, child->remote_mdt, child->remote_name, child->intent.load(), {}, 0, {}, 0, 0});
-        fill_inode_pb(*child, &out.back().attrs);
-      } else if (child->is_dir()) {
-        stack.push_back(child.get());
-      }
+      visit(*child);
+      if (child->is_dir() && !child->remote()) stack.push_back(child.get());
     }
   }
+}
+
+std::vector<RemoteEntry> Mds::remote_entries() {
+  std::vector<RemoteEntry> out;
+  for_each_local_entry([&](const Inode& child) {
+    if (!child.remote()) return;
+    out.push_back(RemoteEntry{child.ino, child.remote_mdt, child.remote_name, child.intent.load(), {}, 0, {}, 0, 0});
+    fill_inode_pb(child, &out.back().attrs);
+  });
   return out;
 }
 
 std::vector<RemoteEntry> Mds::pending_intents() {
   std::vector<RemoteEntry> out;
-  std::unique_lock st(state_mu_);  // no mutation runs: the tree is stable
-  std::vector<const Inode*> stack{root_.get()};
-  while (!stack.empty()) {
-    const Inode* d = stack.back();
-    stack.pop_back();
-    for (auto& [name, child] : d->children) {
-      if (const uint32_t i = child->intent.load(); i != 0) {
-        RemoteEntry e{child->ino, child->remote_mdt, child->remote_name, i, {}, 0, {}, 0, 0};
-        fill_inode_pb(*child, &e.attrs);
-        if (i == kIntentMove) {
-          if (!child->remote()) {
-            e.mdt = opts_.mdt_index;
-            e.name = std::to_string(opts_.mdt_index) + "." + std::to_string(child->ino);
-          }
-          e.to_mdt = child->intent_mdt;
-          e.to_path = child->intent_path;
-          e.uid = child->intent_uid;
-          e.gid = child->intent_gid;
-        }
-        out.push_back(std::move(e));
+  for_each_local_entry([&](const Inode& child) {
+    const uint32_t i = child.intent.load();
+    if (i == 0) return;
+    RemoteEntry e{child.ino, child.remote_mdt, child.remote_name, i, {}, 0, {}, 0, 0};
+    fill_inode_pb(child, &e.attrs);
+    if (i == kIntentMove) {
+      if (!child.remote()) {
+        e.mdt = opts_.mdt_index;
+        e.name = std::to_string(opts_.mdt_index) + "." + std::to_string(child.ino);
       }
-      if (child->is_dir() && !child->remote()) stack.push_back(child.get());
+      e.to_mdt = child.intent_mdt;
+      e.to_path = child.intent_path;
+      e.uid = child.intent_uid;
+      e.gid = child.intent_gid;
     }
-  }
+    out.push_back(std::move(e));
+  });
   return out;
 }
 

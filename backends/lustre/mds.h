@@ -268,6 +268,9 @@ class Mds {
   Result<InodeRef> walk(const Identity& id, const std::vector<std::string>& comps, size_t n, std::string_view path) const;
   Result<InodeRef> lookup(const Identity& id, std::string_view path) const;
   Result<Parent> resolve_parent(const Identity& id, std::string_view path) const;
+  // visit(child) for every entry of this MDT's own tree, descending into local directories only
+  // (a remote entry's directory lives on another MDT). Takes state_mu_: no mutation runs meanwhile.
+  void for_each_local_entry(const std::function<void(const Inode&)>& visit);
   // The CREATE record of a new inode named p.name in p.dir, owned by id; caller holds p.dir->mu.
   pb::WalRecord create_record(const Parent& p, const Identity& id, pb::InodeType type, uint32_t mode);
   Status log(const pb::WalRecord& rec);
