@@ -14,12 +14,7 @@
 //   bit 3: over TCP: frames to a Listener with an authentication key (as stor-mds), from a
 //          client that authenticated (a raw record with bit 7 of its first byte set starts with
 //          the opcode, u16); else straight to MdsService::handle.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -29,7 +24,6 @@
 #include <memory>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -118,7 +112,7 @@ class Session {
   }
   ~Session() {
     channel_.reset();  // hang up
-    if (listener_) stop_listener();
+    if (listener_) listener_->stop();
   }
 
   Outcome send(uint16_t opcode, std::string_view control, size_t capacity) {
@@ -167,33 +161,6 @@ class Session {
     out.ok = true;
     return out;
   }
-  // Listener::stop() waits for the accept loop, which looks at the stop flag between accepts
-  // and otherwise every 100 ms: connections made meanwhile wake it (one accepted before the flag
-  // is served and closed like any other), so an input costs milliseconds, not 100.
-  void stop_listener() {
-    std::atomic<bool> stopped{false};
-    std::thread stopper([&] {
-      listener_->stop();
-      stopped = true;
-    });
-    const uint16_t port = transport::Endpoint::parse(listener_->endpoint())->port;
-    while (!stopped) {
-      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(port);
-      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      const linger reset{1, 0};  // no TIME_WAIT entries piling up over a long run
-      if (fd >= 0) {
-        (void)::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-        (void)::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-        ::close(fd);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-    stopper.join();
-  }
-
   static bool trace() {
     static const bool on = std::getenv("MDS_FUZZ_TRACE") != nullptr;
     return on;
@@ -280,7 +247,8 @@ void structured(Session& session, FuzzedDataProvider& in) {
     if (!sent.empty() && in.ConsumeIntegralInRange<int>(0, 7) == 0) {
       req = sent[in.ConsumeIntegralInRange<size_t>(0, sent.size() - 1)];  // a resend: same xid
     } else {
-      req.set_op(static_cast<pb::MdsRequest::Op>(in.ConsumeIntegralInRange<int>(0, 15)));
+      req.set_op(static_cast<pb::MdsRequest::Op>(
+          in.ConsumeIntegralInRange<int>(pb::MdsRequest::Op_MIN, pb::MdsRequest::Op_MAX)));
       req.set_client_id(client);
       req.set_xid(++xid);
       req.set_min_inflight_xid(in.ConsumeIntegralInRange<uint64_t>(0, xid));
