@@ -28,6 +28,7 @@
 #include "stor/store.h"
 #include "stor/target.h"
 #include "target_process.h"
+#include "two_targets.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -49,26 +50,14 @@ std::string self_exe() {
   return exe;
 }
 
-struct Cluster {
-  stor::test::TempDir base, ost0, ost1;
-  std::string key, root;
-  std::unique_ptr<TargetProcess> t0, t1, mds;
+struct Cluster : stor::test::TwoTargets {
+  std::unique_ptr<TargetProcess> mds;
+  std::string root;
   std::string authority;  // HOST:PORT of the MDS
 
   Cluster() {
-    key = base / "fs.key";
-    REQUIRE(transport::write_key_file(key, transport::AuthKey::generate().value()).is_ok());
-    t0 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(),
-                                         std::vector<std::string>{"--key-file", key});
-    t1 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(),
-                                         std::vector<std::string>{"--key-file", key});
     root = base / "fs";
-    MkfsOptions o;
-    o.target_endpoints = {t0->endpoint(), t1->endpoint()};
-    o.default_layout = {StripeSpec{-1, 64 << 10}};
-    o.key_file = key;
-    o.root_mode = 0777;
-    REQUIRE(mkfs(root, o).is_ok());
+    REQUIRE(mkfs(root, mkfs_options()).is_ok());
   }
   void start_mds(std::vector<std::string> extra = {}, const std::string& listen = "tcp://127.0.0.1:0",
                  const std::string& log_file = {}) {
@@ -80,12 +69,6 @@ struct Cluster {
   // The admin calls (getstripe/setstripe/df of a cluster URI) take the key from the environment.
   void export_key() const { ::setenv("STOR_LUSTRE_KEY_FILE", key.c_str(), 1); }
   std::string uri(const std::string& path) const { return "lustre://" + authority + path; }
-  std::unique_ptr<Store> store(std::map<std::string, std::string> settings = {}) const {
-    StoreOptions so;
-    so.settings = std::move(settings);
-    if (!so.settings.count("lustre.key_file")) so.settings["lustre.key_file"] = key;
-    return Store::create(so).value();
-  }
 };
 
 // Runs `n` copies of this binary as [.mdsd-child] with role/index/uri in the environment (the

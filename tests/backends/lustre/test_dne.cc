@@ -16,6 +16,7 @@
 #include "net/auth.h"
 #include "stor/store.h"
 #include "target_process.h"
+#include "two_targets.h"
 #include "test_util.h"
 
 using namespace stor;
@@ -43,26 +44,14 @@ std::string free_endpoint() {
   return "";
 }
 
-struct DneCluster {
-  stor::test::TempDir base, ost0, ost1;
-  std::string key, root;
-  std::unique_ptr<TargetProcess> t0, t1;
+struct DneCluster : stor::test::TwoTargets {
+  std::string root;
   std::unique_ptr<TargetProcess> mds[2];
   std::string mdt_endpoint[2];
 
   DneCluster() {
-    key = base / "fs.key";
-    REQUIRE(transport::write_key_file(key, transport::AuthKey::generate().value()).is_ok());
-    t0 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost0.path(),
-                                         std::vector<std::string>{"--key-file", key});
-    t1 = std::make_unique<TargetProcess>(STOR_TARGET_PATH, "tcp://127.0.0.1:0", ost1.path(),
-                                         std::vector<std::string>{"--key-file", key});
     root = base / "fs";
-    MkfsOptions o;
-    o.target_endpoints = {t0->endpoint(), t1->endpoint()};
-    o.default_layout = {StripeSpec{-1, 64 << 10}};
-    o.key_file = key;
-    o.root_mode = 0777;
+    MkfsOptions o = mkfs_options();
     mdt_endpoint[0] = free_endpoint();
     mdt_endpoint[1] = free_endpoint();
     o.mdt_endpoints = {mdt_endpoint[0], mdt_endpoint[1]};
@@ -95,12 +84,6 @@ struct DneCluster {
   }
   std::string uri(const std::string& path) const {
     return "lustre://" + mdt_endpoint[0].substr(std::strlen("tcp://")) + path;
-  }
-  std::unique_ptr<Store> store(std::map<std::string, std::string> settings = {}) const {
-    StoreOptions so;
-    so.settings = std::move(settings);
-    so.settings["lustre.key_file"] = key;
-    return Store::create(so).value();
   }
   std::vector<admin::MdtUsage> mdts() const {
     auto r = admin::df(uri("/"));
