@@ -28,6 +28,11 @@ void TaskPool::post(std::function<void()> task) {
   cv_.notify_one();
 }
 
+void TaskPool::drain() {
+  std::unique_lock lk(mu_);
+  idle_cv_.wait(lk, [this] { return queue_.empty() && running_ == 0; });
+}
+
 void TaskPool::run() {
   for (;;) {
     std::function<void()> task;
@@ -37,8 +42,15 @@ void TaskPool::run() {
       if (queue_.empty()) return;  // stopping and drained
       task = std::move(queue_.front());
       queue_.pop_front();
+      ++running_;
     }
     task();
+    task = nullptr;  // its captures go before drain() returns
+    {
+      std::lock_guard lk(mu_);
+      --running_;
+      if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+    }
   }
 }
 

@@ -20,6 +20,8 @@ class TaskPool {
   TaskPool& operator=(const TaskPool&) = delete;
 
   void post(std::function<void()> task);
+  // Blocks until every task posted before the call has finished.
+  void drain();
   unsigned size() const noexcept { return static_cast<unsigned>(workers_.size()); }
 
  private:
@@ -27,6 +29,8 @@ class TaskPool {
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> queue_;
+  std::condition_variable idle_cv_;
+  size_t running_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> workers_;
 };

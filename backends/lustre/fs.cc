@@ -163,6 +163,9 @@ Result<std::shared_ptr<FileSystem>> FileSystem::mount(const std::string& root_in
   // No "clean" marker: the last mount did not unmount cleanly, so objects may be orphaned.
   std::string clean = mdt_dir + "/clean";
   if (::unlink(clean.c_str()) != 0) {
+    // The log replay above may have queued removals of unlinked files' objects: let them finish
+    // first, or the sweep lists an object the reaper is about to remove and races it.
+    if (fs->reaper_) fs->reaper_->drain();
     auto scan = fs->scan_objects(/*repair=*/true, /*cut_overlong=*/opts.cut_overlong);
     if (!scan) return scan.status();
   }
@@ -300,7 +303,11 @@ Result<FileSystem::ObjectScan> FileSystem::scan_remote_objects(bool repair, bool
       }
       ++scan.orphans;
       scan.orphan_paths.push_back(target.endpoint() + "/" + e.name);
-      if (repair) STOR_RETURN_IF_ERROR(target.remove(e.name));
+      if (repair) {
+        // Gone already (a client's late unlink, a concurrent sweep) is what removing wanted.
+        Status removed = target.remove(e.name);
+        if (!removed.is_ok() && removed.code() != Code::kNotFound) return removed;
+      }
     }
   }
   return scan;
