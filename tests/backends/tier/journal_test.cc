@@ -287,7 +287,10 @@ TEST_CASE("symlinks planted as the journal or checkpoint.tmp are not written thr
   SECTION("journal") { std::filesystem::create_symlink(outside, state + "/journal"); }
   std::map<std::string, Record> records;
   auto j = Journal::open(state, &records);
-  if (j.is_ok()) CHECK_FALSE((*j)->put(Record{"a", Residency::kDirty}, true).is_ok());
+  Record dirty;
+  dirty.path = "a";
+  dirty.residency = Residency::kDirty;
+  if (j.is_ok()) CHECK_FALSE((*j)->put(dirty, true).is_ok());
   CHECK(std::filesystem::file_size(outside) == 3000);
 }
 
