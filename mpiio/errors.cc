@@ -87,9 +87,18 @@ int report(StorFile* f, int code) {
   } else if (f && eh != MPI_ERRORS_RETURN) {
     // A user handler on a stor file: MPICH can only call it through ROMIO's file object, so we
     // call the function recorded when it was created (MPI_File_create_errhandler below).
-    if (MPI_File_errhandler_function* fn = user_errhandler(eh)) {
-      MPI_File fh = reinterpret_cast<MPI_File>(f);
-      fn(&fh, &code);
+    bool fortran = false;
+    if (MPI_File_errhandler_function* fn = user_errhandler(eh, &fortran)) {
+      if (fortran) {
+        // A Fortran subroutine (made through mpif.h, use mpi or use mpi_f08): it takes the
+        // file's Fortran handle and the code as default integers.
+        using FortranHandler = void (*)(MPI_Fint*, MPI_Fint*);
+        MPI_Fint fh = f->fint, fcode = code;
+        reinterpret_cast<FortranHandler>(fn)(&fh, &fcode);
+      } else {
+        MPI_File fh = reinterpret_cast<MPI_File>(f);
+        fn(&fh, &code);
+      }
     }
   }
   return code;
@@ -99,16 +108,32 @@ namespace {
 std::mutex g_errhandlers_mu;
 // Every file error handler the program created, with its function. Never shrinks: a freed
 // handler stays valid while a file still uses it, and the table is a few entries.
-std::unordered_map<MPI_Errhandler, MPI_File_errhandler_function*>& errhandlers() {
-  static auto* m = new std::unordered_map<MPI_Errhandler, MPI_File_errhandler_function*>();
+struct UserErrhandler {
+  MPI_File_errhandler_function* fn = nullptr;
+  bool fortran = false;  // created through MPICH's Fortran bindings
+};
+std::unordered_map<MPI_Errhandler, UserErrhandler>& errhandlers() {
+  static auto* m = new std::unordered_map<MPI_Errhandler, UserErrhandler>();
   return *m;
 }
 }  // namespace
 
-MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh) {
+MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh, bool* fortran) {
   std::lock_guard lk(g_errhandlers_mu);
   auto it = errhandlers().find(eh);
-  return it == errhandlers().end() ? nullptr : it->second;
+  if (it == errhandlers().end()) return nullptr;
+  if (fortran) *fortran = it->second.fortran;
+  return it->second.fn;
+}
+
+int create_errhandler(MPI_File_errhandler_function* fn, MPI_Errhandler* eh, bool fortran) {
+  static auto mpich = next_definition<decltype(&PMPI_File_create_errhandler)>("PMPI_File_create_errhandler");
+  int rc = mpich(fn, eh);
+  if (rc == MPI_SUCCESS && fn) {
+    std::lock_guard lk(g_errhandlers_mu);
+    errhandlers()[*eh] = {fn, fortran};
+  }
+  return rc;
 }
 
 int refuse(MPI_File fh, const char* call) {
@@ -139,10 +164,7 @@ Status agree(MPI_Comm comm, Status local) {
 }  // namespace stor::mpiio
 
 extern "C" int MPI_File_create_errhandler(MPI_File_errhandler_function* fn, MPI_Errhandler* eh) {
-  int rc = PMPI_File_create_errhandler(fn, eh);
-  if (rc == MPI_SUCCESS && fn) {
-    std::lock_guard lk(stor::mpiio::g_errhandlers_mu);
-    stor::mpiio::errhandlers()[*eh] = fn;
-  }
-  return rc;
+  // mpif.h / use mpi: MPICH's mpi_file_create_errhandler_ passes the Fortran subroutine here.
+  return stor::mpiio::create_errhandler(
+      fn, eh, stor::mpiio::called_by_fortran_binding(__builtin_return_address(0), "MPI_File_create_errhandler"));
 }

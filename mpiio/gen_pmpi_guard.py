@@ -5,6 +5,12 @@ libstor_mpiio's MPI_File_* interposition; with a stor handle or a "stor:" name t
 so (instead of ROMIO's "Invalid file handle" or a bad-file-system error), everything else goes on
 to MPICH's PMPI_File_* (the next definition, dlsym(RTLD_NEXT)).
 
+MPICH's Fortran 2008 bindings (`use mpi_f08`, libmpichfort) call PMPI_File_* themselves for
+every call that moves no data (open, close, set_view, seek, ...). Those calls are the program's
+MPI_File_* calls, so on a stor handle or name a call whose caller is that binding is served by
+libstor_mpiio's own MPI_File_* (its definition, not the next one in lookup order: a PMPI tool
+must not see the call twice).
+
   python3 mpiio/gen_pmpi_guard.py /usr/include/x86_64-linux-gnu/mpich/mpio.h > mpiio/pmpi_guard.inc
 """
 import re
@@ -34,7 +40,13 @@ for full, short, args in protos:
         check = f"stor::mpiio::is_stor_file_name({name})"
         refuse = f"stor::mpiio::bypassed(nullptr, {name}, \"P{full}\")"
     out.append(f'extern "C" int P{full}({args}) {{')
-    out.append(f"  if ({check}) return {refuse};")
+    out.append(f"  if ({check}) {{")
+    out.append(f'    if (stor::mpiio::called_by_fortran_binding(__builtin_return_address(0), "P{full}")) {{')
+    out.append(f'      static auto own = stor::mpiio::own_definition<decltype(&P{full})>("{full}");')
+    out.append(f'      return own({", ".join(names)});')
+    out.append("    }")
+    out.append(f"    return {refuse};")
+    out.append("  }")
     out.append(f'  static auto next = stor::mpiio::next_definition<decltype(&P{full})>("P{full}");')
     out.append(f'  return next({", ".join(names)});')
     out.append("}")

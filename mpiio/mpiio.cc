@@ -14,6 +14,8 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <limits>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "mpiio_internal.h"
@@ -35,6 +37,17 @@ std::unordered_set<StorFile*>& handles() {
 }
 
 uint64_t g_open_seq = 0;  // under g_mu
+
+// Fortran handles (MPI_File_c2f) of stor files: integers from kFortranBase up. ROMIO numbers its
+// own 1, 2, ... (one per MPI_File_c2f of a new file), so the ranges never meet; 0 stays
+// MPI_FILE_NULL. Under g_mu.
+constexpr MPI_Fint kFortranBase = MPI_Fint{1} << 30;
+constexpr MPI_Fint kFortranRange = std::numeric_limits<MPI_Fint>::max() - kFortranBase;
+MPI_Fint g_next_fortran = 0;
+std::unordered_map<MPI_Fint, StorFile*>& fortran_handles() {
+  static auto* h = new std::unordered_map<MPI_Fint, StorFile*>();
+  return *h;
+}
 
 // MPI_Finalize deletes MPI_COMM_SELF's attributes before anything else (ROMIO hangs its own
 // cleanup there the same way), so files left open are closed, their shared-file-pointer windows
@@ -87,6 +100,7 @@ void release(StorFile* f) {
   {
     std::lock_guard lk(g_mu);
     handles().erase(f);
+    fortran_handles().erase(f->fint);
   }
   delete f;
 }
@@ -271,6 +285,11 @@ int open_stor(MPI_Comm comm, const char* filename, int amode, MPI_Info info, MPI
     std::lock_guard lk(g_mu);
     f->open_seq = ++g_open_seq;
     handles().insert(f);
+    do {  // a value no open stor file has (wraps after 2^30 opens)
+      f->fint = kFortranBase + g_next_fortran;
+      g_next_fortran = (g_next_fortran + 1) % kFortranRange;
+    } while (fortran_handles().count(f->fint));
+    fortran_handles()[f->fint] = f;
   }
   ensure_finalize_hook();
   *fh = reinterpret_cast<MPI_File>(f);
@@ -464,6 +483,13 @@ StorFile* lookup(MPI_File fh) {
   auto* f = reinterpret_cast<StorFile*>(fh);
   std::lock_guard lk(g_mu);
   return handles().count(f) ? f : nullptr;
+}
+
+StorFile* lookup_fortran(MPI_Fint fh) {
+  if (fh < kFortranBase) return nullptr;  // ROMIO's (or MPI_FILE_NULL's)
+  std::lock_guard lk(g_mu);
+  auto it = fortran_handles().find(fh);
+  return it == fortran_handles().end() ? nullptr : it->second;
 }
 
 // ---- the MPI entry points (bodies; the extern "C" symbols are below) ----
@@ -838,12 +864,16 @@ int MPI_File_call_errhandler(MPI_File fh, int code) {
   stor::mpiio::report(f, code);
   return MPI_SUCCESS;
 }
+// Fortran bindings turn handles into integers and back through these (MPICH's mpif.h/`use mpi`
+// and `use mpi_f08` wrappers both call MPI_File_c2f/MPI_File_f2c, not the PMPI_ forms).
 MPI_Fint MPI_File_c2f(MPI_File fh) {
   StorFile* f = lookup(fh);
   if (!f) return PMPI_File_c2f(fh);
-  std::fprintf(stderr, "libstor_mpiio: MPI_File_c2f: stor file %s has no Fortran handle (returning MPI_FILE_NULL)\n",
-               f->name.c_str());
-  return 0;
+  return f->fint;
+}
+MPI_File MPI_File_f2c(MPI_Fint fh) {
+  if (StorFile* f = stor::mpiio::lookup_fortran(fh)) return reinterpret_cast<MPI_File>(f);
+  return PMPI_File_f2c(fh);
 }
 
 // Delegated independent I/O needs a service thread, hence MPI_THREAD_MULTIPLE (a higher level

@@ -91,6 +91,7 @@ struct StorFile {
   static constexpr uint64_t kMagic = 0x53544f524d50494fULL;  // "STORMPIO"
   uint64_t magic = kMagic;
   uint64_t open_seq = 0;           // this process's opens in order (finalize closes in this order)
+  MPI_Fint fint = 0;               // Fortran handle (MPI_File_c2f), in a range ROMIO's never reach
   MPI_Comm comm = MPI_COMM_NULL;   // private duplicate of the open communicator
   int rank = 0, nprocs = 1;
   int nodes = 1;                   // distinct shared-memory nodes in comm
@@ -150,6 +151,8 @@ class AtomicGuard {
 
 bool is_stor_handle(MPI_File fh);
 StorFile* lookup(MPI_File fh);
+// The stor file behind a Fortran handle (MPI_File_f2c), or null.
+StorFile* lookup_fortran(MPI_Fint fh);
 
 // stor::Status -> an MPI error code of the closest class whose MPI_Error_string is the message.
 int to_mpi_error(const Status& s);
@@ -158,7 +161,10 @@ int mpi_error(int error_class, const std::string& message);
 // returns the code.
 int report(StorFile* f, int code);
 // The function of a file error handler made by MPI_File_create_errhandler; null for others.
-MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh);
+// *fortran: made through MPICH's Fortran bindings (called with Fortran integer arguments).
+MPI_File_errhandler_function* user_errhandler(MPI_Errhandler eh, bool* fortran = nullptr);
+// MPI_File_create_errhandler (MPICH's), recording the function for user_errhandler.
+int create_errhandler(MPI_File_errhandler_function* fn, MPI_Errhandler* eh, bool fortran);
 // A call stor cannot serve, in one wording: "stor cannot serve <call> on <file>: <reason>"
 // (class MPI_ERR_UNSUPPORTED_OPERATION unless given), through the file's error handler.
 // Unsupported statuses without a call at hand read "stor cannot serve this call: <reason>".
@@ -170,6 +176,16 @@ int refuse(MPI_File fh, const char* call);
 // entry point bypasses the interposition (pmpi_guard.cc).
 int bypassed(StorFile* f, const char* name, const char* call);
 bool is_stor_file_name(const char* name);
+// True when the function that called a PMPI_File_x / MPI_File_x entry point (whose return
+// address is given) is MPICH's Fortran binding of that call (libmpichfort: mpif.h, use mpi,
+// use mpi_f08). The f08 binding calls PMPI_File_* itself for the calls that move no data.
+bool called_by_fortran_binding(void* return_address, const char* call);
+// libstor_mpiio's own definition of an exported symbol (not a tool's that comes first).
+void* own_definition_of(const char* symbol);
+template <typename Fn>
+Fn own_definition(const char* symbol) {
+  return reinterpret_cast<Fn>(own_definition_of(symbol));
+}
 // MPICH's definition of a symbol we also define (the next one in lookup order).
 void* next_definition_of(const char* symbol);
 template <typename Fn>
