@@ -41,8 +41,8 @@ struct FlatType {
 
 // Flattens any datatype built from predefined types (pair types such as MPI_SHORT_INT included)
 // by the contiguous/vector/hvector/indexed/hindexed/indexed_block/hindexed_block/struct/subarray/
-// darray/resized/dup constructors, classic or MPI-4 large-count (_c) (MPI_Type_get_contents_c
-// recursion). Only the Fortran-77 *_INTEGER combiners give Unsupported.
+// darray/resized/dup constructors, classic or MPI-4 large-count (_c), and the Fortran-77
+// hvector/hindexed/struct *_INTEGER combiners (MPI_Type_get_contents_c recursion).
 Status flatten(MPI_Datatype type, FlatType* out);
 // Predefined (named or Fortran 90 parameterized) types: never duplicated or freed.
 bool is_predefined_type(MPI_Datatype t);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the Fortran MPI-IO programs (use mpi, mpif.h, use mpi_f08) on NP ranks through plain ROMIO
+# Runs the Fortran MPI-IO programs (use mpi, mpif.h, use mpi_f08; also mpiio_f77_combiners) on NP ranks through plain ROMIO
 # on a local file, then through libstor_mpiio (LD_PRELOAD) on a stor: file, and compares the
 # files byte for byte. MODE cluster starts a stctl cluster (1 MDT, 4 OSTs) and runs with
 # delegation off, so every rank mounts the file system itself.
@@ -40,4 +40,4 @@ for prog in "$@"; do
   echo "$name: byte-identical"
 done
 if [ "$mode" = cluster ]; then "$stctl" cluster stop "$work/cluster"; trap - EXIT; fi
-echo "Fortran MPI-IO: OK"
+echo "OK: $# programs byte-identical with ROMIO"
