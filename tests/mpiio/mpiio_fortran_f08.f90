@@ -79,6 +79,14 @@ program mpiio_fortran_f08
   call check(ierr, 'read_at')
   if (any(blkback /= (/ (mod(rank + 1, nprocs) * 3 + i, i = 1, 256) /))) call fail('read_at data', rank)
 
+  ! Noncontiguous array sections: the binding describes them with a derived datatype.
+  call MPI_File_write_at(fh, base + 1024 * nprocs + 512 * rank, blk(1:256:2), 128, MPI_INTEGER, status, ierr)
+  call check(ierr, 'write_at of a strided section')
+  blkback = 0
+  call MPI_File_read_at(fh, base + 1024 * nprocs + 512 * rank, blkback(2:256:2), 128, MPI_INTEGER, status, ierr)
+  call check(ierr, 'read_at into a strided section')
+  if (any(blkback(2:256:2) /= blk(1:256:2)) .or. any(blkback(1:255:2) /= 0)) call fail('strided section data', rank)
+
   call MPI_File_set_atomicity(fh, .true., ierr)
   call check(ierr, 'set_atomicity')
   call MPI_File_get_atomicity(fh, atom, ierr)
@@ -89,8 +97,10 @@ program mpiio_fortran_f08
   call MPI_Info_get(info, 'cb_buffer_size', MPI_MAX_INFO_VAL, val, found)
   if (.not. found .or. trim(val) /= '8192') call fail('get_info cb_buffer_size '//trim(val), 0)
   call MPI_Info_free(info)
+  call MPI_File_sync(fh, ierr)
+  call MPI_Barrier(MPI_COMM_WORLD)
   call MPI_File_get_size(fh, fsize, ierr)
-  if (fsize /= base + 1024 * nprocs) call fail('get_size', int(fsize))
+  if (fsize /= base + 1536 * nprocs) call fail('get_size', int(fsize))
   call MPI_File_close(fh, ierr)
   call check(ierr, 'close')
   if (fh /= MPI_FILE_NULL) call fail('close leaves MPI_FILE_NULL', fh%MPI_VAL)
