@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the Fortran MPI-IO programs (use mpi, mpif.h, use mpi_f08; also mpiio_f77_combiners) on NP ranks through plain ROMIO
 # on a local file, then through libstor_mpiio (LD_PRELOAD) on a stor: file, and compares the
-# files byte for byte. MODE cluster starts a stctl cluster (1 MDT, 4 OSTs) and runs with
+# files byte for byte (a program named *_linked is linked with libstor_mpiio and runs without
+# LD_PRELOAD; it is then in the ROMIO run too, where it must pass plain files on). MODE cluster starts a stctl cluster (1 MDT, 4 OSTs) and runs with
 # delegation off, so every rank mounts the file system itself.
 #   run_fortran.sh MPIEXEC NP LIBSTOR_MPIIO STCTL nvme|lustre|cluster WORKDIR PROGRAM...
 set -euo pipefail
@@ -31,7 +32,9 @@ for prog in "$@"; do
   echo "== $name: ROMIO on $work/$name.romio ($np ranks)"
   run "$prog" "$work/$name.romio" "$work/missing.bin"
   echo "== $name: stor on $prefix$name.bin"
-  run -genv LD_PRELOAD "$lib" "${extra[@]}" "$prog" "$prefix$name.bin" "${prefix}missing.bin"
+  preload=(-genv LD_PRELOAD "$lib")
+  case "$name" in *_linked) preload=() ;; esac  # linked with libstor_mpiio: no preload
+  run "${preload[@]}" "${extra[@]}" "$prog" "$prefix$name.bin" "${prefix}missing.bin"
   case "$mode" in
     nvme) cmp "$work/$name.romio" "$work/$name.bin" ;;
     lustre) "$stctl" cp "lustre://$work/fs/$name.bin" "$work/$name.copy"; cmp "$work/$name.romio" "$work/$name.copy" ;;
