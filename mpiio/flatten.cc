@@ -11,7 +11,9 @@ namespace stor::mpiio {
 
 namespace {
 
-void push_block(std::vector<Block>& out, int64_t off, int64_t len) {
+// Byte blocks ignore the predefined type of their bytes; leaf runs keep it (external32.cc
+// converts by it), so they merge only runs of the same type.
+void push_block(std::vector<Block>& out, int64_t off, int64_t len, MPI_Datatype = MPI_DATATYPE_NULL) {
   if (len <= 0) return;
   if (!out.empty() && out.back().off + out.back().len == off) {
     out.back().len += len;
@@ -19,6 +21,16 @@ void push_block(std::vector<Block>& out, int64_t off, int64_t len) {
   }
   out.push_back({off, len});
 }
+void push_block(std::vector<Leaf>& out, int64_t off, int64_t len, MPI_Datatype type) {
+  if (len <= 0) return;
+  if (!out.empty() && out.back().type == type && out.back().off + out.back().len == off) {
+    out.back().len += len;
+    return;
+  }
+  out.push_back({off, len, type});
+}
+MPI_Datatype type_of(const Block&) { return MPI_DATATYPE_NULL; }
+MPI_Datatype type_of(const Leaf& l) { return l.type; }
 
 struct TypeInfo {
   int64_t size = 0, lb = 0, extent = 0;
@@ -77,22 +89,24 @@ void get_contents(MPI_Datatype type, Contents* c) {
   PMPI_Type_get_contents_c(type, ni, na, nc, nd, c->ints.data(), c->addrs.data(), c->counts.data(), c->types.data());
 }
 
-Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth);
+template <typename Item>
+Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth);
 
 // Appends `count` copies of `type` placed at base + i * stride.
-Status append_copies(MPI_Datatype type, int64_t base, int64_t count, int64_t stride, std::vector<Block>& out,
+template <typename Item>
+Status append_copies(MPI_Datatype type, int64_t base, int64_t count, int64_t stride, std::vector<Item>& out,
                      int depth) {
   if (count <= 0) return Status::ok();
-  std::vector<Block> one;
+  std::vector<Item> one;
   STOR_RETURN_IF_ERROR(append(type, 0, one, depth + 1));
   // A gap-free element repeated at its own size is one block: no per-element work (a vector of
   // a million bytes stays cheap).
   if (one.size() == 1 && one[0].len == stride) {
-    push_block(out, base + one[0].off, one[0].len * count);
+    push_block(out, base + one[0].off, one[0].len * count, type_of(one[0]));
     return Status::ok();
   }
   for (int64_t i = 0; i < count; ++i)
-    for (const auto& b : one) push_block(out, base + i * stride + b.off, b.len);
+    for (const auto& b : one) push_block(out, base + i * stride + b.off, b.len, type_of(b));
   return Status::ok();
 }
 
@@ -102,8 +116,9 @@ using Runs = std::vector<Block>;
 // An n-dimensional array of `old` (dimension sizes `sizes`, C or Fortran order) of which the
 // elements whose index in dimension d lies in runs[d] belong to the type: subarray and darray.
 // Elements come in array order (increasing offset), as in the constructors' type maps.
+template <typename Item>
 Status append_grid(const std::vector<int64_t>& sizes, const std::vector<Runs>& runs, int order, MPI_Datatype old,
-                   int64_t base, std::vector<Block>& out, int depth) {
+                   int64_t base, std::vector<Item>& out, int depth) {
   const int ndims = static_cast<int>(sizes.size());
   if (ndims == 0) return Status::ok();
   const int64_t ext = type_info(old).extent;
@@ -140,7 +155,8 @@ Status append_grid(const std::vector<int64_t>& sizes, const std::vector<Runs>& r
   return Status::ok();
 }
 
-Status append_subarray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append_subarray(const Contents& c, int64_t base, std::vector<Item>& out, int depth) {
   // classic ints: ndims, sizes[n], subsizes[n], starts[n], order; large: ints ndims, order,
   // counts sizes[n], subsizes[n], starts[n].
   const int n = c.ints.at(0);
@@ -181,7 +197,8 @@ Result<Runs> darray_runs(int64_t gsize, int distrib, int64_t darg, int64_t psize
   return Status::InvalidArgument("darray distribution " + std::to_string(distrib));
 }
 
-Status append_darray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append_darray(const Contents& c, int64_t base, std::vector<Item>& out, int depth) {
   // classic ints: size, rank, ndims, gsizes[n], distribs[n], dargs[n], psizes[n], order;
   // large: the same without gsizes, which are counts[n].
   const int rank = c.ints.at(1), n = c.ints.at(2);
@@ -209,9 +226,10 @@ Status append_darray(const Contents& c, int64_t base, std::vector<Block>& out, i
 
 // Predefined pair types (MPI_SHORT_INT, ...) are a value and an int laid out as the C struct
 // {T value; int index;}: two blocks, with the padding between them left out.
-bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Block>& out) {
+template <typename Item>
+bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Item>& out) {
   struct Pair {
-    MPI_Datatype type;
+    MPI_Datatype type, value;
     int64_t value_len, index_off;
   };
   struct ShortInt { short v; int i; };
@@ -220,22 +238,23 @@ bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Bloc
   struct DoubleInt { double v; int i; };
   struct LongDoubleInt { long double v; int i; };
   static const Pair pairs[] = {
-      {MPI_SHORT_INT, sizeof(short), offsetof(ShortInt, i)},
-      {MPI_LONG_INT, sizeof(long), offsetof(LongInt, i)},
-      {MPI_FLOAT_INT, sizeof(float), offsetof(FloatInt, i)},
-      {MPI_DOUBLE_INT, sizeof(double), offsetof(DoubleInt, i)},
-      {MPI_LONG_DOUBLE_INT, sizeof(long double), offsetof(LongDoubleInt, i)},
+      {MPI_SHORT_INT, MPI_SHORT, sizeof(short), offsetof(ShortInt, i)},
+      {MPI_LONG_INT, MPI_LONG, sizeof(long), offsetof(LongInt, i)},
+      {MPI_FLOAT_INT, MPI_FLOAT, sizeof(float), offsetof(FloatInt, i)},
+      {MPI_DOUBLE_INT, MPI_DOUBLE, sizeof(double), offsetof(DoubleInt, i)},
+      {MPI_LONG_DOUBLE_INT, MPI_LONG_DOUBLE, sizeof(long double), offsetof(LongDoubleInt, i)},
   };
   for (const auto& p : pairs)
     if (p.type == type && p.value_len + static_cast<int64_t>(sizeof(int)) == size) {
-      push_block(out, base, p.value_len);
-      push_block(out, base + p.index_off, sizeof(int));
+      push_block(out, base, p.value_len, p.value);
+      push_block(out, base + p.index_off, sizeof(int), MPI_INT);
       return true;
     }
   return false;
 }
 
-Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth) {
   if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
   const int combiner = combiner_of(type);
   if (is_leaf(combiner)) {
@@ -243,7 +262,7 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int dept
     MPI_Count tlb = 0, textent = 0;
     PMPI_Type_get_true_extent_x(type, &tlb, &textent);
     if (info.size == textent) {
-      push_block(out, base + tlb, info.size);
+      push_block(out, base + tlb, info.size, type);
       return Status::ok();
     }
     if (append_pair(type, base + tlb, info.size, out)) return Status::ok();
@@ -324,6 +343,12 @@ Status flatten(MPI_Datatype type, FlatType* out) {
   out->lb = info.lb;
   out->extent = info.extent;
   return append(type, 0, out->blocks, 0);
+}
+
+Status flatten_leaves(MPI_Datatype type, std::vector<Leaf>* out) {
+  if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL");
+  out->clear();
+  return append(type, 0, *out, 0);
 }
 
 void View::map(int64_t stream_off, int64_t len, std::vector<Block>* segments) const {
