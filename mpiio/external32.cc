@@ -191,6 +191,29 @@ Status ext32_plan(MPI_Datatype type, Ext32Plan* p) {
   return Status::ok();
 }
 
+Status external32_file_type(MPI_Datatype type, MPI_Datatype* out) {
+  return substitute_leaves(
+      type,
+      [](MPI_Datatype leaf) -> Result<MPI_Datatype> {
+        Ext32Plan plan;
+        STOR_RETURN_IF_ERROR(ext32_plan(leaf, &plan));
+        if (plan.same_layout) return leaf;
+        // An integer of another size (MPI_LONG, MPI_UNSIGNED_LONG, MPI_WCHAR): the fixed-size
+        // integer of its external32 size stands for it in the file.
+        if (plan.runs.size() == 1 && (plan.runs[0].op == 1 || plan.runs[0].op == 2)) {
+          const bool is_signed = plan.runs[0].op == 1;
+          switch (plan.runs[0].ext) {
+            case 1: return is_signed ? MPI_INT8_T : MPI_UINT8_T;
+            case 2: return is_signed ? MPI_INT16_T : MPI_UINT16_T;
+            case 4: return is_signed ? MPI_INT32_T : MPI_UINT32_T;
+            default: break;
+          }
+        }
+        return Status::Unsupported("no external32 file layout for " + type_name(leaf) + " (a pair type of a resized value)");
+      },
+      out);
+}
+
 void ext32_pack(const Ext32Plan& p, int64_t count, const char* buf, char* out) {
   for (int64_t i = 0; i < count; ++i)
     for (const auto& r : p.runs) {

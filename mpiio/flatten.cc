@@ -3,6 +3,7 @@
 // displacements from the type's origin (so a resized lower bound shifts nothing but the tiling).
 #include <algorithm>
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "mpiio_internal.h"
@@ -331,7 +332,105 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth
   }
 }
 
+// The same constructor over `olds` (the rebuilt inner types), from the contents of the original.
+int rebuild_with(const Contents& c, const std::vector<MPI_Datatype>& olds, MPI_Datatype* out) {
+  auto counts = [&](size_t first, size_t n) {
+    std::vector<MPI_Count> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = c.count(first + i);
+    return v;
+  };
+  auto addresses = [&](size_t first_addr, size_t first_count, size_t n) {
+    std::vector<MPI_Count> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = c.address(first_addr + i, first_count + i);
+    return v;
+  };
+  const MPI_Datatype old = olds.at(0);
+  switch (c.combiner) {
+    case MPI_COMBINER_DUP:
+      return PMPI_Type_dup(old, out);
+    case MPI_COMBINER_CONTIGUOUS:
+      return PMPI_Type_contiguous_c(c.count(0), old, out);
+    case MPI_COMBINER_VECTOR:
+      return PMPI_Type_vector_c(c.count(0), c.count(1), c.count(2), old, out);
+    case MPI_COMBINER_HVECTOR:
+      return PMPI_Type_create_hvector_c(c.count(0), c.count(1), c.address(0, 2), old, out);
+    case MPI_COMBINER_INDEXED:
+    case MPI_COMBINER_HINDEXED: {
+      const size_t n = static_cast<size_t>(c.count(0));
+      auto bl = counts(1, n);
+      if (c.combiner == MPI_COMBINER_INDEXED)
+        return PMPI_Type_indexed_c(c.count(0), bl.data(), counts(1 + n, n).data(), old, out);
+      return PMPI_Type_create_hindexed_c(c.count(0), bl.data(), addresses(0, 1 + n, n).data(), old, out);
+    }
+    case MPI_COMBINER_INDEXED_BLOCK:
+      return PMPI_Type_create_indexed_block_c(c.count(0), c.count(1), counts(2, static_cast<size_t>(c.count(0))).data(),
+                                              old, out);
+    case MPI_COMBINER_HINDEXED_BLOCK:
+      return PMPI_Type_create_hindexed_block_c(c.count(0), c.count(1),
+                                               addresses(0, 2, static_cast<size_t>(c.count(0))).data(), old, out);
+    case MPI_COMBINER_STRUCT: {
+      const size_t n = static_cast<size_t>(c.count(0));
+      return PMPI_Type_create_struct_c(c.count(0), counts(1, n).data(), addresses(0, 1 + n, n).data(),
+                                       const_cast<MPI_Datatype*>(olds.data()), out);
+    }
+    case MPI_COMBINER_SUBARRAY: {
+      const int n = c.ints.at(0);
+      const int order = c.large() ? c.ints.at(1) : c.ints.at(1 + 3 * static_cast<size_t>(n));
+      const size_t first = c.large() ? 0 : 1, un = static_cast<size_t>(n);
+      return PMPI_Type_create_subarray_c(n, counts(first, un).data(), counts(first + un, un).data(),
+                                         counts(first + 2 * un, un).data(), order, old, out);
+    }
+    case MPI_COMBINER_DARRAY: {
+      const int n = c.ints.at(2);
+      const size_t un = static_cast<size_t>(n), distribs = c.large() ? 3 : 3 + un;
+      std::vector<MPI_Count> gsizes(un);
+      for (size_t d = 0; d < un; ++d) gsizes[d] = c.large() ? c.counts.at(d) : c.ints.at(3 + d);
+      return PMPI_Type_create_darray_c(c.ints.at(0), c.ints.at(1), n, gsizes.data(), &c.ints.at(distribs),
+                                       &c.ints.at(distribs + un), &c.ints.at(distribs + 2 * un),
+                                       c.ints.at(distribs + 3 * un), old, out);
+    }
+    case MPI_COMBINER_RESIZED:
+      return PMPI_Type_create_resized_c(old, c.address(0, 0), c.address(1, 1), out);
+    default:
+      return MPI_ERR_TYPE;
+  }
+}
+
 }  // namespace
+
+Status substitute_leaves(MPI_Datatype type, const std::function<Result<MPI_Datatype>(MPI_Datatype)>& leaf,
+                         MPI_Datatype* out, int depth) {
+  if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
+  const int combiner = combiner_of(type);
+  if (is_leaf(combiner)) {
+    auto r = leaf(type);
+    if (!r.is_ok()) return r.status();
+    *out = *r;
+    return Status::ok();
+  }
+  Contents c;
+  get_contents(type, &c);
+  std::vector<MPI_Datatype> olds(c.types.size(), MPI_DATATYPE_NULL);
+  bool changed = false;
+  Status s;
+  for (size_t i = 0; i < c.types.size() && s.is_ok(); ++i) {
+    s = substitute_leaves(c.types[i], leaf, &olds[i], depth + 1);
+    if (s.is_ok() && olds[i] != c.types[i]) changed = true;
+  }
+  if (s.is_ok() && !changed) {
+    *out = type;
+  } else if (s.is_ok()) {
+    MPI_Datatype t = MPI_DATATYPE_NULL;
+    if (olds.empty() || rebuild_with(c, olds, &t) != MPI_SUCCESS)
+      s = Status::Unsupported("datatype combiner " + std::to_string(combiner) + " cannot be rebuilt");
+    else if (PMPI_Type_commit(&t) != MPI_SUCCESS)
+      s = Status::Internal("MPI_Type_commit of a rebuilt datatype failed");
+    *out = t;
+  }
+  for (size_t i = 0; i < olds.size(); ++i)
+    if (olds[i] != c.types[i] && olds[i] != MPI_DATATYPE_NULL && !is_leaf(combiner_of(olds[i]))) PMPI_Type_free(&olds[i]);
+  return s;
+}
 
 bool is_predefined_type(MPI_Datatype t) { return t != MPI_DATATYPE_NULL && is_leaf(combiner_of(t)); }
 

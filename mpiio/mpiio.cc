@@ -466,22 +466,16 @@ int64_t stream_offset_of_eof(const View& v, int64_t size) {
 
 int file_type_extent(StorFile* f, MPI_Datatype type, MPI_Count* extent) {
   MPI_Count lb = 0;
-  int rc = PMPI_Type_get_extent_c(type, &lb, extent);  // "native": the memory extent
-  if (rc != MPI_SUCCESS || !f->view.external32) return rc;
-  // external32: the same wherever the values keep their sizes (ROMIO always answers the memory
-  // extent); a predefined type of another size is its external32 size.
-  Ext32Plan plan;
-  Status s = ext32_plan(type, &plan);
-  if (s.is_ok() && plan.same_layout) return MPI_SUCCESS;
-  if (s.is_ok() && is_predefined_type(type)) {
-    *extent = plan.ext_size;
-    return MPI_SUCCESS;
+  // external32: the extent in the file (ROMIO answers the memory extent, the same unless a
+  // value changes size: MPI_LONG is 4 bytes here, 8 in ROMIO).
+  MPI_Datatype ft = type;
+  if (f->view.external32 && type != MPI_DATATYPE_NULL) {
+    Status s = external32_file_type(type, &ft);
+    if (!s.is_ok()) return unsupported(f, "MPI_File_get_type_extent", s.message(), MPI_ERR_UNSUPPORTED_DATAREP);
   }
-  return unsupported(f, "MPI_File_get_type_extent",
-                     s.is_ok() ? "the external32 extent of a derived type holding MPI_LONG, MPI_UNSIGNED_LONG or "
-                                 "MPI_WCHAR (such types cannot be in an external32 view either)"
-                               : s.message(),
-                     MPI_ERR_UNSUPPORTED_DATAREP);
+  int rc = PMPI_Type_get_extent_c(ft, &lb, extent);
+  if (ft != type && !is_predefined_type(ft)) PMPI_Type_free(&ft);
+  return rc;
 }
 
 bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
@@ -582,22 +576,6 @@ int file_get_size(StorFile* f, MPI_Offset* size) {
   return MPI_SUCCESS;
 }
 
-// The view's types lie in the file by their native type map (as in ROMIO, whose files we match
-// byte for byte). That is the external32 layout when every value keeps its size; types with
-// MPI_LONG & co. would need their displacements rescaled (MPI 14.5: "portable datatypes").
-Status external32_view_check(MPI_Datatype etype, MPI_Datatype filetype) {
-  for (MPI_Datatype t : {etype, filetype}) {
-    Ext32Plan plan;
-    STOR_RETURN_IF_ERROR(ext32_plan(t, &plan));
-    if (!plan.same_layout)
-      return Status::Unsupported(
-          "an external32 view whose etype or filetype holds a type whose external32 size differs from its native "
-          "size (MPI_LONG, MPI_UNSIGNED_LONG, MPI_WCHAR): its file layout would need rescaled displacements; use "
-          "fixed-size types (MPI_INT32_T, ...) in the view, any type in memory");
-  }
-  return Status::ok();
-}
-
 int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype filetype, const char* datarep) {
   Status s;
   int cls = MPI_ERR_ARG;
@@ -612,9 +590,19 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
   } else if (disp < 0) {
     s = Status::InvalidArgument("negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
   } else {
+    // external32: the view's types as they lie in the file (themselves unless a value changes
+    // size, e.g. MPI_LONG), so the layout is ROMIO's wherever ROMIO's is right.
+    MPI_Datatype fe = etype, ff = filetype;
+    if (external32) {
+      s = external32_file_type(etype, &fe);
+      if (s.is_ok()) s = external32_file_type(filetype, &ff);
+      if (!s.is_ok()) cls = MPI_ERR_UNSUPPORTED_DATAREP;
+    }
     FlatType eflat;
-    s = flatten(etype, &eflat);
-    if (s.is_ok()) s = flatten(filetype, &v.flat);
+    if (s.is_ok()) s = flatten(fe, &eflat);
+    if (s.is_ok()) s = flatten(ff, &v.flat);
+    for (MPI_Datatype* t : {&fe, &ff})
+      if (*t != etype && *t != filetype && !is_predefined_type(*t)) PMPI_Type_free(t);
     if (s.is_ok()) {
       cls = MPI_ERR_TYPE;
       v.etype_size = eflat.size;
@@ -625,12 +613,8 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
         if (v.flat.blocks[i].off < 0 || (i > 0 && v.flat.blocks[i].off < v.flat.blocks[i - 1].off + v.flat.blocks[i - 1].len))
           s = Status::InvalidArgument("filetype displacements must be non-negative and monotonically increasing");
       }
-    } else if (s.code() == Code::kUnsupported) {
+    } else if (s.code() == Code::kUnsupported && cls != MPI_ERR_UNSUPPORTED_DATAREP) {
       cls = MPI_ERR_UNSUPPORTED_OPERATION;
-    }
-    if (s.is_ok() && external32) {
-      s = external32_view_check(etype, filetype);
-      if (!s.is_ok()) cls = MPI_ERR_UNSUPPORTED_DATAREP;
     }
   }
   Status all = agree(f->comm, s);

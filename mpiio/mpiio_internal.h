@@ -78,6 +78,15 @@ int64_t ext32_unpack(const Ext32Plan& p, int64_t count, const char* in, int64_t 
 // Native bytes that `bytes` external32 bytes of count elements convert to (whole values).
 int64_t ext32_native_bytes(const Ext32Plan& p, int64_t count, int64_t bytes);
 
+// `type` rebuilt by the same constructors with every predefined leaf replaced by leaf(leaf type)
+// (committed; the caller frees it), or `type` itself when no leaf changes.
+Status substitute_leaves(MPI_Datatype type, const std::function<Result<MPI_Datatype>(MPI_Datatype)>& leaf,
+                         MPI_Datatype* out, int depth = 0);
+// An external32 view's type as laid out in the file: every value at its external32 size
+// (MPI_LONG -> 4 bytes), displacements of "portable" constructors scaled with it, byte
+// displacements as given (MPI 4.0, 14.5). `type` itself when no value changes size.
+Status external32_file_type(MPI_Datatype type, MPI_Datatype* out);
+
 // Predefined (named or Fortran 90 parameterized) types: never duplicated or freed.
 bool is_predefined_type(MPI_Datatype t);
 

@@ -11,7 +11,8 @@
  * view), so there the program uses write/read/read_ordered_begin+end instead, and the files of both
  * runs must be byte-identical. With STRUCTFILE (stor runs) it also writes STRUCTFILE: a struct of int, double,
  * short and char (which MPICH's MPI_Pack_external cannot convert: ROMIO crashes on it), longs
- * (4 bytes in external32) and a long double (IEEE binary128), and checks the refusals. LOG gets
+ * (4 bytes in external32) and a long double (IEEE binary128), then a view of MPI_LONGs (4 bytes
+ * each in the file, strides scaled), and checks the refusal of MPI_LONG_INT views. LOG gets
  * MPI_File_get_type_extent and get_view results, compared between the runs. */
 #include <mpi.h>
 #include <stddef.h>
@@ -283,11 +284,38 @@ static void struct_file(const char* name) {
     CHECK(memcmp(lraw, lwant, 32) == 0, "raw long / long double bytes are not external32");
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  /* Refused: an external32 view over MPI_LONG (its file layout would need rescaling). */
-  int rc = MPI_File_set_view(fh, 0, MPI_LONG, MPI_LONG, "external32", MPI_INFO_NULL);
+  /* A view of longs: 4 bytes each in the file, the vector's stride scaled with them. */
+  const MPI_Offset vbase = (MPI_Offset)nprocs * (M * kStructExt + 32);
+  MPI_Datatype lvec;
+  MPI_Type_vector(3, 1, nprocs, MPI_LONG, &lvec);
+  MPI_Type_commit(&lvec);
+  check_rc(MPI_File_set_view(fh, vbase + rank * 4, MPI_LONG, lvec, "external32", MPI_INFO_NULL), "MPI_LONG view");
+  check_rc(MPI_File_get_type_extent(fh, lvec, &ext), "get_type_extent vector of MPI_LONG");
+  CHECK(ext == (2 * nprocs + 1) * 4, "external32 extent of the MPI_LONG vector %ld", (long)ext);
+  long lv[3] = {-rank - 10, rank * 1000, 0x12345678L}, lvin[3] = {0};
+  check_rc(MPI_File_write_all(fh, lv, 3, MPI_LONG, MPI_STATUS_IGNORE), "write_all MPI_LONG view");
+  check_rc(MPI_File_sync(fh), "sync");
+  MPI_Barrier(MPI_COMM_WORLD);
+  check_rc(MPI_File_sync(fh), "sync");
+  check_rc(MPI_File_read_at_all(fh, 0, lvin, 3, MPI_LONG, MPI_STATUS_IGNORE), "read_at_all MPI_LONG view");
+  for (int i = 0; i < 3; ++i) CHECK(lvin[i] == lv[i], "MPI_LONG view value %d: %ld", i, lvin[i]);
+  check_rc(MPI_File_set_view(fh, 0, MPI_BYTE, MPI_BYTE, "native", MPI_INFO_NULL), "native view");
+  if (rank == 0) {
+    unsigned char vraw[3 * 64 * 4], vwant[3 * 64 * 4];
+    const int n = 3 * nprocs * 4;
+    for (int r = 0; r < nprocs; ++r) {
+      long w[3] = {-r - 10, r * 1000, 0x12345678L};
+      for (int j = 0; j < 3; ++j) be(vwant + (j * nprocs + r) * 4, (uint32_t)w[j], 4);
+    }
+    check_rc(MPI_File_read_at(fh, vbase, vraw, n, MPI_BYTE, MPI_STATUS_IGNORE), "raw MPI_LONG view");
+    CHECK(memcmp(vraw, vwant, (size_t)n) == 0, "MPI_LONG view bytes are not 4-byte big-endian at the scaled stride");
+  }
+  MPI_Type_free(&lvec);
+  /* Refused: a pair type whose value changes size, in an external32 view. */
+  int rc = MPI_File_set_view(fh, 0, MPI_LONG_INT, MPI_LONG_INT, "external32", MPI_INFO_NULL);
   int cls = MPI_SUCCESS;
   MPI_Error_class(rc, &cls);
-  CHECK(cls == MPI_ERR_UNSUPPORTED_DATAREP, "external32 view of MPI_LONG: class %d", cls);
+  CHECK(cls == MPI_ERR_UNSUPPORTED_DATAREP, "external32 view of MPI_LONG_INT: class %d", cls);
   MPI_Type_free(&st);
   check_rc(MPI_File_close(&fh), "close struct file");
 }
