@@ -211,6 +211,114 @@ static struct S sval(int r, int i) {
   return s;
 }
 
+/* Constructor k over `base` (every constructor, classic and _c). */
+static MPI_Datatype build(int k, MPI_Datatype base) {
+  MPI_Datatype t = MPI_DATATYPE_NULL, inner;
+  int bl[3] = {2, 1, 3}, idx[3] = {0, 3, 7};
+  MPI_Aint hd[3] = {0, 24, 64};
+  MPI_Count cbl[3] = {2, 1, 3}, cidx[3] = {1, 4, 9}, chd[3] = {8, 40, 80};
+  int sizes[2] = {5, 6}, subs[2] = {2, 3}, starts[2] = {1, 2};
+  MPI_Count csizes[2] = {5, 6}, csubs[2] = {3, 2}, cstarts[2] = {2, 1};
+  int gs[2] = {6, 8}, dist[2] = {MPI_DISTRIBUTE_CYCLIC, MPI_DISTRIBUTE_BLOCK}, darg[2] = {2, MPI_DISTRIBUTE_DFLT_DARG},
+      ps[2] = {2, 2};
+  MPI_Count cgs[2] = {7, 5};
+  switch (k) {
+    case 0: MPI_Type_contiguous(5, base, &t); break;
+    case 1: MPI_Type_vector(3, 2, 5, base, &t); break;
+    case 2: MPI_Type_create_hvector(3, 2, 40, base, &t); break;
+    case 3: MPI_Type_indexed(3, bl, idx, base, &t); break;
+    case 4: MPI_Type_create_hindexed(3, bl, hd, base, &t); break;
+    case 5: MPI_Type_create_indexed_block(3, 2, idx, base, &t); break;
+    case 6: MPI_Type_create_hindexed_block(3, 2, hd, base, &t); break;
+    case 7: {
+      MPI_Datatype ts[3] = {base, base, base};
+      MPI_Type_create_struct(3, bl, hd, ts, &t);
+      break;
+    }
+    case 8: MPI_Type_create_subarray(2, sizes, subs, starts, MPI_ORDER_C, base, &t); break;
+    case 9: MPI_Type_create_darray(4, 3, 2, gs, dist, darg, ps, MPI_ORDER_FORTRAN, base, &t); break;
+    case 10:
+      MPI_Type_vector(2, 1, 3, base, &inner);
+      MPI_Type_create_resized(inner, 0, 64, &t);
+      MPI_Type_free(&inner);
+      break;
+    case 11:
+      MPI_Type_dup(base, &inner);
+      MPI_Type_vector_c(2, 2, 3, inner, &t);
+      MPI_Type_free(&inner);
+      break;
+    case 12: MPI_Type_indexed_c(3, cbl, cidx, base, &t); break;
+    case 13: MPI_Type_create_hindexed_c(3, cbl, chd, base, &t); break;
+    case 14: MPI_Type_create_subarray_c(2, csizes, csubs, cstarts, MPI_ORDER_FORTRAN, base, &t); break;
+    case 15: MPI_Type_create_darray_c(4, 1, 2, cgs, dist, darg, ps, MPI_ORDER_C, base, &t); break;
+    case 16: {
+      MPI_Datatype ts[3] = {base, base, base};
+      MPI_Type_create_struct_c(3, cbl, chd, ts, &t);
+      break;
+    }
+    case 17:
+      MPI_Type_contiguous_c(2, base, &inner);
+      MPI_Type_create_resized_c(inner, 0, 32, &t);
+      MPI_Type_free(&inner);
+      break;
+    default: return MPI_DATATYPE_NULL;
+  }
+  MPI_Type_commit(&t);
+  return t;
+}
+
+/* Every constructor over MPI_LONG in an external32 view lays out like the same constructor over
+ * MPI_INT32_T: the same file extent, and longs written through the one read back as the same
+ * values through the other. */
+static void long_views(MPI_File fh, MPI_Offset disp) {
+  for (int k = 0;; ++k) {
+    MPI_Datatype tl = build(k, MPI_LONG);
+    if (tl == MPI_DATATYPE_NULL) break;
+    MPI_Datatype ti = build(k, MPI_INT32_T);
+    check_rc(MPI_File_set_view(fh, disp, MPI_BYTE, tl, "external32", MPI_INFO_NULL), "external32 view over MPI_LONG");
+    MPI_Aint fext = 0, lb = 0, iext = 0;
+    check_rc(MPI_File_get_type_extent(fh, tl, &fext), "get_type_extent");
+    MPI_Type_get_extent(ti, &lb, &iext);
+    CHECK(fext == iext, "constructor %d: external32 extent over MPI_LONG %ld, over MPI_INT32_T %ld", k, (long)fext,
+          (long)iext);
+    MPI_Count n = 0;
+    MPI_Type_size_c(ti, &n);
+    n /= 4;
+    MPI_Aint tlb = 0, text = 0, ilb = 0, itext = 0;
+    MPI_Type_get_true_extent(tl, &tlb, &text);
+    MPI_Type_get_true_extent(ti, &ilb, &itext);
+    const size_t lsize = (size_t)(tlb + text), isize = (size_t)(ilb + itext);
+    long* lmem = calloc(lsize / 8 + 1, 8);
+    for (size_t i = 0; i < lsize / 8 + 1; ++i) lmem[i] = 0x01000000L * (k + 1) + (long)i;
+    if (rank == 0)
+      check_rc(MPI_File_write_at(fh, 0, lmem, 1, tl, MPI_STATUS_IGNORE), "write through the MPI_LONG view");
+    MPI_Barrier(MPI_COMM_WORLD);
+    check_rc(MPI_File_set_view(fh, disp, MPI_BYTE, ti, "external32", MPI_INFO_NULL), "external32 view over int32");
+    if (rank == 0) {
+      char* imem = calloc(isize + 4, 1);
+      check_rc(MPI_File_read_at(fh, 0, imem, 1, ti, MPI_STATUS_IGNORE), "read through the int32 view");
+      /* Both type maps in order, natively packed: n longs and n int32s. */
+      long* lv = calloc((size_t)n + 1, sizeof(long));
+      int32_t* iv = calloc((size_t)n + 1, sizeof(int32_t));
+      int p1 = 0, p2 = 0;
+      MPI_Pack(lmem, 1, tl, lv, (int)(n * 8), &p1, MPI_COMM_SELF);
+      MPI_Pack(imem, 1, ti, iv, (int)(n * 4), &p2, MPI_COMM_SELF);
+      for (MPI_Count i = 0; i < n; ++i)
+        if ((int32_t)lv[i] != iv[i]) {
+          CHECK(0, "constructor %d value %lld: %d through the int32 view, %ld written", k, (long long)i, iv[i], lv[i]);
+          break;
+        }
+      free(lv);
+      free(iv);
+      free(imem);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    free(lmem);
+    MPI_Type_free(&tl);
+    MPI_Type_free(&ti);
+  }
+}
+
 /* Mixed-member structs, longs and a long double in memory, bytes in the file. */
 static void struct_file(const char* name) {
   MPI_File fh;
@@ -311,6 +419,7 @@ static void struct_file(const char* name) {
     CHECK(memcmp(vraw, vwant, (size_t)n) == 0, "MPI_LONG view bytes are not 4-byte big-endian at the scaled stride");
   }
   MPI_Type_free(&lvec);
+  long_views(fh, vbase + 3 * nprocs * 4);
   /* Refused: a pair type whose value changes size, in an external32 view. */
   int rc = MPI_File_set_view(fh, 0, MPI_LONG_INT, MPI_LONG_INT, "external32", MPI_INFO_NULL);
   int cls = MPI_SUCCESS;
