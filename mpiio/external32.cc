@@ -88,6 +88,13 @@ void to_ext(const Ext32Plan::Run& r, int64_t n, const char* src, char* dst) {
     case 0:  // same size: byte order only
       if (in == 1) {
         std::memcpy(dst, src, static_cast<size_t>(n));
+      } else if (in == 2) {
+        for (int64_t i = 0; i < n; ++i) {
+          uint16_t v;
+          std::memcpy(&v, src + 2 * i, 2);
+          v = __builtin_bswap16(v);
+          std::memcpy(dst + 2 * i, &v, 2);
+        }
       } else if (in == 4) {
         for (int64_t i = 0; i < n; ++i) {
           uint32_t v;
