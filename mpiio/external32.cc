@@ -216,7 +216,11 @@ Status external32_file_type(MPI_Datatype type, MPI_Datatype* out) {
             default: break;
           }
         }
-        return Status::Unsupported("no external32 file layout for " + type_name(leaf) + " (a pair type of a resized value)");
+        // A pair type whose value changes size (MPI_LONG_INT): its external32 bytes, packed.
+        MPI_Datatype packed = MPI_DATATYPE_NULL;
+        if (PMPI_Type_contiguous_c(plan.ext_size, MPI_BYTE, &packed) != MPI_SUCCESS || PMPI_Type_commit(&packed) != MPI_SUCCESS)
+          return Status::Internal("no external32 file layout for " + type_name(leaf));
+        return packed;
       },
       out);
 }

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <functional>
 #include <string>
+#include <type_traits>
 
 #include "mpiio_internal.h"
 
@@ -262,6 +263,9 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth
     TypeInfo info = type_info(type);
     MPI_Count tlb = 0, textent = 0;
     PMPI_Type_get_true_extent_x(type, &tlb, &textent);
+    // Leaf runs split every pair type (its value and int convert apart), padded or not.
+    if constexpr (std::is_same_v<Item, Leaf>)
+      if (append_pair(type, base + tlb, info.size, out)) return Status::ok();
     if (info.size == textent) {
       push_block(out, base + tlb, info.size, type);
       return Status::ok();
