@@ -81,6 +81,21 @@ void reverse_copy(const char* src, char* dst, int n) {
   for (int i = 0; i < n; ++i) dst[i] = src[n - 1 - i];
 }
 
+uint16_t bswap(uint16_t v) { return __builtin_bswap16(v); }
+uint32_t bswap(uint32_t v) { return __builtin_bswap32(v); }
+uint64_t bswap(uint64_t v) { return __builtin_bswap64(v); }
+
+// n values of U reversed byte by byte (a loop the compiler vectorizes).
+template <typename U>
+void swap_values(const char* src, char* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    U v;
+    std::memcpy(&v, src + sizeof(U) * i, sizeof(U));
+    v = bswap(v);
+    std::memcpy(dst + sizeof(U) * i, &v, sizeof(U));
+  }
+}
+
 // n values of one run, native -> external32.
 void to_ext(const Ext32Plan::Run& r, int64_t n, const char* src, char* dst) {
   const int in = r.native, out = r.ext;
@@ -89,26 +104,11 @@ void to_ext(const Ext32Plan::Run& r, int64_t n, const char* src, char* dst) {
       if (in == 1) {
         std::memcpy(dst, src, static_cast<size_t>(n));
       } else if (in == 2) {
-        for (int64_t i = 0; i < n; ++i) {
-          uint16_t v;
-          std::memcpy(&v, src + 2 * i, 2);
-          v = __builtin_bswap16(v);
-          std::memcpy(dst + 2 * i, &v, 2);
-        }
+        swap_values<uint16_t>(src, dst, n);
       } else if (in == 4) {
-        for (int64_t i = 0; i < n; ++i) {
-          uint32_t v;
-          std::memcpy(&v, src + 4 * i, 4);
-          v = __builtin_bswap32(v);
-          std::memcpy(dst + 4 * i, &v, 4);
-        }
+        swap_values<uint32_t>(src, dst, n);
       } else if (in == 8) {
-        for (int64_t i = 0; i < n; ++i) {
-          uint64_t v;
-          std::memcpy(&v, src + 8 * i, 8);
-          v = __builtin_bswap64(v);
-          std::memcpy(dst + 8 * i, &v, 8);
-        }
+        swap_values<uint64_t>(src, dst, n);
       } else {
         for (int64_t i = 0; i < n; ++i) reverse_copy(src + in * i, dst + out * i, in);
       }
