@@ -3,7 +3,9 @@
 // displacements from the type's origin (so a resized lower bound shifts nothing but the tiling).
 #include <algorithm>
 #include <cstddef>
+#include <functional>
 #include <string>
+#include <type_traits>
 
 #include "mpiio_internal.h"
 
@@ -11,7 +13,9 @@ namespace stor::mpiio {
 
 namespace {
 
-void push_block(std::vector<Block>& out, int64_t off, int64_t len) {
+// Byte blocks ignore the predefined type of their bytes; leaf runs keep it (external32.cc
+// converts by it), so they merge only runs of the same type.
+void push_block(std::vector<Block>& out, int64_t off, int64_t len, MPI_Datatype = MPI_DATATYPE_NULL) {
   if (len <= 0) return;
   if (!out.empty() && out.back().off + out.back().len == off) {
     out.back().len += len;
@@ -19,6 +23,16 @@ void push_block(std::vector<Block>& out, int64_t off, int64_t len) {
   }
   out.push_back({off, len});
 }
+void push_block(std::vector<Leaf>& out, int64_t off, int64_t len, MPI_Datatype type) {
+  if (len <= 0) return;
+  if (!out.empty() && out.back().type == type && out.back().off + out.back().len == off) {
+    out.back().len += len;
+    return;
+  }
+  out.push_back({off, len, type});
+}
+MPI_Datatype type_of(const Block&) { return MPI_DATATYPE_NULL; }
+MPI_Datatype type_of(const Leaf& l) { return l.type; }
 
 struct TypeInfo {
   int64_t size = 0, lb = 0, extent = 0;
@@ -77,22 +91,24 @@ void get_contents(MPI_Datatype type, Contents* c) {
   PMPI_Type_get_contents_c(type, ni, na, nc, nd, c->ints.data(), c->addrs.data(), c->counts.data(), c->types.data());
 }
 
-Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth);
+template <typename Item>
+Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth);
 
 // Appends `count` copies of `type` placed at base + i * stride.
-Status append_copies(MPI_Datatype type, int64_t base, int64_t count, int64_t stride, std::vector<Block>& out,
+template <typename Item>
+Status append_copies(MPI_Datatype type, int64_t base, int64_t count, int64_t stride, std::vector<Item>& out,
                      int depth) {
   if (count <= 0) return Status::ok();
-  std::vector<Block> one;
+  std::vector<Item> one;
   STOR_RETURN_IF_ERROR(append(type, 0, one, depth + 1));
   // A gap-free element repeated at its own size is one block: no per-element work (a vector of
   // a million bytes stays cheap).
   if (one.size() == 1 && one[0].len == stride) {
-    push_block(out, base + one[0].off, one[0].len * count);
+    push_block(out, base + one[0].off, one[0].len * count, type_of(one[0]));
     return Status::ok();
   }
   for (int64_t i = 0; i < count; ++i)
-    for (const auto& b : one) push_block(out, base + i * stride + b.off, b.len);
+    for (const auto& b : one) push_block(out, base + i * stride + b.off, b.len, type_of(b));
   return Status::ok();
 }
 
@@ -102,8 +118,9 @@ using Runs = std::vector<Block>;
 // An n-dimensional array of `old` (dimension sizes `sizes`, C or Fortran order) of which the
 // elements whose index in dimension d lies in runs[d] belong to the type: subarray and darray.
 // Elements come in array order (increasing offset), as in the constructors' type maps.
+template <typename Item>
 Status append_grid(const std::vector<int64_t>& sizes, const std::vector<Runs>& runs, int order, MPI_Datatype old,
-                   int64_t base, std::vector<Block>& out, int depth) {
+                   int64_t base, std::vector<Item>& out, int depth) {
   const int ndims = static_cast<int>(sizes.size());
   if (ndims == 0) return Status::ok();
   const int64_t ext = type_info(old).extent;
@@ -140,7 +157,8 @@ Status append_grid(const std::vector<int64_t>& sizes, const std::vector<Runs>& r
   return Status::ok();
 }
 
-Status append_subarray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append_subarray(const Contents& c, int64_t base, std::vector<Item>& out, int depth) {
   // classic ints: ndims, sizes[n], subsizes[n], starts[n], order; large: ints ndims, order,
   // counts sizes[n], subsizes[n], starts[n].
   const int n = c.ints.at(0);
@@ -181,7 +199,8 @@ Result<Runs> darray_runs(int64_t gsize, int distrib, int64_t darg, int64_t psize
   return Status::InvalidArgument("darray distribution " + std::to_string(distrib));
 }
 
-Status append_darray(const Contents& c, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append_darray(const Contents& c, int64_t base, std::vector<Item>& out, int depth) {
   // classic ints: size, rank, ndims, gsizes[n], distribs[n], dargs[n], psizes[n], order;
   // large: the same without gsizes, which are counts[n].
   const int rank = c.ints.at(1), n = c.ints.at(2);
@@ -209,9 +228,10 @@ Status append_darray(const Contents& c, int64_t base, std::vector<Block>& out, i
 
 // Predefined pair types (MPI_SHORT_INT, ...) are a value and an int laid out as the C struct
 // {T value; int index;}: two blocks, with the padding between them left out.
-bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Block>& out) {
+template <typename Item>
+bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Item>& out) {
   struct Pair {
-    MPI_Datatype type;
+    MPI_Datatype type, value;
     int64_t value_len, index_off;
   };
   struct ShortInt { short v; int i; };
@@ -220,30 +240,34 @@ bool append_pair(MPI_Datatype type, int64_t base, int64_t size, std::vector<Bloc
   struct DoubleInt { double v; int i; };
   struct LongDoubleInt { long double v; int i; };
   static const Pair pairs[] = {
-      {MPI_SHORT_INT, sizeof(short), offsetof(ShortInt, i)},
-      {MPI_LONG_INT, sizeof(long), offsetof(LongInt, i)},
-      {MPI_FLOAT_INT, sizeof(float), offsetof(FloatInt, i)},
-      {MPI_DOUBLE_INT, sizeof(double), offsetof(DoubleInt, i)},
-      {MPI_LONG_DOUBLE_INT, sizeof(long double), offsetof(LongDoubleInt, i)},
+      {MPI_SHORT_INT, MPI_SHORT, sizeof(short), offsetof(ShortInt, i)},
+      {MPI_LONG_INT, MPI_LONG, sizeof(long), offsetof(LongInt, i)},
+      {MPI_FLOAT_INT, MPI_FLOAT, sizeof(float), offsetof(FloatInt, i)},
+      {MPI_DOUBLE_INT, MPI_DOUBLE, sizeof(double), offsetof(DoubleInt, i)},
+      {MPI_LONG_DOUBLE_INT, MPI_LONG_DOUBLE, sizeof(long double), offsetof(LongDoubleInt, i)},
   };
   for (const auto& p : pairs)
     if (p.type == type && p.value_len + static_cast<int64_t>(sizeof(int)) == size) {
-      push_block(out, base, p.value_len);
-      push_block(out, base + p.index_off, sizeof(int));
+      push_block(out, base, p.value_len, p.value);
+      push_block(out, base + p.index_off, sizeof(int), MPI_INT);
       return true;
     }
   return false;
 }
 
-Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int depth) {
+template <typename Item>
+Status append(MPI_Datatype type, int64_t base, std::vector<Item>& out, int depth) {
   if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
   const int combiner = combiner_of(type);
   if (is_leaf(combiner)) {
     TypeInfo info = type_info(type);
     MPI_Count tlb = 0, textent = 0;
     PMPI_Type_get_true_extent_x(type, &tlb, &textent);
+    // Leaf runs split every pair type (its value and int convert apart), padded or not.
+    if constexpr (std::is_same_v<Item, Leaf>)
+      if (append_pair(type, base + tlb, info.size, out)) return Status::ok();
     if (info.size == textent) {
-      push_block(out, base + tlb, info.size);
+      push_block(out, base + tlb, info.size, type);
       return Status::ok();
     }
     if (append_pair(type, base + tlb, info.size, out)) return Status::ok();
@@ -323,7 +347,105 @@ Status append(MPI_Datatype type, int64_t base, std::vector<Block>& out, int dept
   }
 }
 
+// The same constructor over `olds` (the rebuilt inner types), from the contents of the original.
+int rebuild_with(const Contents& c, const std::vector<MPI_Datatype>& olds, MPI_Datatype* out) {
+  auto counts = [&](size_t first, size_t n) {
+    std::vector<MPI_Count> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = c.count(first + i);
+    return v;
+  };
+  auto addresses = [&](size_t first_addr, size_t first_count, size_t n) {
+    std::vector<MPI_Count> v(n);
+    for (size_t i = 0; i < n; ++i) v[i] = c.address(first_addr + i, first_count + i);
+    return v;
+  };
+  const MPI_Datatype old = olds.at(0);
+  switch (c.combiner) {
+    case MPI_COMBINER_DUP:
+      return PMPI_Type_dup(old, out);
+    case MPI_COMBINER_CONTIGUOUS:
+      return PMPI_Type_contiguous_c(c.count(0), old, out);
+    case MPI_COMBINER_VECTOR:
+      return PMPI_Type_vector_c(c.count(0), c.count(1), c.count(2), old, out);
+    case MPI_COMBINER_HVECTOR:
+      return PMPI_Type_create_hvector_c(c.count(0), c.count(1), c.address(0, 2), old, out);
+    case MPI_COMBINER_INDEXED:
+    case MPI_COMBINER_HINDEXED: {
+      const size_t n = static_cast<size_t>(c.count(0));
+      auto bl = counts(1, n);
+      if (c.combiner == MPI_COMBINER_INDEXED)
+        return PMPI_Type_indexed_c(c.count(0), bl.data(), counts(1 + n, n).data(), old, out);
+      return PMPI_Type_create_hindexed_c(c.count(0), bl.data(), addresses(0, 1 + n, n).data(), old, out);
+    }
+    case MPI_COMBINER_INDEXED_BLOCK:
+      return PMPI_Type_create_indexed_block_c(c.count(0), c.count(1), counts(2, static_cast<size_t>(c.count(0))).data(),
+                                              old, out);
+    case MPI_COMBINER_HINDEXED_BLOCK:
+      return PMPI_Type_create_hindexed_block_c(c.count(0), c.count(1),
+                                               addresses(0, 2, static_cast<size_t>(c.count(0))).data(), old, out);
+    case MPI_COMBINER_STRUCT: {
+      const size_t n = static_cast<size_t>(c.count(0));
+      return PMPI_Type_create_struct_c(c.count(0), counts(1, n).data(), addresses(0, 1 + n, n).data(),
+                                       const_cast<MPI_Datatype*>(olds.data()), out);
+    }
+    case MPI_COMBINER_SUBARRAY: {
+      const int n = c.ints.at(0);
+      const int order = c.large() ? c.ints.at(1) : c.ints.at(1 + 3 * static_cast<size_t>(n));
+      const size_t first = c.large() ? 0 : 1, un = static_cast<size_t>(n);
+      return PMPI_Type_create_subarray_c(n, counts(first, un).data(), counts(first + un, un).data(),
+                                         counts(first + 2 * un, un).data(), order, old, out);
+    }
+    case MPI_COMBINER_DARRAY: {
+      const int n = c.ints.at(2);
+      const size_t un = static_cast<size_t>(n), distribs = c.large() ? 3 : 3 + un;
+      std::vector<MPI_Count> gsizes(un);
+      for (size_t d = 0; d < un; ++d) gsizes[d] = c.large() ? c.counts.at(d) : c.ints.at(3 + d);
+      return PMPI_Type_create_darray_c(c.ints.at(0), c.ints.at(1), n, gsizes.data(), &c.ints.at(distribs),
+                                       &c.ints.at(distribs + un), &c.ints.at(distribs + 2 * un),
+                                       c.ints.at(distribs + 3 * un), old, out);
+    }
+    case MPI_COMBINER_RESIZED:
+      return PMPI_Type_create_resized_c(old, c.address(0, 0), c.address(1, 1), out);
+    default:
+      return MPI_ERR_TYPE;
+  }
+}
+
 }  // namespace
+
+Status substitute_leaves(MPI_Datatype type, const std::function<Result<MPI_Datatype>(MPI_Datatype)>& leaf,
+                         MPI_Datatype* out, int depth) {
+  if (depth > 64) return Status::Unsupported("datatype nesting deeper than 64 levels");
+  const int combiner = combiner_of(type);
+  if (is_leaf(combiner)) {
+    auto r = leaf(type);
+    if (!r.is_ok()) return r.status();
+    *out = *r;
+    return Status::ok();
+  }
+  Contents c;
+  get_contents(type, &c);
+  std::vector<MPI_Datatype> olds(c.types.size(), MPI_DATATYPE_NULL);
+  bool changed = false;
+  Status s;
+  for (size_t i = 0; i < c.types.size() && s.is_ok(); ++i) {
+    s = substitute_leaves(c.types[i], leaf, &olds[i], depth + 1);
+    if (s.is_ok() && olds[i] != c.types[i]) changed = true;
+  }
+  if (s.is_ok() && !changed) {
+    *out = type;
+  } else if (s.is_ok()) {
+    MPI_Datatype t = MPI_DATATYPE_NULL;
+    if (olds.empty() || rebuild_with(c, olds, &t) != MPI_SUCCESS)
+      s = Status::Unsupported("datatype combiner " + std::to_string(combiner) + " cannot be rebuilt");
+    else if (PMPI_Type_commit(&t) != MPI_SUCCESS)
+      s = Status::Internal("MPI_Type_commit of a rebuilt datatype failed");
+    *out = t;
+  }
+  for (size_t i = 0; i < olds.size(); ++i)
+    if (olds[i] != c.types[i] && olds[i] != MPI_DATATYPE_NULL && !is_leaf(combiner_of(olds[i]))) PMPI_Type_free(&olds[i]);
+  return s;
+}
 
 bool is_predefined_type(MPI_Datatype t) { return t != MPI_DATATYPE_NULL && is_leaf(combiner_of(t)); }
 
@@ -335,6 +457,12 @@ Status flatten(MPI_Datatype type, FlatType* out) {
   out->lb = info.lb;
   out->extent = info.extent;
   return append(type, 0, out->blocks, 0);
+}
+
+Status flatten_leaves(MPI_Datatype type, std::vector<Leaf>* out) {
+  if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL");
+  out->clear();
+  return append(type, 0, *out, 0);
 }
 
 void View::map(int64_t stream_off, int64_t len, std::vector<Block>* segments) const {

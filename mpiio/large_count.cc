@@ -56,8 +56,7 @@ int MPI_File_write_all_c(MPI_File fh, const void* buf, MPI_Count count, MPI_Data
 int MPI_File_get_type_extent_c(MPI_File fh, MPI_Datatype type, MPI_Count* extent) {
   StorFile* f = lookup(fh);
   if (!f) return PMPI_File_get_type_extent_c(fh, type, extent);
-  MPI_Count lb = 0;
-  return PMPI_Type_get_extent_c(type, &lb, extent);  // "native": the memory extent
+  return stor::mpiio::file_type_extent(f, type, extent);
 }
 
 }  // extern "C"

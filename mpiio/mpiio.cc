@@ -313,6 +313,18 @@ Status memory_layout(MPI_Count count, MPI_Datatype type, MemoryLayout* m) {
   return Status::ok();
 }
 
+// An external32 view: the stream is always a converted copy.
+Status external32_layout(MPI_Count count, MPI_Datatype type, MemoryLayout* m) {
+  if (count < 0) return Status::InvalidArgument("negative count");
+  if (type == MPI_DATATYPE_NULL) return Status::InvalidArgument("MPI_DATATYPE_NULL as buffer type");
+  auto plan = std::make_shared<Ext32Plan>();
+  STOR_RETURN_IF_ERROR(ext32_plan(type, plan.get()));
+  m->count = count;
+  m->bytes = plan->ext_size * count;
+  m->ext32 = std::move(plan);
+  return Status::ok();
+}
+
 void pack(const MemoryLayout& m, const char* buf, char* stream) {
   for (int64_t i = 0; i < m.count; ++i)
     for (const auto& b : m.flat.blocks) {
@@ -363,7 +375,7 @@ void prepare_access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, 
   if (offset < 0) s = Status::InvalidArgument("negative file offset");
   else if (write && (f->amode & MPI_MODE_RDONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_RDONLY");
   else if (!write && (f->amode & MPI_MODE_WRONLY)) s = Status::PermissionDenied(f->name + " was opened MPI_MODE_WRONLY");
-  else s = memory_layout(count, type, &mem);
+  else s = f->view.external32 ? external32_layout(count, type, &mem) : memory_layout(count, type, &mem);
   if (s.is_ok() && mem.bytes > 0 && f->view.flat.size == 0)
     s = Status::InvalidArgument("the file view's filetype has size 0: no data can be accessed");
   if (s.is_ok() && mem.bytes % f->view.etype_size != 0)
@@ -378,12 +390,14 @@ void prepare_access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, 
   if (!mem.direct) {
     a->packed.reset(new char[static_cast<size_t>(std::max<int64_t>(mem.bytes, 1))]);
     a->stream = a->packed.get();
-    if (write) pack(mem, static_cast<const char*>(buf), a->stream);
+    if (write && mem.ext32) ext32_pack(*mem.ext32, mem.count, static_cast<const char*>(buf), a->stream);
+    else if (write) pack(mem, static_cast<const char*>(buf), a->stream);
   }
 }
 
 void finish_read(const Access& a, int64_t bytes) {
-  if (!a.mem.direct) unpack(a.mem, a.stream, static_cast<char*>(a.buf), bytes);
+  if (a.mem.ext32) ext32_unpack(*a.mem.ext32, a.mem.count, a.stream, bytes, static_cast<char*>(a.buf));
+  else if (!a.mem.direct) unpack(a.mem, a.stream, static_cast<char*>(a.buf), bytes);
 }
 
 // One read or write of count x type at `offset` (etypes, relative to the view). Collective calls
@@ -430,7 +444,7 @@ int access(StorFile* f, MPI_Offset offset, void* buf, MPI_Count count, MPI_Datat
   // by the collective's first exchange).
   if (collective && f->atomic.load()) PMPI_Barrier(f->comm);
   if (!s.is_ok()) return report(f, access_error(s, write));
-  set_status(status, moved);
+  set_status(status, a.mem.status_bytes(moved));
   if (moved_bytes) *moved_bytes = moved;
   return MPI_SUCCESS;
 }
@@ -467,6 +481,20 @@ int64_t stream_offset_of_eof(const View& v, int64_t size) {
   int64_t stream = tile * v.flat.size;
   for (const auto& b : v.flat.blocks) stream += std::clamp<int64_t>(r - b.off, 0, b.len);
   return stream;
+}
+
+int file_type_extent(StorFile* f, MPI_Datatype type, MPI_Count* extent) {
+  MPI_Count lb = 0;
+  // external32: the extent in the file (ROMIO answers the memory extent, the same unless a
+  // value changes size: MPI_LONG is 4 bytes here, 8 in ROMIO).
+  MPI_Datatype ft = type;
+  if (f->view.external32 && type != MPI_DATATYPE_NULL) {
+    Status s = external32_file_type(type, &ft);
+    if (!s.is_ok()) return unsupported(f, "MPI_File_get_type_extent", s.message(), MPI_ERR_UNSUPPORTED_DATAREP);
+  }
+  int rc = PMPI_Type_get_extent_c(ft, &lb, extent);
+  if (ft != type && !is_predefined_type(ft)) PMPI_Type_free(&ft);
+  return rc;
 }
 
 bool is_stor_handle(MPI_File fh) { return lookup(fh) != nullptr; }
@@ -578,16 +606,29 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
   Status s;
   int cls = MPI_ERR_ARG;
   View v;
-  if (!datarep || strcasecmp(datarep, "native") != 0) {
+  // As ROMIO: "internal" is "native" (get_view then says "native"); external32 converts.
+  const bool external32 = datarep && strcasecmp(datarep, "external32") == 0;
+  if (!datarep || (strcasecmp(datarep, "native") != 0 && strcasecmp(datarep, "internal") != 0 && !external32)) {
     cls = MPI_ERR_UNSUPPORTED_DATAREP;
     s = Status::Unsupported(std::string("data representation '") + (datarep ? datarep : "(null)") +
-                            "' (stor files support \"native\")");
+                            "' (stor files support \"native\", \"internal\" and \"external32\"; ROMIO uses no "
+                            "MPI_Register_datarep representation either)");
   } else if (disp < 0) {
     s = Status::InvalidArgument("negative displacement (MPI_DISPLACEMENT_CURRENT needs MPI_MODE_SEQUENTIAL)");
   } else {
+    // external32: the view's types as they lie in the file (themselves unless a value changes
+    // size, e.g. MPI_LONG), so the layout is ROMIO's wherever ROMIO's is right.
+    MPI_Datatype fe = etype, ff = filetype;
+    if (external32) {
+      s = external32_file_type(etype, &fe);
+      if (s.is_ok()) s = external32_file_type(filetype, &ff);
+      if (!s.is_ok()) cls = MPI_ERR_UNSUPPORTED_DATAREP;
+    }
     FlatType eflat;
-    s = flatten(etype, &eflat);
-    if (s.is_ok()) s = flatten(filetype, &v.flat);
+    if (s.is_ok()) s = flatten(fe, &eflat);
+    if (s.is_ok()) s = flatten(ff, &v.flat);
+    for (MPI_Datatype* t : {&fe, &ff})
+      if (*t != etype && *t != filetype && !is_predefined_type(*t)) PMPI_Type_free(t);
     if (s.is_ok()) {
       cls = MPI_ERR_TYPE;
       v.etype_size = eflat.size;
@@ -598,7 +639,7 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
         if (v.flat.blocks[i].off < 0 || (i > 0 && v.flat.blocks[i].off < v.flat.blocks[i - 1].off + v.flat.blocks[i - 1].len))
           s = Status::InvalidArgument("filetype displacements must be non-negative and monotonically increasing");
       }
-    } else if (s.code() == Code::kUnsupported) {
+    } else if (s.code() == Code::kUnsupported && cls != MPI_ERR_UNSUPPORTED_DATAREP) {
       cls = MPI_ERR_UNSUPPORTED_OPERATION;
     }
   }
@@ -609,6 +650,7 @@ int file_set_view(StorFile* f, MPI_Offset disp, MPI_Datatype etype, MPI_Datatype
     return report(f, mpi_error(s.is_ok() ? MPI_ERR_ARG : cls, all.message()));
   }
   v.disp = disp;
+  v.external32 = external32;
   v.etype = keep_type(etype);
   v.filetype = keep_type(filetype);
   int64_t pos = 0;
@@ -627,7 +669,7 @@ int file_get_view(StorFile* f, MPI_Offset* disp, MPI_Datatype* etype, MPI_Dataty
   if (disp) *disp = f->view.disp;
   if (etype) *etype = keep_type(f->view.etype);  // derived types come back as new handles
   if (filetype) *filetype = keep_type(f->view.filetype);
-  if (datarep) std::strcpy(datarep, "native");
+  if (datarep) std::strcpy(datarep, f->view.external32 ? "external32" : "native");
   return MPI_SUCCESS;
 }
 
@@ -832,8 +874,10 @@ int MPI_File_get_byte_offset(MPI_File fh, MPI_Offset offset, MPI_Offset* disp) {
 }
 int MPI_File_get_type_extent(MPI_File fh, MPI_Datatype type, MPI_Aint* extent) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_get_type_extent(fh, type, extent));
-  MPI_Aint lb = 0;
-  return PMPI_Type_get_extent(type, &lb, extent);  // "native": the memory extent
+  MPI_Count e = 0;
+  int rc = stor::mpiio::file_type_extent(f, type, &e);
+  if (rc == MPI_SUCCESS) *extent = static_cast<MPI_Aint>(e);
+  return rc;
 }
 int MPI_File_set_atomicity(MPI_File fh, int flag) {
   STOR_FILE_OR_FORWARD(fh, PMPI_File_set_atomicity(fh, flag));

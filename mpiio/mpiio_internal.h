@@ -44,6 +44,49 @@ struct FlatType {
 // darray/resized/dup constructors, classic or MPI-4 large-count (_c), and the Fortran-77
 // hvector/hindexed/struct *_INTEGER combiners (MPI_Type_get_contents_c recursion).
 Status flatten(MPI_Datatype type, FlatType* out);
+// A run of `len` bytes at `off` holding consecutive elements of the predefined type `type`.
+struct Leaf {
+  int64_t off = 0;
+  int64_t len = 0;
+  MPI_Datatype type = MPI_DATATYPE_NULL;
+};
+// The type map as runs of predefined types in type-map order (pair types split into value and
+// int), for data representation conversion (external32.cc).
+Status flatten_leaves(MPI_Datatype type, std::vector<Leaf>* out);
+// The "external32" conversion of one datatype (external32.cc): its predefined values in
+// type-map order, each run converted between native and big-endian fixed-size external32.
+struct Ext32Plan {
+  struct Run {
+    int64_t off = 0;     // from the element's origin in memory
+    int64_t values = 0;  // consecutive values (parts of complex/pair types count singly)
+    int native = 0, ext = 0;
+    int op = 0;          // 0 byte swap, 1/2 signed/unsigned integer resize, 3 long double
+  };
+  std::vector<Run> runs;
+  int64_t extent = 0;       // memory extent: count elements tile at this stride
+  int64_t native_size = 0;  // MPI_Type_size
+  int64_t ext_size = 0;     // external32 bytes of one element
+  bool same_layout = true;  // every value keeps its size (no MPI_LONG, MPI_WCHAR, ...)
+};
+// Unsupported for leaves without an external32 representation.
+Status ext32_plan(MPI_Datatype type, Ext32Plan* p);
+// count elements at buf -> count * ext_size bytes at out.
+void ext32_pack(const Ext32Plan& p, int64_t count, const char* buf, char* out);
+// The first `bytes` external32 bytes back into count elements at buf (whole values only, so a
+// short read fills a prefix); returns the native bytes filled.
+int64_t ext32_unpack(const Ext32Plan& p, int64_t count, const char* in, int64_t bytes, char* buf);
+// Native bytes that `bytes` external32 bytes of count elements convert to (whole values).
+int64_t ext32_native_bytes(const Ext32Plan& p, int64_t count, int64_t bytes);
+
+// `type` rebuilt by the same constructors with every predefined leaf replaced by leaf(leaf type)
+// (committed; the caller frees it), or `type` itself when no leaf changes.
+Status substitute_leaves(MPI_Datatype type, const std::function<Result<MPI_Datatype>(MPI_Datatype)>& leaf,
+                         MPI_Datatype* out, int depth = 0);
+// An external32 view's type as laid out in the file: every value at its external32 size
+// (MPI_LONG -> 4 bytes), displacements of "portable" constructors scaled with it, byte
+// displacements as given (MPI 4.0, 14.5). `type` itself when no value changes size.
+Status external32_file_type(MPI_Datatype type, MPI_Datatype* out);
+
 // Predefined (named or Fortran 90 parameterized) types: never duplicated or freed.
 bool is_predefined_type(MPI_Datatype t);
 
@@ -53,6 +96,7 @@ struct View {
   MPI_Datatype etype = MPI_BYTE;     // our own duplicates for derived types
   MPI_Datatype filetype = MPI_BYTE;
   int64_t etype_size = 1;
+  bool external32 = false;           // datarep "external32" (else "native"; "internal" is native)
   FlatType flat;                     // of filetype
   std::vector<int64_t> stream_start; // stream offset of each block within one filetype copy
 
@@ -233,6 +277,10 @@ struct MemoryLayout {
   int64_t bytes = 0;
   bool direct = false;  // the stream is the buffer itself (at offset `direct_off`)
   int64_t direct_off = 0;
+  // external32 view: the stream is the buffer converted (bytes = count * ext_size).
+  std::shared_ptr<const Ext32Plan> ext32;
+  // What MPI_Get_count sees: stream bytes moved, in native bytes of the buffer.
+  int64_t status_bytes(int64_t moved) const { return ext32 ? ext32_native_bytes(*ext32, count, moved) : moved; }
 };
 
 // One data access prepared for I/O: arguments checked (`check`), the file segments of the
@@ -290,6 +338,9 @@ int64_t etypes_of(StorFile* f, MPI_Count count, MPI_Datatype type);
 // Stream offset (bytes of view data) of the first byte at or past file offset `size`.
 int64_t stream_offset_of_eof(const View& v, int64_t size);
 Result<int64_t> current_size(StorFile* f);
+
+// MPI_File_get_type_extent(_c): the extent of type in the file's data representation.
+int file_type_extent(StorFile* f, MPI_Datatype type, MPI_Count* extent);
 
 // The blocking large-count (MPI_File_*_c) calls (large_count.cc): at *offset (etypes), or at
 // the individual file pointer when offset is null.

@@ -70,7 +70,7 @@ void finish(Request* r) {
 
 int query_fn(void* state, MPI_Status* status) {
   auto* r = static_cast<Request*>(state);
-  PMPI_Status_set_elements_x(status, MPI_BYTE, r->moved);
+  PMPI_Status_set_elements_x(status, MPI_BYTE, r->a.mem.status_bytes(r->moved));
   PMPI_Status_set_cancelled(status, 0);
   status->MPI_SOURCE = MPI_UNDEFINED;
   status->MPI_TAG = MPI_UNDEFINED;

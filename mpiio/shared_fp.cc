@@ -71,6 +71,11 @@ MPI_Offset shared_ordered(StorFile* f, MPI_Offset n) {
 int64_t etypes_of(StorFile* f, MPI_Count count, MPI_Datatype type) {
   MPI_Count size = 0;
   if (count < 0 || type == MPI_DATATYPE_NULL || PMPI_Type_size_x(type, &size) != MPI_SUCCESS) return -1;
+  if (f->view.external32) {  // the stream holds the converted bytes
+    Ext32Plan plan;
+    if (!ext32_plan(type, &plan).is_ok()) return -1;
+    size = plan.ext_size;
+  }
   int64_t bytes = static_cast<int64_t>(size) * count;
   if (f->view.etype_size <= 0 || bytes % f->view.etype_size != 0) return -1;
   return bytes / f->view.etype_size;

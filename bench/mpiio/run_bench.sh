@@ -11,6 +11,8 @@
 #     (collective write/read through a 3-D CYCLIC(k) x CYCLIC(k) x NONE darray view)
 #   BENCH=bench_mpiio_atomic bench/mpiio/run_bench.sh [BUILD_DIR] [-x XFER -n OPS -s SLOTS -i REPS]
 #     (atomic mode: overlapping independent writes under byte-range locks)
+#   BENCH=bench_mpiio_ext32 bench/mpiio/run_bench.sh [BUILD_DIR] [-b BLOCK -t XFER -i REPS]
+#     (external32 vs native views, write_at_all/read_at_all of doubles)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$(cd "${1:-$root/build}" && pwd); shift || true
