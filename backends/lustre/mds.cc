@@ -926,7 +926,8 @@ Result<FileInfo> Mds::stat(const Identity& id, std::string_view path) {
   return fi;
 }
 
-Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view path) {
+Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view path,
+                                           std::vector<std::string>* remote_files) {
   STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
   std::vector<InodeRef> kids;
   std::vector<DirEntry> out;
@@ -941,6 +942,7 @@ Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view 
       if (n == root_ && name == kRemoteDirName) continue;  // several MDTs: internal
       out.push_back(DirEntry{name, to_file_type(child->type), 0});
       kids.push_back(child);
+      if (remote_files && child->remote() && !child->is_dir()) remote_files->push_back(name);
     }
   }
   for (size_t i = 0; i < kids.size(); ++i) {

@@ -165,7 +165,9 @@ class Mds {
   ~Mds();
 
   Result<FileInfo> stat(const Identity& id, std::string_view path);
-  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path);
+  // remote_files: the names of remote file entries (their size lives on another MDT; 0 here).
+  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path,
+                                        std::vector<std::string>* remote_files = nullptr);
   // placement (several MDTs): the MDT the new directory goes to, from its parent's inode number
   // and its name. Another MDT than this one: the entry is made as a remote entry with intent
   // kIntentMkdir, described in *remote; the caller creates the directory there and then calls

@@ -369,6 +369,7 @@ class RemoteMetadata final : public MetadataClient {
 
   Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path) override {
     std::vector<DirEntry> out;
+    std::vector<size_t> remote_files;  // indexes in out
     std::string after;
     for (;;) {
       auto req = request(pb::MdsRequest::READDIR, id, path);
@@ -383,11 +384,30 @@ class RemoteMetadata final : public MetadataClient {
           return Status::Corruption("lustre mds reply: readdir entry '" + e.name() + "' has bad attributes");
         out.push_back(DirEntry{e.name(), e.type() == pb::DIRECTORY ? FileType::kDirectory : FileType::kRegular,
                                e.size()});
+        if (e.remote_file()) remote_files.push_back(out.size() - 1);
         after = e.name();
       }
-      if (!rep.more()) return out;
+      if (!rep.more()) break;
       if (rep.entries_size() == 0) return Status::Corruption("lustre mds reply: empty readdir page with more to come");
     }
+    // Files renamed here from another MDT: their size is where their inode lives.
+    std::string dir(path);
+    if (dir.empty() || dir.back() != '/') dir += '/';
+    std::vector<bool> gone(out.size(), false);
+    for (size_t i : remote_files) {
+      auto st = stat(id, dir + out[i].name);
+      if (st) out[i].size = st->size;
+      else if (st.status().code() == Code::kNotFound) gone[i] = true;  // removed meanwhile
+      else return st.status();
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (gone[i]) continue;
+      if (w != i) out[w] = std::move(out[i]);
+      ++w;
+    }
+    out.resize(w);
+    return out;
   }
 
   Status mkdir(const Identity& id, std::string_view path, uint32_t mode) override {
@@ -1034,7 +1054,9 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       return rep;
     }
     case pb::MdsRequest::READDIR: {
-      STOR_ASSIGN_OR_RETURN(auto entries, mds_.readdir(id, req.path()));
+      std::vector<std::string> remote_files;
+      STOR_ASSIGN_OR_RETURN(auto entries, mds_.readdir(id, req.path(), &remote_files));
+      std::sort(remote_files.begin(), remote_files.end());
       std::sort(entries.begin(), entries.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
       auto it = req.after().empty() ? entries.begin()
                                     : std::upper_bound(entries.begin(), entries.end(), req.after(),
@@ -1047,6 +1069,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
         e->set_name(it->name);
         e->set_type(it->type == FileType::kDirectory ? pb::DIRECTORY : pb::REGULAR);
         e->set_size(it->size);
+        if (std::binary_search(remote_files.begin(), remote_files.end(), it->name)) e->set_remote_file(true);
       }
       rep.set_more(it != entries.end());
       if (rep.more() && rep.entries_size() == 0) return Status::InvalidArgument("lustre mds: reply buffer too small");

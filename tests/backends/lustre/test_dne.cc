@@ -271,6 +271,7 @@ TEST_CASE("A file renames across MDTs: remote file entries", "[lustre][dne]") {
   REQUIRE(listed->size() == 1);
   CHECK((*listed)[0].name == "g");
   CHECK((*listed)[0].type == FileType::kRegular);
+  CHECK((*listed)[0].size == 300000);  // from MDT 0, where the inode is
   CHECK(fresh->list(c.uri("/a")).value().empty());
   auto usage1 = c.mdts();
   CHECK(usage1[0].inodes == usage0[0].inodes);
@@ -328,6 +329,23 @@ TEST_CASE("A file renames across MDTs: remote file entries", "[lustre][dne]") {
   c.start_all();
   CHECK(same_data(*c.store(), c.uri("/b/kept"), 4000, 14));
   REQUIRE(c.stop_all());
+
+  // A remote file entry whose file is gone is reported (dangling).
+  {
+    MountOptions mo;
+    mo.mdt_index = 0;
+    auto mdt0 = FileSystem::mount(c.root, mo);
+    REQUIRE(mdt0.is_ok());
+    auto names = (*mdt0)->mds().root_names();
+    REQUIRE(names.size() == 1);
+    Identity root;
+    REQUIRE((*mdt0)->mds().remove(root, std::string("/") + kRemoteDirName + "/" + names[0]).is_ok());
+  }
+  auto report = fsck(c.root);
+  REQUIRE(report.is_ok());
+  REQUIRE(report->problems.size() == 1);
+  CHECK(report->problems[0].find("dangling") != std::string::npos);
+  CHECK(report->orphans == 0);
 }
 
 namespace {
@@ -356,6 +374,7 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
     REQUIRE(c.store({{"lustre.mkdir_mdt", "0"}})->mkdir(src, 0777).is_ok());
     write_file(*client, file_src, 3901, 8);
     REQUIRE(client->mkdir(into, 0777).is_ok());
+    write_file(*client, file_dst, 777, 9);  // replaced by the rename (objects reaped: fsck)
   }
   if (what == Op::kFileUnlink || what == Op::kFileRenameBack) {
     REQUIRE(client->mkdir(into, 0777).is_ok());
