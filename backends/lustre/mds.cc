@@ -585,6 +585,7 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
         return bad("intent " + std::to_string(in.intent()) + " on inode " + ino);
       if (m & kAttrSize) {
         if (n->is_dir()) return bad("size on a directory");
+        if (n->remote()) return bad("size on a remote file entry (its inode is on another MDT)");
         if (in.size() > kMaxFileSize)
           return bad("size " + std::to_string(in.size()) + " exceeds the largest file size (2^63 - 1)");
       }
@@ -593,6 +594,7 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
     case pb::WalRecord::SET_LAYOUT: {
       InodeRef n = find(in.ino());
       if (!n) return bad("inode " + ino + " does not exist");
+      if (n->remote()) return bad("layout of a remote entry (it lives on another MDT)");
       if (n->is_dir()) {
         if (Status s = validate_layout(in.dir_default(), target_count_); !s) return bad("dir_default: " + s.message());
         return Status::ok();
