@@ -288,6 +288,21 @@ TEST_CASE("A file renames across MDTs: remote file entries", "[lustre][dne]") {
   CHECK(same_data(*c.store(), c.uri("/b/g"), 1000, 11));
   CHECK(s->mkdir(c.uri("/b/g"), 0777).code() == Code::kAlreadyExists);
 
+  // setstripe of an empty file through its remote entry sets the layout of the inode on MDT 0.
+  {
+    auto f = s->open(c.uri("/a/empty"), kOpenWrite | kOpenCreate | kOpenExclusive);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->close().is_ok());
+    REQUIRE(s->rename(c.uri("/a/empty"), c.uri("/b/empty")).is_ok());
+    REQUIRE(admin::setstripe(c.uri("/b/empty"), {admin::StripeSpec{1, 128 << 10}}).is_ok());
+    auto gs = admin::getstripe(c.uri("/b/empty"));
+    REQUIRE(gs.is_ok());
+    REQUIRE(gs->layout.components.size() == 1);
+    CHECK(gs->layout.components[0].targets.size() == 1);
+    CHECK(gs->layout.components[0].stripe_size == (128u << 10));
+    REQUIRE(s->remove(c.uri("/b/empty")).is_ok());
+  }
+
   // Within MDT 1 the remote entry renames like any entry; back on MDT 0 the file leaves
   // /.stor-remote for its new name (no remote entry left behind).
   REQUIRE(s->rename(c.uri("/b/g"), c.uri("/b/h")).is_ok());
