@@ -542,8 +542,10 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
       if (auto it = p->children.find(rec.name()); it != p->children.end()) {
         if (!rec.replace())
           return bad("directory " + std::to_string(rec.parent()) + " already has an entry of that name");
-        if (it->second->is_dir() || it->second->remote() || in.type() != pb::REGULAR || in.remote_name().empty())
-          return bad("replaces an entry that is not a local regular file, or with something else than a remote file");
+        const InodeRef& old = it->second;
+        if (in.remote_name().empty() || old->remote() || old->is_dir() != (in.type() == pb::DIRECTORY) ||
+            !old->children.empty())
+          return bad("replaces an entry that is not a local file or empty directory of the new entry's type");
       }
       if (std::string b = inode_problem(in, target_count_); !b.empty()) return bad("inode " + ino + ": " + b);
       if (find(in.ino())) return bad("inode " + ino + " already exists");
@@ -1572,6 +1574,8 @@ Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, c
     STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
     std::unique_lock lk(p.dir->mu);
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    if (p.dir == root_ && p.name == kRemoteDirName)
+      return Status::InvalidArgument("lustre: rename target '" + std::string(path) + "' is internal");
     bool replace = false;
     if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
       const InodeRef old = it->second;
@@ -1584,7 +1588,8 @@ Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, c
     auto* in = rec.mutable_inode();
     in->set_remote_mdt(mdt);
     in->set_remote_name(name);
-    // One record replaces the old file and names the new one: a crash leaves one or the other.
+    // One record replaces the old file (or empty directory) and names the new one: a crash
+    // leaves one or the other.
     rec.set_replace(replace);
     STOR_RETURN_IF_ERROR(log(rec));
     if (replace) dead = apply_unlink(*p.dir, p.name);
@@ -1597,10 +1602,17 @@ Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, c
 
 Status Mds::check_replace(const Inode& dir, Inode& old, pb::InodeType type, const Identity& id, std::string_view path) {
   std::shared_lock olk(old.mu);
-  if (type == pb::DIRECTORY || old.remote() || old.intent.load() != 0)
+  if (old.remote() || old.intent.load() != 0)
     return Status::AlreadyExists("lustre: rename target '" + std::string(path) +
-                                 "' exists (a rename between MDTs replaces only a regular file of the target's MDT)");
-  if (old.is_dir()) return Status::IsADirectory("lustre: rename target '" + std::string(path) + "' is a directory");
+                                 "' exists and lives on another MDT or is being moved (remove it first)");
+  if (type == pb::DIRECTORY) {
+    if (!old.is_dir())
+      return Status::NotADirectory("lustre: rename target '" + std::string(path) + "' is not a directory");
+    if (!old.children.empty())
+      return Status::NotEmpty("lustre: rename target '" + std::string(path) + "' is a non-empty directory");
+  } else if (old.is_dir()) {
+    return Status::IsADirectory("lustre: rename target '" + std::string(path) + "' is a directory");
+  }
   if (!sticky_allows(dir, old, id))
     return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) + " may not replace '" +
                                     std::string(path) + "'");

@@ -194,8 +194,8 @@ class Mds {
   Status begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
                     RemoteEntry* out);
   // The other side of a cross-MDT rename: a remote entry at `path` for the directory or file
-  // (`type`) `name` of MDT `mdt`, made as `id`; a regular file there is replaced in the same
-  // step. A file of this very MDT leaves /.stor-remote for `path` instead (renamed back home).
+  // (`type`) `name` of MDT `mdt`, made as `id`; a regular file (for a file) or an empty
+  // directory (for a directory) there is replaced in the same step. A file of this very MDT leaves /.stor-remote for `path` instead (renamed back home).
   // Idempotent: that very entry there already (or the file gone from /.stor-remote) is success.
   Status peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name,
                    pb::InodeType type = pb::DIRECTORY);
@@ -296,7 +296,8 @@ class Mds {
   InodeRef remote_dir() const;  // /.stor-remote, or null
   // peer_link of a file of this MDT: RENAME /.stor-remote/name to path (replacing a file).
   Status rehome(const Identity& id, std::string_view path, const std::string& name);
-  // May a cross-MDT rename of a `type` replace `old` in `dir`? Caller holds dir's lock.
+  // May a cross-MDT rename of a `type` replace `old` in `dir` (POSIX: a file a file, a directory
+  // an empty directory; here also: not a remote entry)? Caller holds dir's lock.
   static Status check_replace(const Inode& dir, Inode& old, pb::InodeType type, const Identity& id,
                               std::string_view path);
   InodeRef apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in);

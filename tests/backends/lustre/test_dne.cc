@@ -326,6 +326,21 @@ TEST_CASE("A file renames across MDTs: remote file entries", "[lustre][dne]") {
   REQUIRE(on1->mkdir(c.uri("/b/dir"), 0777).is_ok());
   CHECK(s->rename(c.uri("/a/old"), c.uri("/b/dir")).code() == Code::kIsADirectory);
   CHECK(same_data(*c.store(), c.uri("/a/old"), 1000, 11));
+  // A directory replaces an empty directory of the other MDT, not a file or a non-empty one.
+  REQUIRE(on0->mkdir(c.uri("/a/sd"), 0777).is_ok());
+  write_file(*s, c.uri("/a/sd/in"), 600, 15);
+  REQUIRE(on1->mkdir(c.uri("/b/full"), 0777).is_ok());
+  write_file(*s, c.uri("/b/full/x"), 10, 16);
+  CHECK(s->rename(c.uri("/a/sd"), c.uri("/b/full")).code() == Code::kNotEmpty);
+  write_file(*s, c.uri("/b/plain"), 10, 17);
+  CHECK(s->rename(c.uri("/a/sd"), c.uri("/b/plain")).code() == Code::kNotADirectory);
+  REQUIRE(s->remove(c.uri("/b/plain")).is_ok());
+  REQUIRE(s->remove(c.uri("/b/full/x")).is_ok());
+  REQUIRE(s->rename(c.uri("/a/sd"), c.uri("/b/full")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/b/full/in"), 600, 15));
+  CHECK(c.store()->stat(c.uri("/a/sd")).status().code() == Code::kNotFound);
+  REQUIRE(s->remove(c.uri("/b/full/in")).is_ok());
+  REQUIRE(s->remove(c.uri("/b/full")).is_ok());
 
   // Unlink of a remote file entry takes the inode and its objects on the other MDT with it.
   REQUIRE(s->rename(c.uri("/a/old"), c.uri("/b/doomed")).is_ok());

@@ -212,7 +212,7 @@ TEST_CASE("WAL records that break the namespace fail the mount with Corruption",
     rec.mutable_inode()->set_mode(0644);
     rec.mutable_inode()->set_remote_mdt(1);
     rec.mutable_inode()->set_remote_name("1.77");
-    what = {"record 1", "CREATE", "replaces an entry that is not a local regular file"};
+    what = {"record 1", "CREATE", "replaces an entry that is not a local file or empty directory"};
   }
   SECTION("remote file entry with a size") {
     rec.set_op(pb::WalRecord::CREATE);
