@@ -381,9 +381,13 @@ Result<FsckReport> fsck(const std::string& path_in, bool repair) {
     for (uint32_t k = 0; k < mdts.size(); ++k)
       for (const auto& e : mdts[k]->mds().remote_entries()) {
         const std::string what = "MDT " + std::to_string(k) + ": remote entry (inode " + std::to_string(e.ino) +
-                                 ") for MDT " + std::to_string(e.mdt) + " directory " + e.name;
+                                 ") for MDT " + std::to_string(e.mdt) +
+                                 (e.attrs.type() == pb::REGULAR ? " file " : " directory ") + e.name;
         if (e.intent != 0) {
-          r.problems.push_back(what + ": unfinished cross-MDT " + (e.intent == kIntentMkdir ? "mkdir" : "rmdir") +
+          const char* op = e.intent == kIntentMkdir ? "mkdir"
+                           : e.intent == kIntentMove ? "rename"
+                           : e.attrs.type() == pb::REGULAR ? "unlink" : "rmdir";
+          r.problems.push_back(what + ": unfinished cross-MDT " + op +
                                " (stor-mds of MDT " + std::to_string(k) + " finishes it when it starts)");
           if (e.intent == kIntentMkdir) continue;
         }
@@ -397,16 +401,16 @@ Result<FsckReport> fsck(const std::string& path_in, bool repair) {
       for (const auto& name : mdts[k]->mds().root_names()) {
         auto it = refs.find({k, name});
         if (it == refs.end()) {
-          r.problems.push_back("MDT " + std::to_string(k) + ": directory /" + kRemoteDirName + "/" + name +
+          r.problems.push_back("MDT " + std::to_string(k) + ": /" + kRemoteDirName + "/" + name +
                                " is named by no remote entry (orphan of an aborted cross-MDT operation)");
           continue;
         }
-        if (it->second > 1) r.problems.push_back("MDT " + std::to_string(k) + ": directory " + name + " is named by " +
+        if (it->second > 1) r.problems.push_back("MDT " + std::to_string(k) + ": /" + kRemoteDirName + "/" + name + " is named by " +
                                                  std::to_string(it->second) + " remote entries");
         refs.erase(it);
       }
     for (const auto& [where, n] : refs)
-      r.problems.push_back("MDT " + std::to_string(where.first) + " has no directory " + where.second +
+      r.problems.push_back("MDT " + std::to_string(where.first) + " has no /" + kRemoteDirName + "/" + where.second +
                            " that a remote entry names (dangling)");
   }
   return r;

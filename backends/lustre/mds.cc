@@ -87,15 +87,19 @@ std::string inode_problem(const pb::Inode& in, uint32_t target_count) {
   if (in.mode() & ~07777u) return "mode " + octal(in.mode()) + " has bits outside 07777";
   if (in.intent() > kIntentMove) return "intent " + std::to_string(in.intent()) + " is unknown";
   if (in.intent() == kIntentMove) {
-    if (in.type() != pb::DIRECTORY) return "rename intent on a regular file";
     if (in.intent_path().empty() || in.intent_path().size() > 4096 || in.intent_path()[0] != '/' ||
         in.intent_path().find('\0') != std::string::npos)
       return "rename intent without a valid path";
   }
   if (!in.remote_name().empty()) {
-    if (in.type() != pb::DIRECTORY) return "remote entry that is not a directory";
     if (in.remote_mdt() > 65535) return "remote MDT " + std::to_string(in.remote_mdt()) + " is out of range";
     if (std::string b = name_problem(in.remote_name()); !b.empty()) return "remote " + b;
+    // A file renamed across MDTs: its size and layout stay with its inode on that MDT.
+    if (in.type() == pb::REGULAR) {
+      if (in.size() != 0 || in.layout().components_size() || in.dir_default().components_size())
+        return "remote file entry with a size or layout";
+      return "";
+    }
   } else if (in.intent() != 0 && in.intent() != kIntentMove) {
     return "intent on an inode that is not a remote entry";
   }
@@ -122,6 +126,10 @@ bool repair_inode(pb::Inode* in, uint32_t target_count) {
     if (!validate_layout(in->dir_default(), target_count)) in->clear_dir_default();
   } else {
     in->clear_dir_default();
+    if (!in->remote_name().empty()) {
+      in->set_size(0);
+      in->clear_layout();
+    }
   }
   return inode_problem(*in, target_count).empty();
 }
@@ -531,8 +539,14 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
       if (std::string b = name_problem(rec.name()); !b.empty()) return bad(b);
       InodeRef p;
       STOR_RETURN_IF_ERROR(dir(rec.parent(), &p));
-      if (p->children.count(rec.name()))
-        return bad("directory " + std::to_string(rec.parent()) + " already has an entry of that name");
+      if (auto it = p->children.find(rec.name()); it != p->children.end()) {
+        if (!rec.replace())
+          return bad("directory " + std::to_string(rec.parent()) + " already has an entry of that name");
+        const InodeRef& old = it->second;
+        if (in.remote_name().empty() || old->remote() || old->is_dir() != (in.type() == pb::DIRECTORY) ||
+            !old->children.empty())
+          return bad("replaces an entry that is not a local file or empty directory of the new entry's type");
+      }
       if (std::string b = inode_problem(in, target_count_); !b.empty()) return bad("inode " + ino + ": " + b);
       if (find(in.ino())) return bad("inode " + ino + " already exists");
       return Status::ok();
@@ -569,10 +583,11 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
       if (m & ~kAttrAll) return bad("attr_mask " + octal(m) + " has unknown bits");
       if ((m & kAttrMode) && (in.mode() & ~07777u)) return bad("mode " + octal(in.mode()) + " has bits outside 07777");
       if ((m & kAttrIntent) && (in.intent() > kIntentMove || (in.intent() != kIntentMove && in.intent() != 0 && !n->remote()) ||
-                                (in.intent() == kIntentMove && (!n->is_dir() || in.intent_path().empty()))))
+                                (in.intent() == kIntentMove && in.intent_path().empty())))
         return bad("intent " + std::to_string(in.intent()) + " on inode " + ino);
       if (m & kAttrSize) {
         if (n->is_dir()) return bad("size on a directory");
+        if (n->remote()) return bad("size on a remote file entry (its inode is on another MDT)");
         if (in.size() > kMaxFileSize)
           return bad("size " + std::to_string(in.size()) + " exceeds the largest file size (2^63 - 1)");
       }
@@ -581,6 +596,7 @@ Status Mds::check_record(const pb::WalRecord& rec, const std::string& where) {
     case pb::WalRecord::SET_LAYOUT: {
       InodeRef n = find(in.ino());
       if (!n) return bad("inode " + ino + " does not exist");
+      if (n->remote()) return bad("layout of a remote entry (it lives on another MDT)");
       if (n->is_dir()) {
         if (Status s = validate_layout(in.dir_default(), target_count_); !s) return bad("dir_default: " + s.message());
         return Status::ok();
@@ -626,9 +642,14 @@ Status Mds::replay(std::string_view payload, const std::string& at) {
     return inodes_.find(a, ino) ? a->second : nullptr;
   };
   switch (rec.op()) {
-    case pb::WalRecord::CREATE:
-      apply_create(find(rec.parent()), rec.name(), rec.inode());
+    case pb::WalRecord::CREATE: {
+      InodeRef p = find(rec.parent());
+      if (rec.replace()) {
+        if (InodeRef dead = apply_unlink(*p, rec.name())) reap({dead});
+      }
+      apply_create(p, rec.name(), rec.inode());
       break;
+    }
     case pb::WalRecord::UNLINK:
       if (InodeRef dead = apply_unlink(*find(rec.parent()), rec.name())) reap({dead});
       break;
@@ -680,7 +701,8 @@ InodeRef Mds::apply_unlink(Inode& parent, const std::string& name) {
   parent.children.erase(it);
   inodes_.erase(victim->ino);
   victim->linked = false;
-  if (!victim->is_dir() && victim->open_count == 0) return victim;
+  // A remote file entry has no objects: they belong to its inode on the other MDT.
+  if (!victim->is_dir() && !victim->remote() && victim->open_count == 0) return victim;
   return nullptr;
 }
 
@@ -908,7 +930,8 @@ Result<FileInfo> Mds::stat(const Identity& id, std::string_view path) {
   return fi;
 }
 
-Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view path) {
+Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view path,
+                                           std::vector<std::string>* remote_files) {
   STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
   std::vector<InodeRef> kids;
   std::vector<DirEntry> out;
@@ -923,6 +946,7 @@ Result<std::vector<DirEntry>> Mds::readdir(const Identity& id, std::string_view 
       if (n == root_ && name == kRemoteDirName) continue;  // several MDTs: internal
       out.push_back(DirEntry{name, to_file_type(child->type), 0});
       kids.push_back(child);
+      if (remote_files && child->remote() && !child->is_dir()) remote_files->push_back(name);
     }
   }
   for (size_t i = 0; i < kids.size(); ++i) {
@@ -1019,6 +1043,7 @@ Status Mds::remove(const Identity& id, std::string_view path, RemoteEntry* remot
       STOR_RETURN_IF_ERROR(log(rec));
       victim->intent = kIntentRmdir;
       *remote = RemoteEntry{victim->ino, victim->remote_mdt, victim->remote_name, kIntentRmdir, {}, 0, {}, 0, 0};
+      remote->attrs.set_type(victim->type);  // a directory (rmdir) or a file renamed there (unlink)
       return Status::ok();
     }
     pb::WalRecord rec;
@@ -1084,7 +1109,7 @@ Status Mds::rename(const Identity& id, std::string_view from, std::string_view t
       return Status::Busy("lustre: rename target '" + std::string(to) + "' is being made or removed");
     if (dst && dst->remote())
       return Status::Unsupported("lustre: rename over '" + std::string(to) +
-                                 "', a directory on another MDT (remove it first)");
+                                 "', which lives on another MDT (remove it first)");
     if (dst) {
       if (is_ancestor(dst.get(), sp.dir))
         return Status::NotEmpty("lustre: rename target '" + std::string(to) + "' is a non-empty directory");
@@ -1202,6 +1227,7 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
   Opened out;
   {
     std::shared_lock st(state_mu_);
+    const InodeRef rd = remote_dir();  // before any directory lock: it takes the root's
     STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
     std::unique_lock lk(p.dir->mu);
     if (!p.dir->is_dir())
@@ -1210,12 +1236,22 @@ Result<Mds::Opened> Mds::open_file(const Identity& id, std::string_view path, ui
       if (flags & kOpenExclusive)
         return Status::AlreadyExists("lustre: '" + std::string(path) + "' already exists");
       InodeRef n = it->second;
+      if (n->remote() && !n->is_dir()) {
+        // A file renamed here from another MDT: it is opened where its inode lives.
+        STOR_ASSIGN_OR_RETURN(auto comps, split_path(path));
+        t_redirect = Redirect{n->remote_mdt, std::string("/") + kRemoteDirName + "/" + n->remote_name,
+                              static_cast<uint32_t>(comps.size()), false};
+        return Status::Aborted("lustre: '" + std::string(path) + "' lives on MDT " + std::to_string(n->remote_mdt));
+      }
       std::unique_lock nlk(n->mu);
       STOR_RETURN_IF_ERROR(check_existing(*n));
       ++n->open_count;
         return Opened{n, false};
     }
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    // Only cross-MDT operations add entries there; a client following a stale route to a file
+    // renamed here (since removed) must not create a stray one.
+    if (p.dir == rd) return Status::NotFound("lustre: '" + std::string(path) + "' does not exist");
     const pb::Layout& tmpl = layout_template                        ? *layout_template
                              : p.dir->dir_default.components_size() ? p.dir->dir_default
                                                                     : fs_default_;
@@ -1503,10 +1539,6 @@ Status Mds::begin_move(const Identity& id, std::string_view from, uint32_t to_md
     return Status::NotFound("lustre: rename source '" + std::string(from) + "' does not exist");
   InodeRef src = it->second;
   std::unique_lock slk(src->mu);
-  if (!src->is_dir())
-    return Status::Unsupported("lustre: '" + std::string(from) +
-                               "' is a file and the target directory lives on another MDT; only directories move "
-                               "between MDTs (copy the file instead)");
   if (src->intent.load() != 0) return Status::Busy("lustre: rename source '" + std::string(from) + "' is busy");
   if (!sticky_allows(*sp.dir, *src, id))
     return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) + " may not rename '" +
@@ -1526,29 +1558,111 @@ Status Mds::begin_move(const Identity& id, std::string_view from, uint32_t to_md
   *out = RemoteEntry{src->ino, src->remote() ? src->remote_mdt : opts_.mdt_index,
                      src->remote() ? src->remote_name : std::to_string(opts_.mdt_index) + "." + std::to_string(src->ino),
                      kIntentMove, {}, to_mdt, to_path, id.uid, id.primary_gid()};
+  out->attrs.set_type(src->type);  // the other MDT links a directory or a file
   return Status::ok();
 }
 
-Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name) {
-  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
+Status Mds::peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name,
+                      pb::InodeType type) {
+  if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote entry: " + b);
+  if (type != pb::REGULAR && type != pb::DIRECTORY) return Status::InvalidArgument("lustre: remote entry: bad type");
+  // A file coming back to the MDT holding its inode: it leaves /.stor-remote for the new name.
+  if (type == pb::REGULAR && mdt == opts_.mdt_index) return rehome(id, path, name);
+  InodeRef dead;
   {
     std::shared_lock st(state_mu_);
     STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
     std::unique_lock lk(p.dir->mu);
     STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    if (p.dir == root_ && p.name == kRemoteDirName)
+      return Status::InvalidArgument("lustre: rename target '" + std::string(path) + "' is internal");
+    bool replace = false;
     if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
-      if (it->second->remote() && it->second->remote_mdt == mdt && it->second->remote_name == name)
+      const InodeRef old = it->second;
+      if (old->remote() && old->remote_mdt == mdt && old->remote_name == name)
         return Status::ok();  // linked before (a re-driven intent)
-      return Status::AlreadyExists("lustre: rename target '" + std::string(path) +
-                                   "' exists (a rename between MDTs does not replace)");
+      STOR_RETURN_IF_ERROR(check_replace(*p.dir, *old, type, id, path));
+      replace = true;
     }
-    pb::WalRecord rec = create_record(p, id, pb::DIRECTORY, 0755);
+    pb::WalRecord rec = create_record(p, id, type, type == pb::DIRECTORY ? 0755 : 0644);
     auto* in = rec.mutable_inode();
     in->set_remote_mdt(mdt);
     in->set_remote_name(name);
+    // One record replaces the old file (or empty directory) and names the new one: a crash
+    // leaves one or the other.
+    rec.set_replace(replace);
     STOR_RETURN_IF_ERROR(log(rec));
+    if (replace) dead = apply_unlink(*p.dir, p.name);
     apply_create(p.dir, p.name, *in);
   }
+  reap({dead});
+  maybe_checkpoint();
+  return Status::ok();
+}
+
+Status Mds::check_replace(const Inode& dir, Inode& old, pb::InodeType type, const Identity& id, std::string_view path) {
+  std::shared_lock olk(old.mu);
+  if (old.remote() || old.intent.load() != 0)
+    return Status::AlreadyExists("lustre: rename target '" + std::string(path) +
+                                 "' exists and lives on another MDT or is being moved (remove it first)");
+  if (type == pb::DIRECTORY) {
+    if (!old.is_dir())
+      return Status::NotADirectory("lustre: rename target '" + std::string(path) + "' is not a directory");
+    if (!old.children.empty())
+      return Status::NotEmpty("lustre: rename target '" + std::string(path) + "' is a non-empty directory");
+  } else if (old.is_dir()) {
+    return Status::IsADirectory("lustre: rename target '" + std::string(path) + "' is a directory");
+  }
+  if (!sticky_allows(dir, old, id))
+    return Status::PermissionDenied("lustre: sticky directory: uid " + std::to_string(id.uid) + " may not replace '" +
+                                    std::string(path) + "'");
+  return Status::ok();
+}
+
+Status Mds::rehome(const Identity& id, std::string_view path, const std::string& name) {
+  const InodeRef rd = remote_dir();
+  if (!rd) return Status::InvalidArgument("lustre: this MDT has no " + std::string(kRemoteDirName));
+  InodeRef dead;
+  {
+    std::lock_guard rl(rename_mu_);  // parent pointers stay put for the lock order
+    std::shared_lock st(state_mu_);
+    STOR_ASSIGN_OR_RETURN(Parent p, resolve_parent(id, path));
+    if (p.dir == rd) return Status::InvalidArgument("lustre: rename target '" + std::string(path) + "' is internal");
+    std::unique_lock<std::shared_mutex> l1, l2;
+    if (is_ancestor(p.dir.get(), rd)) {
+      l1 = std::unique_lock(p.dir->mu);
+      l2 = std::unique_lock(rd->mu);
+    } else {
+      l1 = std::unique_lock(rd->mu);
+      l2 = std::unique_lock(p.dir->mu);
+    }
+    STOR_RETURN_IF_ERROR(check_dir_writable(*p.dir, id, path));
+    auto sit = rd->children.find(name);
+    // Gone: moved out before (a re-driven intent); nothing else removes it while the
+    // coordinator's remote entry carries the rename intent (its unlink waits: Busy).
+    if (sit == rd->children.end()) return Status::ok();
+    const InodeRef src = sit->second;
+    if (src->is_dir() || src->remote())
+      return Status::InvalidArgument("lustre: /" + std::string(kRemoteDirName) + "/" + name + " is not a file");
+    InodeRef old;
+    if (auto it = p.dir->children.find(p.name); it != p.dir->children.end()) {
+      old = it->second;
+      STOR_RETURN_IF_ERROR(check_replace(*p.dir, *old, pb::REGULAR, id, path));
+    }
+    pb::WalRecord rec;
+    rec.set_op(pb::WalRecord::RENAME);
+    rec.set_parent(rd->ino);
+    rec.set_name(name);
+    rec.set_new_parent(p.dir->ino);
+    rec.set_new_name(p.name);
+    STOR_RETURN_IF_ERROR(log(rec));
+    rd->children.erase(sit);
+    if (old) dead = apply_unlink(*p.dir, p.name);
+    p.dir->children[p.name] = src;
+    src->parent = p.dir;
+    rd->mtime_ns = p.dir->mtime_ns = now_ns();
+  }
+  reap({dead});
   maybe_checkpoint();
   return Status::ok();
 }
@@ -1599,10 +1713,11 @@ Status Mds::peer_mkdir(const std::string& name, const pb::Inode& attrs) {
   return Status::ok();
 }
 
-Status Mds::peer_rmdir(const std::string& name) {
+Status Mds::peer_rmdir(const std::string& name, bool file) {
   if (std::string b = name_problem(name); !b.empty()) return Status::InvalidArgument("lustre: remote directory: " + b);
   InodeRef rd = remote_dir();
   if (!rd) return Status::ok();
+  InodeRef dead;
   {
     std::shared_lock st(state_mu_);
     std::unique_lock lk(rd->mu);
@@ -1610,15 +1725,19 @@ Status Mds::peer_rmdir(const std::string& name) {
     if (it == rd->children.end()) return Status::ok();  // removed before (a re-driven intent)
     InodeRef victim = it->second;
     std::unique_lock vlk(victim->mu);
-    if (!victim->is_dir()) return Status::NotADirectory("lustre: remote directory '" + name + "' is not a directory");
+    if (file && (victim->is_dir() || victim->remote()))
+      return Status::IsADirectory("lustre: remote file '" + name + "' is not a regular file");
+    if (!file && !victim->is_dir())
+      return Status::NotADirectory("lustre: remote directory '" + name + "' is not a directory");
     if (!victim->children.empty()) return Status::NotEmpty("lustre: directory is not empty");
     pb::WalRecord rec;
     rec.set_op(pb::WalRecord::UNLINK);
     rec.set_parent(rd->ino);
     rec.set_name(name);
     STOR_RETURN_IF_ERROR(log(rec));
-    apply_unlink(*rd, name);
+    dead = apply_unlink(*rd, name);  // a file: its objects go (now, or at its last close)
   }
+  reap({dead});
   maybe_checkpoint();
   return Status::ok();
 }

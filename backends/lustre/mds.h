@@ -64,8 +64,9 @@ struct Inode {
   std::weak_ptr<Inode> parent;
   // Extent locks of a regular file (BackendFile::lock_range); in memory only, own mutex.
   ExtentLockQueue locks;
-  // Several MDTs: a remote entry (a directory living on MDT remote_mdt as the entry
-  // remote_name of its root). Set before the entry is published, never changed.
+  // Several MDTs: a remote entry (a directory, or a file renamed across MDTs, living on MDT
+  // remote_mdt as the entry remote_name of its /.stor-remote). Set before the entry is
+  // published, never changed.
   uint32_t remote_mdt = 0;
   std::string remote_name;
   // The unfinished cross-MDT operation on this entry (kIntentMkdir / kIntentRmdir / kIntentMove),
@@ -118,7 +119,7 @@ struct RemoteEntry {
   uint32_t mdt = 0;
   std::string name;  // of the directory in that MDT's /.stor-remote
   uint32_t intent = 0;
-  pb::Inode attrs;   // mkdir: mode, uid, gid, dir_default of the new directory
+  pb::Inode attrs;   // mkdir: mode, uid, gid, dir_default of the new directory; always: type
   // rename (kIntentMove): where the entry goes (a path on MDT to_mdt) and as whom.
   uint32_t to_mdt = 0;
   std::string to_path;
@@ -164,7 +165,9 @@ class Mds {
   ~Mds();
 
   Result<FileInfo> stat(const Identity& id, std::string_view path);
-  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path);
+  // remote_files: the names of remote file entries (their size lives on another MDT; 0 here).
+  Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path,
+                                        std::vector<std::string>* remote_files = nullptr);
   // placement (several MDTs): the MDT the new directory goes to, from its parent's inode number
   // and its name. Another MDT than this one: the entry is made as a remote entry with intent
   // kIntentMkdir, described in *remote; the caller creates the directory there and then calls
@@ -174,7 +177,7 @@ class Mds {
                RemoteEntry* remote = nullptr);
   // Removes a file (unlink) or an empty directory (rmdir). A remote entry is not removed: it gets
   // intent kIntentRmdir, described in *remote (Unsupported without remote); the caller removes
-  // the directory on its MDT and then calls finish_intent.
+  // the directory (or file) on its MDT and then calls finish_intent.
   Status remove(const Identity& id, std::string_view path, RemoteEntry* remote = nullptr);
   // Ends the cross-MDT operation on remote entry `ino`: commit makes it done (mkdir: the entry
   // becomes visible; rmdir: the entry goes), otherwise it is undone. Idempotent.
@@ -184,16 +187,20 @@ class Mds {
   // The other side of a cross-MDT mkdir / rmdir: the directory `name` under this MDT's root.
   // Idempotent: a directory that exists (mkdir) or is gone (rmdir) is success.
   Status peer_mkdir(const std::string& name, const pb::Inode& attrs);
-  // Cross-MDT rename of the directory (or remote entry) `from` to `to_path` on MDT to_mdt: logs
-  // the intent kIntentMove and describes in *out what the other MDT links there; the caller asks
-  // it (peer_link), then finish_intent moves the entry out (a directory stays on this MDT, in
-  // /.stor-remote) or undoes the intent. A regular file is Unsupported.
+  // Cross-MDT rename of the directory, file (or remote entry) `from` to `to_path` on MDT to_mdt:
+  // logs the intent kIntentMove and describes in *out what the other MDT links there; the caller
+  // asks it (peer_link), then finish_intent moves the entry out (a directory or file stays on
+  // this MDT, in /.stor-remote) or undoes the intent.
   Status begin_move(const Identity& id, std::string_view from, uint32_t to_mdt, const std::string& to_path,
                     RemoteEntry* out);
-  // The other side of a cross-MDT rename: a remote entry at `path` for directory `name` of MDT
-  // `mdt`, made as `id`. Idempotent: that very entry there already is success.
-  Status peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name);
-  Status peer_rmdir(const std::string& name);
+  // The other side of a cross-MDT rename: a remote entry at `path` for the directory or file
+  // (`type`) `name` of MDT `mdt`, made as `id`; a regular file (for a file) or an empty
+  // directory (for a directory) there is replaced in the same step. A file of this very MDT leaves /.stor-remote for `path` instead (renamed back home).
+  // Idempotent: that very entry there already (or the file gone from /.stor-remote) is success.
+  Status peer_link(const Identity& id, std::string_view path, uint32_t mdt, const std::string& name,
+                   pb::InodeType type = pb::DIRECTORY);
+  // Removes /.stor-remote/name: an empty directory, or (file) a regular file and its objects.
+  Status peer_rmdir(const std::string& name, bool file = false);
   // Every remote entry (fsck: each must name an existing directory on its MDT), and the
   // directories under the root that stand for remote entries of other MDTs ("K.INO").
   std::vector<RemoteEntry> remote_entries();
@@ -287,6 +294,12 @@ class Mds {
   Status problem(const std::string& what, const std::string& action);
 
   InodeRef remote_dir() const;  // /.stor-remote, or null
+  // peer_link of a file of this MDT: RENAME /.stor-remote/name to path (replacing a file).
+  Status rehome(const Identity& id, std::string_view path, const std::string& name);
+  // May a cross-MDT rename of a `type` replace `old` in `dir` (POSIX: a file a file, a directory
+  // an empty directory; here also: not a remote entry)? Caller holds dir's lock.
+  static Status check_replace(const Inode& dir, Inode& old, pb::InodeType type, const Identity& id,
+                              std::string_view path);
   InodeRef apply_create(const InodeRef& parent, const std::string& name, const pb::Inode& in);
   // Detaches parent/name; returns the detached inode when its objects can be reaped now.
   InodeRef apply_unlink(Inode& parent, const std::string& name);

@@ -108,11 +108,13 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
       break;
     case pb::MdsRequest::PEER_MKDIR:
     case pb::MdsRequest::PEER_RMDIR:
-      if (!entry_name_problem(req.path()).empty()) return Status::InvalidArgument("lustre mds: remote directory name");
+    case pb::MdsRequest::PEER_UNLINK:
+      if (!entry_name_problem(req.path()).empty()) return Status::InvalidArgument("lustre mds: remote entry name");
       break;
     case pb::MdsRequest::PEER_LINK:
       if (req.new_path().empty() || !entry_name_problem(req.remote_name()).empty())
-        return Status::InvalidArgument("lustre mds: peer link needs a path and a remote directory name");
+        return Status::InvalidArgument("lustre mds: peer link needs a path and a remote entry name");
+      if (!pb::InodeType_IsValid(req.remote_type())) return Status::InvalidArgument("lustre mds: peer link: bad type");
       break;
     case pb::MdsRequest::CLOSE:
     case pb::MdsRequest::MERGE_SIZE:
@@ -367,6 +369,7 @@ class RemoteMetadata final : public MetadataClient {
 
   Result<std::vector<DirEntry>> readdir(const Identity& id, std::string_view path) override {
     std::vector<DirEntry> out;
+    std::vector<size_t> remote_files;  // indexes in out
     std::string after;
     for (;;) {
       auto req = request(pb::MdsRequest::READDIR, id, path);
@@ -381,11 +384,30 @@ class RemoteMetadata final : public MetadataClient {
           return Status::Corruption("lustre mds reply: readdir entry '" + e.name() + "' has bad attributes");
         out.push_back(DirEntry{e.name(), e.type() == pb::DIRECTORY ? FileType::kDirectory : FileType::kRegular,
                                e.size()});
+        if (e.remote_file()) remote_files.push_back(out.size() - 1);
         after = e.name();
       }
-      if (!rep.more()) return out;
+      if (!rep.more()) break;
       if (rep.entries_size() == 0) return Status::Corruption("lustre mds reply: empty readdir page with more to come");
     }
+    // Files renamed here from another MDT: their size is where their inode lives.
+    std::string dir(path);
+    if (dir.empty() || dir.back() != '/') dir += '/';
+    std::vector<bool> gone(out.size(), false);
+    for (size_t i : remote_files) {
+      auto st = stat(id, dir + out[i].name);
+      if (st) out[i].size = st->size;
+      else if (st.status().code() == Code::kNotFound) gone[i] = true;  // removed meanwhile
+      else return st.status();
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (gone[i]) continue;
+      if (w != i) out[w] = std::move(out[i]);
+      ++w;
+    }
+    out.resize(w);
+    return out;
   }
 
   Status mkdir(const Identity& id, std::string_view path, uint32_t mode) override {
@@ -550,11 +572,22 @@ class RemoteMetadata final : public MetadataClient {
     }
   }
 
+  // Drops the cached route of the first `comps` components of path.
+  void forget_route(const std::string& path, size_t comps) {
+    auto c = split_path(path);
+    if (!c) return;
+    std::string key;
+    for (size_t i = 0; i < comps && i < c->size(); ++i) key += "/" + (*c)[i];
+    std::unique_lock lk(routes_mu_);
+    routes_.erase(key);
+  }
+
   // Sends a path request to the MDT holding its directory, following redirects.
   Result<pb::MdsReply> call(pb::MdsRequest req, uint32_t* mdt_out = nullptr) {
     const std::string path = req.path(), new_path = req.new_path();
     const bool entry = req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE ||
                        req.op() == pb::MdsRequest::RENAME;
+    bool stale_retried = false;
     for (int hop = 0; hop < 64; ++hop) {
       size_t pc = 0, rc = 0, npc = 0, nrc = 0;
       auto [mdt, p] = route(path, entry, &pc, &rc);
@@ -565,7 +598,16 @@ class RemoteMetadata final : public MetadataClient {
         req.set_new_mdt(nmdt != mdt ? nmdt + 1 : 0);
         req.set_new_path(np);
       }
-      STOR_ASSIGN_OR_RETURN(auto rep, conns_[mdt]->call(req));
+      auto answer = conns_[mdt]->call(req);
+      if (!answer && answer.status().code() == Code::kNotFound && (pc || npc) && !stale_retried) {
+        // A cached route may be stale (another client renamed or removed what it led to):
+        // once more from the routes the MDSs give now.
+        stale_retried = true;
+        if (pc) forget_route(path, pc);
+        if (npc) forget_route(new_path, npc);
+        continue;
+      }
+      STOR_ASSIGN_OR_RETURN(auto rep, std::move(answer));
       if (!rep.redirected()) {
         if (mdt_out) *mdt_out = mdt;
         return rep;
@@ -641,6 +683,7 @@ Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
     req.set_new_path(e.to_path);
     req.set_remote_mdt(e.mdt);
     req.set_remote_name(e.name);
+    req.set_remote_type(e.attrs.type());
     req.set_uid(e.uid);
     req.add_gids(e.gid);
   } else if (e.intent == kIntentMkdir) {
@@ -650,7 +693,8 @@ Status MdsService::drive_intent(const RemoteEntry& e, bool recovery) {
     req.set_owner_gid(e.attrs.gid());
     if (e.attrs.dir_default().components_size()) *req.mutable_layout() = e.attrs.dir_default();
   } else {
-    req.set_op(pb::MdsRequest::PEER_RMDIR);
+    // A remote file entry (a file renamed across MDTs) goes with its inode and objects.
+    req.set_op(e.attrs.type() == pb::REGULAR ? pb::MdsRequest::PEER_UNLINK : pb::MdsRequest::PEER_RMDIR);
   }
   auto answer = conn->call(std::move(req));
   Status peer = answer.status();
@@ -900,6 +944,7 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     case pb::MdsRequest::PEER_MKDIR:
     case pb::MdsRequest::PEER_RMDIR:
     case pb::MdsRequest::PEER_LINK:
+    case pb::MdsRequest::PEER_UNLINK:
       mutation = true;
       break;
     case pb::MdsRequest::OPEN:
@@ -997,7 +1042,7 @@ Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
 Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
   pb::MdsReply rep;
   if (mdt_count_ < 2 && (req.op() == pb::MdsRequest::PEER_MKDIR || req.op() == pb::MdsRequest::PEER_RMDIR ||
-                         req.op() == pb::MdsRequest::PEER_LINK))
+                         req.op() == pb::MdsRequest::PEER_LINK || req.op() == pb::MdsRequest::PEER_UNLINK))
     return Status::InvalidArgument("lustre mds: a request between MDTs, but this file system has one MDT");
   switch (req.op()) {
     case pb::MdsRequest::GET_CONFIG:
@@ -1009,7 +1054,9 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       return rep;
     }
     case pb::MdsRequest::READDIR: {
-      STOR_ASSIGN_OR_RETURN(auto entries, mds_.readdir(id, req.path()));
+      std::vector<std::string> remote_files;
+      STOR_ASSIGN_OR_RETURN(auto entries, mds_.readdir(id, req.path(), &remote_files));
+      std::sort(remote_files.begin(), remote_files.end());
       std::sort(entries.begin(), entries.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
       auto it = req.after().empty() ? entries.begin()
                                     : std::upper_bound(entries.begin(), entries.end(), req.after(),
@@ -1022,6 +1069,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
         e->set_name(it->name);
         e->set_type(it->type == FileType::kDirectory ? pb::DIRECTORY : pb::REGULAR);
         e->set_size(it->size);
+        if (std::binary_search(remote_files.begin(), remote_files.end(), it->name)) e->set_remote_file(true);
       }
       rep.set_more(it != entries.end());
       if (rep.more() && rep.entries_size() == 0) return Status::InvalidArgument("lustre mds: reply buffer too small");
@@ -1068,7 +1116,8 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       return rep;
     }
     case pb::MdsRequest::PEER_RMDIR:
-      STOR_RETURN_IF_ERROR(mds_.peer_rmdir(req.path()));
+    case pb::MdsRequest::PEER_UNLINK:
+      STOR_RETURN_IF_ERROR(mds_.peer_rmdir(req.path(), req.op() == pb::MdsRequest::PEER_UNLINK));
       return rep;
     case pb::MdsRequest::RENAME: {
       if (req.new_mdt() == 0 || req.new_mdt() - 1 == opts_.mdt_index) {
@@ -1085,7 +1134,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
     }
     case pb::MdsRequest::PEER_LINK: {
       if (req.remote_mdt() >= mdt_count_) return Status::InvalidArgument("lustre mds: no such MDT");
-      STOR_RETURN_IF_ERROR(mds_.peer_link(id, req.new_path(), req.remote_mdt(), req.remote_name()));
+      STOR_RETURN_IF_ERROR(mds_.peer_link(id, req.new_path(), req.remote_mdt(), req.remote_name(), req.remote_type()));
       return rep;
     }
     case pb::MdsRequest::CHMOD:

@@ -184,11 +184,14 @@ TEST_CASE("directories spread over two MDTs", "[lustre][dne]") {
   REQUIRE(s->rename(c.uri("/x"), c.uri("/x2")).is_ok());
   CHECK(s->stat(c.uri("/x/f3")).status().code() == Code::kNotFound);
   CHECK(same_data(*s, c.uri("/x2/y/z/deep"), 5000, 9));
-  // Across MDTs: a file does not move (as EXDEV: copy instead); directories do, with their
-  // contents: a remote entry (/x2/y, on MDT 0, from MDT 1 to MDT 0's root) and a directory of
-  // MDT 0 (/tree) into a directory of MDT 1 (it stays on MDT 0, named there by a remote entry).
-  CHECK(s->rename(c.uri("/x2/f3"), c.uri("/x2/y/f3")).code() == Code::kUnsupported);
-  CHECK(s->stat(c.uri("/x2/f3")).is_ok());
+  // Across MDTs: a file moves (and back: "A file renames across MDTs" below has the details);
+  // directories do, with their contents: a remote entry (/x2/y, on MDT 0, from MDT 1 to MDT 0's
+  // root) and a directory of MDT 0 (/tree) into a directory of MDT 1 (it stays on MDT 0, named
+  // there by a remote entry).
+  REQUIRE(s->rename(c.uri("/x2/f3"), c.uri("/x2/y/f3")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/x2/y/f3"), 100, 7));
+  REQUIRE(s->rename(c.uri("/x2/y/f3"), c.uri("/x2/f3")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/x2/f3"), 100, 7));
   REQUIRE(s->rename(c.uri("/x2/y"), c.uri("/y-moved")).is_ok());
   CHECK(s->stat(c.uri("/x2/y")).status().code() == Code::kNotFound);
   CHECK(same_data(*c.store(), c.uri("/y-moved/z/deep"), 5000, 9));
@@ -229,12 +232,158 @@ TEST_CASE("directories spread over two MDTs", "[lustre][dne]") {
   REQUIRE(c.stop_all());
 }
 
+TEST_CASE("A file renames across MDTs: remote file entries", "[lustre][dne]") {
+  DneCluster c;
+  c.start_all();
+  auto s = c.store();
+  auto on0 = c.store({{"lustre.mkdir_mdt", "0"}});
+  auto on1 = c.store({{"lustre.mkdir_mdt", "1"}});
+  REQUIRE(on0->mkdir(c.uri("/a"), 0777).is_ok());
+  REQUIRE(on1->mkdir(c.uri("/b"), 0777).is_ok());
+  {
+    auto f = s->open(c.uri("/a/f"), kOpenWrite | kOpenCreate | kOpenExclusive, 0640);
+    REQUIRE(f.is_ok());
+    auto data = stor::test::pattern(300000, 11);
+    REQUIRE(f->write(data.data(), data.size(), 0).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  const FileInfo before = s->stat(c.uri("/a/f")).value();
+  const auto stripes = admin::getstripe(c.uri("/a/f"));
+  REQUIRE(stripes.is_ok());
+  const auto usage0 = c.mdts();
+
+  // The inode stays on MDT 0 (no data moves); MDT 1 gets a remote entry for it.
+  REQUIRE(s->rename(c.uri("/a/f"), c.uri("/b/g")).is_ok());
+  auto fresh = c.store();
+  CHECK(fresh->stat(c.uri("/a/f")).status().code() == Code::kNotFound);
+  CHECK(same_data(*fresh, c.uri("/b/g"), 300000, 11));
+  const FileInfo moved = fresh->stat(c.uri("/b/g")).value();
+  CHECK(moved.type == FileType::kRegular);
+  CHECK(moved.size == before.size);
+  CHECK(moved.mode == before.mode);
+  CHECK(moved.uid == before.uid);
+  CHECK(moved.gid == before.gid);
+  auto stripes2 = admin::getstripe(c.uri("/b/g"));
+  REQUIRE(stripes2.is_ok());
+  CHECK(stripes2->layout.components.size() == stripes->layout.components.size());
+  auto listed = fresh->list(c.uri("/b"));
+  REQUIRE(listed.is_ok());
+  REQUIRE(listed->size() == 1);
+  CHECK((*listed)[0].name == "g");
+  CHECK((*listed)[0].type == FileType::kRegular);
+  CHECK((*listed)[0].size == 300000);  // from MDT 0, where the inode is
+  CHECK(fresh->list(c.uri("/a")).value().empty());
+  auto usage1 = c.mdts();
+  CHECK(usage1[0].inodes == usage0[0].inodes);
+  CHECK(usage1[1].inodes == usage0[1].inodes + 1);
+
+  // Writes, truncate and create-open through the new name reach the inode on MDT 0.
+  {
+    auto f = fresh->open(c.uri("/b/g"), kOpenWrite | kOpenCreate);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->truncate(1000).is_ok());
+    REQUIRE(f->close().is_ok());
+  }
+  CHECK(c.store()->stat(c.uri("/b/g")).value().size == 1000);
+  CHECK(same_data(*c.store(), c.uri("/b/g"), 1000, 11));
+  CHECK(s->mkdir(c.uri("/b/g"), 0777).code() == Code::kAlreadyExists);
+
+  // setstripe of an empty file through its remote entry sets the layout of the inode on MDT 0.
+  {
+    auto f = s->open(c.uri("/a/empty"), kOpenWrite | kOpenCreate | kOpenExclusive);
+    REQUIRE(f.is_ok());
+    REQUIRE(f->close().is_ok());
+    REQUIRE(s->rename(c.uri("/a/empty"), c.uri("/b/empty")).is_ok());
+    REQUIRE(admin::setstripe(c.uri("/b/empty"), {admin::StripeSpec{1, 128 << 10}}).is_ok());
+    auto gs = admin::getstripe(c.uri("/b/empty"));
+    REQUIRE(gs.is_ok());
+    REQUIRE(gs->layout.components.size() == 1);
+    CHECK(gs->layout.components[0].targets.size() == 1);
+    CHECK(gs->layout.components[0].stripe_size == (128u << 10));
+    REQUIRE(s->remove(c.uri("/b/empty")).is_ok());
+  }
+
+  // Within MDT 1 the remote entry renames like any entry; back on MDT 0 the file leaves
+  // /.stor-remote for its new name (no remote entry left behind).
+  REQUIRE(s->rename(c.uri("/b/g"), c.uri("/b/h")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/b/h"), 1000, 11));
+  REQUIRE(s->rename(c.uri("/b/h"), c.uri("/a/home")).is_ok());
+  CHECK(c.store()->stat(c.uri("/b/h")).status().code() == Code::kNotFound);
+  CHECK(same_data(*c.store(), c.uri("/a/home"), 1000, 11));
+  auto usage2 = c.mdts();
+  CHECK(usage2[1].inodes == usage0[1].inodes);
+  CHECK(usage2[0].inodes == usage0[0].inodes);
+
+  // Over an existing file of the other MDT (POSIX rename replaces it, in one step there); over
+  // a directory: IsADirectory; a file does not replace a remote entry of a third place.
+  write_file(*s, c.uri("/b/victim"), 5000, 12);
+  REQUIRE(s->rename(c.uri("/a/home"), c.uri("/b/victim")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/b/victim"), 1000, 11));
+  CHECK(c.store()->stat(c.uri("/a/home")).status().code() == Code::kNotFound);
+  write_file(*s, c.uri("/a/old"), 3000, 13);
+  REQUIRE(s->rename(c.uri("/b/victim"), c.uri("/a/old")).is_ok());  // home again, replacing
+  CHECK(same_data(*c.store(), c.uri("/a/old"), 1000, 11));
+  REQUIRE(on1->mkdir(c.uri("/b/dir"), 0777).is_ok());
+  CHECK(s->rename(c.uri("/a/old"), c.uri("/b/dir")).code() == Code::kIsADirectory);
+  CHECK(same_data(*c.store(), c.uri("/a/old"), 1000, 11));
+  // A directory replaces an empty directory of the other MDT, not a file or a non-empty one.
+  REQUIRE(on0->mkdir(c.uri("/a/sd"), 0777).is_ok());
+  write_file(*s, c.uri("/a/sd/in"), 600, 15);
+  REQUIRE(on1->mkdir(c.uri("/b/full"), 0777).is_ok());
+  write_file(*s, c.uri("/b/full/x"), 10, 16);
+  CHECK(s->rename(c.uri("/a/sd"), c.uri("/b/full")).code() == Code::kNotEmpty);
+  write_file(*s, c.uri("/b/plain"), 10, 17);
+  CHECK(s->rename(c.uri("/a/sd"), c.uri("/b/plain")).code() == Code::kNotADirectory);
+  REQUIRE(s->remove(c.uri("/b/plain")).is_ok());
+  REQUIRE(s->remove(c.uri("/b/full/x")).is_ok());
+  REQUIRE(s->rename(c.uri("/a/sd"), c.uri("/b/full")).is_ok());
+  CHECK(same_data(*c.store(), c.uri("/b/full/in"), 600, 15));
+  CHECK(c.store()->stat(c.uri("/a/sd")).status().code() == Code::kNotFound);
+  REQUIRE(s->remove(c.uri("/b/full/in")).is_ok());
+  REQUIRE(s->remove(c.uri("/b/full")).is_ok());
+
+  // Unlink of a remote file entry takes the inode and its objects on the other MDT with it.
+  REQUIRE(s->rename(c.uri("/a/old"), c.uri("/b/doomed")).is_ok());
+  REQUIRE(s->remove(c.uri("/b/doomed")).is_ok());
+  CHECK(c.store()->stat(c.uri("/b/doomed")).status().code() == Code::kNotFound);
+  auto usage3 = c.mdts();
+  CHECK(usage3[0].inodes == usage0[0].inodes - 1);
+  CHECK(usage3[1].inodes == usage0[1].inodes + 1);  // /b/dir
+
+  // A moved file stays where it went over a restart; fsck knows remote file entries (and the
+  // objects of the unlinked and replaced files are gone: no orphans).
+  write_file(*s, c.uri("/a/keep"), 4000, 14);
+  REQUIRE(s->rename(c.uri("/a/keep"), c.uri("/b/kept")).is_ok());
+  REQUIRE(c.stop_all());
+  check_fsck_clean(c);
+  c.start_all();
+  CHECK(same_data(*c.store(), c.uri("/b/kept"), 4000, 14));
+  REQUIRE(c.stop_all());
+
+  // A remote file entry whose file is gone is reported (dangling).
+  {
+    MountOptions mo;
+    mo.mdt_index = 0;
+    auto mdt0 = FileSystem::mount(c.root, mo);
+    REQUIRE(mdt0.is_ok());
+    auto names = (*mdt0)->mds().root_names();
+    REQUIRE(names.size() == 1);
+    Identity root;
+    REQUIRE((*mdt0)->mds().remove(root, std::string("/") + kRemoteDirName + "/" + names[0]).is_ok());
+  }
+  auto report = fsck(c.root);
+  REQUIRE(report.is_ok());
+  REQUIRE(report->problems.size() == 1);
+  CHECK(report->problems[0].find("dangling") != std::string::npos);
+  CHECK(report->orphans == 0);
+}
+
 namespace {
 
 // One cross-MDT operation from the client while one MDS is set to die at `step`; the dead MDS is
 // restarted on its port, the client's call rides it out (reconnect + resend), and afterwards the
 // operation is wholly done: visible and usable, and fsck clean across both MDTs.
-enum class Op { kMkdir, kRmdir, kRename };
+enum class Op { kMkdir, kRmdir, kRename, kFileRename, kFileUnlink, kFileRenameBack };
 
 void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash_flags, Op what, int n) {
   const bool rmdir = what == Op::kRmdir;
@@ -248,13 +397,33 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
     REQUIRE(client->mkdir(into, 0777).is_ok());
   }
   if (rmdir) REQUIRE(client->mkdir(dir, 0777).is_ok());
+  // Files: a file of MDT 0 (in src) to a directory of MDT 1, coordinated by MDT 0; unlink and
+  // rename back home of a remote file entry on MDT 0 (/fN) whose inode lives on MDT 1.
+  const std::string file_src = src + "/f", file_dst = into + "/moved-f", entry = c.uri("/f" + std::to_string(n));
+  if (what == Op::kFileRename) {
+    REQUIRE(c.store({{"lustre.mkdir_mdt", "0"}})->mkdir(src, 0777).is_ok());
+    write_file(*client, file_src, 3901, 8);
+    REQUIRE(client->mkdir(into, 0777).is_ok());
+    write_file(*client, file_dst, 777, 9);  // replaced by the rename (objects reaped: fsck)
+  }
+  if (what == Op::kFileUnlink || what == Op::kFileRenameBack) {
+    REQUIRE(client->mkdir(into, 0777).is_ok());
+    write_file(*client, into + "/f", 3901, 8);
+    REQUIRE(client->rename(into + "/f", entry).is_ok());
+    REQUIRE(same_data(*client, entry, 3901, 8));
+  }
   REQUIRE(c.mds[victim]->stop_cleanly());
   c.start(victim, crash_flags);
   Status result;
   std::thread op([&] {
-    result = what == Op::kRename ? client->rename(src, into + "/moved")
-             : rmdir             ? client->remove(dir)
-                                 : client->mkdir(dir, 0777);
+    switch (what) {
+      case Op::kRename: result = client->rename(src, into + "/moved"); break;
+      case Op::kRmdir: result = client->remove(dir); break;
+      case Op::kMkdir: result = client->mkdir(dir, 0777); break;
+      case Op::kFileRename: result = client->rename(file_src, file_dst); break;
+      case Op::kFileUnlink: result = client->remove(entry); break;
+      case Op::kFileRenameBack: result = client->rename(entry, into + "/back"); break;
+    }
   });
   bool restarted = false;
   for (int i = 0; i < 3000 && !restarted; ++i) {
@@ -269,7 +438,19 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
   CHECK(restarted);
   CHECK(result.is_ok());
   auto fresh = c.store();
-  if (what == Op::kRename) {
+  if (what == Op::kFileRename) {
+    CHECK(fresh->stat(file_src).status().code() == Code::kNotFound);
+    CHECK(same_data(*fresh, file_dst, 3901, 8));
+    CHECK(fresh->list(into).value().size() == 1);
+    CHECK(fresh->list(src).value().empty());
+  } else if (what == Op::kFileUnlink) {
+    CHECK(fresh->stat(entry).status().code() == Code::kNotFound);
+    CHECK(fresh->list(into).value().empty());
+    write_file(*fresh, entry, 10, 1);  // the name is free again
+  } else if (what == Op::kFileRenameBack) {
+    CHECK(fresh->stat(entry).status().code() == Code::kNotFound);
+    CHECK(same_data(*fresh, into + "/back", 3901, 8));
+  } else if (what == Op::kRename) {
     CHECK(fresh->stat(src).status().code() == Code::kNotFound);
     CHECK(same_data(*fresh, into + "/moved/f", 3901, 8));
     auto listed = fresh->list(into);
@@ -293,11 +474,12 @@ void crash_case(DneCluster& c, int victim, const std::vector<std::string>& crash
 
 }  // namespace
 
-TEST_CASE("cross-MDT mkdir, rmdir and rename survive a crash of either MDS at every step", "[lustre][dne][recovery]") {
+TEST_CASE("cross-MDT mkdir, rmdir, rename and file rename/unlink survive a crash of either MDS at every step",
+          "[lustre][dne][recovery]") {
   DneCluster c;
   c.start_all();
   int n = 0;
-  for (Op what : {Op::kMkdir, Op::kRmdir, Op::kRename}) {
+  for (Op what : {Op::kMkdir, Op::kRmdir, Op::kRename, Op::kFileRename, Op::kFileUnlink, Op::kFileRenameBack}) {
     // The coordinator (MDT 0, holding the parent) dies after logging the intent, after the
     // other MDT did its part, and after committing (before replying).
     for (const char* step : {"intent", "peer", "commit"}) crash_case(c, 0, {"--crash-point", step}, what, n++);

@@ -202,6 +202,29 @@ TEST_CASE("WAL records that break the namespace fail the mount with Corruption",
     rec.set_new_name("loop");
     what = {"record 1", "RENAME", "into itself"};
   }
+  SECTION("cross-MDT rename record replacing a directory") {
+    rec.set_op(pb::WalRecord::CREATE);
+    rec.set_parent(1);
+    rec.set_name("d");
+    rec.set_replace(true);
+    rec.mutable_inode()->set_ino(1000);
+    rec.mutable_inode()->set_type(pb::REGULAR);
+    rec.mutable_inode()->set_mode(0644);
+    rec.mutable_inode()->set_remote_mdt(1);
+    rec.mutable_inode()->set_remote_name("1.77");
+    what = {"record 1", "CREATE", "replaces an entry that is not a local file or empty directory"};
+  }
+  SECTION("remote file entry with a size") {
+    rec.set_op(pb::WalRecord::CREATE);
+    rec.set_parent(1);
+    rec.set_name("remote-file");
+    rec.mutable_inode()->set_ino(1000);
+    rec.mutable_inode()->set_type(pb::REGULAR);
+    rec.mutable_inode()->set_size(10);
+    rec.mutable_inode()->set_remote_mdt(1);
+    rec.mutable_inode()->set_remote_name("1.77");
+    what = {"record 1", "remote file entry with a size or layout"};
+  }
   SECTION("setattr of a missing inode") {
     rec.set_op(pb::WalRecord::SET_ATTR);
     rec.set_attr_mask(1);
