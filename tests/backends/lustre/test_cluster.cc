@@ -185,6 +185,31 @@ int child_main() {
     if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 33;
     for (;;) ::pause();  // until kill -9
   }
+  if (std::string(role) == "queued" || std::string(role) == "contender") {
+    // queued: opens DIR/locked.bin (says 'o'), then asks for an exclusive lock of [0, 200) and
+    // waits for it (says 'l' if ever granted) until kill -9; a long grace, so only the MDS
+    // noticing the closed connection can drop its request in time.
+    // contender: asks for [100, 101) exclusively (20 s), says 'g' once granted, closes, exits.
+    const bool queued = std::string(role) == "queued";
+    StoreOptions so;
+    so.settings["lustre.reconnect_timeout_ms"] = queued ? "30000" : "20000";
+    auto ls = Store::create(so);
+    if (!ls) return fail(40, ls.status());
+    auto f = (*ls)->open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(41, f.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    const int ack_fd = fd_text ? std::atoi(fd_text) : -1;
+    if (queued && ::write(ack_fd, "o", 1) != 1) return 42;
+    auto l = queued ? f->lock_range(0, 200, RangeLockMode::kExclusive, std::chrono::seconds(60))
+                    : f->lock_range(100, 1, RangeLockMode::kExclusive, std::chrono::seconds(20));
+    if (!l) return fail(43, l.status());
+    if (::write(ack_fd, queued ? "l" : "g", 1) != 1) return 44;
+    if (queued)
+      for (;;) ::pause();
+    if (Status u = f->unlock_range(*l); !u) return fail(45, u);
+    if (Status cl = f->close(); !cl) return fail(46, cl);
+    return 0;
+  }
   if (std::string(role) == "mixed") {
     // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
     // j remove g{j-1}. Each finished iteration is acknowledged with one byte on STOR_MDSD_ACK_FD.
@@ -741,6 +766,56 @@ pid_t spawn_locker(const Cluster& c, const std::string& dir) {
   return pid;
 }
 
+// A client process of `role` ([.mdsd-child]) working in DIR; its acknowledgement bytes come on
+// ack_fd.
+struct Child {
+  pid_t pid = -1;
+  int ack_fd = -1;
+  ~Child() {
+    if (ack_fd >= 0) ::close(ack_fd);
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  // The next acknowledgement byte, or 0 when none came within `wait`.
+  char ack(std::chrono::milliseconds wait) const {
+    pollfd p{ack_fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return 0;
+    char b = 0;
+    return ::read(ack_fd, &b, 1) == 1 ? b : 0;
+  }
+  int wait_exit() {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+};
+
+std::unique_ptr<Child> spawn_child(const Cluster& c, const std::string& role, const std::string& dir) {
+  const std::string exe = self_exe();
+  int ack[2];
+  REQUIRE(::pipe(ack) == 0);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    ::close(ack[0]);
+    ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
+    ::setenv("STOR_MDSD_ROLE", role.c_str(), 1);
+    ::setenv("STOR_MDSD_INDEX", "0", 1);
+    ::setenv("STOR_MDSD_URI", dir.c_str(), 1);
+    ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
+    ::execl(exe.c_str(), exe.c_str(), "[.mdsd-child]", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::close(ack[1]);
+  auto child = std::make_unique<Child>();
+  child->pid = pid;
+  child->ack_fd = ack[0];
+  return child;
+}
+
 uint64_t mds_counter(const Cluster& c, const char* name) {
   ServerQueryOptions q;
   q.key_file = c.key;
@@ -851,4 +926,75 @@ TEST_CASE("stor-mds grants extent locks between clients", "[lustre][cluster][loc
     CHECK(mds_counter(c, "open_handles") == handles_before);
     REQUIRE(b.unlock_range(*got).is_ok());
   }
+}
+
+TEST_CASE("a queued lock request of a client that died leaves the queue at once", "[lustre][cluster][locks]") {
+  Cluster c;
+  c.start_mds();
+  auto store = c.store();
+  auto a = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto b = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite).value();
+  const uint64_t held = a.lock_range(0, 100, RangeLockMode::kExclusive, 5s).value();
+  // The child asks for [0, 200) and waits behind `held`; b's [150, 160) waits behind the child's
+  // request (first come, first served), though no granted lock covers those bytes.
+  auto child = spawn_child(c, "queued", c.uri(""));
+  REQUIRE(child->ack(20s) == 'o');
+  std::this_thread::sleep_for(300ms);  // its LOCK is queued at the MDS
+  std::atomic<int> granted{-1};
+  std::chrono::steady_clock::time_point granted_at;
+  std::thread behind([&] {
+    auto r = b.lock_range(150, 10, RangeLockMode::kExclusive, 20s);
+    granted_at = std::chrono::steady_clock::now();
+    granted = r.is_ok();
+    if (r) (void)b.unlock_range(*r);
+  });
+  std::this_thread::sleep_for(300ms);
+  CHECK(granted.load() == -1);
+  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE(::kill(child->pid, SIGKILL) == 0);
+  child->wait_exit();
+  behind.join();
+  CHECK(granted.load() == 1);
+  // Its connection closed: the dead request went at once, not when `held` is released (never,
+  // here) nor after the child's 30 s grace.
+  CHECK(granted_at - killed_at < 3s);
+  REQUIRE(a.unlock_range(held).is_ok());
+}
+
+TEST_CASE("extent locks and open handles are replayed to a restarted MDS", "[lustre][cluster][locks][recovery]") {
+  Cluster c;
+  const std::vector<std::string> window = {"--recovery-window-ms", "1500"};
+  c.start_mds(window);
+  const std::string endpoint = c.mds->endpoint();
+  auto store = c.store();
+  auto a = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto data = stor::test::pattern(5000, 9);
+  REQUIRE(a.write(data.data(), data.size(), 0).value() == data.size());  // not merged: no sync
+  const uint64_t held = a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+  c.mds->kill(SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  c.start_mds(window, endpoint, c.base / "mds.log");
+  // A makes no call: its connection watcher replays the handle and the lock. B (another client
+  // process) asks for bytes A holds: not before A lets them go, not at the window's end.
+  auto contender = spawn_child(c, "contender", c.uri(""));
+  CHECK(contender->ack(3s) == 0);  // > the 1.5 s window
+  CHECK(mds_counter(c, "replayed_locks") == 1);
+  CHECK(mds_counter(c, "refused_replays") == 0);
+  CHECK(mds_counter(c, "recovering") == 0);
+  // The size A's writes reached came with the replayed handle (A never synced).
+  CHECK(store->stat(c.uri("/locked.bin")).value().size == data.size());
+  REQUIRE(a.unlock_range(held).is_ok());  // the same lock id, held all along
+  CHECK(contender->ack(10s) == 'g');
+  CHECK(contender->wait_exit() == 0);
+  // The handle still works after the restart: lock, unlock, close.
+  const uint64_t again = a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+  REQUIRE(a.unlock_range(again).is_ok());
+  REQUIRE(a.close().is_ok());
+  CHECK(mds_counter(c, "open_handles") == 0);
+  REQUIRE(c.mds->stop_cleanly());
+  std::ifstream in(c.base / "mds.log");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  INFO(text);
+  CHECK(text.find("recovery window closed: 1 open handle(s) and 1 extent lock(s) replayed, 0 replay(s) refused") !=
+        std::string::npos);
 }
