@@ -210,6 +210,22 @@ int child_main() {
     if (Status cl = f->close(); !cl) return fail(46, cl);
     return 0;
   }
+  if (std::string(role) == "holder") {
+    // Locks [0, 100) of DIR/locked.bin, says 'l', stops itself; once continued, unlocks and exits
+    // 0 if the unlock reported the lock lost in an MDS restart.
+    auto f = s.open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(50, f.status());
+    auto l = f->lock_range(0, 100, RangeLockMode::kExclusive, std::chrono::seconds(10));
+    if (!l) return fail(51, l.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 52;
+    ::raise(SIGSTOP);
+    Status u = f->unlock_range(*l);
+    if (u.code() != Code::kAborted || u.message().find("was lost when MDS") == std::string::npos) return fail(53, u);
+    if (Status again = f->unlock_range(*l); !again) return fail(54, again);  // reported once
+    if (Status cl = f->close(); !cl) return fail(55, cl);
+    return 0;
+  }
   if (std::string(role) == "mixed") {
     // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
     // j remove g{j-1}. Each finished iteration is acknowledged with one byte on STOR_MDSD_ACK_FD.
@@ -996,5 +1012,137 @@ TEST_CASE("extent locks and open handles are replayed to a restarted MDS", "[lus
   std::string text((std::istreambuf_iterator<char>(in)), {});
   INFO(text);
   CHECK(text.find("recovery window closed: 1 open handle(s) and 1 extent lock(s) replayed, 0 replay(s) refused") !=
+        std::string::npos);
+}
+
+TEST_CASE("a lock replayed after the recovery window is lost, and its unlock says so", "[lustre][cluster][locks][recovery]") {
+  Cluster c;
+  c.start_mds();
+  const std::string endpoint = c.mds->endpoint();
+  auto store = c.store();
+  auto b = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  // The holder locks [0, 100), then stops itself (SIGSTOP) until the restarted MDS's window is
+  // long over, so its replay is late for sure.
+  auto holder = spawn_child(c, "holder", c.uri(""));
+  REQUIRE(holder->ack(20s) == 'l');
+  int st = 0;
+  REQUIRE(::waitpid(holder->pid, &st, WUNTRACED) == holder->pid);
+  REQUIRE(WIFSTOPPED(st));
+  c.mds->kill(SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  c.start_mds({"--recovery-window-ms", "100"}, endpoint);
+  // Nobody replayed [0, 100) in time: another client gets it once the window closed.
+  auto other = b.lock_range(50, 10, RangeLockMode::kExclusive, 5s);
+  REQUIRE(other.is_ok());
+  REQUIRE(::kill(holder->pid, SIGCONT) == 0);
+  // Its unlock reports the loss (exit 0: Aborted, "was lost when MDS"); its handle came back.
+  CHECK(holder->wait_exit() == 0);
+  CHECK(mds_counter(c, "refused_replays") == 1);
+  REQUIRE(b.unlock_range(*other).is_ok());
+  REQUIRE(b.close().is_ok());
+}
+
+TEST_CASE("the MDS grants replayed locks during its recovery window only, never two that conflict",
+          "[lustre][cluster][locks][recovery]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  o.root_mode = 0777;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  std::vector<std::byte> buf(1 << 16);
+  uint64_t xid = 0;
+  auto call = [&](MdsService& svc, uint64_t client, pb::MdsRequest r) -> Result<pb::MdsReply> {
+    r.set_client_id(client);
+    r.set_xid(++xid);
+    const std::string control = r.SerializeAsString();
+    transport::ServerCall c;
+    c.opcode = kMdsOpcode;
+    c.control = control;
+    c.reply_buffer = buf;
+    c.connection = client;
+    auto res = svc.handle(c);
+    if (!res.status) return res.status;
+    pb::MdsReply rep;
+    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
+    return rep;
+  };
+  auto replay_open = [](uint64_t handle, uint64_t ino) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::REPLAY_OPEN);
+    r.set_handle(handle);
+    r.set_ino(ino);
+    r.set_flags(kOpenWrite);
+    return r;
+  };
+  auto replay_lock = [](uint64_t handle, uint64_t ino, uint64_t id, uint64_t start, uint64_t end) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::REPLAY_LOCK);
+    r.set_handle(handle);
+    r.set_ino(ino);
+    r.set_lock_id(id);
+    r.set_lock_start(start);
+    r.set_lock_end(end);
+    r.set_lock_exclusive(true);
+    return r;
+  };
+  uint64_t ino = 0;
+  {
+    auto fs = FileSystem::mount(dir / "fs").value();
+    MdsService svc(fs, {});
+    CHECK_FALSE(svc.recovering());  // a fresh file system: nobody can hold anything
+    pb::MdsRequest open;
+    open.set_op(pb::MdsRequest::OPEN);
+    open.set_path("/f");
+    open.set_flags(kOpenRead | kOpenWrite | kOpenCreate);
+    open.set_mode(0666);
+    ino = call(svc, 1, open).value().attrs().ino();
+    pb::MdsRequest hello;
+    hello.set_op(pb::MdsRequest::CONNECT);
+    CHECK(call(svc, 1, hello).value().server_instance() == svc.instance());
+    // Stopped with a handle open: clients may replay after the next start.
+  }
+  auto fs = FileSystem::mount(dir / "fs").value();
+  std::vector<std::string> log;
+  std::mutex log_mu;
+  MdsServiceOptions so;
+  so.recovery_window = std::chrono::milliseconds(600);
+  so.log = [&](const std::string& m) {
+    std::lock_guard lk(log_mu);
+    log.push_back(m);
+  };
+  MdsService svc(fs, so);
+  REQUIRE(svc.recovering());
+  REQUIRE(call(svc, 1, replay_open(0x1000, ino)).is_ok());
+  REQUIRE(call(svc, 1, replay_open(0x1000, ino)).is_ok());  // again: idempotent
+  CHECK(call(svc, 2, replay_open(0x1000, ino)).status().code() == Code::kPermissionDenied);  // not client 2's
+  REQUIRE(call(svc, 2, replay_open(0x2000, ino)).is_ok());
+  CHECK(svc.open_handles() == 2);
+  REQUIRE(call(svc, 1, replay_lock(0x1000, ino, 77, 0, 100)).is_ok());
+  // Client 2 claims bytes client 1 replayed: both cannot have been granted.
+  CHECK(call(svc, 2, replay_lock(0x2000, ino, 78, 50, 150)).status().code() == Code::kCorruption);
+  CHECK(svc.refused_replays() == 1);
+  // A new request waits for the window's end, then queues behind the replayed lock.
+  pb::MdsRequest lock;
+  lock.set_op(pb::MdsRequest::LOCK);
+  lock.set_handle(0x2000);
+  lock.set_ino(ino);
+  lock.set_lock_start(200);
+  lock.set_lock_end(300);
+  lock.set_lock_exclusive(true);
+  lock.set_lock_wait_ms(100);
+  auto early = call(svc, 2, lock);
+  CHECK(early.status().code() == Code::kTimeout);
+  CHECK(early.status().message().find("recovery window") != std::string::npos);
+  lock.set_lock_wait_ms(5000);
+  CHECK(call(svc, 2, lock).is_ok());  // [200, 300): free once the window closed
+  CHECK_FALSE(svc.recovering());
+  CHECK(call(svc, 1, replay_lock(0x1000, ino, 79, 400, 500)).status().code() == Code::kAborted);  // too late
+  CHECK(svc.replayed_locks() == 1);
+  std::lock_guard lk(log_mu);
+  std::string all;
+  for (auto& m : log) all += m + "\n";
+  INFO(all);
+  CHECK(all.find("recovery: refused replay of extent lock 78") != std::string::npos);
+  CHECK(all.find("recovery window closed: 2 open handle(s) and 1 extent lock(s) replayed, 1 replay(s) refused") !=
         std::string::npos);
 }
