@@ -19,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <mutex>
+#include <utility>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
@@ -271,6 +272,26 @@ void check_mixed(Store& s, const Cluster& c, const std::string& dir, int i) {
     CHECK(f->stat().value().size == data.size());
     CHECK(data == want_data);
   }
+}
+
+// One request to an in-process MdsService, as `client` over `connection` (grace_ms: the session
+// grace it announces; 0: the MDS's default).
+Result<pb::MdsReply> call_service(MdsService& svc, std::vector<std::byte>& buf, uint64_t& xid, uint64_t client,
+                                  uint64_t connection, pb::MdsRequest r, uint32_t grace_ms = 0) {
+  r.set_client_id(client);
+  r.set_xid(++xid);
+  r.set_session_grace_ms(grace_ms);
+  const std::string control = r.SerializeAsString();
+  transport::ServerCall c;
+  c.opcode = kMdsOpcode;
+  c.control = control;
+  c.reply_buffer = buf;
+  c.connection = connection;
+  auto res = svc.handle(c);
+  if (!res.status) return res.status;
+  pb::MdsReply rep;
+  REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
+  return rep;
 }
 
 }  // namespace
@@ -537,21 +558,8 @@ TEST_CASE("the MDS releases a client's handles and locks after its connections a
   std::vector<std::byte> buf(1 << 16);
   uint64_t xid = 0;
   // One request of `client` over `connection`; the client asks for a 100 ms grace.
-  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) -> Result<pb::MdsReply> {
-    r.set_client_id(client);
-    r.set_xid(++xid);
-    r.set_session_grace_ms(100);
-    const std::string control = r.SerializeAsString();
-    transport::ServerCall c;
-    c.opcode = kMdsOpcode;
-    c.control = control;
-    c.reply_buffer = buf;
-    c.connection = connection;
-    auto res = svc.handle(c);
-    if (!res.status) return res.status;
-    pb::MdsReply rep;
-    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
-    return rep;
+  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) {
+    return call_service(svc, buf, xid, client, connection, std::move(r), 100);
   };
   auto open_and_lock = [&](uint64_t client, uint64_t connection, const std::string& path) {
     pb::MdsRequest r;
@@ -755,33 +763,6 @@ namespace {
 // exclusive lock of bytes [0, 4096), says so with one byte on a pipe and waits to be killed.
 // Its reconnect grace is 300 ms (lustre.reconnect_timeout_ms), so the MDS releases its handle
 // and lock that long after its connections closed.
-pid_t spawn_locker(const Cluster& c, const std::string& dir) {
-  const std::string exe = self_exe();
-  int ack[2];
-  REQUIRE(::pipe(ack) == 0);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(ack[0]);
-    ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
-    ::setenv("STOR_MDSD_ROLE", "locker", 1);
-    ::setenv("STOR_MDSD_INDEX", "0", 1);
-    ::setenv("STOR_MDSD_URI", dir.c_str(), 1);
-    ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
-    ::execl(exe.c_str(), exe.c_str(), "[.mdsd-child]", static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ::close(ack[1]);
-  char b = 0;
-  ssize_t n;
-  do {
-    n = ::read(ack[0], &b, 1);
-  } while (n < 0 && errno == EINTR);
-  ::close(ack[0]);
-  REQUIRE(n == 1);  // the lock is held
-  return pid;
-}
-
 // A client process of `role` ([.mdsd-child]) working in DIR; its acknowledgement bytes come on
 // ack_fd.
 struct Child {
@@ -830,6 +811,14 @@ std::unique_ptr<Child> spawn_child(const Cluster& c, const std::string& role, co
   child->pid = pid;
   child->ack_fd = ack[0];
   return child;
+}
+
+pid_t spawn_locker(const Cluster& c, const std::string& dir) {
+  auto child = spawn_child(c, "locker", dir);
+  REQUIRE(child->ack(std::chrono::seconds(20)) == 'l');  // the lock is held
+  ::close(child->ack_fd);
+  child->ack_fd = -1;
+  return std::exchange(child->pid, -1);
 }
 
 uint64_t mds_counter(const Cluster& c, const char* name) {
@@ -1051,20 +1040,8 @@ TEST_CASE("the MDS grants replayed locks during its recovery window only, never 
   REQUIRE(mkfs(dir / "fs", o).is_ok());
   std::vector<std::byte> buf(1 << 16);
   uint64_t xid = 0;
-  auto call = [&](MdsService& svc, uint64_t client, pb::MdsRequest r) -> Result<pb::MdsReply> {
-    r.set_client_id(client);
-    r.set_xid(++xid);
-    const std::string control = r.SerializeAsString();
-    transport::ServerCall c;
-    c.opcode = kMdsOpcode;
-    c.control = control;
-    c.reply_buffer = buf;
-    c.connection = client;
-    auto res = svc.handle(c);
-    if (!res.status) return res.status;
-    pb::MdsReply rep;
-    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
-    return rep;
+  auto call = [&](MdsService& svc, uint64_t client, pb::MdsRequest r) {
+    return call_service(svc, buf, xid, client, client, std::move(r));
   };
   auto replay_open = [](uint64_t handle, uint64_t ino) {
     pb::MdsRequest r;
