@@ -442,8 +442,11 @@ Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req, uint64_t* instance)
       }
       last = r.status();
     } else {
-      // A wrong key will not become right by retrying.
-      if (p.status().code() == Code::kPermissionDenied) return p.status();
+      // A wrong key, or a CONNECT the MDS refused (not a recovery protocol it speaks), will not
+      // become right by retrying.
+      const Code code = p.status().code();
+      if (code == Code::kPermissionDenied || code == Code::kInvalidArgument || code == Code::kCorruption)
+        return p.status();
       last = p.status();
     }
     auto now = std::chrono::steady_clock::now();
