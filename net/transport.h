@@ -150,7 +150,7 @@ struct ServerCall {
   // True once the client hung up on this connection (end of stream, reset), seen without reading
   // a byte; a handler that waits long (stor-mds extent locks) polls it to drop the request of a
   // dead client at once. Null where the transport cannot tell (verbs).
-  std::function<bool()> peer_gone;
+  std::function<bool()> peer_gone{};  // an initializer: callers may leave it out
 };
 
 // A fresh ServerCall::connection id (transports' serving loops).
