@@ -177,6 +177,12 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
   size_t reply_buffer_size = 0;
   const uint64_t limit = std::min(opts.max_payload, kMaxPayloadLimit);
   std::string control;
+  // While a handler runs nothing more is read: a FIN or reset pending on the socket means the
+  // client is gone (a pipelined next request only makes it readable).
+  const std::function<bool()> peer_gone = [fd] {
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+  };
   for (;;) {
     FrameBytes hb;
     // The whole header within the idle timeout (nothing or a byte at a time alike); then the rest
@@ -222,7 +228,7 @@ void serve_tcp_connection(int fd, ConnectionState& state, const Handler& handler
           reply_buffer_size = capacity;
         }
         ServerCall call{h->opcode, control, std::span<const std::byte>(in_payload.data(), h->payload_len),
-                        std::span<std::byte>(reply_buffer.get(), capacity), served.use()};
+                        std::span<std::byte>(reply_buffer.get(), capacity), served.use(), peer_gone};
         result = handler(call);
         dl = deadline_after(opts.timeout);  // the handler may wait (stor-mds extent locks)
       }

@@ -147,6 +147,10 @@ struct ServerCall {
   // This connection, unique within the process (never 0): calls with the same id came over one
   // connection, in order (TransportOptions::on_connection_closed reports its end).
   uint64_t connection = 0;
+  // True once the client hung up on this connection (end of stream, reset), seen without reading
+  // a byte; a handler that waits long (stor-mds extent locks) polls it to drop the request of a
+  // dead client at once. Null where the transport cannot tell (verbs).
+  std::function<bool()> peer_gone{};  // an initializer: callers may leave it out
 };
 
 // A fresh ServerCall::connection id (transports' serving loops).

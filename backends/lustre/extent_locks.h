@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -31,9 +32,17 @@ class ExtentLockQueue {
   // Waits until [start, end) is granted or deadline passes (Timeout). xid != 0 identifies the
   // request of `owner.client`: a resend of it (after a reconnect) joins the original instead of
   // queueing twice, and gets the same lock id. Aborted when the owner's locks are released
-  // while it waits (its handle closed, its client gone).
+  // while it waits (its handle closed, its client gone), and when `gone` (polled every
+  // kGonePoll while waiting) says the asker hung up: the request leaves the queue at once unless
+  // a resend joined it, so the requests behind a dead client's move on.
+  static constexpr std::chrono::milliseconds kGonePoll{20};
   Result<uint64_t> lock(LockOwner owner, uint64_t xid, RangeLockMode mode, uint64_t start, uint64_t end,
-                        std::chrono::steady_clock::time_point deadline);
+                        std::chrono::steady_clock::time_point deadline, const std::function<bool()>& gone = {});
+  // Recovery (docs/lustre.md "Lock replay"): grants lock `id` of `owner` as it was granted
+  // before an MDS restart, without queueing. Idempotent for the same owner and id. Corruption
+  // when it conflicts with a lock already in the queue (two replays that cannot both have been
+  // granted): never granted twice.
+  Status replay(LockOwner owner, uint64_t id, RangeLockMode mode, uint64_t start, uint64_t end);
   // Releases lock `id` of client; false when it is not held (by that client).
   bool unlock(uint64_t client, uint64_t id);
   // Releases every lock of the owner and fails its waiting requests; returns how many.
@@ -51,6 +60,7 @@ class ExtentLockQueue {
     uint64_t start = 0, end = 0;
     State state = State::kWaiting;
     std::chrono::steady_clock::time_point deadline;
+    int waiters = 0;  // calls waiting for it (an original and its resends)
   };
   // Grants every waiting entry that no earlier entry blocks; caller holds mu_.
   void grant_locked();

@@ -1376,6 +1376,21 @@ Result<InodeRef> Mds::inode_for_write(const Identity& id, uint64_t ino) {
   return n;
 }
 
+Result<InodeRef> Mds::reopen_file(const Identity& id, uint64_t ino, bool write) {
+  InodeRef n;
+  {
+    decltype(inodes_)::const_accessor a;
+    if (!inodes_.find(a, ino)) return Status::NotFound("lustre: inode " + std::to_string(ino) + " does not exist");
+    n = a->second;
+  }
+  std::unique_lock lk(n->mu);
+  if (n->is_dir()) return Status::IsADirectory("lustre: inode " + std::to_string(ino) + " is a directory");
+  const int want = write ? kPermW : kPermR;
+  if (!permitted(*n, id, want)) return denied(want, "inode " + std::to_string(ino), id);
+  ++n->open_count;
+  return n;
+}
+
 Result<uint64_t> Mds::inode_number(const Identity& id, std::string_view path) {
   STOR_ASSIGN_OR_RETURN(InodeRef n, lookup(id, path));
   return n->ino;

@@ -265,6 +265,9 @@ class Mds {
   // Cluster mode, an open handle the MDS no longer knows (it restarted): the regular file `ino`
   // if `id` may write it.
   Result<InodeRef> inode_for_write(const Identity& id, uint64_t ino);
+  // Cluster mode, a client replaying an open handle to a restarted MDS: the regular file `ino`,
+  // opened again (pair with close_file()) if `id` may read it, or write it when `write`.
+  Result<InodeRef> reopen_file(const Identity& id, uint64_t ino, bool write);
 
  private:
   Mds(std::string mdt_dir, uint32_t target_count, pb::Layout fs_default, MdsOptions opts, ObjectReaper reaper);

@@ -45,6 +45,9 @@ class MdsServerImpl final : public MdsServer {
                   {"open_handles", service->open_handles()},
                   {"extent_locks", service->granted_locks()},
                   {"client_sessions", service->sessions()},
+                  {"recovering", service->recovering() ? 1u : 0u},
+                  {"replayed_locks", service->replayed_locks()},
+                  {"refused_replays", service->refused_replays()},
                   {"uptime_ms", static_cast<uint64_t>(up.count())}};
     return {Status(), transport::encode_server_stats(s), 0};
   }
@@ -98,6 +101,8 @@ Result<std::unique_ptr<MdsServer>> MdsServer::start(const MdsServerOptions& opts
   so.crash_point = opts.crash_point;
   so.peer_key = topts.auth_key;
   so.peer_timeout = opts.target_reconnect_timeout;
+  so.recovery_window = opts.recovery_window;
+  so.log = opts.log;
   if (opts.crash_point.size() && opts.crash_point != "intent" && opts.crash_point != "peer" && opts.crash_point != "commit")
     return Status::InvalidArgument("stor-mds: --crash-point is one of intent, peer, commit");
   server->service = std::make_unique<lustre::MdsService>(server->fs, so);

@@ -1,9 +1,13 @@
 #include "backends/lustre/remote_mds.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <sys/random.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <thread>
 
 #include "backends/lustre/layout.h"
@@ -122,10 +126,16 @@ Status validate_mds_request(const pb::MdsRequest& req, uint32_t target_count) {
     case pb::MdsRequest::UNLOCK:
       if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
       break;
+    case pb::MdsRequest::REPLAY_OPEN:
+      if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
+      break;
     case pb::MdsRequest::LOCK:
+    case pb::MdsRequest::REPLAY_LOCK:
       if (req.handle() == 0 || req.ino() == 0) return Status::InvalidArgument("lustre mds: no open handle");
       if (req.lock_end() <= req.lock_start() || req.lock_end() > kMaxFileSize)
         return Status::InvalidArgument("lustre mds: extent lock range is empty or past 2^63 - 1");
+      if (req.op() == pb::MdsRequest::REPLAY_LOCK && req.lock_id() == 0)
+        return Status::InvalidArgument("lustre mds: replayed extent lock without an id");
       break;
     default:
       break;
@@ -144,7 +154,14 @@ MdsConnection::MdsConnection(std::string endpoint, std::unique_ptr<transport::Tr
       lock_timeout_(lock_timeout),
       client_id_(random_u64()) {}
 
-MdsConnection::~MdsConnection() = default;
+MdsConnection::~MdsConnection() {
+  {
+    std::lock_guard lk(reg_mu_);
+    stopping_ = true;
+  }
+  reg_cv_.notify_all();
+  if (watcher_.joinable()) watcher_.join();
+}
 
 Result<std::unique_ptr<MdsConnection>> MdsConnection::connect(const std::string& endpoint,
                                                               std::shared_ptr<const transport::AuthKey> key,
@@ -173,6 +190,7 @@ Result<std::unique_ptr<MdsConnection::Pooled>> MdsConnection::acquire() {
   auto p = std::make_unique<Pooled>();
   STOR_ASSIGN_OR_RETURN(p->ch, transport_->connect(endpoint_));
   p->buf.resize(kMdsReplyCapacity);
+  STOR_RETURN_IF_ERROR(handshake(*p));
   return p;
 }
 
@@ -182,17 +200,214 @@ void MdsConnection::release(std::unique_ptr<Pooled> p) {
   if (idle_.size() < 16) idle_.push_back(std::move(p));
 }
 
-Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req) {
-  const uint64_t xid = next_xid_.fetch_add(1);
+void MdsConnection::stamp(pb::MdsRequest& req, uint64_t xid) {
   req.set_client_id(client_id_);
   req.set_xid(xid);
   // The MDS keeps our handles and locks this long after our connections are gone.
   req.set_session_grace_ms(static_cast<uint32_t>(std::min<int64_t>(reconnect_timeout_.count(), UINT32_MAX)));
+  std::lock_guard lk(mu_);
+  req.set_min_inflight_xid(inflight_.empty() ? xid : std::min(xid, *inflight_.begin()));
+}
+
+Result<pb::MdsReply> MdsConnection::call_on(Pooled& p, pb::MdsRequest req) {
+  stamp(req, next_xid_.fetch_add(1));
+  auto r = p.ch->call(kMdsOpcode, req.SerializeAsString(), {}, p.buf);
+  if (!r) return r.status();
+  pb::MdsReply rep;
+  if (r->payload_len > p.buf.size() || !rep.ParseFromArray(p.buf.data(), static_cast<int>(r->payload_len)))
+    return Status::Corruption("lustre: reply of MDS " + endpoint_ + " does not parse");
+  return rep;
+}
+
+pb::MdsRequest MdsConnection::replay_open_request(const TrackedOpen& o) {
+  pb::MdsRequest req;
+  req.set_op(pb::MdsRequest::REPLAY_OPEN);
+  set_identity(req, o.id);
+  req.set_handle(o.handle);
+  req.set_ino(o.ino);
+  req.set_flags(o.writable ? kOpenWrite : kOpenRead);
+  req.set_size(o.size.load());
+  req.set_has_size(o.writable && o.dirty.load());
+  return req;
+}
+
+pb::MdsRequest MdsConnection::replay_lock_request(const TrackedOpen& o, const TrackedLock& l) {
+  pb::MdsRequest req;
+  req.set_op(pb::MdsRequest::REPLAY_LOCK);
+  set_identity(req, o.id);
+  req.set_handle(o.handle);
+  req.set_ino(o.ino);
+  req.set_lock_id(l.id);
+  req.set_lock_start(l.start);
+  req.set_lock_end(l.end);
+  req.set_lock_exclusive(l.exclusive);
+  return req;
+}
+
+Status MdsConnection::handshake(Pooled& p) {
+  pb::MdsRequest hello;
+  hello.set_op(pb::MdsRequest::CONNECT);
+  STOR_ASSIGN_OR_RETURN(auto rep, call_on(p, std::move(hello)));
+  if (rep.server_instance() == 0) return Status::Corruption("lustre mds reply: CONNECT without an instance id");
+  p.instance = rep.server_instance();
+  std::unique_lock lk(reg_mu_);
+  for (;;) {
+    if (instance_ == 0) instance_ = p.instance;  // the first MDS this client talks to
+    if (p.instance != instance_) {
+      // Another MDS process than the one our handles and locks live in: it restarted.
+      instance_ = p.instance;
+      replay_ = Replay::kNeeded;
+    }
+    if (replay_ == Replay::kDone) return Status::ok();
+    if (replay_ == Replay::kRunning) {  // another connection replays: nothing goes before it
+      reg_cv_.wait(lk);
+      if (p.instance != instance_)  // this MDS is gone already; the caller reconnects
+        return Status::Unavailable("lustre: MDS " + endpoint_ + " restarted again during recovery");
+      continue;
+    }
+    replay_ = Replay::kRunning;
+    // A snapshot: tracking calls meanwhile see instance_ changed and replay their item alone.
+    struct Item {
+      std::shared_ptr<TrackedOpen> open;
+      std::vector<TrackedLock> locks;
+    };
+    std::vector<Item> items;
+    for (auto& [h, o] : opens_) {
+      Item it{o, {}};
+      for (auto& [id, l] : o->locks) it.locks.push_back(l);
+      items.push_back(std::move(it));
+    }
+    lk.unlock();
+    // Handles first, each followed by its locks; an error the MDS sends loses that item only.
+    Status broken;
+    std::vector<std::pair<std::shared_ptr<TrackedOpen>, std::pair<uint64_t, std::string>>> lost;
+    for (auto& it : items) {
+      auto r = call_on(p, replay_open_request(*it.open));
+      if (!r && p.ch->broken()) {
+        broken = r.status();
+        break;
+      }
+      if (!r) {
+        for (auto& l : it.locks)
+          lost.push_back({it.open, {l.id, "its open handle was not replayed: " + r.status().message()}});
+        continue;
+      }
+      for (auto& l : it.locks) {
+        auto lr = call_on(p, replay_lock_request(*it.open, l));
+        if (!lr && p.ch->broken()) {
+          broken = lr.status();
+          break;
+        }
+        if (!lr) lost.push_back({it.open, {l.id, lr.status().message()}});
+      }
+      if (!broken.is_ok()) break;
+    }
+    lk.lock();
+    if (broken.is_ok()) {
+      for (auto& [o, why] : lost) {
+        if (o->locks.erase(why.first)) o->lost[why.first] = why.second;
+      }
+      replays_.fetch_add(1);
+    }
+    if (instance_ == p.instance) replay_ = broken.is_ok() ? Replay::kDone : Replay::kNeeded;
+    reg_cv_.notify_all();
+    if (!broken.is_ok()) return broken;
+    if (instance_ != p.instance)
+      return Status::Unavailable("lustre: MDS " + endpoint_ + " restarted again during recovery");
+    return Status::ok();
+  }
+}
+
+Status MdsConnection::track_open(const std::shared_ptr<TrackedOpen>& open, uint64_t instance) {
+  {
+    std::lock_guard lk(reg_mu_);
+    opens_[open->handle] = open;
+    if (!watcher_.joinable()) watcher_ = std::thread([this] { watch(); });
+    if (instance == instance_) return Status::ok();
+  }
+  // Opened by an MDS process that has gone since, after our state was replayed to its successor.
+  auto r = call(replay_open_request(*open));
+  if (!r) {
+    untrack_open(open->handle);
+    return r.status().with_context("lustre: the MDS restarted right after the open; reopen the file");
+  }
+  return Status::ok();
+}
+
+void MdsConnection::untrack_open(uint64_t handle) {
+  std::lock_guard lk(reg_mu_);
+  opens_.erase(handle);
+}
+
+Status MdsConnection::track_lock(uint64_t handle, const TrackedLock& lock, uint64_t instance) {
+  std::shared_ptr<TrackedOpen> open;
+  {
+    std::lock_guard lk(reg_mu_);
+    auto it = opens_.find(handle);
+    if (it == opens_.end()) return Status::ok();  // closed meanwhile: the lock went with it
+    open = it->second;
+    open->locks[lock.id] = lock;
+    if (instance == instance_) return Status::ok();
+  }
+  // Granted by an MDS process that has gone since, after our state was replayed to its successor.
+  auto r = call(replay_lock_request(*open, lock));
+  if (!r) {
+    std::lock_guard lk(reg_mu_);
+    open->locks.erase(lock.id);
+    return r.status().with_context("lustre: extent lock granted just before an MDS restart was lost");
+  }
+  return Status::ok();
+}
+
+Status MdsConnection::untrack_lock(uint64_t handle, uint64_t id) {
+  std::lock_guard lk(reg_mu_);
+  auto it = opens_.find(handle);
+  if (it == opens_.end()) return Status::ok();
+  it->second->locks.erase(id);
+  auto l = it->second->lost.find(id);
+  if (l == it->second->lost.end()) return Status::ok();
+  Status s = Status::Aborted("lustre: extent lock " + std::to_string(id) + " was lost when MDS " + endpoint_ +
+                             " restarted (its bytes were not protected since): " + l->second);
+  it->second->lost.erase(l);
+  return s;
+}
+
+void MdsConnection::watch() {
+  // Lustre's pinger, without pings: a dead MDS closes its connections, which the pooled idle
+  // channels show at once; then reconnect (and replay) without waiting for the next call.
+  constexpr auto kInterval = std::chrono::milliseconds(100);
+  std::unique_lock lk(reg_mu_);
+  while (!stopping_) {
+    reg_cv_.wait_for(lk, kInterval, [&] { return stopping_; });
+    if (stopping_ || opens_.empty()) continue;
+    lk.unlock();
+    bool healthy = false, busy = false;
+    {
+      std::lock_guard ml(mu_);
+      for (auto it = idle_.begin(); it != idle_.end();) {
+        if ((*it)->ch->broken() || (*it)->ch->peer_closed()) {
+          it = idle_.erase(it);
+        } else {
+          healthy = true;
+          ++it;
+        }
+      }
+      busy = !inflight_.empty();  // calls in flight notice a lost connection themselves
+    }
+    if (!healthy && !busy) {
+      if (auto p = acquire()) release(std::move(*p));
+    }
+    lk.lock();
+  }
+}
+
+Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req, uint64_t* instance) {
+  const uint64_t xid = next_xid_.fetch_add(1);
   {
     std::lock_guard lk(mu_);
     inflight_.insert(xid);
-    req.set_min_inflight_xid(*inflight_.begin());
   }
+  stamp(req, xid);
   struct Done {
     MdsConnection* c;
     uint64_t xid;
@@ -215,6 +430,7 @@ Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req) {
         pb::MdsReply rep;
         bool ok = r->payload_len <= (*p)->buf.size() &&
                   rep.ParseFromArray((*p)->buf.data(), static_cast<int>(r->payload_len));
+        if (instance) *instance = (*p)->instance;
         release(std::move(*p));
         if (!ok) return Status::Corruption("lustre: reply of MDS " + endpoint_ + " does not parse");
         return rep;
@@ -228,8 +444,11 @@ Result<pb::MdsReply> MdsConnection::call(pb::MdsRequest req) {
       }
       last = r.status();
     } else {
-      // A wrong key will not become right by retrying.
-      if (p.status().code() == Code::kPermissionDenied) return p.status();
+      // A wrong key, or a CONNECT the MDS refused (not a recovery protocol it speaks), will not
+      // become right by retrying.
+      const Code code = p.status().code();
+      if (code == Code::kPermissionDenied || code == Code::kInvalidArgument || code == Code::kCorruption)
+        return p.status();
       last = p.status();
     }
     auto now = std::chrono::steady_clock::now();
@@ -246,15 +465,18 @@ namespace {
 
 class RemoteMetaFile final : public MetaFile {
  public:
+  // state: what a restarted MDS is told about this handle (tracked by the connection).
   RemoteMetaFile(std::shared_ptr<MdsConnection> conn, Identity id, uint64_t handle, uint64_t ino, pb::Layout layout,
-                 FileInfo attrs)
+                 FileInfo attrs, std::shared_ptr<MdsConnection::TrackedOpen> state)
       : conn_(std::move(conn)),
         id_(std::move(id)),
         handle_(handle),
         ino_(ino),
         layout_(std::move(layout)),
         attrs_(std::move(attrs)),
-        size_(attrs_.size) {}
+        state_(std::move(state)),
+        size_(state_->size),
+        dirty_(state_->dirty) {}
   ~RemoteMetaFile() override { (void)close(); }
 
   uint64_t ino() const override { return ino_; }
@@ -311,7 +533,8 @@ class RemoteMetaFile final : public MetaFile {
     req.set_lock_exclusive(mode == RangeLockMode::kExclusive);
     const auto wait = std::min(timeout, conn_->lock_timeout());
     req.set_lock_wait_ms(static_cast<uint32_t>(std::min<int64_t>(wait.count(), UINT32_MAX)));
-    auto r = conn_->call(std::move(req));
+    uint64_t instance = 0;
+    auto r = conn_->call(std::move(req), &instance);
     if (!r) {
       if (r.status().code() == Code::kTimeout)
         return Status::Timeout(r.status().message() + " (waited " + std::to_string(wait.count()) +
@@ -319,19 +542,26 @@ class RemoteMetaFile final : public MetaFile {
       return r.status();
     }
     if (r->lock_id() == 0) return Status::Corruption("lustre mds reply: LOCK granted no lock");
+    // Replayed to the MDS if it restarts while we hold it.
+    STOR_RETURN_IF_ERROR(conn_->track_lock(
+        handle_, MdsConnection::TrackedLock{r->lock_id(), mode == RangeLockMode::kExclusive, start, end}, instance));
     return r->lock_id();
   }
   Status unlock(uint64_t id) override {
     pb::MdsRequest req = request(pb::MdsRequest::UNLOCK);
     req.set_lock_id(id);
-    return conn_->call(std::move(req)).status();
+    Status s = conn_->call(std::move(req)).status();
+    Status lost = conn_->untrack_lock(handle_, id);
+    return s.is_ok() ? lost : s;
   }
   Status close() override {
     if (closed_.exchange(true)) return Status::ok();
     pb::MdsRequest req = request(pb::MdsRequest::CLOSE);
     req.set_has_size(dirty_.load());
     req.set_size(size_.load());
-    return conn_->call(std::move(req)).status();
+    Status s = conn_->call(std::move(req)).status();
+    conn_->untrack_open(handle_);
+    return s;
   }
 
  private:
@@ -349,8 +579,9 @@ class RemoteMetaFile final : public MetaFile {
   const uint64_t handle_, ino_;
   const pb::Layout layout_;
   const FileInfo attrs_;
-  std::atomic<uint64_t> size_;
-  std::atomic<bool> dirty_{false};  // grown by writes since the last merge
+  const std::shared_ptr<MdsConnection::TrackedOpen> state_;
+  std::atomic<uint64_t>& size_;  // state_->size
+  std::atomic<bool>& dirty_;     // state_->dirty: grown by writes since the last merge
   std::atomic<bool> closed_{false};
 };
 
@@ -454,7 +685,8 @@ class RemoteMetadata final : public MetadataClient {
       *req.mutable_layout() = *layout_template;
     }
     uint32_t mdt = 0;
-    STOR_ASSIGN_OR_RETURN(auto rep, call(std::move(req), &mdt));
+    uint64_t instance = 0;
+    STOR_ASSIGN_OR_RETURN(auto rep, call(std::move(req), &mdt, &instance));
     STOR_ASSIGN_OR_RETURN(FileInfo fi, info_from(rep.attrs(), std::string(path)));
     if (rep.handle() == 0 || rep.attrs().ino() == 0 || fi.type != FileType::kRegular)
       return Status::Corruption("lustre mds reply: open of '" + std::string(path) + "' gave no regular file handle");
@@ -463,7 +695,17 @@ class RemoteMetadata final : public MetadataClient {
     OpenedFile out;
     out.created = rep.created();
     // The handle lives on the MDT that opened it (the one holding the file's directory).
-    out.file = std::make_unique<RemoteMetaFile>(conns_[mdt], id, rep.handle(), rep.attrs().ino(), rep.layout(), fi);
+    auto state = std::make_shared<MdsConnection::TrackedOpen>();
+    state->handle = rep.handle();
+    state->ino = rep.attrs().ino();
+    state->writable = (flags & (kOpenWrite | kOpenTruncate)) != 0;
+    state->id = id;
+    state->size = fi.size;
+    // Before the file object exists: a failure here has nothing to close at the MDS (it forgot
+    // the handle in a restart).
+    STOR_RETURN_IF_ERROR(conns_[mdt]->track_open(state, instance));
+    out.file = std::make_unique<RemoteMetaFile>(conns_[mdt], id, rep.handle(), rep.attrs().ino(), rep.layout(), fi,
+                                                std::move(state));
     return out;
   }
 
@@ -583,7 +825,7 @@ class RemoteMetadata final : public MetadataClient {
   }
 
   // Sends a path request to the MDT holding its directory, following redirects.
-  Result<pb::MdsReply> call(pb::MdsRequest req, uint32_t* mdt_out = nullptr) {
+  Result<pb::MdsReply> call(pb::MdsRequest req, uint32_t* mdt_out = nullptr, uint64_t* instance = nullptr) {
     const std::string path = req.path(), new_path = req.new_path();
     const bool entry = req.op() == pb::MdsRequest::MKDIR || req.op() == pb::MdsRequest::REMOVE ||
                        req.op() == pb::MdsRequest::RENAME;
@@ -598,7 +840,7 @@ class RemoteMetadata final : public MetadataClient {
         req.set_new_mdt(nmdt != mdt ? nmdt + 1 : 0);
         req.set_new_path(np);
       }
-      auto answer = conns_[mdt]->call(req);
+      auto answer = conns_[mdt]->call(req, instance);
       if (!answer && answer.status().code() == Code::kNotFound && (pc || npc) && !stale_retried) {
         // A cached route may be stale (another client renamed or removed what it led to):
         // once more from the routes the MDSs give now.
@@ -643,7 +885,17 @@ std::atomic<uint64_t> g_handle_seq{1};
 }
 
 MdsService::MdsService(std::shared_ptr<FileSystem> fs, MdsServiceOptions opts)
-    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(std::move(opts)) {
+    : fs_(std::move(fs)), mds_(fs_->mds()), opts_(std::move(opts)), instance_(random_u64()) {
+  // Clients may still hold handles and locks of the previous process (the marker is left by a
+  // crash, or by a clean stop with handles open): they replay them during the window, and new
+  // LOCK requests wait for its end (docs/lustre.md "Lock replay").
+  if (opts_.recovery_window.count() > 0 && ::access(recovery_marker().c_str(), F_OK) == 0) {
+    recovery_end_ = std::chrono::steady_clock::now() + opts_.recovery_window;
+    recovering_ = true;
+    if (opts_.log)
+      opts_.log("recovery: clients may hold open handles and extent locks from before this start; new extent "
+                "locks wait " + std::to_string(opts_.recovery_window.count()) + " ms for their replays");
+  }
   reaper_ = std::thread([this] { reap_sessions(); });
   mdt_count_ = mdt_count(fs_->superblock());
   if (mdt_count_ < 2) return;
@@ -767,9 +1019,119 @@ MdsService::~MdsService() {
   }
   redo_cv_.notify_all();
   if (redo_thread_.joinable()) redo_thread_.join();
+  // No handle open: no client holds anything of this MDS, so the next start needs no window.
+  if (open_handles() == 0) ::unlink(recovery_marker().c_str());
   // Handles still open when the daemon stops: their files' objects may go now.
   for (auto& sh : handle_shards_)
     for (auto& [h, handle] : sh.map) mds_.close_file(handle.inode);
+}
+
+std::string MdsService::recovery_marker() const { return fs_->mdt_dir() + "/recovery"; }
+
+void MdsService::note_handles_exist() {
+  // Once per process, before the first handle is handed out: a crash from here on leaves it.
+  std::call_once(marker_once_, [this] {
+    int fd = ::open(recovery_marker().c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd >= 0) ::close(fd);
+    else if (opts_.log) opts_.log("recovery: cannot create " + recovery_marker() + ": " + std::strerror(errno));
+  });
+}
+
+bool MdsService::recovering() {
+  if (!recovering_.load()) return false;
+  std::lock_guard lk(recovery_mu_);
+  if (std::chrono::steady_clock::now() >= recovery_end_) end_recovery_locked();
+  return recovering_.load();
+}
+
+void MdsService::end_recovery_locked() {
+  if (!recovering_.exchange(false)) return;
+  if (opts_.log)
+    opts_.log("recovery window closed: " + std::to_string(replayed_handles_.load()) + " open handle(s) and " +
+              std::to_string(replayed_locks_.load()) + " extent lock(s) replayed, " +
+              std::to_string(refused_replays_.load()) + " replay(s) refused");
+}
+
+Status MdsService::wait_recovery(std::chrono::steady_clock::time_point deadline,
+                                 const std::function<bool()>* peer_gone) {
+  std::unique_lock lk(recovery_mu_);
+  for (;;) {
+    const auto now = std::chrono::steady_clock::now();
+    if (!recovering_.load()) return Status::ok();
+    if (now >= recovery_end_) {
+      end_recovery_locked();
+      return Status::ok();
+    }
+    if (peer_gone && *peer_gone && (*peer_gone)())
+      return Status::Aborted("lustre mds: extent lock request cancelled: the client's connection closed");
+    if (now >= deadline)
+      return Status::Timeout("extent lock not granted in time: the MDS restarted and waits for its clients to "
+                             "replay their locks (recovery window, " +
+                             std::to_string(opts_.recovery_window.count()) + " ms)");
+    lk.unlock();
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+        {ExtentLockQueue::kGonePoll, recovery_end_ - now, deadline - now}));
+    lk.lock();
+  }
+}
+
+Result<pb::MdsReply> MdsService::replay_open(const pb::MdsRequest& req, const Identity& id) {
+  const bool write = (req.flags() & kOpenWrite) != 0;
+  auto known = [&]() -> Result<bool> {  // replayed before (the replay's connection broke)?
+    HandleShard& sh = shard(req.handle());
+    std::lock_guard lk(sh.mu);
+    auto a = sh.map.find(req.handle());
+    if (a == sh.map.end()) return false;
+    if (a->second.client_id != req.client_id() || a->second.inode->ino != req.ino())
+      return Status::PermissionDenied("lustre mds: replayed open handle belongs to another client");
+    return true;
+  };
+  STOR_ASSIGN_OR_RETURN(bool again, known());
+  if (again) return pb::MdsReply();
+  note_handles_exist();
+  STOR_ASSIGN_OR_RETURN(InodeRef n, mds_.reopen_file(id, req.ino(), write));
+  n->may_have_objects = true;
+  {
+    HandleShard& sh = shard(req.handle());
+    std::lock_guard lk(sh.mu);
+    if (!sh.map.emplace(req.handle(), Handle{n, req.client_id(), write}).second) {
+      mds_.close_file(n);  // a copy of this replay won the race
+      return pb::MdsReply();
+    }
+  }
+  replayed_handles_.fetch_add(1);
+  // The size its writes reached, not merged yet: what its close would merge.
+  if (write && req.has_size()) STOR_RETURN_IF_ERROR(mds_.extend_size(*n, req.size()));
+  return pb::MdsReply();
+}
+
+Result<pb::MdsReply> MdsService::replay_lock(const pb::MdsRequest& req) {
+  STOR_ASSIGN_OR_RETURN(Handle h, own_handle(req));
+  if (req.lock_exclusive() && !h.writable)
+    return Status::PermissionDenied("lustre mds: an exclusive extent lock needs a handle open for writing");
+  const std::string what = "extent lock " + std::to_string(req.lock_id()) + " of bytes [" +
+                           std::to_string(req.lock_start()) + ", " + std::to_string(req.lock_end()) + ") of inode " +
+                           std::to_string(req.ino()) + ", client " + std::to_string(req.client_id());
+  // Held across the insert: the window cannot close (and new requests enter the queues) between
+  // the check and the grant.
+  std::lock_guard lk(recovery_mu_);
+  if (recovering_.load() && std::chrono::steady_clock::now() >= recovery_end_) end_recovery_locked();
+  if (!recovering_.load()) {
+    refused_replays_.fetch_add(1);
+    return Status::Aborted("lustre mds: " + what + " was replayed after the recovery window (" +
+                           std::to_string(opts_.recovery_window.count()) +
+                           " ms) closed: others may have been granted its bytes; it is lost");
+  }
+  Status s = h.inode->locks.replay(LockOwner{req.client_id(), req.handle()}, req.lock_id(),
+                                   req.lock_exclusive() ? RangeLockMode::kExclusive : RangeLockMode::kShared,
+                                   req.lock_start(), req.lock_end());
+  if (!s) {
+    refused_replays_.fetch_add(1);
+    if (opts_.log) opts_.log("recovery: refused replay of " + what + ": " + s.message());
+    return s;
+  }
+  replayed_locks_.fetch_add(1);
+  return pb::MdsReply();
 }
 
 size_t MdsService::open_handles() const {
@@ -907,7 +1269,7 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
   if (Status s = validate_mds_request(req, fs_->target_count()); !s) return {s, {}, 0};
   if (req.client_id() != 0 && call.connection != 0) note_connection(call.connection, req.client_id(), req.session_grace_ms());
   (void)Mds::take_redirect();
-  auto rep = run_once(req, identity_of(req), call.reply_buffer.size());
+  auto rep = run_once(req, identity_of(req), call.reply_buffer.size(), &call.peer_gone);
   if (!rep && rep.status().code() == Code::kAborted) {
     // The path leads through a directory on another MDT: the client goes on there.
     if (auto r = Mds::take_redirect()) {
@@ -929,7 +1291,8 @@ transport::ServerResult MdsService::handle(const transport::ServerCall& call) {
   return {Status::ok(), {}, n};
 }
 
-Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
+Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity,
+                                          const std::function<bool()>* peer_gone) {
   bool mutation = false;
   switch (req.op()) {
     case pb::MdsRequest::MKDIR:
@@ -953,7 +1316,7 @@ Result<pb::MdsReply> MdsService::run_once(const pb::MdsRequest& req, const Ident
     default:
       break;
   }
-  if (!mutation || req.client_id() == 0 || req.xid() == 0) return dispatch(req, id, reply_capacity);
+  if (!mutation || req.client_id() == 0 || req.xid() == 0) return dispatch(req, id, reply_capacity, peer_gone);
   decltype(running_)::accessor running;
   running_.insert(running, {req.client_id(), req.xid()});  // waits while a copy of it runs
   struct Done {
@@ -1015,7 +1378,7 @@ Result<MdsService::Handle> MdsService::own_handle(const pb::MdsRequest& req) con
   return a->second;
 }
 
-Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
+Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req, const std::function<bool()>* peer_gone) {
   STOR_ASSIGN_OR_RETURN(Handle h, own_handle(req));
   if (req.lock_exclusive() && !h.writable)
     return Status::PermissionDenied("lustre mds: an exclusive extent lock needs a handle open for writing");
@@ -1024,10 +1387,15 @@ Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
   const auto deadline = std::chrono::steady_clock::now() +
                         std::min<std::chrono::milliseconds>(std::chrono::milliseconds(req.lock_wait_ms()),
                                                             opts_.max_lock_wait);
+  // After a restart, locks granted before it are replayed first: a new request must not take
+  // bytes a client still holds but has not replayed yet.
+  if (recovering_.load()) STOR_RETURN_IF_ERROR(wait_recovery(deadline, peer_gone));
+  static const std::function<bool()> kNever;
   STOR_ASSIGN_OR_RETURN(uint64_t id, h.inode->locks.lock(owner, req.xid(),
                                                          req.lock_exclusive() ? RangeLockMode::kExclusive
                                                                               : RangeLockMode::kShared,
-                                                         req.lock_start(), req.lock_end(), deadline));
+                                                         req.lock_start(), req.lock_end(), deadline,
+                                                         peer_gone ? *peer_gone : kNever));
   // The handle may have closed (or its session expired) while this waited: its locks went with
   // it, and this one must not outlive it.
   if (!own_handle(req)) {
@@ -1039,7 +1407,8 @@ Result<pb::MdsReply> MdsService::lock(const pb::MdsRequest& req) {
   return rep;
 }
 
-Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity) {
+Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity,
+                                          const std::function<bool()>* peer_gone) {
   pb::MdsReply rep;
   if (mdt_count_ < 2 && (req.op() == pb::MdsRequest::PEER_MKDIR || req.op() == pb::MdsRequest::PEER_RMDIR ||
                          req.op() == pb::MdsRequest::PEER_LINK || req.op() == pb::MdsRequest::PEER_UNLINK))
@@ -1148,6 +1517,7 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
                                                         req.has_layout() ? &req.layout() : nullptr));
       // Clients write objects without telling the MDS first: unlink must always look for them.
       opened.inode->may_have_objects = true;
+      note_handles_exist();
       const uint64_t h = (random_u64() & ~0xffffffull) | (g_handle_seq.fetch_add(1) & 0xffffff);
       {
         HandleShard& sh = shard(h);
@@ -1212,7 +1582,15 @@ Result<pb::MdsReply> MdsService::dispatch(const pb::MdsRequest& req, const Ident
       return rep;
     }
     case pb::MdsRequest::LOCK:
-      return lock(req);
+      return lock(req, peer_gone);
+    case pb::MdsRequest::CONNECT:
+      rep.set_server_instance(instance_);
+      rep.set_recovering(recovering());
+      return rep;
+    case pb::MdsRequest::REPLAY_OPEN:
+      return replay_open(req, id);
+    case pb::MdsRequest::REPLAY_LOCK:
+      return replay_lock(req);
     case pb::MdsRequest::UNLOCK: {
       // Unknown handle: closed, expired or from before a restart; its locks went with it.
       auto h = own_handle(req);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -56,10 +57,44 @@ class MdsConnection {
   // Numbers the request (client_id, xid), sends it and parses the reply. On a lost connection
   // it reconnects and resends the same request (same xid) until reconnect_timeout has passed
   // without an answer, then fails with Unavailable. Errors the MDS sent come back as is.
-  Result<pb::MdsReply> call(pb::MdsRequest req);
+  // instance: set to the server instance (MDS process) that answered.
+  Result<pb::MdsReply> call(pb::MdsRequest req, uint64_t* instance = nullptr);
   const std::string& endpoint() const { return endpoint_; }
   uint64_t client_id() const { return client_id_; }
   std::chrono::milliseconds lock_timeout() const { return lock_timeout_; }
+
+  // ---- Recovery: what this client replays to a restarted MDS (docs/lustre.md "Lock replay") ----
+  // Every new connection starts with CONNECT; when the MDS's instance id differs from the one
+  // the client knew, the connection first replays every tracked open handle and its granted
+  // locks, and the client's other calls wait for that. A background watcher reconnects as soon
+  // as the MDS's connections close while anything is tracked, so a client that holds a lock but
+  // makes no call still replays within the recovery window.
+  struct TrackedLock {
+    uint64_t id = 0;
+    bool exclusive = false;
+    uint64_t start = 0, end = 0;
+  };
+  struct TrackedOpen {
+    uint64_t handle = 0, ino = 0;
+    bool writable = false;
+    Identity id;
+    std::atomic<uint64_t> size{0};    // what the handle's writes reached
+    std::atomic<bool> dirty{false};   // grown since the last merge with the MDS
+    // Guarded by the connection's reg_mu_:
+    std::map<uint64_t, TrackedLock> locks;
+    std::map<uint64_t, std::string> lost;  // lock id -> why its replay failed
+  };
+  // instance: the MDS instance that answered the OPEN / LOCK. If it is not the one the tracked
+  // state was (or is being) replayed to, the item is replayed on its own now; failing that, it
+  // is forgotten and the error returned (the lock or handle did not survive the restart).
+  Status track_open(const std::shared_ptr<TrackedOpen>& open, uint64_t instance);
+  void untrack_open(uint64_t handle);
+  Status track_lock(uint64_t handle, const TrackedLock& lock, uint64_t instance);
+  // Forgets the lock; Aborted when it had been lost in a restart (its bytes were not protected
+  // since), naming why.
+  Status untrack_lock(uint64_t handle, uint64_t id);
+  // Restarts of the MDS seen and replayed to (tests, stats).
+  uint64_t replays() const { return replays_.load(); }
 
  private:
   MdsConnection(std::string endpoint, std::unique_ptr<transport::Transport> t, std::chrono::milliseconds rt,
@@ -67,9 +102,19 @@ class MdsConnection {
   struct Pooled {
     std::unique_ptr<transport::Channel> ch;
     std::vector<std::byte> buf;
+    uint64_t instance = 0;  // the MDS process on the other end (CONNECT)
   };
   Result<std::unique_ptr<Pooled>> acquire();
   void release(std::unique_ptr<Pooled> p);
+  // Numbers a request of this client (client_id, a fresh xid, grace).
+  void stamp(pb::MdsRequest& req, uint64_t xid);
+  // CONNECT on a new channel, then the replay if the MDS restarted. A failure leaves the
+  // channel unusable (the caller reconnects).
+  Status handshake(Pooled& p);
+  Result<pb::MdsReply> call_on(Pooled& p, pb::MdsRequest req);
+  pb::MdsRequest replay_open_request(const TrackedOpen& o);
+  pb::MdsRequest replay_lock_request(const TrackedOpen& o, const TrackedLock& l);
+  void watch();  // the watcher thread
 
   const std::string endpoint_;
   std::unique_ptr<transport::Transport> transport_;
@@ -80,6 +125,17 @@ class MdsConnection {
   std::mutex mu_;
   std::vector<std::unique_ptr<Pooled>> idle_;
   std::set<uint64_t> inflight_;  // xids sent and not answered yet (min_inflight_xid)
+
+  // Recovery state, guarded by reg_mu_.
+  enum class Replay { kDone, kNeeded, kRunning };
+  std::mutex reg_mu_;
+  std::condition_variable reg_cv_;
+  std::unordered_map<uint64_t, std::shared_ptr<TrackedOpen>> opens_;  // by handle
+  uint64_t instance_ = 0;  // the MDS instance the tracked state was (or is being) replayed to
+  Replay replay_ = Replay::kDone;
+  bool stopping_ = false;
+  std::thread watcher_;  // started with the first tracked handle
+  std::atomic<uint64_t> replays_{0};
 };
 
 // The MetadataClient of a cluster mount: one connection per MDT (MDT 0 first). Requests go to
@@ -109,6 +165,11 @@ struct MdsServiceOptions {
   // rmdir coordinated here: "intent" (logged, other MDT not asked), "peer" (the other MDT did
   // its part, not committed here), "commit" (committed, not replied).
   std::string crash_point;
+  // Recovery (docs/lustre.md "Lock replay"): after a start that may have left clients holding
+  // open handles and extent locks here (a crash, or a clean stop with handles open), new LOCK
+  // requests wait this long while clients replay what they held.
+  std::chrono::milliseconds recovery_window{5000};
+  std::function<void(const std::string&)> log;  // recovery events, refused replays
 };
 
 // The request handler of a stor-mds: thread-safe (connections call it concurrently; the Mds
@@ -140,6 +201,13 @@ class MdsService {
   size_t sessions() const;
   // Resent mutations answered from the reply cache instead of running again.
   uint64_t resends_answered() const { return resends_answered_.load(); }
+  // Recovery: this process's instance id (CONNECT), whether the window is still open, and
+  // what clients replayed into it.
+  uint64_t instance() const { return instance_; }
+  bool recovering();
+  uint64_t replayed_handles() const { return replayed_handles_.load(); }
+  uint64_t replayed_locks() const { return replayed_locks_.load(); }
+  uint64_t refused_replays() const { return refused_replays_.load(); }
 
  private:
   struct Handle {
@@ -147,9 +215,12 @@ class MdsService {
     uint64_t client_id = 0;
     bool writable = false;
   };
-  Result<pb::MdsReply> dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  // peer_gone: the transport's probe of the caller's connection (null: cannot tell).
+  Result<pb::MdsReply> dispatch(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity,
+                                const std::function<bool()>* peer_gone = nullptr);
   // A mutation: at most once per (client, xid), also across MDS restarts (Mds reply cache).
-  Result<pb::MdsReply> run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity);
+  Result<pb::MdsReply> run_once(const pb::MdsRequest& req, const Identity& id, size_t reply_capacity,
+                                const std::function<bool()>* peer_gone = nullptr);
   struct PairHash {
     static size_t hash(const std::pair<uint64_t, uint64_t>& k) { return std::hash<uint64_t>()(k.first * 0x9e3779b97f4a7c15ull ^ k.second); }
     static bool equal(const std::pair<uint64_t, uint64_t>& a, const std::pair<uint64_t, uint64_t>& b) { return a == b; }
@@ -163,7 +234,16 @@ class MdsService {
   Result<InodeRef> handle_inode(const pb::MdsRequest& req, const Identity& id, bool release, bool write);
   // The handle req names if this MDS opened it for req's client (NotFound otherwise).
   Result<Handle> own_handle(const pb::MdsRequest& req) const;
-  Result<pb::MdsReply> lock(const pb::MdsRequest& req);
+  Result<pb::MdsReply> lock(const pb::MdsRequest& req, const std::function<bool()>* peer_gone);
+  Result<pb::MdsReply> replay_open(const pb::MdsRequest& req, const Identity& id);
+  Result<pb::MdsReply> replay_lock(const pb::MdsRequest& req);
+  // A new LOCK waits here while the recovery window is open (Timeout at deadline, Aborted when
+  // its client hung up).
+  Status wait_recovery(std::chrono::steady_clock::time_point deadline, const std::function<bool()>* peer_gone);
+  void end_recovery_locked();  // caller holds recovery_mu_
+  // MDT_DIR/recovery exists while clients may hold handles of this MDS (docs/lustre.md).
+  std::string recovery_marker() const;
+  void note_handles_exist();
   Identity identity_of(const pb::MdsRequest& req) const;
 
   // Sessions: the client's connection is recorded once per (connection, client).
@@ -175,6 +255,14 @@ class MdsService {
   std::shared_ptr<FileSystem> fs_;
   Mds& mds_;
   const MdsServiceOptions opts_;
+
+  // ---- Recovery (lock replay) ----
+  const uint64_t instance_;
+  std::atomic<bool> recovering_{false};  // the window is open (also read without the mutex)
+  std::mutex recovery_mu_;               // window end vs. replays entering the lock queues
+  std::chrono::steady_clock::time_point recovery_end_{};
+  std::once_flag marker_once_;
+  std::atomic<uint64_t> replayed_handles_{0}, replayed_locks_{0}, refused_replays_{0};
 
   // ---- Several MDTs ----
   uint32_t mdt_count_ = 1;

@@ -41,6 +41,10 @@ struct MdsServerOptions {
   // Fault injection for the cross-MDT protocol (stor-mds --crash-point): SIGKILL at "intent",
   // "peer" or "commit" of a cross-MDT mkdir/rmdir this server coordinates (docs/lustre.md).
   std::string crash_point;
+  // Recovery (docs/lustre.md "Lock replay"): after a start that follows a crash, or a clean stop
+  // with open handles, clients replay their open handles and extent locks; new lock requests
+  // wait this long for them (stor-mds --recovery-window-ms).
+  std::chrono::milliseconds recovery_window{5000};
 };
 
 // A running metadata server. It holds ROOT/mdt/lock (an embedded mount of ROOT in another

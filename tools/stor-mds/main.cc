@@ -26,6 +26,7 @@ void usage(FILE* out) {
                "usage: stor-mds --root ROOT --listen tcp://HOST:PORT (--key-file FILE | --insecure-no-auth)\n"
                "                [--no-root-squash] [--squash-uid N] [--squash-gid N]\n"
                "                [--timeout-ms N] [--max-connections N] [--plain-sockets] [--mdt-index K]\n"
+               "                [--recovery-window-ms N]\n"
                "  --root ROOT         file system made by `stctl mkfs ROOT --remote tcp://... --remote ...` (remote targets)\n"
                "  --listen ENDPOINT   tcp://HOST:PORT (port 0: any free port)\n"
                "  --key-file FILE     shared key (mode 0600; mkfs writes ROOT/mdt/target.key); clients must prove\n"
@@ -38,6 +39,8 @@ void usage(FILE* out) {
                "  --max-connections N connections served at once (1024; 0: no limit)\n"
                "  --plain-sockets     send/recv system calls instead of io_uring for socket I/O\n"
                "  --mdt-index K       serve MDT K of a file system made with several MDTs (ROOT/mdtK; default 0)\n"
+               "  --recovery-window-ms N  after a crash (or a stop with files open), how long new extent locks\n"
+               "                      wait for clients to replay the handles and locks they held (5000)\n"
                "  --crash-point STEP  fault injection: die (SIGKILL) at STEP (intent, peer, commit) of a cross-MDT\n"
                "                      mkdir/rmdir this MDT coordinates\n"
                "  --crash-after-mutations N  fault injection for recovery tests: die (SIGKILL) right after\n"
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
     else if (a == "--plain-sockets") o.io_uring = false;
     else if (a == "--mdt-index" && parse_number(value(), n, 255)) o.mdt_index = static_cast<uint32_t>(n);
     else if (a == "--crash-point") o.crash_point = value();
+    else if (a == "--recovery-window-ms" && parse_number(value(), n, 3600 * 1000)) o.recovery_window = std::chrono::milliseconds(n);
     else if (a == "--crash-after-mutations" && parse_number(value(), n)) o.crash_after_mutations = n;
     else if (a == "--help" || a == "-h") {
       usage(stdout);

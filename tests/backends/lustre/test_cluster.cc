@@ -19,6 +19,7 @@
 #include <chrono>
 #include <csignal>
 #include <mutex>
+#include <utility>
 
 #include "backends/lustre/fs.h"
 #include "backends/lustre/lustre_admin.h"
@@ -185,6 +186,47 @@ int child_main() {
     if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 33;
     for (;;) ::pause();  // until kill -9
   }
+  if (std::string(role) == "queued" || std::string(role) == "contender") {
+    // queued: opens DIR/locked.bin (says 'o'), then asks for an exclusive lock of [0, 200) and
+    // waits for it (says 'l' if ever granted) until kill -9; a long grace, so only the MDS
+    // noticing the closed connection can drop its request in time.
+    // contender: asks for [100, 101) exclusively (20 s), says 'g' once granted, closes, exits.
+    const bool queued = std::string(role) == "queued";
+    StoreOptions so;
+    so.settings["lustre.reconnect_timeout_ms"] = queued ? "30000" : "20000";
+    auto ls = Store::create(so);
+    if (!ls) return fail(40, ls.status());
+    auto f = (*ls)->open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(41, f.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    const int ack_fd = fd_text ? std::atoi(fd_text) : -1;
+    if (queued && ::write(ack_fd, "o", 1) != 1) return 42;
+    auto l = queued ? f->lock_range(0, 200, RangeLockMode::kExclusive, std::chrono::seconds(60))
+                    : f->lock_range(100, 1, RangeLockMode::kExclusive, std::chrono::seconds(20));
+    if (!l) return fail(43, l.status());
+    if (::write(ack_fd, queued ? "l" : "g", 1) != 1) return 44;
+    if (queued)
+      for (;;) ::pause();
+    if (Status u = f->unlock_range(*l); !u) return fail(45, u);
+    if (Status cl = f->close(); !cl) return fail(46, cl);
+    return 0;
+  }
+  if (std::string(role) == "holder") {
+    // Locks [0, 100) of DIR/locked.bin, says 'l', stops itself; once continued, unlocks and exits
+    // 0 if the unlock reported the lock lost in an MDS restart.
+    auto f = s.open(dir + "/locked.bin", kOpenRead | kOpenWrite | kOpenCreate);
+    if (!f) return fail(50, f.status());
+    auto l = f->lock_range(0, 100, RangeLockMode::kExclusive, std::chrono::seconds(10));
+    if (!l) return fail(51, l.status());
+    const char* fd_text = std::getenv("STOR_MDSD_ACK_FD");
+    if (!fd_text || ::write(std::atoi(fd_text), "l", 1) != 1) return 52;
+    ::raise(SIGSTOP);
+    Status u = f->unlock_range(*l);
+    if (u.code() != Code::kAborted || u.message().find("was lost when MDS") == std::string::npos) return fail(53, u);
+    if (Status again = f->unlock_range(*l); !again) return fail(54, again);  // reported once
+    if (Status cl = f->close(); !cl) return fail(55, cl);
+    return 0;
+  }
   if (std::string(role) == "mixed") {
     // Iteration j: create f{j} exclusively with data, rename it to g{j}, mkdir d{j}, and on odd
     // j remove g{j-1}. Each finished iteration is acknowledged with one byte on STOR_MDSD_ACK_FD.
@@ -230,6 +272,26 @@ void check_mixed(Store& s, const Cluster& c, const std::string& dir, int i) {
     CHECK(f->stat().value().size == data.size());
     CHECK(data == want_data);
   }
+}
+
+// One request to an in-process MdsService, as `client` over `connection` (grace_ms: the session
+// grace it announces; 0: the MDS's default).
+Result<pb::MdsReply> call_service(MdsService& svc, std::vector<std::byte>& buf, uint64_t& xid, uint64_t client,
+                                  uint64_t connection, pb::MdsRequest r, uint32_t grace_ms = 0) {
+  r.set_client_id(client);
+  r.set_xid(++xid);
+  r.set_session_grace_ms(grace_ms);
+  const std::string control = r.SerializeAsString();
+  transport::ServerCall c;
+  c.opcode = kMdsOpcode;
+  c.control = control;
+  c.reply_buffer = buf;
+  c.connection = connection;
+  auto res = svc.handle(c);
+  if (!res.status) return res.status;
+  pb::MdsReply rep;
+  REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
+  return rep;
 }
 
 }  // namespace
@@ -496,21 +558,8 @@ TEST_CASE("the MDS releases a client's handles and locks after its connections a
   std::vector<std::byte> buf(1 << 16);
   uint64_t xid = 0;
   // One request of `client` over `connection`; the client asks for a 100 ms grace.
-  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) -> Result<pb::MdsReply> {
-    r.set_client_id(client);
-    r.set_xid(++xid);
-    r.set_session_grace_ms(100);
-    const std::string control = r.SerializeAsString();
-    transport::ServerCall c;
-    c.opcode = kMdsOpcode;
-    c.control = control;
-    c.reply_buffer = buf;
-    c.connection = connection;
-    auto res = svc.handle(c);
-    if (!res.status) return res.status;
-    pb::MdsReply rep;
-    REQUIRE(rep.ParseFromArray(buf.data(), static_cast<int>(res.payload_len)));
-    return rep;
+  auto call = [&](uint64_t client, uint64_t connection, pb::MdsRequest r) {
+    return call_service(svc, buf, xid, client, connection, std::move(r), 100);
   };
   auto open_and_lock = [&](uint64_t client, uint64_t connection, const std::string& path) {
     pb::MdsRequest r;
@@ -714,7 +763,34 @@ namespace {
 // exclusive lock of bytes [0, 4096), says so with one byte on a pipe and waits to be killed.
 // Its reconnect grace is 300 ms (lustre.reconnect_timeout_ms), so the MDS releases its handle
 // and lock that long after its connections closed.
-pid_t spawn_locker(const Cluster& c, const std::string& dir) {
+// A client process of `role` ([.mdsd-child]) working in DIR; its acknowledgement bytes come on
+// ack_fd.
+struct Child {
+  pid_t pid = -1;
+  int ack_fd = -1;
+  ~Child() {
+    if (ack_fd >= 0) ::close(ack_fd);
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  // The next acknowledgement byte, or 0 when none came within `wait`.
+  char ack(std::chrono::milliseconds wait) const {
+    pollfd p{ack_fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(wait.count())) <= 0) return 0;
+    char b = 0;
+    return ::read(ack_fd, &b, 1) == 1 ? b : 0;
+  }
+  int wait_exit() {
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  }
+};
+
+std::unique_ptr<Child> spawn_child(const Cluster& c, const std::string& role, const std::string& dir) {
   const std::string exe = self_exe();
   int ack[2];
   REQUIRE(::pipe(ack) == 0);
@@ -723,7 +799,7 @@ pid_t spawn_locker(const Cluster& c, const std::string& dir) {
   if (pid == 0) {
     ::close(ack[0]);
     ::setenv("STOR_MDSD_ACK_FD", std::to_string(ack[1]).c_str(), 1);
-    ::setenv("STOR_MDSD_ROLE", "locker", 1);
+    ::setenv("STOR_MDSD_ROLE", role.c_str(), 1);
     ::setenv("STOR_MDSD_INDEX", "0", 1);
     ::setenv("STOR_MDSD_URI", dir.c_str(), 1);
     ::setenv("STOR_LUSTRE_KEY_FILE", c.key.c_str(), 1);
@@ -731,14 +807,18 @@ pid_t spawn_locker(const Cluster& c, const std::string& dir) {
     _exit(127);
   }
   ::close(ack[1]);
-  char b = 0;
-  ssize_t n;
-  do {
-    n = ::read(ack[0], &b, 1);
-  } while (n < 0 && errno == EINTR);
-  ::close(ack[0]);
-  REQUIRE(n == 1);  // the lock is held
-  return pid;
+  auto child = std::make_unique<Child>();
+  child->pid = pid;
+  child->ack_fd = ack[0];
+  return child;
+}
+
+pid_t spawn_locker(const Cluster& c, const std::string& dir) {
+  auto child = spawn_child(c, "locker", dir);
+  REQUIRE(child->ack(std::chrono::seconds(20)) == 'l');  // the lock is held
+  ::close(child->ack_fd);
+  child->ack_fd = -1;
+  return std::exchange(child->pid, -1);
 }
 
 uint64_t mds_counter(const Cluster& c, const char* name) {
@@ -851,4 +931,195 @@ TEST_CASE("stor-mds grants extent locks between clients", "[lustre][cluster][loc
     CHECK(mds_counter(c, "open_handles") == handles_before);
     REQUIRE(b.unlock_range(*got).is_ok());
   }
+}
+
+TEST_CASE("a queued lock request of a client that died leaves the queue at once", "[lustre][cluster][locks]") {
+  Cluster c;
+  c.start_mds();
+  auto store = c.store();
+  auto a = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto b = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite).value();
+  const uint64_t held = a.lock_range(0, 100, RangeLockMode::kExclusive, 5s).value();
+  // The child asks for [0, 200) and waits behind `held`; b's [150, 160) waits behind the child's
+  // request (first come, first served), though no granted lock covers those bytes.
+  auto child = spawn_child(c, "queued", c.uri(""));
+  REQUIRE(child->ack(20s) == 'o');
+  std::this_thread::sleep_for(300ms);  // its LOCK is queued at the MDS
+  std::atomic<int> granted{-1};
+  std::chrono::steady_clock::time_point granted_at;
+  std::thread behind([&] {
+    auto r = b.lock_range(150, 10, RangeLockMode::kExclusive, 20s);
+    granted_at = std::chrono::steady_clock::now();
+    granted = r.is_ok();
+    if (r) (void)b.unlock_range(*r);
+  });
+  std::this_thread::sleep_for(300ms);
+  CHECK(granted.load() == -1);
+  const auto killed_at = std::chrono::steady_clock::now();
+  REQUIRE(::kill(child->pid, SIGKILL) == 0);
+  child->wait_exit();
+  behind.join();
+  CHECK(granted.load() == 1);
+  // Its connection closed: the dead request went at once, not when `held` is released (never,
+  // here) nor after the child's 30 s grace.
+  CHECK(granted_at - killed_at < 3s);
+  REQUIRE(a.unlock_range(held).is_ok());
+}
+
+TEST_CASE("extent locks and open handles are replayed to a restarted MDS", "[lustre][cluster][locks][recovery]") {
+  Cluster c;
+  const std::vector<std::string> window = {"--recovery-window-ms", "1500"};
+  c.start_mds(window);
+  const std::string endpoint = c.mds->endpoint();
+  auto store = c.store();
+  auto a = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  auto data = stor::test::pattern(5000, 9);
+  REQUIRE(a.write(data.data(), data.size(), 0).value() == data.size());  // not merged: no sync
+  const uint64_t held = a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+  c.mds->kill(SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  c.start_mds(window, endpoint, c.base / "mds.log");
+  // A makes no call: its connection watcher replays the handle and the lock. B (another client
+  // process) asks for bytes A holds: not before A lets them go, not at the window's end.
+  auto contender = spawn_child(c, "contender", c.uri(""));
+  CHECK(contender->ack(3s) == 0);  // > the 1.5 s window
+  CHECK(mds_counter(c, "replayed_locks") == 1);
+  CHECK(mds_counter(c, "refused_replays") == 0);
+  CHECK(mds_counter(c, "recovering") == 0);
+  // The size A's writes reached came with the replayed handle (A never synced).
+  CHECK(store->stat(c.uri("/locked.bin")).value().size == data.size());
+  REQUIRE(a.unlock_range(held).is_ok());  // the same lock id, held all along
+  CHECK(contender->ack(10s) == 'g');
+  CHECK(contender->wait_exit() == 0);
+  // The handle still works after the restart: lock, unlock, close.
+  const uint64_t again = a.lock_range(0, 4096, RangeLockMode::kExclusive, 5s).value();
+  REQUIRE(a.unlock_range(again).is_ok());
+  REQUIRE(a.close().is_ok());
+  CHECK(mds_counter(c, "open_handles") == 0);
+  REQUIRE(c.mds->stop_cleanly());
+  std::ifstream in(c.base / "mds.log");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  INFO(text);
+  CHECK(text.find("recovery window closed: 1 open handle(s) and 1 extent lock(s) replayed, 0 replay(s) refused") !=
+        std::string::npos);
+}
+
+TEST_CASE("a lock replayed after the recovery window is lost, and its unlock says so", "[lustre][cluster][locks][recovery]") {
+  Cluster c;
+  c.start_mds();
+  const std::string endpoint = c.mds->endpoint();
+  auto store = c.store();
+  auto b = store->open(c.uri("/locked.bin"), kOpenRead | kOpenWrite | kOpenCreate).value();
+  // The holder locks [0, 100), then stops itself (SIGSTOP) until the restarted MDS's window is
+  // long over, so its replay is late for sure.
+  auto holder = spawn_child(c, "holder", c.uri(""));
+  REQUIRE(holder->ack(20s) == 'l');
+  int st = 0;
+  REQUIRE(::waitpid(holder->pid, &st, WUNTRACED) == holder->pid);
+  REQUIRE(WIFSTOPPED(st));
+  c.mds->kill(SIGKILL);
+  std::this_thread::sleep_for(200ms);
+  c.start_mds({"--recovery-window-ms", "100"}, endpoint);
+  // Nobody replayed [0, 100) in time: another client gets it once the window closed.
+  auto other = b.lock_range(50, 10, RangeLockMode::kExclusive, 5s);
+  REQUIRE(other.is_ok());
+  REQUIRE(::kill(holder->pid, SIGCONT) == 0);
+  // Its unlock reports the loss (exit 0: Aborted, "was lost when MDS"); its handle came back.
+  CHECK(holder->wait_exit() == 0);
+  CHECK(mds_counter(c, "refused_replays") == 1);
+  REQUIRE(b.unlock_range(*other).is_ok());
+  REQUIRE(b.close().is_ok());
+}
+
+TEST_CASE("the MDS grants replayed locks during its recovery window only, never two that conflict",
+          "[lustre][cluster][locks][recovery]") {
+  stor::test::TempDir dir;
+  MkfsOptions o;
+  o.targets = 2;
+  o.root_mode = 0777;
+  REQUIRE(mkfs(dir / "fs", o).is_ok());
+  std::vector<std::byte> buf(1 << 16);
+  uint64_t xid = 0;
+  auto call = [&](MdsService& svc, uint64_t client, pb::MdsRequest r) {
+    return call_service(svc, buf, xid, client, client, std::move(r));
+  };
+  auto replay_open = [](uint64_t handle, uint64_t ino) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::REPLAY_OPEN);
+    r.set_handle(handle);
+    r.set_ino(ino);
+    r.set_flags(kOpenWrite);
+    return r;
+  };
+  auto replay_lock = [](uint64_t handle, uint64_t ino, uint64_t id, uint64_t start, uint64_t end) {
+    pb::MdsRequest r;
+    r.set_op(pb::MdsRequest::REPLAY_LOCK);
+    r.set_handle(handle);
+    r.set_ino(ino);
+    r.set_lock_id(id);
+    r.set_lock_start(start);
+    r.set_lock_end(end);
+    r.set_lock_exclusive(true);
+    return r;
+  };
+  uint64_t ino = 0;
+  {
+    auto fs = FileSystem::mount(dir / "fs").value();
+    MdsService svc(fs, {});
+    CHECK_FALSE(svc.recovering());  // a fresh file system: nobody can hold anything
+    pb::MdsRequest open;
+    open.set_op(pb::MdsRequest::OPEN);
+    open.set_path("/f");
+    open.set_flags(kOpenRead | kOpenWrite | kOpenCreate);
+    open.set_mode(0666);
+    ino = call(svc, 1, open).value().attrs().ino();
+    pb::MdsRequest hello;
+    hello.set_op(pb::MdsRequest::CONNECT);
+    CHECK(call(svc, 1, hello).value().server_instance() == svc.instance());
+    // Stopped with a handle open: clients may replay after the next start.
+  }
+  auto fs = FileSystem::mount(dir / "fs").value();
+  std::vector<std::string> log;
+  std::mutex log_mu;
+  MdsServiceOptions so;
+  so.recovery_window = std::chrono::milliseconds(600);
+  so.log = [&](const std::string& m) {
+    std::lock_guard lk(log_mu);
+    log.push_back(m);
+  };
+  MdsService svc(fs, so);
+  REQUIRE(svc.recovering());
+  REQUIRE(call(svc, 1, replay_open(0x1000, ino)).is_ok());
+  REQUIRE(call(svc, 1, replay_open(0x1000, ino)).is_ok());  // again: idempotent
+  CHECK(call(svc, 2, replay_open(0x1000, ino)).status().code() == Code::kPermissionDenied);  // not client 2's
+  REQUIRE(call(svc, 2, replay_open(0x2000, ino)).is_ok());
+  CHECK(svc.open_handles() == 2);
+  REQUIRE(call(svc, 1, replay_lock(0x1000, ino, 77, 0, 100)).is_ok());
+  // Client 2 claims bytes client 1 replayed: both cannot have been granted.
+  CHECK(call(svc, 2, replay_lock(0x2000, ino, 78, 50, 150)).status().code() == Code::kCorruption);
+  CHECK(svc.refused_replays() == 1);
+  // A new request waits for the window's end, then queues behind the replayed lock.
+  pb::MdsRequest lock;
+  lock.set_op(pb::MdsRequest::LOCK);
+  lock.set_handle(0x2000);
+  lock.set_ino(ino);
+  lock.set_lock_start(200);
+  lock.set_lock_end(300);
+  lock.set_lock_exclusive(true);
+  lock.set_lock_wait_ms(100);
+  auto early = call(svc, 2, lock);
+  CHECK(early.status().code() == Code::kTimeout);
+  CHECK(early.status().message().find("recovery window") != std::string::npos);
+  lock.set_lock_wait_ms(5000);
+  CHECK(call(svc, 2, lock).is_ok());  // [200, 300): free once the window closed
+  CHECK_FALSE(svc.recovering());
+  CHECK(call(svc, 1, replay_lock(0x1000, ino, 79, 400, 500)).status().code() == Code::kAborted);  // too late
+  CHECK(svc.replayed_locks() == 1);
+  std::lock_guard lk(log_mu);
+  std::string all;
+  for (auto& m : log) all += m + "\n";
+  INFO(all);
+  CHECK(all.find("recovery: refused replay of extent lock 78") != std::string::npos);
+  CHECK(all.find("recovery window closed: 2 open handle(s) and 1 extent lock(s) replayed, 1 replay(s) refused") !=
+        std::string::npos);
 }

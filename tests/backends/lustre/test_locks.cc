@@ -149,3 +149,49 @@ TEST_CASE("embedded lustre:// mount: byte-range locks between handles", "[lustre
   waiter.join();
   CHECK(granted.load());
 }
+
+TEST_CASE("extent lock queue: a waiter whose client hung up leaves the queue at once", "[lustre][locks]") {
+  ExtentLockQueue q;
+  const uint64_t held = q.lock({1, 1}, 0, X, 0, 100, in(1s)).value();
+  std::atomic<bool> hung_up{false};
+  std::atomic<int> dead_code{-1}, behind_ok{-1};
+  // A dead client's request for [0, 200) waits behind the held lock; a live one for [150, 160)
+  // waits behind it (first come, first served), though nothing granted covers its bytes.
+  std::thread dead([&] {
+    auto r = q.lock({2, 2}, 7, X, 0, 200, in(20s), [&] { return hung_up.load(); });
+    dead_code = static_cast<int>(r.status().code());
+  });
+  std::this_thread::sleep_for(100ms);
+  std::thread behind([&] { behind_ok = q.lock({3, 3}, 0, X, 150, 160, in(20s)).is_ok(); });
+  std::this_thread::sleep_for(100ms);
+  CHECK(behind_ok.load() == -1);
+  const auto t0 = std::chrono::steady_clock::now();
+  hung_up = true;
+  behind.join();
+  dead.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);  // polled every kGonePoll, not at the 20 s deadline
+  CHECK(behind_ok.load() == 1);
+  CHECK(dead_code.load() == static_cast<int>(Code::kAborted));
+  CHECK(q.granted() == 2);  // the held lock and the live client's
+  CHECK(q.waiting() == 0);
+  CHECK(q.unlock(1, held));
+}
+
+TEST_CASE("extent lock queue: replayed locks keep their ids and never overlap", "[lustre][locks]") {
+  ExtentLockQueue q;
+  REQUIRE(q.replay({1, 10}, 500, X, 0, 100).is_ok());
+  CHECK(q.replay({1, 10}, 500, X, 0, 100).is_ok());  // the same replay again: no second lock
+  CHECK(q.granted() == 1);
+  REQUIRE(q.replay({2, 20}, 501, S, 100, 200).is_ok());
+  REQUIRE(q.replay({3, 30}, 502, S, 150, 250).is_ok());  // shared + shared
+  // Two exclusive locks of one range cannot both have been granted: refused, never granted twice.
+  auto clash = q.replay({4, 40}, 503, X, 50, 60);
+  CHECK(clash.code() == Code::kCorruption);
+  CHECK(clash.message().find("conflicts with lock 500") != std::string::npos);
+  CHECK(q.replay({4, 40}, 501, X, 300, 400).code() == Code::kCorruption);  // another lock's id
+  CHECK(q.granted() == 3);
+  // New requests queue behind replayed locks as behind any granted one.
+  CHECK(q.lock({5, 50}, 0, X, 90, 91, in(0ms)).status().code() == Code::kTimeout);
+  CHECK(q.unlock(1, 500));
+  CHECK(q.lock({5, 50}, 0, X, 90, 91, in(0ms)).is_ok());
+}
